@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/moby/moby/client"
+	"golang.org/x/term"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/orchestrator"
+)
+
+// app holds the global flags and the output streams of one invocation.
+type app struct {
+	stdout, stderr io.Writer
+	composeFile    string
+	configFile     string
+	json           bool
+	yes            bool
+}
+
+// say prints a line for people, on stderr.
+func (a *app) say(format string, v ...any) {
+	fmt.Fprintf(a.stderr, format+"\n", v...)
+}
+
+// progress prints orchestration steps as they happen.
+func (a *app) progress(line string) { a.say("%s", line) }
+
+// printJSON writes v as the command's one JSON document on stdout.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// loadProject reads the compose file and aidb.yaml the flags and
+// environment name.
+func (a *app) loadProject(ctx context.Context) (*compose.Project, error) {
+	file := a.composeFile
+	if file == "" {
+		file = os.Getenv("AIDB_COMPOSE_FILE")
+	}
+	cfg := a.configFile
+	if cfg == "" {
+		cfg = os.Getenv("AIDB_CONFIG")
+	}
+	return compose.Load(ctx, compose.Options{ComposeFile: file, ConfigFile: cfg, Env: os.Environ()})
+}
+
+// session is a loaded project on a connected engine.
+type session struct {
+	project *compose.Project
+	docker  *client.Client
+	orch    *orchestrator.Orchestrator
+}
+
+func (s *session) Close() error { return s.docker.Close() }
+
+// open loads the project, then connects to the engine: bad configuration
+// is reported before the engine is needed.
+func (a *app) open(ctx context.Context) (*session, error) {
+	p, err := a.loadProject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := orchestrator.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, err := orchestrator.New(d, p, orchestrator.WithProgress(a.progress))
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return &session{project: p, docker: d, orch: o}, nil
+}
+
+// confirm asks a yes/no question on the terminal; with --yes it does not
+// ask. Without a terminal to ask on, it refuses (exit 2).
+func (a *app) confirm(question string) error {
+	if a.yes {
+		return nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return exitcode.BadInput(errors.New(question + ": no terminal to ask on; pass --yes to go ahead"))
+	}
+	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+		return exitcode.BadInput(errors.New("not confirmed; nothing was changed"))
+	}
+	return nil
+}

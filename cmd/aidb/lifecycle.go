@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/orchestrator"
+)
+
+func (a *app) upCommand() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "up [db...]",
+		Short: "Bring the databases up and ready (image, network, volume, container, SELECT 1)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			dbs, err := s.project.Select(args)
+			if err != nil {
+				return err
+			}
+			if timeout != 0 {
+				if timeout < 0 {
+					return exitcode.BadInput(fmt.Errorf("--timeout %s: must be positive", timeout))
+				}
+				s.project.ReadyTimeout = timeout
+			}
+			if err := s.orch.Up(cmd.Context(), dbs); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printStatus(cmd, s, dbs)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each database to answer SELECT 1 (default: ready_timeout in aidb.yaml, 60s)")
+	return cmd
+}
+
+func (a *app) downCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "down [db...]",
+		Short: "Stop the databases, keeping their containers and volumes (data)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			dbs, err := s.project.Select(args)
+			if err != nil {
+				return err
+			}
+			return s.orch.Down(cmd.Context(), dbs)
+		},
+	}
+}
+
+func (a *app) nukeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "nuke [db...]",
+		Short: "Remove the databases' containers and volumes (all their data), and the project network",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			dbs, err := s.project.Select(args)
+			if err != nil {
+				return err
+			}
+			names := make([]string, len(dbs))
+			for i, db := range dbs {
+				names[i] = db.Name
+			}
+			if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
+				return err
+			}
+			rm, err := s.orch.Nuke(cmd.Context(), dbs, len(args) == 0)
+			if a.json {
+				if jerr := a.printJSON(rm); jerr != nil && err == nil {
+					err = jerr
+				}
+			} else {
+				a.say("removed %d container(s), %d volume(s), %d network(s) of project %s", len(rm.Containers), len(rm.Volumes), len(rm.Networks), s.project.Name)
+			}
+			return err
+		},
+	}
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [db...]",
+		Short: "Show each database's container, state, readiness and URL",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			dbs, err := s.project.Select(args)
+			if err != nil {
+				return err
+			}
+			return a.printStatus(cmd, s, dbs)
+		},
+	}
+}
+
+func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database) error {
+	st, err := s.orch.Status(cmd.Context(), dbs)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(struct {
+			Databases []orchestrator.Status `json:"databases"`
+		}{st})
+	}
+	w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "DATABASE\tSTATE\tREADY\tCONTAINER\tIMAGE\tPORT\tURL")
+	for _, x := range st {
+		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%d\t%s\n", x.Name, x.State, x.Ready, x.Container, x.Image, x.Port, orchestrator.RedactURL(x.URL))
+	}
+	return w.Flush()
+}
+
+func (a *app) imageCommand() *cobra.Command {
+	img := &cobra.Command{Use: "image", Short: "Manage the PostgreSQL images aidb runs"}
+	img.AddCommand(&cobra.Command{
+		Use:   "build [db...]",
+		Short: "Build the databases' PostgreSQL image locally from Debian's packages (needs root and debootstrap)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			dbs, err := s.project.Select(args)
+			if err != nil {
+				return err
+			}
+			built := map[string]string{}
+			for _, db := range dbs {
+				major, err := orchestrator.ImageMajor(db.Image)
+				if err != nil {
+					return exitcode.BadInput(err)
+				}
+				if _, done := built[major]; done {
+					continue
+				}
+				ref, err := s.orch.BuildImage(cmd.Context(), major)
+				if err != nil {
+					return err
+				}
+				built[major] = ref
+				a.say("built %s (stands in for %s when it cannot be pulled)", ref, db.Image)
+			}
+			if a.json {
+				return a.printJSON(struct {
+					Images []string `json:"images"`
+				}{slices.Sorted(maps.Values(built))})
+			}
+			return nil
+		},
+	})
+	return img
+}
+

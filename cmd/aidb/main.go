@@ -1,0 +1,92 @@
+// Command aidb keeps an application's PostgreSQL databases alive in Docker,
+// migrated, backed up and provably restorable. This package only parses
+// flags, talks to people (stderr) and machines (--json on stdout), and maps
+// errors to exit codes; the work is done in the library packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aidb/aidb/exitcode"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := &app{stdout: stdout, stderr: stderr}
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stderr)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitcode.OK
+	}
+	code := exitcode.Of(err)
+	var usage *usageError
+	if errors.As(err, &usage) {
+		code = exitcode.Usage
+	}
+	if code == exitcode.Interrupted {
+		fmt.Fprintln(stderr, "aidb: interrupted; this run's partial work was undone")
+		return code
+	}
+	fmt.Fprintf(stderr, "aidb: %v\n", err)
+	return code
+}
+
+// usageError marks a command-line mistake cobra reports (unknown flag,
+// wrong argument count): exit 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() + " (see aidb --help)" }
+func (e *usageError) Unwrap() error { return e.err }
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "aidb",
+		Short: "Keep PostgreSQL databases in Docker alive, migrated, backed up and provably restorable",
+		Long: `aidb runs the databases of a compose project (by default rulesdb and memorydb)
+on the Docker engine, and backs them up and restores them with proof.
+
+Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
+3 verification found a difference.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	f := root.PersistentFlags()
+	f.StringVarP(&a.composeFile, "file", "f", "", "compose file (default: AIDB_COMPOSE_FILE, else the embedded default)")
+	f.StringVar(&a.configFile, "config", "", "aidb.yaml (default: AIDB_CONFIG, else ./aidb.yaml, else the embedded default)")
+	f.BoolVar(&a.json, "json", false, "print one JSON document on stdout")
+	f.BoolVar(&a.yes, "yes", false, "do not ask before removing or replacing data")
+	root.AddCommand(a.upCommand(), a.downCommand(), a.nukeCommand(), a.statusCommand(), a.imageCommand())
+	return root
+}
+
+// args wraps a cobra argument validator so its errors exit 2.
+func args(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := v(cmd, a); err != nil {
+			return &usageError{err}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,344 @@
+// Package compose loads what aidb manages: the compose file (the source of
+// truth for services: image, environment, volumes, ports, healthcheck) and
+// aidb.yaml (which services are databases, their migrations, the backup
+// folder), each from the embedded default or a file the user names.
+package compose
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/dotenv"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/aidb/aidb/exitcode"
+)
+
+//go:embed docker-compose.yaml
+var defaultCompose []byte
+
+//go:embed aidb.yaml
+var defaultConfig []byte
+
+// DefaultComposeName is how the embedded compose file is named in messages.
+const DefaultComposeName = "(embedded) docker-compose.yaml"
+
+// PostgresPort is the port PostgreSQL listens on inside its container.
+const PostgresPort = 5432
+
+// Options says where to load from. Zero values mean the embedded defaults and
+// the current directory.
+type Options struct {
+	// ComposeFile is the compose file; empty: the embedded default.
+	ComposeFile string
+	// ConfigFile is aidb.yaml; empty: aidb.yaml in WorkingDir if present,
+	// else the embedded default.
+	ConfigFile string
+	// WorkingDir resolves relative paths and holds .env; empty: the compose
+	// file's folder, or the current directory for the embedded default.
+	WorkingDir string
+	// Env is the environment (KEY=VALUE) for interpolation and aidb's own
+	// variables (AIDB_PROJECT, AIDB_BACKUP_DIR). It wins over .env, as in
+	// Docker Compose.
+	Env []string
+}
+
+// Project is a loaded compose project with aidb's settings.
+type Project struct {
+	// Name namespaces containers, volumes, networks and labels.
+	Name string
+	// ComposeFile names where services came from (a path or DefaultComposeName).
+	ComposeFile string
+	// ConfigFile names where aidb's settings came from.
+	ConfigFile string
+	// WorkingDir is the folder relative paths are resolved against.
+	WorkingDir string
+	// BackupDir is the absolute backup folder.
+	BackupDir string
+	// ReadyTimeout bounds the wait for a database to answer SELECT 1.
+	ReadyTimeout time.Duration
+	// Databases in name order.
+	Databases []Database
+	// Compose is the whole compose model, services included.
+	Compose *types.Project
+}
+
+// Database is one PostgreSQL service aidb manages.
+type Database struct {
+	// Name is aidb's name for it (rulesdb, memorydb).
+	Name string
+	// Service is the compose service running it.
+	Service string
+	// Migrations is the migration folder; empty: the embedded default set.
+	Migrations string
+	// Image is the configured image, e.g. postgres:15.
+	Image string
+	// User, Password and DBName come from POSTGRES_USER, POSTGRES_PASSWORD
+	// and POSTGRES_DB, with the official image's defaults.
+	User, Password, DBName string
+	// HostIP and HostPort are where PostgreSQL is published on the host;
+	// HostPort 0 means not published.
+	HostIP   string
+	HostPort int
+	// DataMount is the container path of the data volume (PGDATA's parent or
+	// PGDATA itself); empty when the service has no named volume.
+	DataMount string
+}
+
+// Select returns the named databases, or all of them for no names. An
+// unknown name is bad input: the error lists the known ones.
+func (p *Project) Select(names []string) ([]Database, error) {
+	if len(names) == 0 {
+		return p.Databases, nil
+	}
+	var out []Database
+	for _, n := range names {
+		db, ok := p.Database(n)
+		if !ok {
+			return nil, exitcode.BadInput(fmt.Errorf("unknown database %q: known databases are %s (from %s)", n, strings.Join(p.DatabaseNames(), ", "), p.ConfigFile))
+		}
+		out = append(out, db)
+	}
+	return out, nil
+}
+
+// Database returns the database with the given name.
+func (p *Project) Database(name string) (Database, bool) {
+	for _, db := range p.Databases {
+		if db.Name == name {
+			return db, true
+		}
+	}
+	return Database{}, false
+}
+
+// DatabaseNames lists the databases' names in order.
+func (p *Project) DatabaseNames() []string {
+	names := make([]string, len(p.Databases))
+	for i, db := range p.Databases {
+		names[i] = db.Name
+	}
+	return names
+}
+
+// Service returns the compose service of the given name.
+func (p *Project) Service(name string) (types.ServiceConfig, bool) {
+	s, err := p.Compose.GetService(name)
+	return s, err == nil
+}
+
+var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Load reads the compose file and aidb.yaml. Every problem with them is bad
+// input (exitcode.BadInput) naming the file, and the line where known.
+func Load(ctx context.Context, opts Options) (*Project, error) {
+	env := envMap(opts.Env)
+	wd, err := workingDir(opts)
+	if err != nil {
+		return nil, err
+	}
+
+	composeName, content := DefaultComposeName, defaultCompose
+	if opts.ComposeFile != "" {
+		composeName = opts.ComposeFile
+		if content, err = os.ReadFile(opts.ComposeFile); err != nil {
+			return nil, exitcode.BadInput(fmt.Errorf("read compose file: %w", err))
+		}
+	}
+
+	// .env in the working directory, under the process environment, as
+	// Docker Compose does (COMPOSE_DISABLE_ENV_FILE turns it off).
+	if dotEnv := filepath.Join(wd, ".env"); env["COMPOSE_DISABLE_ENV_FILE"] == "" {
+		if st, err := os.Stat(dotEnv); err == nil && !st.IsDir() {
+			fromFile, err := dotenv.GetEnvFromFile(env, []string{dotEnv})
+			if err != nil {
+				return nil, exitcode.BadInput(fmt.Errorf("read %s: %w", dotEnv, err))
+			}
+			for k, v := range fromFile {
+				if _, set := env[k]; !set {
+					env[k] = v
+				}
+			}
+		}
+	}
+
+	name := env["AIDB_PROJECT"]
+	if name != "" && !projectNameRE.MatchString(name) {
+		return nil, exitcode.BadInput(fmt.Errorf("AIDB_PROJECT=%q: a project name is lowercase letters, digits, '-' and '_', starting with a letter or digit", name))
+	}
+	cp, err := loader.LoadWithContext(ctx, types.ConfigDetails{
+		WorkingDir:  wd,
+		ConfigFiles: []types.ConfigFile{{Filename: composeName, Content: content}},
+		Environment: env,
+	}, func(o *loader.Options) {
+		if name != "" {
+			o.SetProjectName(name, true)
+		} else {
+			// Compose's default when the file names no project: the folder.
+			o.SetProjectName(loader.NormalizeProjectName(filepath.Base(wd)), false)
+		}
+	})
+	if err != nil {
+		return nil, exitcode.BadInput(fmt.Errorf("load compose file %s: %w", composeName, err))
+	}
+
+	cfgName, cfg, err := readConfig(opts.ConfigFile, wd)
+	if err != nil {
+		return nil, err
+	}
+	p := &Project{
+		Name:         cp.Name,
+		ComposeFile:  composeName,
+		ConfigFile:   cfgName,
+		WorkingDir:   wd,
+		ReadyTimeout: cfg.ReadyTimeout.Duration,
+		Compose:      cp,
+	}
+	p.BackupDir = cfg.BackupDir
+	if v := env["AIDB_BACKUP_DIR"]; v != "" {
+		p.BackupDir = v
+	}
+	if !filepath.IsAbs(p.BackupDir) {
+		p.BackupDir = filepath.Join(wd, p.BackupDir)
+	}
+
+	names := make([]string, 0, len(cfg.Databases))
+	for n := range cfg.Databases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		db, err := database(cp, n, cfg.Databases[n], wd)
+		if err != nil {
+			return nil, exitcode.BadInput(fmt.Errorf("%s: database %s: %w", cfgName, n, err))
+		}
+		p.Databases = append(p.Databases, db)
+	}
+	return p, nil
+}
+
+func workingDir(opts Options) (string, error) {
+	wd := opts.WorkingDir
+	if wd == "" && opts.ComposeFile != "" {
+		wd = filepath.Dir(opts.ComposeFile)
+	}
+	if wd == "" {
+		var err error
+		if wd, err = os.Getwd(); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Abs(wd)
+}
+
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// database derives what aidb needs from the compose service.
+func database(cp *types.Project, name string, dc DatabaseConfig, wd string) (Database, error) {
+	svcName := dc.Service
+	if svcName == "" {
+		svcName = name
+	}
+	svc, err := cp.GetService(svcName)
+	if err != nil {
+		return Database{}, fmt.Errorf("service %q is not in the compose file (services: %s)", svcName, strings.Join(cp.ServiceNames(), ", "))
+	}
+	if svc.Image == "" {
+		return Database{}, fmt.Errorf("service %q has no image: aidb runs database services from a PostgreSQL image", svcName)
+	}
+	getenv := func(k string) string {
+		if v := svc.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	db := Database{
+		Name:     name,
+		Service:  svcName,
+		Image:    svc.Image,
+		User:     getenv("POSTGRES_USER"),
+		Password: getenv("POSTGRES_PASSWORD"),
+		DBName:   getenv("POSTGRES_DB"),
+	}
+	if db.User == "" {
+		db.User = "postgres"
+	}
+	if db.DBName == "" {
+		db.DBName = db.User
+	}
+	if dc.Migrations != "" {
+		db.Migrations = dc.Migrations
+		if !filepath.IsAbs(db.Migrations) {
+			db.Migrations = filepath.Join(wd, db.Migrations)
+		}
+	}
+	for _, port := range svc.Ports {
+		if port.Target != PostgresPort || port.Published == "" {
+			continue
+		}
+		p, err := strconv.Atoi(port.Published)
+		if err != nil || p <= 0 || p > 65535 {
+			return Database{}, fmt.Errorf("service %q publishes port %q: aidb needs one host port number for %d", svcName, port.Published, PostgresPort)
+		}
+		db.HostIP, db.HostPort = port.HostIP, p
+		if db.HostIP == "" {
+			db.HostIP = "0.0.0.0"
+		}
+		break
+	}
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Source != "" {
+			db.DataMount = v.Target
+			break
+		}
+	}
+	return db, nil
+}
+
+// Config is aidb.yaml.
+type Config struct {
+	BackupDir    string                    `yaml:"backup_dir"`
+	ReadyTimeout duration                  `yaml:"ready_timeout"`
+	Databases    map[string]DatabaseConfig `yaml:"databases"`
+}
+
+// DatabaseConfig is one database in aidb.yaml.
+type DatabaseConfig struct {
+	// Service is the compose service; default: the database's name.
+	Service string `yaml:"service"`
+	// Migrations is the migration folder, relative to the working
+	// directory; default: the embedded set.
+	Migrations string `yaml:"migrations"`
+}
+
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v <= 0 {
+		return errors.New("a timeout must be positive, e.g. 60s")
+	}
+	d.Duration = v
+	return nil
+}

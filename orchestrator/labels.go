@@ -1,0 +1,67 @@
+// Package orchestrator runs a compose project's databases on a Docker
+// engine: images (present, pulled, or built locally from Debian's packages),
+// the project network, named volumes, containers and their readiness, and
+// the project-level up, down, nuke and status.
+//
+// Everything it creates carries the labels aidb.project, aidb.service and
+// aidb.role, and it finds and removes things by those labels only, never by
+// name pattern.
+package orchestrator
+
+import (
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+)
+
+// The labels on every container, volume and network aidb creates.
+const (
+	LabelProject    = "aidb.project"
+	LabelService    = "aidb.service"
+	LabelRole       = "aidb.role"
+	LabelConfigHash = "aidb.config-hash"
+)
+
+// Roles: what a labelled resource is for.
+const (
+	RoleDatabase = "database" // a database's long-lived container
+	RoleData     = "data"     // a database's named volume
+	RoleNetwork  = "network"  // the project network
+	RoleVerify   = "verify"   // a throwaway container restoring a backup
+)
+
+// Labels returns the labels for a resource of the project.
+func Labels(project, service, role string) map[string]string {
+	return map[string]string{LabelProject: project, LabelService: service, LabelRole: role}
+}
+
+// projectFilter selects the project's resources, optionally narrowed to
+// service and role (empty: any).
+func projectFilter(project, service, role string) client.Filters {
+	f := make(client.Filters).Add("label", LabelProject+"="+project)
+	if service != "" {
+		f.Add("label", LabelService+"="+service)
+	}
+	if role != "" {
+		f.Add("label", LabelRole+"="+role)
+	}
+	return f
+}
+
+// ContainerName is the database's container name: the compose
+// container_name if set, else <project>-<service>.
+func ContainerName(p *compose.Project, db compose.Database) string {
+	if svc, ok := p.Service(db.Service); ok && svc.ContainerName != "" {
+		return svc.ContainerName
+	}
+	return p.Name + "-" + db.Service
+}
+
+// NetworkName is the project network: compose's "default" network name,
+// <project>_default unless the file names it.
+func NetworkName(p *compose.Project) string {
+	if n, ok := p.Compose.Networks["default"]; ok && n.Name != "" {
+		return n.Name
+	}
+	return p.Name + "_default"
+}

@@ -1,0 +1,171 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+)
+
+// StopTimeout is how long Down lets PostgreSQL shut down before the engine
+// kills it.
+const StopTimeout = 30 * time.Second
+
+// Down stops the databases' containers and keeps them and their volumes, so
+// the next Up starts them again with their data. Missing or stopped
+// containers are fine.
+func (o *Orchestrator) Down(ctx context.Context, dbs []compose.Database) error {
+	existing, err := o.databaseContainers(ctx)
+	if err != nil {
+		return err
+	}
+	timeout := int(StopTimeout / time.Second)
+	var errs []error
+	for _, db := range dbs {
+		c, ok := existing[db.Service]
+		if !ok || c.State != container.StateRunning {
+			continue
+		}
+		o.progress(fmt.Sprintf("%s: stopping container %s", db.Name, ContainerName(o.project, db)))
+		if _, err := o.docker.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("stop %s: %w", db.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Removed lists what Nuke removed, by engine name.
+type Removed struct {
+	Containers []string `json:"containers"`
+	Volumes    []string `json:"volumes"`
+	Networks   []string `json:"networks"`
+}
+
+// Nuke removes the databases' containers and volumes, found by label. With
+// whole set (every database of the project), it removes everything labelled
+// with the project, the network included. Data in the removed volumes is
+// gone: callers take a safety backup first. NotFound counts as removed.
+func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole bool) (Removed, error) {
+	var rm Removed
+	var errs []error
+	services := []string{""}
+	if !whole {
+		services = services[:0]
+		for _, db := range dbs {
+			services = append(services, db.Service)
+		}
+	}
+	for _, svc := range services {
+		f := projectFilter(o.project.Name, svc, "")
+		cs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			return rm, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+		}
+		for _, c := range cs.Items {
+			if _, err := o.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
+				continue
+			}
+			rm.Containers = append(rm.Containers, containerName(c))
+		}
+		vs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+		if err != nil {
+			return rm, fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
+		}
+		for _, v := range vs.Items {
+			if _, err := o.docker.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+				continue
+			}
+			rm.Volumes = append(rm.Volumes, v.Name)
+		}
+		if svc != "" {
+			continue
+		}
+		ns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+		if err != nil {
+			return rm, fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
+		}
+		for _, n := range ns.Items {
+			if _, err := o.docker.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+				continue
+			}
+			rm.Networks = append(rm.Networks, n.Name)
+		}
+	}
+	return rm, errors.Join(errs...)
+}
+
+func containerName(c container.Summary) string {
+	if len(c.Names) > 0 {
+		return strings.TrimPrefix(c.Names[0], "/")
+	}
+	return c.ID[:12]
+}
+
+// Status is one database as it stands now.
+type Status struct {
+	Name      string `json:"name"`
+	Service   string `json:"service"`
+	State     string `json:"state"` // running, exited, created, ..., or "missing"
+	Ready     bool   `json:"ready"`
+	Image     string `json:"image"`
+	Container string `json:"container"`
+	Volume    string `json:"volume"`
+	Port      int    `json:"port"`
+	// URL is a working postgres:// URL on this host, password included
+	// (local development databases); never log it.
+	URL string `json:"url"`
+}
+
+// StatusReadyTimeout bounds the SELECT 1 a status check runs per database.
+const StatusReadyTimeout = 3 * time.Second
+
+// Status reports each database's container state and whether it answers
+// SELECT 1 (within StatusReadyTimeout).
+func (o *Orchestrator) Status(ctx context.Context, dbs []compose.Database) ([]Status, error) {
+	existing, err := o.databaseContainers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, 0, len(dbs))
+	for _, db := range dbs {
+		st := Status{
+			Name:      db.Name,
+			Service:   db.Service,
+			State:     "missing",
+			Image:     db.Image,
+			Container: ContainerName(o.project, db),
+			Port:      db.HostPort,
+			URL:       o.ConnString(db),
+		}
+		if svc, ok := o.project.Service(db.Service); ok {
+			for _, v := range svc.Volumes {
+				if v.Type == "volume" && v.Source != "" {
+					st.Volume = volumeName(o.project, v.Source)
+					break
+				}
+			}
+		}
+		if c, ok := existing[db.Service]; ok {
+			st.State = string(c.State)
+			st.Image = c.Image
+			st.Container = containerName(c)
+			if c.State == container.StateRunning {
+				pctx, cancel := context.WithTimeout(ctx, StatusReadyTimeout)
+				st.Ready = ping(pctx, st.URL) == nil
+				cancel()
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}

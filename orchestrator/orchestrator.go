@@ -1,0 +1,155 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/pgimage"
+)
+
+// Orchestrator drives one compose project's databases on one engine.
+type Orchestrator struct {
+	docker  *client.Client
+	project *compose.Project
+	log     *slog.Logger
+	// progress receives one line per step a person would want to see
+	// (pulling, building an image, waiting for a database).
+	progress func(string)
+	// buildImage builds a local PostgreSQL image of a major version when the
+	// configured image cannot be pulled; it returns the image reference.
+	buildImage func(ctx context.Context, major string) (string, error)
+	// pollInterval is the readiness poll interval.
+	pollInterval time.Duration
+}
+
+// Option configures an Orchestrator.
+type Option func(*Orchestrator) error
+
+// WithLogger sends diagnostics to l (default: discarded).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *Orchestrator) error {
+		if l == nil {
+			return errors.New("orchestrator: nil logger")
+		}
+		o.log = l
+		return nil
+	}
+}
+
+// WithProgress sends progress lines to fn (default: discarded).
+func WithProgress(fn func(string)) Option {
+	return func(o *Orchestrator) error {
+		if fn == nil {
+			return errors.New("orchestrator: nil progress function")
+		}
+		o.progress = fn
+		return nil
+	}
+}
+
+// WithPollInterval sets the readiness poll interval (default 100 ms).
+func WithPollInterval(d time.Duration) Option {
+	return func(o *Orchestrator) error {
+		if d <= 0 || d > 10*time.Second {
+			return fmt.Errorf("orchestrator: poll interval %s is outside (0, 10s]", d)
+		}
+		o.pollInterval = d
+		return nil
+	}
+}
+
+// New returns an Orchestrator for project on the engine behind docker.
+func New(docker *client.Client, project *compose.Project, opts ...Option) (*Orchestrator, error) {
+	if docker == nil || project == nil {
+		return nil, errors.New("orchestrator: docker client and project are required")
+	}
+	o := &Orchestrator{
+		docker:       docker,
+		project:      project,
+		log:          slog.New(slog.DiscardHandler),
+		progress:     func(string) {},
+		pollInterval: 100 * time.Millisecond,
+	}
+	o.buildImage = func(ctx context.Context, major string) (string, error) {
+		return pgimage.Build(ctx, Importer{Client: o.docker}, pgimage.Options{Major: major, Progress: o.progress, Logger: o.log})
+	}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Project is the project this orchestrator runs.
+func (o *Orchestrator) Project() *compose.Project { return o.project }
+
+// ConnString is the database's postgres:// URL as reached from this host:
+// the published port on the engine's host (127.0.0.1 for a local engine).
+// It holds the password: local development databases only; never log it.
+func (o *Orchestrator) ConnString(db compose.Database) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(db.User, db.Password),
+		Host:     engineHostIP(o.docker.DaemonHost(), db.HostIP) + ":" + strconv.Itoa(db.HostPort),
+		Path:     "/" + db.DBName,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// engineHostIP is the address published ports are reached at: the engine's
+// host for tcp:// and ssh:// engines, else the bound address, with the
+// wildcard replaced by loopback.
+func engineHostIP(daemonHost, hostIP string) string {
+	if u, err := url.Parse(daemonHost); err == nil && (u.Scheme == "tcp" || u.Scheme == "ssh") && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	if hostIP == "" || hostIP == "0.0.0.0" || hostIP == "::" {
+		return "127.0.0.1"
+	}
+	return hostIP
+}
+
+// RedactURL hides the password of a postgres:// URL, for messages.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// ImageMajor is the PostgreSQL major version an image reference asks for:
+// postgres:15, postgres:15.4-bookworm and pgvector/pgvector:pg15 all give 15.
+func ImageMajor(ref string) (string, error) {
+	tag := ""
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		tag = ref[i+1:]
+	}
+	tag = strings.TrimPrefix(tag, "pg")
+	end := 0
+	for end < len(tag) && tag[end] >= '0' && tag[end] <= '9' {
+		end++
+	}
+	if end == 0 {
+		return "", fmt.Errorf("image %q names no PostgreSQL major version in its tag: write one, e.g. postgres:15, so aidb can build a matching image when it cannot pull", ref)
+	}
+	return tag[:end], nil
+}
+
+func isLocalEngine(daemonHost string) bool {
+	return strings.HasPrefix(daemonHost, "unix://") || strings.HasPrefix(daemonHost, "npipe://")
+}

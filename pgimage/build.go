@@ -1,0 +1,316 @@
+// Package pgimage builds a PostgreSQL image from Debian's packages, for
+// machines that run a Docker engine but reach no container registry.
+//
+// The image is a debootstrap of the host's Debian release with
+// postgresql-<major>, imported with `docker import`, and an entrypoint that
+// honours the official postgres image's contract (see entrypoint.sh).
+package pgimage
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+)
+
+//go:embed entrypoint.sh
+var entrypoint []byte
+
+// LocalRepository is the repository local builds are tagged under:
+// aidb.local/postgres:<major>. The ".local" host can never be pulled from, so
+// the tag cannot be confused with a registry image.
+const LocalRepository = "aidb.local/postgres"
+
+// Tag is the image reference a local build of the given major gets.
+func Tag(major string) string { return LocalRepository + ":" + major }
+
+// Importer loads a root filesystem tarball as an image: the one engine call a
+// build needs (the moby client's ImageImport, adapted by the orchestrator).
+type Importer interface {
+	Import(ctx context.Context, tarball io.Reader, ref string, changes []string) error
+}
+
+// Options configures a build. Zero values take the host's settings.
+type Options struct {
+	// Major is the PostgreSQL major version, e.g. "15". Required.
+	Major string
+	// Suite is the Debian release to bootstrap; default: the host's
+	// VERSION_CODENAME from /etc/os-release.
+	Suite string
+	// Mirror is the Debian archive URL; default: AIDB_DEBIAN_MIRROR, else the
+	// first archive the host's apt sources name for Suite.
+	Mirror string
+	// Progress receives one line per step of the build (debootstrap's own
+	// lines included); nil discards them.
+	Progress func(line string)
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// ErrMajorNotShipped reports a major version the Debian release has no
+// postgresql-<major> package for.
+var ErrMajorNotShipped = errors.New("postgresql major version not shipped by this Debian release")
+
+// Build bootstraps, imports and tags Tag(opts.Major), and returns that tag.
+// It runs as long as debootstrap needs (about two minutes here) and stops
+// when ctx is cancelled; the temporary root filesystem is always removed.
+func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr error) {
+	if err := checkHost(); err != nil {
+		return "", err
+	}
+	if !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(opts.Major) {
+		return "", fmt.Errorf("build postgres image: major version %q is not a number like 15", opts.Major)
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	suite, mirror, err := resolveSource(opts.Suite, opts.Mirror)
+	if err != nil {
+		return "", err
+	}
+
+	root, err := os.MkdirTemp("", "aidb-pgimage-")
+	if err != nil {
+		return "", fmt.Errorf("build postgres image: %w", err)
+	}
+	defer func() {
+		if err := os.RemoveAll(root); err != nil && retErr == nil {
+			retErr = fmt.Errorf("remove build folder %s: %w", root, err)
+		}
+	}()
+
+	pkg := "postgresql-" + opts.Major
+	progress(fmt.Sprintf("debootstrap %s with %s from %s", suite, pkg, mirror))
+	if err := debootstrap(ctx, root, suite, mirror, pkg, progress); err != nil {
+		return "", err
+	}
+	progress("preparing the image filesystem")
+	if err := prepareRoot(root, opts.Major); err != nil {
+		return "", err
+	}
+
+	ref = Tag(opts.Major)
+	progress("importing " + ref)
+	if err := importRoot(ctx, imp, root, ref, opts.Major); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+func checkHost() error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("build postgres image: needs Linux (this is %s); pull an image on a machine that reaches a registry and load it with docker load", runtime.GOOS)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)")
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		return errors.New("build postgres image: debootstrap is not installed; run apt-get install debootstrap")
+	}
+	return nil
+}
+
+func debootstrap(ctx context.Context, root, suite, mirror, pkg string, progress func(string)) error {
+	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+pkg, suite, root, mirror)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start debootstrap: %w", err)
+	}
+	// Keep the tail for the error message; debootstrap prints "E: ..." last.
+	var tail []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		progress(line)
+		tail = append(tail, line)
+		if len(tail) > 15 {
+			tail = tail[1:]
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		text := strings.Join(tail, "\n")
+		if strings.Contains(text, "Couldn't find these debs") && strings.Contains(text, pkg) {
+			return fmt.Errorf("%w: Debian %s has no package %s; use the major it ships (apt-cache search '^postgresql-[0-9]+$' lists them)", ErrMajorNotShipped, suite, pkg)
+		}
+		return fmt.Errorf("debootstrap %s with %s: %w\n%s", suite, pkg, err, text)
+	}
+	return nil
+}
+
+// prepareRoot adds the entrypoint and removes what a server image does not
+// need: apt's caches and lists, documentation, and the "main" cluster that
+// Debian's postinst creates (the entrypoint makes its own in PGDATA).
+func prepareRoot(root, major string) error {
+	ep := filepath.Join(root, "usr/local/bin/docker-entrypoint.sh")
+	if err := os.MkdirAll(filepath.Dir(ep), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(ep, entrypoint, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "docker-entrypoint-initdb.d"), 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range []string{
+		"var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+		"usr/share/info", "var/lib/postgresql/" + major, "etc/postgresql/" + major,
+	} {
+		errs = append(errs, os.RemoveAll(filepath.Join(root, p)))
+	}
+	errs = append(errs, os.MkdirAll(filepath.Join(root, "var/lib/apt/lists/partial"), 0o755))
+	return errors.Join(errs...)
+}
+
+func importRoot(ctx context.Context, imp Importer, root, ref, major string) error {
+	bin := "/usr/lib/postgresql/" + major + "/bin"
+	changes := []string{
+		"ENV PATH=" + bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"ENV PGDATA=/var/lib/postgresql/data",
+		"ENV LANG=C.UTF-8",
+		"ENTRYPOINT [\"/usr/local/bin/docker-entrypoint.sh\"]",
+		"CMD [\"postgres\"]",
+		"EXPOSE 5432",
+		// No STOPSIGNAL: docker import does not take it; the orchestrator
+		// stops database containers with SIGINT (fast shutdown), as the
+		// official image's STOPSIGNAL does.
+		"LABEL aidb.image=postgres aidb.postgres.major=" + major,
+	}
+	tar := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", root, "-cf", "-", ".")
+	var stderr strings.Builder
+	tar.Stderr = &stderr
+	out, err := tar.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := tar.Start(); err != nil {
+		return fmt.Errorf("start tar: %w", err)
+	}
+	importErr := imp.Import(ctx, out, ref, changes)
+	// Drain so tar can finish even when the import stopped early.
+	_, _ = io.Copy(io.Discard, out)
+	tarErr := tar.Wait()
+	if importErr != nil {
+		return fmt.Errorf("import %s: %w", ref, importErr)
+	}
+	if tarErr != nil {
+		return fmt.Errorf("tar %s: %w: %s", root, tarErr, stderr.String())
+	}
+	return nil
+}
+
+// resolveSource finds the Debian suite and archive to bootstrap from.
+func resolveSource(suite, mirror string) (string, string, error) {
+	if suite == "" {
+		osRelease, err := os.ReadFile("/etc/os-release")
+		if err != nil {
+			return "", "", fmt.Errorf("build postgres image: read /etc/os-release: %w (is this Debian?)", err)
+		}
+		suite = osReleaseValue(string(osRelease), "VERSION_CODENAME")
+		if suite == "" || osReleaseValue(string(osRelease), "ID") != "debian" {
+			return "", "", errors.New("build postgres image: the host is not Debian; building needs Debian's debootstrap and archive")
+		}
+	}
+	if mirror == "" {
+		mirror = os.Getenv("AIDB_DEBIAN_MIRROR")
+	}
+	if mirror == "" {
+		mirror = aptMirror(suite)
+	}
+	if mirror == "" {
+		return "", "", fmt.Errorf("build postgres image: no apt source for %s found in /etc/apt; set AIDB_DEBIAN_MIRROR to a Debian archive URL", suite)
+	}
+	return suite, mirror, nil
+}
+
+func osReleaseValue(text, key string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return ""
+}
+
+// aptMirror returns the first archive the host's apt sources (one-line and
+// deb822 formats) name for suite.
+func aptMirror(suite string) string {
+	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			if m := deb822Mirror(string(b), suite); m != "" {
+				return m
+			}
+		}
+	}
+	lists, _ := filepath.Glob("/etc/apt/sources.list.d/*.list")
+	for _, f := range append([]string{"/etc/apt/sources.list"}, lists...) {
+		if b, err := os.ReadFile(f); err == nil {
+			if m := oneLineMirror(string(b), suite); m != "" {
+				return m
+			}
+		}
+	}
+	return ""
+}
+
+func deb822Mirror(text, suite string) string {
+	for _, stanza := range strings.Split(text, "\n\n") {
+		fields := map[string]string{}
+		for _, line := range strings.Split(stanza, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+				fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+		if !strings.Contains(" "+fields["Types"]+" ", " deb ") || fields["Enabled"] == "no" {
+			continue
+		}
+		for _, s := range strings.Fields(fields["Suites"]) {
+			if s == suite {
+				if uris := strings.Fields(fields["URIs"]); len(uris) > 0 {
+					return uris[0]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func oneLineMirror(text, suite string) string {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "deb" {
+			f = f[1:]
+			if len(f) > 0 && strings.HasPrefix(f[0], "[") { // options: [arch=amd64 signed-by=…]
+				for len(f) > 0 && !strings.HasSuffix(f[0], "]") {
+					f = f[1:]
+				}
+				if len(f) > 0 {
+					f = f[1:]
+				}
+			}
+			if len(f) >= 2 && f[1] == suite {
+				return f[0]
+			}
+		}
+	}
+	return ""
+}
