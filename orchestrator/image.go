@@ -11,11 +11,11 @@ import (
 	"github.com/aidb/aidb/pgimage"
 )
 
-// ensureImage returns the image to run for ref: ref itself when present or
+// EnsureImage returns the image to run for ref: ref itself when present or
 // pullable; otherwise a local build of the same PostgreSQL major
 // (pgimage.Tag), built now if it is not there yet. It says which image stands
 // in for which.
-func (o *Orchestrator) ensureImage(ctx context.Context, ref string) (string, error) {
+func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, error) {
 	if present, err := o.imagePresent(ctx, ref); err != nil || present {
 		return ref, err
 	}

@@ -43,8 +43,16 @@ type undo struct {
 	network    string
 }
 
-func (u *undo) addContainer(id string) { u.mu.Lock(); u.containers = append(u.containers, id); u.mu.Unlock() }
-func (u *undo) addVolume(name string)  { u.mu.Lock(); u.volumes = append(u.volumes, name); u.mu.Unlock() }
+func (u *undo) addContainer(id string) {
+	u.mu.Lock()
+	u.containers = append(u.containers, id)
+	u.mu.Unlock()
+}
+func (u *undo) addVolume(name string) {
+	u.mu.Lock()
+	u.volumes = append(u.volumes, name)
+	u.mu.Unlock()
+}
 
 // run removes what was recorded; NotFound counts as removed.
 func (u *undo) run(ctx context.Context, d *client.Client) error {
@@ -105,7 +113,7 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 		if _, done := images[db.Image]; done {
 			continue
 		}
-		ref, err := o.ensureImage(ctx, db.Image)
+		ref, err := o.EnsureImage(ctx, db.Image)
 		if err != nil {
 			return err
 		}

@@ -56,19 +56,26 @@ func (a *app) loadProject(ctx context.Context) (*compose.Project, error) {
 	return compose.Load(ctx, compose.Options{ComposeFile: file, ConfigFile: cfg, Env: os.Environ()})
 }
 
-// session is a loaded project on a connected engine.
+// session is a loaded project, the databases a command names, and the
+// connected engine.
 type session struct {
 	project *compose.Project
+	dbs     []compose.Database
 	docker  *client.Client
 	orch    *orchestrator.Orchestrator
 }
 
 func (s *session) Close() error { return s.docker.Close() }
 
-// open loads the project, then connects to the engine: bad configuration
-// is reported before the engine is needed.
-func (a *app) open(ctx context.Context) (*session, error) {
+// open loads the project and selects the named databases (none: all), then
+// connects to the engine: bad configuration and unknown names are reported
+// before the engine is needed.
+func (a *app) open(ctx context.Context, names []string) (*session, error) {
 	p, err := a.loadProject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dbs, err := p.Select(names)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +88,7 @@ func (a *app) open(ctx context.Context) (*session, error) {
 		_ = d.Close()
 		return nil, err
 	}
-	return &session{project: p, docker: d, orch: o}, nil
+	return &session{project: p, dbs: dbs, docker: d, orch: o}, nil
 }
 
 // confirm asks a yes/no question on the terminal; with --yes it does not

@@ -21,15 +21,12 @@ func (a *app) upCommand() *cobra.Command {
 		Use:   "up [db...]",
 		Short: "Bring the databases up and ready (image, network, volume, container, SELECT 1)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context())
+			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			dbs, err := s.project.Select(args)
-			if err != nil {
-				return err
-			}
+			dbs := s.dbs
 			if timeout != 0 {
 				if timeout < 0 {
 					return exitcode.BadInput(fmt.Errorf("--timeout %s: must be positive", timeout))
@@ -54,15 +51,12 @@ func (a *app) downCommand() *cobra.Command {
 		Use:   "down [db...]",
 		Short: "Stop the databases, keeping their containers and volumes (data)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context())
+			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			dbs, err := s.project.Select(args)
-			if err != nil {
-				return err
-			}
+			dbs := s.dbs
 			return s.orch.Down(cmd.Context(), dbs)
 		},
 	}
@@ -73,15 +67,12 @@ func (a *app) nukeCommand() *cobra.Command {
 		Use:   "nuke [db...]",
 		Short: "Remove the databases' containers and volumes (all their data), and the project network",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context())
+			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			dbs, err := s.project.Select(args)
-			if err != nil {
-				return err
-			}
+			dbs := s.dbs
 			names := make([]string, len(dbs))
 			for i, db := range dbs {
 				names[i] = db.Name
@@ -107,15 +98,12 @@ func (a *app) statusCommand() *cobra.Command {
 		Use:   "status [db...]",
 		Short: "Show each database's container, state, readiness and URL",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context())
+			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			dbs, err := s.project.Select(args)
-			if err != nil {
-				return err
-			}
+			dbs := s.dbs
 			return a.printStatus(cmd, s, dbs)
 		},
 	}
@@ -145,15 +133,12 @@ func (a *app) imageCommand() *cobra.Command {
 		Use:   "build [db...]",
 		Short: "Build the databases' PostgreSQL image locally from Debian's packages (needs root and debootstrap)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context())
+			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			dbs, err := s.project.Select(args)
-			if err != nil {
-				return err
-			}
+			dbs := s.dbs
 			built := map[string]string{}
 			for _, db := range dbs {
 				major, err := orchestrator.ImageMajor(db.Image)
@@ -180,4 +165,3 @@ func (a *app) imageCommand() *cobra.Command {
 	})
 	return img
 }
-

@@ -1,0 +1,188 @@
+package compose
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/exitcode"
+)
+
+func TestLoadEmbeddedDefault(t *testing.T) {
+	t.Parallel()
+	p, err := Load(t.Context(), Options{WorkingDir: t.TempDir()})
+	require.NoError(t, err)
+
+	assert.Equal(t, "aidb", p.Name, "the embedded file names its project")
+	assert.Equal(t, DefaultComposeName, p.ComposeFile)
+	assert.Equal(t, DefaultConfigName, p.ConfigFile)
+	assert.Equal(t, 60*time.Second, p.ReadyTimeout)
+	assert.Equal(t, filepath.Join(p.WorkingDir, "backups"), p.BackupDir)
+	require.Equal(t, []string{"memorydb", "rulesdb"}, p.DatabaseNames())
+
+	rules, ok := p.Database("rulesdb")
+	require.True(t, ok)
+	assert.Equal(t, Database{
+		Name: "rulesdb", Service: "rulesdb", Image: "postgres:15",
+		User: "rules", Password: "rules-local-dev", DBName: "rulesdb",
+		HostIP: "127.0.0.1", HostPort: 55432, DataMount: "/var/lib/postgresql/data",
+	}, rules)
+	mem, _ := p.Database("memorydb")
+	assert.Equal(t, 55433, mem.HostPort)
+	assert.Equal(t, "aidb_memorydb-data", p.Compose.Volumes["memorydb-data"].Name)
+
+	svc, ok := p.Service("rulesdb")
+	require.True(t, ok)
+	require.NotNil(t, svc.HealthCheck)
+	assert.Contains(t, strings.Join(svc.HealthCheck.Test, " "), "pg_isready")
+}
+
+func TestLoadInterpolatesEnvironmentOverDotEnv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// .env gives both ports; the environment wins for rulesdb, as in Compose.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".env"), []byte("RULESDB_PORT=61000\nMEMORYDB_PORT=61001\n"), 0o600))
+	p, err := Load(t.Context(), Options{WorkingDir: dir, Env: []string{"RULESDB_PORT=62000", "AIDB_PROJECT=e2e-x1", "AIDB_BACKUP_DIR=/srv/bk"}})
+	require.NoError(t, err)
+
+	rules, _ := p.Database("rulesdb")
+	mem, _ := p.Database("memorydb")
+	assert.Equal(t, 62000, rules.HostPort)
+	assert.Equal(t, 61001, mem.HostPort)
+	assert.Equal(t, "e2e-x1", p.Name, "AIDB_PROJECT names the project")
+	assert.Equal(t, "e2e-x1_rulesdb-data", p.Compose.Volumes["rulesdb-data"].Name)
+	assert.Equal(t, "/srv/bk", p.BackupDir)
+}
+
+func TestLoadUserFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	composeFile := filepath.Join(dir, "compose.yml")
+	require.NoError(t, os.WriteFile(composeFile, []byte(`
+services:
+  db:
+    image: pgvector/pgvector:pg16
+    environment:
+      POSTGRES_PASSWORD: pw
+    ports: ["5499:5432"]
+    volumes: ["dbdata:/var/lib/postgresql/data"]
+  api:
+    image: busybox
+volumes:
+  dbdata:
+`), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "aidb.yaml"), []byte(`
+backup_dir: ./bk
+ready_timeout: 90s
+databases:
+  main:
+    service: db
+    migrations: db/migrations
+`), 0o600))
+	p, err := Load(t.Context(), Options{ComposeFile: composeFile})
+	require.NoError(t, err)
+
+	assert.Equal(t, loaderName(dir), p.Name, "no name in the file: the folder names the project")
+	assert.Equal(t, filepath.Join(dir, "aidb.yaml"), p.ConfigFile, "aidb.yaml beside the compose file is found")
+	assert.Equal(t, filepath.Join(dir, "bk"), p.BackupDir)
+	assert.Equal(t, 90*time.Second, p.ReadyTimeout)
+	db, ok := p.Database("main")
+	require.True(t, ok)
+	assert.Equal(t, Database{
+		Name: "main", Service: "db", Image: "pgvector/pgvector:pg16",
+		User: "postgres", Password: "pw", DBName: "postgres",
+		Migrations: filepath.Join(dir, "db/migrations"),
+		HostIP:     "0.0.0.0", HostPort: 5499, DataMount: "/var/lib/postgresql/data",
+	}, db, "official image defaults for user and database")
+}
+
+func TestLoadBadInput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		compose string
+		config  string
+		env     []string
+		want    []string
+	}{
+		{
+			name:    "malformed compose file names file and line",
+			compose: "services:\n  rulesdb:\n    image: postgres:15\n   ports: [1]\n",
+			want:    []string{"compose.yml", "line 3"},
+		},
+		{
+			name:   "unknown aidb.yaml key names file and line",
+			config: "databases:\n  rulesdb:\n    servise: rulesdb\n",
+			want:   []string{"aidb.yaml", "line 3", "servise"},
+		},
+		{
+			name:   "database service missing from compose",
+			config: "databases:\n  other:\n    service: nosuch\n",
+			want:   []string{"nosuch", "not in the compose file", "memorydb, rulesdb"},
+		},
+		{
+			name:   "no databases",
+			config: "backup_dir: x\n",
+			want:   []string{"no databases"},
+		},
+		{
+			name:   "bad timeout",
+			config: "ready_timeout: soon\ndatabases:\n  rulesdb: {}\n",
+			want:   []string{"aidb.yaml", "soon"},
+		},
+		{
+			name: "bad project name",
+			env:  []string{"AIDB_PROJECT=Bad Name"},
+			want: []string{"AIDB_PROJECT", "Bad Name"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			opts := Options{WorkingDir: dir, Env: tt.env}
+			if tt.compose != "" {
+				opts.ComposeFile = filepath.Join(dir, "compose.yml")
+				require.NoError(t, os.WriteFile(opts.ComposeFile, []byte(tt.compose), 0o600))
+			}
+			if tt.config != "" {
+				opts.ConfigFile = filepath.Join(dir, "aidb.yaml")
+				require.NoError(t, os.WriteFile(opts.ConfigFile, []byte(tt.config), 0o600))
+			}
+			_, err := Load(t.Context(), opts)
+			require.Error(t, err)
+			assert.Equal(t, exitcode.Usage, exitcode.Of(err), "bad input exits 2: %v", err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestSelect(t *testing.T) {
+	t.Parallel()
+	p, err := Load(t.Context(), Options{WorkingDir: t.TempDir()})
+	require.NoError(t, err)
+
+	all, err := p.Select(nil)
+	require.NoError(t, err)
+	assert.Len(t, all, 2)
+
+	one, err := p.Select([]string{"rulesdb"})
+	require.NoError(t, err)
+	require.Len(t, one, 1)
+	assert.Equal(t, "rulesdb", one[0].Name)
+
+	_, err = p.Select([]string{"rulesdb", "nosuchdb"})
+	require.Error(t, err)
+	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	assert.Contains(t, err.Error(), `unknown database "nosuchdb"`)
+	assert.Contains(t, err.Error(), "memorydb, rulesdb")
+}
+
+func loaderName(dir string) string { return strings.ToLower(filepath.Base(dir)) }

@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/orchestrator"
+)
+
+// project is one test's aidb project: its own name, ports and folder.
+type project struct {
+	t         *testing.T
+	name      string
+	rulesPort int
+	memPort   int
+	dir       string
+	env       []string
+}
+
+// newProject returns a fresh project for t and registers, before anything is
+// created, a cleanup that nukes it and checks that nothing labelled with it
+// is left.
+func newProject(t *testing.T, suffix string) *project {
+	t.Helper()
+	p := &project{
+		t:         t,
+		name:      runPrefix + "-" + suffix,
+		rulesPort: freePort(t),
+		memPort:   freePort(t),
+		dir:       t.TempDir(),
+	}
+	t.Cleanup(func() {
+		ctx := context.WithoutCancel(t.Context())
+		if r := p.run(ctx, "nuke", "--yes"); r.code != 0 {
+			t.Errorf("cleanup: aidb nuke: exit %d: %s", r.code, r.stderr)
+		}
+		require.Empty(t, p.labelled(ctx), "cleanup left resources of project %s", p.name)
+	})
+	return p
+}
+
+// result is one aidb run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// aidb runs the binary for this project and returns its exit code and output.
+func (p *project) aidb(args ...string) result {
+	return p.run(p.t.Context(), args...)
+}
+
+func (p *project) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, aidbBin, args...)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(),
+		"AIDB_PROJECT="+p.name,
+		"RULESDB_PORT="+strconv.Itoa(p.rulesPort),
+		"MEMORYDB_PORT="+strconv.Itoa(p.memPort),
+		"AIDB_COMPOSE_FILE=",
+		"AIDB_CONFIG=",
+	)
+	cmd.Env = append(cmd.Env, p.env...)
+	return cmd
+}
+
+func (p *project) run(ctx context.Context, args ...string) result {
+	cmd := p.command(ctx, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	code := 0
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		p.t.Fatalf("run aidb %v: %v", args, err)
+	}
+	p.t.Logf("aidb %s -> exit %d\n%s", strings.Join(args, " "), code, errOut.String())
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+// writeCompose writes a compose file into the project folder and points the
+// project at it.
+func (p *project) writeCompose(content string) {
+	p.t.Helper()
+	f := filepath.Join(p.dir, "compose.yaml")
+	require.NoError(p.t, os.WriteFile(f, []byte(content), 0o600))
+	p.env = append(p.env, "AIDB_COMPOSE_FILE="+f)
+}
+
+// status runs aidb status --json.
+func (p *project) status() map[string]orchestrator.Status {
+	p.t.Helper()
+	r := p.aidb("status", "--json")
+	require.Equal(p.t, 0, r.code, r.stderr)
+	var doc struct {
+		Databases []orchestrator.Status `json:"databases"`
+	}
+	require.NoError(p.t, json.Unmarshal([]byte(r.stdout), &doc), r.stdout)
+	m := map[string]orchestrator.Status{}
+	for _, s := range doc.Databases {
+		m[s.Name] = s
+	}
+	return m
+}
+
+// labelled lists the engine resources labelled with this project.
+func (p *project) labelled(ctx context.Context) []string {
+	p.t.Helper()
+	f := make(client.Filters).Add("label", orchestrator.LabelProject+"="+p.name)
+	var out []string
+	cs, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	require.NoError(p.t, err)
+	for _, c := range cs.Items {
+		out = append(out, "container "+strings.Join(c.Names, ","))
+	}
+	vs, err := docker.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	require.NoError(p.t, err)
+	for _, v := range vs.Items {
+		out = append(out, "volume "+v.Name)
+	}
+	ns, err := docker.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	require.NoError(p.t, err)
+	for _, n := range ns.Items {
+		out = append(out, "network "+n.Name)
+	}
+	return out
+}
+
+// connect opens a connection through a status URL.
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(t.Context())) })
+	return conn
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitFor polls cond every 50 ms until it holds, failing the test after
+// timeout.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+}
+
+// safeBuffer is a bytes.Buffer safe for a writing process and a reading test.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,126 @@
+// Package e2e runs the aidb binary against the real Docker engine and real
+// PostgreSQL containers. Each test has its own AIDB_PROJECT and free ports,
+// so tests run in parallel and never touch a user's databases, and each
+// removes what it created; TestMain checks that nothing labelled with this
+// run's projects is left behind.
+//
+// Without a reachable engine the suite skips, except under CI=true, where it
+// fails: CI must not pass by testing nothing.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/orchestrator"
+)
+
+var (
+	// aidbBin is the binary under test, built once by TestMain.
+	aidbBin string
+	// runPrefix starts every project name of this run.
+	runPrefix = fmt.Sprintf("e2e%d", os.Getpid())
+	// docker is the engine the tests inspect.
+	docker *client.Client
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	ctx := context.Background()
+	d, err := orchestrator.Connect(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintf(os.Stderr, "e2e: FAIL: the Docker engine is required under CI: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "e2e: skipping the end-to-end suite, no Docker engine: %v\n", err)
+		return 0
+	}
+	docker = d
+	defer d.Close()
+
+	dir, err := os.MkdirTemp("", "aidb-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	aidbBin = filepath.Join(dir, "aidb")
+	build := exec.Command("go", "build", "-o", aidbBin, "../cmd/aidb")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build aidb:", err)
+		return 1
+	}
+
+	// Make the default image available once (pull, or build it from
+	// Debian's packages), so parallel tests do not all build it at once.
+	if err := ensureDefaultImage(ctx, d); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: FAIL: no PostgreSQL image:", err)
+		return 1
+	}
+
+	code := m.Run()
+	if left := leftovers(ctx); left != "" {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: the suite left labelled resources behind:\n%s", left)
+		return 1
+	}
+	return code
+}
+
+func ensureDefaultImage(ctx context.Context, d *client.Client) error {
+	p, err := compose.Load(ctx, compose.Options{WorkingDir: os.TempDir(), Env: []string{"AIDB_PROJECT=" + runPrefix + "-image"}})
+	if err != nil {
+		return err
+	}
+	o, err := orchestrator.New(d, p, orchestrator.WithProgress(func(line string) { fmt.Fprintln(os.Stderr, "e2e image:", line) }))
+	if err != nil {
+		return err
+	}
+	buildCtx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	_, err = o.EnsureImage(buildCtx, p.Databases[0].Image)
+	return err
+}
+
+// leftovers lists containers, volumes and networks labelled with a project
+// of this run.
+func leftovers(ctx context.Context) string {
+	var b strings.Builder
+	f := make(client.Filters).Add("label", orchestrator.LabelProject)
+	mine := func(labels map[string]string) bool { return strings.HasPrefix(labels[orchestrator.LabelProject], runPrefix) }
+	if cs, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
+		for _, c := range cs.Items {
+			if mine(c.Labels) {
+				fmt.Fprintf(&b, "  container %v\n", c.Names)
+			}
+		}
+	}
+	if vs, err := docker.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err == nil {
+		for _, v := range vs.Items {
+			if mine(v.Labels) {
+				fmt.Fprintf(&b, "  volume %s\n", v.Name)
+			}
+		}
+	}
+	if ns, err := docker.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
+		for _, n := range ns.Items {
+			if mine(n.Labels) {
+				fmt.Fprintf(&b, "  network %s\n", n.Name)
+			}
+		}
+	}
+	return b.String()
+}

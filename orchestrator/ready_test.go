@@ -1,0 +1,82 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeTarget is a container whose state and SELECT 1 answers are scripted.
+type fakeTarget struct {
+	// readyAfter is how many pings fail before one succeeds (-1: never).
+	readyAfter int
+	// stopAfter is how many state polls report running before the
+	// container stops (-1: never).
+	stopAfter int
+	pings     atomic.Int32
+	polls     atomic.Int32
+	logs      string
+}
+
+func (f *fakeTarget) State(context.Context) (ContainerState, error) {
+	n := int(f.polls.Add(1))
+	if f.stopAfter >= 0 && n > f.stopAfter {
+		return ContainerState{Running: false, Status: "exited", ExitCode: 1}, nil
+	}
+	return ContainerState{Running: true, Status: "running"}, nil
+}
+
+func (f *fakeTarget) Logs(context.Context, int) (string, error) { return f.logs, nil }
+
+func (f *fakeTarget) Ping(context.Context) error {
+	n := int(f.pings.Add(1))
+	if f.readyAfter >= 0 && n > f.readyAfter {
+		return nil
+	}
+	return errors.New("connection refused")
+}
+
+func TestWaitReadyAfterSomePolls(t *testing.T) {
+	t.Parallel()
+	f := &fakeTarget{readyAfter: 3, stopAfter: -1}
+	require.NoError(t, waitReady(t.Context(), "c1", f, 10*time.Second, time.Millisecond))
+	assert.Equal(t, int32(4), f.pings.Load(), "returns on the first successful SELECT 1")
+	assert.Equal(t, f.pings.Load(), f.polls.Load(), "the container state is checked on every poll")
+}
+
+func TestWaitReadyCrashFailsAtOnceWithLogs(t *testing.T) {
+	t.Parallel()
+	f := &fakeTarget{readyAfter: -1, stopAfter: 2, logs: "FATAL:  unrecognized configuration parameter \"nope\"\n"}
+	err := waitReady(t.Context(), "c1", f, time.Hour, time.Millisecond)
+	var nr *NotReadyError
+	require.ErrorAs(t, err, &nr)
+	assert.Contains(t, nr.Reason, "stopped while starting")
+	assert.Contains(t, err.Error(), `unrecognized configuration parameter "nope"`, "the last log lines are shown")
+	assert.Contains(t, err.Error(), "docker logs c1")
+	assert.Equal(t, int32(3), f.polls.Load(), "fails on the first poll that sees the container stopped, not at the deadline")
+}
+
+func TestWaitReadyDeadline(t *testing.T) {
+	t.Parallel()
+	f := &fakeTarget{readyAfter: -1, stopAfter: -1, logs: "still starting"}
+	err := waitReady(t.Context(), "c1", f, 50*time.Millisecond, 5*time.Millisecond)
+	var nr *NotReadyError
+	require.ErrorAs(t, err, &nr)
+	assert.Contains(t, nr.Reason, "did not answer SELECT 1 within 50ms")
+	assert.Contains(t, err.Error(), "connection refused", "the last attempt's error is shown")
+	assert.Contains(t, err.Error(), "still starting")
+}
+
+func TestWaitReadyCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	f := &fakeTarget{readyAfter: -1, stopAfter: -1}
+	err := waitReady(ctx, "c1", f, time.Hour, time.Millisecond)
+	assert.ErrorIs(t, err, context.Canceled, "Ctrl-C is not reported as a readiness failure")
+}
