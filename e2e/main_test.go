@@ -100,7 +100,9 @@ func ensureDefaultImage(ctx context.Context, d *client.Client) error {
 func leftovers(ctx context.Context) string {
 	var b strings.Builder
 	f := make(client.Filters).Add("label", orchestrator.LabelProject)
-	mine := func(labels map[string]string) bool { return strings.HasPrefix(labels[orchestrator.LabelProject], runPrefix) }
+	mine := func(labels map[string]string) bool {
+		return strings.HasPrefix(labels[orchestrator.LabelProject], runPrefix)
+	}
 	if cs, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
 		for _, c := range cs.Items {
 			if mine(c.Labels) {
