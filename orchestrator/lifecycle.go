@@ -169,3 +169,44 @@ func (o *Orchestrator) Status(ctx context.Context, dbs []compose.Database) ([]St
 	}
 	return out, nil
 }
+
+// NotUpError says a database does not answer, and how to bring it up.
+type NotUpError struct {
+	Database string
+	State    string
+	Addr     string
+	Err      error
+}
+
+func (e *NotUpError) Error() string {
+	return fmt.Sprintf("%s is not up (container %s, nothing answers on %s): run make -f Makefile.ai ai-db-up (or aidb up %s) first: %v",
+		e.Database, e.State, e.Addr, e.Database, e.Err)
+}
+
+func (e *NotUpError) Unwrap() error { return e.Err }
+
+// RequireReady checks that the database answers SELECT 1 within
+// StatusReadyTimeout; otherwise it returns a NotUpError saying what to run.
+func (o *Orchestrator) RequireReady(ctx context.Context, db compose.Database) error {
+	pctx, cancel := context.WithTimeout(ctx, StatusReadyTimeout)
+	defer cancel()
+	err := ping(pctx, o.ConnString(db))
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	state := "missing"
+	if existing, lerr := o.databaseContainers(ctx); lerr == nil {
+		if c, ok := existing[db.Service]; ok {
+			state = string(c.State)
+		}
+	}
+	return &NotUpError{
+		Database: db.Name,
+		State:    state,
+		Addr:     fmt.Sprintf("%s:%d", engineHostIP(o.docker.DaemonHost(), db.HostIP), db.HostPort),
+		Err:      err,
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/migrations"
+)
+
+// dbMigration is one database's part of the migrate commands' --json output.
+type dbMigration struct {
+	Name    string               `json:"name"`
+	Source  string               `json:"source"`
+	Applied []migrations.Applied `json:"applied,omitempty"`
+	Status  *migrations.Status   `json:"status,omitempty"`
+}
+
+func (a *app) migrateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate [db...]",
+		Short: "Apply pending migrations (only the databases need to be up)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.eachMigration(cmd.Context(), args, func(ctx context.Context, db compose.Database, r *migrations.Runner, out *dbMigration) error {
+				applied, err := r.Up(ctx)
+				out.Applied = applied
+				for _, m := range applied {
+					a.say("%s: applied %s (%s)", db.Name, m.File, m.Duration.Round(1e6))
+				}
+				if err != nil {
+					return fmt.Errorf("migrate %s: %w", db.Name, err)
+				}
+				v, err := r.Version(ctx)
+				if err != nil {
+					return err
+				}
+				if len(applied) == 0 {
+					a.say("%s: up to date at version %d", db.Name, v)
+				} else {
+					a.say("%s: now at version %d", db.Name, v)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status [db...]",
+		Short: "Show each database's applied migration version and pending migrations",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
+			if !a.json {
+				fmt.Fprintln(w, "DATABASE\tVERSION\tLATEST\tPENDING")
+			}
+			err := a.eachMigration(cmd.Context(), args, func(ctx context.Context, db compose.Database, r *migrations.Runner, out *dbMigration) error {
+				st, err := r.Status(ctx)
+				if err != nil {
+					return fmt.Errorf("migration status of %s: %w", db.Name, err)
+				}
+				out.Status = &st
+				pending := strings.Join(st.Pending, ", ")
+				if pending == "" {
+					pending = "none"
+				}
+				fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", db.Name, st.Version, st.Latest, pending)
+				return nil
+			})
+			if !a.json {
+				_ = w.Flush()
+			}
+			return err
+		},
+	})
+	var to int64
+	down := &cobra.Command{
+		Use:   "down [db] [--to V]",
+		Short: "Revert the newest migration, or every migration newer than --to V",
+		Args:  args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			toSet := cmd.Flags().Changed("to")
+			return a.eachMigration(cmd.Context(), args, func(ctx context.Context, db compose.Database, r *migrations.Runner, out *dbMigration) error {
+				var reverted []migrations.Applied
+				var err error
+				if toSet {
+					reverted, err = r.DownTo(ctx, to)
+				} else {
+					reverted, err = r.Down(ctx)
+				}
+				out.Applied = reverted
+				for _, m := range reverted {
+					a.say("%s: reverted %s", db.Name, m.File)
+				}
+				if err != nil {
+					return fmt.Errorf("migrate down %s: %w", db.Name, err)
+				}
+				if len(reverted) == 0 {
+					a.say("%s: nothing to revert", db.Name)
+				}
+				return nil
+			})
+		},
+	}
+	down.Flags().Int64Var(&to, "to", 0, "revert every migration newer than this version (0: all)")
+	cmd.AddCommand(down)
+	return cmd
+}
+
+// eachMigration runs fn for each named database (none: all) that has
+// migrations, after checking it is up, and prints the --json document.
+func (a *app) eachMigration(ctx context.Context, names []string, fn func(context.Context, compose.Database, *migrations.Runner, *dbMigration) error) error {
+	s, err := a.open(ctx, names)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	// Every source is checked before any database is touched.
+	sources := map[string]migrations.Source{}
+	for _, db := range s.dbs {
+		src, ok, err := migrations.SourceFor(db.Name, db.Migrations)
+		if err != nil {
+			return err
+		}
+		if ok {
+			sources[db.Name] = src
+		}
+	}
+	var outs []dbMigration
+	defer func() {
+		if a.json {
+			_ = a.printJSON(struct {
+				Databases []dbMigration `json:"databases"`
+			}{outs})
+		}
+	}()
+	for _, db := range s.dbs {
+		src, ok := sources[db.Name]
+		if !ok {
+			a.say("%s: no migrations (set migrations: for it in aidb.yaml)", db.Name)
+			continue
+		}
+		if err := s.orch.RequireReady(ctx, db); err != nil {
+			return err
+		}
+		r, err := migrations.Open(s.orch.ConnString(db), src, migrations.Options{
+			OnWait: func(holder string) {
+				a.say("%s: another migration holds the lock (%s); waiting for it", db.Name, holder)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		out := dbMigration{Name: db.Name, Source: src.Name}
+		err = fn(ctx, db, r, &out)
+		_ = r.Close()
+		outs = append(outs, out)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
