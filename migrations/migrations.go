@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,9 +81,9 @@ type Options struct {
 
 // Runner runs one database's migrations.
 type Runner struct {
-	db       *sql.DB
 	provider *goose.Provider
 	src      Source
+	last     *lastStatement
 }
 
 // lockID is the advisory lock key of migrations: goose's own, so a goose
@@ -109,16 +111,21 @@ func Open(connString string, src Source, opts Options) (*Runner, error) {
 		return nil, err
 	}
 	locker := &sayingLocker{inner: inner, onWait: opts.OnWait}
+	last := &lastStatement{}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, src.FS,
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithTableName(Table),
+		// goose logs each statement before running it; the last one logged
+		// is the one that failed.
+		goose.WithVerbose(true),
+		goose.WithSlog(slog.New(last)),
 	)
 	if err != nil {
 		_ = db.Close()
 		return nil, exitcode.BadInput(fmt.Errorf("migrations in %s: %w", src.Name, err))
 	}
-	return &Runner{db: db, provider: p, src: src}, nil
+	return &Runner{provider: p, src: src, last: last}, nil
 }
 
 // Close closes the database connection.
@@ -253,12 +260,7 @@ func (r *Runner) explain(err error) error {
 		if errors.As(partial.Err, &pg) {
 			me.Position = pg.Position
 		}
-		// goose quotes the statement in its message: failed to execute SQL query "…".
-		if _, q, ok := strings.Cut(partial.Err.Error(), "SQL query \""); ok {
-			if i := strings.LastIndex(q, "\": "); i >= 0 {
-				me.Statement = shorten(q[:i], 200)
-			}
-		}
+		me.Statement = shorten(r.last.statement(), 200)
 		return me
 	}
 	// goose parses every pending file before it runs any; a file it cannot
@@ -319,4 +321,34 @@ func (l *sayingLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 
 func (l *sayingLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 	return l.inner.SessionUnlock(ctx, conn)
+}
+
+// lastStatement is a slog.Handler that keeps the statement of goose's last
+// "executing statement" record and drops everything else.
+type lastStatement struct {
+	mu   sync.Mutex
+	stmt string
+}
+
+func (h *lastStatement) Enabled(context.Context, slog.Level) bool { return true }
+func (h *lastStatement) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *lastStatement) WithGroup(string) slog.Handler            { return h }
+
+func (h *lastStatement) Handle(_ context.Context, rec slog.Record) error {
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "statement" {
+			h.mu.Lock()
+			h.stmt = a.Value.String()
+			h.mu.Unlock()
+			return false
+		}
+		return true
+	})
+	return nil
+}
+
+func (h *lastStatement) statement() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stmt
 }

@@ -112,9 +112,9 @@ func memoryTables(rows int) []table {
 				if i%10 != 9 { // some memories belong to no session
 					session = r.uuid(i % sessions)
 				}
-				tags := []*string{ptr(r.words(1)), ptr(awkward[i%len(awkward)])}
+				tags := []pgtype.Text{{String: r.words(1), Valid: true}, {String: awkward[i%len(awkward)], Valid: true}}
 				if i%6 == 0 {
-					tags = append(tags, nil) // a NULL element
+					tags = append(tags, pgtype.Text{}) // a NULL element
 				}
 				return []any{
 					int64(i + 1), session, memoryKinds[i%len(memoryKinds)], r.text(i), r.jsonDoc(i),
@@ -139,5 +139,3 @@ func memoryTables(rows int) []table {
 		},
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
