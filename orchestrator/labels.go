@@ -28,6 +28,7 @@ const (
 	RoleData     = "data"     // a database's named volume
 	RoleNetwork  = "network"  // the project network
 	RoleVerify   = "verify"   // a throwaway container restoring a backup
+	RoleDump     = "dump"     // a helper container running pg_dump for a backup
 )
 
 // Labels returns the labels for a resource of the project.

@@ -1,0 +1,364 @@
+// Package backup takes backups that prove themselves: pg_dump (from the
+// database's own image) streams plain SQL into the backup folder while the
+// fingerprint of the same snapshot is taken, and the manifest written beside
+// the file says exactly what it holds.
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/orchestrator"
+)
+
+// Engine is what a backup needs of the orchestrator.
+type Engine interface {
+	RequireReady(ctx context.Context, db compose.Database) error
+	ConnString(db compose.Database) string
+	Dump(ctx context.Context, db compose.Database, args []string, t orchestrator.Transport, workDir string, w io.Writer) error
+	Image(ctx context.Context, db compose.Database) (string, error)
+}
+
+// Request says what to back up.
+type Request struct {
+	Databases   []compose.Database
+	Kind        backupdir.Kind
+	Compression backupdir.Compression
+	// Dir is the backup folder.
+	Dir string
+	// Transport is how pg_dump's output reaches the folder.
+	Transport orchestrator.Transport
+	// ToolVersion goes into the manifests.
+	ToolVersion string
+	// Now is the clock (default time.Now); one timestamp names every file.
+	Now func() time.Time
+	// Progress, if set, is told the bytes written so far per database,
+	// at most a few times a second.
+	Progress func(database string, written int64)
+	// Logger receives diagnostics (default: discarded).
+	Logger *slog.Logger
+}
+
+// File is one written backup.
+type File struct {
+	Database string                `json:"database"`
+	Kind     backupdir.Kind        `json:"kind"`
+	Path     string                `json:"file"`
+	Manifest string                `json:"manifest"`
+	Size     int64                 `json:"size"`
+	SHA256   string                `json:"sha256"`
+	Tables   int                   `json:"tables"`
+	Rows     int64                 `json:"rows"`
+	Seconds  float64               `json:"duration_s"`
+	Latest   string                `json:"latest,omitempty"`
+	Codec    backupdir.Compression `json:"compression"`
+}
+
+// Result is what Run wrote.
+type Result struct {
+	Files []File `json:"files"`
+	// Set is the set manifest naming every file, when there are several.
+	Set string `json:"set,omitempty"`
+}
+
+// Run backs up every requested database, in parallel, all named with one
+// timestamp. Each file appears whole or not at all: on any error, or
+// Ctrl-C, no file with a final name is left for a database that failed,
+// and the partial files are removed.
+func Run(ctx context.Context, e Engine, req Request) (Result, error) {
+	if req.Now == nil {
+		req.Now = time.Now
+	}
+	if err := backupdir.Ensure(req.Dir); err != nil {
+		return Result{}, err
+	}
+	for _, db := range req.Databases {
+		if err := e.RequireReady(ctx, db); err != nil {
+			return Result{}, err
+		}
+	}
+	at := backupdir.FreeTime(req.Dir, req.Now(), func(t time.Time) []string {
+		var names []string
+		for _, db := range req.Databases {
+			names = append(names, backupdir.Name(db.Name, req.Kind, t, req.Compression))
+		}
+		return append(names, manifest.SetName(req.Kind, t))
+	})
+
+	files := make([]File, len(req.Databases))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, db := range req.Databases {
+		g.Go(func() error {
+			f, err := one(gctx, e, req, db, at)
+			files[i] = f
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Files: files}
+	if len(files) > 1 {
+		set := manifest.Set{Format: manifest.Format, Created: at, Kind: req.Kind}
+		for _, f := range files {
+			set.Files = append(set.Files, manifest.SetFile{Database: f.Database, File: filepath.Base(f.Path), SHA256: f.SHA256})
+		}
+		res.Set = filepath.Join(req.Dir, manifest.SetName(req.Kind, at))
+		b, err := jsonIndent(set)
+		if err == nil {
+			err = backupdir.WriteFileAtomic(res.Set, b)
+		}
+		if err != nil {
+			return res, fmt.Errorf("write set manifest: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// one backs up one database.
+func one(ctx context.Context, e Engine, req Request, db compose.Database, at time.Time) (File, error) {
+	start := time.Now()
+	out := File{Database: db.Name, Kind: req.Kind, Codec: req.Compression}
+	image, err := e.Image(ctx, db)
+	if err != nil {
+		return out, err
+	}
+
+	// The snapshot: a held REPEATABLE READ transaction exports it, pg_dump
+	// imports it, and the fingerprint reads in it, so the manifest
+	// describes exactly the rows in the file even while writers are busy.
+	conn, err := pgx.Connect(ctx, e.ConnString(db))
+	if err != nil {
+		return out, fmt.Errorf("connect to %s: %w", db.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return out, fmt.Errorf("begin snapshot on %s: %w", db.Name, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var snapshot string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+		return out, fmt.Errorf("export snapshot of %s: %w", db.Name, err)
+	}
+	if err := fingerprint.Prepare(ctx, tx); err != nil {
+		return out, err
+	}
+	migTable, err := migrationTable(ctx, tx)
+	if err != nil {
+		return out, err
+	}
+
+	args := []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
+	var exclude []string
+	switch req.Kind {
+	case backupdir.Schema:
+		args = append(args, "--schema-only")
+	case backupdir.Data:
+		args = append(args, "--data-only")
+		if migTable != "" {
+			// Migration bookkeeping belongs to the schema the target was
+			// migrated to, not to the data.
+			args = append(args, "--exclude-table="+migTable)
+			exclude = append(exclude, unquote(migTable))
+		}
+	}
+
+	bf, err := backupdir.Create(req.Dir, backupdir.Name(db.Name, req.Kind, at, req.Compression))
+	if err != nil {
+		return out, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = bf.Abort()
+		}
+	}()
+	sink, err := newSink(bf, req.Compression, func(n int64) {
+		if req.Progress != nil {
+			req.Progress(db.Name, n)
+		}
+	})
+	if err != nil {
+		return out, err
+	}
+
+	// The dump and the fingerprint scan run at the same time.
+	var fp fingerprint.Fingerprint
+	var dumpDur, scanDur time.Duration
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		t0 := time.Now()
+		defer func() { dumpDur = time.Since(t0) }()
+		if err := e.Dump(gctx, db, args, req.Transport, req.Dir, sink); err != nil {
+			return fmt.Errorf("dump %s: %w", db.Name, err)
+		}
+		return sink.Close()
+	})
+	g.Go(func() error {
+		t0 := time.Now()
+		defer func() { scanDur = time.Since(t0) }()
+		var err error
+		fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{
+			Data: req.Kind != backupdir.Schema, Exclude: exclude, MigrationTable: migTable,
+		})
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return out, err
+	}
+
+	if err := bf.Commit(); err != nil {
+		return out, err
+	}
+	m := manifest.Manifest{
+		Format:           manifest.Format,
+		ToolVersion:      req.ToolVersion,
+		Database:         db.Name,
+		Kind:             req.Kind,
+		File:             filepath.Base(bf.Path()),
+		Created:          at,
+		ServerVersion:    fp.ServerVersion,
+		Image:            image,
+		MigrationVersion: fp.MigrationVersion,
+		MigrationTable:   unquote(migTable),
+		Compression:      req.Compression,
+		Size:             sink.size(),
+		SHA256:           sink.sum(),
+		Extensions:       fp.Extensions,
+		SchemaHash:       fp.SchemaHash,
+		Tables:           fp.Tables,
+		Sequences:        sink.sequences(),
+		DumpSeconds:      dumpDur.Seconds(),
+		ScanSeconds:      scanDur.Seconds(),
+	}
+	if m.Sequences == nil {
+		m.Sequences = []fingerprint.Sequence{}
+	}
+	if err := manifest.Write(bf.Path(), m); err != nil {
+		// A file without its manifest proves nothing: remove both.
+		_ = removeQuietly(bf.Path())
+		return out, err
+	}
+	committed = true
+	if req.Kind == backupdir.Full {
+		if err := backupdir.PointLatest(req.Dir, db.Name, req.Compression, bf.Path()); err != nil {
+			return out, err
+		}
+		out.Latest = filepath.Join(req.Dir, backupdir.LatestName(db.Name, req.Compression))
+	}
+	out.Path, out.Manifest = bf.Path(), manifest.PathFor(bf.Path())
+	out.Size, out.SHA256, out.Tables = m.Size, m.SHA256, len(m.Tables)
+	for _, t := range m.Tables {
+		if t.Rows != nil {
+			out.Rows += *t.Rows
+		}
+	}
+	out.Seconds = time.Since(start).Seconds()
+	return out, nil
+}
+
+// migrationTable finds the migration bookkeeping table, quoted and schema
+// qualified; "" when the database has none.
+func migrationTable(ctx context.Context, q fingerprint.Querier) (string, error) {
+	var name *string
+	err := q.QueryRow(ctx, `
+		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relname = $1 AND c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		ORDER BY n.nspname = 'public' DESC, n.nspname LIMIT 1`, migrations.Table).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find the migration table: %w", err)
+	}
+	return *name, nil
+}
+
+// sink is where the dump's bytes go: the setval scanner sees the plain SQL,
+// then the compressor, then the file, counted and hashed.
+type sink struct {
+	mu       sync.Mutex
+	seqs     setvalScanner
+	compress io.WriteCloser // nil for none
+	counted  *countingWriter
+	h        hash.Hash
+}
+
+func newSink(f io.Writer, c backupdir.Compression, progress func(int64)) (*sink, error) {
+	s := &sink{h: sha256.New()}
+	s.counted = &countingWriter{w: io.MultiWriter(f, s.h), progress: progress}
+	switch c {
+	case backupdir.Gzip:
+		s.compress = gzip.NewWriter(s.counted)
+	case backupdir.Zstd:
+		zw, err := zstd.NewWriter(s.counted)
+		if err != nil {
+			return nil, err
+		}
+		s.compress = zw
+	}
+	return s, nil
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seqs.scan(p)
+	if s.compress != nil {
+		return s.compress.Write(p)
+	}
+	return s.counted.Write(p)
+}
+
+// Close flushes the compressor.
+func (s *sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.compress != nil {
+		return s.compress.Close()
+	}
+	return nil
+}
+
+func (s *sink) size() int64                        { return s.counted.n }
+func (s *sink) sum() string                        { return hex.EncodeToString(s.h.Sum(nil)) }
+func (s *sink) sequences() []fingerprint.Sequence { return s.seqs.found }
+
+// countingWriter counts bytes and reports progress at most every 200 ms.
+type countingWriter struct {
+	w        io.Writer
+	n        int64
+	progress func(int64)
+	last     time.Time
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if now := time.Now(); c.progress != nil && now.Sub(c.last) > 200*time.Millisecond {
+		c.last = now
+		c.progress(c.n)
+	}
+	return n, err
+}

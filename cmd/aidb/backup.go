@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/orchestrator"
+)
+
+func (a *app) backupCommand() *cobra.Command {
+	var schemaOnly, dataOnly bool
+	var compress, via string
+	cmd := &cobra.Command{
+		Use:   "backup [db...]",
+		Short: "Back up databases (full, --schema-only or --data-only) into the backup folder, with a manifest",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if schemaOnly && dataOnly {
+				return exitcode.BadInput(fmt.Errorf("--schema-only and --data-only exclude each other"))
+			}
+			kind := backupdir.Full
+			if schemaOnly {
+				kind = backupdir.Schema
+			} else if dataOnly {
+				kind = backupdir.Data
+			}
+			c, err := backupdir.ParseCompression(compress)
+			if err != nil {
+				return exitcode.BadInput(err)
+			}
+			t, err := orchestrator.ParseTransport(via)
+			if err != nil {
+				return exitcode.BadInput(err)
+			}
+			s, err := a.open(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(res)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&schemaOnly, "schema-only", false, "the schema only, no rows")
+	f.BoolVar(&dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
+	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")
+	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; local engines), stream (docker exec; any engine) or auto")
+	return cmd
+}
+
+// runBackup runs a backup request in the session's backup folder, showing
+// progress: a bar per database on a terminal, one line per file otherwise.
+func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (backup.Result, error) {
+	req.Dir = s.project.BackupDir
+	req.ToolVersion = version
+	tty := term.IsTerminal(int(os.Stderr.Fd()))
+	var mu sync.Mutex
+	bars := map[string]*progressbar.ProgressBar{}
+	if tty {
+		req.Progress = func(db string, n int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			bar, ok := bars[db]
+			if !ok {
+				bar = progressbar.NewOptions64(-1, progressbar.OptionSetDescription(db),
+					progressbar.OptionSetWriter(a.stderr), progressbar.OptionShowBytes(true),
+					progressbar.OptionSetWidth(20), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish())
+				bars[db] = bar
+			}
+			_ = bar.Set64(n)
+		}
+	}
+	res, err := backup.Run(cmd.Context(), s.orch, req)
+	for _, bar := range bars {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		return res, err
+	}
+	for _, f := range res.Files {
+		rate := float64(f.Size) / max(f.Seconds, 1e-3) / (1 << 20)
+		a.say("%s: %s backup %s (%s, %d tables, %d rows, %.1fs, %.0f MiB/s)", f.Database, f.Kind, f.Path, humanBytes(f.Size), f.Tables, f.Rows, f.Seconds, rate)
+	}
+	if res.Set != "" {
+		a.say("set manifest: %s", res.Set)
+	}
+	return res, nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,323 @@
+// Package fingerprint describes what a PostgreSQL database holds, in a form
+// that survives a dump and a restore unchanged: the schema as one hash, and
+// per table its columns, row count and an order-independent content hash.
+//
+// A backup records the fingerprint taken in the dump's own snapshot; a
+// restore or verification takes it again and compares. It works on any
+// schema: nothing here knows aidb's default tables.
+package fingerprint
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Querier is what a fingerprint needs of a connection or transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Table is one table's part of a fingerprint.
+type Table struct {
+	Schema  string   `json:"schema"`
+	Name    string   `json:"name"`
+	Columns []string `json:"columns"`
+	// Rows and Hash are the row count and the content hash; absent when the
+	// data was not read (schema-only).
+	Rows *int64 `json:"rows,omitempty"`
+	Hash string `json:"hash,omitempty"`
+}
+
+// QualifiedName is schema.name, each part quoted where needed.
+func (t Table) QualifiedName() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+
+// Key is schema.name unquoted, for messages and maps.
+func (t Table) Key() string { return t.Schema + "." + t.Name }
+
+// Extension is an installed extension.
+type Extension struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Sequence is a sequence's current value as setval would restore it.
+type Sequence struct {
+	Name   string `json:"name"`
+	Value  int64  `json:"value"`
+	Called bool   `json:"called"`
+}
+
+// Fingerprint is what a database holds.
+type Fingerprint struct {
+	ServerVersion    string      `json:"server_version"`
+	Extensions       []Extension `json:"extensions"`
+	SchemaHash       string      `json:"schema_hash"`
+	Tables           []Table     `json:"tables"`
+	Sequences        []Sequence  `json:"sequences"`
+	MigrationVersion int64       `json:"migration_version"`
+}
+
+// Options says what to read.
+type Options struct {
+	// Data reads each table's row count and content hash; without it only
+	// the schema is described.
+	Data bool
+	// Exclude lists tables (schema.name, unquoted) left out of Tables, as
+	// the migration bookkeeping table is from data-only backups.
+	Exclude []string
+	// MigrationTable is the migration bookkeeping table's name; its highest
+	// version_id becomes MigrationVersion (0 when absent).
+	MigrationTable string
+}
+
+// sessionSettings make every value's text form independent of the
+// server's and the client's configuration, so hashes compare across
+// servers: the same settings are used when the fingerprint is taken again.
+var sessionSettings = []string{
+	"SET TimeZone = 'UTC'",
+	"SET DateStyle = 'ISO, YMD'",
+	"SET IntervalStyle = 'postgres'",
+	"SET extra_float_digits = 3",
+	"SET bytea_output = 'hex'",
+	"SET search_path = pg_catalog",
+}
+
+// Prepare sets the session settings a fingerprint depends on. Call it once
+// on the connection (or in the transaction) before Take.
+func Prepare(ctx context.Context, q Querier) error {
+	for _, s := range sessionSettings {
+		if _, err := q.Exec(ctx, s); err != nil {
+			return fmt.Errorf("fingerprint: %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// Take describes the database q reads. In a REPEATABLE READ transaction it
+// describes exactly that transaction's snapshot. The data scan reads every
+// row of every table once.
+func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
+	var fp Fingerprint
+	if err := q.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&fp.ServerVersion); err != nil {
+		return fp, fmt.Errorf("fingerprint: server version: %w", err)
+	}
+	var err error
+	if fp.Extensions, err = extensions(ctx, q); err != nil {
+		return fp, err
+	}
+	if fp.SchemaHash, err = SchemaHash(ctx, q); err != nil {
+		return fp, err
+	}
+	if fp.Tables, err = tables(ctx, q, opts.Exclude); err != nil {
+		return fp, err
+	}
+	if opts.Data {
+		for i := range fp.Tables {
+			if err := scan(ctx, q, &fp.Tables[i]); err != nil {
+				return fp, err
+			}
+		}
+	}
+	if fp.Sequences, err = Sequences(ctx, q); err != nil {
+		return fp, err
+	}
+	if opts.MigrationTable != "" {
+		if fp.MigrationVersion, err = migrationVersion(ctx, q, opts.MigrationTable); err != nil {
+			return fp, err
+		}
+	}
+	return fp, nil
+}
+
+func extensions(ctx context.Context, q Querier) ([]Extension, error) {
+	rows, err := q.Query(ctx, "SELECT extname, extversion FROM pg_catalog.pg_extension ORDER BY extname")
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: extensions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Extension, error) {
+		var e Extension
+		err := r.Scan(&e.Name, &e.Version)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: extensions: %w", err)
+	}
+	return out, nil
+}
+
+// userRelations selects relations of user schemas that no extension owns.
+const userRelations = `
+	n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+	AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
+
+func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
+	rows, err := q.Query(ctx, `
+		SELECT n.nspname, c.relname,
+		       coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}')
+		FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+		WHERE c.relkind = 'r' AND `+userRelations+`
+		GROUP BY n.nspname, c.relname
+		ORDER BY n.nspname, c.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: tables: %w", err)
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Table, error) {
+		var t Table
+		err := r.Scan(&t.Schema, &t.Name, &t.Columns)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: tables: %w", err)
+	}
+	return slices.DeleteFunc(all, func(t Table) bool { return slices.Contains(exclude, t.Key()) }), nil
+}
+
+// scan counts the table's rows and hashes its content: the sum of the
+// first 64 bits of md5 of each row's text form. A sum does not depend on
+// row order, so the physical order a restore produces does not matter; md5
+// of the text form is the same on every server version.
+func scan(ctx context.Context, q Querier, t *Table) error {
+	var n int64
+	var sum string
+	err := q.QueryRow(ctx, fmt.Sprintf(
+		`SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0)::text FROM ONLY %s AS t`,
+		t.QualifiedName())).Scan(&n, &sum)
+	if err != nil {
+		return fmt.Errorf("fingerprint: read table %s: %w", t.Key(), err)
+	}
+	t.Rows, t.Hash = &n, sum
+	return nil
+}
+
+// Sequences reads every user sequence's state.
+func Sequences(ctx context.Context, q Querier) ([]Sequence, error) {
+	rows, err := q.Query(ctx, `
+		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'S' AND `+userRelations+`
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: sequences: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: sequences: %w", err)
+	}
+	out := make([]Sequence, 0, len(names))
+	for _, name := range names {
+		s := Sequence{Name: name}
+		// name is quoted by quote_ident above.
+		if err := q.QueryRow(ctx, "SELECT last_value, is_called FROM "+name).Scan(&s.Value, &s.Called); err != nil {
+			return nil, fmt.Errorf("fingerprint: sequence %s: %w", name, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func migrationVersion(ctx context.Context, q Querier, table string) (int64, error) {
+	var reg *string
+	if err := q.QueryRow(ctx, "SELECT to_regclass($1)::text", table).Scan(&reg); err != nil {
+		return 0, fmt.Errorf("fingerprint: migration table: %w", err)
+	}
+	if reg == nil {
+		return 0, nil
+	}
+	var v int64
+	if err := q.QueryRow(ctx, "SELECT coalesce(max(version_id), 0) FROM "+*reg).Scan(&v); err != nil {
+		return 0, fmt.Errorf("fingerprint: migration version: %w", err)
+	}
+	return v, nil
+}
+
+// schemaQueries each return one text column describing part of the schema:
+// relations, columns, constraints, indexes, views, types, functions,
+// triggers and sequences of user schemas, leaving out what extensions own.
+// Names and definitions only: no OIDs, nothing a restore renumbers.
+var schemaQueries = []string{
+	// relations and their columns
+	`SELECT 'relation ' || c.relkind::text || ' ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+	 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ` + userRelations,
+	`SELECT 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || a.attnum || ' ' || quote_ident(a.attname)
+	        || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+	        || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
+	        || coalesce(' default ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), '')
+	 FROM pg_catalog.pg_attribute a
+	 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+	 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ` + userRelations,
+	`SELECT 'constraint ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || quote_ident(k.conname) || ' ' || pg_catalog.pg_get_constraintdef(k.oid)
+	 FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 WHERE ` + userRelations,
+	`SELECT 'index ' || pg_catalog.pg_get_indexdef(i.indexrelid)
+	 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 WHERE ` + userRelations,
+	`SELECT 'view ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || pg_catalog.pg_get_viewdef(c.oid)
+	 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 WHERE c.relkind IN ('v', 'm') AND ` + userRelations,
+	`SELECT 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname) || ' ' || t.typtype::text
+	        || coalesce(' ' || (SELECT string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid), '')
+	        || CASE WHEN t.typtype = 'd' THEN ' ' || pg_catalog.format_type(t.typbasetype, t.typtypmod) ELSE '' END
+	 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+	 WHERE t.typtype IN ('e', 'd', 'r') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+	   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')`,
+	`SELECT 'function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ') ' || md5(pg_catalog.pg_get_functiondef(p.oid))
+	 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+	 WHERE p.prokind IN ('f', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+	   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`,
+	`SELECT 'trigger ' || pg_catalog.pg_get_triggerdef(g.oid)
+	 FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 WHERE NOT g.tgisinternal AND ` + userRelations,
+	`SELECT 'sequence ' || quote_ident(schemaname) || '.' || quote_ident(sequencename) || ' ' || data_type::text || ' ' || start_value || ' '
+	        || min_value || ' ' || max_value || ' ' || increment_by || ' ' || cycle
+	 FROM pg_catalog.pg_sequences WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`,
+	`SELECT 'extension ' || extname FROM pg_catalog.pg_extension`,
+}
+
+// SchemaHash is a sha256 over the sorted description of the schema.
+func SchemaHash(ctx context.Context, q Querier) (string, error) {
+	lines, err := SchemaLines(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// SchemaLines is the sorted description SchemaHash hashes; comparing two
+// of them shows what differs.
+func SchemaLines(ctx context.Context, q Querier) ([]string, error) {
+	var lines []string
+	for _, sq := range schemaQueries {
+		rows, err := q.Query(ctx, sq)
+		if err != nil {
+			return nil, fmt.Errorf("fingerprint: schema: %w", err)
+		}
+		part, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("fingerprint: schema: %w", err)
+		}
+		lines = append(lines, part...)
+	}
+	slices.Sort(lines)
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return lines, nil
+}

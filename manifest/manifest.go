@@ -1,0 +1,142 @@
+// Package manifest is the record beside every backup file,
+// <file>.manifest.json: what the file holds (database, kind, tables with row
+// counts and content hashes, sequences, schema hash, extensions), where it
+// came from (server version, image, migration version) and how to check it
+// (size, sha256 of its bytes). Restores and verification compare against it.
+package manifest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/fingerprint"
+)
+
+// Format is the manifest format version this aidb writes and reads.
+const Format = 1
+
+// Suffix follows the backup file's name.
+const Suffix = ".manifest.json"
+
+// Manifest describes one backup file.
+type Manifest struct {
+	Format           int                     `json:"format"`
+	ToolVersion      string                  `json:"tool_version"`
+	Database         string                  `json:"database"`
+	Kind             backupdir.Kind          `json:"kind"`
+	File             string                  `json:"file"`
+	Created          time.Time               `json:"created"`
+	ServerVersion    string                  `json:"server_version"`
+	Image            string                  `json:"image"`
+	MigrationVersion int64                   `json:"migration_version"`
+	MigrationTable   string                  `json:"migration_table,omitempty"`
+	Compression      backupdir.Compression   `json:"compression"`
+	Size             int64                   `json:"size"`
+	SHA256           string                  `json:"sha256"`
+	Extensions       []fingerprint.Extension `json:"extensions"`
+	SchemaHash       string                  `json:"schema_hash"`
+	Tables           []fingerprint.Table     `json:"tables"`
+	Sequences        []fingerprint.Sequence  `json:"sequences"`
+	// DumpSeconds and ScanSeconds are how long the dump and the fingerprint
+	// scan took (they run concurrently).
+	DumpSeconds float64 `json:"dump_seconds"`
+	ScanSeconds float64 `json:"scan_seconds"`
+}
+
+// PathFor is the manifest path of a backup file.
+func PathFor(file string) string { return file + Suffix }
+
+// Write stores m beside the backup file, atomically, mode 0600.
+func Write(file string, m Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := backupdir.WriteFileAtomic(PathFor(file), append(b, '\n')); err != nil {
+		return fmt.Errorf("write manifest of %s: %w", file, err)
+	}
+	return nil
+}
+
+// ErrMissing says a backup file has no manifest (a plain pg_dump file made
+// without aidb).
+var ErrMissing = errors.New("no manifest")
+
+// Read loads the manifest of a backup file. A latest pointer is followed to
+// the file it names. A missing manifest is ErrMissing.
+func Read(file string) (Manifest, error) {
+	real, err := filepath.EvalSymlinks(file)
+	if err != nil {
+		return Manifest{}, err
+	}
+	b, err := os.ReadFile(PathFor(real))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Manifest{}, fmt.Errorf("%s: %w", file, ErrMissing)
+	}
+	if err != nil {
+		return Manifest{}, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Manifest{}, fmt.Errorf("manifest of %s is not valid JSON: %w", file, err)
+	}
+	if m.Format != Format {
+		return Manifest{}, fmt.Errorf("manifest of %s has format %d; this aidb reads format %d", file, m.Format, Format)
+	}
+	return m, nil
+}
+
+// Check hashes the file and compares its size and sha256 with the
+// manifest's; the error says which differs.
+func Check(file string, m Manifest) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	if n != m.Size {
+		return fmt.Errorf("%s is %d bytes but its manifest says %d: the file is truncated or was changed", file, n, m.Size)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != m.SHA256 {
+		return fmt.Errorf("%s has sha256 %s but its manifest says %s: the file was changed or is corrupt", file, sum, m.SHA256)
+	}
+	return nil
+}
+
+// Set names the files of one backup run that covered several databases.
+type Set struct {
+	Format  int            `json:"format"`
+	Created time.Time      `json:"created"`
+	Kind    backupdir.Kind `json:"kind"`
+	Files   []SetFile      `json:"files"`
+}
+
+// SetFile is one file of a Set.
+type SetFile struct {
+	Database string `json:"database"`
+	File     string `json:"file"`
+	SHA256   string `json:"sha256"`
+}
+
+// SetName is the file name of a set manifest.
+func SetName(kind backupdir.Kind, at time.Time) string {
+	suffix := ""
+	if kind != backupdir.Full {
+		suffix = "-" + string(kind)
+	}
+	return "set" + suffix + "-" + at.UTC().Format(backupdir.TimeLayout) + Suffix
+}

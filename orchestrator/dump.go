@@ -1,0 +1,302 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+)
+
+// Transport is how a client tool's output (pg_dump's) reaches aidb.
+type Transport string
+
+const (
+	// TransportAuto picks TransportHelper for a local engine, else
+	// TransportStream.
+	TransportAuto Transport = "auto"
+	// TransportHelper runs the tool in a helper container of the database's
+	// own image that shares the database container's network namespace and
+	// writes into a named pipe in the bind-mounted backup folder; aidb reads
+	// the pipe. The engine's attach stream (about 36 MB/s here) is not in
+	// the path. Needs an engine that can bind-mount the folder: a local one.
+	TransportHelper Transport = "helper"
+	// TransportStream runs the tool with docker exec in the database
+	// container and reads its output from the exec stream: works with any
+	// engine, remote ones included.
+	TransportStream Transport = "stream"
+)
+
+// ParseTransport accepts auto, helper and stream.
+func ParseTransport(s string) (Transport, error) {
+	switch t := Transport(s); t {
+	case TransportAuto, TransportHelper, TransportStream:
+		return t, nil
+	case "":
+		return TransportAuto, nil
+	}
+	return "", fmt.Errorf("transport %q: use auto, helper or stream", s)
+}
+
+// Resolve turns auto into the transport this engine allows.
+func (o *Orchestrator) Resolve(t Transport) Transport {
+	if t != TransportAuto {
+		return t
+	}
+	if isLocalEngine(o.docker.DaemonHost()) {
+		return TransportHelper
+	}
+	return TransportStream
+}
+
+// ToolError is a client tool (pg_dump) that failed; Stderr holds what it said.
+type ToolError struct {
+	Tool     string
+	ExitCode int
+	Stderr   string
+}
+
+func (e *ToolError) Error() string {
+	return fmt.Sprintf("%s exited with code %d: %s", e.Tool, e.ExitCode, strings.TrimSpace(e.Stderr))
+}
+
+// Dump runs pg_dump with args against the database and copies its output
+// to w. The connection options (host, user, database) are added here; the
+// password never appears in an argument. workDir is a folder on this host
+// for the helper transport's pipe (the backup folder). It returns when
+// pg_dump has finished and w has everything, or on the first error; on any
+// error or cancellation the helper container is removed.
+func (o *Orchestrator) Dump(ctx context.Context, db compose.Database, args []string, t Transport, workDir string, w io.Writer) error {
+	c, err := o.runningContainer(ctx, db)
+	if err != nil {
+		return err
+	}
+	switch o.Resolve(t) {
+	case TransportHelper:
+		return o.dumpViaHelper(ctx, db, c, args, workDir, w)
+	default:
+		return o.dumpViaExec(ctx, db, c, args, w)
+	}
+}
+
+// runningContainer returns the database's container, which must be running.
+func (o *Orchestrator) runningContainer(ctx context.Context, db compose.Database) (container.Summary, error) {
+	existing, err := o.databaseContainers(ctx)
+	if err != nil {
+		return container.Summary{}, err
+	}
+	c, ok := existing[db.Service]
+	if !ok || c.State != container.StateRunning {
+		state := "missing"
+		if ok {
+			state = string(c.State)
+		}
+		return container.Summary{}, &NotUpError{Database: db.Name, State: state, Addr: ContainerName(o.project, db), Err: errors.New("its container is not running")}
+	}
+	return c, nil
+}
+
+// dumpViaExec runs pg_dump inside the database container over its local
+// socket (trusted there, so no password at all) and reads the exec stream.
+func (o *Orchestrator) dumpViaExec(ctx context.Context, db compose.Database, c container.Summary, args []string, w io.Writer) error {
+	cmd := append([]string{"pg_dump"}, args...)
+	cmd = append(cmd, "--username="+db.User, "--dbname="+db.DBName)
+	ex, err := o.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	if err != nil {
+		return fmt.Errorf("start pg_dump in %s: %w", containerName(c), err)
+	}
+	att, err := o.docker.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return fmt.Errorf("attach to pg_dump in %s: %w", containerName(c), err)
+	}
+	// Closing the connection on cancellation ends the copy below; pg_dump
+	// then dies on its broken pipe.
+	stop := context.AfterFunc(ctx, func() { att.Close() })
+	defer stop()
+	defer att.Close()
+	var stderr bytes.Buffer
+	_, copyErr := stdcopy.StdCopy(w, &limitedWriter{w: &stderr, n: 64 << 10}, att.Reader)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if copyErr != nil {
+		return fmt.Errorf("read pg_dump output from %s: %w", containerName(c), copyErr)
+	}
+	res, err := o.docker.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("inspect pg_dump in %s: %w", containerName(c), err)
+	}
+	if res.ExitCode != 0 {
+		return &ToolError{Tool: "pg_dump", ExitCode: res.ExitCode, Stderr: stderr.String()}
+	}
+	return nil
+}
+
+// helperMount is where the helper container sees the work folder.
+const helperMount = "/aidb-work"
+
+// dumpViaHelper runs pg_dump in a helper container of the database's image,
+// in the database container's network namespace (it connects to
+// 127.0.0.1:5432 there), writing into a named pipe in workDir that this
+// process reads. The password reaches pg_dump in a private pgpass file in
+// workDir, removed afterwards.
+func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, w io.Writer) (retErr error) {
+	absDir, err := filepath.Abs(workDir)
+	if err != nil {
+		return err
+	}
+	tag := randomTag()
+	fifo := filepath.Join(absDir, ".aidb-dump-"+tag+".fifo")
+	pgpass := filepath.Join(absDir, ".aidb-dump-"+tag+".pgpass")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		return fmt.Errorf("create pipe in %s: %w", absDir, err)
+	}
+	defer os.Remove(fifo)
+	if err := os.WriteFile(pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
+		return fmt.Errorf("write credentials file in %s: %w", absDir, err)
+	}
+	defer os.Remove(pgpass)
+
+	cmd := append([]string{}, args...)
+	cmd = append(cmd, "--file="+helperMount+"/"+filepath.Base(fifo),
+		"--host=127.0.0.1", fmt.Sprintf("--port=%d", 5432), "--username="+db.User, "--dbname="+db.DBName)
+	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{
+			Image:      c.Image,
+			Entrypoint: []string{"pg_dump"},
+			Cmd:        cmd,
+			Env:        []string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(pgpass)},
+			Labels:     Labels(o.project.Name, db.Service, RoleDump),
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode: container.NetworkMode("container:" + c.ID),
+			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: absDir, Target: helperMount}},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("create pg_dump helper for %s: %w", db.Name, err)
+	}
+	// kill stops pg_dump (its pipe then closes) and removes the helper; it
+	// runs at the latest on return, so the helper never outlives this call,
+	// also on error or Ctrl-C.
+	removed := false
+	kill := func() error {
+		if removed {
+			return nil
+		}
+		removed = true
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := o.docker.ContainerRemove(rctx, res.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove pg_dump helper %s: %w", res.ID[:12], err)
+		}
+		return nil
+	}
+	defer func() { retErr = errors.Join(retErr, kill()) }()
+
+	wait := o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start pg_dump helper for %s: %w", db.Name, err)
+	}
+
+	// This process keeps a write end of the pipe open, so opening the read
+	// end never blocks and the reader sees end of file only once both
+	// pg_dump and this keeper have closed it: after the helper exited.
+	keeper, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open pipe %s: %w", fifo, err)
+	}
+	defer keeper.Close()
+	reader, err := os.OpenFile(fifo, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open pipe %s: %w", fifo, err)
+	}
+	defer reader.Close()
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(w, reader)
+		copied <- err
+	}()
+
+	// Wait for pg_dump to exit. If the copy fails first (the folder is
+	// full), stop pg_dump rather than let it block on a full pipe.
+	var exit container.WaitResponse
+	select {
+	case exit = <-wait.Result:
+	case err := <-wait.Error:
+		_ = kill()
+		keeper.Close()
+		<-copied
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("wait for pg_dump helper of %s: %w", db.Name, err)
+	case err := <-copied:
+		if err == nil {
+			err = errors.New("pipe closed before pg_dump exited")
+		}
+		return fmt.Errorf("write dump of %s: %w", db.Name, err)
+	}
+	keeper.Close()
+	copyErr := <-copied
+	if exit.StatusCode != 0 {
+		logs, _ := containerLogs(context.WithoutCancel(ctx), o.docker, res.ID, 50)
+		return &ToolError{Tool: "pg_dump", ExitCode: int(exit.StatusCode), Stderr: logs}
+	}
+	if copyErr != nil {
+		return fmt.Errorf("write dump of %s: %w", db.Name, copyErr)
+	}
+	return nil
+}
+
+// pgpassLine is a .pgpass entry for the database, escaped as libpq reads it.
+func pgpassLine(db compose.Database) string {
+	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
+	return fmt.Sprintf("*:*:*:%s:%s\n", esc.Replace(db.User), esc.Replace(db.Password))
+}
+
+func randomTag() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// limitedWriter keeps the first n bytes written and drops the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
+
+// Image is the image the database's running container runs: the one a
+// backup of it names, and the one its verification restores into.
+func (o *Orchestrator) Image(ctx context.Context, db compose.Database) (string, error) {
+	c, err := o.runningContainer(ctx, db)
+	if err != nil {
+		return "", err
+	}
+	return c.Image, nil
+}
