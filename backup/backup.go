@@ -362,3 +362,20 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// HasData says whether the database holds any table of its own: an empty
+// database needs no safety backup.
+func HasData(ctx context.Context, connString string) (bool, error) {
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var has bool
+	err = conn.QueryRow(ctx, `
+		SELECT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+			  AND n.nspname NOT LIKE 'pg\_toast%')`).Scan(&has)
+	return has, err
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/orchestrator"
@@ -63,9 +65,10 @@ func (a *app) downCommand() *cobra.Command {
 }
 
 func (a *app) nukeCommand() *cobra.Command {
-	return &cobra.Command{
+	var noBackup bool
+	cmd := &cobra.Command{
 		Use:   "nuke [db...]",
-		Short: "Remove the databases' containers and volumes (all their data), and the project network",
+		Short: "Remove the databases' containers and volumes (all their data) after a safety backup, and the project network",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := a.open(cmd.Context(), args)
 			if err != nil {
@@ -80,9 +83,18 @@ func (a *app) nukeCommand() *cobra.Command {
 			if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
 				return err
 			}
+			var safety []backup.File
+			if !noBackup {
+				if safety, err = a.safetyBackup(cmd, s, dbs); err != nil {
+					return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
+				}
+			}
 			rm, err := s.orch.Nuke(cmd.Context(), dbs, len(args) == 0)
 			if a.json {
-				if jerr := a.printJSON(rm); jerr != nil && err == nil {
+				if jerr := a.printJSON(struct {
+					orchestrator.Removed
+					SafetyBackups []backup.File `json:"safety_backups"`
+				}{rm, safety}); jerr != nil && err == nil {
 					err = jerr
 				}
 			} else {
@@ -91,6 +103,53 @@ func (a *app) nukeCommand() *cobra.Command {
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "skip the safety backup of databases that hold data")
+	return cmd
+}
+
+// safetyBackup takes a full backup of each database that exists and holds
+// data, starting a stopped one for it, and says where it is.
+func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Database) ([]backup.File, error) {
+	ctx := cmd.Context()
+	st, err := s.orch.Status(ctx, dbs)
+	if err != nil {
+		return nil, err
+	}
+	var existing []compose.Database
+	for i, db := range dbs {
+		if st[i].State != "missing" {
+			existing = append(existing, db)
+		}
+	}
+	if len(existing) == 0 {
+		return nil, nil
+	}
+	if err := s.orch.Up(ctx, existing); err != nil {
+		return nil, fmt.Errorf("start the databases for a safety backup: %w", err)
+	}
+	var withData []compose.Database
+	for _, db := range existing {
+		has, err := backup.HasData(ctx, s.orch.ConnString(db))
+		if err != nil {
+			return nil, fmt.Errorf("look into %s for a safety backup: %w", db.Name, err)
+		}
+		if has {
+			withData = append(withData, db)
+		} else {
+			a.say("%s: holds no tables; no safety backup needed", db.Name)
+		}
+	}
+	if len(withData) == 0 {
+		return nil, nil
+	}
+	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: orchestrator.TransportAuto})
+	if err != nil {
+		return nil, fmt.Errorf("safety backup: %w", err)
+	}
+	for _, f := range res.Files {
+		a.say("%s: safety backup in %s", f.Database, f.Path)
+	}
+	return res.Files, nil
 }
 
 func (a *app) statusCommand() *cobra.Command {
