@@ -48,9 +48,20 @@ func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, err
 }
 
 // BuildImage builds the local PostgreSQL image of the given major version,
-// replacing an earlier build of it, and returns its reference.
+// replacing an earlier build of it, and returns its reference. The earlier
+// build is removed unless a container still uses it.
 func (o *Orchestrator) BuildImage(ctx context.Context, major string) (string, error) {
-	return o.buildImage(ctx, major)
+	old, err := o.docker.ImageInspect(ctx, pgimage.Tag(major))
+	ref, buildErr := o.buildImage(ctx, major)
+	if buildErr != nil || err != nil || old.ID == "" {
+		return ref, buildErr
+	}
+	if now, err := o.docker.ImageInspect(ctx, ref); err == nil && now.ID != old.ID {
+		if _, err := o.docker.ImageRemove(ctx, old.ID, client.ImageRemoveOptions{}); err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsNotFound(err) {
+			o.progress(fmt.Sprintf("the previous build %s stays: %v", old.ID, err))
+		}
+	}
+	return ref, nil
 }
 
 func (o *Orchestrator) imagePresent(ctx context.Context, ref string) (bool, error) {

@@ -51,7 +51,7 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 
 	# A temporary server on the socket only: clients polling over TCP see the
 	# database only once it is fully initialised.
-	pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start >/dev/null
+	pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start
 	export PGUSER="$user" PGHOST=/var/run/postgresql
 	if [ "$db" != postgres ]; then
 		psql -v ON_ERROR_STOP=1 --no-psqlrc --dbname postgres --set db="$db" <<-'SQL'
@@ -69,7 +69,7 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 		esac
 	done
 	unset PGUSER PGHOST
-	pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+	pg_ctl -D "$PGDATA" -m fast -w stop
 	echo "PostgreSQL init process complete; ready for start up."
 fi
 
