@@ -29,6 +29,7 @@ const (
 	RoleNetwork  = "network"  // the project network
 	RoleVerify   = "verify"   // a throwaway container restoring a backup
 	RoleDump     = "dump"     // a helper container running pg_dump for a backup
+	RoleLoad     = "load"     // a helper container running psql for a restore
 )
 
 // Labels returns the labels for a resource of the project.

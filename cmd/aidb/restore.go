@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/restore"
+)
+
+func (a *app) restoreCommand() *cobra.Command {
+	var dataOnly, all, noBackup bool
+	var asDatabase, via string
+	cmd := &cobra.Command{
+		Use:   "restore <db> <file> | --all <db>=<file>...",
+		Short: "Restore a backup into a database: verified, and swapped in only when whole (--data-only onto the migrated schema)",
+		Long: `Restore a backup into a database.
+
+A full restore loads the file into a temporary database on the same server,
+verifies it against the manifest, and swaps it in by rename: a failure leaves
+the database as it was. A data-only restore (--data-only) truncates, loads and
+verifies in one transaction on the migrated schema. --all restores several
+databases all or nothing: aidb restore --all rulesdb=FILE memorydb=FILE.
+The data being replaced is backed up first (--no-backup skips that).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pairs, err := restorePairs(args, all)
+			if err != nil {
+				return err
+			}
+			if all && dataOnly {
+				return exitcode.BadInput(errors.New("--all restores full backups; restore data-only backups one database at a time"))
+			}
+			t, err := orchestrator.ParseTransport(via)
+			if err != nil {
+				return exitcode.BadInput(err)
+			}
+			names := make([]string, len(pairs))
+			for i, p := range pairs {
+				names[i] = p[0]
+			}
+			s, err := a.open(cmd.Context(), names)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx := cmd.Context()
+			// The backup folder holds the helper transport's pipe.
+			if err := backupdir.Ensure(s.project.BackupDir); err != nil {
+				return err
+			}
+
+			var plans []restore.Plan
+			for i, db := range s.dbs {
+				plan, err := restore.Preflight(ctx, s.orch, restore.Request{
+					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
+					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir,
+				})
+				if err != nil {
+					return err
+				}
+				for _, w := range plan.Warnings {
+					a.say("warning: %s", w)
+				}
+				plans = append(plans, plan)
+			}
+			var what []string
+			for _, p := range plans {
+				what = append(what, fmt.Sprintf("%s with %s", p.DB.Name, p.File))
+			}
+			if err := a.confirm("replace the data of " + strings.Join(what, " and ")); err != nil {
+				return err
+			}
+			if !noBackup {
+				if _, err := a.safetyBackup(cmd, s, s.dbs); err != nil {
+					return fmt.Errorf("%w\nnothing was restored; fix that, or restore without a safety backup with --no-backup", err)
+				}
+			}
+
+			var results []restore.Result
+			switch {
+			case all:
+				results, err = restore.All(ctx, s.orch, plans)
+			case dataOnly:
+				var r restore.Result
+				r, err = restore.DataOnly(ctx, s.orch, plans[0])
+				results = append(results, r)
+			default:
+				var r restore.Result
+				r, err = restore.Full(ctx, s.orch, plans[0])
+				results = append(results, r)
+			}
+			if err != nil {
+				return err
+			}
+			for _, r := range results {
+				if r.Verified {
+					a.say("%s: restored and verified: %d tables, %d rows, from %s", r.Database, r.Tables, r.Rows, r.File)
+				} else {
+					a.say("%s: restored from %s (%d tables), not verified: the file has no manifest", r.Database, r.File, r.Tables)
+				}
+			}
+			if a.json {
+				return a.printJSON(struct {
+					Restores []restore.Result `json:"restores"`
+				}{results})
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&dataOnly, "data-only", false, "restore a data-only backup onto the existing (migrated) schema")
+	f.BoolVar(&all, "all", false, "restore several databases all or nothing: <db>=<file> arguments")
+	f.BoolVar(&noBackup, "no-backup", false, "skip the safety backup of the data being replaced")
+	f.StringVar(&asDatabase, "as-database", "", "accept a backup taken from this other database (a deliberate cross-restore)")
+	f.StringVar(&via, "via", "auto", "how the file reaches psql: helper, stream or auto (see aidb backup --help)")
+	return cmd
+}
+
+// restorePairs reads "<db> <file>" or, with --all, "<db>=<file>..." into
+// (db, file) pairs.
+func restorePairs(args []string, all bool) ([][2]string, error) {
+	usage := "usage: aidb restore <db> <file>, or aidb restore --all <db>=<file>...; make -f Makefile.ai ai-db-list shows the backups"
+	var out [][2]string
+	if !all {
+		if len(args) != 2 {
+			return nil, exitcode.BadInput(errors.New(usage))
+		}
+		out = append(out, [2]string{args[0], args[1]})
+	} else {
+		if len(args) == 0 {
+			return nil, exitcode.BadInput(errors.New(usage))
+		}
+		for _, a := range args {
+			db, file, ok := strings.Cut(a, "=")
+			if !ok || db == "" {
+				return nil, exitcode.BadInput(fmt.Errorf("%q: %s", a, usage))
+			}
+			out = append(out, [2]string{db, file})
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range out {
+		if strings.TrimSpace(p[1]) == "" {
+			return nil, exitcode.BadInput(fmt.Errorf("no backup file given for %s: name one, e.g. make -f Makefile.ai ai-db-restore BACKUP=backups/%s-YYYYMMDD-HHMMSS.sql (make -f Makefile.ai ai-db-list shows them)", p[0], p[0]))
+		}
+		if seen[p[0]] {
+			return nil, exitcode.BadInput(fmt.Errorf("%s is named twice", p[0]))
+		}
+		seen[p[0]] = true
+	}
+	return out, nil
+}

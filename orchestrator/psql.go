@@ -1,0 +1,212 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+)
+
+// Psql runs the database image's own psql against database dbname on the
+// database's server, feeding it script (plain SQL) on its input, with
+// ON_ERROR_STOP. Like Dump, the helper transport passes the script through
+// a named pipe in workDir and the stream transport through docker exec's
+// stdin; the password is never an argument. What psql printed to stderr is
+// in the ToolError when it fails.
+//
+// If reading script fails, psql's input ends early: a script that opens a
+// transaction and commits only at its very end is then rolled back, never
+// half applied (callers write their scripts that way).
+func (o *Orchestrator) Psql(ctx context.Context, db compose.Database, dbname string, t Transport, workDir string, script io.Reader) error {
+	c, err := o.runningContainer(ctx, db)
+	if err != nil {
+		return err
+	}
+	args := []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--username=" + db.User, "--dbname=" + dbname}
+	if o.Resolve(t) == TransportHelper {
+		return o.psqlViaHelper(ctx, db, c, args, workDir, script)
+	}
+	return o.psqlViaExec(ctx, c, args, script)
+}
+
+func (o *Orchestrator) psqlViaExec(ctx context.Context, c container.Summary, args []string, script io.Reader) error {
+	cmd := append([]string{"psql"}, args...)
+	ex, err := o.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdin: true, AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	if err != nil {
+		return fmt.Errorf("start psql in %s: %w", containerName(c), err)
+	}
+	att, err := o.docker.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return fmt.Errorf("attach to psql in %s: %w", containerName(c), err)
+	}
+	stop := context.AfterFunc(ctx, func() { att.Close() })
+	defer stop()
+	defer att.Close()
+
+	var stderr bytes.Buffer
+	outDone := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(io.Discard, &limitedWriter{w: &stderr, n: 64 << 10}, att.Reader)
+		outDone <- err
+	}()
+	_, inErr := io.Copy(att.Conn, script)
+	if inErr == nil {
+		inErr = att.CloseWrite()
+	} else {
+		// Drop the connection: psql's input ends without the script's
+		// COMMIT and it rolls back.
+		att.Close()
+	}
+	outErr := <-outDone
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	res, err := o.docker.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("inspect psql in %s: %w", containerName(c), err)
+	}
+	if inErr != nil {
+		return fmt.Errorf("send the script to psql: %w", inErr)
+	}
+	if res.ExitCode != 0 {
+		return &ToolError{Tool: "psql", ExitCode: res.ExitCode, Stderr: stderr.String()}
+	}
+	if outErr != nil {
+		return fmt.Errorf("read psql's output: %w", outErr)
+	}
+	return nil
+}
+
+// psqlViaHelper runs psql in a helper container in the database container's
+// network namespace, reading the script from a named pipe in workDir.
+func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, script io.Reader) (retErr error) {
+	absDir, err := filepath.Abs(workDir)
+	if err != nil {
+		return err
+	}
+	tag := randomTag()
+	fifo := filepath.Join(absDir, ".aidb-load-"+tag+".fifo")
+	pgpass := filepath.Join(absDir, ".aidb-load-"+tag+".pgpass")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		return fmt.Errorf("create pipe in %s: %w", absDir, err)
+	}
+	defer os.Remove(fifo)
+	if err := os.WriteFile(pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
+		return fmt.Errorf("write credentials file in %s: %w", absDir, err)
+	}
+	defer os.Remove(pgpass)
+
+	cmd := append(append([]string{}, args...), "--host=127.0.0.1", "--port=5432", "--file="+helperMount+"/"+filepath.Base(fifo))
+	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{
+			Image:      c.Image,
+			Entrypoint: []string{"psql"},
+			Cmd:        cmd,
+			Env:        []string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(pgpass)},
+			Labels:     Labels(o.project.Name, db.Service, RoleLoad),
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode: container.NetworkMode("container:" + c.ID),
+			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: absDir, Target: helperMount}},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("create psql helper for %s: %w", db.Name, err)
+	}
+	removed := false
+	kill := func() error {
+		if removed {
+			return nil
+		}
+		removed = true
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := o.docker.ContainerRemove(rctx, res.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove psql helper %s: %w", res.ID[:12], err)
+		}
+		return nil
+	}
+	defer func() { retErr = errors.Join(retErr, kill()) }()
+
+	wait := o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start psql helper for %s: %w", db.Name, err)
+	}
+	// This process keeps a read end open, so opening the write end never
+	// blocks and writes cannot fail for want of a reader before psql opens
+	// the pipe; if psql exits early, the writer is unblocked by closing it.
+	keeper, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open pipe %s: %w", fifo, err)
+	}
+	defer keeper.Close()
+	writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open pipe %s: %w", fifo, err)
+	}
+	fed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(writer, script)
+		if cerr := writer.Close(); err == nil {
+			err = cerr
+		}
+		fed <- err
+	}()
+	// The keeper's read end would otherwise hold back psql's end of file:
+	// once the script is written, close it; psql reads to the end of what
+	// is buffered and sees end of file when the writer closed.
+	var exit container.WaitResponse
+	var feedErr error
+	select {
+	case feedErr = <-fed:
+		if feedErr != nil {
+			// Stop psql before its input ends, so nothing commits.
+			_ = kill()
+		}
+		keeper.Close()
+		select {
+		case exit = <-wait.Result:
+		case err := <-wait.Error:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("wait for psql helper of %s: %w", db.Name, err)
+		}
+	case exit = <-wait.Result:
+		// psql ended before the whole script was sent (a statement failed):
+		// drain what remains so the feeder finishes.
+		go func() { _, _ = io.Copy(io.Discard, keeper) }()
+		writer.Close()
+		<-fed
+	case err := <-wait.Error:
+		_ = kill()
+		writer.Close()
+		keeper.Close()
+		<-fed
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("wait for psql helper of %s: %w", db.Name, err)
+	}
+	if feedErr != nil {
+		return fmt.Errorf("send the script to psql: %w", feedErr)
+	}
+	if exit.StatusCode != 0 {
+		logs, _ := containerLogs(context.WithoutCancel(ctx), o.docker, res.ID, 50)
+		return &ToolError{Tool: "psql", ExitCode: int(exit.StatusCode), Stderr: logs}
+	}
+	return nil
+}

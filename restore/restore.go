@@ -1,0 +1,315 @@
+// Package restore puts a backup back into a database so that it cannot
+// half-fail: every check runs before anything changes; a full restore loads
+// into a temporary database on the same server, is verified there, and is
+// swapped in by rename; a data-only restore truncates, loads, fixes
+// sequences and verifies in one transaction that commits only if the
+// content equals the manifest.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/orchestrator"
+)
+
+// Engine is what a restore needs of the orchestrator.
+type Engine interface {
+	RequireReady(ctx context.Context, db compose.Database) error
+	ConnString(db compose.Database) string
+	Psql(ctx context.Context, db compose.Database, dbname string, t orchestrator.Transport, workDir string, script io.Reader) error
+}
+
+// Request is one restore.
+type Request struct {
+	DB   compose.Database
+	File string
+	// DataOnly restores a data-only backup onto the existing schema.
+	DataOnly bool
+	// AsDatabase accepts a file backed up from another database (a
+	// deliberate cross-restore): it names that database.
+	AsDatabase string
+	Transport  orchestrator.Transport
+	// WorkDir holds the helper transport's pipe (the backup folder).
+	WorkDir string
+	// SchemaBackups lists the folder's backups, to suggest a schema
+	// backup when a data-only restore finds tables missing.
+	BackupDir string
+	// Progress, if set, is told the file bytes read so far.
+	Progress func(read, total int64)
+	Logger   *slog.Logger
+}
+
+// Plan is a restore that passed its preflight.
+type Plan struct {
+	Request
+	// Path is the file, latest pointers followed.
+	Path        string
+	Size        int64
+	Compression backupdir.Compression
+	// Manifest is nil for a file without one (a plain pg_dump file).
+	Manifest *manifest.Manifest
+	Kind     backupdir.Kind
+	// Tables the file loads (data-only): from the manifest, or the file's
+	// COPY lines without one.
+	Tables []fingerprint.Table
+	// Warnings to show before going on.
+	Warnings []string
+}
+
+// Result is a finished restore.
+type Result struct {
+	Database string         `json:"database"`
+	File     string         `json:"file"`
+	Kind     backupdir.Kind `json:"kind"`
+	Tables   int            `json:"tables"`
+	Rows     int64          `json:"rows"`
+	// Verified says the restored content was compared with the manifest
+	// and is equal; false for a file without a manifest.
+	Verified bool `json:"verified"`
+}
+
+// DifferenceError says the restored content differs from the manifest:
+// exit 3. The target was left as it was.
+type DifferenceError struct {
+	Database    string
+	Differences []string
+}
+
+func (e *DifferenceError) Error() string {
+	return fmt.Sprintf("restore of %s did not reproduce the backup, so the database was left as it was:\n  %s", e.Database, strings.Join(e.Differences, "\n  "))
+}
+
+func differs(db string, diffs []string) error {
+	return &exitcode.Error{Code: exitcode.Differs, Err: &DifferenceError{Database: db, Differences: diffs}}
+}
+
+// Preflight checks everything that can be checked before a restore changes
+// anything: the file is there and whole, it belongs to this database and
+// fits the command, the target has the extensions it needs and, for a
+// data-only restore, every table and column it loads at a migration
+// version not older than the backup's. A refusal is bad input (exit 2).
+func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
+	p := Plan{Request: req}
+	bad := func(format string, a ...any) (Plan, error) {
+		return Plan{}, exitcode.BadInput(fmt.Errorf(format, a...))
+	}
+	path, err := filepath.EvalSymlinks(req.File)
+	if err != nil {
+		return bad("backup file %s: %v; see make -f Makefile.ai ai-db-list for the backups there are", req.File, errors.Unwrap(err))
+	}
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return bad("backup file %s is not a readable file", req.File)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return bad("backup file %s cannot be read: %v", req.File, err)
+	}
+	f.Close()
+	p.Path, p.Size = path, st.Size()
+	if p.Compression, err = detect(path); err != nil {
+		return bad("backup file %s: %v", req.File, err)
+	}
+
+	m, err := manifest.Read(path)
+	switch {
+	case errors.Is(err, manifest.ErrMissing):
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no manifest (not made by aidb?): it cannot be checked or verified; restoring it as it is", req.File))
+		p.Kind = backupdir.Full
+		if req.DataOnly {
+			p.Kind = backupdir.Data
+		}
+	case err != nil:
+		return bad("%v", err)
+	default:
+		p.Manifest, p.Kind = &m, m.Kind
+		if err := manifest.Check(path, m); err != nil {
+			return bad("%v; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)", err)
+		}
+		if m.Database != req.DB.Name && m.Database != req.AsDatabase {
+			return bad("%s is a backup of %s, not of %s; restore it into %s, or pass --as-database %s to restore it into %s deliberately",
+				req.File, m.Database, req.DB.Name, m.Database, m.Database, req.DB.Name)
+		}
+		if req.DataOnly && m.Kind != backupdir.Data {
+			return bad("%s is a %s backup, not a data-only one: restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)", req.File, m.Kind)
+		}
+		if !req.DataOnly && m.Kind == backupdir.Data {
+			return bad("%s is a data-only backup: restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema", req.File)
+		}
+	}
+
+	if err := e.RequireReady(ctx, req.DB); err != nil {
+		return Plan{}, err
+	}
+	conn, err := pgx.Connect(ctx, e.ConnString(req.DB))
+	if err != nil {
+		return Plan{}, fmt.Errorf("connect to %s: %w", req.DB.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	if p.Manifest != nil {
+		if err := checkExtensions(ctx, conn, *p.Manifest, req.DB); err != nil {
+			return Plan{}, err
+		}
+	}
+	if req.DataOnly {
+		if err := p.planData(ctx, conn); err != nil {
+			return Plan{}, err
+		}
+	}
+	return p, nil
+}
+
+func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, db compose.Database) error {
+	rows, err := conn.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
+	if err != nil {
+		return fmt.Errorf("list available extensions of %s: %w", db.Name, err)
+	}
+	avail, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, x := range m.Extensions {
+		if !slices.Contains(avail, x.Name) {
+			missing = append(missing, x.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return exitcode.BadInput(fmt.Errorf("%s needs the extension(s) %s, which %s's image (%s) does not have; the backup came from %s: run %s on that image",
+			m.File, strings.Join(missing, ", "), db.Name, db.Image, m.Image, db.Name))
+	}
+	return nil
+}
+
+// planData lists the tables a data-only file loads and checks that the
+// target has each, with each column, at a recent enough migration version.
+func (p *Plan) planData(ctx context.Context, conn *pgx.Conn) error {
+	if p.Manifest != nil {
+		p.Tables = p.Manifest.Tables
+	} else {
+		ct, err := openContent(p.Path, p.Compression, nil, nil)
+		if err != nil {
+			return exitcode.BadInput(err)
+		}
+		tables, err := scanCopyTables(ct)
+		ct.Close()
+		if err != nil {
+			return exitcode.BadInput(fmt.Errorf("read %s: %w", p.File, err))
+		}
+		for _, t := range tables {
+			s, n := splitQualified(t.Qualified)
+			p.Tables = append(p.Tables, fingerprint.Table{Schema: s, Name: n, Columns: t.Columns})
+		}
+	}
+
+	rows, err := conn.Query(ctx, `
+		SELECT table_schema || '.' || table_name, column_name FROM information_schema.columns
+		WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`)
+	if err != nil {
+		return fmt.Errorf("read the schema of %s: %w", p.DB.Name, err)
+	}
+	have := map[string]map[string]bool{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return err
+		}
+		if have[t] == nil {
+			have[t] = map[string]bool{}
+		}
+		have[t][c] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var missing []string
+	for _, t := range p.Tables {
+		cols, ok := have[t.Key()]
+		if !ok {
+			missing = append(missing, "table "+t.Key())
+			continue
+		}
+		for _, c := range t.Columns {
+			if !cols[c] {
+				missing = append(missing, "column "+t.Key()+"."+c)
+			}
+		}
+	}
+
+	var targetVersion int64
+	if p.Manifest != nil && p.Manifest.MigrationTable != "" {
+		var reg *string
+		if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::text", p.Manifest.MigrationTable).Scan(&reg); err != nil {
+			return err
+		}
+		if reg != nil {
+			if err := conn.QueryRow(ctx, "SELECT coalesce(max(version_id), 0) FROM "+*reg).Scan(&targetVersion); err != nil {
+				return err
+			}
+		}
+	}
+	older := p.Manifest != nil && targetVersion < p.Manifest.MigrationVersion
+	if len(missing) == 0 && !older {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s cannot take the data of %s:", p.DB.Name, p.File)
+	if len(missing) > 0 {
+		fmt.Fprintf(&b, " it lacks %s.", strings.Join(missing, ", "))
+	}
+	if older {
+		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", targetVersion, p.Manifest.MigrationVersion)
+	}
+	b.WriteString(" Restore the schema first: run make -f Makefile.ai ai-db-migrate")
+	if schema := newestSchemaBackup(p.BackupDir, p.DB.Name); schema != "" {
+		fmt.Fprintf(&b, ", or restore the schema backup %s (aidb restore %s %s)", schema, p.DB.Name, schema)
+	}
+	b.WriteString("; nothing was changed")
+	return exitcode.BadInput(errors.New(b.String()))
+}
+
+func newestSchemaBackup(dir, db string) string {
+	entries, err := backupdir.List(dir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if e.Database == db && e.Kind == backupdir.Schema {
+			return e.Path
+		}
+	}
+	return ""
+}
+
+// withDatabase is connString pointing at another database of its server.
+func withDatabase(connString, dbname string) string {
+	u, err := url.Parse(connString)
+	if err != nil {
+		return connString
+	}
+	u.Path = "/" + dbname
+	return u.String()
+}
+
+// literal quotes s as an SQL string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+var numericRE = regexp.MustCompile(`^-?[0-9]+$`)

@@ -1,0 +1,463 @@
+package restore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/manifest"
+)
+
+// script is the SQL psql runs: BEGIN, what comes before the file, the
+// file's content, what comes after, COMMIT. The COMMIT is only sent once
+// the whole file was read and matched its manifest; a failure before that
+// ends psql's input without it, and the transaction rolls back.
+func (p Plan) script(before, after string) (io.Reader, func() error, error) {
+	ct, err := openContent(p.Path, p.Compression, p.Manifest, func(n int64) {
+		if p.Progress != nil {
+			p.Progress(n, p.Size)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	r := io.MultiReader(
+		strings.NewReader("BEGIN;\n"+before+"\n"),
+		ct,
+		strings.NewReader("\n"+after+"\nCOMMIT;\n"),
+	)
+	return r, ct.Close, nil
+}
+
+// Full restores a full (or schema) backup: into a new temporary database on
+// the same server, verified there against the manifest, then swapped in by
+// rename; the old database is dropped after the swap. Until the swap, the
+// target is untouched; a failure, a difference or Ctrl-C drops the
+// temporary database and leaves the target as it was.
+func Full(ctx context.Context, e Engine, p Plan) (Result, error) {
+	s, err := stage(ctx, e, p)
+	if err != nil {
+		return Result{}, err
+	}
+	old, err := s.swap(ctx)
+	if err != nil {
+		s.drop(ctx)
+		return Result{}, err
+	}
+	s.dropOld(ctx, old)
+	return s.result, nil
+}
+
+// All restores several full backups all or nothing: each into its
+// temporary database and verified first; the swaps happen only when every
+// one succeeded, and if a later swap fails the earlier ones are swapped
+// back.
+func All(ctx context.Context, e Engine, plans []Plan) ([]Result, error) {
+	staged := make([]*staging, len(plans))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, p := range plans {
+		g.Go(func() error {
+			s, err := stage(gctx, e, p)
+			staged[i] = s
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		for _, s := range staged {
+			if s != nil {
+				s.drop(ctx)
+			}
+		}
+		return nil, err
+	}
+	olds := make([]string, len(staged))
+	for i, s := range staged {
+		old, err := s.swap(ctx)
+		if err != nil {
+			s.drop(ctx)
+			var errs []error
+			for j := i - 1; j >= 0; j-- {
+				if uerr := staged[j].unswap(ctx, olds[j]); uerr != nil {
+					errs = append(errs, uerr)
+				}
+			}
+			for _, t := range staged[i+1:] {
+				t.drop(ctx)
+			}
+			if len(errs) > 0 {
+				return nil, fmt.Errorf("%w; and swapping back the databases already restored failed: %w", err, errors.Join(errs...))
+			}
+			return nil, fmt.Errorf("%w; the databases already swapped were swapped back: nothing changed", err)
+		}
+		olds[i] = old
+	}
+	results := make([]Result, len(staged))
+	for i, s := range staged {
+		s.dropOld(ctx, olds[i])
+		results[i] = s.result
+	}
+	return results, nil
+}
+
+// staging is a backup loaded and verified in a temporary database.
+type staging struct {
+	e      Engine
+	p      Plan
+	admin  string // conn string of the maintenance database
+	target string
+	temp   string
+	result Result
+}
+
+// stage creates the temporary database, loads the file and verifies it.
+func stage(ctx context.Context, e Engine, p Plan) (s *staging, retErr error) {
+	s = &staging{e: e, p: p, target: p.DB.DBName}
+	maint := "postgres"
+	if s.target == maint {
+		maint = "template1"
+	}
+	s.admin = withDatabase(e.ConnString(p.DB), maint)
+	s.temp = shortName(s.target, "_aidb_restore_")
+
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s's server: %w", p.DB.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var create string
+	err = conn.QueryRow(ctx, `
+		SELECT format('CREATE DATABASE %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L',
+		              $1::text, pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype)
+		FROM pg_catalog.pg_database WHERE datname = $2`, s.temp, s.target).Scan(&create)
+	if err != nil {
+		return nil, fmt.Errorf("read the settings of database %s: %w", s.target, err)
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
+		return nil, fmt.Errorf("create temporary database %s: %w", s.temp, err)
+	}
+	defer func() {
+		if retErr != nil {
+			s.drop(ctx)
+		}
+	}()
+
+	script, closeScript, err := p.script("", "")
+	if err != nil {
+		return nil, err
+	}
+	err = e.Psql(ctx, p.DB, s.temp, p.Transport, p.WorkDir, script)
+	closeScript()
+	if err != nil {
+		return nil, fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
+	}
+
+	s.result = Result{Database: p.DB.Name, File: p.Path, Kind: p.Kind}
+	tconn, err := pgx.Connect(ctx, withDatabase(e.ConnString(p.DB), s.temp))
+	if err != nil {
+		return nil, err
+	}
+	defer tconn.Close(context.WithoutCancel(ctx))
+	if err := fingerprint.Prepare(ctx, tconn); err != nil {
+		return nil, err
+	}
+	opts := fingerprint.Options{Data: p.Kind != backupdir.Schema}
+	if p.Manifest != nil {
+		opts.MigrationTable = p.Manifest.MigrationTable
+	}
+	got, err := fingerprint.Take(ctx, tconn, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.result.Tables = len(got.Tables)
+	for _, t := range got.Tables {
+		if t.Rows != nil {
+			s.result.Rows += *t.Rows
+		}
+	}
+	if p.Manifest != nil {
+		if diffs := Compare(*p.Manifest, got); len(diffs) > 0 {
+			return nil, differs(p.DB.Name, diffs)
+		}
+		s.result.Verified = true
+	}
+	return s, nil
+}
+
+// swap renames the target away and the temporary database into its
+// place, in one transaction, after ending the target's connections; it
+// returns the old database's new name.
+func (s *staging) swap(ctx context.Context) (string, error) {
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	old := shortName(s.target, "_aidb_old_")
+	// No new sessions while the target is swapped out; its old sessions
+	// are ended (applications reconnect to the restored database).
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false", ident(s.target))); err != nil {
+		return "", fmt.Errorf("close database %s to new connections: %w", s.target, err)
+	}
+	reopen := func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident(s.target)))
+	}
+	var lastErr error
+	for range 10 {
+		if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()", s.target); err != nil {
+			reopen()
+			return "", fmt.Errorf("end the connections to %s: %w", s.target, err)
+		}
+		lastErr = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", ident(s.target), ident(old))); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", ident(s.temp), ident(s.target)))
+			return err
+		})
+		var pg *pgconn.PgError
+		if lastErr == nil || !errors.As(lastErr, &pg) || pg.Code != "55006" { // object_in_use: a session came back
+			break
+		}
+		select {
+		case <-ctx.Done():
+			reopen()
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if lastErr != nil {
+		reopen()
+		return "", fmt.Errorf("swap the restored database in for %s: %w", s.target, lastErr)
+	}
+	return old, nil
+}
+
+// unswap puts the old database back in place of the restored one.
+func (s *staging) unswap(ctx context.Context, old string) error {
+	ctx = context.WithoutCancel(ctx)
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()", s.target)
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", ident(s.target), ident(s.temp))); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", ident(old), ident(s.target))); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident(s.target)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("swap %s back: %w (the previous database is kept as %s)", s.target, err, old)
+	}
+	s.drop(ctx)
+	return nil
+}
+
+// drop removes the temporary database, also after Ctrl-C.
+func (s *staging) drop(ctx context.Context) {
+	s.dropDB(ctx, s.temp)
+}
+
+// dropOld removes the database the swap replaced.
+func (s *staging) dropOld(ctx context.Context, old string) {
+	s.dropDB(ctx, old)
+}
+
+func (s *staging) dropDB(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(name)))
+}
+
+// DataOnly restores a data-only backup onto the target's schema in one
+// transaction: truncate the tables the file holds, load them with triggers
+// and foreign-key checks off (session_replication_role = replica), set the
+// sequences the file sets and raise every sequence owned by a loaded column
+// to at least its maximum, check every table's row count and content hash
+// against the manifest, and commit only if all of it succeeded. Running it
+// twice gives the same database; a duplicate key cannot happen.
+func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
+	res := Result{Database: p.DB.Name, File: p.Path, Kind: backupdir.Data, Tables: len(p.Tables)}
+	names := make([]string, len(p.Tables))
+	for i, t := range p.Tables {
+		names[i] = t.QualifiedName()
+		if t.Rows != nil {
+			res.Rows += *t.Rows
+		}
+	}
+	before := "SET LOCAL session_replication_role = replica;\n"
+	if len(names) > 0 {
+		before += "TRUNCATE TABLE " + strings.Join(names, ", ") + ";\n"
+	}
+	after := "SET LOCAL session_replication_role = origin;\n" + raiseSequences(names)
+	if p.Manifest != nil {
+		check, err := checkContent(p.DB.Name, p.Tables)
+		if err != nil {
+			return res, err
+		}
+		after += check
+	}
+	script, closeScript, err := p.script(before, after)
+	if err != nil {
+		return res, err
+	}
+	defer closeScript()
+	if err := e.Psql(ctx, p.DB, p.DB.DBName, p.Transport, p.WorkDir, script); err != nil {
+		if strings.Contains(err.Error(), "aidb: content differs") {
+			return res, differs(p.DB.Name, contentDiffs(err.Error()))
+		}
+		return res, fmt.Errorf("restore the data of %s (rolled back: nothing changed): %w", p.File, err)
+	}
+	res.Verified = p.Manifest != nil
+	return res, nil
+}
+
+// raiseSequences sets each sequence owned by a column of the loaded tables
+// to at least the column's maximum, so the application's next insert does
+// not collide with a restored row.
+func raiseSequences(tables []string) string {
+	if len(tables) == 0 {
+		return ""
+	}
+	regs := make([]string, len(tables))
+	for i, t := range tables {
+		regs[i] = literal(t) + "::regclass"
+	}
+	return `DO $aidb$
+DECLARE r record; m numeric; cur numeric; called boolean;
+BEGIN
+  FOR r IN
+    SELECT d.objid::regclass AS seq, a.attname, d.refobjid::regclass AS tbl
+    FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i')
+      AND d.refobjid = ANY (ARRAY[` + strings.Join(regs, ", ") + `])
+  LOOP
+    EXECUTE format('SELECT max(%I)::numeric FROM %s', r.attname, r.tbl) INTO m;
+    EXECUTE format('SELECT last_value::numeric, is_called FROM %s', r.seq) INTO cur, called;
+    IF m IS NOT NULL AND (m > cur OR (m = cur AND NOT called)) THEN
+      PERFORM pg_catalog.setval(r.seq, m::bigint, true);
+    END IF;
+  END LOOP;
+END
+$aidb$;
+`
+}
+
+// checkContent asserts, inside the restore's transaction, that every
+// table has the manifest's row count and content hash (the fingerprint's
+// own expression and settings); a difference raises, and the transaction
+// rolls back.
+func checkContent(db string, tables []fingerprint.Table) (string, error) {
+	var b strings.Builder
+	b.WriteString("SET LOCAL TimeZone = 'UTC';\nSET LOCAL DateStyle = 'ISO, YMD';\nSET LOCAL IntervalStyle = 'postgres';\n" +
+		"SET LOCAL extra_float_digits = 3;\nSET LOCAL bytea_output = 'hex';\n")
+	b.WriteString("DO $aidb$\nDECLARE n bigint; h text; bad text := '';\nBEGIN\n")
+	for _, t := range tables {
+		if t.Rows == nil || !numericRE.MatchString(t.Hash) {
+			return "", fmt.Errorf("manifest of %s lacks the row count or hash of %s", db, t.Key())
+		}
+		fmt.Fprintf(&b, "  SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0)::text INTO n, h FROM ONLY %s AS t;\n", t.QualifiedName())
+		fmt.Fprintf(&b, "  IF n <> %d OR h <> %s THEN bad := bad || format(E'\\n%%s: %%s rows (the backup has %d), content hash %%s (the backup has %s)', %s, n, h); END IF;\n",
+			*t.Rows, literal(t.Hash), *t.Rows, t.Hash, literal(t.Key()))
+	}
+	b.WriteString("  IF bad <> '' THEN RAISE EXCEPTION 'aidb: content differs:%', bad; END IF;\nEND\n$aidb$;\n")
+	return b.String(), nil
+}
+
+// contentDiffs extracts the table lines from a content-check failure.
+func contentDiffs(msg string) []string {
+	var out []string
+	_, rest, _ := strings.Cut(msg, "aidb: content differs:")
+	for _, l := range strings.Split(rest, "\n") {
+		if l = strings.TrimSpace(l); strings.Contains(l, " rows (the backup has ") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, strings.TrimSpace(msg))
+	}
+	return out
+}
+
+// Compare lists how a restored database's fingerprint differs from the
+// manifest: schema, tables (rows, content), migration version.
+func Compare(m manifest.Manifest, got fingerprint.Fingerprint) []string {
+	var diffs []string
+	if m.SchemaHash != got.SchemaHash {
+		diffs = append(diffs, fmt.Sprintf("schema: hash %s, the backup has %s", short(got.SchemaHash), short(m.SchemaHash)))
+	}
+	gotTables := map[string]fingerprint.Table{}
+	for _, t := range got.Tables {
+		gotTables[t.Key()] = t
+	}
+	for _, want := range m.Tables {
+		g, ok := gotTables[want.Key()]
+		if !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: missing", want.Key()))
+			continue
+		}
+		delete(gotTables, want.Key())
+		if want.Rows == nil {
+			continue
+		}
+		if g.Rows == nil || *g.Rows != *want.Rows {
+			diffs = append(diffs, fmt.Sprintf("%s: %s rows, the backup has %d", want.Key(), rowsText(g.Rows), *want.Rows))
+		} else if g.Hash != want.Hash {
+			diffs = append(diffs, fmt.Sprintf("%s: same %d rows but different content (hash %s, the backup has %s)", want.Key(), *want.Rows, g.Hash, want.Hash))
+		}
+	}
+	for k := range gotTables {
+		diffs = append(diffs, fmt.Sprintf("%s: not in the backup", k))
+	}
+	return diffs
+}
+
+func rowsText(n *int64) string {
+	if n == nil {
+		return "no"
+	}
+	return fmt.Sprint(*n)
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// shortName is base+infix+random, within PostgreSQL's 63-byte names.
+func shortName(base, infix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	suffix := infix + hex.EncodeToString(b)
+	if len(base)+len(suffix) > 63 {
+		base = base[:63-len(suffix)]
+	}
+	return base + suffix
+}

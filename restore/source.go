@@ -1,0 +1,187 @@
+package restore
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/manifest"
+)
+
+// detect tells the compression of a file by its first bytes, not its name.
+func detect(path string) (backupdir.Compression, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return backupdir.Gzip, nil
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return backupdir.Zstd, nil
+	}
+	return backupdir.None, nil
+}
+
+// content streams a backup file's plain SQL while hashing its bytes. At the
+// end of the file it checks size and sha256 against the manifest, if there
+// is one: a file that changed since the preflight (replaced, cut, flipped)
+// ends in an error instead of a clean end of file, so the script it feeds
+// never reaches its COMMIT.
+type content struct {
+	f        *os.File
+	raw      *countingReader
+	h        hash.Hash
+	plain    io.Reader
+	closer   func()
+	m        *manifest.Manifest
+	checked  bool
+	progress func(int64)
+}
+
+func openContent(path string, c backupdir.Compression, m *manifest.Manifest, progress func(int64)) (*content, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	ct := &content{f: f, h: sha256.New(), m: m, closer: func() {}, progress: progress}
+	ct.raw = &countingReader{r: io.TeeReader(f, ct.h), progress: progress}
+	switch c {
+	case backupdir.Gzip:
+		zr, err := gzip.NewReader(ct.raw)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s is not a readable gzip file: %w", path, err)
+		}
+		ct.plain = zr
+	case backupdir.Zstd:
+		zr, err := zstd.NewReader(ct.raw)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		ct.plain, ct.closer = zr, zr.Close
+	default:
+		ct.plain = ct.raw
+	}
+	return ct, nil
+}
+
+func (c *content) Read(p []byte) (int, error) {
+	n, err := c.plain.Read(p)
+	if errors.Is(err, io.EOF) && !c.checked {
+		c.checked = true
+		// Read what the decompressor left, so the hash covers every byte.
+		if _, cerr := io.Copy(io.Discard, c.raw); cerr != nil {
+			return n, cerr
+		}
+		if c.m != nil {
+			if c.raw.n != c.m.Size {
+				return n, fmt.Errorf("the file changed while it was being restored: %d bytes read, the manifest says %d", c.raw.n, c.m.Size)
+			}
+			if sum := hex.EncodeToString(c.h.Sum(nil)); sum != c.m.SHA256 {
+				return n, fmt.Errorf("the file changed while it was being restored: its sha256 is now %s, the manifest says %s", sum, c.m.SHA256)
+			}
+		}
+	}
+	return n, err
+}
+
+func (c *content) Close() error {
+	c.closer()
+	return c.f.Close()
+}
+
+type countingReader struct {
+	r        io.Reader
+	n        int64
+	progress func(int64)
+	calls    int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.calls++
+	if c.progress != nil && (c.calls%64 == 0 || err != nil) {
+		c.progress(c.n)
+	}
+	return n, err
+}
+
+// copyTable is a table a plain dump loads with COPY, and its columns.
+type copyTable struct {
+	Qualified string   // as the dump writes it, e.g. public.rules
+	Columns   []string // unquoted
+}
+
+// scanCopyTables reads a plain SQL dump and lists the tables it loads,
+// from its COPY lines: what a file without a manifest holds.
+func scanCopyTables(r io.Reader) ([]copyTable, error) {
+	var out []copyTable
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	inCopy := false
+	for sc.Scan() {
+		line := sc.Text()
+		if inCopy {
+			if line == `\.` {
+				inCopy = false
+			}
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "COPY "); ok && strings.HasSuffix(line, " FROM stdin;") {
+			inCopy = true
+			rest = strings.TrimSuffix(rest, " FROM stdin;")
+			name, cols, _ := strings.Cut(rest, " (")
+			ct := copyTable{Qualified: name}
+			for _, c := range strings.Split(strings.TrimSuffix(cols, ")"), ", ") {
+				if c != "" {
+					ct.Columns = append(ct.Columns, unquoteIdent(c))
+				}
+			}
+			out = append(out, ct)
+		}
+	}
+	return out, sc.Err()
+}
+
+// unquoteIdent turns "Mixed ""Case""" into Mixed "Case", and leaves plain
+// identifiers as they are.
+func unquoteIdent(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return s
+}
+
+// splitQualified splits a dump's schema.table (each part maybe quoted).
+func splitQualified(q string) (schema, table string) {
+	inQuote := false
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case '"':
+			inQuote = !inQuote
+		case '.':
+			if !inQuote {
+				return unquoteIdent(q[:i]), unquoteIdent(q[i+1:])
+			}
+		}
+	}
+	return "public", unquoteIdent(q)
+}
