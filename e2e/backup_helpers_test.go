@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"compress/gzip"
 	"encoding/json"
 	"io"
@@ -11,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/backup"
@@ -112,4 +116,40 @@ func partials(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(dst, b, 0o600))
+}
+
+// execIn runs a command in a container and returns its standard output.
+func execIn(t *testing.T, ctr string, cmd ...string) ([]byte, error) {
+	t.Helper()
+	ctx := t.Context()
+	ex, err := docker.ExecCreate(ctx, ctr, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	if err != nil {
+		return nil, err
+	}
+	att, err := docker.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer att.Close()
+	var out, errOut bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &errOut, att.Reader); err != nil {
+		return nil, err
+	}
+	res, err := docker.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("%v: exit %d: %s", cmd, res.ExitCode, errOut.String())
+	}
+	return out.Bytes(), nil
 }

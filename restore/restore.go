@@ -136,6 +136,9 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 		if req.DataOnly {
 			p.Kind = backupdir.Data
 		}
+		if err := checkComplete(path, p.Compression); err != nil {
+			return bad("%s: %v; nothing was changed", req.File, err)
+		}
 	case err != nil:
 		return bad("%v", err)
 	default:

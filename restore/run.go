@@ -121,8 +121,8 @@ type staging struct {
 }
 
 // stage creates the temporary database, loads the file and verifies it.
-func stage(ctx context.Context, e Engine, p Plan) (s *staging, retErr error) {
-	s = &staging{e: e, p: p, target: p.DB.DBName}
+func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
+	s := &staging{e: e, p: p, target: p.DB.DBName}
 	maint := "postgres"
 	if s.target == maint {
 		maint = "template1"

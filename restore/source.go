@@ -44,6 +44,7 @@ func detect(path string) (backupdir.Compression, error) {
 // ends in an error instead of a clean end of file, so the script it feeds
 // never reaches its COMMIT.
 type content struct {
+	tail     []byte // the last bytes of plain SQL, for the end-of-dump check
 	f        *os.File
 	raw      *countingReader
 	h        hash.Hash
@@ -84,8 +85,21 @@ func openContent(path string, c backupdir.Compression, m *manifest.Manifest, pro
 
 func (c *content) Read(p []byte) (int, error) {
 	n, err := c.plain.Read(p)
+	if c.m == nil { // without a manifest, the end of the dump is the check
+		if n >= tailSize {
+			c.tail = append(c.tail[:0], p[n-tailSize:n]...)
+		} else {
+			c.tail = append(c.tail, p[:n]...)
+			if len(c.tail) > 2*tailSize {
+				c.tail = append(c.tail[:0], c.tail[len(c.tail)-tailSize:]...)
+			}
+		}
+	}
 	if errors.Is(err, io.EOF) && !c.checked {
 		c.checked = true
+		if c.m == nil && !completeDump(c.tail) {
+			return n, errCutShort
+		}
 		// Read what the decompressor left, so the hash covers every byte.
 		if _, cerr := io.Copy(io.Discard, c.raw); cerr != nil {
 			return n, cerr
@@ -105,6 +119,32 @@ func (c *content) Read(p []byte) (int, error) {
 func (c *content) Close() error {
 	c.closer()
 	return c.f.Close()
+}
+
+// tailSize is how much of the end of a dump the completeness check keeps.
+const tailSize = 4096
+
+// dumpComplete is the last comment pg_dump writes into a plain dump.
+const dumpComplete = "-- PostgreSQL database dump complete"
+
+var errCutShort = errors.New("the file does not end as a pg_dump file does (no \"" + dumpComplete + "\" line): it was cut short or is not a pg_dump file")
+
+// completeDump says whether the end of a plain dump has pg_dump's closing
+// comment, which a file cut short lacks.
+func completeDump(tail []byte) bool {
+	return bytes.Contains(tail, []byte(dumpComplete))
+}
+
+// checkComplete reads a file without a manifest to its end and checks that
+// it is a whole pg_dump file.
+func checkComplete(path string, c backupdir.Compression) error {
+	ct, err := openContent(path, c, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer ct.Close()
+	_, err = io.Copy(io.Discard, ct)
+	return err
 }
 
 type countingReader struct {
