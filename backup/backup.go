@@ -341,8 +341,8 @@ func (s *sink) Close() error {
 	return nil
 }
 
-func (s *sink) size() int64                        { return s.counted.n }
-func (s *sink) sum() string                        { return hex.EncodeToString(s.h.Sum(nil)) }
+func (s *sink) size() int64                       { return s.counted.n }
+func (s *sink) sum() string                       { return hex.EncodeToString(s.h.Sum(nil)) }
 func (s *sink) sequences() []fingerprint.Sequence { return s.seqs.found }
 
 // countingWriter counts bytes and reports progress at most every 200 ms.

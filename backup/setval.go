@@ -16,9 +16,15 @@ var setvalPrefix = []byte("SELECT pg_catalog.setval('")
 
 // setvalScanner collects the sequence values a dump sets, from the stream
 // as it passes: the values the file will restore, which a query on the live
-// database (sequences are not transactional) could not give.
+// database (sequences are not transactional) could not give. It looks only
+// at lines that start with the prefix, using bytes.Index over each chunk
+// (no per-line work in Go). A COPY data line that starts with the same text
+// would be taken for one; the parse then has to match exactly, too.
 type setvalScanner struct {
-	carry []byte // an unfinished line that may be a setval line
+	// midLine says the next byte continues a line that is not a candidate.
+	midLine bool
+	// carry is the start of a candidate line that the chunk cut.
+	carry []byte
 	found []fingerprint.Sequence
 }
 
@@ -29,24 +35,31 @@ func (s *setvalScanner) scan(p []byte) {
 	if len(s.carry) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			if len(s.carry)+len(p) <= maxSetvalLine {
-				s.carry = append(s.carry, p...)
-			} else {
-				s.carry = s.carry[:0]
+			s.carry = append(s.carry, p...)
+			if len(s.carry) > maxSetvalLine || !s.candidate(s.carry) {
+				s.carry, s.midLine = s.carry[:0], true
 			}
 			return
 		}
 		s.line(append(s.carry, p[:i]...))
 		s.carry = s.carry[:0]
 		p = p[i+1:]
+	} else if s.midLine {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return
+		}
+		p, s.midLine = p[i+1:], false
 	}
+	// p starts at the start of a line.
+	atStart := true
 	for {
 		j := bytes.Index(p, setvalPrefix)
 		if j < 0 {
 			break
 		}
-		if j > 0 && p[j-1] != '\n' {
-			p = p[j+1:]
+		if (j == 0 && !atStart) || (j > 0 && p[j-1] != '\n') {
+			p, atStart = p[j+1:], false
 			continue
 		}
 		k := bytes.IndexByte(p[j:], '\n')
@@ -55,13 +68,26 @@ func (s *setvalScanner) scan(p []byte) {
 			return
 		}
 		s.line(p[j : j+k])
-		p = p[j+k+1:]
+		p, atStart = p[j+k+1:], true
 	}
-	// The last, unfinished line may be the start of a setval line.
-	rest := p[bytes.LastIndexByte(p, '\n')+1:]
-	if len(rest) > 0 && len(rest) < len(setvalPrefix) && bytes.HasPrefix(setvalPrefix, rest) {
+	// The chunk's last, unfinished line may be the start of a setval line.
+	rest, restAtStart := p, atStart
+	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
+		rest, restAtStart = p[i+1:], true
+	}
+	switch {
+	case len(rest) == 0:
+		s.midLine = false
+	case restAtStart && s.candidate(rest):
 		s.carry = append(s.carry[:0], rest...)
+	default:
+		s.midLine = true
 	}
+}
+
+// candidate says whether a line start can still become a setval line.
+func (s *setvalScanner) candidate(b []byte) bool {
+	return bytes.HasPrefix(setvalPrefix, b) || bytes.HasPrefix(b, setvalPrefix)
 }
 
 // line parses SELECT pg_catalog.setval('<name literal>', <value>, <called>);

@@ -3,9 +3,9 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"

@@ -1,0 +1,131 @@
+package restore
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/manifest"
+)
+
+const sampleDump = `--
+-- PostgreSQL database dump
+--
+COPY public.rules (id, "Name", body) FROM stdin;
+1	a	b
+2	COPY public.fake (x) FROM stdin;	c
+\.
+
+COPY "My Schema"."odd.table" (x) FROM stdin;
+\.
+
+--
+-- PostgreSQL database dump complete
+--
+`
+
+func TestScanCopyTables(t *testing.T) {
+	t.Parallel()
+	tables, err := scanCopyTables(strings.NewReader(sampleDump))
+	require.NoError(t, err)
+	assert.Equal(t, []copyTable{
+		{Qualified: "public.rules", Columns: []string{"id", "Name", "body"}},
+		{Qualified: `"My Schema"."odd.table"`, Columns: []string{"x"}},
+	}, tables, "data lines are not taken for COPY statements")
+	s, n := splitQualified(`"My Schema"."odd.table"`)
+	assert.Equal(t, "My Schema", s)
+	assert.Equal(t, "odd.table", n)
+	s, n = splitQualified("rules")
+	assert.Equal(t, "public", s)
+	assert.Equal(t, "rules", n)
+}
+
+func TestDetectByContentAndCompleteness(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var gz, zs bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	_, _ = gw.Write([]byte(sampleDump))
+	require.NoError(t, gw.Close())
+	zw, err := zstd.NewWriter(&zs)
+	require.NoError(t, err)
+	_, _ = zw.Write([]byte(sampleDump))
+	require.NoError(t, zw.Close())
+	// Names that lie: the content decides.
+	files := map[string]struct {
+		data []byte
+		want backupdir.Compression
+	}{
+		"plain.sql.gz": {[]byte(sampleDump), backupdir.None},
+		"gzip.sql":     {gz.Bytes(), backupdir.Gzip},
+		"zstd.sql":     {zs.Bytes(), backupdir.Zstd},
+	}
+	for name, f := range files {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, f.data, 0o600))
+		c, err := detect(path)
+		require.NoError(t, err)
+		assert.Equal(t, f.want, c, name)
+		assert.NoError(t, checkComplete(path, c), name)
+	}
+	cut := filepath.Join(dir, "cut.sql")
+	require.NoError(t, os.WriteFile(cut, []byte(sampleDump[:len(sampleDump)/2]), 0o600))
+	assert.ErrorIs(t, checkComplete(cut, backupdir.None), errCutShort)
+}
+
+func TestContentChecksManifestAtTheEnd(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "f.sql")
+	require.NoError(t, os.WriteFile(path, []byte(sampleDump), 0o600))
+	m := &manifest.Manifest{Size: int64(len(sampleDump)), SHA256: "0000"}
+	ct, err := openContent(path, backupdir.None, m, nil)
+	require.NoError(t, err)
+	defer ct.Close()
+	var out bytes.Buffer
+	_, err = out.ReadFrom(ct)
+	assert.ErrorContains(t, err, "changed while it was being restored", "a wrong checksum ends the stream with an error, not a clean end")
+}
+
+func TestCompare(t *testing.T) {
+	t.Parallel()
+	n := func(v int64) *int64 { return &v }
+	m := manifest.Manifest{SchemaHash: "s1", Tables: []fingerprint.Table{
+		{Schema: "public", Name: "a", Rows: n(3), Hash: "10"},
+		{Schema: "public", Name: "b", Rows: n(2), Hash: "20"},
+		{Schema: "public", Name: "c", Rows: n(1), Hash: "30"},
+	}}
+	got := fingerprint.Fingerprint{SchemaHash: "s1", Tables: []fingerprint.Table{
+		{Schema: "public", Name: "a", Rows: n(3), Hash: "10"},
+		{Schema: "public", Name: "b", Rows: n(2), Hash: "21"},
+		{Schema: "public", Name: "d", Rows: n(0), Hash: "0"},
+	}}
+	assert.Equal(t, []string{
+		"public.b: same 2 rows but different content (hash 21, the backup has 20)",
+		"public.c: missing",
+		"public.d: not in the backup",
+	}, Compare(m, got))
+	got.Tables = m.Tables
+	assert.Empty(t, Compare(m, got))
+}
+
+func TestCheckContentRefusesIncompleteManifest(t *testing.T) {
+	t.Parallel()
+	_, err := checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "a"}})
+	assert.Error(t, err)
+	n := int64(2)
+	sql, err := checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "it's", Rows: &n, Hash: "-12"}})
+	require.NoError(t, err)
+	assert.Contains(t, sql, `FROM ONLY "public"."it's" AS t`)
+	assert.Contains(t, sql, `'public.it''s'`, "names are quoted as literals")
+	assert.Equal(t, []string{"public.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)"},
+		contentDiffs("psql: ERROR:  aidb: content differs:\npublic.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)\nCONTEXT: ..."))
+}
