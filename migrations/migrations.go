@@ -148,6 +148,12 @@ func (r *Runner) Up(ctx context.Context) ([]Applied, error) {
 	return r.results(res), r.explain(err)
 }
 
+// UpTo applies the pending migrations up to and including version.
+func (r *Runner) UpTo(ctx context.Context, version int64) ([]Applied, error) {
+	res, err := r.provider.UpTo(ctx, version)
+	return r.results(res), r.explain(err)
+}
+
 // DownTo reverts applied migrations newer than version (0: all of them).
 func (r *Runner) DownTo(ctx context.Context, version int64) ([]Applied, error) {
 	if version < 0 {

@@ -35,6 +35,11 @@ func (o *Orchestrator) Psql(ctx context.Context, db compose.Database, dbname str
 	if err != nil {
 		return err
 	}
+	return o.psqlIn(ctx, c, db, dbname, t, workDir, script)
+}
+
+// psqlIn is Psql against container c, whose server has db's credentials.
+func (o *Orchestrator) psqlIn(ctx context.Context, c container.Summary, db compose.Database, dbname string, t Transport, workDir string, script io.Reader) error {
 	args := []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--username=" + db.User, "--dbname=" + dbname}
 	if o.Resolve(t) == TransportHelper {
 		return o.psqlViaHelper(ctx, db, c, args, workDir, script)

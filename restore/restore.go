@@ -51,6 +51,10 @@ type Request struct {
 	// SchemaBackups lists the folder's backups, to suggest a schema
 	// backup when a data-only restore finds tables missing.
 	BackupDir string
+	// IgnoreMigrationVersion skips the data-only check that the target's
+	// migration version is not older than the backup's (for a schema
+	// restored from a schema backup, which holds no bookkeeping rows).
+	IgnoreMigrationVersion bool
 	// Progress, if set, is told the file bytes read so far.
 	Progress func(read, total int64)
 	Logger   *slog.Logger
@@ -269,7 +273,7 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn) error {
 			}
 		}
 	}
-	older := p.Manifest != nil && targetVersion < p.Manifest.MigrationVersion
+	older := p.Manifest != nil && !p.IgnoreMigrationVersion && targetVersion < p.Manifest.MigrationVersion
 	if len(missing) == 0 && !older {
 		return nil
 	}

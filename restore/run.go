@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -432,6 +433,18 @@ func Compare(m manifest.Manifest, got fingerprint.Fingerprint) []string {
 	for k := range gotTables {
 		diffs = append(diffs, fmt.Sprintf("%s: not in the backup", k))
 	}
+	gotSeqs := map[string]int64{}
+	for _, q := range got.Sequences {
+		gotSeqs[q.Name] = q.Value
+	}
+	for _, q := range m.Sequences {
+		if v, ok := gotSeqs[q.Name]; !ok {
+			diffs = append(diffs, fmt.Sprintf("sequence %s: missing", q.Name))
+		} else if v != q.Value {
+			diffs = append(diffs, fmt.Sprintf("sequence %s: %d, the backup has %d", q.Name, v, q.Value))
+		}
+	}
+	slices.Sort(diffs)
 	return diffs
 }
 

@@ -19,6 +19,7 @@ import (
 func (a *app) backupCommand() *cobra.Command {
 	var schemaOnly, dataOnly bool
 	var compress, via string
+	var verifyAfter bool
 	cmd := &cobra.Command{
 		Use:   "backup [db...]",
 		Short: "Back up databases (full, --schema-only or --data-only) into the backup folder, with a manifest",
@@ -49,6 +50,14 @@ func (a *app) backupCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if verifyAfter {
+				files := make([]string, len(res.Files))
+				for i, f := range res.Files {
+					files[i] = f.Path
+				}
+				// With --json, the verification's document is the output.
+				return a.runVerify(cmd, s, files, len(files), t, "")
+			}
 			if a.json {
 				return a.printJSON(res)
 			}
@@ -56,6 +65,7 @@ func (a *app) backupCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&verifyAfter, "verify", false, "verify each file right after writing it (restore into a throwaway container, compare)")
 	f.BoolVar(&schemaOnly, "schema-only", false, "the schema only, no rows")
 	f.BoolVar(&dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
 	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")

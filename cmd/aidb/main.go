@@ -77,7 +77,7 @@ Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
 	f.StringVar(&a.configFile, "config", "", "aidb.yaml (default: AIDB_CONFIG, else ./aidb.yaml, else the embedded default)")
 	f.BoolVar(&a.json, "json", false, "print one JSON document on stdout")
 	f.BoolVar(&a.yes, "yes", false, "do not ask before removing or replacing data")
-	root.AddCommand(a.upCommand(), a.downCommand(), a.nukeCommand(), a.statusCommand(), a.imageCommand(), a.migrateCommand(), a.seedCommand(), a.backupCommand(), a.listCommand(), a.pruneCommand(), a.restoreCommand())
+	root.AddCommand(a.upCommand(), a.downCommand(), a.nukeCommand(), a.statusCommand(), a.imageCommand(), a.migrateCommand(), a.seedCommand(), a.backupCommand(), a.listCommand(), a.pruneCommand(), a.restoreCommand(), a.verifyCommand())
 	return root
 }
 

@@ -1,0 +1,120 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+)
+
+// Throwaway is a short-lived PostgreSQL container for verifying a backup:
+// data directory on tmpfs, durability off (it is thrown away), published on
+// 127.0.0.1 only, labelled aidb.role=verify, removed by Close.
+type Throwaway struct {
+	o     *Orchestrator
+	id    string
+	image string
+	// DB describes the throwaway as a database: credentials and port.
+	DB compose.Database
+}
+
+// throwawaySettings trade durability for speed: nothing in a throwaway
+// container needs to survive a crash.
+var throwawaySettings = []string{
+	"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+	"-c", "wal_level=minimal", "-c", "max_wal_senders=0", "-c", "maintenance_work_mem=256MB",
+	"-c", "checkpoint_timeout=30min", "-c", "max_wal_size=4GB",
+}
+
+// StartThrowaway starts a throwaway container of image (pulled or built
+// when missing, as for up) for service's backups and waits until it answers
+// SELECT 1 (within the project's ready timeout). On any error, also Ctrl-C,
+// the container is removed again.
+func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string) (_ *Throwaway, retErr error) {
+	ref, err := o.EnsureImage(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	db := compose.Database{Name: "throwaway-" + service, Service: service, Image: ref, User: "aidb", Password: randomTag() + randomTag(), DBName: "verify", HostIP: "127.0.0.1"}
+	port := network.MustParsePort("5432/tcp")
+	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{
+			Image:        ref,
+			Cmd:          append([]string{"postgres"}, throwawaySettings...),
+			Env:          []string{"POSTGRES_USER=" + db.User, "POSTGRES_PASSWORD=" + db.Password, "POSTGRES_DB=" + db.DBName},
+			Labels:       Labels(o.project.Name, service, RoleVerify),
+			ExposedPorts: network.PortSet{port: {}},
+			StopSignal:   "SIGINT",
+		},
+		HostConfig: &container.HostConfig{
+			Tmpfs:        map[string]string{"/var/lib/postgresql/data": "rw,mode=0700"},
+			PortBindings: network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
+			ShmSize:      256 << 20,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create a throwaway container of %s: %w", ref, err)
+	}
+	t := &Throwaway{o: o, id: res.ID, image: ref, DB: db}
+	defer func() {
+		if retErr != nil {
+			retErr = errors.Join(retErr, t.Close(ctx))
+		}
+	}()
+	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return nil, fmt.Errorf("start a throwaway container of %s: %w", ref, err)
+	}
+	in, err := o.docker.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if in.Container.NetworkSettings == nil || len(in.Container.NetworkSettings.Ports[port]) == 0 {
+		return nil, fmt.Errorf("throwaway container of %s has no published port", ref)
+	}
+	if t.DB.HostPort, err = strconv.Atoi(in.Container.NetworkSettings.Ports[port][0].HostPort); err != nil {
+		return nil, fmt.Errorf("throwaway container of %s: port: %w", ref, err)
+	}
+	if err := waitReady(ctx, res.ID[:12], &engineTarget{o: o, id: res.ID, db: t.DB}, o.project.ReadyTimeout, o.pollInterval); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Image is the image the throwaway runs.
+func (t *Throwaway) Image() string { return t.image }
+
+// Close removes the container and its tmpfs, also after Ctrl-C.
+func (t *Throwaway) Close(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := t.o.docker.ContainerRemove(rctx, t.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove throwaway container %s: %w", t.id[:12], err)
+	}
+	return nil
+}
+
+// The throwaway serves as the engine a restore runs against: whatever
+// database the restore names, it is this container.
+
+// RequireReady checks that the throwaway answers.
+func (t *Throwaway) RequireReady(ctx context.Context, _ compose.Database) error {
+	return ping(ctx, t.ConnString(t.DB))
+}
+
+// ConnString is the throwaway's URL.
+func (t *Throwaway) ConnString(compose.Database) string { return t.o.ConnString(t.DB) }
+
+// Psql runs psql against the throwaway.
+func (t *Throwaway) Psql(ctx context.Context, _ compose.Database, dbname string, tr Transport, workDir string, script io.Reader) error {
+	return t.o.psqlIn(ctx, container.Summary{ID: t.id, Image: t.image, Names: []string{"/" + t.id[:12]}}, t.DB, dbname, tr, workDir, script)
+}

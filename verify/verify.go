@@ -1,0 +1,242 @@
+// Package verify proves a backup restorable: it restores the file into a
+// throwaway container of the image the backup came from (so its extensions
+// are there), with the restore package's own checks, and compares what
+// arrived with the manifest table by table. A data-only backup is verified
+// on top of the schema it needs: the migrations at the manifest's version,
+// or the matching schema backup.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/restore"
+)
+
+// Engine starts throwaway containers.
+type Engine interface {
+	StartThrowaway(ctx context.Context, image, service string) (*orchestrator.Throwaway, error)
+}
+
+// Result is one file's verification.
+type Result struct {
+	File        string         `json:"file"`
+	Database    string         `json:"database"`
+	Kind        backupdir.Kind `json:"kind"`
+	OK          bool           `json:"ok"`
+	Tables      int            `json:"tables"`
+	Rows        int64          `json:"rows"`
+	Seconds     float64        `json:"duration_s"`
+	Differences []string       `json:"differences"`
+	// Error says why the file could not be verified (exit 1), as opposed
+	// to a difference found (exit 3).
+	Error string `json:"error,omitempty"`
+}
+
+// Options configures a run.
+type Options struct {
+	// Project supplies each database's migrations (for data-only backups).
+	Project *compose.Project
+	// Jobs is how many files are verified at once (default 1).
+	Jobs int
+	// Transport is how files reach psql in the throwaway.
+	Transport orchestrator.Transport
+	// Dir is the backup folder: schema backups for data-only files, and
+	// the helper transport's pipes.
+	Dir string
+	// Started, if set, is told when a file's verification starts.
+	Started func(file string)
+}
+
+// Files verifies each file; results come in the order of files. The
+// error is nil when every file was verified, whether equal or not: the
+// results say which differ.
+func Files(ctx context.Context, e Engine, files []string, opts Options) []Result {
+	results := make([]Result, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, opts.Jobs))
+	for i, f := range files {
+		g.Go(func() error {
+			if opts.Started != nil {
+				opts.Started(f)
+			}
+			results[i] = one(gctx, e, f, opts)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return results
+}
+
+// Code is the exit code for results: 0 all equal, 3 a difference, 1 a
+// file that could not be verified; ctx's error wins (Ctrl-C).
+func Code(ctx context.Context, results []Result) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var failed, differ []string
+	for _, r := range results {
+		switch {
+		case r.Error != "":
+			failed = append(failed, r.File)
+		case !r.OK:
+			differ = append(differ, r.File)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not verify %d of %d backup(s): %v", len(failed), len(results), failed)
+	}
+	if len(differ) > 0 {
+		return &exitcode.Error{Code: exitcode.Differs, Err: fmt.Errorf("%d of %d backup(s) differ from their manifests: %v", len(differ), len(results), differ)}
+	}
+	return nil
+}
+
+func one(ctx context.Context, e Engine, file string, opts Options) (res Result) {
+	start := time.Now()
+	res = Result{File: file, Differences: []string{}}
+	defer func() { res.Seconds = time.Since(start).Seconds() }()
+	fail := func(err error) Result {
+		var de *restore.DifferenceError
+		if errors.As(err, &de) {
+			res.Differences = de.Differences
+			return res
+		}
+		res.Error = err.Error()
+		return res
+	}
+
+	m, err := manifest.Read(file)
+	if err != nil {
+		if errors.Is(err, manifest.ErrMissing) {
+			return fail(fmt.Errorf("%s has no manifest, so there is nothing to verify it against (a plain pg_dump file restores, unverified, with aidb restore)", file))
+		}
+		return fail(err)
+	}
+	res.Database, res.Kind = m.Database, m.Kind
+	if err := manifest.Check(file, m); err != nil {
+		res.Differences = []string{err.Error()}
+		return res
+	}
+	db := compose.Database{Name: m.Database}
+	if opts.Project != nil {
+		if d, ok := opts.Project.Database(m.Database); ok {
+			db = d
+		}
+	}
+
+	t, err := e.StartThrowaway(ctx, m.Image, m.Database)
+	if err != nil {
+		return fail(fmt.Errorf("start a throwaway container of %s: %w", m.Image, err))
+	}
+	defer func() {
+		if err := t.Close(ctx); err != nil && res.Error == "" {
+			res.Error = err.Error()
+		}
+	}()
+	target := t.DB
+	target.Name = m.Database // the file's database, as the restore checks it
+
+	usedSchemaBackup := false
+	if m.Kind == backupdir.Data {
+		if usedSchemaBackup, err = prepareSchema(ctx, t, db, m, opts); err != nil {
+			return fail(err)
+		}
+	}
+	plan, err := restore.Preflight(ctx, t, restore.Request{
+		DB: target, File: file, DataOnly: m.Kind == backupdir.Data,
+		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir,
+		// A schema backup carries no migration bookkeeping rows.
+		IgnoreMigrationVersion: m.Kind == backupdir.Data && usedSchemaBackup,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	var r restore.Result
+	if m.Kind == backupdir.Data {
+		r, err = restore.DataOnly(ctx, t, plan)
+	} else {
+		r, err = restore.Full(ctx, t, plan)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	res.OK, res.Tables, res.Rows = r.Verified, r.Tables, r.Rows
+	return res
+}
+
+// prepareSchema builds the schema a data-only backup needs in the
+// throwaway: the database's migrations up to the manifest's version, or
+// else the newest schema backup of the database at that version.
+// It says whether it used a schema backup.
+func prepareSchema(ctx context.Context, t *orchestrator.Throwaway, db compose.Database, m manifest.Manifest, opts Options) (bool, error) {
+	src, ok, err := migrations.SourceFor(db.Name, db.Migrations)
+	if err != nil {
+		return false, err
+	}
+	if ok && m.MigrationVersion > 0 {
+		r, err := migrations.Open(t.ConnString(t.DB), src, migrations.Options{})
+		if err != nil {
+			return false, err
+		}
+		defer r.Close()
+		if _, err := r.UpTo(ctx, m.MigrationVersion); err != nil {
+			return false, fmt.Errorf("migrate the throwaway to version %d for %s: %w", m.MigrationVersion, m.File, err)
+		}
+		return false, nil
+	}
+	schema, err := schemaBackup(opts.Dir, m)
+	if err != nil {
+		return false, err
+	}
+	target := t.DB
+	target.Name = m.Database
+	plan, err := restore.Preflight(ctx, t, restore.Request{DB: target, File: schema, Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir})
+	if err != nil {
+		return true, err
+	}
+	_, err = restore.Full(ctx, t, plan)
+	return true, err
+}
+
+// schemaBackup finds the newest schema backup of the manifest's database
+// at its migration version.
+func schemaBackup(dir string, m manifest.Manifest) (string, error) {
+	entries, err := backupdir.List(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.Database != m.Database || e.Kind != backupdir.Schema {
+			continue
+		}
+		if sm, err := manifest.Read(e.Path); err == nil && sm.MigrationVersion == m.MigrationVersion {
+			return e.Path, nil
+		}
+	}
+	return "", fmt.Errorf("%s is data-only and %s has no migrations at version %d and no schema backup at that version in %s: take one with aidb backup %s --schema-only",
+		m.File, m.Database, m.MigrationVersion, dir, m.Database)
+}
+
+// All lists every backup file in dir, newest first.
+func All(dir string) ([]string, error) {
+	entries, err := backupdir.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]string, len(entries))
+	for i, e := range entries {
+		files[i] = e.Path
+	}
+	return files, nil
+}
