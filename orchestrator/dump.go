@@ -11,10 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
-	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -194,18 +193,11 @@ func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c
 	// kill stops pg_dump (its pipe then closes) and removes the helper; it
 	// runs at the latest on return, so the helper never outlives this call,
 	// also on error or Ctrl-C.
-	removed := false
+	var killOnce sync.Once
+	var killErr error
 	kill := func() error {
-		if removed {
-			return nil
-		}
-		removed = true
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, err := o.docker.ContainerRemove(rctx, res.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove pg_dump helper %s: %w", res.ID[:12], err)
-		}
-		return nil
+		killOnce.Do(func() { killErr = o.removeHelper(ctx, res.ID, "pg_dump") })
+		return killErr
 	}
 	defer func() { retErr = errors.Join(retErr, kill()) }()
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -131,18 +132,11 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 	if err != nil {
 		return fmt.Errorf("create psql helper for %s: %w", db.Name, err)
 	}
-	removed := false
+	var killOnce sync.Once
+	var killErr error
 	kill := func() error {
-		if removed {
-			return nil
-		}
-		removed = true
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, err := o.docker.ContainerRemove(rctx, res.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove psql helper %s: %w", res.ID[:12], err)
-		}
-		return nil
+		killOnce.Do(func() { killErr = o.removeHelper(ctx, res.ID, "psql") })
+		return killErr
 	}
 	defer func() { retErr = errors.Join(retErr, kill()) }()
 
@@ -150,38 +144,45 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("start psql helper for %s: %w", db.Name, err)
 	}
-	// This process keeps a read end open, so opening the write end never
-	// blocks and writes cannot fail for want of a reader before psql opens
-	// the pipe; if psql exits early, the writer is unblocked by closing it.
-	keeper, err := os.OpenFile(fifo, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("open pipe %s: %w", fifo, err)
-	}
-	defer keeper.Close()
-	writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("open pipe %s: %w", fifo, err)
-	}
+	// The feeder opens the write end only once psql has opened the read
+	// end (opening a pipe for writing waits for a reader), so nothing
+	// written can be lost to a pipe nobody holds open; psql sees end of
+	// file when the feeder closes it.
+	// fed carries only errors reading the script (the file changed or is
+	// unreadable); a write that fails because psql stopped is psql's error.
 	fed := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(writer, script)
-		if cerr := writer.Close(); err == nil {
-			err = cerr
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			fed <- err
+			return
 		}
-		fed <- err
+		src := &readErr{r: script}
+		_, _ = io.Copy(w, src)
+		if src.err != nil {
+			// Stop psql before its input ends, so nothing commits.
+			_ = kill()
+		}
+		_ = w.Close()
+		fed <- src.err
 	}()
-	// The keeper's read end would otherwise hold back psql's end of file:
-	// once the script is written, close it; psql reads to the end of what
-	// is buffered and sees end of file when the writer closed.
+	// release lets a feeder finish when psql is gone: it opens the pipe
+	// read-write (which never waits, and ends the feeder's wait in open)
+	// and discards what is written; the returned function closes it once
+	// the feeder is done.
+	release := func() func() {
+		r, err := os.OpenFile(fifo, os.O_RDWR, 0)
+		if err != nil {
+			return func() {}
+		}
+		go func() { _, _ = io.Copy(io.Discard, r) }()
+		return func() { _ = r.Close() }
+	}
+
 	var exit container.WaitResponse
 	var feedErr error
 	select {
 	case feedErr = <-fed:
-		if feedErr != nil {
-			// Stop psql before its input ends, so nothing commits.
-			_ = kill()
-		}
-		keeper.Close()
 		select {
 		case exit = <-wait.Result:
 		case err := <-wait.Error:
@@ -191,16 +192,16 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 			return fmt.Errorf("wait for psql helper of %s: %w", db.Name, err)
 		}
 	case exit = <-wait.Result:
-		// psql ended before the whole script was sent (a statement failed):
-		// drain what remains so the feeder finishes.
-		go func() { _, _ = io.Copy(io.Discard, keeper) }()
-		writer.Close()
+		// psql ended before the whole script was sent (a statement failed);
+		// psql's own error, below, is the one to report.
+		stop := release()
 		<-fed
+		stop()
 	case err := <-wait.Error:
 		_ = kill()
-		writer.Close()
-		keeper.Close()
+		stop := release()
 		<-fed
+		stop()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -212,6 +213,30 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 	if exit.StatusCode != 0 {
 		logs, _ := containerLogs(context.WithoutCancel(ctx), o.docker, res.ID, 50)
 		return &ToolError{Tool: "psql", ExitCode: int(exit.StatusCode), Stderr: logs}
+	}
+	return nil
+}
+
+// readErr remembers the error its reader returned, other than io.EOF.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+	return n, err
+}
+
+// removeHelper force-removes a helper container, also after Ctrl-C.
+func (o *Orchestrator) removeHelper(ctx context.Context, id, tool string) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := o.docker.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove %s helper %s: %w", tool, id[:12], err)
 	}
 	return nil
 }

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/verify"
+)
+
+// verifyJSON runs aidb verify --json with args.
+func (p *project) verifyJSON(args ...string) (int, []verify.Result, string) {
+	p.t.Helper()
+	r := p.aidb(append([]string{"verify", "--json"}, args...)...)
+	var doc struct {
+		Results []verify.Result `json:"results"`
+	}
+	if r.stdout != "" {
+		require.NoError(p.t, json.Unmarshal([]byte(r.stdout), &doc), r.stdout)
+	}
+	return r.code, doc.Results, r.stderr
+}
+
+// throwaways counts the project's verify containers.
+func throwaways(t *testing.T, p *project) int {
+	t.Helper()
+	cs, err := docker.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: make(client.Filters).
+		Add("label", orchestrator.LabelProject+"="+p.name).Add("label", orchestrator.LabelRole+"="+orchestrator.RoleVerify)})
+	require.NoError(t, err)
+	return len(cs.Items)
+}
+
+func TestVerifyEveryKindAndCompression(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vfmatrix")
+	p.backupDir()
+	p.seeded("120")
+	st := p.status()
+	source := map[string]map[string][]string{"rulesdb": content(t, st["rulesdb"].URL), "memorydb": content(t, st["memorydb"].URL)}
+
+	fulls := map[string]string{}
+	for _, kind := range []string{"", "--schema-only", "--data-only"} {
+		for _, comp := range []string{"none", "gzip", "zstd"} {
+			args := []string{"--compress", comp}
+			if kind != "" {
+				args = append(args, kind)
+			}
+			for _, f := range p.backupJSON(args...).Files {
+				if kind == "" && comp == "zstd" {
+					fulls[f.Database] = f.Path
+				}
+			}
+		}
+	}
+	junit := filepath.Join(p.dir, "verify.xml")
+	code, results, stderr := p.verifyJSON("--all", "--jobs", "3", "--junit", junit)
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, results, 18, "2 databases x 3 kinds x 3 compressions")
+	for _, r := range results {
+		assert.True(t, r.OK, "%s: %v %s", r.File, r.Differences, r.Error)
+		if r.Kind != "schema" {
+			assert.Positive(t, r.Rows, r.File)
+		}
+	}
+	var report struct {
+		Suites []struct {
+			Tests    int `xml:"tests,attr"`
+			Failures int `xml:"failures,attr"`
+			Errors   int `xml:"errors,attr"`
+		} `xml:"testsuite"`
+	}
+	b, err := os.ReadFile(junit)
+	require.NoError(t, err)
+	require.NoError(t, xml.Unmarshal(b, &report))
+	require.Len(t, report.Suites, 1)
+	assert.Equal(t, 18, report.Suites[0].Tests)
+	assert.Zero(t, report.Suites[0].Failures+report.Suites[0].Errors)
+	assert.Zero(t, throwaways(t, p), "every throwaway container is removed")
+
+	// An independent reading: the full backups, restored with plain psql
+	// into fresh containers, hold exactly the source's rows and sequences.
+	for db, f := range fulls {
+		conn := restoreWithPlainPsql(t, p.name, f)
+		url := conn.Config().ConnString()
+		assert.Equal(t, source[db], content(t, url), "%s restored from %s", db, filepath.Base(f))
+	}
+}
+
+func TestVerifyCatchesTamperedContentWithValidChecksum(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vftamper")
+	p.backupDir()
+	p.seeded("50")
+	for _, kind := range []string{"", "--data-only"} {
+		args := []string{"rulesdb"}
+		if kind != "" {
+			args = append(args, kind)
+		}
+		f := p.backupJSON(args...).Files[0].Path
+		raw := readAllPlain(t, f)
+		// One changed name in the rules data: the row count stays, and
+		// nothing else (keys, constraints) notices.
+		i := strings.Index(raw, "COPY public.rules ")
+		require.Positive(t, i)
+		j := i + strings.Index(raw[i:], "\trule-2\t")
+		require.Greater(t, j, i)
+		edited := raw[:j] + "\trule-X\t" + raw[j+len("\trule-2\t"):]
+		tampered := filepath.Join(filepath.Dir(f), strings.Replace(filepath.Base(f), "rulesdb", "rulesdb-tampered", 1))
+		writeWithManifest(t, f, tampered, []byte(edited))
+
+		code, results, stderr := p.verifyJSON(tampered)
+		assert.Equal(t, 3, code, stderr)
+		require.Len(t, results, 1)
+		assert.False(t, results[0].OK)
+		assert.Contains(t, strings.Join(results[0].Differences, "\n"), "public.rules", "the table is named")
+		require.NoError(t, os.Remove(tampered))
+		require.NoError(t, os.Remove(tampered+".manifest.json"))
+	}
+	assert.Zero(t, throwaways(t, p))
+}
+
+func TestVerifyFaults(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vffault")
+	p.backupDir()
+	p.seeded("2000")
+	f := p.backupJSON("memorydb").Files[0].Path
+
+	// Two verifies at once: each has its own container and port.
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Go(func() { codes[i], _, _ = p.verifyJSON(f) })
+	}
+	wg.Wait()
+	assert.Equal(t, []int{0, 0}, codes)
+
+	// Ctrl-C: no throwaway container remains.
+	cmd := p.command(t.Context(), "verify", f)
+	var stderr safeBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	waitFor(t, time.Minute, func() bool { return throwaways(t, p) > 0 })
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	_ = cmd.Wait()
+	assert.Equal(t, 130, cmd.ProcessState.ExitCode(), stderr.String())
+	waitFor(t, 30*time.Second, func() bool { return throwaways(t, p) == 0 })
+
+	// An image that is neither present nor pullable nor buildable.
+	m := readManifest(t, f)
+	m.Image = "aidb-missing/postgres"
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(f+".manifest.json", b, 0o600))
+	code, results, stderr2 := p.verifyJSON(f)
+	assert.Equal(t, 1, code, stderr2)
+	require.Len(t, results, 1)
+	assert.Contains(t, results[0].Error, "aidb-missing/postgres")
+
+	code, _, _ = p.verifyJSON(filepath.Join(p.dir, "nope.sql"))
+	assert.Equal(t, 2, code)
+}
+
+// hardSchema exercises what breaks naive dump and restore paths.
+const hardSchema = `-- +goose Up
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE SCHEMA "Sales Data";
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE "Sales Data"."Customer" (
+    "Id" bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    "E-mail" citext UNIQUE,
+    name text,
+    mood mood,
+    photo bytea,
+    tags text[],
+    doc jsonb,
+    price numeric(12, 2),
+    price_with_tax numeric GENERATED ALWAYS AS (price * 1.2) STORED
+);
+CREATE TABLE measurements (at date NOT NULL, value double precision) PARTITION BY RANGE (at);
+CREATE TABLE measurements_2024 PARTITION OF measurements FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE a (id int PRIMARY KEY, b_id int);
+CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id));
+ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b (id);
+CREATE TABLE log_lines (line text, at timestamptz);
+-- +goose Down
+DROP SCHEMA "Sales Data" CASCADE;
+`
+
+const hardData = `
+INSERT INTO "Sales Data"."Customer" ("E-mail", name, mood, photo, tags, doc, price) VALUES
+  ('A@Example.com', NULL, 'happy', '\x00ff10'::bytea, ARRAY['x', NULL, 'y"z'], '{"k": [1, null, "\\n"]}', 10.50),
+  ('b@example.com', '', 'sad', NULL, '{}', 'null', NULL),
+  ('c@example.com', E'tab\there\nnewline \\ backslash '' quote', NULL, decode(repeat('ab', 100000), 'hex'), NULL, '{}', 0),
+  ('d@example.com', repeat('long ', 50000), 'ok', '', ARRAY[]::text[], '[]', -1);
+INSERT INTO measurements VALUES ('2024-03-01', 1.5), ('2025-07-04', 'NaN'), ('2025-07-05', '-Infinity');
+INSERT INTO a VALUES (1, NULL), (2, NULL);
+INSERT INTO b VALUES (10, 1), (20, 2);
+UPDATE a SET b_id = 10 WHERE id = 1;
+UPDATE a SET b_id = 20 WHERE id = 2;
+INSERT INTO log_lines VALUES ('same', '2025-01-01'), ('same', '2025-01-01'), (NULL, NULL);
+`
+
+func TestHardSchemaRoundTrip(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vfhard")
+	p.backupDir()
+	userMigrations(t, p, map[string]string{"00001_hard.sql": hardSchema})
+	require.Equal(t, 0, p.aidb("up").code)
+	require.Equal(t, 0, p.aidb("migrate", "rulesdb").code)
+	url := p.status()["rulesdb"].URL
+	_, err := connect(t, url).Exec(t.Context(), hardData)
+	require.NoError(t, err)
+	source := content(t, url)
+	sourceData := dataContent(t, url)
+
+	var files []string
+	for _, kind := range []string{"", "--schema-only", "--data-only"} {
+		args := []string{"rulesdb", "--compress", "zstd"}
+		if kind != "" {
+			args = append(args, kind)
+		}
+		files = append(files, p.backupJSON(args...).Files[0].Path)
+	}
+	code, results, stderr := p.verifyJSON(files...)
+	require.Equal(t, 0, code, stderr)
+	for _, r := range results {
+		assert.True(t, r.OK, "%s: %v %s", r.File, r.Differences, r.Error)
+	}
+
+	// Full restore over changed data, then data-only over changed data.
+	_, err = connect(t, url).Exec(t.Context(), `DELETE FROM log_lines; UPDATE "Sales Data"."Customer" SET name = 'x'`)
+	require.NoError(t, err)
+	r := p.aidb("restore", "--yes", "--no-backup", "rulesdb", files[0])
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, source, content(t, url))
+	_, err = connect(t, url).Exec(t.Context(), `DELETE FROM measurements; UPDATE a SET b_id = NULL`)
+	require.NoError(t, err)
+	r = p.aidb("restore", "--yes", "--no-backup", "--data-only", "rulesdb", files[2])
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, sourceData, dataContent(t, url))
+}
