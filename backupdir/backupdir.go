@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aidb/aidb/exitcode"
 )
 
 // Kind is what a backup holds.
@@ -113,10 +115,31 @@ func Parse(name string) (p Parsed, ok bool) {
 	return p, true
 }
 
-// Ensure creates the folder (mode 0700) if it does not exist.
+// ErrWorldWritable refuses a backup folder anyone may write to: anyone
+// could replace a backup there.
+var ErrWorldWritable = errors.New("backup folder is writable by everyone")
+
+// Ensure creates the folder (mode 0700) if it does not exist, narrows an
+// existing one of ours to 0700, and refuses one anyone may write to.
 func Ensure(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create backup folder: %w", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("backup folder: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("backup folder %s is not a folder", dir)
+	}
+	if st.Mode().Perm()&0o002 != 0 {
+		return exitcode.BadInput(fmt.Errorf("%w: %s (mode %04o) could hold a backup anyone replaced; chmod 700 %s, or set AIDB_BACKUP_DIR to a private folder",
+			ErrWorldWritable, dir, st.Mode().Perm(), dir))
+	}
+	if st.Mode().Perm() != 0o700 {
+		// Ours (created by a checkout, say): make it private. Someone
+		// else's stays as it is.
+		_ = os.Chmod(dir, 0o700)
 	}
 	return nil
 }

@@ -9,11 +9,12 @@ import (
 
 // The exit codes of every aidb command.
 const (
-	OK          = 0 // done
-	Failed      = 1 // the operation failed
-	Usage       = 2 // bad usage or bad input, refused before anything changed
-	Differs     = 3 // verification found a difference
-	Interrupted = 130
+	OK          = 0   // done
+	Failed      = 1   // the operation failed
+	Usage       = 2   // bad usage or bad input, refused before anything changed
+	Differs     = 3   // verification found a difference
+	Interrupted = 130 // Ctrl-C (SIGINT)
+	Terminated  = 143 // SIGTERM
 )
 
 // Error is an error with the exit code it should end the command with.

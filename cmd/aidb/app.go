@@ -8,13 +8,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/client"
 	"golang.org/x/term"
 
+	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
 )
 
@@ -25,6 +29,7 @@ type app struct {
 	configFile     string
 	json           bool
 	yes            bool
+	lockTimeout    time.Duration
 }
 
 // say prints a line for people, on stderr.
@@ -106,4 +111,50 @@ func (a *app) confirm(question string) error {
 		return exitcode.BadInput(errors.New("not confirmed; nothing was changed"))
 	}
 	return nil
+}
+
+// lock takes the operation lock of each database that is up, in name order
+// (so two operations never wait for each other), and with folder the backup
+// folder's lock. The returned release gives them up, also after Ctrl-C.
+func (a *app) lock(ctx context.Context, s *session, dbs []compose.Database, op string, folder bool) (func(), error) {
+	var dbLocks []*oplock.DBLock
+	var folderLock *oplock.FolderLock
+	release := func() {
+		for _, l := range dbLocks {
+			_ = l.Release(ctx)
+		}
+		if folderLock != nil {
+			_ = folderLock.Release()
+		}
+	}
+	sorted := slices.Clone(dbs)
+	slices.SortFunc(sorted, func(x, y compose.Database) int { return strings.Compare(x.Name, y.Name) })
+	for _, db := range sorted {
+		if s.orch.RequireReady(ctx, db) != nil {
+			continue // not up: nothing can operate on it, and the operation says so
+		}
+		l, err := oplock.Database(ctx, s.orch.ConnString(db), "aidb "+op, a.lockTimeout, func(holder string) {
+			a.say("%s: waiting for another aidb operation to finish (%s), up to %s", db.Name, holder, a.lockTimeout)
+		})
+		if err != nil {
+			release()
+			return nil, err
+		}
+		dbLocks = append(dbLocks, l)
+	}
+	if folder {
+		if err := backupdir.Ensure(s.project.BackupDir); err != nil {
+			release()
+			return nil, err
+		}
+		l, err := oplock.Folder(ctx, s.project.BackupDir, "aidb "+op, a.lockTimeout, func(holder string) {
+			a.say("backup folder: waiting for %s, up to %s", holder, a.lockTimeout)
+		})
+		if err != nil {
+			release()
+			return nil, err
+		}
+		folderLock = l
+	}
+	return release, nil
 }

@@ -46,6 +46,11 @@ func (a *app) backupCommand() *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			release, err := a.lock(cmd.Context(), s, s.dbs, "backup", true)
+			if err != nil {
+				return err
+			}
+			defer release()
 			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t})
 			if err != nil {
 				return err

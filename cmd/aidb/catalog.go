@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/oplock"
 )
 
 func (a *app) listCommand() *cobra.Command {
@@ -62,6 +64,18 @@ func (a *app) pruneCommand() *cobra.Command {
 			p, err := a.loadProject(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if a.yes {
+				if err := backupdir.Ensure(p.BackupDir); err != nil {
+					return err
+				}
+				l, err := oplock.Folder(cmd.Context(), p.BackupDir, "aidb prune", a.lockTimeout, func(holder string) {
+					a.say("backup folder: waiting for %s, up to %s", holder, a.lockTimeout)
+				})
+				if err != nil {
+					return err
+				}
+				defer l.Release()
 			}
 			plan, err := backup.PlanPrune(p.BackupDir, keep)
 			if err != nil {

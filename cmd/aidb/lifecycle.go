@@ -83,6 +83,11 @@ func (a *app) nukeCommand() *cobra.Command {
 			if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
 				return err
 			}
+			release, err := a.lock(cmd.Context(), s, dbs, "nuke", !noBackup)
+			if err != nil {
+				return err
+			}
+			defer release()
 			var safety []backup.File
 			if !noBackup {
 				if safety, err = a.safetyBackup(cmd, s, dbs); err != nil {

@@ -16,15 +16,36 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/oplock"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// signalError is the cause of a context cancelled by a signal.
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string { return "interrupted by " + e.sig.String() }
+
+// signalContext is cancelled by Ctrl-C (SIGINT) or SIGTERM, with the
+// signal as its cause: the exit code says which (130, 143). Cleanup runs
+// under contexts that are not cancelled.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if sig, ok := <-ch; ok {
+			cancel(signalError{sig})
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
 }
 
 // run executes one command line and returns its exit code.
@@ -43,7 +64,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &usage) {
 		code = exitcode.Usage
 	}
-	if code == exitcode.Interrupted {
+	if ctx.Err() != nil {
+		code = exitcode.Interrupted
+		var sig signalError
+		if errors.As(context.Cause(ctx), &sig) && sig.sig == syscall.SIGTERM {
+			code = exitcode.Terminated
+		}
 		fmt.Fprintln(stderr, "aidb: interrupted; this run's partial work was undone")
 		return code
 	}
@@ -72,11 +98,18 @@ Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if a.lockTimeout <= 0 {
+			return exitcode.BadInput(fmt.Errorf("--lock-timeout %s: must be positive", a.lockTimeout))
+		}
+		return nil
+	}
 	f := root.PersistentFlags()
 	f.StringVarP(&a.composeFile, "file", "f", "", "compose file (default: AIDB_COMPOSE_FILE, else the embedded default)")
 	f.StringVar(&a.configFile, "config", "", "aidb.yaml (default: AIDB_CONFIG, else ./aidb.yaml, else the embedded default)")
 	f.BoolVar(&a.json, "json", false, "print one JSON document on stdout")
 	f.BoolVar(&a.yes, "yes", false, "do not ask before removing or replacing data")
+	f.DurationVar(&a.lockTimeout, "lock-timeout", oplock.DefaultTimeout, "how long to wait for another aidb operation on the same database or backup folder")
 	root.AddCommand(a.upCommand(), a.downCommand(), a.nukeCommand(), a.statusCommand(), a.imageCommand(), a.migrateCommand(), a.seedCommand(), a.backupCommand(), a.listCommand(), a.pruneCommand(), a.restoreCommand(), a.verifyCommand())
 	return root
 }

@@ -117,6 +117,11 @@ func (a *app) eachMigration(ctx context.Context, names []string, fn func(context
 		return err
 	}
 	defer s.Close()
+	release, err := a.lock(ctx, s, s.dbs, "migrate", false)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	// Every source is checked before any database is touched.
 	sources := map[string]migrations.Source{}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/restore"
@@ -49,10 +48,13 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			}
 			defer s.Close()
 			ctx := cmd.Context()
-			// The backup folder holds the helper transport's pipe.
-			if err := backupdir.Ensure(s.project.BackupDir); err != nil {
+			// The backup folder holds the helper transport's pipe and the
+			// safety backup; the lock keeps other operations off both.
+			release, err := a.lock(ctx, s, s.dbs, "restore", true)
+			if err != nil {
 				return err
 			}
+			defer release()
 
 			var plans []restore.Plan
 			for i, db := range s.dbs {

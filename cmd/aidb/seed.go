@@ -27,6 +27,11 @@ func (a *app) seedCommand() *cobra.Command {
 			}
 			defer s.Close()
 			ctx := cmd.Context()
+			release, err := a.lock(ctx, s, s.dbs, "seed", false)
+			if err != nil {
+				return err
+			}
+			defer release()
 			seeders := map[string]seed.Seeder{}
 			for _, db := range s.dbs {
 				sd, ok := seed.For(db.Name)

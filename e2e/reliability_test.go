@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/oplock"
+)
+
+func TestOneOperationAtATimePerDatabase(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "rlock")
+	p.backupDir()
+	p.seeded("30")
+	url := p.status()["rulesdb"].URL
+
+	// Another operation holds rulesdb's lock.
+	held, err := oplock.Database(t.Context(), url, "aidb test-holder", time.Second, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = held.Release(t.Context()) })
+
+	r := p.aidb("backup", "rulesdb", "--lock-timeout", "1s")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "waiting for another aidb operation to finish (aidb test-holder")
+	assert.Contains(t, r.stderr, "rulesdb is busy")
+	entries, err := backupdir.List(filepath.Join(p.dir, "backups"))
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the refused backup wrote nothing")
+
+	// A waiting operation goes on once the holder is done.
+	cmd := p.command(t.Context(), "migrate", "rulesdb")
+	var stderr safeBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(stderr.String(), "waiting for another aidb operation") })
+	require.NoError(t, held.Release(t.Context()))
+	require.NoError(t, cmd.Wait(), stderr.String())
+	assert.Contains(t, stderr.String(), "rulesdb: up to date")
+
+	// memorydb was never locked: it does not wait.
+	r = p.aidb("backup", "memorydb", "--lock-timeout", "1s")
+	assert.Equal(t, 0, r.code, r.stderr)
+}
+
+func TestWorldWritableBackupFolderIsRefused(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "rperm")
+	dir := p.backupDir()
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	require.NoError(t, os.Chmod(dir, 0o777))
+	require.Equal(t, 0, p.aidb("up", "rulesdb").code)
+	r := p.aidb("backup", "rulesdb")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "writable by everyone")
+	assert.Contains(t, r.stderr, "chmod 700")
+	entries, err := backupdir.List(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+
+	require.NoError(t, os.Chmod(dir, 0o755))
+	r = p.aidb("backup", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	st, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), st.Mode().Perm(), "an existing folder of ours is made private")
+}
+
+func TestSigtermExits143AndUndoes(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "rterm")
+	p.writeCompose(`
+services:
+  rulesdb:
+    image: postgres:15
+    command: ["postgres", "-c", "listen_addresses="]
+    environment:
+      POSTGRES_PASSWORD: pw
+    ports: ["127.0.0.1:${RULESDB_PORT}:5432"]
+  memorydb:
+    image: postgres:15
+    environment:
+      POSTGRES_PASSWORD: pw
+`)
+	cmd := p.command(t.Context(), "up", "rulesdb", "--timeout", "5m")
+	var stderr safeBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	waitFor(t, time.Minute, func() bool { return strings.Contains(stderr.String(), "waiting for SELECT 1") })
+	start := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	_ = cmd.Wait()
+	assert.Equal(t, 143, cmd.ProcessState.ExitCode(), stderr.String())
+	assert.Less(t, time.Since(start), 5*time.Second, "stops promptly (a bound on a hang, not a speed test)")
+	assert.Empty(t, p.labelled(t.Context()))
+}
