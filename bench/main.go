@@ -1,0 +1,554 @@
+// Command bench measures aidb against the plain docker-exec commands users
+// run today, on a project of its own (own AIDB_PROJECT, free ports, removed
+// afterwards), in the same run, on the same containers and data: A B A B
+// pairs, the median of each side, and their ratio.
+//
+//	AIDB_BENCH_SIZE  database size to generate (default 1GB; 256MB, 64MB, ...)
+//	AIDB_BENCH_OUT   the JSON report (default bench-results.json)
+//	AIDB_BENCH_PAIRS pairs per measure (default 3)
+//	AIDB_BIN         the aidb binary (default bin/aidb)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// Measure is one comparison.
+type Measure struct {
+	Name      string  `json:"name"`
+	AidbS     float64 `json:"aidb_s"`
+	BaselineS float64 `json:"baseline_s"`
+	Ratio     float64 `json:"ratio"`
+	Target    float64 `json:"target"`
+	Pairs     int     `json:"pairs"`
+	Baseline  string  `json:"baseline"`
+}
+
+// Compression is one compression's size and time against none.
+type Compression struct {
+	Codec     string  `json:"codec"`
+	Bytes     int64   `json:"bytes"`
+	Seconds   float64 `json:"seconds"`
+	SizeRatio float64 `json:"size_ratio"`
+	TimeRatio float64 `json:"time_ratio"`
+}
+
+// Report is the JSON the harness writes.
+type Report struct {
+	SizeBytes   int64              `json:"size_bytes"`
+	DBBytes     int64              `json:"db_bytes"`
+	Machine     string             `json:"machine"`
+	Measures    []Measure          `json:"measures"`
+	PeakRSSMB   map[string]float64 `json:"peak_rss_mb"`
+	Compression []Compression      `json:"compression"`
+	Started     time.Time          `json:"started"`
+	Seconds     float64            `json:"seconds"`
+}
+
+// targets are issue 7's ratio targets (aidb median / baseline median).
+var targets = map[string]float64{
+	"backup": 0.5, "backup_vs_limit": 1.8, "backup_stream": 1.1, "restore": 1.3, "restore_data": 1.3,
+	"verify": 1.2, "up_warm": 1.3, "backup_all_parallel": 0.8,
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// bench is one run's project and helpers.
+type bench struct {
+	ctx     context.Context
+	bin     string
+	dir     string
+	env     []string
+	project string
+	pairs   int
+}
+
+func run(ctx context.Context) error {
+	size, err := parseSize(envOr("AIDB_BENCH_SIZE", "1GB"))
+	if err != nil {
+		return err
+	}
+	pairs, err := strconv.Atoi(envOr("AIDB_BENCH_PAIRS", "3"))
+	if err != nil || pairs < 1 {
+		return fmt.Errorf("AIDB_BENCH_PAIRS=%q: a number of at least 1", os.Getenv("AIDB_BENCH_PAIRS"))
+	}
+	bin, err := filepath.Abs(envOr("AIDB_BIN", "bin/aidb"))
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "aidb-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{ctx: ctx, bin: bin, dir: dir, project: fmt.Sprintf("bench%d", os.Getpid()), pairs: pairs}
+	rp, mp := freePort(), freePort()
+	b.env = append(os.Environ(), "AIDB_PROJECT="+b.project, "RULESDB_PORT="+strconv.Itoa(rp), "MEMORYDB_PORT="+strconv.Itoa(mp),
+		"AIDB_BACKUP_DIR="+filepath.Join(dir, "backups"), "AIDB_COMPOSE_FILE=", "AIDB_CONFIG=")
+	defer b.aidbQuiet(context.WithoutCancel(ctx), "nuke", "--yes", "--no-backup")
+
+	rep := Report{SizeBytes: size, Machine: machine(), PeakRSSMB: map[string]float64{}, Started: time.Now().UTC()}
+	start := time.Now()
+
+	// Peak memory at one eighth of the size first, then the full size.
+	small := size / 8
+	if err := b.generate(small); err != nil {
+		return err
+	}
+	if err := b.rss(&rep, small); err != nil {
+		return err
+	}
+	if err := b.aidbQuiet(ctx, "nuke", "--yes", "--no-backup"); err != nil {
+		return err
+	}
+	if err := b.generate(size); err != nil {
+		return err
+	}
+	if err := b.rss(&rep, size); err != nil {
+		return err
+	}
+	rep.DBBytes = b.dbBytes()
+
+	for _, m := range []func() (Measure, error){
+		b.backup, b.backupVsLimit, b.backupStream, b.restore, b.restoreData, b.verify, b.upWarm, b.backupAllParallel,
+	} {
+		meas, err := m()
+		if err != nil {
+			return err
+		}
+		meas.Target = targets[meas.Name]
+		fmt.Fprintf(os.Stderr, "bench: %s: aidb %.2fs, baseline %.2fs, ratio %.2f (target %.2f)\n", meas.Name, meas.AidbS, meas.BaselineS, meas.Ratio, meas.Target)
+		rep.Measures = append(rep.Measures, meas)
+	}
+	if rep.Compression, err = b.compression(); err != nil {
+		return err
+	}
+	rep.Seconds = time.Since(start).Seconds()
+
+	out := envOr("AIDB_BENCH_OUT", "bench-results.json")
+	j, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(out, append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	printTable(rep)
+	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
+	return nil
+}
+
+// generate brings the databases up, migrated, and fills them to about size
+// bytes of table data with aidb seed (COPY, streamed): two thirds memorydb.
+func (b *bench) generate(size int64) error {
+	for _, args := range [][]string{{"up"}, {"migrate"}} {
+		if err := b.aidbQuiet(b.ctx, args...); err != nil {
+			return err
+		}
+	}
+	// Rows per byte measured on the default schema's seed data.
+	mem := max(10, int(size*2/3/6000))
+	rules := max(10, int(size/3/3400))
+	fmt.Fprintf(os.Stderr, "bench: generating about %s (%d memories, %d rules)\n", human(size), mem, rules)
+	if err := b.aidbQuiet(b.ctx, "seed", "memorydb", "--rows", strconv.Itoa(mem)); err != nil {
+		return err
+	}
+	return b.aidbQuiet(b.ctx, "seed", "rulesdb", "--rows", strconv.Itoa(rules))
+}
+
+// rss records aidb's peak memory for a backup and a restore of memorydb.
+func (b *bench) rss(rep *Report, size int64) error {
+	_, rssB, err := b.aidbTimed("backup", "memorydb")
+	if err != nil {
+		return err
+	}
+	file := b.newest("memorydb-2")
+	_, rssR, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
+	if err != nil {
+		return err
+	}
+	rep.PeakRSSMB["backup@"+human(size)] = rssB
+	rep.PeakRSSMB["restore@"+human(size)] = rssR
+	b.removeBackups()
+	return nil
+}
+
+func (b *bench) backup() (Measure, error) {
+	c, u, d := b.container("memorydb")
+	out := filepath.Join(b.dir, "baseline.sql")
+	return b.pairsOf("backup", "docker exec c pg_dump > file",
+		func() (float64, error) { s, _, err := b.aidbTimed("backup", "memorydb"); b.removeBackups(); return s, err },
+		func() (float64, error) {
+			defer os.Remove(out)
+			return b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s > %s", c, u, d, out))
+		})
+}
+
+func (b *bench) backupVsLimit() (Measure, error) {
+	c, u, d := b.container("memorydb")
+	return b.pairsOf("backup_vs_limit", "docker exec c pg_dump -f /tmp/x (no transport)",
+		func() (float64, error) { s, _, err := b.aidbTimed("backup", "memorydb"); b.removeBackups(); return s, err },
+		func() (float64, error) {
+			s, err := b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s -f /tmp/aidb-bench-limit.sql", c, u, d))
+			_, _ = b.shellTimed(fmt.Sprintf("docker exec %s rm -f /tmp/aidb-bench-limit.sql", c))
+			return s, err
+		})
+}
+
+func (b *bench) backupStream() (Measure, error) {
+	c, u, d := b.container("memorydb")
+	out := filepath.Join(b.dir, "baseline.sql")
+	return b.pairsOf("backup_stream", "docker exec c pg_dump > file",
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("backup", "memorydb", "--via", "stream")
+			b.removeBackups()
+			return s, err
+		},
+		func() (float64, error) {
+			defer os.Remove(out)
+			return b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s > %s", c, u, d, out))
+		})
+}
+
+func (b *bench) restore() (Measure, error) {
+	if _, _, err := b.aidbTimed("backup", "memorydb"); err != nil {
+		return Measure{}, err
+	}
+	file := b.newest("memorydb-2")
+	defer b.removeBackups()
+	c, u, _ := b.container("memorydb")
+	return b.pairsOf("restore", "docker exec -i c psql < file (into an empty database)",
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
+			return s, err
+		},
+		func() (float64, error) {
+			if _, err := b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty' -c 'CREATE DATABASE bench_empty'", c, u)); err != nil {
+				return 0, err
+			}
+			defer b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
+			return b.shellTimed(fmt.Sprintf("docker exec -i %s psql -q -v ON_ERROR_STOP=1 -U %s -d bench_empty < %s > /dev/null", c, u, file))
+		})
+}
+
+func (b *bench) restoreData() (Measure, error) {
+	if _, _, err := b.aidbTimed("backup", "memorydb", "--data-only"); err != nil {
+		return Measure{}, err
+	}
+	file := b.newest("memorydb-data-")
+	defer b.removeBackups()
+	c, u, d := b.container("memorydb")
+	return b.pairsOf("restore_data", "docker exec -i c psql < data file (into the migrated, truncated database)",
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "--data-only", "memorydb", file)
+			return s, err
+		},
+		func() (float64, error) {
+			if _, err := b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d %s -c 'TRUNCATE memory_links, memories, sessions'", c, u, d)); err != nil {
+				return 0, err
+			}
+			return b.shellTimed(fmt.Sprintf("docker exec -i %s psql -q -v ON_ERROR_STOP=1 -U %s -d %s < %s > /dev/null", c, u, d, file))
+		})
+}
+
+func (b *bench) verify() (Measure, error) {
+	if _, _, err := b.aidbTimed("backup", "memorydb"); err != nil {
+		return Measure{}, err
+	}
+	file := b.newest("memorydb-2")
+	defer b.removeBackups()
+	image := b.image("memorydb")
+	name := b.project + "-baseline-verify"
+	return b.pairsOf("verify", "docker run (fresh container) + pg_isready loop + docker exec -i psql < file",
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("verify", file)
+			return s, err
+		},
+		func() (float64, error) {
+			script := fmt.Sprintf(`set -e
+docker run -d --name %[1]s --label aidb.project=%[2]s --label aidb.service=baseline --label aidb.role=verify -e POSTGRES_PASSWORD=x %[3]s >/dev/null
+trap 'docker rm -f %[1]s >/dev/null' EXIT
+until docker exec %[1]s pg_isready -U postgres -h 127.0.0.1 >/dev/null 2>&1; do :; done
+docker exec -i %[1]s psql -q -v ON_ERROR_STOP=1 -U postgres < %[4]s > /dev/null`, name, b.project, image, file)
+			return b.shellTimed(script)
+		})
+}
+
+func (b *bench) upWarm() (Measure, error) {
+	c, u, _ := b.container("memorydb")
+	return b.pairsOf("up_warm", "docker start c + pg_isready loop",
+		func() (float64, error) {
+			if err := b.aidbQuiet(b.ctx, "down", "memorydb"); err != nil {
+				return 0, err
+			}
+			s, _, err := b.aidbTimed("up", "memorydb")
+			return s, err
+		},
+		func() (float64, error) {
+			if _, err := b.shellTimed("docker stop " + c + " >/dev/null"); err != nil {
+				return 0, err
+			}
+			return b.shellTimed(fmt.Sprintf("docker start %s >/dev/null && until docker exec %s pg_isready -U %s -h 127.0.0.1 >/dev/null 2>&1; do :; done", c, c, u))
+		})
+}
+
+func (b *bench) backupAllParallel() (Measure, error) {
+	return b.pairsOf("backup_all_parallel", "aidb backup rulesdb + aidb backup memorydb (one after the other)",
+		func() (float64, error) { s, _, err := b.aidbTimed("backup"); b.removeBackups(); return s, err },
+		func() (float64, error) {
+			s1, _, err := b.aidbTimed("backup", "rulesdb")
+			if err != nil {
+				return 0, err
+			}
+			s2, _, err := b.aidbTimed("backup", "memorydb")
+			b.removeBackups()
+			return s1 + s2, err
+		})
+}
+
+func (b *bench) compression() ([]Compression, error) {
+	var out []Compression
+	var base Compression
+	for _, codec := range []string{"none", "gzip", "zstd"} {
+		s, _, err := b.aidbTimed("backup", "memorydb", "--compress", codec)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(b.newest("memorydb-2"))
+		if err != nil {
+			return nil, err
+		}
+		b.removeBackups()
+		c := Compression{Codec: codec, Bytes: st.Size(), Seconds: s}
+		if codec == "none" {
+			base = c
+		}
+		c.SizeRatio, c.TimeRatio = float64(c.Bytes)/float64(base.Bytes), c.Seconds/base.Seconds
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// pairsOf alternates aidb and baseline runs and compares the medians.
+func (b *bench) pairsOf(name, baseline string, aidb, base func() (float64, error)) (Measure, error) {
+	var as, bs []float64
+	for range b.pairs {
+		a, err := aidb()
+		if err != nil {
+			return Measure{}, fmt.Errorf("%s (aidb): %w", name, err)
+		}
+		x, err := base()
+		if err != nil {
+			return Measure{}, fmt.Errorf("%s (baseline): %w", name, err)
+		}
+		as, bs = append(as, a), append(bs, x)
+	}
+	m := Measure{Name: name, AidbS: median(as), BaselineS: median(bs), Pairs: b.pairs, Baseline: baseline}
+	m.Ratio = m.AidbS / m.BaselineS
+	return m, nil
+}
+
+// aidbTimed runs aidb and returns its wall time and peak RSS in MB.
+func (b *bench) aidbTimed(args ...string) (float64, float64, error) {
+	cmd := exec.CommandContext(b.ctx, b.bin, args...)
+	cmd.Env = b.env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	secs := time.Since(start).Seconds()
+	if err != nil {
+		return 0, 0, fmt.Errorf("aidb %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	rss := 0.0
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = float64(ru.Maxrss) / 1024 // KB on Linux
+	}
+	return secs, rss, nil
+}
+
+func (b *bench) aidbQuiet(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, b.bin, args...)
+	cmd.Env = b.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("aidb %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// shellTimed runs a shell command line (the baselines are what users type).
+func (b *bench) shellTimed(script string) (float64, error) {
+	cmd := exec.CommandContext(b.ctx, "bash", "-c", script)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w: %s", script, err, stderr.String())
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// container returns a database's container name, user and database name.
+func (b *bench) container(db string) (string, string, string) {
+	var st struct {
+		Databases []struct {
+			Name, Container, URL string
+		} `json:"databases"`
+	}
+	cmd := exec.CommandContext(b.ctx, b.bin, "status", "--json")
+	cmd.Env = b.env
+	out, err := cmd.Output()
+	if err == nil {
+		_ = json.Unmarshal(out, &st)
+	}
+	for _, d := range st.Databases {
+		if d.Name == db {
+			user := strings.SplitN(strings.TrimPrefix(d.URL, "postgres://"), ":", 2)[0]
+			name := strings.SplitN(strings.SplitN(d.URL, "/", 4)[3], "?", 2)[0]
+			return d.Container, user, name
+		}
+	}
+	return b.project + "-" + db, "postgres", db
+}
+
+func (b *bench) image(db string) string {
+	c, _, _ := b.container(db)
+	out, err := exec.CommandContext(b.ctx, "docker", "inspect", "-f", "{{.Config.Image}}", c).Output()
+	if err != nil {
+		return "postgres:15"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// dbBytes is the databases' size on disk.
+func (b *bench) dbBytes() int64 {
+	var total int64
+	for _, db := range []string{"rulesdb", "memorydb"} {
+		c, u, d := b.container(db)
+		out, err := exec.CommandContext(b.ctx, "docker", "exec", c, "psql", "-At", "-U", u, "-d", d, "-c", "SELECT pg_database_size(current_database())").Output()
+		if err == nil {
+			n, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+			total += n
+		}
+	}
+	return total
+}
+
+// newest is the newest backup file whose name starts with prefix.
+func (b *bench) newest(prefix string) string {
+	files, _ := filepath.Glob(filepath.Join(b.dir, "backups", prefix+"*"))
+	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, ".json") })
+	slices.Sort(files)
+	if len(files) == 0 {
+		return ""
+	}
+	return files[len(files)-1]
+}
+
+// removeBackups empties the backup folder, so runs do not fill the disk.
+func (b *bench) removeBackups() {
+	files, _ := filepath.Glob(filepath.Join(b.dir, "backups", "*"))
+	for _, f := range files {
+		_ = os.Remove(f)
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func parseSize(s string) (int64, error) {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, x := range []struct {
+		suffix string
+		m      int64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(u, x.suffix) {
+			u, mult = strings.TrimSuffix(u, x.suffix), x.m
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(u), 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("AIDB_BENCH_SIZE=%q: a size like 1GB or 256MB", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%dMB", n>>20)
+	}
+	return fmt.Sprintf("%dKB", n>>10)
+}
+
+func machine() string {
+	engine, _ := exec.Command("docker", "version", "-f", "{{.Server.Version}}").Output()
+	return fmt.Sprintf("%s/%s, %d cores, Docker engine %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), strings.TrimSpace(string(engine)))
+}
+
+func printTable(rep Report) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "size %s (databases %s on disk), %s\n", human(rep.SizeBytes), human(rep.DBBytes), rep.Machine)
+	fmt.Fprintln(w, "MEASURE\tAIDB (s)\tBASELINE (s)\tRATIO\tTARGET\tMET")
+	for _, m := range rep.Measures {
+		met := "yes"
+		if m.Ratio > m.Target {
+			met = "NO"
+		}
+		fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%.2f\t<= %.2f\t%s\n", m.Name, m.AidbS, m.BaselineS, m.Ratio, m.Target, met)
+	}
+	for _, c := range rep.Compression {
+		fmt.Fprintf(w, "compress %s\t%.2f\t\t%.2f x time\t%.2f x size\t\n", c.Codec, c.Seconds, c.TimeRatio, c.SizeRatio)
+	}
+	for k, v := range rep.PeakRSSMB {
+		fmt.Fprintf(w, "peak RSS %s\t%.0f MB\t\t\t\t\n", k, v)
+	}
+	_ = w.Flush()
+}
+
+func envOr(k, d string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return d
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
