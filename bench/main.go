@@ -195,7 +195,11 @@ func (b *bench) backup() (Measure, error) {
 	c, u, d := b.container("memorydb")
 	out := filepath.Join(b.dir, "baseline.sql")
 	return b.pairsOf("backup", "docker exec c pg_dump > file",
-		func() (float64, error) { s, _, err := b.aidbTimed("backup", "memorydb"); b.removeBackups(); return s, err },
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("backup", "memorydb")
+			b.removeBackups()
+			return s, err
+		},
 		func() (float64, error) {
 			defer os.Remove(out)
 			return b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s > %s", c, u, d, out))
@@ -205,7 +209,11 @@ func (b *bench) backup() (Measure, error) {
 func (b *bench) backupVsLimit() (Measure, error) {
 	c, u, d := b.container("memorydb")
 	return b.pairsOf("backup_vs_limit", "docker exec c pg_dump -f /tmp/x (no transport)",
-		func() (float64, error) { s, _, err := b.aidbTimed("backup", "memorydb"); b.removeBackups(); return s, err },
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("backup", "memorydb")
+			b.removeBackups()
+			return s, err
+		},
 		func() (float64, error) {
 			s, err := b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s -f /tmp/aidb-bench-limit.sql", c, u, d))
 			_, _ = b.shellTimed(fmt.Sprintf("docker exec %s rm -f /tmp/aidb-bench-limit.sql", c))
@@ -551,4 +559,3 @@ func freePort() int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
-
