@@ -164,9 +164,10 @@ func (b *bench) generate(size int64) error {
 			return err
 		}
 	}
-	// Rows per byte measured on the default schema's seed data.
-	mem := max(10, int(size*2/3/6000))
-	rules := max(10, int(size/3/3400))
+	// Rows per byte of database on disk, measured on the default schema's
+	// seed data (about 3.5 kB per memory and 2 kB per rule with indexes).
+	mem := max(10, int(size*2/3/3500))
+	rules := max(10, int(size/3/2000))
 	fmt.Fprintf(os.Stderr, "bench: generating about %s (%d memories, %d rules)\n", human(size), mem, rules)
 	if err := b.aidbQuiet(b.ctx, "seed", "memorydb", "--rows", strconv.Itoa(mem)); err != nil {
 		return err

@@ -19,6 +19,8 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/aidb/aidb/compose"
 )
 
@@ -219,6 +221,7 @@ func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c
 		return fmt.Errorf("open pipe %s: %w", fifo, err)
 	}
 	defer reader.Close()
+	growPipe(keeper)
 	copied := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(w, reader)
@@ -291,4 +294,12 @@ func (o *Orchestrator) Image(ctx context.Context, db compose.Database) (string, 
 		return "", err
 	}
 	return c.Image, nil
+}
+
+// growPipe raises a pipe's buffer from 64 KiB to 1 MiB where the system
+// allows: fewer wake-ups between pg_dump and this process. Best effort.
+func growPipe(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+	}
 }
