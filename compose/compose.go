@@ -304,6 +304,9 @@ func database(cp *types.Project, name string, dc DatabaseConfig, wd string) (Dat
 		}
 		break
 	}
+	if db.HostPort == 0 {
+		return Database{}, fmt.Errorf("service %q publishes no host port for %d: aidb reaches its databases there; add ports: [\"127.0.0.1:<port>:%d\"]", svcName, PostgresPort, PostgresPort)
+	}
 	for _, v := range svc.Volumes {
 		if v.Type == types.VolumeTypeVolume && v.Source != "" {
 			db.DataMount = v.Target

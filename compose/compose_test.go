@@ -136,6 +136,11 @@ func TestLoadBadInput(t *testing.T) {
 			want:   []string{"aidb.yaml", "soon"},
 		},
 		{
+			name:    "database without a host port",
+			compose: "services:\n  rulesdb:\n    image: postgres:15\n  memorydb:\n    image: postgres:15\n    ports: [\"5433:5432\"]\n",
+			want:    []string{"rulesdb", "publishes no host port"},
+		},
+		{
 			name: "bad project name",
 			env:  []string{"AIDB_PROJECT=Bad Name"},
 			want: []string{"AIDB_PROJECT", "Bad Name"},

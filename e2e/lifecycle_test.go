@@ -216,6 +216,7 @@ services:
     image: postgres:15
     environment:
       POSTGRES_PASSWORD: pw
+    ports: ["127.0.0.1:${MEMORYDB_PORT}:5432"]
 volumes:
   data:
 `)

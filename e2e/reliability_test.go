@@ -88,6 +88,7 @@ services:
     image: postgres:15
     environment:
       POSTGRES_PASSWORD: pw
+    ports: ["127.0.0.1:${MEMORYDB_PORT}:5432"]
 `)
 	cmd := p.command(t.Context(), "up", "rulesdb", "--timeout", "5m")
 	var stderr safeBuffer

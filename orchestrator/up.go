@@ -161,7 +161,15 @@ func (o *Orchestrator) upOne(ctx context.Context, db compose.Database, existing 
 		if err != nil {
 			return exitcode.BadInput(err)
 		}
-		res, err := o.docker.ContainerCreate(ctx, spec)
+		// Created without cancellation: a create abandoned mid-flight could
+		// still happen in the engine, unrecorded, and escape the undo.
+		res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), spec)
+		if err == nil {
+			u.addContainer(res.ID)
+		}
+		if err == nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			if cerrdefs.IsConflict(err) {
 				return fmt.Errorf("create container %s: a container of that name exists but aidb did not create it for project %s; remove or rename it (docker rm %s), or set AIDB_PROJECT to another project: %w", name, o.project.Name, name, err)
@@ -169,7 +177,6 @@ func (o *Orchestrator) upOne(ctx context.Context, db compose.Database, existing 
 			return fmt.Errorf("create container %s: %w", name, err)
 		}
 		id = res.ID
-		u.addContainer(id)
 	}
 	if !running {
 		o.progress(fmt.Sprintf("%s: starting container %s", db.Name, name))
@@ -213,7 +220,10 @@ func (o *Orchestrator) ensureNetwork(ctx context.Context, u *undo) error {
 			return nil
 		}
 	}
-	if _, err := o.docker.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: Labels(o.project.Name, "", RoleNetwork)}); err != nil {
+	if _, err := o.docker.NetworkCreate(context.WithoutCancel(ctx), name, client.NetworkCreateOptions{Driver: "bridge", Labels: Labels(o.project.Name, "", RoleNetwork)}); err != nil {
+		if cerrdefs.IsConflict(err) {
+			return nil // created meanwhile by a parallel up of the same project
+		}
 		return fmt.Errorf("create network %s: %w", name, err)
 	}
 	u.network = name
@@ -237,7 +247,7 @@ func (o *Orchestrator) ensureVolumes(ctx context.Context, db compose.Database, u
 		if top, ok := o.project.Compose.Volumes[v.Source]; ok && bool(top.External) {
 			return exitcode.BadInput(fmt.Errorf("volume %s is declared external but does not exist; create it with docker volume create %s", name, name))
 		}
-		if _, err := o.docker.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: Labels(o.project.Name, db.Service, RoleData)}); err != nil {
+		if _, err := o.docker.VolumeCreate(context.WithoutCancel(ctx), client.VolumeCreateOptions{Name: name, Labels: Labels(o.project.Name, db.Service, RoleData)}); err != nil {
 			return fmt.Errorf("create volume %s: %w", name, err)
 		}
 		u.addVolume(name)

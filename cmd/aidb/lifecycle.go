@@ -19,6 +19,7 @@ import (
 
 func (a *app) upCommand() *cobra.Command {
 	var timeout time.Duration
+	var all bool
 	cmd := &cobra.Command{
 		Use:   "up [db...]",
 		Short: "Bring the databases up and ready (image, network, volume, container, SELECT 1)",
@@ -35,7 +36,15 @@ func (a *app) upCommand() *cobra.Command {
 				}
 				s.project.ReadyTimeout = timeout
 			}
-			if err := s.orch.Up(cmd.Context(), dbs); err != nil {
+			if all {
+				if len(args) > 0 {
+					return exitcode.BadInput(fmt.Errorf("--all brings up every service; name no databases with it"))
+				}
+				err = s.orch.UpAll(cmd.Context())
+			} else {
+				err = s.orch.Up(cmd.Context(), dbs)
+			}
+			if err != nil {
 				return err
 			}
 			if a.json {
@@ -44,12 +53,14 @@ func (a *app) upCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each database to answer SELECT 1 (default: ready_timeout in aidb.yaml, 60s)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each database to answer SELECT 1, or a dependency to meet its condition (default: ready_timeout in aidb.yaml, 60s)")
+	cmd.Flags().BoolVar(&all, "all", false, "every service of the compose file (API, frontend, ...), in depends_on order")
 	return cmd
 }
 
 func (a *app) downCommand() *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:   "down [db...]",
 		Short: "Stop the databases, keeping their containers and volumes (data)",
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,10 +69,14 @@ func (a *app) downCommand() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			dbs := s.dbs
-			return s.orch.Down(cmd.Context(), dbs)
+			if all {
+				return s.orch.DownAll(cmd.Context())
+			}
+			return s.orch.Down(cmd.Context(), s.dbs)
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "every service of the project, not only the databases")
+	return cmd
 }
 
 func (a *app) nukeCommand() *cobra.Command {
@@ -178,15 +193,26 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	if err != nil {
 		return err
 	}
+	services, err := s.orch.ServicesStatus(cmd.Context())
+	if err != nil {
+		return err
+	}
 	if a.json {
 		return a.printJSON(struct {
-			Databases []orchestrator.Status `json:"databases"`
-		}{st})
+			Databases []orchestrator.Status        `json:"databases"`
+			Services  []orchestrator.ServiceStatus `json:"services"`
+		}{st, services})
 	}
 	w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "DATABASE\tSTATE\tREADY\tCONTAINER\tIMAGE\tPORT\tURL")
 	for _, x := range st {
 		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%d\t%s\n", x.Name, x.State, x.Ready, x.Container, x.Image, x.Port, orchestrator.RedactURL(x.URL))
+	}
+	if len(services) > 0 {
+		fmt.Fprintln(w, "\nSERVICE\tSTATE\tHEALTH\tCONTAINER\tIMAGE\t\t")
+		for _, x := range services {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\t\n", x.Service, x.State, x.Health, x.Container, x.Image)
+		}
 	}
 	return w.Flush()
 }
