@@ -9,14 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"golang.org/x/sys/unix"
@@ -148,65 +144,16 @@ func (o *Orchestrator) dumpViaExec(ctx context.Context, db compose.Database, c c
 	return nil
 }
 
-// helperMount is where the helper container sees the work folder.
-const helperMount = "/aidb-work"
-
-// dumpViaHelper runs pg_dump in a helper container of the database's image,
-// in the database container's network namespace (it connects to
-// 127.0.0.1:5432 there), writing into a named pipe in workDir that this
-// process reads. The password reaches pg_dump in a private pgpass file in
-// workDir, removed afterwards.
+// dumpViaHelper runs pg_dump in a helper container (see helper) writing
+// into the pipe that this process reads into w.
 func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, w io.Writer) (retErr error) {
-	absDir, err := filepath.Abs(workDir)
+	args = append(append([]string{}, args...), "--username="+db.User, "--dbname="+db.DBName)
+	h, err := o.startHelper(ctx, db, c, "pg_dump", RoleDump, args, workDir)
 	if err != nil {
 		return err
 	}
-	tag := randomTag()
-	fifo := filepath.Join(absDir, ".aidb-dump-"+tag+".fifo")
-	pgpass := filepath.Join(absDir, ".aidb-dump-"+tag+".pgpass")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		return fmt.Errorf("create pipe in %s: %w", absDir, err)
-	}
-	defer os.Remove(fifo)
-	if err := os.WriteFile(pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
-		return fmt.Errorf("write credentials file in %s: %w", absDir, err)
-	}
-	defer os.Remove(pgpass)
-
-	cmd := append([]string{}, args...)
-	cmd = append(cmd, "--file="+helperMount+"/"+filepath.Base(fifo),
-		"--host=127.0.0.1", fmt.Sprintf("--port=%d", 5432), "--username="+db.User, "--dbname="+db.DBName)
-	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: &container.Config{
-			Image:      c.Image,
-			Entrypoint: []string{"pg_dump"},
-			Cmd:        cmd,
-			Env:        []string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(pgpass)},
-			Labels:     Labels(o.project.Name, db.Service, RoleDump),
-		},
-		HostConfig: &container.HostConfig{
-			NetworkMode: container.NetworkMode("container:" + c.ID),
-			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: absDir, Target: helperMount}},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("create pg_dump helper for %s: %w", db.Name, err)
-	}
-	// kill stops pg_dump (its pipe then closes) and removes the helper; it
-	// runs at the latest on return, so the helper never outlives this call,
-	// also on error or Ctrl-C.
-	var killOnce sync.Once
-	var killErr error
-	kill := func() error {
-		killOnce.Do(func() { killErr = o.removeHelper(ctx, res.ID, "pg_dump") })
-		return killErr
-	}
-	defer func() { retErr = errors.Join(retErr, kill()) }()
-
-	wait := o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("start pg_dump helper for %s: %w", db.Name, err)
-	}
+	defer func() { retErr = errors.Join(retErr, h.close(ctx)) }()
+	fifo, wait := h.fifo, h.wait
 
 	// This process keeps a write end of the pipe open, so opening the read
 	// end never blocks and the reader sees end of file only once both
@@ -234,7 +181,7 @@ func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c
 	select {
 	case exit = <-wait.Result:
 	case err := <-wait.Error:
-		_ = kill()
+		_ = h.kill(ctx)
 		keeper.Close()
 		<-copied
 		if ctx.Err() != nil {
@@ -250,8 +197,7 @@ func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c
 	keeper.Close()
 	copyErr := <-copied
 	if exit.StatusCode != 0 {
-		logs, _ := containerLogs(context.WithoutCancel(ctx), o.docker, res.ID, 50)
-		return &ToolError{Tool: "pg_dump", ExitCode: int(exit.StatusCode), Stderr: logs}
+		return h.failure(ctx, exit.StatusCode)
 	}
 	if copyErr != nil {
 		return fmt.Errorf("write dump of %s: %w", db.Name, copyErr)

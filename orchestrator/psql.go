@@ -7,15 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sync"
-	"syscall"
-	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
@@ -96,54 +90,17 @@ func (o *Orchestrator) psqlViaExec(ctx context.Context, c container.Summary, arg
 	return nil
 }
 
-// psqlViaHelper runs psql in a helper container in the database container's
-// network namespace, reading the script from a named pipe in workDir.
+// psqlViaHelper runs psql in a helper container (see helper) reading the
+// script from the pipe that this process writes.
 func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, script io.Reader) (retErr error) {
-	absDir, err := filepath.Abs(workDir)
+	h, err := o.startHelper(ctx, db, c, "psql", RoleLoad, args, workDir)
 	if err != nil {
 		return err
 	}
-	tag := randomTag()
-	fifo := filepath.Join(absDir, ".aidb-load-"+tag+".fifo")
-	pgpass := filepath.Join(absDir, ".aidb-load-"+tag+".pgpass")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		return fmt.Errorf("create pipe in %s: %w", absDir, err)
-	}
-	defer os.Remove(fifo)
-	if err := os.WriteFile(pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
-		return fmt.Errorf("write credentials file in %s: %w", absDir, err)
-	}
-	defer os.Remove(pgpass)
+	defer func() { retErr = errors.Join(retErr, h.close(ctx)) }()
+	fifo, wait := h.fifo, h.wait
+	kill := func() error { return h.kill(ctx) }
 
-	cmd := append(append([]string{}, args...), "--host=127.0.0.1", "--port=5432", "--file="+helperMount+"/"+filepath.Base(fifo))
-	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: &container.Config{
-			Image:      c.Image,
-			Entrypoint: []string{"psql"},
-			Cmd:        cmd,
-			Env:        []string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(pgpass)},
-			Labels:     Labels(o.project.Name, db.Service, RoleLoad),
-		},
-		HostConfig: &container.HostConfig{
-			NetworkMode: container.NetworkMode("container:" + c.ID),
-			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: absDir, Target: helperMount}},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("create psql helper for %s: %w", db.Name, err)
-	}
-	var killOnce sync.Once
-	var killErr error
-	kill := func() error {
-		killOnce.Do(func() { killErr = o.removeHelper(ctx, res.ID, "psql") })
-		return killErr
-	}
-	defer func() { retErr = errors.Join(retErr, kill()) }()
-
-	wait := o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("start psql helper for %s: %w", db.Name, err)
-	}
 	// The feeder opens the write end only once psql has opened the read
 	// end (opening a pipe for writing waits for a reader), so nothing
 	// written can be lost to a pipe nobody holds open; psql sees end of
@@ -211,8 +168,7 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 		return fmt.Errorf("send the script to psql: %w", feedErr)
 	}
 	if exit.StatusCode != 0 {
-		logs, _ := containerLogs(context.WithoutCancel(ctx), o.docker, res.ID, 50)
-		return &ToolError{Tool: "psql", ExitCode: int(exit.StatusCode), Stderr: logs}
+		return h.failure(ctx, exit.StatusCode)
 	}
 	return nil
 }
@@ -229,14 +185,4 @@ func (r *readErr) Read(p []byte) (int, error) {
 		r.err = err
 	}
 	return n, err
-}
-
-// removeHelper force-removes a helper container, also after Ctrl-C.
-func (o *Orchestrator) removeHelper(ctx context.Context, id, tool string) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if _, err := o.docker.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("remove %s helper %s: %w", tool, id[:12], err)
-	}
-	return nil
 }

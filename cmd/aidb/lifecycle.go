@@ -98,14 +98,14 @@ func (a *app) nukeCommand() *cobra.Command {
 			if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
 				return err
 			}
-			release, err := a.lock(cmd.Context(), s, dbs, "nuke", !noBackup)
+			release, err := a.lock(cmd.Context(), s, dbs, "nuke", false)
 			if err != nil {
 				return err
 			}
 			defer release()
 			var safety []backup.File
 			if !noBackup {
-				if safety, err = a.safetyBackup(cmd, s, dbs); err != nil {
+				if safety, err = a.safetyBackup(cmd, s, dbs, true); err != nil {
 					return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
 				}
 			}
@@ -128,8 +128,11 @@ func (a *app) nukeCommand() *cobra.Command {
 }
 
 // safetyBackup takes a full backup of each database that exists and holds
-// data, starting a stopped one for it, and says where it is.
-func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Database) ([]backup.File, error) {
+// data, starting a stopped one for it, and says where it is. With
+// lockFolder it takes the backup folder's lock for the backup (callers that
+// hold it already pass false); the folder is only needed when there is
+// data to keep.
+func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Database, lockFolder bool) ([]backup.File, error) {
 	ctx := cmd.Context()
 	st, err := s.orch.Status(ctx, dbs)
 	if err != nil {
@@ -161,6 +164,13 @@ func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Databas
 	}
 	if len(withData) == 0 {
 		return nil, nil
+	}
+	if lockFolder {
+		release, err := a.lock(ctx, s, nil, "nuke", true)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
 	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: orchestrator.TransportAuto})
 	if err != nil {

@@ -78,7 +78,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				return err
 			}
 			if !noBackup {
-				if _, err := a.safetyBackup(cmd, s, s.dbs); err != nil {
+				if _, err := a.safetyBackup(cmd, s, s.dbs, false); err != nil {
 					return fmt.Errorf("%w\nnothing was restored; fix that, or restore without a safety backup with --no-backup", err)
 				}
 			}

@@ -1,0 +1,119 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+)
+
+// helperMount is where a helper container sees the work folder.
+const helperMount = "/aidb-work"
+
+// helper is a client tool (pg_dump, psql) running in a container of the
+// database's own image, in the database container's network namespace (so
+// it reaches the server at 127.0.0.1:5432), with its --file a named pipe
+// in the bind-mounted work folder. The password reaches it in a private
+// pgpass file there.
+type helper struct {
+	o    *Orchestrator
+	id   string
+	tool string
+	// fifo is the pipe's path on this host.
+	fifo   string
+	pgpass string
+	// wait reports the tool's exit.
+	wait     client.ContainerWaitResult
+	killOnce sync.Once
+	killErr  error
+}
+
+// startHelper starts tool with args (connection options are added) in a
+// helper for database db, whose container is c, with role's label.
+func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c container.Summary, tool, role string, args []string, workDir string) (_ *helper, retErr error) {
+	absDir, err := filepath.Abs(workDir)
+	if err != nil {
+		return nil, err
+	}
+	tag := randomTag()
+	h := &helper{o: o, tool: tool,
+		fifo:   filepath.Join(absDir, ".aidb-"+role+"-"+tag+".fifo"),
+		pgpass: filepath.Join(absDir, ".aidb-"+role+"-"+tag+".pgpass"),
+	}
+	defer func() {
+		if retErr != nil {
+			retErr = errors.Join(retErr, h.close(ctx))
+		}
+	}()
+	if err := syscall.Mkfifo(h.fifo, 0o600); err != nil {
+		return nil, fmt.Errorf("create pipe in %s: %w", absDir, err)
+	}
+	if err := os.WriteFile(h.pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
+		return nil, fmt.Errorf("write credentials file in %s: %w", absDir, err)
+	}
+	cmd := append(append([]string{}, args...), "--host=127.0.0.1", "--port=5432", "--file="+helperMount+"/"+filepath.Base(h.fifo))
+	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{
+			Image:      c.Image,
+			Entrypoint: []string{tool},
+			Cmd:        cmd,
+			Env:        []string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(h.pgpass)},
+			Labels:     Labels(o.project.Name, db.Service, role),
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode: container.NetworkMode("container:" + c.ID),
+			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: absDir, Target: helperMount}},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create %s helper for %s: %w", tool, db.Name, err)
+	}
+	h.id = res.ID
+	h.wait = o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return nil, fmt.Errorf("start %s helper for %s: %w", tool, db.Name, err)
+	}
+	return h, nil
+}
+
+// kill stops the tool and removes its container (once), also after
+// Ctrl-C.
+func (h *helper) kill(ctx context.Context) error {
+	h.killOnce.Do(func() {
+		if h.id == "" {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := h.o.docker.ContainerRemove(rctx, h.id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			h.killErr = fmt.Errorf("remove %s helper %s: %w", h.tool, h.id[:12], err)
+		}
+	})
+	return h.killErr
+}
+
+// close kills the helper and removes the pipe and the credentials file: a
+// helper never outlives the call that started it.
+func (h *helper) close(ctx context.Context) error {
+	err := h.kill(ctx)
+	_ = os.Remove(h.fifo)
+	_ = os.Remove(h.pgpass)
+	return err
+}
+
+// failure is the tool's error for a non-zero exit, with its last output.
+func (h *helper) failure(ctx context.Context, code int64) error {
+	logs, _ := containerLogs(context.WithoutCancel(ctx), h.o.docker, h.id, 50)
+	return &ToolError{Tool: h.tool, ExitCode: int(code), Stderr: logs}
+}
