@@ -139,6 +139,14 @@ func TestBackupEveryKindWritesWholeCheckedFiles(t *testing.T) {
 // file with the image's own psql (no aidb), and returns a connection to it.
 func restoreWithPlainPsql(t *testing.T, projectName, file string) *pgx.Conn {
 	t.Helper()
+	conn, _ := restoreWithPlainPsqlIn(t, projectName, file)
+	return conn
+}
+
+// restoreWithPlainPsqlIn is restoreWithPlainPsql that also returns the
+// container's ID.
+func restoreWithPlainPsqlIn(t *testing.T, projectName, file string) (*pgx.Conn, string) {
+	t.Helper()
 	ctx := t.Context()
 	ctr, err := testcontainers.Run(ctx, "aidb.local/postgres:15",
 		testcontainers.WithEnv(map[string]string{"POSTGRES_PASSWORD": "plain", "POSTGRES_DB": "restored"}),
@@ -159,7 +167,7 @@ func restoreWithPlainPsql(t *testing.T, projectName, file string) *pgx.Conn {
 	require.NoError(t, err)
 	port, err := ctr.MappedPort(ctx, "5432/tcp")
 	require.NoError(t, err)
-	return connect(t, fmt.Sprintf("postgres://postgres:plain@%s:%d/restored?sslmode=disable", host, port.Num()))
+	return connect(t, fmt.Sprintf("postgres://postgres:plain@%s:%d/restored?sslmode=disable", host, port.Num())), ctr.GetContainerID()
 }
 
 func TestFullBackupRestoresWithPlainPsqlAndMatchesManifest(t *testing.T) {

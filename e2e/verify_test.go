@@ -91,9 +91,16 @@ func TestVerifyEveryKindAndCompression(t *testing.T) {
 	// An independent reading: the full backups, restored with plain psql
 	// into fresh containers, hold exactly the source's rows and sequences.
 	for db, f := range fulls {
-		conn := restoreWithPlainPsql(t, p.name, f)
+		conn, ctr := restoreWithPlainPsqlIn(t, p.name, f)
 		url := conn.Config().ConnString()
 		assert.Equal(t, source[db], content(t, url), "%s restored from %s", db, filepath.Base(f))
+		// And the schema, as pg_dump sees it on both sides.
+		c, u, d := st[db].Container, map[string]string{"rulesdb": "rules", "memorydb": "memory"}[db], db
+		want, err := execIn(t, c, "pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-U", u, "-d", d)
+		require.NoError(t, err)
+		got, err := execIn(t, ctr, "pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-U", "postgres", "-d", "restored")
+		require.NoError(t, err)
+		assert.Equal(t, schemaText(want), schemaText(got), "%s: the same schema dump", db)
 	}
 }
 
@@ -251,4 +258,17 @@ func TestHardSchemaRoundTrip(t *testing.T) {
 	r = p.aidb("restore", "--yes", "--no-backup", "--data-only", "rulesdb", files[2])
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, sourceData, dataContent(t, url))
+}
+
+// schemaText is a schema dump without what differs between any two dumps:
+// comments, blank lines and the random \restrict key.
+func schemaText(dump []byte) string {
+	var keep []string
+	for _, l := range strings.Split(string(dump), "\n") {
+		if l == "" || strings.HasPrefix(l, "--") || strings.HasPrefix(l, `\restrict`) || strings.HasPrefix(l, `\unrestrict`) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
 }
