@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/oplock"
 )
 
@@ -100,5 +102,68 @@ services:
 	_ = cmd.Wait()
 	assert.Equal(t, 143, cmd.ProcessState.ExitCode(), stderr.String())
 	assert.Less(t, time.Since(start), 5*time.Second, "stops promptly (a bound on a hang, not a speed test)")
+	assert.Empty(t, p.labelled(t.Context()))
+}
+
+func TestBackupFolderThatFillsUp(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root: mounting a tiny tmpfs needs it")
+		}
+		t.Skip("mounting a tiny tmpfs needs root")
+	}
+	p := newProject(t, "rfull")
+	dir := filepath.Join(p.dir, "tiny")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	p.env = append(p.env, "AIDB_BACKUP_DIR="+dir)
+	p.seeded("300")
+	before := content(t, p.status()["memorydb"].URL)
+
+	r := p.aidb("backup", "memorydb")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no space left on device")
+	assert.Empty(t, partials(t, dir), "the partial file is removed")
+	entries, err := backupdir.List(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no file with a final name")
+	assert.Zero(t, dumpHelpers(t, p))
+	assert.Equal(t, before, content(t, p.status()["memorydb"].URL), "the database is untouched")
+}
+
+func TestNukeWaitsForARunningBackup(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "rnuke")
+	dir := p.backupDir()
+	p.seeded("50")
+	url := p.status()["rulesdb"].URL
+
+	release := blockDump(t, url) // the backup is mid-way while this lock is held
+	backup := p.command(t.Context(), "backup", "rulesdb")
+	var bout safeBuffer
+	backup.Stderr = &bout
+	require.NoError(t, backup.Start())
+	waitFor(t, 30*time.Second, func() bool { return len(partials(t, dir)) > 0 })
+
+	nuke := p.command(t.Context(), "nuke", "--yes")
+	var nout safeBuffer
+	nuke.Stderr = &nout
+	require.NoError(t, nuke.Start())
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(nout.String(), "waiting for another aidb operation to finish (aidb backup") })
+	assert.NotEmpty(t, p.labelled(t.Context()), "nothing removed while the backup runs")
+
+	release()
+	require.NoError(t, backup.Wait(), bout.String())
+	require.NoError(t, nuke.Wait(), nout.String())
+	entries, err := backupdir.List(dir)
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	for _, e := range entries {
+		m := readManifest(t, e.Path)
+		assert.NoError(t, manifest.Check(e.Path, m), "%s is whole", e.Path)
+	}
 	assert.Empty(t, p.labelled(t.Context()))
 }
