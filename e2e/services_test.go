@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,59 @@ func TestUpAllRefusalsAndFailures(t *testing.T) {
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "api waits for sick, which did not become healthy within 5s")
 	assert.Contains(t, r.stderr, "aidb down --all")
+}
+
+func TestUpAllBuildsAndJoinsNetworks(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upbuild")
+	base := "aidb-e2e-api:" + p.name
+	apiImage(t, base)
+	port := freePort(t)
+	p.env = append(p.env, fmt.Sprintf("API_PORT=%d", port))
+	web := filepath.Join(p.dir, "web")
+	require.NoError(t, os.MkdirAll(web, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(web, "Dockerfile"), []byte("FROM "+base+"\nCOPY index.html /www/index.html\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(web, "index.html"), []byte("built\n"), 0o644))
+	t.Cleanup(func() {
+		_, _ = docker.ImageRemove(context.WithoutCancel(t.Context()), p.name+"-web", client.ImageRemoveOptions{Force: true})
+	})
+	p.writeCompose(`
+services:
+  rulesdb:
+    image: postgres:15
+    environment: {POSTGRES_PASSWORD: pw}
+    ports: ["127.0.0.1:${RULESDB_PORT}:5432"]
+  memorydb:
+    image: postgres:15
+    environment: {POSTGRES_PASSWORD: pw}
+    ports: ["127.0.0.1:${MEMORYDB_PORT}:5432"]
+  web:
+    build: ./web
+    networks: [front, default]
+    ports: ["127.0.0.1:${API_PORT}:8080"]
+networks:
+  front:
+`)
+	r := p.aidb("up", "--all")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "web: building "+p.name+"-web")
+	var body string
+	waitFor(t, 30*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	assert.Equal(t, "built\n", body, "the image was built from the service's context")
+	in, err := docker.ContainerInspect(t.Context(), serviceID(t, p, "web"), client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	var nets []string
+	for n := range in.Container.NetworkSettings.Networks {
+		nets = append(nets, n)
+	}
+	assert.ElementsMatch(t, []string{p.name + "_default", p.name + "_front"}, nets)
 }

@@ -13,6 +13,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/go-archive"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
@@ -53,9 +54,6 @@ func unsupported(s types.ServiceConfig) []string {
 	add(s.StopGracePeriod != nil, "stop_grace_period")
 	add(s.Scale != nil && *s.Scale != 1, "scale")
 	add(len(s.PostStart) > 0 || len(s.PreStop) > 0, "post_start/pre_stop")
-	for n := range s.Networks {
-		add(n != "default", "networks ("+n+")")
-	}
 	return keys
 }
 
@@ -92,6 +90,9 @@ func (o *Orchestrator) UpAll(ctx context.Context) error {
 		}
 	}
 	if err := o.ensureNetwork(ctx, &undo{}); err != nil {
+		return err
+	}
+	if err := o.ensureProjectNetworks(ctx); err != nil {
 		return err
 	}
 	err := graph.InDependencyOrder(ctx, cp, func(ctx context.Context, name string, svc types.ServiceConfig) error {
@@ -168,9 +169,14 @@ func (o *Orchestrator) upService(ctx context.Context, svc types.ServiceConfig) e
 	if err != nil {
 		return exitcode.BadInput(err)
 	}
-	res, err := o.docker.ContainerCreate(ctx, spec)
+	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	for _, n := range serviceNetworks(o.project, svc)[1:] {
+		if _, err := o.docker.NetworkConnect(ctx, n.name, client.NetworkConnectOptions{Container: res.ID, EndpointConfig: &network.EndpointSettings{Aliases: n.aliases}}); err != nil {
+			return fmt.Errorf("connect %s to network %s: %w", name, n.name, err)
+		}
 	}
 	o.progress(fmt.Sprintf("%s: starting container %s", svc.Name, name))
 	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
@@ -377,4 +383,38 @@ func (o *Orchestrator) isDatabaseService(service string) bool {
 		}
 	}
 	return false
+}
+
+// ensureProjectNetworks creates the compose file's networks (other than
+// the default one, which ensureNetwork makes), labelled; external ones
+// must exist.
+func (o *Orchestrator) ensureProjectNetworks(ctx context.Context) error {
+	for key, n := range o.project.Compose.Networks {
+		if key == "default" {
+			continue
+		}
+		name := projectNetworkName(o.project, key)
+		res, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
+		if err != nil {
+			return fmt.Errorf("list networks: %w", err)
+		}
+		found := false
+		for _, x := range res.Items {
+			found = found || x.Name == name
+		}
+		if found {
+			continue
+		}
+		if bool(n.External) {
+			return exitcode.BadInput(fmt.Errorf("network %s is declared external but does not exist; create it with docker network create %s", name, name))
+		}
+		driver := n.Driver
+		if driver == "" {
+			driver = "bridge"
+		}
+		if _, err := o.docker.NetworkCreate(context.WithoutCancel(ctx), name, client.NetworkCreateOptions{Driver: driver, Internal: n.Internal, Labels: Labels(o.project.Name, "", RoleNetwork)}); err != nil && !cerrdefs.IsConflict(err) {
+			return fmt.Errorf("create network %s: %w", name, err)
+		}
+	}
+	return nil
 }

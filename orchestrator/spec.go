@@ -89,7 +89,8 @@ func containerSpec(p *compose.Project, svc types.ServiceConfig, name, role, imag
 		stopSignal = "SIGINT"
 	}
 
-	netName := NetworkName(p)
+	nets := serviceNetworks(p, svc)
+	netName := nets[0].name
 	return client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
@@ -113,7 +114,7 @@ func containerSpec(p *compose.Project, svc types.ServiceConfig, name, role, imag
 			NetworkMode:   container.NetworkMode(netName),
 		},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			netName: {Aliases: []string{svc.Name}},
+			netName: {Aliases: nets[0].aliases},
 		}},
 	}, nil
 }
@@ -182,4 +183,47 @@ func restartPolicy(s string) (container.RestartPolicy, error) {
 		return container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: n}, nil
 	}
 	return container.RestartPolicy{}, fmt.Errorf("restart %q: use no, always, unless-stopped or on-failure[:N]", s)
+}
+
+// serviceNet is one network a service joins: its engine name and the
+// service's aliases there.
+type serviceNet struct {
+	name    string
+	aliases []string
+}
+
+// serviceNetworks lists the networks a service joins, the project's
+// default network first when it is one of them. The engine takes one
+// network at create; the others are connected after.
+func serviceNetworks(p *compose.Project, svc types.ServiceConfig) []serviceNet {
+	var out []serviceNet
+	keys := slices.Sorted(maps.Keys(svc.Networks))
+	slices.SortStableFunc(keys, func(a, b string) int {
+		switch {
+		case a == "default":
+			return -1
+		case b == "default":
+			return 1
+		}
+		return 0
+	})
+	for _, k := range keys {
+		aliases := []string{svc.Name}
+		if c := svc.Networks[k]; c != nil {
+			aliases = append(aliases, c.Aliases...)
+		}
+		out = append(out, serviceNet{name: projectNetworkName(p, k), aliases: aliases})
+	}
+	if len(out) == 0 {
+		out = append(out, serviceNet{name: NetworkName(p), aliases: []string{svc.Name}})
+	}
+	return out
+}
+
+// projectNetworkName is the engine name of a compose network key.
+func projectNetworkName(p *compose.Project, key string) string {
+	if n, ok := p.Compose.Networks[key]; ok && n.Name != "" {
+		return n.Name
+	}
+	return p.Name + "_" + key
 }

@@ -11,6 +11,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
 
@@ -101,6 +102,9 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 	if err := o.ensureNetwork(ctx, u); err != nil {
 		return err
 	}
+	if err := o.ensureProjectNetworks(ctx); err != nil {
+		return err
+	}
 
 	// Images first, one at a time: two databases on postgres:15 share one
 	// pull or build.
@@ -177,6 +181,11 @@ func (o *Orchestrator) upOne(ctx context.Context, db compose.Database, existing 
 			return fmt.Errorf("create container %s: %w", name, err)
 		}
 		id = res.ID
+		for _, n := range serviceNetworks(o.project, svc)[1:] {
+			if _, err := o.docker.NetworkConnect(ctx, n.name, client.NetworkConnectOptions{Container: id, EndpointConfig: &network.EndpointSettings{Aliases: n.aliases}}); err != nil {
+				return fmt.Errorf("connect %s to network %s: %w", name, n.name, err)
+			}
+		}
 	}
 	if !running {
 		o.progress(fmt.Sprintf("%s: starting container %s", db.Name, name))
