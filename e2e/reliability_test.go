@@ -152,7 +152,9 @@ func TestNukeWaitsForARunningBackup(t *testing.T) {
 	var nout safeBuffer
 	nuke.Stderr = &nout
 	require.NoError(t, nuke.Start())
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(nout.String(), "waiting for another aidb operation to finish (aidb backup") })
+	waitFor(t, 30*time.Second, func() bool {
+		return strings.Contains(nout.String(), "waiting for another aidb operation to finish (aidb backup")
+	})
 	assert.NotEmpty(t, p.labelled(t.Context()), "nothing removed while the backup runs")
 
 	release()
