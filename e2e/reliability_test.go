@@ -169,3 +169,90 @@ func TestNukeWaitsForARunningBackup(t *testing.T) {
 	}
 	assert.Empty(t, p.labelled(t.Context()))
 }
+
+// TestPasswordStaysSecret checks that the database password appears in no
+// process's arguments during a restore, and in no manifest, message or JSON
+// document other than status's URLs.
+func TestPasswordStaysSecret(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "rsecret")
+	dir := p.backupDir()
+	p.seeded("40")
+	url := p.status()["memorydb"].URL
+	password := "memory-local-dev"
+	require.Contains(t, url, password, "status URLs carry the password, by contract")
+
+	res := p.aidb("backup", "--json", "--verify")
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.NotContains(t, res.stdout+res.stderr, password)
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	require.NoError(t, err)
+	for _, f := range files {
+		if strings.HasSuffix(f, ".json") {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			assert.NotContains(t, string(b), password, f)
+		}
+	}
+
+	// During a restore (held mid-way by a lock) no process shows it.
+	data := p.backupJSON("memorydb", "--data-only").Files[0].Path
+	conn := connect(t, url)
+	tx, err := conn.Begin(t.Context())
+	require.NoError(t, err)
+	_, err = tx.Exec(t.Context(), "LOCK TABLE memory_links IN ACCESS SHARE MODE")
+	require.NoError(t, err)
+	cmd := p.command(t.Context(), "restore", "--yes", "--no-backup", "--data-only", "--json", "memorydb", data)
+	var stdout, stderr safeBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	waitFor(t, time.Minute, func() bool {
+		var n int
+		err := connect(t, url).QueryRow(t.Context(), "SELECT count(*) FROM pg_locks WHERE NOT granted").Scan(&n)
+		return err == nil && n > 0
+	})
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		if b, err := os.ReadFile(f); err == nil {
+			assert.NotContains(t, string(b), password, "%s shows the password", f)
+		}
+	}
+	require.NoError(t, tx.Rollback(t.Context()))
+	require.NoError(t, cmd.Wait(), stderr.String())
+	assert.NotContains(t, stdout.String()+stderr.String(), password)
+
+	// Nor does a failure's message.
+	r := p.aidb("restore", "--yes", "--no-backup", "rulesdb", data)
+	assert.Equal(t, 2, r.code)
+	assert.NotContains(t, r.stderr, password)
+}
+
+// TestEngineGoneDuringBackup cuts the connection to the Docker engine (a
+// proxy in front of its socket) while a backup streams through it.
+func TestEngineGoneDuringBackup(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "rengine")
+	dir := p.backupDir()
+	p.seeded("40")
+	url := p.status()["rulesdb"].URL
+	before := content(t, url)
+
+	proxy := newEngineProxy(t)
+	release := blockDump(t, url)
+	cmd := p.command(t.Context(), "backup", "rulesdb")
+	cmd.Env = append(cmd.Env, "DOCKER_HOST=tcp://"+proxy.addr())
+	var stderr safeBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	waitFor(t, 30*time.Second, func() bool { return len(partials(t, dir)) > 0 })
+	proxy.cut()
+	err := cmd.Wait()
+	release()
+	assert.Error(t, err)
+	assert.Equal(t, 1, cmd.ProcessState.ExitCode(), stderr.String())
+	assert.Empty(t, partials(t, dir))
+	entries, err := backupdir.List(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+	assert.Equal(t, before, content(t, url))
+}

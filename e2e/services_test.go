@@ -21,8 +21,9 @@ import (
 )
 
 // apiImage imports a tiny web server image (Debian's static busybox, whose
-// httpd serves /www) for the test, and removes it afterwards.
-func apiImage(t *testing.T, ref string) {
+// httpd serves /www) for the test, and removes it afterwards, after the
+// project's containers (an image in use would only lose its tag).
+func apiImage(t *testing.T, p *project, ref string) {
 	t.Helper()
 	busybox, err := os.ReadFile("/bin/busybox")
 	require.NoError(t, err, "the test needs busybox-static (apt-get install busybox-static)")
@@ -44,7 +45,13 @@ func apiImage(t *testing.T, ref string) {
 	_, _ = io.Copy(io.Discard, res)
 	res.Close()
 	t.Cleanup(func() {
-		_, _ = docker.ImageRemove(context.WithoutCancel(t.Context()), ref, client.ImageRemoveOptions{Force: true})
+		ctx := context.WithoutCancel(t.Context())
+		if r := p.run(ctx, "nuke", "--yes", "--no-backup"); r.code != 0 {
+			t.Errorf("nuke before removing %s: %s", ref, r.stderr)
+		}
+		for _, img := range []string{p.name + "-web", ref} {
+			_, _ = docker.ImageRemove(ctx, img, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		}
 	})
 }
 
@@ -87,7 +94,7 @@ func TestUpAllStartsTheAPIAfterHealthyDatabases(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "upall")
 	ref := "aidb-e2e-api:" + p.name
-	apiImage(t, ref)
+	apiImage(t, p, ref)
 	port := freePort(t)
 	p.env = append(p.env, fmt.Sprintf("API_PORT=%d", port))
 	p.writeCompose(fmt.Sprintf(appCompose, ref))
@@ -148,7 +155,7 @@ func TestUpAllRefusalsAndFailures(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "upallbad")
 	ref := "aidb-e2e-api:" + p.name
-	apiImage(t, ref)
+	apiImage(t, p, ref)
 	dbs := `
   rulesdb:
     image: postgres:15
@@ -200,16 +207,13 @@ func TestUpAllBuildsAndJoinsNetworks(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "upbuild")
 	base := "aidb-e2e-api:" + p.name
-	apiImage(t, base)
+	apiImage(t, p, base)
 	port := freePort(t)
 	p.env = append(p.env, fmt.Sprintf("API_PORT=%d", port))
 	web := filepath.Join(p.dir, "web")
 	require.NoError(t, os.MkdirAll(web, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(web, "Dockerfile"), []byte("FROM "+base+"\nCOPY index.html /www/index.html\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(web, "index.html"), []byte("built\n"), 0o644))
-	t.Cleanup(func() {
-		_, _ = docker.ImageRemove(context.WithoutCancel(t.Context()), p.name+"-web", client.ImageRemoveOptions{Force: true})
-	})
 	p.writeCompose(`
 services:
   rulesdb:
