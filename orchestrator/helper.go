@@ -63,7 +63,9 @@ func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c c
 		return nil, fmt.Errorf("write credentials file in %s: %w", absDir, err)
 	}
 	cmd := append(append([]string{}, args...), "--host=127.0.0.1", "--port=5432", "--file="+helperMount+"/"+filepath.Base(h.fifo))
-	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+	// Created without cancellation: a create abandoned mid-flight by Ctrl-C
+	// could still happen in the engine, unrecorded, and outlive this call.
+	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:      c.Image,
 			Entrypoint: []string{tool},
@@ -80,6 +82,9 @@ func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c c
 		return nil, fmt.Errorf("create %s helper for %s: %w", tool, db.Name, err)
 	}
 	h.id = res.ID
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	h.wait = o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		return nil, fmt.Errorf("start %s helper for %s: %w", tool, db.Name, err)

@@ -47,7 +47,8 @@ func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string
 	}
 	db := compose.Database{Name: "throwaway-" + service, Service: service, Image: ref, User: "aidb", Password: randomTag() + randomTag(), DBName: "verify", HostIP: "127.0.0.1"}
 	port := network.MustParsePort("5432/tcp")
-	res, err := o.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+	// Created without cancellation, so Ctrl-C cannot leave an unrecorded one.
+	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:        ref,
 			Cmd:          append([]string{"postgres"}, throwawaySettings...),
@@ -71,6 +72,9 @@ func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string
 			retErr = errors.Join(retErr, t.Close(ctx))
 		}
 	}()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		return nil, fmt.Errorf("start a throwaway container of %s: %w", ref, err)
 	}

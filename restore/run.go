@@ -144,7 +144,9 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the settings of database %s: %w", s.target, err)
 	}
-	if _, err := conn.Exec(ctx, create); err != nil {
+	// Not cancelled mid-way: a create the server finishes after the client
+	// gave up would leave a temporary database nobody drops.
+	if _, err := conn.Exec(context.WithoutCancel(ctx), create); err != nil {
 		return nil, fmt.Errorf("create temporary database %s: %w", s.temp, err)
 	}
 	defer func() {
@@ -152,6 +154,9 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 			s.drop(ctx)
 		}
 	}()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 
 	script, closeScript, err := p.script("", "")
 	if err != nil {
