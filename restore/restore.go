@@ -87,6 +87,9 @@ type Result struct {
 	// Verified says the restored content was compared with the manifest
 	// and is equal; false for a file without a manifest.
 	Verified bool `json:"verified"`
+	// Cleaned lists databases left by an earlier, interrupted restore
+	// (its server died mid-way) that this one dropped.
+	Cleaned []string `json:"cleaned,omitempty"`
 }
 
 // DifferenceError says the restored content differs from the manifest:

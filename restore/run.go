@@ -119,6 +119,8 @@ type staging struct {
 	target string
 	temp   string
 	result Result
+	// dropped lists leftovers of earlier restores this one removed.
+	dropped []string
 }
 
 // stage creates the temporary database, loads the file and verifies it.
@@ -136,6 +138,9 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 		return nil, fmt.Errorf("connect to %s's server: %w", p.DB.Name, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if err := s.dropLeftovers(ctx, conn); err != nil {
+		return nil, err
+	}
 	var create string
 	err = conn.QueryRow(ctx, `
 		SELECT format('CREATE DATABASE %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L',
@@ -168,7 +173,7 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 		return nil, fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
 	}
 
-	s.result = Result{Database: p.DB.Name, File: p.Path, Kind: p.Kind}
+	s.result = Result{Database: p.DB.Name, File: p.Path, Kind: p.Kind, Cleaned: s.dropped}
 	tconn, err := pgx.Connect(ctx, withDatabase(e.ConnString(p.DB), s.temp))
 	if err != nil {
 		return nil, err
@@ -478,4 +483,31 @@ func shortName(base, infix string) string {
 		base = base[:63-len(suffix)]
 	}
 	return base + suffix
+}
+
+// dropLeftovers removes what an earlier restore of the same database left
+// when its server died mid-way (a crash cannot run the cleanup): temporary
+// databases never swapped in, and old databases a completed swap replaced.
+// The caller holds the database's operation lock, so no restore is using
+// them.
+func (s *staging) dropLeftovers(ctx context.Context, conn *pgx.Conn) error {
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database
+		WHERE starts_with(datname, $1 || '_aidb_restore_') OR starts_with(datname, $1 || '_aidb_old_')`, s.target)
+	if err != nil {
+		return fmt.Errorf("look for leftovers of earlier restores: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if s.p.Logger != nil {
+			s.p.Logger.Info("dropping a leftover of an interrupted restore", "database", n)
+		}
+		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(n))); err != nil {
+			return fmt.Errorf("drop %s, left by an interrupted restore: %w", n, err)
+		}
+		s.dropped = append(s.dropped, n)
+	}
+	return nil
 }

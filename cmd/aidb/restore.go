@@ -100,6 +100,9 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				return err
 			}
 			for _, r := range results {
+				for _, c := range r.Cleaned {
+					a.say("%s: dropped %s, left by an interrupted restore", r.Database, c)
+				}
 				if r.Verified {
 					a.say("%s: restored and verified: %d tables, %d rows, from %s", r.Database, r.Tables, r.Rows, r.File)
 				} else {
