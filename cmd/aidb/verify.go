@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/verify"
@@ -73,7 +74,8 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
 func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t orchestrator.Transport, junit string) error {
-	if err := ensureDir(s.project.BackupDir); err != nil {
+	// The backup folder holds the helper transport's pipes.
+	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 		return err
 	}
 	results := verify.Files(cmd.Context(), s.orch, files, verify.Options{
@@ -116,8 +118,4 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 		a.say("backups are in %s", s.project.BackupDir)
 	}
 	return verify.Code(cmd.Context(), results)
-}
-
-func ensureDir(dir string) error {
-	return os.MkdirAll(dir, 0o700)
 }
