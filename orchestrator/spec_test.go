@@ -63,10 +63,10 @@ func TestConfigHashFollowsConfiguration(t *testing.T) {
 func TestImageMajor(t *testing.T) {
 	t.Parallel()
 	for ref, want := range map[string]string{
-		"postgres:15":                          "15",
-		"postgres:15.4-bookworm":               "15",
-		"pgvector/pgvector:pg16":               "16",
-		"localhost:5000/postgres:14":           "14",
+		"postgres:15":                "15",
+		"postgres:15.4-bookworm":     "15",
+		"pgvector/pgvector:pg16":     "16",
+		"localhost:5000/postgres:14": "14",
 	} {
 		got, err := ImageMajor(ref)
 		require.NoError(t, err, ref)
