@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"time"
@@ -54,8 +53,6 @@ type Request struct {
 	// Progress, if set, is told the bytes written so far per database,
 	// at most a few times a second.
 	Progress func(database string, written int64)
-	// Logger receives diagnostics (default: discarded).
-	Logger *slog.Logger
 }
 
 // File is one written backup.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -20,7 +19,6 @@ import (
 type Orchestrator struct {
 	docker  *client.Client
 	project *compose.Project
-	log     *slog.Logger
 	// progress receives one line per step a person would want to see
 	// (pulling, building an image, waiting for a database).
 	progress func(string)
@@ -33,17 +31,6 @@ type Orchestrator struct {
 
 // Option configures an Orchestrator.
 type Option func(*Orchestrator) error
-
-// WithLogger sends diagnostics to l (default: discarded).
-func WithLogger(l *slog.Logger) Option {
-	return func(o *Orchestrator) error {
-		if l == nil {
-			return errors.New("orchestrator: nil logger")
-		}
-		o.log = l
-		return nil
-	}
-}
 
 // WithProgress sends progress lines to fn (default: discarded).
 func WithProgress(fn func(string)) Option {
@@ -75,12 +62,11 @@ func New(docker *client.Client, project *compose.Project, opts ...Option) (*Orch
 	o := &Orchestrator{
 		docker:       docker,
 		project:      project,
-		log:          slog.New(slog.DiscardHandler),
 		progress:     func(string) {},
 		pollInterval: 100 * time.Millisecond,
 	}
 	o.buildImage = func(ctx context.Context, major string) (string, error) {
-		return pgimage.Build(ctx, Importer{Client: o.docker}, pgimage.Options{Major: major, Progress: o.progress, Logger: o.log})
+		return pgimage.Build(ctx, Importer{Client: o.docker}, pgimage.Options{Major: major, Progress: o.progress})
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {

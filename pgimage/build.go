@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,8 +51,6 @@ type Options struct {
 	// Progress receives one line per step of the build (debootstrap's own
 	// lines included); nil discards them.
 	Progress func(line string)
-	// Logger receives diagnostics; nil discards them.
-	Logger *slog.Logger
 }
 
 // ErrMajorNotShipped reports a major version the Debian release has no

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,7 +56,6 @@ type Request struct {
 	IgnoreMigrationVersion bool
 	// Progress, if set, is told the file bytes read so far.
 	Progress func(read, total int64)
-	Logger   *slog.Logger
 }
 
 // Plan is a restore that passed its preflight.

@@ -501,9 +501,6 @@ func (s *staging) dropLeftovers(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	for _, n := range names {
-		if s.p.Logger != nil {
-			s.p.Logger.Info("dropping a leftover of an interrupted restore", "database", n)
-		}
 		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(n))); err != nil {
 			return fmt.Errorf("drop %s, left by an interrupted restore: %w", n, err)
 		}
