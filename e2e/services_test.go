@@ -107,17 +107,7 @@ func TestUpAllStartsTheAPIAfterHealthyDatabases(t *testing.T) {
 		ready := strings.Index(r.stderr, db+": ready on")
 		assert.True(t, ready >= 0 && ready < apiStart, "%s was ready before the api started:\n%s", db, r.stderr)
 	}
-	var body string
-	waitFor(t, 30*time.Second, func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == 200
-	})
+	body := httpBody(t, port)
 	assert.Equal(t, "ok\n", body, "the api answers on its port")
 
 	r = p.aidb("status", "--json")
@@ -234,6 +224,21 @@ networks:
 	r := p.aidb("up", "--all")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "web: building "+p.name+"-web")
+	body := httpBody(t, port)
+	assert.Equal(t, "built\n", body, "the image was built from the service's context")
+	in, err := docker.ContainerInspect(t.Context(), serviceID(t, p, "web"), client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	var nets []string
+	for n := range in.Container.NetworkSettings.Networks {
+		nets = append(nets, n)
+	}
+	assert.ElementsMatch(t, []string{p.name + "_default", p.name + "_front"}, nets)
+}
+
+// httpBody polls http://127.0.0.1:port/ until it answers 200 (30 s at
+// most) and returns the body.
+func httpBody(t *testing.T, port int) string {
+	t.Helper()
 	var body string
 	waitFor(t, 30*time.Second, func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
@@ -245,12 +250,5 @@ networks:
 		body = string(b)
 		return resp.StatusCode == 200
 	})
-	assert.Equal(t, "built\n", body, "the image was built from the service's context")
-	in, err := docker.ContainerInspect(t.Context(), serviceID(t, p, "web"), client.ContainerInspectOptions{})
-	require.NoError(t, err)
-	var nets []string
-	for n := range in.Container.NetworkSettings.Networks {
-		nets = append(nets, n)
-	}
-	assert.ElementsMatch(t, []string{p.name + "_default", p.name + "_front"}, nets)
+	return body
 }

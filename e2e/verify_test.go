@@ -134,6 +134,17 @@ func TestVerifyCatchesTamperedContentWithValidChecksum(t *testing.T) {
 		require.NoError(t, os.Remove(tampered))
 		require.NoError(t, os.Remove(tampered+".manifest.json"))
 	}
+
+	// A flipped bit: the checksum no longer matches, a difference too.
+	f := p.backupJSON("rulesdb").Files[0].Path
+	raw, err := os.ReadFile(f)
+	require.NoError(t, err)
+	raw[len(raw)/2] ^= 0x01
+	require.NoError(t, os.WriteFile(f, raw, 0o600))
+	code, results, stderr := p.verifyJSON(f)
+	assert.Equal(t, 3, code, stderr)
+	require.Len(t, results, 1)
+	assert.Contains(t, strings.Join(results[0].Differences, "\n"), "sha256")
 	assert.Zero(t, throwaways(t, p))
 }
 

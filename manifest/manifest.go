@@ -95,8 +95,14 @@ func Read(file string) (Manifest, error) {
 	return m, nil
 }
 
+// MismatchError says a file's bytes are not the ones its manifest
+// describes: cut, changed or corrupt.
+type MismatchError struct{ msg string }
+
+func (e *MismatchError) Error() string { return e.msg }
+
 // Check hashes the file and compares its size and sha256 with the
-// manifest's; the error says which differs.
+// manifest's; a difference is a *MismatchError saying which.
 func Check(file string, m Manifest) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -109,10 +115,10 @@ func Check(file string, m Manifest) error {
 		return fmt.Errorf("read %s: %w", file, err)
 	}
 	if n != m.Size {
-		return fmt.Errorf("%s is %d bytes but its manifest says %d: the file is truncated or was changed", file, n, m.Size)
+		return &MismatchError{fmt.Sprintf("%s is %d bytes but its manifest says %d: the file is truncated or was changed", file, n, m.Size)}
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != m.SHA256 {
-		return fmt.Errorf("%s has sha256 %s but its manifest says %s: the file was changed or is corrupt", file, sum, m.SHA256)
+		return &MismatchError{fmt.Sprintf("%s has sha256 %s but its manifest says %s: the file was changed or is corrupt", file, sum, m.SHA256)}
 	}
 	return nil
 }

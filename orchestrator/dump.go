@@ -103,7 +103,7 @@ func (o *Orchestrator) runningContainer(ctx context.Context, db compose.Database
 		if ok {
 			state = string(c.State)
 		}
-		return container.Summary{}, &NotUpError{Database: db.Name, State: state, Addr: ContainerName(o.project, db), Err: errors.New("its container is not running")}
+		return container.Summary{}, &NotUpError{Database: db.Name, State: state, Addr: fmt.Sprintf("%s:%d", engineHostIP(o.docker.DaemonHost(), db.HostIP), db.HostPort), Err: fmt.Errorf("its container %s is not running", ContainerName(o.project, db))}
 	}
 	return c, nil
 }

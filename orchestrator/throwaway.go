@@ -94,9 +94,6 @@ func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string
 	return t, nil
 }
 
-// Image is the image the throwaway runs.
-func (t *Throwaway) Image() string { return t.image }
-
 // Close removes the container and its tmpfs, also after Ctrl-C.
 func (t *Throwaway) Close(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

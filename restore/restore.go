@@ -47,8 +47,8 @@ type Request struct {
 	Transport  orchestrator.Transport
 	// WorkDir holds the helper transport's pipe (the backup folder).
 	WorkDir string
-	// SchemaBackups lists the folder's backups, to suggest a schema
-	// backup when a data-only restore finds tables missing.
+	// BackupDir is searched for a schema backup to suggest when a
+	// data-only restore finds tables missing.
 	BackupDir string
 	// IgnoreMigrationVersion skips the data-only check that the target's
 	// migration version is not older than the backup's (for a schema
@@ -149,7 +149,7 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	default:
 		p.Manifest, p.Kind = &m, m.Kind
 		if err := manifest.Check(path, m); err != nil {
-			return bad("%v; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)", err)
+			return Plan{}, exitcode.BadInput(fmt.Errorf("%w; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)", err))
 		}
 		if m.Database != req.DB.Name && m.Database != req.AsDatabase {
 			return bad("%s is a backup of %s, not of %s; restore it into %s, or pass --as-database %s to restore it into %s deliberately",

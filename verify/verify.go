@@ -112,6 +112,11 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 			res.Differences = de.Differences
 			return res
 		}
+		var mm *manifest.MismatchError
+		if errors.As(err, &mm) {
+			res.Differences = []string{mm.Error()}
+			return res
+		}
 		res.Error = err.Error()
 		return res
 	}
@@ -124,10 +129,6 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		return fail(err)
 	}
 	res.Database, res.Kind = m.Database, m.Kind
-	if err := manifest.Check(file, m); err != nil {
-		res.Differences = []string{err.Error()}
-		return res
-	}
 	db := compose.Database{Name: m.Database}
 	if opts.Project != nil {
 		if d, ok := opts.Project.Database(m.Database); ok {
