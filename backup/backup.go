@@ -190,7 +190,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 			_ = bf.Abort()
 		}
 	}()
-	sink, err := newSink(bf, req.Compression, func(n int64) {
+	sink, err := newSink(bf, req.Kind != backupdir.Schema, req.Compression, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}
@@ -199,7 +199,8 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 
-	// The dump and the fingerprint scan run at the same time.
+	// The dump and the fingerprint of the schema run at the same time; the
+	// rows are counted and hashed from the dump's stream as it passes.
 	var fp fingerprint.Fingerprint
 	var dumpDur, scanDur time.Duration
 	g, gctx := errgroup.WithContext(ctx)
@@ -215,13 +216,16 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		t0 := time.Now()
 		defer func() { scanDur = time.Since(t0) }()
 		var err error
-		fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{
-			Data: req.Kind != backupdir.Schema, Exclude: exclude, MigrationTable: migTable,
-		})
+		fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: exclude, MigrationTable: migTable})
 		return err
 	})
 	if err := g.Wait(); err != nil {
 		return out, err
+	}
+	if sink.rows != nil {
+		if err := sink.rows.Fill(fp.Tables); err != nil {
+			return out, fmt.Errorf("dump %s: %w", db.Name, err)
+		}
 	}
 
 	if err := bf.Commit(); err != nil {
@@ -292,18 +296,22 @@ func migrationTable(ctx context.Context, q fingerprint.Querier) (string, error) 
 	return *name, nil
 }
 
-// sink is where the dump's bytes go: the setval scanner sees the plain SQL,
-// then the compressor, then the file, counted and hashed.
+// sink is where the dump's bytes go: the setval scanner and the row hasher
+// see the plain SQL, then the compressor, then the file, counted and hashed.
 type sink struct {
 	mu       sync.Mutex
 	seqs     setvalScanner
-	compress io.WriteCloser // nil for none
+	rows     *fingerprint.RowHasher // nil for schema-only dumps
+	compress io.WriteCloser         // nil for none
 	counted  *countingWriter
 	h        hash.Hash
 }
 
-func newSink(f io.Writer, c backupdir.Compression, progress func(int64)) (*sink, error) {
+func newSink(f io.Writer, data bool, c backupdir.Compression, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
+	if data {
+		s.rows = &fingerprint.RowHasher{}
+	}
 	s.counted = &countingWriter{w: io.MultiWriter(f, s.h), progress: progress}
 	switch c {
 	case backupdir.Gzip:
@@ -322,6 +330,9 @@ func (s *sink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seqs.scan(p)
+	if s.rows != nil {
+		_, _ = s.rows.Write(p) // never fails; Fill reports what it could not follow
+	}
 	if s.compress != nil {
 		return s.compress.Write(p)
 	}

@@ -35,6 +35,9 @@ type Table struct {
 	// data was not read (schema-only).
 	Rows *int64 `json:"rows,omitempty"`
 	Hash string `json:"hash,omitempty"`
+	// dataColumns are the columns a dump holds data of: all but the
+	// generated ones, whose values the restore computes again.
+	dataColumns []string
 }
 
 // QualifiedName is schema.name, each part quoted where needed.
@@ -162,7 +165,8 @@ const userRelations = `
 func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
 	rows, err := q.Query(ctx, `
 		SELECT n.nspname, c.relname,
-		       coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}')
+		       coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}'),
+		       coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}')
 		FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
@@ -174,7 +178,7 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
 	}
 	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Table, error) {
 		var t Table
-		err := r.Scan(&t.Schema, &t.Name, &t.Columns)
+		err := r.Scan(&t.Schema, &t.Name, &t.Columns, &t.dataColumns)
 		return t, err
 	})
 	if err != nil {
@@ -184,21 +188,30 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
 }
 
 // scan counts the table's rows and hashes its content: the sum of the
-// first 64 bits of md5 of each row's text form. A sum does not depend on
-// row order, so the physical order a restore produces does not matter; md5
-// of the text form is the same on every server version.
+// first 64 bits of md5 of each row's record text, over the columns a dump
+// holds (generated ones are computed again on restore). A sum does not
+// depend on row order, so the physical order a restore produces does not
+// matter; md5 of the text form is the same on every server version.
+// RowHasher computes the same from a dump's stream.
 func scan(ctx context.Context, q Querier, t *Table) error {
+	cols := make([]string, len(t.dataColumns))
+	for i, c := range t.dataColumns {
+		cols[i] = "t." + pgx.Identifier{c}.Sanitize()
+	}
 	var n int64
 	var sum string
-	err := q.QueryRow(ctx, fmt.Sprintf(
-		`SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0)::text FROM ONLY %s AS t`,
-		t.QualifiedName())).Scan(&n, &sum)
+	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), `+ContentHashSQL+` FROM ONLY %s AS t`,
+		strings.Join(cols, ", "), t.QualifiedName())).Scan(&n, &sum)
 	if err != nil {
 		return fmt.Errorf("fingerprint: read table %s: %w", t.Key(), err)
 	}
 	t.Rows, t.Hash = &n, sum
 	return nil
 }
+
+// ContentHashSQL is the content hash aggregate over rows of alias t, with
+// %s the columns (t.a, t.b) a dump holds.
+const ContentHashSQL = `coalesce(sum(('x' || left(md5(ROW(%s)::text), 16))::bit(64)::bigint::numeric), 0)::text`
 
 // Sequences reads every user sequence's state.
 func Sequences(ctx context.Context, q Querier) ([]Sequence, error) {

@@ -72,6 +72,14 @@ func (e *ToolError) Error() string {
 	return fmt.Sprintf("%s exited with code %d: %s", e.Tool, e.ExitCode, strings.TrimSpace(e.Stderr))
 }
 
+// DumpEnv fixes the pg_dump session settings that pg_dump itself leaves to
+// the server's configuration and that change how values are written: the
+// time zone of timestamptz values and bytea's output format. With them (and
+// the DateStyle, IntervalStyle and extra_float_digits pg_dump sets) every
+// value in the file is written exactly as fingerprint's session settings
+// write it, so the rows' content hash can be taken from the stream.
+var DumpEnv = []string{"PGTZ=UTC", "PGOPTIONS=-c bytea_output=hex"}
+
 // Dump runs pg_dump with args against the database and copies its output
 // to w. The connection options (host, user, database) are added here; the
 // password never appears in an argument. workDir is a folder on this host
@@ -113,7 +121,7 @@ func (o *Orchestrator) runningContainer(ctx context.Context, db compose.Database
 func (o *Orchestrator) dumpViaExec(ctx context.Context, db compose.Database, c container.Summary, args []string, w io.Writer) error {
 	cmd := append([]string{"pg_dump"}, args...)
 	cmd = append(cmd, "--username="+db.User, "--dbname="+db.DBName)
-	ex, err := o.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	ex, err := o.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd, Env: DumpEnv})
 	if err != nil {
 		return fmt.Errorf("start pg_dump in %s: %w", containerName(c), err)
 	}
@@ -148,7 +156,7 @@ func (o *Orchestrator) dumpViaExec(ctx context.Context, db compose.Database, c c
 // into the pipe that this process reads into w.
 func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, w io.Writer) (retErr error) {
 	args = append(append([]string{}, args...), "--username="+db.User, "--dbname="+db.DBName)
-	h, err := o.startHelper(ctx, db, c, "pg_dump", RoleDump, args, workDir)
+	h, err := o.startHelper(ctx, db, c, "pg_dump", RoleDump, args, DumpEnv, workDir)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ type helper struct {
 
 // startHelper starts tool with args (connection options are added) in a
 // helper for database db, whose container is c, with role's label.
-func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c container.Summary, tool, role string, args []string, workDir string) (_ *helper, retErr error) {
+func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c container.Summary, tool, role string, args, env []string, workDir string) (_ *helper, retErr error) {
 	absDir, err := filepath.Abs(workDir)
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c c
 			Image:      c.Image,
 			Entrypoint: []string{tool},
 			Cmd:        cmd,
-			Env:        []string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(h.pgpass)},
+			Env:        append([]string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(h.pgpass)}, env...),
 			Labels:     Labels(o.project.Name, db.Service, role),
 		},
 		HostConfig: &container.HostConfig{

@@ -93,7 +93,7 @@ func (o *Orchestrator) psqlViaExec(ctx context.Context, c container.Summary, arg
 // psqlViaHelper runs psql in a helper container (see helper) reading the
 // script from the pipe that this process writes.
 func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, script io.Reader) (retErr error) {
-	h, err := o.startHelper(ctx, db, c, "psql", RoleLoad, args, workDir)
+	h, err := o.startHelper(ctx, db, c, "psql", RoleLoad, args, nil, workDir)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,9 @@ func TestCheckContentRefusesIncompleteManifest(t *testing.T) {
 	n := int64(2)
 	sql, err := checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "it's", Rows: &n, Hash: "-12"}})
 	require.NoError(t, err)
-	assert.Contains(t, sql, `FROM ONLY "public"."it's" AS t`)
+	// The table name sits inside the literal that format() expands.
+	assert.Contains(t, sql, `FROM ONLY "public"."it''s" AS t', cols)`)
+	assert.Contains(t, sql, `attrelid = '"public"."it''s"'::regclass`)
 	assert.Contains(t, sql, `'public.it''s'`, "names are quoted as literals")
 	assert.Equal(t, []string{"public.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)"},
 		contentDiffs("psql: ERROR:  aidb: content differs:\npublic.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)\nCONTEXT: ..."))

@@ -385,12 +385,16 @@ func checkContent(db string, tables []fingerprint.Table) (string, error) {
 	var b strings.Builder
 	b.WriteString("SET LOCAL TimeZone = 'UTC';\nSET LOCAL DateStyle = 'ISO, YMD';\nSET LOCAL IntervalStyle = 'postgres';\n" +
 		"SET LOCAL extra_float_digits = 3;\nSET LOCAL bytea_output = 'hex';\n")
-	b.WriteString("DO $aidb$\nDECLARE n bigint; h text; bad text := '';\nBEGIN\n")
+	b.WriteString("DO $aidb$\nDECLARE n bigint; h text; cols text; bad text := '';\nBEGIN\n")
 	for _, t := range tables {
 		if t.Rows == nil || !numericRE.MatchString(t.Hash) {
 			return "", fmt.Errorf("manifest of %s lacks the row count or hash of %s", db, t.Key())
 		}
-		fmt.Fprintf(&b, "  SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0)::text INTO n, h FROM ONLY %s AS t;\n", t.QualifiedName())
+		// The columns a dump holds, as the fingerprint hashes them.
+		fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', attname), ', ' ORDER BY attnum), '') INTO cols FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';\n",
+			literal(t.QualifiedName()))
+		fmt.Fprintf(&b, "  EXECUTE format(%s, cols) INTO n, h;\n",
+			literal("SELECT count(*), "+fingerprint.ContentHashSQL+" FROM ONLY "+strings.ReplaceAll(t.QualifiedName(), "%", "%%")+" AS t"))
 		fmt.Fprintf(&b, "  IF n <> %d OR h <> %s THEN bad := bad || format(E'\\n%%s: %%s rows (the backup has %d), content hash %%s (the backup has %s)', %s, n, h); END IF;\n",
 			*t.Rows, literal(t.Hash), *t.Rows, t.Hash, literal(t.Key()))
 	}
