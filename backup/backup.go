@@ -198,6 +198,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	if err != nil {
 		return out, err
 	}
+	defer sink.stop()
 
 	// The dump and the fingerprint of the schema run at the same time; the
 	// rows are counted and hashed from the dump's stream as it passes.
@@ -223,6 +224,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	if sink.rows != nil {
+		sink.stop()
 		if err := sink.rows.Fill(fp.Tables); err != nil {
 			return out, fmt.Errorf("dump %s: %w", db.Name, err)
 		}
@@ -302,6 +304,7 @@ type sink struct {
 	mu       sync.Mutex
 	seqs     setvalScanner
 	rows     *fingerprint.RowHasher // nil for schema-only dumps
+	behind   *behind                // runs rows on a goroutine of its own
 	compress io.WriteCloser         // nil for none
 	counted  *countingWriter
 	h        hash.Hash
@@ -311,6 +314,7 @@ func newSink(f io.Writer, data bool, c backupdir.Compression, progress func(int6
 	s := &sink{h: sha256.New()}
 	if data {
 		s.rows = &fingerprint.RowHasher{}
+		s.behind = newBehind(s.rows)
 	}
 	s.counted = &countingWriter{w: io.MultiWriter(f, s.h), progress: progress}
 	switch c {
@@ -330,8 +334,8 @@ func (s *sink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seqs.scan(p)
-	if s.rows != nil {
-		_, _ = s.rows.Write(p) // never fails; Fill reports what it could not follow
+	if s.behind != nil {
+		s.behind.write(p)
 	}
 	if s.compress != nil {
 		return s.compress.Write(p)
@@ -339,14 +343,23 @@ func (s *sink) Write(p []byte) (int, error) {
 	return s.counted.Write(p)
 }
 
-// Close flushes the compressor.
+// Close flushes the compressor and waits for the row hasher.
 func (s *sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stop()
 	if s.compress != nil {
 		return s.compress.Close()
 	}
 	return nil
+}
+
+// stop ends the row hasher's goroutine once it has read everything
+// written; Close calls it, and a failed backup must too.
+func (s *sink) stop() {
+	if s.behind != nil {
+		s.behind.wait()
+	}
 }
 
 func (s *sink) size() int64                       { return s.counted.n }
@@ -386,4 +399,47 @@ func HasData(ctx context.Context, connString string) (bool, error) {
 			WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 			  AND n.nspname NOT LIKE 'pg\_toast%')`).Scan(&has)
 	return has, err
+}
+
+// behind runs a writer that never fails on a goroutine of its own, so its
+// work (hashing every row) takes another core while the dump goes on. At
+// most behindChunks chunks wait for it; the dump waits when they do.
+type behind struct {
+	w    io.Writer
+	ch   chan []byte
+	free chan []byte
+	done chan struct{}
+	once sync.Once
+}
+
+const behindChunks = 8
+
+func newBehind(w io.Writer) *behind {
+	b := &behind{w: w, ch: make(chan []byte, behindChunks), free: make(chan []byte, behindChunks+1), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		for p := range b.ch {
+			_, _ = b.w.Write(p)
+			select {
+			case b.free <- p[:0]:
+			default:
+			}
+		}
+	}()
+	return b
+}
+
+func (b *behind) write(p []byte) {
+	var buf []byte
+	select {
+	case buf = <-b.free:
+	default:
+	}
+	b.ch <- append(buf, p...)
+}
+
+// wait returns once everything written has been processed.
+func (b *behind) wait() {
+	b.once.Do(func() { close(b.ch) })
+	<-b.done
 }

@@ -7,6 +7,8 @@
 //	AIDB_BENCH_OUT   the JSON report (default bench-results.json)
 //	AIDB_BENCH_PAIRS pairs per measure (default 3)
 //	AIDB_BIN         the aidb binary (default bin/aidb)
+//	AIDB_BENCH_ONLY  comma-separated measures to run, for profiling one
+//	                 (e.g. backup,backup_stream); skips memory and compression
 package main
 
 import (
@@ -111,29 +113,46 @@ func run(ctx context.Context) error {
 	rep := Report{SizeBytes: size, Machine: machine(), PeakRSSMB: map[string]float64{}, Started: time.Now().UTC()}
 	start := time.Now()
 
+	var only []string
+	if o := os.Getenv("AIDB_BENCH_ONLY"); o != "" {
+		only = strings.Split(o, ",")
+	}
+
 	// Peak memory at one eighth of the size first, then the full size.
-	small := size / 8
-	if err := b.generate(small); err != nil {
-		return err
-	}
-	if err := b.rss(&rep, small); err != nil {
-		return err
-	}
-	if err := b.aidbQuiet(ctx, "nuke", "--yes", "--no-backup"); err != nil {
-		return err
+	if only == nil {
+		small := size / 8
+		if err := b.generate(small); err != nil {
+			return err
+		}
+		if err := b.rss(&rep, small); err != nil {
+			return err
+		}
+		if err := b.aidbQuiet(ctx, "nuke", "--yes", "--no-backup"); err != nil {
+			return err
+		}
 	}
 	if err := b.generate(size); err != nil {
 		return err
 	}
-	if err := b.rss(&rep, size); err != nil {
-		return err
+	if only == nil {
+		if err := b.rss(&rep, size); err != nil {
+			return err
+		}
 	}
 	rep.DBBytes = b.dbBytes()
 
-	for _, m := range []func() (Measure, error){
-		b.backup, b.backupVsLimit, b.backupStream, b.restore, b.restoreData, b.verify, b.upWarm, b.backupAllParallel,
+	for _, m := range []struct {
+		name string
+		run  func() (Measure, error)
+	}{
+		{"backup", b.backup}, {"backup_vs_limit", b.backupVsLimit}, {"backup_stream", b.backupStream},
+		{"restore", b.restore}, {"restore_data", b.restoreData}, {"verify", b.verify}, {"up_warm", b.upWarm},
+		{"backup_all_parallel", b.backupAllParallel},
 	} {
-		meas, err := m()
+		if only != nil && !slices.Contains(only, m.name) {
+			continue
+		}
+		meas, err := m.run()
 		if err != nil {
 			return err
 		}
@@ -141,8 +160,10 @@ func run(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "bench: %s: aidb %.2fs, baseline %.2fs, ratio %.2f (target %.2f)\n", meas.Name, meas.AidbS, meas.BaselineS, meas.Ratio, meas.Target)
 		rep.Measures = append(rep.Measures, meas)
 	}
-	if rep.Compression, err = b.compression(); err != nil {
-		return err
+	if only == nil {
+		if rep.Compression, err = b.compression(); err != nil {
+			return err
+		}
 	}
 	rep.Seconds = time.Since(start).Seconds()
 

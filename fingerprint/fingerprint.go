@@ -77,6 +77,9 @@ type Options struct {
 	// Exclude lists tables (schema.name, unquoted) left out of Tables, as
 	// the migration bookkeeping table is from data-only backups.
 	Exclude []string
+	// WholeRow hashes every column, generated ones included, as format 1
+	// manifests did.
+	WholeRow bool
 	// MigrationTable is the migration bookkeeping table's name; its highest
 	// version_id becomes MigrationVersion (0 when absent).
 	MigrationTable string
@@ -125,7 +128,7 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	}
 	if opts.Data {
 		for i := range fp.Tables {
-			if err := scan(ctx, q, &fp.Tables[i]); err != nil {
+			if err := scan(ctx, q, &fp.Tables[i], opts.WholeRow); err != nil {
 				return fp, err
 			}
 		}
@@ -193,10 +196,13 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
 // depend on row order, so the physical order a restore produces does not
 // matter; md5 of the text form is the same on every server version.
 // RowHasher computes the same from a dump's stream.
-func scan(ctx context.Context, q Querier, t *Table) error {
+func scan(ctx context.Context, q Querier, t *Table, wholeRow bool) error {
 	cols := make([]string, len(t.dataColumns))
 	for i, c := range t.dataColumns {
 		cols[i] = "t." + pgx.Identifier{c}.Sanitize()
+	}
+	if wholeRow {
+		cols = []string{"t.*"}
 	}
 	var n int64
 	var sum string

@@ -21,8 +21,10 @@ import (
 	"github.com/aidb/aidb/fingerprint"
 )
 
-// Format is the manifest format version this aidb writes and reads.
-const Format = 1
+// Format is the manifest format version this aidb writes. Format 1
+// hashed every column of a row; format 2 hashes the columns a dump holds
+// (generated ones are left out). Both are read.
+const Format = 2
 
 // Suffix follows the backup file's name.
 const Suffix = ".manifest.json"
@@ -89,11 +91,15 @@ func Read(file string) (Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s is not valid JSON: %w", file, err)
 	}
-	if m.Format != Format {
-		return Manifest{}, fmt.Errorf("manifest of %s has format %d; this aidb reads format %d", file, m.Format, Format)
+	if m.Format < 1 || m.Format > Format {
+		return Manifest{}, fmt.Errorf("manifest of %s has format %d; this aidb reads formats 1 to %d", file, m.Format, Format)
 	}
 	return m, nil
 }
+
+// WholeRowHash says the content hashes cover every column, generated ones
+// included (format 1).
+func (m Manifest) WholeRowHash() bool { return m.Format < 2 }
 
 // MismatchError says a file's bytes are not the ones its manifest
 // describes: cut, changed or corrupt.

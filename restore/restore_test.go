@@ -119,10 +119,10 @@ func TestCompare(t *testing.T) {
 
 func TestCheckContentRefusesIncompleteManifest(t *testing.T) {
 	t.Parallel()
-	_, err := checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "a"}})
+	_, err := checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "a"}}, false)
 	assert.Error(t, err)
 	n := int64(2)
-	sql, err := checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "it's", Rows: &n, Hash: "-12"}})
+	sql, err := checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "it's", Rows: &n, Hash: "-12"}}, false)
 	require.NoError(t, err)
 	// The table name sits inside the literal that format() expands.
 	assert.Contains(t, sql, `FROM ONLY "public"."it''s" AS t', cols)`)

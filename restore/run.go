@@ -185,6 +185,7 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	opts := fingerprint.Options{Data: p.Kind != backupdir.Schema}
 	if p.Manifest != nil {
 		opts.MigrationTable = p.Manifest.MigrationTable
+		opts.WholeRow = p.Manifest.WholeRowHash()
 	}
 	got, err := fingerprint.Take(ctx, tconn, opts)
 	if err != nil {
@@ -323,7 +324,7 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 	}
 	after := "SET LOCAL session_replication_role = origin;\n" + raiseSequences(names)
 	if p.Manifest != nil {
-		check, err := checkContent(p.DB.Name, p.Tables)
+		check, err := checkContent(p.DB.Name, p.Tables, p.Manifest.WholeRowHash())
 		if err != nil {
 			return res, err
 		}
@@ -381,7 +382,7 @@ $aidb$;
 // table has the manifest's row count and content hash (the fingerprint's
 // own expression and settings); a difference raises, and the transaction
 // rolls back.
-func checkContent(db string, tables []fingerprint.Table) (string, error) {
+func checkContent(db string, tables []fingerprint.Table, wholeRow bool) (string, error) {
 	var b strings.Builder
 	b.WriteString("SET LOCAL TimeZone = 'UTC';\nSET LOCAL DateStyle = 'ISO, YMD';\nSET LOCAL IntervalStyle = 'postgres';\n" +
 		"SET LOCAL extra_float_digits = 3;\nSET LOCAL bytea_output = 'hex';\n")
@@ -391,8 +392,12 @@ func checkContent(db string, tables []fingerprint.Table) (string, error) {
 			return "", fmt.Errorf("manifest of %s lacks the row count or hash of %s", db, t.Key())
 		}
 		// The columns a dump holds, as the fingerprint hashes them.
-		fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', attname), ', ' ORDER BY attnum), '') INTO cols FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';\n",
-			literal(t.QualifiedName()))
+		if wholeRow {
+			b.WriteString("  cols := 't.*';\n")
+		} else {
+			fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', attname), ', ' ORDER BY attnum), '') INTO cols FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';\n",
+				literal(t.QualifiedName()))
+		}
 		fmt.Fprintf(&b, "  EXECUTE format(%s, cols) INTO n, h;\n",
 			literal("SELECT count(*), "+fingerprint.ContentHashSQL+" FROM ONLY "+strings.ReplaceAll(t.QualifiedName(), "%", "%%")+" AS t"))
 		fmt.Fprintf(&b, "  IF n <> %d OR h <> %s THEN bad := bad || format(E'\\n%%s: %%s rows (the backup has %d), content hash %%s (the backup has %s)', %s, n, h); END IF;\n",
