@@ -402,20 +402,26 @@ func HasData(ctx context.Context, connString string) (bool, error) {
 }
 
 // behind runs a writer that never fails on a goroutine of its own, so its
-// work (hashing every row) takes another core while the dump goes on. At
-// most behindChunks chunks wait for it; the dump waits when they do.
+// work (hashing every row) takes another core while the dump goes on. It
+// is handed batches of behindBatch bytes (one hand-over per exec-stream
+// frame would cost more than the hashing); at most behindQueue batches
+// wait, then the dump waits.
 type behind struct {
 	w    io.Writer
+	buf  []byte
 	ch   chan []byte
 	free chan []byte
 	done chan struct{}
 	once sync.Once
 }
 
-const behindChunks = 8
+const (
+	behindBatch = 1 << 20
+	behindQueue = 4
+)
 
 func newBehind(w io.Writer) *behind {
-	b := &behind{w: w, ch: make(chan []byte, behindChunks), free: make(chan []byte, behindChunks+1), done: make(chan struct{})}
+	b := &behind{w: w, ch: make(chan []byte, behindQueue), free: make(chan []byte, behindQueue+2), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
 		for p := range b.ch {
@@ -430,16 +436,27 @@ func newBehind(w io.Writer) *behind {
 }
 
 func (b *behind) write(p []byte) {
-	var buf []byte
-	select {
-	case buf = <-b.free:
-	default:
+	if b.buf == nil {
+		select {
+		case b.buf = <-b.free:
+		default:
+			b.buf = make([]byte, 0, behindBatch)
+		}
 	}
-	b.ch <- append(buf, p...)
+	b.buf = append(b.buf, p...)
+	if len(b.buf) >= behindBatch {
+		b.ch <- b.buf
+		b.buf = nil
+	}
 }
 
 // wait returns once everything written has been processed.
 func (b *behind) wait() {
-	b.once.Do(func() { close(b.ch) })
+	b.once.Do(func() {
+		if len(b.buf) > 0 {
+			b.ch <- b.buf
+		}
+		close(b.ch)
+	})
 	<-b.done
 }

@@ -190,24 +190,24 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
 	return slices.DeleteFunc(all, func(t Table) bool { return slices.Contains(exclude, t.Key()) }), nil
 }
 
-// scan counts the table's rows and hashes its content: the sum of the
-// first 64 bits of md5 of each row's record text, over the columns a dump
-// holds (generated ones are computed again on restore). A sum does not
-// depend on row order, so the physical order a restore produces does not
-// matter; md5 of the text form is the same on every server version.
-// RowHasher computes the same from a dump's stream.
+// scan counts the table's rows and hashes its content (ContentHashSQL)
+// over the columns a dump holds: generated ones are computed again on
+// restore. A sum does not depend on row order, so the physical order a
+// restore produces does not matter; the hash of the text form is the same
+// on every server version. RowHasher computes the same from a dump's
+// stream.
 func scan(ctx context.Context, q Querier, t *Table, wholeRow bool) error {
 	cols := make([]string, len(t.dataColumns))
 	for i, c := range t.dataColumns {
 		cols[i] = "t." + pgx.Identifier{c}.Sanitize()
 	}
-	if wholeRow {
-		cols = []string{"t.*"}
-	}
 	var n int64
 	var sum string
-	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), `+ContentHashSQL+` FROM ONLY %s AS t`,
-		strings.Join(cols, ", "), t.QualifiedName())).Scan(&n, &sum)
+	query := fmt.Sprintf(`SELECT count(*), `+ContentHashSQL+` FROM ONLY %s AS t`, strings.Join(cols, ", "), t.QualifiedName())
+	if wholeRow {
+		query = `SELECT count(*), ` + WholeRowHashSQL + ` FROM ONLY ` + t.QualifiedName() + ` AS t`
+	}
+	err := q.QueryRow(ctx, query).Scan(&n, &sum)
 	if err != nil {
 		return fmt.Errorf("fingerprint: read table %s: %w", t.Key(), err)
 	}
@@ -216,8 +216,13 @@ func scan(ctx context.Context, q Querier, t *Table, wholeRow bool) error {
 }
 
 // ContentHashSQL is the content hash aggregate over rows of alias t, with
-// %s the columns (t.a, t.b) a dump holds.
-const ContentHashSQL = `coalesce(sum(('x' || left(md5(ROW(%s)::text), 16))::bit(64)::bigint::numeric), 0)::text`
+// %s the columns (t.a, t.b) a dump holds: the sum of the first 64 bits of
+// sha256 of each row's record text, as signed numbers (manifest format 2).
+const ContentHashSQL = `coalesce(sum(('x' || encode(substring(sha256(convert_to(ROW(%s)::text, current_setting('server_encoding'))) FROM 1 FOR 8), 'hex'))::bit(64)::bigint::numeric), 0)::text`
+
+// WholeRowHashSQL is manifest format 1's content hash: md5 over every
+// column, generated ones included.
+const WholeRowHashSQL = `coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0)::text`
 
 // Sequences reads every user sequence's state.
 func Sequences(ctx context.Context, q Querier) ([]Sequence, error) {

@@ -2,7 +2,7 @@ package fingerprint
 
 import (
 	"bytes"
-	"crypto/md5"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math/big"
@@ -13,7 +13,7 @@ import (
 // server, so a backup reads each row once (pg_dump's read) instead of
 // twice. The rows of each COPY block are turned from COPY's text format
 // into the record text ROW(...)::text writes, and hashed as the scan hashes
-// them: the sum of the first 64 bits of md5, as a signed number.
+// them: the sum of the first 64 bits of sha256, as a signed number.
 //
 // pg_dump must write values as the fingerprint's session settings do
 // (orchestrator.DumpEnv does that). Write never fails; Fill reports a
@@ -172,7 +172,7 @@ func (h *RowHasher) rowHash(l []byte, cols int) int64 {
 	}
 	rec = append(rec, ')')
 	h.rec = rec
-	sum := md5.Sum(rec)
+	sum := sha256.Sum256(rec)
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 

@@ -1,7 +1,7 @@
 package fingerprint
 
 import (
-	"crypto/md5"
+	"crypto/sha256"
 	"encoding/binary"
 	"math"
 	"strings"
@@ -87,7 +87,7 @@ SELECT pg_catalog.setval('public.odd_a_seq', 2, true);
 func hashOf(records ...string) string {
 	var s rowSum
 	for _, r := range records {
-		sum := md5.Sum([]byte(r))
+		sum := sha256.Sum256([]byte(r))
 		s.add(int64(binary.BigEndian.Uint64(sum[:8])))
 	}
 	return s.String()

@@ -21,9 +21,10 @@ import (
 	"github.com/aidb/aidb/fingerprint"
 )
 
-// Format is the manifest format version this aidb writes. Format 1
-// hashed every column of a row; format 2 hashes the columns a dump holds
-// (generated ones are left out). Both are read.
+// Format is the manifest format version this aidb writes. Format 1's
+// content hashes are md5 over every column of a row; format 2's are sha256
+// over the columns a dump holds (generated ones are left out). Both are
+// read.
 const Format = 2
 
 // Suffix follows the backup file's name.
@@ -97,8 +98,8 @@ func Read(file string) (Manifest, error) {
 	return m, nil
 }
 
-// WholeRowHash says the content hashes cover every column, generated ones
-// included (format 1).
+// WholeRowHash says the content hashes are format 1's: md5 over every
+// column, generated ones included.
 func (m Manifest) WholeRowHash() bool { return m.Format < 2 }
 
 // MismatchError says a file's bytes are not the ones its manifest

@@ -391,15 +391,15 @@ func checkContent(db string, tables []fingerprint.Table, wholeRow bool) (string,
 		if t.Rows == nil || !numericRE.MatchString(t.Hash) {
 			return "", fmt.Errorf("manifest of %s lacks the row count or hash of %s", db, t.Key())
 		}
-		// The columns a dump holds, as the fingerprint hashes them.
 		if wholeRow {
-			b.WriteString("  cols := 't.*';\n")
+			fmt.Fprintf(&b, "  SELECT count(*), %s INTO n, h FROM ONLY %s AS t;\n", fingerprint.WholeRowHashSQL, t.QualifiedName())
 		} else {
+			// The columns a dump holds, as the fingerprint hashes them.
 			fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', attname), ', ' ORDER BY attnum), '') INTO cols FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';\n",
 				literal(t.QualifiedName()))
+			fmt.Fprintf(&b, "  EXECUTE format(%s, cols) INTO n, h;\n",
+				literal("SELECT count(*), "+fingerprint.ContentHashSQL+" FROM ONLY "+strings.ReplaceAll(t.QualifiedName(), "%", "%%")+" AS t"))
 		}
-		fmt.Fprintf(&b, "  EXECUTE format(%s, cols) INTO n, h;\n",
-			literal("SELECT count(*), "+fingerprint.ContentHashSQL+" FROM ONLY "+strings.ReplaceAll(t.QualifiedName(), "%", "%%")+" AS t"))
 		fmt.Fprintf(&b, "  IF n <> %d OR h <> %s THEN bad := bad || format(E'\\n%%s: %%s rows (the backup has %d), content hash %%s (the backup has %s)', %s, n, h); END IF;\n",
 			*t.Rows, literal(t.Hash), *t.Rows, t.Hash, literal(t.Key()))
 	}

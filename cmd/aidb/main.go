@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -25,7 +26,29 @@ var version = "dev"
 func main() {
 	ctx, stop := signalContext()
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(profiled(func() int { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) }))
+}
+
+// profiled runs f with a CPU profile written to $AIDB_CPUPROFILE, when
+// set: what make -f Makefile.ai bench finds slow is looked at with
+// go tool pprof.
+func profiled(f func() int) int {
+	path := os.Getenv("AIDB_CPUPROFILE")
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "aidb: AIDB_CPUPROFILE: %v\n", err)
+		return exitcode.Usage
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		fmt.Fprintf(os.Stderr, "aidb: AIDB_CPUPROFILE: %v\n", err)
+		return exitcode.Usage
+	}
+	defer pprof.StopCPUProfile()
+	return f()
 }
 
 // signalError is the cause of a context cancelled by a signal.
