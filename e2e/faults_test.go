@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
 )
 
@@ -101,4 +105,158 @@ func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
 	assert.Empty(t, containersWithRole(t, p, orchestrator.RoleLoad), "no psql helper left")
 	assert.Empty(t, partials(t, dir))
 	assert.Equal(t, source, content(t, url), "the source database is unchanged")
+}
+
+// lockFree checks that nothing holds the database's operation lock or the
+// backup folder's lock: each is taken at once (within 1 s) and given back.
+func lockFree(t *testing.T, url, dir string) {
+	t.Helper()
+	l, err := oplock.Database(t.Context(), url, "aidb lock check", time.Second, nil)
+	require.NoError(t, err, "the database's operation lock is free")
+	require.NoError(t, l.Release(t.Context()))
+	f, err := oplock.Folder(t.Context(), dir, "aidb lock check", time.Second, nil)
+	require.NoError(t, err, "the backup folder's lock is free")
+	require.NoError(t, f.Release())
+}
+
+// copyBackup copies a backup file and its manifest to dst.
+func copyBackup(t *testing.T, src, dst string) {
+	t.Helper()
+	copyFile(t, src, dst)
+	copyFile(t, manifest.PathFor(src), manifest.PathFor(dst))
+}
+
+// TestBackupFileChangedDuringRestore deletes, replaces and overwrites the
+// file a full and a data-only restore are streaming. The restore reads the
+// file it opened and checked: a name deleted or renamed over does not
+// change what it reads, so it restores that file whole (exit 0); bytes
+// overwritten in place make the stream's sha256 differ from the manifest
+// at its end, before COMMIT is sent, so nothing changes (exit 1).
+func TestBackupFileChangedDuringRestore(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "frchange")
+	dir := p.backupDir()
+	p.seeded("3000")
+	st := p.status()
+	url := st["memorydb"].URL
+	db := st["memorydb"].Container
+
+	// S1: what the restored files hold.
+	full := p.backupJSON("memorydb").Files[0].Path
+	data := p.backupJSON("memorydb", "--data-only").Files[0].Path
+	s1 := content(t, url)
+	// S2: another valid backup of each kind, to rename over them.
+	_, err := connect(t, url).Exec(t.Context(), "DELETE FROM memory_links WHERE from_id % 3 = 0")
+	require.NoError(t, err)
+	full2 := p.backupJSON("memorydb").Files[0].Path
+	data2 := p.backupJSON("memorydb", "--data-only").Files[0].Path
+	// S3: what the database holds before each restore.
+	diverge := func() map[string][]string {
+		// A connection of its own: a full restore ends those to its target.
+		_, err := connect(t, url).Exec(t.Context(), "DELETE FROM memory_links WHERE from_id % 3 <> 2; UPDATE memories SET content = 'changed' WHERE id < 50")
+		require.NoError(t, err)
+		return content(t, url)
+	}
+
+	cases := []struct {
+		name    string
+		kind    string // "" full, "--data-only"
+		change  func(t *testing.T, file string)
+		code    int
+		message string
+	}{
+		{"full, overwritten in place", "", overwriteEnd, 1, "the file changed while it was being restored: its sha256 is now"},
+		{"full, another backup renamed over it", "", renameOver(full2), 0, "memorydb: restored and verified"},
+		{"full, deleted", "", deleteBackup, 0, "memorydb: restored and verified"},
+		{"data-only, overwritten in place", "--data-only", overwriteEnd, 1, "the file changed while it was being restored: its sha256 is now"},
+		{"data-only, another backup renamed over it", "--data-only", renameOver(data2), 0, "memorydb: restored and verified"},
+		{"data-only, deleted", "--data-only", deleteBackup, 0, "memorydb: restored and verified"},
+	}
+	for i, c := range cases {
+		src := full
+		if c.kind != "" {
+			src = data
+		}
+		file := filepath.Join(p.dir, fmt.Sprintf("case%d-%s", i, filepath.Base(src)))
+		copyBackup(t, src, file)
+		size := fileSize(t, file)
+		before := diverge()
+		require.NotEqual(t, s1, before)
+
+		args := []string{"restore", "--yes"}
+		if c.kind != "" {
+			args = append(args, c.kind)
+		}
+		cmd := p.command(t.Context(), append(args, "memorydb", file)...)
+		var stderr safeBuffer
+		cmd.Stderr = &stderr
+		require.NoError(t, cmd.Start())
+		// The file is open and streaming once the psql helper exists;
+		// freezing the server then holds the stream near its start
+		// while the file changes.
+		waitFor(t, 2*time.Minute, func() bool { return len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0 })
+		_, err := docker.ContainerPause(t.Context(), db, client.ContainerPauseOptions{})
+		require.NoError(t, err)
+		pos, open := readPosition(t, cmd.Process.Pid, file)
+		if assert.True(t, open, "%s: aidb streams the file", c.name) {
+			assert.Less(t, pos, size/2, "%s: the change lands mid-stream", c.name)
+		}
+		c.change(t, file)
+		_, err = docker.ContainerUnpause(t.Context(), db, client.ContainerUnpauseOptions{})
+		require.NoError(t, err)
+		_ = cmd.Wait()
+
+		assert.Equal(t, c.code, cmd.ProcessState.ExitCode(), "%s: %s", c.name, stderr.String())
+		assert.Contains(t, stderr.String(), c.message, c.name)
+		want := before
+		if c.code == 0 {
+			want = s1 // the file as it was when the restore opened it
+		}
+		assert.Equal(t, want, content(t, url), "%s: the database's content", c.name)
+		assert.Empty(t, restoreLeftovers(t, url), "%s: no temporary database", c.name)
+		assert.Empty(t, partials(t, dir), "%s: no partial file", c.name)
+		assert.Empty(t, containersWithRole(t, p, orchestrator.RoleLoad), "%s: no psql helper", c.name)
+		lockFree(t, url, dir)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	return st.Size()
+}
+
+// overwriteEnd changes one byte of pg_dump's closing comment, in place: the
+// same file, the same size, other bytes.
+func overwriteEnd(t *testing.T, file string) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	i := bytes.LastIndex(raw, []byte("-- PostgreSQL database dump complete"))
+	require.Positive(t, i)
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("X"), int64(i)+3)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// renameOver returns a change that renames a copy of another valid backup
+// (and its manifest) over the file.
+func renameOver(other string) func(t *testing.T, file string) {
+	return func(t *testing.T, file string) {
+		t.Helper()
+		tmp := file + ".replacement.sql"
+		copyBackup(t, other, tmp)
+		require.NoError(t, os.Rename(tmp, file))
+		require.NoError(t, os.Rename(manifest.PathFor(tmp), manifest.PathFor(file)))
+	}
+}
+
+// deleteBackup removes the file and its manifest.
+func deleteBackup(t *testing.T, file string) {
+	t.Helper()
+	require.NoError(t, os.Remove(file))
+	require.NoError(t, os.Remove(manifest.PathFor(file)))
 }

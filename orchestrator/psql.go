@@ -215,10 +215,11 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 			return fmt.Errorf("wait for psql helper of %s: %w", db.Name, err)
 		}
 	case exit = <-wait.Result:
-		// psql ended before the whole script was sent (a statement failed);
-		// psql's own error, below, is the one to report.
+		// psql ended before the whole script was sent: a statement failed,
+		// and psql's own error, below, is the one to report; or the feeder
+		// could not read the script and killed psql, and its error is.
 		stop := release()
-		<-fed
+		feedErr = <-fed
 		stop()
 	case err := <-wait.Error:
 		_ = kill()
