@@ -2,11 +2,17 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
@@ -259,4 +266,228 @@ func deleteBackup(t *testing.T, file string) {
 	t.Helper()
 	require.NoError(t, os.Remove(file))
 	require.NoError(t, os.Remove(manifest.PathFor(file)))
+}
+
+// tablesOf is a manifest's tables as "name: rows hash" lines: what it says
+// the file holds.
+func tablesOf(t *testing.T, file string) []string {
+	t.Helper()
+	var out []string
+	for _, tb := range readManifest(t, file).Tables {
+		rows := int64(-1)
+		if tb.Rows != nil {
+			rows = *tb.Rows
+		}
+		out = append(out, fmt.Sprintf("%s: %d %s", tb.Key(), rows, tb.Hash))
+	}
+	return out
+}
+
+// TestRestoresBackupAndMigrateRacing starts two restores, a backup and a
+// migrate of rulesdb at the same moment: they take turns on the database's
+// lock, each completes, and the database ends as one restored file holds.
+func TestRestoresBackupAndMigrateRacing(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "frrace")
+	dir := p.backupDir()
+	p.seeded("1000")
+	url := p.status()["rulesdb"].URL
+	change := func(sql string) {
+		_, err := connect(t, url).Exec(t.Context(), sql)
+		require.NoError(t, err)
+	}
+	fileA := p.backupJSON("rulesdb").Files[0].Path
+	stateA := content(t, url)
+	change("DELETE FROM rule_tags WHERE rule_id % 2 = 0; UPDATE rules SET body = 'B' WHERE id < 100")
+	fileB := p.backupJSON("rulesdb").Files[0].Path
+	stateB := content(t, url)
+	change("DELETE FROM rule_versions WHERE id % 3 = 0; UPDATE rules SET body = 'C' WHERE id < 200")
+	fileC := p.backupJSON("rulesdb").Files[0].Path
+	require.NotEqual(t, stateA, stateB)
+
+	// All four wait for this lock, then race for it when it is released.
+	held, err := oplock.Database(t.Context(), url, "aidb test-holder", time.Second, nil)
+	require.NoError(t, err)
+	runs := []struct {
+		name string
+		args []string
+	}{
+		{"restore A", []string{"restore", "--yes", "rulesdb", fileA}},
+		{"restore B", []string{"restore", "--yes", "rulesdb", fileB}},
+		{"backup", []string{"backup", "--json", "rulesdb"}},
+		{"migrate", []string{"migrate", "rulesdb"}},
+	}
+	cmds := make([]*exec.Cmd, len(runs))
+	stdouts := make([]*safeBuffer, len(runs))
+	stderrs := make([]*safeBuffer, len(runs))
+	for i, r := range runs {
+		cmds[i] = p.command(t.Context(), append(r.args, "--lock-timeout", "5m")...)
+		stdouts[i], stderrs[i] = &safeBuffer{}, &safeBuffer{}
+		cmds[i].Stdout, cmds[i].Stderr = stdouts[i], stderrs[i]
+		require.NoError(t, cmds[i].Start())
+	}
+	waitFor(t, time.Minute, func() bool {
+		for _, e := range stderrs {
+			if !strings.Contains(e.String(), "rulesdb: waiting for another aidb operation to finish") {
+				return false
+			}
+		}
+		return true
+	})
+	require.NoError(t, held.Release(t.Context()))
+	for i, r := range runs {
+		_ = cmds[i].Wait()
+		assert.Equal(t, 0, cmds[i].ProcessState.ExitCode(), "%s: %s", r.name, stderrs[i].String())
+	}
+
+	final := content(t, url)
+	assert.True(t, reflect.DeepEqual(final, stateA) || reflect.DeepEqual(final, stateB),
+		"rulesdb holds exactly what one of the restored files holds")
+
+	// The racing backup holds one of the states rulesdb went through.
+	var res backup.Result
+	require.NoError(t, json.Unmarshal([]byte(stdouts[2].String()), &res), stdouts[2].String())
+	require.Len(t, res.Files, 1)
+	got := tablesOf(t, res.Files[0].Path)
+	assert.True(t, slices.ContainsFunc([]string{fileA, fileB, fileC}, func(f string) bool { return slices.Equal(got, tablesOf(t, f)) }),
+		"the backup taken during the race holds state A, B or C")
+
+	// Every file in the folder (the three taken before, the racing backup,
+	// each restore's safety backup) matches its manifest and restores.
+	code, results, stderr := p.verifyJSON("--all")
+	assert.Equal(t, 0, code, stderr)
+	assert.Len(t, results, 6)
+	assert.Empty(t, restoreLeftovers(t, url), "no temporary database")
+	assert.Empty(t, partials(t, dir), "no partial file")
+	lockFree(t, url, dir)
+	r := p.aidb("backup", "rulesdb", "--lock-timeout", "1s")
+	assert.Equal(t, 0, r.code, "a fresh operation finds no lock held: %s", r.stderr)
+}
+
+// TestReadOnlyBackupFolder points the backups at a folder mounted
+// read-only (root ignores file modes, so a mode alone would not do).
+func TestReadOnlyBackupFolder(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root: a read-only bind mount needs it")
+		}
+		t.Skip("a read-only bind mount needs root")
+	}
+	p := newProject(t, "frro")
+	src := p.backupDir()
+	p.seeded("100")
+	p.backupJSON("rulesdb") // the folder holds a backup and the lock file
+	url := p.status()["rulesdb"].URL
+	before := content(t, url)
+
+	dir := filepath.Join(p.dir, "read-only")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	out, err := exec.Command("mount", "--bind", src, dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	out, err = exec.Command("mount", "-o", "remount,bind,ro", dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	p.env = append(p.env, "AIDB_BACKUP_DIR="+dir)
+	files := folderSums(t, dir)
+
+	for _, args := range [][]string{
+		{"backup", "rulesdb"},
+		{"backup", "--data-only"},
+		{"restore", "--yes", "rulesdb", filepath.Join(dir, "rulesdb-latest.sql")}, // its safety backup goes there
+	} {
+		r := p.aidb(args...)
+		assert.Equal(t, 1, r.code, "%v: %s", args, r.stderr)
+		assert.Contains(t, r.stderr, "the backup folder "+dir+" is not writable (read-only file system)", args)
+		assert.Equal(t, files, folderSums(t, dir), "%v: the folder is as it was", args)
+		assert.Equal(t, before, content(t, url), "%v: rulesdb is as it was", args)
+		assert.Zero(t, dumpHelpers(t, p), args)
+		assert.Empty(t, restoreLeftovers(t, url), args)
+	}
+}
+
+// folderSums maps each file of dir to its sha256.
+func folderSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, de := range des {
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		require.NoError(t, err)
+		out[de.Name()] = fmt.Sprintf("%x", sha256.Sum256(b))
+	}
+	return out
+}
+
+// slowMigration sleeps inside its transaction, after a change that must
+// not outlive an interruption; the sleep is 300 s unless the database sets
+// aidbtest.sleep (for the run that should apply it).
+const slowMigration = `-- +goose Up
+CREATE TABLE slow_effect (id int);
+INSERT INTO slow_effect VALUES (1);
+SELECT pg_sleep(coalesce(current_setting('aidbtest.sleep', true), '300')::float);
+-- +goose Down
+DROP TABLE slow_effect;
+`
+
+func TestMigrateInterrupted(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "frmig")
+	p.backupDir()
+	userMigrations(t, p, map[string]string{
+		"00001_first.sql": "-- +goose Up\nCREATE TABLE first (id int);\n-- +goose Down\nDROP TABLE first;\n",
+		"00002_slow.sql":  slowMigration,
+	})
+	require.Equal(t, 0, p.aidb("up", "rulesdb").code)
+	url := p.status()["rulesdb"].URL
+	conn := connect(t, url)
+
+	for i, sig := range []struct {
+		signal syscall.Signal
+		code   int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		cmd := p.command(t.Context(), "migrate", "rulesdb")
+		var stderr safeBuffer
+		cmd.Stderr = &stderr
+		require.NoError(t, cmd.Start())
+		// The slow migration runs once its sleep is under way.
+		waitFor(t, time.Minute, func() bool {
+			var n int
+			err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()").Scan(&n)
+			return err == nil && n > 0
+		})
+		start := time.Now()
+		require.NoError(t, cmd.Process.Signal(sig.signal))
+		_ = cmd.Wait()
+		assert.Equal(t, sig.code, cmd.ProcessState.ExitCode(), "%s: %s", sig.signal, stderr.String())
+		assert.Less(t, time.Since(start), 5*time.Second, "stops promptly (a bound on a hang, not a speed test)")
+		if i == 0 {
+			assert.Contains(t, stderr.String(), "rulesdb: applied 00001_first.sql", "what stays applied is said")
+		}
+
+		assert.Equal(t, []int64{1}, appliedVersions(t, conn), "%s: the slow migration is not recorded", sig.signal)
+		assert.Equal(t, []string{"first"}, tables(t, conn), "%s: its table was rolled back", sig.signal)
+		// The server ends a session a moment after its client closed it.
+		// The interrupted sleep would hold its session (and the migration
+		// lock) for 300 s.
+		var sessions, advisory int
+		waitFor(t, 10*time.Second, func() bool {
+			err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'aidb %'").Scan(&sessions)
+			return err == nil && sessions == 0
+		})
+		require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&advisory))
+		assert.Zero(t, advisory, "%s: neither the migration lock nor the operation lock is held", sig.signal)
+	}
+
+	// A rerun, without the sleep, applies it.
+	_, err := conn.Exec(t.Context(), "ALTER DATABASE rulesdb SET aidbtest.sleep = '0'")
+	require.NoError(t, err)
+	r := p.aidb("migrate", "rulesdb", "--lock-timeout", "1s")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb: applied 00002_slow.sql")
+	assert.Equal(t, []int64{1, 2}, appliedVersions(t, conn))
+	var n int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM slow_effect").Scan(&n))
+	assert.Equal(t, 1, n)
 }
