@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,6 +27,7 @@ import (
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgimage"
 )
 
 // readPosition says whether process pid has file open and, if so, how far
@@ -490,4 +494,97 @@ func TestMigrateInterrupted(t *testing.T) {
 	var n int
 	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM slow_effect").Scan(&n))
 	assert.Equal(t, 1, n)
+}
+
+// buildProcesses lists the live processes that name root in their
+// arguments or work or are chrooted inside it: debootstrap and its
+// children.
+func buildProcesses(root string) []string {
+	var out []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		stat, err := os.ReadFile(d + "/stat")
+		if err != nil || strings.Contains(string(stat[bytes.LastIndexByte(stat, ')')+1:]), " Z ") {
+			continue // gone, or a zombie
+		}
+		cmdline, _ := os.ReadFile(d + "/cmdline")
+		args := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		cwd, _ := os.Readlink(d + "/cwd")
+		chroot, _ := os.Readlink(d + "/root")
+		if strings.Contains(args, root) || strings.HasPrefix(cwd, root) || strings.HasPrefix(chroot, root) {
+			out = append(out, d+": "+args)
+		}
+	}
+	return out
+}
+
+// TestImageBuildInterrupted presses Ctrl-C while aidb image build runs
+// debootstrap, under a tag of the test's own (the shared
+// aidb.local/postgres:15 other tests run must stay as it is).
+func TestImageBuildInterrupted(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root: debootstrap needs it")
+		}
+		t.Skip("debootstrap needs root")
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI installs debootstrap (.ci/run)")
+		}
+		t.Skip("debootstrap is not installed")
+	}
+	p := newProject(t, "fimage")
+	tag := "aidb.local/" + p.name + "-build:15"
+	shared, err := docker.ImageInspect(t.Context(), pgimage.Tag("15"))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = docker.ImageRemove(context.WithoutCancel(t.Context()), tag, client.ImageRemoveOptions{})
+	})
+
+	cmd := p.command(t.Context(), "image", "build", "rulesdb", "--tag", tag)
+	var stderr safeBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	into := regexp.MustCompile(`debootstrap \S+ with postgresql-15 from \S+ into (\S+)`)
+	var root string
+	waitFor(t, time.Minute, func() bool {
+		m := into.FindStringSubmatch(stderr.String())
+		if m != nil {
+			root = m[1]
+		}
+		return m != nil
+	})
+	t.Cleanup(func() {
+		for _, line := range buildProcesses(root) {
+			pid, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(line, ":", 2)[0], "/proc/"))
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	// Deep in: debootstrap's second stage, which mounts proc into the new
+	// root and runs dpkg chrooted there; a killed debootstrap cannot
+	// unmount it.
+	waitFor(t, 5*time.Minute, func() bool {
+		mounts, err := os.ReadFile("/proc/self/mountinfo")
+		return err == nil && strings.Contains(string(mounts), root+"/") &&
+			slices.ContainsFunc(buildProcesses(root), func(p string) bool { return !strings.Contains(p, "/usr/sbin/debootstrap ") })
+	})
+	start := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	_ = cmd.Wait()
+	assert.Equal(t, 130, cmd.ProcessState.ExitCode(), stderr.String())
+	assert.Less(t, time.Since(start), 5*time.Second, "stops promptly (a bound on a hang, not a speed test)")
+
+	assert.Empty(t, buildProcesses(root), "debootstrap and every process it started are gone")
+	_, err = os.Stat(root)
+	assert.True(t, os.IsNotExist(err), "the build folder %s is removed: %v", root, err)
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotContains(t, string(mounts), root, "nothing stays mounted in it")
+	_, err = docker.ImageInspect(t.Context(), tag)
+	assert.True(t, cerrdefs.IsNotFound(err), "no image tagged %s: %v", tag, err)
+	now, err := docker.ImageInspect(t.Context(), pgimage.Tag("15"))
+	require.NoError(t, err)
+	assert.Equal(t, shared.ID, now.ID, "the shared image is as it was")
 }
