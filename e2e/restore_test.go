@@ -360,6 +360,7 @@ func TestRestoreAfterTheServerDiedMidRestore(t *testing.T) {
 	require.NoError(t, err)
 	_ = cmd.Wait()
 	assert.Equal(t, 1, cmd.ProcessState.ExitCode(), stderr.String())
+	assert.Contains(t, stderr.String(), "the database container "+st["memorydb"].Container+" stopped while the file was loading (exited, exit code 137: killed")
 
 	require.Equal(t, 0, p.aidb("up", "memorydb").code)
 	// Crash recovery moves sequences ahead (PostgreSQL logs them 32 values

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -103,6 +104,14 @@ func Open(connString string, src Source, opts Options) (*Runner, error) {
 	}
 	// Named, so a run waiting for the lock can say who holds it.
 	cfg.RuntimeParams["application_name"] = "aidb migrate"
+	// Ctrl-C must stop the statement on the server, not only drop the
+	// connection (pgx's default): a server that never hears of it runs a
+	// long migration to its end, holding the migration lock all along.
+	// The server cancels the statement, the migration's transaction rolls
+	// back and the lock is released before aidb exits.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 3 * time.Second}
+	}
 	db := stdlib.OpenDB(*cfg)
 	inner, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID),
 		lock.WithLockTimeout(1, uint64(max(1, opts.LockTimeout/time.Second))))
@@ -145,13 +154,13 @@ type Applied struct {
 // from it.
 func (r *Runner) Up(ctx context.Context) ([]Applied, error) {
 	res, err := r.provider.Up(ctx)
-	return r.results(res), r.explain(err)
+	return r.results(res, err), r.explain(err)
 }
 
 // UpTo applies the pending migrations up to and including version.
 func (r *Runner) UpTo(ctx context.Context, version int64) ([]Applied, error) {
 	res, err := r.provider.UpTo(ctx, version)
-	return r.results(res), r.explain(err)
+	return r.results(res, err), r.explain(err)
 }
 
 // DownTo reverts applied migrations newer than version (0: all of them).
@@ -160,7 +169,7 @@ func (r *Runner) DownTo(ctx context.Context, version int64) ([]Applied, error) {
 		return nil, exitcode.BadInput(fmt.Errorf("--to %d: a version is 0 or more", version))
 	}
 	res, err := r.provider.DownTo(ctx, version)
-	return r.results(res), r.explain(err)
+	return r.results(res, err), r.explain(err)
 }
 
 // Down reverts the newest applied migration.
@@ -172,7 +181,7 @@ func (r *Runner) Down(ctx context.Context) ([]Applied, error) {
 		}
 		return nil, r.explain(err)
 	}
-	return r.results([]*goose.MigrationResult{res}), nil
+	return r.results([]*goose.MigrationResult{res}, nil), nil
 }
 
 // Status is where a database stands.
@@ -213,7 +222,15 @@ func (r *Runner) Version(ctx context.Context) (int64, error) {
 	return v, r.explain(err)
 }
 
-func (r *Runner) results(in []*goose.MigrationResult) []Applied {
+// results lists the migrations res applied; when err is goose's
+// PartialError (one failed or was interrupted), the ones before it, which
+// stay applied.
+func (r *Runner) results(res []*goose.MigrationResult, err error) []Applied {
+	in := res
+	var partial *goose.PartialError
+	if errors.As(err, &partial) {
+		in = partial.Applied
+	}
 	out := make([]Applied, 0, len(in))
 	for _, m := range in {
 		out = append(out, Applied{Version: m.Source.Version, File: path.Base(m.Source.Path), Direction: m.Direction, Duration: m.Duration})

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -135,6 +136,10 @@ type FolderLock struct{ f *os.File }
 func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait func(holder string)) (*FolderLock, error) {
 	path := filepath.Join(dir, ".aidb.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("the backup folder %s is not writable (%w): aidb writes its lock file and the backups there, so nothing was done; make it writable, or set AIDB_BACKUP_DIR to a folder that is",
+			dir, errors.Unwrap(err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open the backup folder lock %s: %w", path, err)
 	}

@@ -39,7 +39,7 @@ func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, err
 		return local, nil
 	}
 	o.progress(fmt.Sprintf("cannot pull %s (%v); building %s from Debian's packages instead (about a minute or two)", ref, pullErr, local))
-	built, err := o.buildImage(ctx, major)
+	built, err := o.buildImage(ctx, major, "")
 	if err != nil {
 		return "", fmt.Errorf("cannot pull %s (%v), and building %s failed: %w", ref, pullErr, local, err)
 	}
@@ -48,11 +48,16 @@ func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, err
 }
 
 // BuildImage builds the local PostgreSQL image of the given major version,
-// replacing an earlier build of it, and returns its reference. The earlier
-// build is removed unless a container still uses it.
-func (o *Orchestrator) BuildImage(ctx context.Context, major string) (string, error) {
-	old, err := o.docker.ImageInspect(ctx, pgimage.Tag(major))
-	ref, buildErr := o.buildImage(ctx, major)
+// tagged ref (empty: pgimage.Tag(major), the image aidb runs when it cannot
+// pull), replacing an earlier build under that reference, and returns the
+// reference. The earlier build is removed unless a container still uses it.
+// Cancelled, it tags nothing and leaves the earlier build as it was.
+func (o *Orchestrator) BuildImage(ctx context.Context, major, ref string) (string, error) {
+	if ref == "" {
+		ref = pgimage.Tag(major)
+	}
+	old, err := o.docker.ImageInspect(ctx, ref)
+	ref, buildErr := o.buildImage(ctx, major, ref)
 	if buildErr != nil || err != nil || old.ID == "" {
 		return ref, buildErr
 	}

@@ -23,8 +23,9 @@ type Orchestrator struct {
 	// (pulling, building an image, waiting for a database).
 	progress func(string)
 	// buildImage builds a local PostgreSQL image of a major version when the
-	// configured image cannot be pulled; it returns the image reference.
-	buildImage func(ctx context.Context, major string) (string, error)
+	// configured image cannot be pulled, tagged ref (empty: pgimage.Tag); it
+	// returns the image reference.
+	buildImage func(ctx context.Context, major, ref string) (string, error)
 	// pollInterval is the readiness poll interval.
 	pollInterval time.Duration
 }
@@ -65,8 +66,8 @@ func New(docker *client.Client, project *compose.Project, opts ...Option) (*Orch
 		progress:     func(string) {},
 		pollInterval: 100 * time.Millisecond,
 	}
-	o.buildImage = func(ctx context.Context, major string) (string, error) {
-		return pgimage.Build(ctx, Importer{Client: o.docker}, pgimage.Options{Major: major, Progress: o.progress})
+	o.buildImage = func(ctx context.Context, major, ref string) (string, error) {
+		return pgimage.Build(ctx, Importer{Client: o.docker}, pgimage.Options{Major: major, Ref: ref, Progress: o.progress})
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {

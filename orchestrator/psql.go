@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -30,7 +32,71 @@ func (o *Orchestrator) Psql(ctx context.Context, db compose.Database, dbname str
 	if err != nil {
 		return err
 	}
-	return o.psqlIn(ctx, c, db, dbname, t, workDir, script)
+	err = o.psqlIn(ctx, c, db, dbname, t, workDir, script)
+	return o.explainStopped(ctx, c.ID, "database container "+containerName(c), o.ConnString(db), err)
+}
+
+// StoppedError says the container of the server psql was loading into
+// stopped while it ran: the plain cause behind psql's "server closed the
+// connection unexpectedly".
+type StoppedError struct {
+	// Container names the container ("database container rulesdb-1").
+	Container string
+	State     ContainerState
+	// Err is what psql reported.
+	Err error
+}
+
+func (e *StoppedError) Error() string {
+	how := fmt.Sprintf("%s, exit code %d", e.State.Status, e.State.ExitCode)
+	switch {
+	case e.State.OOMKill:
+		how += ": killed for lack of memory"
+	case e.State.ExitCode == 137:
+		how += ": killed (docker kill, or the kernel for lack of memory)"
+	}
+	return fmt.Sprintf("the %s stopped while the file was loading (%s); psql said: %v", e.Container, how, e.Err)
+}
+
+func (e *StoppedError) Unwrap() error { return e.Err }
+
+// explainStopped turns err into a StoppedError when the container id is
+// no longer running. A server killed under psql can be gone a moment before
+// the engine records its container as stopped, so unless the server at
+// connString still answers, this waits up to 5 s for the engine to catch
+// up. Other errors, Ctrl-C and nil pass unchanged. It runs without
+// cancellation: the container's state is the news.
+func (o *Orchestrator) explainStopped(ctx context.Context, id, what, connString string, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	target := &engineTarget{o: o, id: id}
+	st, ierr := target.State(ictx)
+	if ierr == nil && st.Running {
+		pctx, pcancel := context.WithTimeout(ictx, 2*time.Second)
+		alive := ping(pctx, connString) == nil
+		pcancel()
+		if alive {
+			return err
+		}
+		wctx, wcancel := context.WithTimeout(ictx, 5*time.Second)
+		w := o.docker.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+		select {
+		case <-w.Result:
+		case <-w.Error:
+		}
+		wcancel()
+		st, ierr = target.State(ictx)
+	}
+	switch {
+	case cerrdefs.IsNotFound(ierr):
+		st = ContainerState{Status: "removed"}
+	case ierr != nil, st.Running:
+		return err
+	}
+	return &StoppedError{Container: what, State: st, Err: err}
 }
 
 // psqlIn is Psql against container c, whose server has db's credentials.
@@ -149,10 +215,11 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 			return fmt.Errorf("wait for psql helper of %s: %w", db.Name, err)
 		}
 	case exit = <-wait.Result:
-		// psql ended before the whole script was sent (a statement failed);
-		// psql's own error, below, is the one to report.
+		// psql ended before the whole script was sent: a statement failed,
+		// and psql's own error, below, is the one to report; or the feeder
+		// could not read the script and killed psql, and its error is.
 		stop := release()
-		<-fed
+		feedErr = <-fed
 		stop()
 	case err := <-wait.Error:
 		_ = kill()

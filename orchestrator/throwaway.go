@@ -117,5 +117,6 @@ func (t *Throwaway) ConnString(compose.Database) string { return t.o.ConnString(
 
 // Psql runs psql against the throwaway.
 func (t *Throwaway) Psql(ctx context.Context, _ compose.Database, dbname string, tr Transport, workDir string, script io.Reader) error {
-	return t.o.psqlIn(ctx, container.Summary{ID: t.id, Image: t.image, Names: []string{"/" + t.id[:12]}}, t.DB, dbname, tr, workDir, script)
+	err := t.o.psqlIn(ctx, container.Summary{ID: t.id, Image: t.image, Names: []string{"/" + t.id[:12]}}, t.DB, dbname, tr, workDir, script)
+	return t.o.explainStopped(ctx, t.id, "throwaway container "+t.id[:12], t.ConnString(t.DB), err)
 }

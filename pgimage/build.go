@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
+	"time"
 )
 
 //go:embed entrypoint.sh
@@ -51,15 +53,22 @@ type Options struct {
 	// Progress receives one line per step of the build (debootstrap's own
 	// lines included); nil discards them.
 	Progress func(line string)
+	// Ref is the image reference to tag the build with; default
+	// Tag(Major), the one aidb runs when it cannot pull. Another reference
+	// tries a build without replacing that one.
+	Ref string
 }
 
 // ErrMajorNotShipped reports a major version the Debian release has no
 // postgresql-<major> package for.
 var ErrMajorNotShipped = errors.New("postgresql major version not shipped by this Debian release")
 
-// Build bootstraps, imports and tags Tag(opts.Major), and returns that tag.
-// It runs as long as debootstrap needs (about two minutes here) and stops
-// when ctx is cancelled; the temporary root filesystem is always removed.
+// Build bootstraps, imports and tags opts.Ref (default Tag(opts.Major)),
+// and returns that reference. It runs as long as debootstrap needs (about
+// two minutes here) and stops when ctx is cancelled: debootstrap's whole
+// process tree is killed, what it mounted in the temporary root filesystem
+// is unmounted, and the folder is removed (also on any failure). Nothing is
+// tagged unless the import completed.
 func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr error) {
 	if err := checkHost(); err != nil {
 		return "", err
@@ -81,13 +90,17 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 		return "", fmt.Errorf("build postgres image: %w", err)
 	}
 	defer func() {
-		if err := os.RemoveAll(root); err != nil && retErr == nil {
-			retErr = fmt.Errorf("remove build folder %s: %w", root, err)
+		err := unmountUnder(root)
+		if err == nil {
+			err = os.RemoveAll(root)
+		}
+		if err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("remove build folder %s: %w", root, err))
 		}
 	}()
 
 	pkg := "postgresql-" + opts.Major
-	progress(fmt.Sprintf("debootstrap %s with %s from %s", suite, pkg, mirror))
+	progress(fmt.Sprintf("debootstrap %s with %s from %s into %s", suite, pkg, mirror, root))
 	if err := debootstrap(ctx, root, suite, mirror, pkg, progress); err != nil {
 		return "", err
 	}
@@ -96,7 +109,10 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 		return "", err
 	}
 
-	ref = Tag(opts.Major)
+	ref = opts.Ref
+	if ref == "" {
+		ref = Tag(opts.Major)
+	}
 	progress("importing " + ref)
 	if err := importRoot(ctx, imp, root, ref, opts.Major); err != nil {
 		return "", err
@@ -120,6 +136,13 @@ func checkHost() error {
 func debootstrap(ctx context.Context, root, suite, mirror, pkg string, progress func(string)) error {
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+pkg, suite, root, mirror)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	// debootstrap is a shell script running wget, dpkg and chroot: killing
+	// it alone would leave them writing into root. In a process group of its
+	// own, Ctrl-C ends the whole tree.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killTree(cmd.Process.Pid, root) }
+	// Bounds Wait should a process outside the group hold the output open.
+	cmd.WaitDelay = 15 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/backup"
@@ -229,39 +229,69 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 
 func (a *app) imageCommand() *cobra.Command {
 	img := &cobra.Command{Use: "image", Short: "Manage the PostgreSQL images aidb runs"}
-	img.AddCommand(&cobra.Command{
+	var tag string
+	build := &cobra.Command{
 		Use:   "build [db...]",
 		Short: "Build the databases' PostgreSQL image locally from Debian's packages (needs root and debootstrap)",
+		Long: `Build the databases' PostgreSQL image locally from Debian's packages (needs
+root and debootstrap): a debootstrap of the host's Debian release with
+postgresql-<major>, imported as aidb.local/postgres:<major>, the image aidb
+runs in place of one it cannot pull. An earlier build is replaced.
+
+--tag builds under another reference instead, leaving aidb.local/postgres
+alone (to try a build, or for tests). Ctrl-C stops debootstrap and all it
+started, removes its folder, and tags nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tag != "" {
+				if _, err := reference.ParseNormalizedNamed(tag); err != nil {
+					return exitcode.BadInput(fmt.Errorf("--tag %s: %v", tag, err))
+				}
+			}
 			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			dbs := s.dbs
-			built := map[string]string{}
-			for _, db := range dbs {
+			// Every database's major first: bad input is refused before
+			// anything is built.
+			var majors []string
+			stands := map[string]string{}
+			for _, db := range s.dbs {
 				major, err := orchestrator.ImageMajor(db.Image)
 				if err != nil {
 					return exitcode.BadInput(err)
 				}
-				if _, done := built[major]; done {
-					continue
+				if _, seen := stands[major]; !seen {
+					majors = append(majors, major)
+					stands[major] = db.Image
 				}
-				ref, err := s.orch.BuildImage(cmd.Context(), major)
+			}
+			if tag != "" && len(majors) > 1 {
+				return exitcode.BadInput(fmt.Errorf("--tag %s names one image, but the databases need PostgreSQL %s: name one database", tag, strings.Join(majors, " and ")))
+			}
+			var built []string
+			for _, major := range majors {
+				ref, err := s.orch.BuildImage(cmd.Context(), major, tag)
 				if err != nil {
 					return err
 				}
-				built[major] = ref
-				a.say("built %s (stands in for %s when it cannot be pulled)", ref, db.Image)
+				built = append(built, ref)
+				if tag == "" {
+					a.say("built %s (stands in for %s when it cannot be pulled)", ref, stands[major])
+				} else {
+					a.say("built %s", ref)
+				}
 			}
 			if a.json {
+				slices.Sort(built)
 				return a.printJSON(struct {
 					Images []string `json:"images"`
-				}{slices.Sorted(maps.Values(built))})
+				}{built})
 			}
 			return nil
 		},
-	})
+	}
+	build.Flags().StringVar(&tag, "tag", "", "tag the build with this image reference instead of aidb.local/postgres:<major>")
+	img.AddCommand(build)
 	return img
 }

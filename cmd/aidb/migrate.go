@@ -152,6 +152,7 @@ func (a *app) eachMigration(ctx context.Context, names []string, fn func(context
 			return err
 		}
 		r, err := migrations.Open(s.orch.ConnString(db), src, migrations.Options{
+			LockTimeout: a.lockTimeout,
 			OnWait: func(holder string) {
 				a.say("%s: another migration holds the lock (%s); waiting for it", db.Name, holder)
 			},
