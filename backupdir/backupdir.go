@@ -167,6 +167,25 @@ type File struct {
 	*os.File
 	final string
 	done  bool
+	// written and flushed are the bytes written and those whose write-out
+	// to disk was started.
+	written, flushed int64
+}
+
+// writebackEvery is how many written bytes start their write-out to disk
+// while the backup goes on, so Commit's fsync waits only for the tail.
+const writebackEvery = 8 << 20
+
+// Write writes to the partial file and starts the write-out of every
+// writebackEvery bytes.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	f.written += int64(n)
+	if f.written-f.flushed >= writebackEvery {
+		startWriteback(f.File, f.flushed, f.written-f.flushed)
+		f.flushed = f.written
+	}
+	return n, err
 }
 
 // PartialSuffix marks files still being written.
