@@ -35,9 +35,6 @@ type Table struct {
 	// data was not read (schema-only).
 	Rows *int64 `json:"rows,omitempty"`
 	Hash string `json:"hash,omitempty"`
-	// dataColumns are the columns a dump holds data of: all but the
-	// generated ones, whose values the restore computes again.
-	dataColumns []string
 }
 
 // QualifiedName is schema.name, each part quoted where needed.
@@ -123,12 +120,13 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	if fp.SchemaHash, err = SchemaHash(ctx, q); err != nil {
 		return fp, err
 	}
-	if fp.Tables, err = tables(ctx, q, opts.Exclude); err != nil {
+	var dataColumns [][]string
+	if fp.Tables, dataColumns, err = tables(ctx, q, opts.Exclude); err != nil {
 		return fp, err
 	}
 	if opts.Data {
 		for i := range fp.Tables {
-			if err := scan(ctx, q, &fp.Tables[i], opts.WholeRow); err != nil {
+			if err := scan(ctx, q, &fp.Tables[i], dataColumns[i], opts.WholeRow); err != nil {
 				return fp, err
 			}
 		}
@@ -165,7 +163,9 @@ const userRelations = `
 	n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
 	AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
 
-func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
+// tables lists the user tables, and for each the columns a dump holds data
+// of: all but the generated ones, whose values a restore computes again.
+func tables(ctx context.Context, q Querier, exclude []string) ([]Table, [][]string, error) {
 	rows, err := q.Query(ctx, `
 		SELECT n.nspname, c.relname,
 		       coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}'),
@@ -177,17 +177,24 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
 		GROUP BY n.nspname, c.relname
 		ORDER BY n.nspname, c.relname`)
 	if err != nil {
-		return nil, fmt.Errorf("fingerprint: tables: %w", err)
+		return nil, nil, fmt.Errorf("fingerprint: tables: %w", err)
 	}
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Table, error) {
-		var t Table
-		err := r.Scan(&t.Schema, &t.Name, &t.Columns, &t.dataColumns)
-		return t, err
+	var out []Table
+	var dataColumns [][]string
+	var t Table
+	var data []string
+	_, err = pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Columns, &data}, func() error {
+		if !slices.Contains(exclude, t.Key()) {
+			out = append(out, t)
+			dataColumns = append(dataColumns, data)
+		}
+		t, data = Table{}, nil
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fingerprint: tables: %w", err)
+		return nil, nil, fmt.Errorf("fingerprint: tables: %w", err)
 	}
-	return slices.DeleteFunc(all, func(t Table) bool { return slices.Contains(exclude, t.Key()) }), nil
+	return out, dataColumns, nil
 }
 
 // scan counts the table's rows and hashes its content (ContentHashSQL)
@@ -196,9 +203,9 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, error) {
 // restore produces does not matter; the hash of the text form is the same
 // on every server version. RowHasher computes the same from a dump's
 // stream.
-func scan(ctx context.Context, q Querier, t *Table, wholeRow bool) error {
-	cols := make([]string, len(t.dataColumns))
-	for i, c := range t.dataColumns {
+func scan(ctx context.Context, q Querier, t *Table, dataColumns []string, wholeRow bool) error {
+	cols := make([]string, len(dataColumns))
+	for i, c := range dataColumns {
 		cols[i] = "t." + pgx.Identifier{c}.Sanitize()
 	}
 	var n int64
