@@ -102,7 +102,7 @@ func (h *helper) kill(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if _, err := h.o.docker.ContainerRemove(rctx, h.id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			h.killErr = fmt.Errorf("remove %s helper %s: %w", h.tool, h.id[:12], err)
+			h.killErr = fmt.Errorf("could not remove the %s helper container (%w); once the engine answers, run: docker rm -f %s", h.tool, err, h.id[:12])
 		}
 	})
 	return h.killErr

@@ -99,7 +99,7 @@ func (t *Throwaway) Close(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if _, err := t.o.docker.ContainerRemove(rctx, t.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("remove throwaway container %s: %w", t.id[:12], err)
+		return fmt.Errorf("could not remove the throwaway container (%w); once the engine answers, run: docker rm -f %s", err, t.id[:12])
 	}
 	return nil
 }
