@@ -223,6 +223,9 @@ func (h *RowHasher) appendField(rec, f []byte) []byte {
 	return append(rec, '"')
 }
 
+// copyControls are COPY's one-letter escapes of control characters.
+var copyControls = map[byte]byte{'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
+
 // unescapeCopy decodes COPY's text-format escapes as COPY FROM reads them.
 func unescapeCopy(dst, f []byte) []byte {
 	for i := 0; i < len(f); i++ {
@@ -235,19 +238,12 @@ func unescapeCopy(dst, f []byte) []byte {
 		if i == len(f) {
 			break
 		}
-		switch c = f[i]; c {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'v':
-			dst = append(dst, '\v')
+		c = f[i]
+		if ctl, ok := copyControls[c]; ok {
+			dst = append(dst, ctl)
+			continue
+		}
+		switch c {
 		case '0', '1', '2', '3', '4', '5', '6', '7':
 			v := c - '0'
 			for k := 0; k < 2 && i+1 < len(f) && f[i+1] >= '0' && f[i+1] <= '7'; k++ {
