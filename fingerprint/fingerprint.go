@@ -204,17 +204,17 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, [][]stri
 // on every server version. RowHasher computes the same from a dump's
 // stream.
 func scan(ctx context.Context, q Querier, t *Table, dataColumns []string, wholeRow bool) error {
-	cols := make([]string, len(dataColumns))
-	for i, c := range dataColumns {
-		cols[i] = "t." + pgx.Identifier{c}.Sanitize()
+	hash := WholeRowHashSQL
+	if !wholeRow {
+		cols := make([]string, len(dataColumns))
+		for i, c := range dataColumns {
+			cols[i] = "t." + pgx.Identifier{c}.Sanitize()
+		}
+		hash = fmt.Sprintf(ContentHashSQL, strings.Join(cols, ", "))
 	}
 	var n int64
 	var sum string
-	query := fmt.Sprintf(`SELECT count(*), `+ContentHashSQL+` FROM ONLY %s AS t`, strings.Join(cols, ", "), t.QualifiedName())
-	if wholeRow {
-		query = `SELECT count(*), ` + WholeRowHashSQL + ` FROM ONLY ` + t.QualifiedName() + ` AS t`
-	}
-	err := q.QueryRow(ctx, query).Scan(&n, &sum)
+	err := q.QueryRow(ctx, "SELECT count(*), "+hash+" FROM ONLY "+t.QualifiedName()+" AS t").Scan(&n, &sum)
 	if err != nil {
 		return fmt.Errorf("fingerprint: read table %s: %w", t.Key(), err)
 	}

@@ -50,11 +50,10 @@ func TestKillTreeEndsTheGroupAndWhatWorksInRoot(t *testing.T) {
 
 	// The shell, its two children, and the stray.
 	var members []int
-	deadline := time.Now().Add(10 * time.Second)
-	for members = treeProcesses(group.Process.Pid, root); len(members) < 4; members = treeProcesses(group.Process.Pid, root) {
-		require.False(t, time.Now().After(deadline), "the shell did not start its children: %v", members)
-		time.Sleep(20 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool {
+		members = treeProcesses(group.Process.Pid, root)
+		return len(members) >= 4
+	}, 10*time.Second, 20*time.Millisecond, "the shell did not start its children")
 	assert.Contains(t, members, stray.Process.Pid, "working inside root")
 
 	done := make(chan struct{})
