@@ -33,8 +33,10 @@ import (
 type Engine interface {
 	RequireReady(ctx context.Context, db compose.Database) error
 	ConnString(db compose.Database) string
-	Dump(ctx context.Context, db compose.Database, args []string, t orchestrator.Transport, workDir string, w io.Writer) error
+	Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error
 	Image(ctx context.Context, db compose.Database) (string, error)
+	Resolve(t orchestrator.Transport) orchestrator.Transport
+	RunStreams(ctx context.Context, db compose.Database, role string, runs []orchestrator.ToolRun, workDir string) (*orchestrator.Streams, error)
 }
 
 // Request says what to back up.
@@ -46,6 +48,9 @@ type Request struct {
 	Dir string
 	// Transport is how pg_dump's output reaches the folder.
 	Transport orchestrator.Transport
+	// SplitOver is the table size from which a table's rows are read in
+	// parts at the same time (helper transport only); 0 never splits.
+	SplitOver int64
 	// ToolVersion goes into the manifests.
 	ToolVersion string
 	// Now is the clock (default time.Now); one timestamp names every file.
@@ -68,6 +73,14 @@ type File struct {
 	Seconds  float64               `json:"duration_s"`
 	Latest   string                `json:"latest,omitempty"`
 	Codec    backupdir.Compression `json:"compression"`
+	// Split names the tables whose rows were read in parts.
+	Split []SplitTable `json:"split,omitempty"`
+}
+
+// SplitTable is a table whose rows a backup read in parts at the same time.
+type SplitTable struct {
+	Table string `json:"table"`
+	Parts int    `json:"parts"`
 }
 
 // Result is what Run wrote.
@@ -200,6 +213,21 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	defer sink.stop()
 
+	helper := e.Resolve(req.Transport) == orchestrator.TransportHelper
+	var split []splitTable
+	var encoding string
+	if req.Kind != backupdir.Schema && req.SplitOver > 0 && helper {
+		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, splitLanes()); err != nil {
+			return out, err
+		}
+		if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&encoding); err != nil {
+			return out, fmt.Errorf("read the encoding of %s: %w", db.Name, err)
+		}
+	}
+	for _, t := range split {
+		out.Split = append(out.Split, SplitTable{Table: t.Schema + "." + t.Name, Parts: t.Parts})
+	}
+
 	// The dump and the fingerprint of the schema run at the same time; the
 	// rows are counted and hashed from the dump's stream as it passes.
 	var fp fingerprint.Fingerprint
@@ -208,7 +236,13 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	g.Go(func() error {
 		t0 := time.Now()
 		defer func() { dumpDur = time.Since(t0) }()
-		if err := e.Dump(gctx, db, args, req.Transport, req.Dir, sink); err != nil {
+		var err error
+		if helper {
+			err = helperDump(gctx, e, db, req.Dir, args, req.Kind == backupdir.Full, snapshot, encoding, split, sink)
+		} else {
+			err = e.Dump(gctx, db, args, sink)
+		}
+		if err != nil {
 			return fmt.Errorf("dump %s: %w", db.Name, err)
 		}
 		return sink.Close()

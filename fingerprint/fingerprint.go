@@ -158,8 +158,9 @@ func extensions(ctx context.Context, q Querier) ([]Extension, error) {
 	return out, nil
 }
 
-// userRelations selects relations of user schemas that no extension owns.
-const userRelations = `
+// UserRelations is the SQL condition, over pg_class c and pg_namespace n,
+// that selects the relations of user schemas that no extension owns.
+const UserRelations = `
 	n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
 	AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
 
@@ -173,7 +174,7 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, [][]stri
 		FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
-		WHERE c.relkind = 'r' AND `+userRelations+`
+		WHERE c.relkind = 'r' AND `+UserRelations+`
 		GROUP BY n.nspname, c.relname
 		ORDER BY n.nspname, c.relname`)
 	if err != nil {
@@ -236,7 +237,7 @@ func Sequences(ctx context.Context, q Querier) ([]Sequence, error) {
 	rows, err := q.Query(ctx, `
 		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind = 'S' AND `+userRelations+`
+		WHERE c.relkind = 'S' AND `+UserRelations+`
 		ORDER BY 1`)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint: sequences: %w", err)
@@ -280,7 +281,7 @@ var schemaQueries = []string{
 	// relations and their columns
 	`SELECT 'relation ' || c.relkind::text || ' ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 	 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ` + userRelations,
+	 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ` + UserRelations,
 	`SELECT 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || a.attnum || ' ' || quote_ident(a.attname)
 	        || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
 	        || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
@@ -288,16 +289,16 @@ var schemaQueries = []string{
 	 FROM pg_catalog.pg_attribute a
 	 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	 LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-	 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ` + userRelations,
+	 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ` + UserRelations,
 	`SELECT 'constraint ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || quote_ident(k.conname) || ' ' || pg_catalog.pg_get_constraintdef(k.oid)
 	 FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	 WHERE ` + userRelations,
+	 WHERE ` + UserRelations,
 	`SELECT 'index ' || pg_catalog.pg_get_indexdef(i.indexrelid)
 	 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	 WHERE ` + userRelations,
+	 WHERE ` + UserRelations,
 	`SELECT 'view ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || pg_catalog.pg_get_viewdef(c.oid)
 	 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	 WHERE c.relkind IN ('v', 'm') AND ` + userRelations,
+	 WHERE c.relkind IN ('v', 'm') AND ` + UserRelations,
 	`SELECT 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname) || ' ' || t.typtype::text
 	        || coalesce(' ' || (SELECT string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid), '')
 	        || CASE WHEN t.typtype = 'd' THEN ' ' || pg_catalog.format_type(t.typbasetype, t.typtypmod) ELSE '' END
@@ -310,7 +311,7 @@ var schemaQueries = []string{
 	   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`,
 	`SELECT 'trigger ' || pg_catalog.pg_get_triggerdef(g.oid)
 	 FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	 WHERE NOT g.tgisinternal AND ` + userRelations,
+	 WHERE NOT g.tgisinternal AND ` + UserRelations,
 	`SELECT 'sequence ' || quote_ident(schemaname) || '.' || quote_ident(sequencename) || ' ' || data_type::text || ' ' || start_value || ' '
 	        || min_value || ' ' || max_value || ' ' || increment_by || ' ' || cycle
 	 FROM pg_catalog.pg_sequences WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`,

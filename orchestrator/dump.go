@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -80,23 +79,17 @@ func (e *ToolError) Error() string {
 // write it, so the rows' content hash can be taken from the stream.
 var DumpEnv = []string{"PGTZ=UTC", "PGOPTIONS=-c bytea_output=hex"}
 
-// Dump runs pg_dump with args against the database and copies its output
-// to w. The connection options (host, user, database) are added here; the
-// password never appears in an argument. workDir is a folder on this host
-// for the helper transport's pipe (the backup folder). It returns when
-// pg_dump has finished and w has everything, or on the first error; on any
-// error or cancellation the helper container is removed.
-func (o *Orchestrator) Dump(ctx context.Context, db compose.Database, args []string, t Transport, workDir string, w io.Writer) error {
+// Dump runs pg_dump with args in the database container and copies its
+// output, read from the exec stream, to w. The connection options are
+// added here. It returns when pg_dump has finished and w has everything,
+// or on the first error. (A local engine's backups go through RunStreams
+// instead: the exec stream is the slow path, for remote engines.)
+func (o *Orchestrator) Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error {
 	c, err := o.runningContainer(ctx, db)
 	if err != nil {
 		return err
 	}
-	switch o.Resolve(t) {
-	case TransportHelper:
-		return o.dumpViaHelper(ctx, db, c, args, workDir, w)
-	default:
-		return o.dumpViaExec(ctx, db, c, args, w)
-	}
+	return o.dumpViaExec(ctx, db, c, args, w)
 }
 
 // runningContainer returns the database's container, which must be running.
@@ -148,67 +141,6 @@ func (o *Orchestrator) dumpViaExec(ctx context.Context, db compose.Database, c c
 	}
 	if res.ExitCode != 0 {
 		return &ToolError{Tool: "pg_dump", ExitCode: res.ExitCode, Stderr: stderr.String()}
-	}
-	return nil
-}
-
-// dumpViaHelper runs pg_dump in a helper container (see helper) writing
-// into the pipe that this process reads into w.
-func (o *Orchestrator) dumpViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, w io.Writer) (retErr error) {
-	args = append(append([]string{}, args...), "--username="+db.User, "--dbname="+db.DBName)
-	h, err := o.startHelper(ctx, db, c, "pg_dump", RoleDump, args, DumpEnv, workDir)
-	if err != nil {
-		return err
-	}
-	defer func() { retErr = errors.Join(retErr, h.close(ctx)) }()
-	fifo, wait := h.fifo, h.wait
-
-	// This process keeps a write end of the pipe open, so opening the read
-	// end never blocks and the reader sees end of file only once both
-	// pg_dump and this keeper have closed it: after the helper exited.
-	keeper, err := os.OpenFile(fifo, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("open pipe %s: %w", fifo, err)
-	}
-	defer keeper.Close()
-	reader, err := os.OpenFile(fifo, os.O_RDONLY, 0)
-	if err != nil {
-		return fmt.Errorf("open pipe %s: %w", fifo, err)
-	}
-	defer reader.Close()
-	growPipe(keeper)
-	copied := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(w, reader)
-		copied <- err
-	}()
-
-	// Wait for pg_dump to exit. If the copy fails first (the folder is
-	// full), stop pg_dump rather than let it block on a full pipe.
-	var exit container.WaitResponse
-	select {
-	case exit = <-wait.Result:
-	case err := <-wait.Error:
-		_ = h.kill(ctx)
-		keeper.Close()
-		<-copied
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("wait for pg_dump helper of %s: %w", db.Name, err)
-	case err := <-copied:
-		if err == nil {
-			err = errors.New("pipe closed before pg_dump exited")
-		}
-		return fmt.Errorf("write dump of %s: %w", db.Name, err)
-	}
-	keeper.Close()
-	copyErr := <-copied
-	if exit.StatusCode != 0 {
-		return h.failure(ctx, exit.StatusCode)
-	}
-	if copyErr != nil {
-		return fmt.Errorf("write dump of %s: %w", db.Name, copyErr)
 	}
 	return nil
 }

@@ -30,8 +30,10 @@ type helper struct {
 	o    *Orchestrator
 	id   string
 	tool string
-	// fifo is the pipe's path on this host.
+	// fifo is the pipe's path on this host; fifos are all of them (a
+	// helper running several tools has one per tool).
 	fifo   string
+	fifos  []string
 	pgpass string
 	// wait reports the tool's exit.
 	wait     client.ContainerWaitResult
@@ -42,54 +44,87 @@ type helper struct {
 // startHelper starts tool with args (connection options are added) in a
 // helper for database db, whose container is c, with role's label.
 func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c container.Summary, tool, role string, args, env []string, workDir string) (_ *helper, retErr error) {
-	absDir, err := filepath.Abs(workDir)
+	h, err := o.newHelper(db, tool, role, workDir, 1)
 	if err != nil {
 		return nil, err
-	}
-	tag := randomTag()
-	h := &helper{o: o, tool: tool,
-		fifo:   filepath.Join(absDir, ".aidb-"+role+"-"+tag+".fifo"),
-		pgpass: filepath.Join(absDir, ".aidb-"+role+"-"+tag+".pgpass"),
 	}
 	defer func() {
 		if retErr != nil {
 			retErr = errors.Join(retErr, h.close(ctx))
 		}
 	}()
-	if err := syscall.Mkfifo(h.fifo, 0o600); err != nil {
-		return nil, fmt.Errorf("create pipe in %s: %w", absDir, err)
+	cmd := append(append([]string{}, args...), "--host=127.0.0.1", "--port=5432", "--file="+h.inHelper(h.fifo))
+	if err := h.start(ctx, db, c, role, []string{tool}, cmd, env); err != nil {
+		return nil, err
 	}
+	return h, nil
+}
+
+// newHelper makes the pipes and the credentials file of a helper that is
+// not started yet; close removes them.
+func (o *Orchestrator) newHelper(db compose.Database, tool, role, workDir string, pipes int) (*helper, error) {
+	absDir, err := filepath.Abs(workDir)
+	if err != nil {
+		return nil, err
+	}
+	tag := randomTag()
+	h := &helper{o: o, tool: tool, pgpass: filepath.Join(absDir, ".aidb-"+role+"-"+tag+".pgpass")}
+	for i := range pipes {
+		name := ".aidb-" + role + "-" + tag + ".fifo"
+		if pipes > 1 {
+			name = fmt.Sprintf(".aidb-%s-%s.%d.fifo", role, tag, i)
+		}
+		path := filepath.Join(absDir, name)
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			_ = h.close(context.Background())
+			return nil, fmt.Errorf("create pipe in %s: %w", absDir, err)
+		}
+		h.fifos = append(h.fifos, path)
+	}
+	h.fifo = h.fifos[0]
 	if err := os.WriteFile(h.pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
+		_ = h.close(context.Background())
 		return nil, fmt.Errorf("write credentials file in %s: %w", absDir, err)
 	}
-	cmd := append(append([]string{}, args...), "--host=127.0.0.1", "--port=5432", "--file="+helperMount+"/"+filepath.Base(h.fifo))
+	return h, nil
+}
+
+// inHelper is where the helper sees a file of the work folder.
+func (h *helper) inHelper(path string) string {
+	return helperMount + "/" + filepath.Base(path)
+}
+
+// start creates and starts the helper's container running entrypoint
+// with cmd.
+func (h *helper) start(ctx context.Context, db compose.Database, c container.Summary, role string, entrypoint, cmd, env []string) error {
+	o := h.o
 	// Created without cancellation: a create abandoned mid-flight by Ctrl-C
 	// could still happen in the engine, unrecorded, and outlive this call.
 	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:      c.Image,
-			Entrypoint: []string{tool},
+			Entrypoint: entrypoint,
 			Cmd:        cmd,
-			Env:        append([]string{"PGPASSFILE=" + helperMount + "/" + filepath.Base(h.pgpass)}, env...),
+			Env:        append([]string{"PGPASSFILE=" + h.inHelper(h.pgpass)}, env...),
 			Labels:     Labels(o.project.Name, db.Service, role),
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode("container:" + c.ID),
-			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: absDir, Target: helperMount}},
+			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: filepath.Dir(h.pgpass), Target: helperMount}},
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create %s helper for %s: %w", tool, db.Name, err)
+		return fmt.Errorf("create %s helper for %s: %w", h.tool, db.Name, err)
 	}
 	h.id = res.ID
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	h.wait = o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("start %s helper for %s: %w", tool, db.Name, err)
+		return fmt.Errorf("start %s helper for %s: %w", h.tool, db.Name, err)
 	}
-	return h, nil
+	return nil
 }
 
 // kill stops the tool and removes its container (once), also after
@@ -112,7 +147,9 @@ func (h *helper) kill(ctx context.Context) error {
 // helper never outlives the call that started it.
 func (h *helper) close(ctx context.Context) error {
 	err := h.kill(ctx)
-	_ = os.Remove(h.fifo)
+	for _, f := range h.fifos {
+		_ = os.Remove(f)
+	}
 	_ = os.Remove(h.pgpass)
 	return err
 }

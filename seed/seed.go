@@ -122,6 +122,13 @@ func (s Seeder) Seed(ctx context.Context, conn *pgx.Conn, rows int, progress fun
 	if err := tx.Commit(ctx); err != nil {
 		return res, err
 	}
+	// Fresh statistics, as after any bulk load: the planner's, and the
+	// table sizes a backup reads to decide which tables to read in parts.
+	for _, t := range tables {
+		if _, err := conn.Exec(ctx, "ANALYZE "+pgx.Identifier{t.name}.Sanitize()); err != nil {
+			return res, fmt.Errorf("seed %s.%s: analyze: %w", s.Database, t.name, err)
+		}
+	}
 	res.Duration = time.Since(start)
 	return res, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -18,7 +19,7 @@ import (
 
 func (a *app) backupCommand() *cobra.Command {
 	var schemaOnly, dataOnly bool
-	var compress, via string
+	var compress, via, splitOver string
 	var verifyAfter bool
 	cmd := &cobra.Command{
 		Use:   "backup [db...]",
@@ -41,6 +42,10 @@ func (a *app) backupCommand() *cobra.Command {
 			if err != nil {
 				return exitcode.BadInput(err)
 			}
+			split, err := parseSize(splitOver)
+			if err != nil {
+				return exitcode.BadInput(fmt.Errorf("--split-over: %w", err))
+			}
 			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
@@ -51,7 +56,7 @@ func (a *app) backupCommand() *cobra.Command {
 				return err
 			}
 			defer release()
-			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t})
+			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split})
 			if err != nil {
 				return err
 			}
@@ -75,7 +80,20 @@ func (a *app) backupCommand() *cobra.Command {
 	f.BoolVar(&dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
 	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")
 	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; local engines), stream (docker exec; any engine) or auto")
+	f.StringVar(&splitOver, "split-over", units.BytesSize(backup.DefaultSplitOver), "read the rows of tables at least this large (by the server's statistics) in parts at the same time, one per core (helper transport); 0 never")
 	return cmd
+}
+
+// parseSize reads a size such as 32MB or 1GiB (powers of 1024), or 0.
+func parseSize(s string) (int64, error) {
+	n, err := units.RAMInBytes(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size (write it as 0, 512KB, 32MB or 1GB)", s)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("%q: a size cannot be negative", s)
+	}
+	return n, nil
 }
 
 // runBackup runs a backup request in the session's backup folder, showing

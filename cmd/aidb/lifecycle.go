@@ -172,7 +172,7 @@ func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Databas
 		}
 		defer release()
 	}
-	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: orchestrator.TransportAuto})
+	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: orchestrator.TransportAuto, SplitOver: backup.DefaultSplitOver})
 	if err != nil {
 		return nil, fmt.Errorf("safety backup: %w", err)
 	}

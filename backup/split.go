@@ -1,0 +1,273 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/orchestrator"
+)
+
+// DefaultSplitOver is the table size from which a backup reads a table's
+// rows in parts, at the same time (see splitTable).
+const DefaultSplitOver = 32 << 20
+
+// A splitTable is a table whose rows a backup reads in parts, by ranges of
+// pages, each part by a connection of its own in the dump's snapshot, so
+// that one large table's COPY (the server's text conversion of every
+// value: most of a dump's time) takes every core. pg_dump writes the rest
+// of the file, leaving out this table's data, and the parts are put where
+// pg_dump puts table data, in page order, as one COPY block: the file is
+// one pg_dump would write, and restores with plain psql.
+type splitTable struct {
+	Schema, Name string
+	// Qualified is the quoted name; Columns the quoted columns a dump
+	// holds (all but generated ones), as pg_dump lists them.
+	Qualified, Columns string
+	// Pages is the table's size in pages when the snapshot's transaction
+	// locked it. The last part has no upper bound, so the parts hold every
+	// row the snapshot sees whatever the size.
+	Pages int64
+	Parts int
+}
+
+// largeTables lists the tables the dump holds data of that are at least
+// minBytes large by the server's estimate (pg_class.relpages, kept by
+// VACUUM and ANALYZE: reading it takes no lock, so a table another session
+// holds locked does not stop the backup here, only pg_dump, as before),
+// largest first. Each is then locked in the snapshot's transaction (ACCESS
+// SHARE, as pg_dump does) and its real size read. A server before 14 (no
+// TID range scans, so a part would read the whole table) gets none.
+func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exclude []string, parts int) ([]splitTable, error) {
+	var version int
+	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return nil, fmt.Errorf("read the server version: %w", err)
+	}
+	if version < 140000 || minBytes <= 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, `
+		SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+		       coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+		                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '')
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_catalog.pg_class toast ON toast.oid = c.reltoastrelid
+		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND `+fingerprint.UserRelations+`
+		  AND (c.relpages::bigint + coalesce(toast.relpages, 0)) * current_setting('block_size')::bigint >= $1
+		ORDER BY c.relpages::bigint + coalesce(toast.relpages, 0) DESC, n.nspname, c.relname`, minBytes)
+	if err != nil {
+		return nil, fmt.Errorf("list the large tables: %w", err)
+	}
+	var out []splitTable
+	var t splitTable
+	if _, err := pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Qualified, &t.Columns}, func() error {
+		if t.Columns != "" && !slices.Contains(exclude, t.Schema+"."+t.Name) {
+			out = append(out, t)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list the large tables: %w", err)
+	}
+	var kept []splitTable
+	for _, t := range out {
+		if _, err := q.Exec(ctx, "LOCK TABLE ONLY "+t.Qualified+" IN ACCESS SHARE MODE"); err != nil {
+			return nil, fmt.Errorf("lock table %s.%s: %w", t.Schema, t.Name, err)
+		}
+		if err := q.QueryRow(ctx, "SELECT pg_catalog.pg_relation_size($1::regclass) / current_setting('block_size')::bigint", t.Qualified).Scan(&t.Pages); err != nil {
+			return nil, fmt.Errorf("read the size of table %s.%s: %w", t.Schema, t.Name, err)
+		}
+		if t.Parts = int(min(int64(parts), t.Pages)); t.Parts >= 2 {
+			kept = append(kept, t)
+		}
+	}
+	return kept, nil
+}
+
+// splitLanes is how many parts are read at the same time: one per core,
+// two at least, four at most.
+func splitLanes() int { return min(4, max(2, runtime.NumCPU())) }
+
+// header is what pg_dump writes before a table's rows.
+func (t splitTable) header() []byte {
+	oneLine := strings.NewReplacer("\n", " ", "\r", " ")
+	return fmt.Appendf(nil, "--\n-- Data for Name: %s; Type: TABLE DATA; Schema: %s; Owner: -\n--\n\nCOPY %s (%s) FROM stdin;\n",
+		oneLine.Replace(t.Name), oneLine.Replace(t.Schema), t.Qualified, t.Columns)
+}
+
+// copyEnd ends a table's rows as pg_dump does.
+var copyEnd = []byte("\\.\n\n\n")
+
+// partQuery is the COPY of part k (from 0) of the table's n parts.
+func (t splitTable) partQuery(k int) string {
+	lo := t.Pages * int64(k) / int64(t.Parts)
+	where := fmt.Sprintf("ctid >= '(%d,0)'::tid", lo)
+	if k < t.Parts-1 {
+		where += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", t.Pages*int64(k+1)/int64(t.Parts))
+	}
+	return fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", t.Columns, t.Qualified, where)
+}
+
+// excludePattern is pg_dump's pattern for exactly this table: inside
+// double quotes nothing is a wildcard.
+func (t splitTable) excludePattern() string {
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	return q(t.Schema) + "." + q(t.Name)
+}
+
+// partEnv are the session settings pg_dump uses (and orchestrator.DumpEnv
+// adds to), so a part's values are written as pg_dump writes them.
+func partEnv(encoding string) []string {
+	return []string{
+		"PGTZ=UTC", "PGCLIENTENCODING=" + encoding,
+		"PGOPTIONS=-c bytea_output=hex -c extra_float_digits=3 -c datestyle=ISO -c intervalstyle=postgres -c row_security=off" +
+			" -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c synchronize_seqscans=off",
+	}
+}
+
+// helperDump writes the backup of db to w through a helper container
+// (orchestrator.RunStreams): pg_dump with args, and with tables read in
+// parts. Then pg_dump (with the tables' data left out) writes everything
+// up to its closing comment, the parts follow table by table, then that
+// comment; a full backup's indexes, constraints and triggers come after,
+// from a second pg_dump of the post-data section (in the same snapshot),
+// so a restore loads the rows before it builds them.
+func helperDump(ctx context.Context, e Engine, db compose.Database, dir string, args []string, full bool, snapshot, encoding string, tables []splitTable, w io.Writer) error {
+	if len(tables) == 0 {
+		full = false // one pg_dump writes the whole file
+	}
+	main := append([]string{}, args...)
+	if full {
+		main = append(main, "--section=pre-data", "--section=data")
+	}
+	for _, t := range tables {
+		main = append(main, "--exclude-table-data="+t.excludePattern())
+	}
+	runs := []orchestrator.ToolRun{{Name: "pg_dump", Tool: "pg_dump", Args: main, Env: orchestrator.DumpEnv}}
+	lanes := splitLanes()
+	lane := 0
+	for _, t := range tables {
+		for k := range t.Parts {
+			runs = append(runs, orchestrator.ToolRun{
+				Name: fmt.Sprintf("psql (%s.%s, part %d of %d)", t.Schema, t.Name, k+1, t.Parts),
+				Tool: "psql",
+				Args: []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
+					"--command=BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+					"--command=SET TRANSACTION SNAPSHOT '" + snapshot + "'",
+					"--command=" + t.partQuery(k), "--command=COMMIT"},
+				Env:  partEnv(encoding),
+				Lane: 1 + lane%lanes,
+			})
+			lane++
+		}
+	}
+	if full {
+		post := append(append([]string{}, args...), "--section=post-data")
+		runs = append(runs, orchestrator.ToolRun{Name: "pg_dump (post-data)", Tool: "pg_dump", Args: post, Env: orchestrator.DumpEnv})
+	}
+
+	s, err := e.RunStreams(ctx, db, orchestrator.RoleDump, runs, dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close(context.WithoutCancel(ctx))
+	stream := func(i int) func(context.Context) (io.ReadCloser, error) {
+		return func(ctx context.Context) (io.ReadCloser, error) { return s.Stream(ctx, i) }
+	}
+	text := func(b []byte) segment { return segment{text: func() ([]byte, error) { return b, nil }} }
+	if len(tables) == 0 {
+		return writeAll(ctx, s, w)
+	}
+	hb := &holdback{w: w}
+	segs := []segment{{open: stream(0), to: hb, end: hb.finish}}
+	i := 1
+	for _, t := range tables {
+		segs = append(segs, text(t.header()))
+		var parts []func(context.Context) (io.ReadCloser, error)
+		for range t.Parts {
+			parts = append(parts, stream(i))
+			i++
+		}
+		segs = append(segs, segment{rows: parts}, text(copyEnd))
+	}
+	segs = append(segs, segment{text: func() ([]byte, error) { return hb.trailer, nil }})
+	if full {
+		segs = append(segs, segment{open: stream(i)})
+	}
+	if err := writeInOrder(ctx, w, dir, segs); err != nil {
+		return abort(ctx, s, err)
+	}
+	return s.Wait(ctx)
+}
+
+// abort stops the runs after the reading failed with err, and says why:
+// Ctrl-C, else a run that had failed (the likelier cause), else err.
+func abort(ctx context.Context, s *orchestrator.Streams, err error) error {
+	runErr := s.Abort(context.WithoutCancel(ctx))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return err
+}
+
+// writeAll copies the one stream of s to w.
+func writeAll(ctx context.Context, s *orchestrator.Streams, w io.Writer) error {
+	r, err := s.Stream(ctx, 0)
+	if err == nil {
+		// Closing the stream ends a read that waits for pg_dump.
+		stop := context.AfterFunc(ctx, func() { r.Close() })
+		_, err = io.CopyBuffer(onlyWriter{w}, r, make([]byte, drainBuffer))
+		stop()
+	}
+	if err != nil {
+		return abort(ctx, s, err)
+	}
+	return s.Wait(ctx)
+}
+
+// dumpComplete starts the closing comment of every plain pg_dump file.
+var dumpComplete = []byte("--\n-- PostgreSQL database dump complete\n--\n")
+
+// holdback passes a plain dump on to w but for its closing comment (and
+// the \unrestrict line pg_dump writes after it), kept in trailer for later.
+type holdback struct {
+	w       io.Writer
+	tail    []byte
+	trailer []byte
+}
+
+// holdbackSize is more than pg_dump writes after the last row: the
+// closing comment and the \unrestrict line.
+const holdbackSize = 4096
+
+func (h *holdback) Write(p []byte) (int, error) {
+	h.tail = append(h.tail, p...)
+	if n := len(h.tail) - holdbackSize; n > 0 {
+		if _, err := h.w.Write(h.tail[:n]); err != nil {
+			return 0, err
+		}
+		h.tail = append(h.tail[:0], h.tail[n:]...)
+	}
+	return len(p), nil
+}
+
+// finish passes on what precedes the closing comment.
+func (h *holdback) finish() error {
+	i := bytes.LastIndex(h.tail, dumpComplete)
+	if i < 0 || (i > 0 && h.tail[i-1] != '\n') {
+		return fmt.Errorf("pg_dump's output does not end with its closing comment (%q): it was cut short", dumpComplete[3:len(dumpComplete)-4])
+	}
+	h.trailer = bytes.Clone(h.tail[i:])
+	_, err := h.w.Write(h.tail[:i])
+	return err
+}
