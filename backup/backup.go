@@ -216,8 +216,9 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	helper := e.Resolve(req.Transport) == orchestrator.TransportHelper
 	var split []splitTable
 	var encoding string
-	if req.Kind != backupdir.Schema && req.SplitOver > 0 && helper {
-		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, splitLanes()); err != nil {
+	lanes := splitLanes(len(req.Databases))
+	if req.Kind != backupdir.Schema && req.SplitOver > 0 && helper && lanes >= 2 {
+		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, lanes); err != nil {
 			return out, err
 		}
 		if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&encoding); err != nil {
@@ -238,7 +239,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		defer func() { dumpDur = time.Since(t0) }()
 		var err error
 		if helper {
-			err = helperDump(gctx, e, db, req.Dir, args, req.Kind == backupdir.Full, snapshot, encoding, split, sink)
+			err = helperDump(gctx, e, db, req.Dir, args, req.Kind == backupdir.Full, snapshot, encoding, split, lanes, sink)
 		} else {
 			err = e.Dump(gctx, db, args, sink)
 		}

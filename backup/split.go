@@ -91,9 +91,19 @@ func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exc
 	return kept, nil
 }
 
-// splitLanes is how many parts are read at the same time: one per core,
-// two at least, four at most.
-func splitLanes() int { return min(4, max(2, runtime.NumCPU())) }
+// splitLanes is how many parts of a database's tables are read at the
+// same time when dbs databases are backed up at once: the cores shared
+// among them, two at least (measured here on 2 cores, two databases each
+// reading its large table in two parts finish sooner than with one part
+// each: the larger dump, alone at the end, would leave a core idle), four
+// at most. One core splits nothing.
+func splitLanes(dbs int) int {
+	cores := runtime.NumCPU()
+	if cores < 2 {
+		return 1
+	}
+	return min(4, max(2, cores/max(1, dbs)))
+}
 
 // header is what pg_dump writes before a table's rows.
 func (t splitTable) header() []byte {
@@ -139,7 +149,7 @@ func partEnv(encoding string) []string {
 // comment; a full backup's indexes, constraints and triggers come after,
 // from a second pg_dump of the post-data section (in the same snapshot),
 // so a restore loads the rows before it builds them.
-func helperDump(ctx context.Context, e Engine, db compose.Database, dir string, args []string, full bool, snapshot, encoding string, tables []splitTable, w io.Writer) error {
+func helperDump(ctx context.Context, e Engine, db compose.Database, dir string, args []string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
 	if len(tables) == 0 {
 		full = false // one pg_dump writes the whole file
 	}
@@ -151,7 +161,6 @@ func helperDump(ctx context.Context, e Engine, db compose.Database, dir string, 
 		main = append(main, "--exclude-table-data="+t.excludePattern())
 	}
 	runs := []orchestrator.ToolRun{{Name: "pg_dump", Tool: "pg_dump", Args: main, Env: orchestrator.DumpEnv}}
-	lanes := splitLanes()
 	lane := 0
 	for _, t := range tables {
 		for k := range t.Parts {
