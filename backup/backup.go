@@ -218,7 +218,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	var encoding string
 	lanes := splitLanes(len(req.Databases))
 	if req.Kind != backupdir.Schema && req.SplitOver > 0 && helper && lanes >= 2 {
-		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, lanes); err != nil {
+		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, lanes, req.Kind == backupdir.Data); err != nil {
 			return out, err
 		}
 		if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&encoding); err != nil {

@@ -40,13 +40,17 @@ type splitTable struct {
 }
 
 // largeTables lists the tables the dump holds data of that are at least
-// minBytes large by the server's estimate (pg_class.relpages, kept by
+// minBytes large by the server's estimate. With fkFree (data-only dumps,
+// which psql loads into a schema with its foreign keys in place, in the
+// order pg_dump gives) tables in a foreign key, as either side, or whose
+// ancestors are, are left whole: their rows must stay where pg_dump puts
+// them, while the parts go last. The estimate is pg_class.relpages, kept by
 // VACUUM and ANALYZE: reading it takes no lock, so a table another session
-// holds locked does not stop the backup here, only pg_dump, as before),
-// largest first. Each is then locked in the snapshot's transaction (ACCESS
+// holds locked does not stop the backup here, only pg_dump, as before.
+// Largest first. Each is then locked in the snapshot's transaction (ACCESS
 // SHARE, as pg_dump does) and its real size read. A server before 14 (no
 // TID range scans, so a part would read the whole table) gets none.
-func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exclude []string, parts int) ([]splitTable, error) {
+func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exclude []string, parts int, fkFree bool) ([]splitTable, error) {
 	var version int
 	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
 		return nil, fmt.Errorf("read the server version: %w", err)
@@ -62,7 +66,12 @@ func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exc
 		LEFT JOIN pg_catalog.pg_class toast ON toast.oid = c.reltoastrelid
 		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND `+fingerprint.UserRelations+`
 		  AND (c.relpages::bigint + coalesce(toast.relpages, 0)) * current_setting('block_size')::bigint >= $1
-		ORDER BY c.relpages::bigint + coalesce(toast.relpages, 0) DESC, n.nspname, c.relname`, minBytes)
+		  AND NOT ($2 AND EXISTS (
+		        SELECT 1 FROM pg_catalog.pg_constraint f
+		        WHERE f.contype = 'f' AND (f.conrelid = c.oid OR f.confrelid = c.oid
+		          OR f.conrelid IN (SELECT relid FROM pg_catalog.pg_partition_ancestors(c.oid))
+		          OR f.confrelid IN (SELECT relid FROM pg_catalog.pg_partition_ancestors(c.oid)))))
+		ORDER BY c.relpages::bigint + coalesce(toast.relpages, 0) DESC, n.nspname, c.relname`, minBytes, fkFree)
 	if err != nil {
 		return nil, fmt.Errorf("list the large tables: %w", err)
 	}

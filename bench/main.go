@@ -9,6 +9,7 @@
 //	AIDB_BIN         the aidb binary (default bin/aidb)
 //	AIDB_BENCH_ONLY  comma-separated measures to run, for profiling one
 //	                 (e.g. backup,backup_stream); skips memory and compression
+//	AIDB_BENCH_PROJECT the project's name (default bench<pid>)
 package main
 
 import (
@@ -104,7 +105,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{ctx: ctx, bin: bin, dir: dir, project: fmt.Sprintf("bench%d", os.Getpid()), pairs: pairs}
+	b := &bench{ctx: ctx, bin: bin, dir: dir, project: envOr("AIDB_BENCH_PROJECT", fmt.Sprintf("bench%d", os.Getpid())), pairs: pairs}
 	rp, mp := freePort(), freePort()
 	b.env = append(os.Environ(), "AIDB_PROJECT="+b.project, "RULESDB_PORT="+strconv.Itoa(rp), "MEMORYDB_PORT="+strconv.Itoa(mp),
 		"AIDB_BACKUP_DIR="+filepath.Join(dir, "backups"), "AIDB_COMPOSE_FILE=", "AIDB_CONFIG=")

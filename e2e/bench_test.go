@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The benchmark harness, at a small size and one pair per measure: every
+// measure with both sides timed, the memory at both sizes, compression,
+// the table printed, and nothing of its project left behind. (CI does not
+// run the benchmark itself: its figures come from a quiet machine.)
+func TestBenchHarnessSmoke(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "bench")
+	out := filepath.Join(t.TempDir(), "bench.json")
+	cmd := exec.CommandContext(t.Context(), "go", "run", "../bench")
+	cmd.Env = append(os.Environ(), "AIDB_BIN="+aidbBin, "AIDB_BENCH_SIZE=4MB", "AIDB_BENCH_PAIRS=1",
+		"AIDB_BENCH_OUT="+out, "AIDB_BENCH_PROJECT="+p.name)
+	printed, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(printed))
+
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	var rep struct {
+		SizeBytes int64 `json:"size_bytes"`
+		Measures  []struct {
+			Name      string  `json:"name"`
+			AidbS     float64 `json:"aidb_s"`
+			BaselineS float64 `json:"baseline_s"`
+			Ratio     float64 `json:"ratio"`
+			Pairs     int     `json:"pairs"`
+		} `json:"measures"`
+		PeakRSSMB   map[string]float64 `json:"peak_rss_mb"`
+		Compression []struct {
+			Codec string `json:"codec"`
+			Bytes int64  `json:"bytes"`
+		} `json:"compression"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &rep), string(raw))
+	assert.Equal(t, int64(4<<20), rep.SizeBytes)
+	var names []string
+	for _, m := range rep.Measures {
+		names = append(names, m.Name)
+		assert.Positive(t, m.AidbS, m.Name)
+		assert.Positive(t, m.BaselineS, m.Name)
+		assert.InDelta(t, m.AidbS/m.BaselineS, m.Ratio, 0.01, m.Name)
+		assert.Equal(t, 1, m.Pairs, m.Name)
+		assert.Contains(t, string(printed), m.Name)
+	}
+	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_data",
+		"verify", "up_warm", "backup_all_parallel"}, names)
+	assert.Len(t, rep.PeakRSSMB, 4, "backup and restore at the size and an eighth of it: %v", rep.PeakRSSMB)
+	for k, v := range rep.PeakRSSMB {
+		assert.Positive(t, v, k)
+	}
+	require.Len(t, rep.Compression, 2)
+	for _, c := range rep.Compression {
+		assert.Positive(t, c.Bytes, c.Codec)
+	}
+	assert.Empty(t, p.labelled(context.WithoutCancel(t.Context())), "the harness removes its containers, volumes and network")
+}
