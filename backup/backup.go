@@ -36,7 +36,7 @@ type Engine interface {
 	Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error
 	Image(ctx context.Context, db compose.Database) (string, error)
 	Resolve(t orchestrator.Transport) orchestrator.Transport
-	RunStreams(ctx context.Context, db compose.Database, role string, runs []orchestrator.ToolRun, workDir string) (*orchestrator.Streams, error)
+	StartStreams(ctx context.Context, db compose.Database, role, workDir string) (*orchestrator.Streams, error)
 }
 
 // Request says what to back up.
@@ -152,6 +152,15 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	if err != nil {
 		return out, err
 	}
+	// On a local engine the dump's helper container starts now, while the
+	// snapshot is taken and the dump planned; it waits for its runs.
+	var streams *orchestrator.Streams
+	if e.Resolve(req.Transport) == orchestrator.TransportHelper {
+		if streams, err = e.StartStreams(ctx, db, orchestrator.RoleDump, req.Dir); err != nil {
+			return out, fmt.Errorf("dump %s: %w", db.Name, err)
+		}
+		defer streams.Close(context.WithoutCancel(ctx))
+	}
 
 	// The snapshot: a held REPEATABLE READ transaction exports it, pg_dump
 	// imports it, and the fingerprint reads in it, so the manifest
@@ -213,7 +222,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	defer sink.stop()
 
-	helper := e.Resolve(req.Transport) == orchestrator.TransportHelper
+	helper := streams != nil
 	var split []splitTable
 	var encoding string
 	lanes := splitLanes(len(req.Databases))
@@ -239,7 +248,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		defer func() { dumpDur = time.Since(t0) }()
 		var err error
 		if helper {
-			err = helperDump(gctx, e, db, req.Dir, args, req.Kind == backupdir.Full, snapshot, encoding, split, lanes, sink)
+			err = helperDump(gctx, streams, args, req.Kind == backupdir.Full, snapshot, encoding, split, lanes, sink)
 		} else {
 			err = e.Dump(gctx, db, args, sink)
 		}

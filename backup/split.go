@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/orchestrator"
 )
@@ -151,14 +150,14 @@ func partEnv(encoding string) []string {
 	}
 }
 
-// helperDump writes the backup of db to w through a helper container
-// (orchestrator.RunStreams): pg_dump with args, and with tables read in
+// helperDump writes a backup to w through a started helper container
+// (orchestrator.StartStreams): pg_dump with args, and with tables read in
 // parts. Then pg_dump (with the tables' data left out) writes everything
 // up to its closing comment, the parts follow table by table, then that
 // comment; a full backup's indexes, constraints and triggers come after,
 // from a second pg_dump of the post-data section (in the same snapshot),
 // so a restore loads the rows before it builds them.
-func helperDump(ctx context.Context, e Engine, db compose.Database, dir string, args []string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
+func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
 	if len(tables) == 0 {
 		full = false // one pg_dump writes the whole file
 	}
@@ -191,11 +190,9 @@ func helperDump(ctx context.Context, e Engine, db compose.Database, dir string, 
 		runs = append(runs, orchestrator.ToolRun{Name: "pg_dump (post-data)", Tool: "pg_dump", Args: post, Env: orchestrator.DumpEnv})
 	}
 
-	s, err := e.RunStreams(ctx, db, orchestrator.RoleDump, runs, dir)
-	if err != nil {
+	if err := s.Run(ctx, runs); err != nil {
 		return err
 	}
-	defer s.Close(context.WithoutCancel(ctx))
 	stream := func(i int) func(context.Context) (io.ReadCloser, error) {
 		return func(ctx context.Context) (io.ReadCloser, error) { return s.Stream(ctx, i) }
 	}
@@ -219,7 +216,7 @@ func helperDump(ctx context.Context, e Engine, db compose.Database, dir string, 
 	if full {
 		segs = append(segs, segment{open: stream(i)})
 	}
-	if err := writeInOrder(ctx, w, dir, segs); err != nil {
+	if err := writeInOrder(ctx, w, s.Dir(), segs); err != nil {
 		return abort(ctx, s, err)
 	}
 	return s.Wait(ctx)

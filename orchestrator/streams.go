@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/moby/moby/api/types/container"
 
@@ -34,12 +37,18 @@ type ToolRun struct {
 // Streams is a helper running ToolRuns, whose outputs this process reads.
 type Streams struct {
 	h      *helper
-	pipes  []*pipe
+	db     compose.Database
 	exited chan struct{}
 	exit   container.WaitResponse
 	err    error
 	// watching says a goroutine waits for the helper's exit.
 	watching bool
+
+	mu sync.Mutex
+	// pipes are the runs' pipes; done says the helper has exited (no run
+	// can open a pipe made from now on).
+	pipes []*pipe
+	done  bool
 }
 
 // pipe is the read end of one run's pipe, opened as soon as the pipe
@@ -72,38 +81,41 @@ func (p *pipe) release() {
 }
 
 // RunStreams starts the runs in one helper container of the database's
-// image (see helper). Each run's output is read with Stream; Wait says
-// whether every run succeeded, and Close removes the helper and its pipes.
-// A stream's end of file alone does not prove its run succeeded: Wait
-// does.
-func (o *Orchestrator) RunStreams(ctx context.Context, db compose.Database, role string, runs []ToolRun, workDir string) (_ *Streams, retErr error) {
+// image (see StartStreams and Run).
+func (o *Orchestrator) RunStreams(ctx context.Context, db compose.Database, role string, runs []ToolRun, workDir string) (*Streams, error) {
+	s, err := o.StartStreams(ctx, db, role, workDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Run(ctx, runs); err != nil {
+		return nil, errors.Join(err, s.Close(ctx))
+	}
+	return s, nil
+}
+
+// StartStreams starts a helper container of the database's image (see
+// helper) that waits for its runs (Run): the container starts while the
+// caller decides what to run. Each run's output is read with Stream; Wait
+// says whether every run succeeded, and Close removes the helper and its
+// pipes. A stream's end of file alone does not prove its run succeeded:
+// Wait does.
+func (o *Orchestrator) StartStreams(ctx context.Context, db compose.Database, role, workDir string) (_ *Streams, retErr error) {
 	c, err := o.runningContainer(ctx, db)
 	if err != nil {
 		return nil, err
 	}
-	tool := "pg_dump"
-	if len(runs) > 0 {
-		tool = runs[0].Tool
-	}
-	h, err := o.newHelper(db, tool, role, workDir, len(runs))
+	// The first pipe carries the script: sh reads it once it is written.
+	h, err := o.newHelper(db, "pg_dump", role, workDir, 1)
 	if err != nil {
 		return nil, err
 	}
-	s := &Streams{h: h, exited: make(chan struct{})}
+	s := &Streams{h: h, db: db, exited: make(chan struct{})}
 	defer func() {
 		if retErr != nil {
 			retErr = errors.Join(retErr, s.Close(ctx))
 		}
 	}()
-	for _, f := range h.fifos {
-		s.pipes = append(s.pipes, openPipe(f))
-	}
-	conn := []string{"--host=127.0.0.1", "--port=5432", "--username=" + db.User, "--dbname=" + db.DBName}
-	if err := h.start(ctx, db, c, role, []string{"sh", "-c", streamsScript(runs, conn, h.fifos, h.inHelper)}, nil, nil); err != nil {
-		// The pipes' opens are still pending: let them end.
-		for _, p := range s.pipes {
-			p.release()
-		}
+	if err := h.start(ctx, db, c, role, []string{"sh", h.inHelper(h.fifo)}, nil, nil); err != nil {
 		return nil, err
 	}
 	s.watching = true
@@ -112,12 +124,94 @@ func (o *Orchestrator) RunStreams(ctx context.Context, db compose.Database, role
 		case s.exit = <-h.wait.Result:
 		case s.err = <-h.wait.Error:
 		}
-		for _, p := range s.pipes {
+		s.mu.Lock()
+		s.done = true
+		pipes := s.pipes
+		s.mu.Unlock()
+		for _, p := range pipes {
 			p.release()
 		}
 		close(s.exited)
 	}()
 	return s, nil
+}
+
+// Run gives the helper its runs, once.
+func (s *Streams) Run(ctx context.Context, runs []ToolRun) error {
+	if len(runs) > 0 {
+		s.h.tool = runs[0].Tool
+	}
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return s.ended(ctx)
+	}
+	var paths []string
+	for i := range runs {
+		path := strings.TrimSuffix(s.h.fifo, ".fifo") + fmt.Sprintf(".%d.fifo", i)
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("create pipe in %s: %w", filepath.Dir(path), err)
+		}
+		s.h.fifos = append(s.h.fifos, path)
+		paths = append(paths, path)
+		s.pipes = append(s.pipes, openPipe(path))
+	}
+	s.mu.Unlock()
+	conn := []string{"--host=127.0.0.1", "--port=5432", "--username=" + s.db.User, "--dbname=" + s.db.DBName}
+	return s.handOver(ctx, streamsScript(runs, conn, paths, s.h.inHelper))
+}
+
+// handOver writes the script into the helper's script pipe.
+func (s *Streams) handOver(ctx context.Context, script string) error {
+	var f *os.File
+	var err error
+	opened := make(chan struct{})
+	go func() {
+		f, err = os.OpenFile(s.h.fifo, os.O_WRONLY, 0)
+		close(opened)
+	}()
+	select {
+	case <-opened:
+	case <-s.exited:
+	case <-ctx.Done():
+	}
+	select {
+	case <-opened:
+	default:
+		// The helper is gone (or Ctrl-C): a reader of this process's own
+		// lets the pending open return.
+		if r, rerr := os.OpenFile(s.h.fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); rerr == nil {
+			<-opened
+			r.Close()
+		} else {
+			<-opened
+		}
+		if f != nil {
+			f.Close()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return s.ended(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("open pipe %s: %w", s.h.fifo, err)
+	}
+	_, err = io.WriteString(f, script)
+	return errors.Join(err, f.Close())
+}
+
+// Dir is the work folder the helper's pipes are in.
+func (s *Streams) Dir() string { return filepath.Dir(s.h.fifo) }
+
+// ended is the error for a helper that exited before it was given its
+// runs.
+func (s *Streams) ended(ctx context.Context) error {
+	if err := s.Wait(ctx); err != nil {
+		return err
+	}
+	return fmt.Errorf("the %s helper for %s exited before it was given its work", s.h.tool, s.db.Name)
 }
 
 // streamsScript is the shell script that runs the runs, lanes in the
@@ -139,7 +233,7 @@ func streamsScript(runs []ToolRun, conn, fifos []string, inHelper func(string) s
 	var b strings.Builder
 	// Output written in 1 MiB pieces rather than stdio's 4 KiB wakes this
 	// process a quarter as often (a third less time for a dump here).
-	b.WriteString("SB=; command -v stdbuf >/dev/null 2>&1 && SB='stdbuf -o 1M'\n")
+	b.WriteString(withStdbuf + "\n")
 	b.WriteString(`run() { what=$1; out=$2; shift 2; "$@" >"$out" || { rc=$?; echo "aidb: $what exited with code $rc" >&2; return $rc; }; }` + "\n")
 	for i, l := range order {
 		fmt.Fprintf(&b, "( %s ) & lane%d=$!\n", strings.Join(lanes[l], " && "), i)
@@ -159,6 +253,11 @@ func quoteAll(args []string) []string {
 	}
 	return out
 }
+
+// withStdbuf sets SB to the command that runs a tool with its output in 1
+// MiB pieces, where the image has stdbuf (Debian's coreutils), else to
+// nothing.
+const withStdbuf = `SB=; command -v stdbuf >/dev/null 2>&1 && SB='stdbuf -o 1M';`
 
 // shellQuote quotes s for sh: inside single quotes nothing is special but
 // the single quote itself.
@@ -243,6 +342,8 @@ func (s *Streams) Close(ctx context.Context) error {
 	if s.watching {
 		<-s.exited
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, p := range s.pipes {
 		<-p.opened
 		if p.f != nil {
