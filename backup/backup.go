@@ -460,7 +460,7 @@ type behind struct {
 }
 
 const (
-	behindBatch = 1 << 20
+	behindBatch = 256 << 10
 	behindQueue = 4
 )
 

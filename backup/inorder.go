@@ -76,7 +76,7 @@ func textInTurn(ctx context.Context, s segment, w io.Writer, turn <-chan struct{
 	return err
 }
 
-const drainBuffer = 256 << 10
+const drainBuffer = 128 << 10
 
 // rowsInTurn interleaves the lines of several streams, whole lines only.
 // Nothing is read before the turn: the producers wait on their pipes,
@@ -91,7 +91,7 @@ func rowsInTurn(ctx context.Context, opens []func(context.Context) (io.ReadClose
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	lines := make(chan []byte)
-	free := make(chan []byte, 2*len(opens))
+	free := make(chan []byte, 2*len(opens)+1)
 	for _, open := range opens {
 		g.Go(func() error { return readLines(gctx, open, lines, free) })
 	}
