@@ -82,7 +82,7 @@ var DumpEnv = []string{"PGTZ=UTC", "PGOPTIONS=-c bytea_output=hex"}
 // Dump runs pg_dump with args in the database container and copies its
 // output, read from the exec stream, to w. The connection options are
 // added here. It returns when pg_dump has finished and w has everything,
-// or on the first error. (A local engine's backups go through RunStreams
+// or on the first error. (A local engine's backups go through StartStreams
 // instead: the exec stream is the slow path, for remote engines.)
 func (o *Orchestrator) Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error {
 	c, err := o.runningContainer(ctx, db)

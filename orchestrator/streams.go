@@ -80,19 +80,6 @@ func (p *pipe) release() {
 	}
 }
 
-// RunStreams starts the runs in one helper container of the database's
-// image (see StartStreams and Run).
-func (o *Orchestrator) RunStreams(ctx context.Context, db compose.Database, role string, runs []ToolRun, workDir string) (*Streams, error) {
-	s, err := o.StartStreams(ctx, db, role, workDir)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Run(ctx, runs); err != nil {
-		return nil, errors.Join(err, s.Close(ctx))
-	}
-	return s, nil
-}
-
 // StartStreams starts a helper container of the database's image (see
 // helper) that waits for its runs (Run): the container starts while the
 // caller decides what to run. Each run's output is read with Stream; Wait
