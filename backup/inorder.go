@@ -155,7 +155,7 @@ func readLines(ctx context.Context, open func(context.Context) (io.ReadCloser, e
 		}
 		if errors.Is(rerr, io.EOF) {
 			if len(carry) > 0 {
-				return errors.New("a part of a table's rows ended inside a row")
+				return errors.New("a part of a table's rows ended inside a row (its psql stopped early); nothing was written: run the backup again, and if it fails the same way, look at the database's log")
 			}
 			return nil
 		}
@@ -198,10 +198,8 @@ func drainInTurn(ctx context.Context, s segment, w io.Writer, dir string, turn <
 		if _, err := spill.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("read back spill file: %w", err)
 		}
-		if _, err := io.CopyBuffer(onlyWriter{w}, spill, buf); err != nil {
-			return err
-		}
-		return nil
+		_, err := io.Copy(w, spill)
+		return err
 	}
 	for {
 		n, rerr := r.Read(buf)
@@ -209,13 +207,10 @@ func drainInTurn(ctx context.Context, s segment, w io.Writer, dir string, turn <
 			if !mine {
 				select {
 				case <-turn:
-					// The read's bytes must follow what waited: keep them
-					// aside while the spill file is written out.
-					rest := append([]byte(nil), buf[:n]...)
+					// What waited goes first, then this read's bytes.
 					if err := takeTurn(); err != nil {
 						return err
 					}
-					copy(buf, rest)
 				default:
 				}
 			}

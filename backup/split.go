@@ -54,7 +54,7 @@ func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exc
 	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
 		return nil, fmt.Errorf("read the server version: %w", err)
 	}
-	if version < 140000 || minBytes <= 0 {
+	if version < 140000 {
 		return nil, nil
 	}
 	rows, err := q.Query(ctx, `
@@ -280,7 +280,7 @@ func (h *holdback) Write(p []byte) (int, error) {
 func (h *holdback) finish() error {
 	i := bytes.LastIndex(h.tail, dumpComplete)
 	if i < 0 || (i > 0 && h.tail[i-1] != '\n') {
-		return fmt.Errorf("pg_dump's output does not end with its closing comment (%q): it was cut short", dumpComplete[3:len(dumpComplete)-4])
+		return fmt.Errorf("pg_dump's output does not end with its closing comment (%q): it was cut short; nothing was written: run the backup again", dumpComplete[3:len(dumpComplete)-4])
 	}
 	h.trailer = bytes.Clone(h.tail[i:])
 	_, err := h.w.Write(h.tail[:i])

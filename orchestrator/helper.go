@@ -30,8 +30,8 @@ type helper struct {
 	o    *Orchestrator
 	id   string
 	tool string
-	// fifo is the pipe's path on this host; fifos are all of them (a
-	// helper running several tools has one per tool).
+	// fifo is the pipe's path on this host; fifos are all the helper's
+	// pipes (one more per tool of a helper running several).
 	fifo   string
 	fifos  []string
 	pgpass string
@@ -44,7 +44,7 @@ type helper struct {
 // startHelper starts tool with args (connection options are added) in a
 // helper for database db, whose container is c, with role's label.
 func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c container.Summary, tool, role string, args, env []string, workDir string) (_ *helper, retErr error) {
-	h, err := o.newHelper(db, tool, role, workDir, 1)
+	h, err := o.newHelper(db, tool, role, workDir)
 	if err != nil {
 		return nil, err
 	}
@@ -60,33 +60,32 @@ func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c c
 	return h, nil
 }
 
-// newHelper makes the pipes and the credentials file of a helper that is
+// newHelper makes the pipe and the credentials file of a helper that is
 // not started yet; close removes them.
-func (o *Orchestrator) newHelper(db compose.Database, tool, role, workDir string, pipes int) (*helper, error) {
+func (o *Orchestrator) newHelper(db compose.Database, tool, role, workDir string) (*helper, error) {
 	absDir, err := filepath.Abs(workDir)
 	if err != nil {
 		return nil, err
 	}
-	tag := randomTag()
-	h := &helper{o: o, tool: tool, pgpass: filepath.Join(absDir, ".aidb-"+role+"-"+tag+".pgpass")}
-	for i := range pipes {
-		name := ".aidb-" + role + "-" + tag + ".fifo"
-		if pipes > 1 {
-			name = fmt.Sprintf(".aidb-%s-%s.%d.fifo", role, tag, i)
-		}
-		path := filepath.Join(absDir, name)
-		if err := syscall.Mkfifo(path, 0o600); err != nil {
-			_ = h.close(context.Background())
-			return nil, fmt.Errorf("create pipe in %s: %w", absDir, err)
-		}
-		h.fifos = append(h.fifos, path)
+	base := filepath.Join(absDir, ".aidb-"+role+"-"+randomTag())
+	h := &helper{o: o, tool: tool, pgpass: base + ".pgpass", fifo: base + ".fifo"}
+	if err := h.mkfifo(h.fifo); err != nil {
+		return nil, err
 	}
-	h.fifo = h.fifos[0]
 	if err := os.WriteFile(h.pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
 		_ = h.close(context.Background())
 		return nil, fmt.Errorf("write credentials file in %s: %w", absDir, err)
 	}
 	return h, nil
+}
+
+// mkfifo makes a pipe of the helper's, removed by close.
+func (h *helper) mkfifo(path string) error {
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		return fmt.Errorf("create pipe in %s: %w", filepath.Dir(path), err)
+	}
+	h.fifos = append(h.fifos, path)
+	return nil
 }
 
 // inHelper is where the helper sees a file of the work folder.

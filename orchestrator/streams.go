@@ -92,7 +92,7 @@ func (o *Orchestrator) StartStreams(ctx context.Context, db compose.Database, ro
 		return nil, err
 	}
 	// The first pipe carries the script: sh reads it once it is written.
-	h, err := o.newHelper(db, "pg_dump", role, workDir, 1)
+	h, err := o.newHelper(db, "pg_dump", role, workDir)
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +136,10 @@ func (s *Streams) Run(ctx context.Context, runs []ToolRun) error {
 	var paths []string
 	for i := range runs {
 		path := strings.TrimSuffix(s.h.fifo, ".fifo") + fmt.Sprintf(".%d.fifo", i)
-		if err := syscall.Mkfifo(path, 0o600); err != nil {
+		if err := s.h.mkfifo(path); err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("create pipe in %s: %w", filepath.Dir(path), err)
+			return err
 		}
-		s.h.fifos = append(s.h.fifos, path)
 		paths = append(paths, path)
 		s.pipes = append(s.pipes, openPipe(path))
 	}
@@ -283,13 +282,20 @@ func (s *Streams) Wait(ctx context.Context) error {
 		return fmt.Errorf("wait for the %s helper: %w", s.h.tool, s.err)
 	}
 	if s.exit.StatusCode != 0 {
-		logs, _ := containerLogs(context.WithoutCancel(ctx), s.h.o.docker, s.h.id, 50)
-		if err := runFailure(logs); err != nil {
-			return err
+		logs, failed := s.said(ctx)
+		if failed != nil {
+			return failed
 		}
 		return &ToolError{Tool: s.h.tool, ExitCode: int(s.exit.StatusCode), Stderr: logs}
 	}
 	return nil
+}
+
+// said is what the runs wrote (the helper's last 50 lines of output) and
+// the first run that failed, if one did.
+func (s *Streams) said(ctx context.Context) (string, *ToolError) {
+	logs, _ := containerLogs(context.WithoutCancel(ctx), s.h.o.docker, s.h.id, 50)
+	return logs, runFailure(logs)
 }
 
 // runFailed is the line the script writes for a run that failed.
@@ -311,13 +317,14 @@ func runFailure(logs string) *ToolError {
 // returns what a run that had already failed said (its failure is the
 // likelier cause), else nil.
 func (s *Streams) Abort(ctx context.Context) error {
+	// Read before the kill, which removes the container and its output.
+	_, failed := s.said(ctx)
 	_ = s.h.kill(ctx)
 	if s.watching {
 		<-s.exited
 	}
-	logs, _ := containerLogs(context.WithoutCancel(ctx), s.h.o.docker, s.h.id, 50)
-	if err := runFailure(logs); err != nil {
-		return err
+	if failed != nil {
+		return failed
 	}
 	return nil
 }
