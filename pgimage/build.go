@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -70,15 +69,32 @@ var ErrMajorNotShipped = errors.New("postgresql major version not shipped by thi
 // is unmounted, and the folder is removed (also on any failure). Nothing is
 // tagged unless the import completed.
 func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr error) {
-	if err := checkHost(); err != nil {
-		return "", err
-	}
 	if !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(opts.Major) {
 		return "", fmt.Errorf("build postgres image: major version %q is not a number like 15", opts.Major)
 	}
 	progress := opts.Progress
 	if progress == nil {
 		progress = func(string) {}
+	}
+	ref = opts.Ref
+	if ref == "" {
+		ref = Tag(opts.Major)
+	}
+	// The whole output of apt-get and debootstrap (about 600 lines) goes to
+	// a log file; people see one line per stage, and the tail on failure.
+	logPath := LogPath(ref)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("build postgres image: create its log: %w", err)
+	}
+	defer logFile.Close()
+	defer func() {
+		if retErr != nil && ctx.Err() == nil {
+			retErr = fmt.Errorf("%w\n(the whole build log is in %s)", retErr, logPath)
+		}
+	}()
+	if err := ensureHost(ctx, systemTools(), logFile, progress); err != nil {
+		return "", err
 	}
 	suite, mirror, err := resolveSource(opts.Suite, opts.Mirror)
 	if err != nil {
@@ -100,40 +116,60 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 	}()
 
 	pkg := "postgresql-" + opts.Major
-	progress(fmt.Sprintf("debootstrap %s with %s from %s into %s", suite, pkg, mirror, root))
-	if err := debootstrap(ctx, root, suite, mirror, pkg, progress); err != nil {
+	start := time.Now()
+	progress(fmt.Sprintf("debootstrap %s with %s from %s into %s (log: %s)", suite, pkg, mirror, root, logPath))
+	if err := debootstrap(ctx, root, suite, mirror, pkg, logFile, func(stage string) {
+		progress(fmt.Sprintf("building %s: %s (%s)", ref, stage, time.Since(start).Round(time.Second)))
+	}); err != nil {
 		return "", err
 	}
-	progress("preparing the image filesystem")
+	progress(fmt.Sprintf("building %s: preparing the image filesystem (%s)", ref, time.Since(start).Round(time.Second)))
 	if err := prepareRoot(root, opts.Major); err != nil {
 		return "", err
 	}
-
-	ref = opts.Ref
-	if ref == "" {
-		ref = Tag(opts.Major)
-	}
-	progress("importing " + ref)
+	progress(fmt.Sprintf("building %s: importing it into the engine (%s)", ref, time.Since(start).Round(time.Second)))
 	if err := importRoot(ctx, imp, root, ref, opts.Major); err != nil {
 		return "", err
 	}
 	return ref, nil
 }
 
-func checkHost() error {
-	if runtime.GOOS != "linux" {
-		return fmt.Errorf("build postgres image: needs Linux (this is %s); pull an image on a machine that reaches a registry and load it with docker load", runtime.GOOS)
-	}
-	if os.Geteuid() != 0 {
-		return errors.New("build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)")
-	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		return errors.New("build postgres image: debootstrap is not installed; run apt-get install debootstrap")
-	}
-	return nil
+// LogPath is where the build of ref keeps its whole log (apt-get's and
+// debootstrap's output): one file per reference in the temporary folder,
+// replaced by the next build of the same reference.
+func LogPath(ref string) string {
+	name := strings.NewReplacer("/", "_", ":", "_").Replace(ref)
+	return filepath.Join(os.TempDir(), "aidb-image-build-"+name+".log")
 }
 
-func debootstrap(ctx context.Context, root, suite, mirror, pkg string, progress func(string)) error {
+// stageOf names the build stage a debootstrap line starts ("I: Retrieving
+// libc6 2.36", "I: Unpacking …"), or "" for a line within a stage.
+func stageOf(line string) string {
+	rest, ok := strings.CutPrefix(line, "I: ")
+	if !ok {
+		return ""
+	}
+	verb, _, _ := strings.Cut(rest, " ")
+	switch verb {
+	case "Retrieving", "Validating", "Checking", "Resolving", "Found":
+		return "downloading packages"
+	case "Extracting":
+		return "extracting packages"
+	case "Installing":
+		return "installing the core packages"
+	case "Unpacking":
+		return "unpacking packages"
+	case "Configuring":
+		return "configuring packages"
+	case "Base":
+		return "base system installed"
+	}
+	return ""
+}
+
+// debootstrap runs debootstrap into root, its whole output into log, and
+// calls stage each time it enters another stage.
+func debootstrap(ctx context.Context, root, suite, mirror, pkg string, log io.Writer, stage func(string)) error {
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+pkg, suite, root, mirror)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	// debootstrap is a shell script running wget, dpkg and chroot: killing
@@ -153,10 +189,15 @@ func debootstrap(ctx context.Context, root, suite, mirror, pkg string, progress 
 	}
 	// Keep the tail for the error message; debootstrap prints "E: ..." last.
 	var tail []string
+	current := ""
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
-		progress(line)
+		fmt.Fprintln(log, line)
+		if st := stageOf(line); st != "" && st != current {
+			current = st
+			stage(st)
+		}
 		tail = append(tail, line)
 		if len(tail) > 15 {
 			tail = tail[1:]
