@@ -570,6 +570,15 @@ func TestImageBuildInterrupted(t *testing.T) {
 		return err == nil && strings.Contains(string(mounts), root+"/") &&
 			slices.ContainsFunc(buildProcesses(root), func(p string) bool { return !strings.Contains(p, "/usr/sbin/debootstrap ") })
 	})
+	// Deep in the build, people have seen a few stage lines, not
+	// debootstrap's hundreds; those are in the build's log file.
+	said := stderr.String()
+	assert.Less(t, strings.Count(said, "\n"), 20, "one line per stage, not debootstrap's output:\n%s", said)
+	assert.Contains(t, said, "building "+tag+": ", "a stage line names the build")
+	logged, err := os.ReadFile(pgimage.LogPath(tag))
+	require.NoError(t, err, "the build keeps its whole log")
+	assert.Contains(t, string(logged), "I: Retrieving", "debootstrap's own lines are in the log")
+	t.Cleanup(func() { _ = os.Remove(pgimage.LogPath(tag)) })
 	start := time.Now()
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	_ = cmd.Wait()
