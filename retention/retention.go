@@ -123,12 +123,12 @@ func Apply(p Policy, now time.Time, backups []Backup, sets map[string][]string) 
 		case Foreign:
 			d.Keep, d.Reason = !p.RemoveForeign, "left alone: no manifest (not made by aidb, or its manifest was removed)"
 			if p.RemoveForeign {
-				d.Reason = "no manifest, and foreign files are to be removed"
+				d.Reason = "no manifest: removed as asked"
 			}
 		case Damaged:
 			d.Keep, d.Reason = !p.RemoveDamaged, "left alone: damaged ("+d.Problem+")"
 			if p.RemoveDamaged {
-				d.Reason = "damaged (" + d.Problem + "), and damaged files are to be removed"
+				d.Reason = "damaged (" + d.Problem + "): removed as asked"
 			}
 		}
 	}
@@ -158,9 +158,9 @@ func Apply(p Policy, now time.Time, backups []Backup, sets map[string][]string) 
 		for rank, i := range idx {
 			d := &ds[i]
 			if rank < p.KeepLast {
-				d.Keep, d.Reason = true, fmt.Sprintf("newest %d of %d intact %s backups of %s (keep-last %d)", rank+1, len(idx), d.Kind, d.Database, p.KeepLast)
+				d.Keep, d.Reason = true, fmt.Sprintf("#%d of %d intact %s backups of %s, newest first (keep-last %d)", rank+1, len(idx), d.Kind, d.Database, p.KeepLast)
 			} else {
-				d.Reason = fmt.Sprintf("older than the newest %d intact %s backups of %s (keep-last %d)", p.KeepLast, d.Kind, d.Database, p.KeepLast)
+				d.Reason = fmt.Sprintf("#%d of %d intact %s backups of %s, newest first (keep-last %d)", rank+1, len(idx), d.Kind, d.Database, p.KeepLast)
 			}
 		}
 	}

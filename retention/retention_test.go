@@ -56,7 +56,7 @@ func TestApply(t *testing.T) {
 				full("a", ago(3*h)), full("b", ago(2*h)), full("c", ago(1*h)),
 			},
 			keep:    []string{"b", "c"},
-			reasons: map[string]string{"c": "newest 1 of 3", "b": "newest 2 of 3", "a": "older than the newest 2"},
+			reasons: map[string]string{"c": "#1 of 3 intact full backups of rulesdb", "b": "#2 of 3", "a": "#3 of 3"},
 		},
 		{
 			name:   "a name that says newest does not make it newest",
@@ -73,7 +73,7 @@ func TestApply(t *testing.T) {
 				full("b1", ago(7*h)), full("b2", ago(6*h)), full("b3", ago(5*h)), with(full("b4", ago(4*h)), damaged),
 			},
 			keep:    []string{"b3", "b4"},
-			reasons: map[string]string{"b4": "left alone: damaged (it is 10 bytes", "b3": "newest 1 of 3"},
+			reasons: map[string]string{"b4": "left alone: damaged (it is 10 bytes", "b3": "#1 of 3"},
 		},
 		{
 			name:   "a foreign file newest by name counts for nothing and is left alone",
@@ -108,7 +108,7 @@ func TestApply(t *testing.T) {
 				full("u1", ago(3*h)), full("u2", ago(2*h)), with(full("s", ago(1*h)), safety),
 			},
 			keep:    []string{"u2", "s"},
-			reasons: map[string]string{"s": "safety backup (aidb restore: the data before the restore), 1h0m0s old", "u1": "older than"},
+			reasons: map[string]string{"s": "safety backup (aidb restore: the data before the restore), 1h0m0s old", "u1": "#2 of 2"},
 		},
 		{
 			name:   "an old safety backup goes",

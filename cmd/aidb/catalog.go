@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -107,21 +108,24 @@ restore and nuke) do not count toward --keep-last: they stay for
 			if err != nil {
 				return err
 			}
+			// Names relative to the folder: the lines stay readable.
+			short := func(s string) string { return strings.ReplaceAll(s, p.BackupDir+string(filepath.Separator), "") }
+			a.say("in %s:", p.BackupDir)
 			for _, e := range plan.Keep {
 				if why, ok := strings.CutPrefix(e.Reason, "left alone: "); ok {
-					a.say("leave  %s: %s", e.File, why)
+					a.say("  leave  %s: %s", short(e.File), short(why))
 				} else {
-					a.say("keep   %s: %s", e.File, e.Reason)
+					a.say("  keep   %s: %s", short(e.File), short(e.Reason))
 				}
 			}
 			for _, e := range plan.Remove {
-				a.say("remove %s: %s", e.File, e.Reason)
+				a.say("  remove %s: %s", short(e.File), short(e.Reason))
 			}
 			removeSets := 0
 			for _, s := range plan.Sets {
 				if s.Remove {
 					removeSets++
-					a.say("remove %s: %s", s.File, s.Reason)
+					a.say("  remove %s: %s", short(s.File), s.Reason)
 				}
 			}
 			a.say("keep %d backup(s), remove %d", len(plan.Keep), len(plan.Remove))
