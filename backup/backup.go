@@ -58,6 +58,10 @@ type Request struct {
 	// Progress, if set, is told the bytes written so far per database,
 	// at most a few times a second.
 	Progress func(database string, written int64)
+	// Safety, if set, marks every file (and the set) as a safety backup
+	// taken by aidb before a command replaced or removed data: it does not
+	// move <db>-latest, and retention keeps it by its own rule.
+	Safety *manifest.Safety
 }
 
 // File is one written backup.
@@ -75,6 +79,8 @@ type File struct {
 	Codec    backupdir.Compression `json:"compression"`
 	// Split names the tables whose rows were read in parts.
 	Split []SplitTable `json:"split,omitempty"`
+	// Safety marks a safety backup (see Request.Safety).
+	Safety *manifest.Safety `json:"safety,omitempty"`
 }
 
 // SplitTable is a table whose rows a backup read in parts at the same time.
@@ -128,7 +134,7 @@ func Run(ctx context.Context, e Engine, req Request) (Result, error) {
 	}
 	res := Result{Files: files}
 	if len(files) > 1 {
-		set := manifest.Set{Format: manifest.Format, Created: at, Kind: req.Kind}
+		set := manifest.Set{Format: manifest.Format, Created: at, Kind: req.Kind, Safety: req.Safety}
 		for _, f := range files {
 			set.Files = append(set.Files, manifest.SetFile{Database: f.Database, File: filepath.Base(f.Path), SHA256: f.SHA256})
 		}
@@ -297,6 +303,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		Sequences:        sink.sequences(),
 		DumpSeconds:      dumpDur.Seconds(),
 		ScanSeconds:      scanDur.Seconds(),
+		Safety:           req.Safety,
 	}
 	if m.Sequences == nil {
 		m.Sequences = []fingerprint.Sequence{}
@@ -307,7 +314,10 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	committed = true
-	if req.Kind == backupdir.Full {
+	out.Safety = req.Safety
+	// <db>-latest names the user's newest full backup; a safety backup of
+	// what a restore or nuke replaced is not one.
+	if req.Kind == backupdir.Full && req.Safety == nil {
 		if err := backupdir.PointLatest(req.Dir, db.Name, req.Compression, bf.Path()); err != nil {
 			return out, err
 		}

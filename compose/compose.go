@@ -20,6 +20,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/aidb/aidb/exitcode"
 )
@@ -67,6 +68,9 @@ type Project struct {
 	BackupDir string
 	// ReadyTimeout bounds the wait for a database to answer SELECT 1.
 	ReadyTimeout time.Duration
+	// SafetyKeepWithin is how long prune keeps safety backups (aidb.yaml
+	// retention.safety_keep_within, default 7 days).
+	SafetyKeepWithin time.Duration
 	// Databases in name order.
 	Databases []Database
 	// Compose is the whole compose model, services included.
@@ -197,12 +201,13 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		return nil, err
 	}
 	p := &Project{
-		Name:         cp.Name,
-		ComposeFile:  composeName,
-		ConfigFile:   cfgName,
-		WorkingDir:   wd,
-		ReadyTimeout: cfg.ReadyTimeout.Duration,
-		Compose:      cp,
+		Name:             cp.Name,
+		ComposeFile:      composeName,
+		ConfigFile:       cfgName,
+		WorkingDir:       wd,
+		ReadyTimeout:     cfg.ReadyTimeout.Duration,
+		SafetyKeepWithin: cfg.Retention.SafetyKeepWithin.Duration,
+		Compose:          cp,
 	}
 	p.BackupDir = cfg.BackupDir
 	if v := env["AIDB_BACKUP_DIR"]; v != "" {
@@ -321,6 +326,30 @@ type Config struct {
 	BackupDir    string                    `yaml:"backup_dir"`
 	ReadyTimeout duration                  `yaml:"ready_timeout"`
 	Databases    map[string]DatabaseConfig `yaml:"databases"`
+	Retention    RetentionConfig           `yaml:"retention"`
+}
+
+// RetentionConfig is aidb.yaml's retention: what prune keeps beyond its
+// flags.
+type RetentionConfig struct {
+	// SafetyKeepWithin is how long safety backups (taken by restore and
+	// nuke) stay; 0 keeps none by age. Default 168h (7 days).
+	SafetyKeepWithin keepWithin `yaml:"safety_keep_within"`
+}
+
+// keepWithin is a duration of 0 or more.
+type keepWithin struct{ time.Duration }
+
+func (d *keepWithin) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err == nil && v < 0 {
+		err = errors.New("a retention period cannot be negative")
+	}
+	if err != nil {
+		return fmt.Errorf("line %d: %q: %w (write a duration such as 168h, or 0)", n.Line, n.Value, err)
+	}
+	d.Duration = v
+	return nil
 }
 
 // DatabaseConfig is one database in aidb.yaml.

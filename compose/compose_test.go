@@ -22,6 +22,7 @@ func TestLoadEmbeddedDefault(t *testing.T) {
 	assert.Equal(t, DefaultComposeName, p.ComposeFile)
 	assert.Equal(t, DefaultConfigName, p.ConfigFile)
 	assert.Equal(t, 60*time.Second, p.ReadyTimeout)
+	assert.Equal(t, 7*24*time.Hour, p.SafetyKeepWithin)
 	assert.Equal(t, filepath.Join(p.WorkingDir, "backups"), p.BackupDir)
 	require.Equal(t, []string{"memorydb", "rulesdb"}, p.DatabaseNames())
 
@@ -79,6 +80,8 @@ volumes:
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "aidb.yaml"), []byte(`
 backup_dir: ./bk
 ready_timeout: 90s
+retention:
+  safety_keep_within: 36h
 databases:
   main:
     service: db
@@ -91,6 +94,7 @@ databases:
 	assert.Equal(t, filepath.Join(dir, "aidb.yaml"), p.ConfigFile, "aidb.yaml beside the compose file is found")
 	assert.Equal(t, filepath.Join(dir, "bk"), p.BackupDir)
 	assert.Equal(t, 90*time.Second, p.ReadyTimeout)
+	assert.Equal(t, 36*time.Hour, p.SafetyKeepWithin)
 	db, ok := p.Database("main")
 	require.True(t, ok)
 	assert.Equal(t, Database{
@@ -134,6 +138,16 @@ func TestLoadBadInput(t *testing.T) {
 			name:   "bad timeout",
 			config: "ready_timeout: soon\ndatabases:\n  rulesdb: {}\n",
 			want:   []string{"aidb.yaml", "soon"},
+		},
+		{
+			name:   "negative safety retention",
+			config: "retention:\n  safety_keep_within: -1h\ndatabases:\n  rulesdb: {}\n",
+			want:   []string{"aidb.yaml", "line 2", "cannot be negative"},
+		},
+		{
+			name:   "unknown retention key",
+			config: "retention:\n  keep_safety: 1h\ndatabases:\n  rulesdb: {}\n",
+			want:   []string{"aidb.yaml", "line 2", "keep_safety"},
 		},
 		{
 			name:    "database without a host port",

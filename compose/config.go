@@ -14,6 +14,10 @@ import (
 	"github.com/aidb/aidb/exitcode"
 )
 
+// DefaultSafetyKeepWithin is how long prune keeps safety backups unless
+// aidb.yaml or its flag says otherwise: 7 days.
+const DefaultSafetyKeepWithin = 7 * 24 * time.Hour
+
 // DefaultConfigName is how the embedded aidb.yaml is named in messages.
 const DefaultConfigName = "(embedded) aidb.yaml"
 
@@ -42,9 +46,11 @@ func readConfig(file, wd string) (string, Config, error) {
 }
 
 // parseConfig decodes aidb.yaml and fills defaults: backup_dir "backups",
-// ready_timeout 60s; it needs at least one database.
+// ready_timeout 60s, retention.safety_keep_within 168h; it needs at least
+// one database.
 func parseConfig(content []byte) (Config, error) {
-	cfg := Config{BackupDir: "backups", ReadyTimeout: duration{60 * time.Second}}
+	cfg := Config{BackupDir: "backups", ReadyTimeout: duration{60 * time.Second},
+		Retention: RetentionConfig{SafetyKeepWithin: keepWithin{DefaultSafetyKeepWithin}}}
 	dec := yaml.NewDecoder(bytes.NewReader(content))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {

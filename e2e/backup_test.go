@@ -373,15 +373,24 @@ func TestNukeTakesSafetyBackupFirst(t *testing.T) {
 	assert.Contains(t, r.stderr, "rulesdb: safety backup in "+dir)
 	assert.Contains(t, r.stderr, "memorydb: safety backup in "+dir)
 	assert.Empty(t, p.labelled(t.Context()))
+	// The safety backups are marked as such, whole, and hold the rows; they
+	// are not the user's backups, so no latest pointer names them.
+	safety := map[string]string{}
+	for f, b := range p.list() {
+		require.NotNil(t, b.Safety, f)
+		assert.Equal(t, "aidb nuke", b.Safety.Command, f)
+		safety[b.Database] = f
+	}
 	for _, db := range []string{"rulesdb", "memorydb"} {
-		latest := filepath.Join(dir, db+"-latest.sql")
-		m := readManifest(t, latest)
-		require.NoError(t, manifest.Check(latest, m))
+		require.Contains(t, safety, db)
+		m := readManifest(t, safety[db])
+		require.NoError(t, manifest.Check(safety[db], m))
 		var rows int64
 		for _, tb := range m.Tables {
 			rows += *tb.Rows
 		}
 		assert.Positive(t, rows, db)
+		assert.NoFileExists(t, filepath.Join(dir, db+"-latest.sql"))
 	}
 
 	// Nothing to back up: an empty database needs no safety backup.
@@ -415,15 +424,20 @@ func TestListAndPrune(t *testing.T) {
 	assert.Equal(t, 2, r.code, "refuses to remove every backup")
 	r = p.aidb("prune", "--keep-last", "1")
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.Contains(t, r.stderr, "remove 2")
+	assert.Contains(t, r.stderr, "remove 1", "the changed file counts for nothing and is left alone")
 	for _, f := range files {
 		assert.FileExists(t, f, "nothing removed without --yes")
 	}
 	r = p.aidb("prune", "--keep-last", "1", "--yes")
 	require.Equal(t, 0, r.code, r.stderr)
+	assert.FileExists(t, files[0], "left alone: damaged")
+	assert.NoFileExists(t, files[1])
+	assert.NoFileExists(t, manifest.PathFor(files[1]))
+	assert.FileExists(t, files[2])
+	r = p.aidb("prune", "--keep-last", "1", "--remove-damaged", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
 	assert.NoFileExists(t, files[0])
 	assert.NoFileExists(t, manifest.PathFor(files[0]))
-	assert.NoFileExists(t, files[1])
 	assert.FileExists(t, files[2])
 	target, err := filepath.EvalSymlinks(filepath.Join(dir, "rulesdb-latest.sql"))
 	require.NoError(t, err)

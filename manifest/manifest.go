@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/aidb/aidb/backupdir"
@@ -53,6 +54,22 @@ type Manifest struct {
 	// scan took (they run concurrently).
 	DumpSeconds float64 `json:"dump_seconds"`
 	ScanSeconds float64 `json:"scan_seconds"`
+	// Safety marks a backup aidb took by itself before a command replaced
+	// or removed data; nil for the user's own backups (and in manifests
+	// written before safety backups were marked).
+	Safety *Safety `json:"safety,omitempty"`
+}
+
+// Safety says why aidb took a safety backup and which command took it. A
+// safety backup is not one of the user's backups: it never moves the
+// <db>-latest pointer and never counts toward --keep-last; retention keeps
+// it by its own rule.
+type Safety struct {
+	// Reason is why, e.g. "the data of rulesdb before aidb restore
+	// replaced it with rulesdb-20250517-093005.sql".
+	Reason string `json:"reason"`
+	// Command is the aidb command that took it, e.g. "aidb restore".
+	Command string `json:"command"`
 }
 
 // PathFor is the manifest path of a backup file.
@@ -136,6 +153,8 @@ type Set struct {
 	Created time.Time      `json:"created"`
 	Kind    backupdir.Kind `json:"kind"`
 	Files   []SetFile      `json:"files"`
+	// Safety marks a set of safety backups, as in their manifests.
+	Safety *Safety `json:"safety,omitempty"`
 }
 
 // SetFile is one file of a Set.
@@ -152,4 +171,38 @@ func SetName(kind backupdir.Kind, at time.Time) string {
 		suffix = "-" + string(kind)
 	}
 	return "set" + suffix + "-" + at.UTC().Format(backupdir.TimeLayout) + Suffix
+}
+
+// IsSetName says whether a file name is a set manifest's.
+func IsSetName(name string) bool { return setNameRE.MatchString(name) }
+
+var setNameRE = regexp.MustCompile(`^set(-schema|-data)?-\d{8}-\d{6}` + regexp.QuoteMeta(Suffix) + `$`)
+
+// ReadSets loads the set manifests in dir, by file name. A set manifest
+// that cannot be read is an error naming it; a missing folder has none.
+func ReadSets(dir string) (map[string]Set, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read backup folder: %w", err)
+	}
+	sets := map[string]Set{}
+	for _, de := range des {
+		if !de.Type().IsRegular() || !IsSetName(de.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, de.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read set manifest %s: %w", path, err)
+		}
+		var s Set
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("set manifest %s is not valid JSON: %w; move it out of the backup folder", path, err)
+		}
+		sets[de.Name()] = s
+	}
+	return sets, nil
 }

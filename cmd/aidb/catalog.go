@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -9,7 +11,9 @@ import (
 
 	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/retention"
 )
 
 func (a *app) listCommand() *cobra.Command {
@@ -47,6 +51,9 @@ func (a *app) listCommand() *cobra.Command {
 				if b.Latest {
 					name += " (latest)"
 				}
+				if b.Safety != nil {
+					name += " (safety: " + b.Safety.Command + ")"
+				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, b.Database, b.Kind, humanBytes(b.Size), age(time.Since(b.Created)), check)
 			}
 			return w.Flush()
@@ -56,14 +63,34 @@ func (a *app) listCommand() *cobra.Command {
 
 func (a *app) pruneCommand() *cobra.Command {
 	var keep int
+	var safetyWithin time.Duration
+	var removeDamaged, removeForeign bool
 	cmd := &cobra.Command{
 		Use:   "prune --keep-last N",
 		Short: "Remove all but the newest N backups of each database and kind (shows the plan; removes only with --yes)",
-		Args:  args(cobra.NoArgs),
+		Long: `Remove all but the newest N intact backups of each database and kind, ranked
+by the created time in their manifests. The plan names every file, whether it
+stays or goes, and why; nothing is removed without --yes.
+
+Never removed by the rules: the newest intact full backup of each database,
+the file a <db>-latest pointer names, and the other files of a backup set
+one of whose files stays. A file that does not match its manifest (damaged)
+or has none (foreign) counts toward nothing and is left alone, unless
+--remove-damaged or --remove-foreign says otherwise. Safety backups (taken by
+restore and nuke) do not count toward --keep-last: they stay for
+--keep-safety-within (aidb.yaml retention.safety_keep_within, 168h).`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := a.loadProject(cmd.Context())
 			if err != nil {
 				return err
+			}
+			policy := retention.Policy{KeepLast: keep, SafetyKeepWithin: p.SafetyKeepWithin, RemoveDamaged: removeDamaged, RemoveForeign: removeForeign}
+			if cmd.Flags().Changed("keep-safety-within") {
+				policy.SafetyKeepWithin = safetyWithin
+			}
+			if err := policy.Validate(); err != nil {
+				return exitcode.BadInput(fmt.Errorf("%w (--keep-last, --keep-safety-within)", err))
 			}
 			if a.yes {
 				if err := backupdir.Ensure(p.BackupDir); err != nil {
@@ -77,22 +104,39 @@ func (a *app) pruneCommand() *cobra.Command {
 				}
 				defer l.Release()
 			}
-			plan, err := backup.PlanPrune(p.BackupDir, keep)
+			plan, err := backup.PlanPrune(p.BackupDir, policy, time.Now())
 			if err != nil {
 				return err
 			}
+			// Names relative to the folder: the lines stay readable.
+			short := func(s string) string { return strings.ReplaceAll(s, p.BackupDir+string(filepath.Separator), "") }
+			a.say("in %s:", p.BackupDir)
+			for _, e := range plan.Keep {
+				if why, ok := strings.CutPrefix(e.Reason, "left alone: "); ok {
+					a.say("  leave  %s: %s", short(e.File), short(why))
+				} else {
+					a.say("  keep   %s: %s", short(e.File), short(e.Reason))
+				}
+			}
 			for _, e := range plan.Remove {
-				a.say("remove %s", e.Path)
+				a.say("  remove %s: %s", short(e.File), short(e.Reason))
+			}
+			removeSets := 0
+			for _, s := range plan.Sets {
+				if s.Remove {
+					removeSets++
+					a.say("  remove %s: %s", short(s.File), s.Reason)
+				}
 			}
 			a.say("keep %d backup(s), remove %d", len(plan.Keep), len(plan.Remove))
 			removed := false
-			if a.yes && len(plan.Remove) > 0 {
+			if a.yes && len(plan.Remove)+removeSets > 0 {
 				if err := backup.Prune(plan); err != nil {
 					return err
 				}
 				removed = true
 				a.say("removed %d backup(s)", len(plan.Remove))
-			} else if len(plan.Remove) > 0 {
+			} else if len(plan.Remove)+removeSets > 0 {
 				a.say("nothing removed: run again with --yes to remove them")
 			}
 			if a.json {
@@ -104,7 +148,11 @@ func (a *app) pruneCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&keep, "keep-last", 10, "backups to keep of each database and kind (at least 1)")
+	f := cmd.Flags()
+	f.IntVar(&keep, "keep-last", 10, "intact backups to keep of each database and kind, newest by their manifests (at least 1)")
+	f.DurationVar(&safetyWithin, "keep-safety-within", 0, "keep safety backups younger than this, e.g. 72h; 0 keeps none by age (default: retention.safety_keep_within in aidb.yaml, 168h)")
+	f.BoolVar(&removeDamaged, "remove-damaged", false, "remove files that do not match their manifest (left alone otherwise)")
+	f.BoolVar(&removeForeign, "remove-foreign", false, "remove backup files without a manifest, such as plain pg_dump files (left alone otherwise)")
 	return cmd
 }
 

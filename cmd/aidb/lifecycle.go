@@ -14,6 +14,7 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/orchestrator"
 )
 
@@ -105,7 +106,8 @@ func (a *app) nukeCommand() *cobra.Command {
 			defer release()
 			var safety []backup.File
 			if !noBackup {
-				if safety, err = a.safetyBackup(cmd, s, dbs, true); err != nil {
+				why := manifest.Safety{Command: "aidb nuke", Reason: "the data before aidb nuke removed the containers and volumes of " + strings.Join(names, " and ")}
+				if safety, err = a.safetyBackup(cmd, s, dbs, true, why); err != nil {
 					return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
 				}
 			}
@@ -128,11 +130,12 @@ func (a *app) nukeCommand() *cobra.Command {
 }
 
 // safetyBackup takes a full backup of each database that exists and holds
-// data, starting a stopped one for it, and says where it is. With
-// lockFolder it takes the backup folder's lock for the backup (callers that
-// hold it already pass false); the folder is only needed when there is
-// data to keep.
-func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Database, lockFolder bool) ([]backup.File, error) {
+// data, starting a stopped one for it, and says where it is. The manifests
+// mark the files as safety backups, with why: they do not move <db>-latest
+// and prune keeps them by their own rule. With lockFolder it takes the
+// backup folder's lock for the backup (callers that hold it already pass
+// false); the folder is only needed when there is data to keep.
+func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Database, lockFolder bool, why manifest.Safety) ([]backup.File, error) {
 	ctx := cmd.Context()
 	st, err := s.orch.Status(ctx, dbs)
 	if err != nil {
@@ -172,7 +175,7 @@ func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Databas
 		}
 		defer release()
 	}
-	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: orchestrator.TransportAuto, SplitOver: backup.DefaultSplitOver})
+	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: orchestrator.TransportAuto, SplitOver: backup.DefaultSplitOver, Safety: &why})
 	if err != nil {
 		return nil, fmt.Errorf("safety backup: %w", err)
 	}

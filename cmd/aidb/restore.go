@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/restore"
 )
@@ -78,7 +80,12 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				return err
 			}
 			if !noBackup {
-				if _, err := a.safetyBackup(cmd, s, s.dbs, false); err != nil {
+				var replaced []string
+				for _, p := range plans {
+					replaced = append(replaced, fmt.Sprintf("%s with %s", p.DB.Name, filepath.Base(p.Path)))
+				}
+				why := manifest.Safety{Command: "aidb restore", Reason: "the data before aidb restore replaced " + strings.Join(replaced, " and ")}
+				if _, err := a.safetyBackup(cmd, s, s.dbs, false, why); err != nil {
 					return fmt.Errorf("%w\nnothing was restored; fix that, or restore without a safety backup with --no-backup", err)
 				}
 			}

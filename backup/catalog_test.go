@@ -1,0 +1,124 @@
+package backup
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/retention"
+)
+
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// write puts a backup file of db named for at into dir, with a manifest
+// created at created (nil: no manifest).
+func write(t *testing.T, dir, db string, at time.Time, created *time.Time, safety *manifest.Safety) string {
+	t.Helper()
+	path := filepath.Join(dir, backupdir.Name(db, backupdir.Full, at, backupdir.None))
+	body := []byte("-- dump of " + db + " at " + at.String() + "\n")
+	require.NoError(t, os.WriteFile(path, body, 0o600))
+	if created != nil {
+		sum := sha256.Sum256(body)
+		require.NoError(t, manifest.Write(path, manifest.Manifest{
+			Format: manifest.Format, Database: db, Kind: backupdir.Full, File: filepath.Base(path),
+			Created: *created, Compression: backupdir.None, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Safety: safety,
+		}))
+	}
+	return path
+}
+
+func ptr(t time.Time) *time.Time { return &t }
+
+func writeSet(t *testing.T, dir string, at time.Time, files ...string) string {
+	t.Helper()
+	s := manifest.Set{Format: manifest.Format, Created: at, Kind: backupdir.Full}
+	for _, f := range files {
+		s.Files = append(s.Files, manifest.SetFile{File: filepath.Base(f)})
+	}
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	path := filepath.Join(dir, manifest.SetName(backupdir.Full, at))
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}
+
+func TestPlanPruneAndPrune(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// Named in one order, created in another: the manifest decides.
+	old := write(t, dir, "rulesdb", t0.Add(3*time.Hour), ptr(t0), nil)
+	mid := write(t, dir, "rulesdb", t0.Add(1*time.Hour), ptr(t0.Add(1*time.Hour)), nil)
+	mem := write(t, dir, "memorydb", t0.Add(1*time.Hour), ptr(t0.Add(1*time.Hour)), nil)
+	set := writeSet(t, dir, t0.Add(1*time.Hour), mid, mem)
+	newest := write(t, dir, "rulesdb", t0.Add(2*time.Hour), ptr(t0.Add(2*time.Hour)), nil)
+	cut := write(t, dir, "rulesdb", t0.Add(4*time.Hour), ptr(t0.Add(4*time.Hour)), nil)
+	require.NoError(t, os.Truncate(cut, 3))
+	foreign := write(t, dir, "rulesdb", time.Date(2099, 12, 31, 23, 59, 59, 0, time.UTC), nil, nil)
+	safety := write(t, dir, "rulesdb", t0.Add(5*time.Hour), ptr(t0.Add(5*time.Hour)), &manifest.Safety{Command: "aidb restore", Reason: "the data before aidb restore replaced rulesdb with x.sql"})
+	require.NoError(t, backupdir.PointLatest(dir, "rulesdb", backupdir.None, cut))
+
+	items, err := List(dir)
+	require.NoError(t, err)
+	byFile := map[string]Listed{}
+	for _, l := range items {
+		byFile[l.File] = l
+	}
+	assert.Equal(t, t0, byFile[old].Created, "created comes from the manifest")
+	assert.Equal(t, retention.Foreign, byFile[foreign].State())
+	assert.Equal(t, retention.Damaged, byFile[cut].State())
+	assert.Equal(t, retention.Intact, byFile[newest].State())
+	require.NotNil(t, byFile[safety].Safety)
+	assert.Equal(t, "aidb restore", byFile[safety].Safety.Command)
+	assert.True(t, byFile[cut].Latest)
+
+	_, err = PlanPrune(dir, retention.Policy{KeepLast: 0}, t0)
+	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+
+	now := t0.Add(6 * time.Hour)
+	plan, err := PlanPrune(dir, retention.Policy{KeepLast: 1, SafetyKeepWithin: time.Hour, RemoveDamaged: true}, now)
+	require.NoError(t, err)
+	var remove []string
+	for _, r := range plan.Remove {
+		remove = append(remove, r.File)
+		assert.NotEmpty(t, r.Reason)
+	}
+	// mid stays with its set (memorydb's newest is in it); the safety backup
+	// is 1h old, at the end of its window.
+	assert.ElementsMatch(t, []string{old, cut, safety}, remove)
+	require.Len(t, plan.Sets, 1)
+	assert.False(t, plan.Sets[0].Remove)
+
+	require.NoError(t, Prune(plan))
+	for _, f := range []string{old, cut, safety} {
+		assert.NoFileExists(t, f)
+		assert.NoFileExists(t, manifest.PathFor(f))
+	}
+	for _, f := range []string{mid, mem, newest, foreign, set} {
+		assert.FileExists(t, f)
+	}
+	target, err := filepath.EvalSymlinks(filepath.Join(dir, "rulesdb-latest.sql"))
+	require.NoError(t, err)
+	assert.Equal(t, newest, target, "the latest pointer follows to the newest intact backup, not the safety backup")
+
+	// Once memorydb has a newer backup, the set goes whole, manifest last.
+	newer := write(t, dir, "memorydb", t0.Add(7*time.Hour), ptr(t0.Add(7*time.Hour)), nil)
+	plan, err = PlanPrune(dir, retention.Policy{KeepLast: 1}, now)
+	require.NoError(t, err)
+	require.NoError(t, Prune(plan))
+	assert.NoFileExists(t, set)
+	assert.NoFileExists(t, mid)
+	assert.NoFileExists(t, mem)
+	for _, f := range []string{newer, newest, foreign} {
+		assert.FileExists(t, f)
+	}
+}
