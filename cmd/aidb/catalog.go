@@ -76,6 +76,7 @@ func (a *app) pruneCommand() *cobra.Command {
 					return err
 				}
 				defer l.Release()
+				a.clearLitter(cmd.Context(), p.BackupDir, nil) // the folder only: prune needs no engine
 			}
 			plan, err := backup.PlanPrune(p.BackupDir, keep)
 			if err != nil {
