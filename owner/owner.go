@@ -180,22 +180,25 @@ func (procTable) StartTime(pid int) (uint64, bool) {
 		err := syscall.Kill(pid, 0)
 		return 0, err == nil || errors.Is(err, syscall.EPERM)
 	}
-	return statStart(string(b)), true
+	start, zombie := statStart(string(b))
+	// A zombie has ended; only its parent has not collected its exit yet.
+	return start, !zombie
 }
 
-// statStart is field 22 of /proc/<pid>/stat, the start time; the command
-// name (field 2, in parentheses) may hold spaces and parentheses, so the
-// fields are counted from its closing parenthesis.
-func statStart(stat string) uint64 {
+// statStart reads /proc/<pid>/stat: field 22, the start time, and whether
+// field 3, the state, says zombie. The command name (field 2, in
+// parentheses) may hold spaces and parentheses, so the fields are counted
+// from its closing parenthesis.
+func statStart(stat string) (start uint64, zombie bool) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0
+		return 0, false
 	}
 	f := strings.Fields(stat[i+1:])
 	// f[0] is field 3 (state); field 22 is f[19].
 	if len(f) < 20 {
-		return 0
+		return 0, false
 	}
 	n, _ := strconv.ParseUint(f[19], 10, 64)
-	return n
+	return n, f[0] == "Z"
 }

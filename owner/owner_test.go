@@ -65,7 +65,11 @@ func TestNameRoundTrip(t *testing.T) {
 func TestStatStart(t *testing.T) {
 	t.Parallel()
 	// The command name may hold spaces and parentheses.
-	stat := "4711 (aidb (x) y) S 1 4711 4711 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 8 0 123456 1000 10"
-	assert.Equal(t, uint64(123456), statStart(stat))
-	assert.Zero(t, statStart("garbage"))
+	start, zombie := statStart("4711 (aidb (x) y) S 1 4711 4711 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 8 0 123456 1000 10")
+	assert.Equal(t, uint64(123456), start)
+	assert.False(t, zombie)
+	_, zombie = statStart("4711 (aidb) Z 1 4711 4711 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 8 0 123456 1000 10")
+	assert.True(t, zombie, "a killed process its parent has not collected yet has ended")
+	start, _ = statStart("garbage")
+	assert.Zero(t, start)
 }
