@@ -24,7 +24,8 @@ import (
 // mid-dump (nothing of aidb's own runs after that): no file in the folder
 // holds the password at any moment, and the next command that takes the
 // folder lock removes the partial file, the pipes and the helper container
-// the killed run left, says so, and backs up; a live run's work stays.
+// the killed run left, says so, and backs up; a live run's work stays. A
+// killed verify's throwaway container is cleared the same way.
 func TestKilledBackupLeavesNoSecretAndNoLitter(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "litter")
@@ -89,6 +90,23 @@ func TestKilledBackupLeavesNoSecretAndNoLitter(t *testing.T) {
 	r = p.aidb("backup", "rulesdb")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.NotContains(t, r.stderr, "killed before it finished")
+
+	// A verify killed once its throwaway container exists leaves it (and
+	// perhaps a psql helper and its pipes): cleared the same way.
+	verify := p.command(t.Context(), "verify", entries[0].Path)
+	require.NoError(t, verify.Start())
+	waitFor(t, time.Minute, func() bool { return len(workContainers(t, p)) > 0 })
+	killed = verify.Process.Pid
+	require.NoError(t, verify.Process.Kill())
+	_ = verify.Wait()
+	require.NotEmpty(t, workContainers(t, p), "the killed verify left its throwaway container")
+	r = p.aidb("backup", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "removed what an aidb run (pid "+strconv.Itoa(killed)+") killed before it finished left: ")
+	assert.Contains(t, r.stderr, "throwaway container")
+	assert.Empty(t, workContainers(t, p))
+	assert.Empty(t, workFiles(t, dir, ".fifo"))
+	assert.Empty(t, workFiles(t, dir, ".partial"))
 }
 
 // liveWork puts a partial file of this (live) test process into dir, as
