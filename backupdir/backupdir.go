@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/owner"
 )
 
 // Kind is what a backup holds.
@@ -191,14 +192,19 @@ func (f *File) Write(p []byte) (int, error) {
 // PartialSuffix marks files still being written.
 const PartialSuffix = ".partial"
 
-// Create starts writing dir/name as dir/name.partial, mode 0600. It refuses
-// to replace an existing file.
+// partialName is the name a file has while this process writes it:
+// <path>~<owner>.partial, so a later run can tell a partial file of a run
+// that was killed from one a live run is writing (see package owner).
+func partialName(path string) string { return owner.Name(path, PartialSuffix) }
+
+// Create starts writing dir/name as dir/name~<owner>.partial, mode 0600. It
+// refuses to replace an existing file.
 func Create(dir, name string) (*File, error) {
 	final := filepath.Join(dir, name)
 	if _, err := os.Lstat(final); err == nil {
 		return nil, fmt.Errorf("backup file %s already exists", final)
 	}
-	f, err := os.OpenFile(final+PartialSuffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(partialName(final), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create backup file: %w", err)
 	}
@@ -240,7 +246,7 @@ func (f *File) Abort() error {
 // WriteFileAtomic writes data to dir/name through a partial file, mode
 // 0600, replacing an existing file.
 func WriteFileAtomic(path string, data []byte) error {
-	tmp := path + PartialSuffix
+	tmp := partialName(path)
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
@@ -263,7 +269,7 @@ func WriteFileAtomic(path string, data []byte) error {
 // atomically, and removes latest pointers of db with other extensions.
 func PointLatest(dir, db string, c Compression, file string) error {
 	link := filepath.Join(dir, LatestName(db, c))
-	tmp := link + PartialSuffix
+	tmp := partialName(link)
 	_ = os.Remove(tmp)
 	if err := os.Symlink(filepath.Base(file), tmp); err != nil {
 		return fmt.Errorf("point %s at %s: %w", link, file, err)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/owner"
 )
 
 func TestNameAndParseRoundTrip(t *testing.T) {
@@ -38,12 +40,13 @@ func TestCreateCommitAbort(t *testing.T) {
 	_, err = f.WriteString("SELECT 1;\n")
 	require.NoError(t, err)
 	assert.NoFileExists(t, filepath.Join(dir, "a.sql"), "no final name before Commit")
-	assert.FileExists(t, filepath.Join(dir, "a.sql.partial"))
+	partial := filepath.Join(dir, "a.sql~"+owner.Self().String()+".partial")
+	assert.FileExists(t, partial, "the partial file names its owner")
 	require.NoError(t, f.Commit())
 	st, err := os.Stat(filepath.Join(dir, "a.sql"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
-	assert.NoFileExists(t, filepath.Join(dir, "a.sql.partial"))
+	assert.NoFileExists(t, partial)
 	require.NoError(t, f.Abort(), "Abort after Commit keeps the file")
 	assert.FileExists(t, filepath.Join(dir, "a.sql"))
 
@@ -53,7 +56,7 @@ func TestCreateCommitAbort(t *testing.T) {
 	g, err := Create(dir, "b.sql")
 	require.NoError(t, err)
 	require.NoError(t, g.Abort())
-	assert.NoFileExists(t, filepath.Join(dir, "b.sql.partial"))
+	assert.NoFileExists(t, g.Name())
 	assert.NoFileExists(t, filepath.Join(dir, "b.sql"))
 }
 

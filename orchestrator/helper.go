@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,76 +18,71 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/owner"
 )
 
 // helperMount is where a helper container sees the work folder.
 const helperMount = "/aidb-work"
 
+// secretDir is a tmpfs of the helper's own where its shell writes the
+// credentials file: in memory, gone with the container, never in the
+// bind-mounted work folder. (libpq reads a password file only if it is a
+// regular file, so a pipe cannot be PGPASSFILE.)
+const secretDir = "/aidb-secret"
+
 // helper is a client tool (pg_dump, psql) running in a container of the
 // database's own image, in the database container's network namespace (so
 // it reaches the server at 127.0.0.1:5432), with its --file a named pipe
-// in the bind-mounted work folder. The password reaches it in a private
-// pgpass file there.
+// in the bind-mounted work folder.
+//
+// The container runs sh on a script it reads from a pipe in the work
+// folder (script): aidb writes the script, credentials first, once the
+// helper runs. So the password is never on disk, in the container's
+// configuration (docker inspect) or in a process's arguments, and a run
+// killed at any moment leaves nothing readable: a pipe holds nothing once
+// read, nor after its writer is gone. Every pipe's name and the container's
+// aidb.owner label name this process (package owner), so a later run can
+// clear what a killed one left.
 type helper struct {
 	o    *Orchestrator
 	id   string
 	tool string
-	// fifo is the pipe's path on this host; fifos are all the helper's
-	// pipes (one more per tool of a helper running several).
-	fifo   string
-	fifos  []string
-	pgpass string
+	db   compose.Database
+	// base is the pipes' common path, without owner and extension.
+	base   string
+	script string
+	// fifos are all the helper's pipes, the script's included.
+	fifos []string
 	// wait reports the tool's exit.
 	wait     client.ContainerWaitResult
 	killOnce sync.Once
 	killErr  error
 }
 
-// startHelper starts tool with args (connection options are added) in a
-// helper for database db, whose container is c, with role's label.
-func (o *Orchestrator) startHelper(ctx context.Context, db compose.Database, c container.Summary, tool, role string, args, env []string, workDir string) (_ *helper, retErr error) {
-	h, err := o.newHelper(db, tool, role, workDir)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if retErr != nil {
-			retErr = errors.Join(retErr, h.close(ctx))
-		}
-	}()
-	cmd := append(append([]string{}, args...), "--host=127.0.0.1", "--port=5432", "--file="+h.inHelper(h.fifo))
-	if err := h.start(ctx, db, c, role, []string{tool}, cmd, env); err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// newHelper makes the pipe and the credentials file of a helper that is
-// not started yet; close removes them.
+// newHelper makes the script pipe of a helper that is not started yet;
+// close removes it.
 func (o *Orchestrator) newHelper(db compose.Database, tool, role, workDir string) (*helper, error) {
 	absDir, err := filepath.Abs(workDir)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Join(absDir, ".aidb-"+role+"-"+randomTag())
-	h := &helper{o: o, tool: tool, pgpass: base + ".pgpass", fifo: base + ".fifo"}
-	if err := h.mkfifo(h.fifo); err != nil {
+	h := &helper{o: o, tool: tool, db: db, base: filepath.Join(absDir, ".aidb-"+role+"-"+randomTag())}
+	h.script, err = h.pipe("script")
+	if err != nil {
 		return nil, err
-	}
-	if err := os.WriteFile(h.pgpass, []byte(pgpassLine(db)), 0o600); err != nil {
-		_ = h.close(context.Background())
-		return nil, fmt.Errorf("write credentials file in %s: %w", absDir, err)
 	}
 	return h, nil
 }
 
-// mkfifo makes a pipe of the helper's, removed by close.
-func (h *helper) mkfifo(path string) error {
+// pipe makes a pipe of the helper's, named for what (owner and all),
+// removed by close.
+func (h *helper) pipe(what string) (string, error) {
+	path := owner.Name(h.base+"."+what, ".fifo")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		return fmt.Errorf("create pipe in %s: %w", filepath.Dir(path), err)
+		return "", fmt.Errorf("create pipe in %s: %w", filepath.Dir(path), err)
 	}
 	h.fifos = append(h.fifos, path)
-	return nil
+	return path, nil
 }
 
 // inHelper is where the helper sees a file of the work folder.
@@ -93,23 +90,32 @@ func (h *helper) inHelper(path string) string {
 	return helperMount + "/" + filepath.Base(path)
 }
 
-// start creates and starts the helper's container running entrypoint
-// with cmd.
-func (h *helper) start(ctx context.Context, db compose.Database, c container.Summary, role string, entrypoint, cmd, env []string) error {
-	o := h.o
+// credentials is the start of every helper's script: it writes the
+// database's password into a private file on the helper's tmpfs (printf is
+// a shell builtin: no process's arguments show it) and points libpq at it.
+func (h *helper) credentials() string {
+	file := secretDir + "/pgpass"
+	return "umask 077\n" +
+		"printf '%s\\n' " + shellQuote(strings.TrimSuffix(pgpassLine(h.db), "\n")) + " >" + file + " || exit 1\n" +
+		"export PGPASSFILE=" + file + "\n"
+}
+
+// start creates and starts the helper's container, running sh on the
+// script pipe; the caller then writes the script (handOver).
+func (h *helper) start(ctx context.Context, c container.Summary, role string) error {
+	o, db := h.o, h.db
 	// Created without cancellation: a create abandoned mid-flight by Ctrl-C
 	// could still happen in the engine, unrecorded, and outlive this call.
 	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:      c.Image,
-			Entrypoint: entrypoint,
-			Cmd:        cmd,
-			Env:        append([]string{"PGPASSFILE=" + h.inHelper(h.pgpass)}, env...),
-			Labels:     Labels(o.project.Name, db.Service, role),
+			Entrypoint: []string{"sh", h.inHelper(h.script)},
+			Labels:     workLabels(o.project.Name, db.Service, role),
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode("container:" + c.ID),
-			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: filepath.Dir(h.pgpass), Target: helperMount}},
+			Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: filepath.Dir(h.base), Target: helperMount}},
+			Tmpfs:       map[string]string{secretDir: "rw,noexec,nosuid,nodev,size=64k"},
 		},
 	})
 	if err != nil {
@@ -125,6 +131,51 @@ func (h *helper) start(ctx context.Context, db compose.Database, c container.Sum
 	}
 	return nil
 }
+
+// handOver writes the script into the helper's script pipe: credentials
+// first, then body. It waits until the helper's shell opens the pipe, or
+// gone says the helper exited (or ctx ends): then a reader of this
+// process's own lets the pending open return, and the script goes nowhere.
+func (h *helper) handOver(ctx context.Context, body string, gone <-chan struct{}) error {
+	var f *os.File
+	var err error
+	opened := make(chan struct{})
+	go func() {
+		f, err = os.OpenFile(h.script, os.O_WRONLY, 0)
+		close(opened)
+	}()
+	select {
+	case <-opened:
+	case <-gone:
+	case <-ctx.Done():
+	}
+	select {
+	case <-opened:
+	default:
+		if r, rerr := os.OpenFile(h.script, os.O_RDONLY|syscall.O_NONBLOCK, 0); rerr == nil {
+			<-opened
+			r.Close()
+		} else {
+			<-opened
+		}
+		if f != nil {
+			f.Close()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errHelperGone
+	}
+	if err != nil {
+		return fmt.Errorf("open pipe %s: %w", h.script, err)
+	}
+	_, err = io.WriteString(f, h.credentials()+body)
+	return errors.Join(err, f.Close())
+}
+
+// errHelperGone is handOver's error for a helper that exited before it
+// read its script; the caller reports the helper's own failure instead.
+var errHelperGone = errors.New("the helper exited before it read its script")
 
 // kill stops the tool and removes its container (once), also after
 // Ctrl-C.
@@ -142,14 +193,13 @@ func (h *helper) kill(ctx context.Context) error {
 	return h.killErr
 }
 
-// close kills the helper and removes the pipe and the credentials file: a
-// helper never outlives the call that started it.
+// close kills the helper and removes its pipes: a helper never outlives
+// the call that started it.
 func (h *helper) close(ctx context.Context) error {
 	err := h.kill(ctx)
 	for _, f := range h.fifos {
 		_ = os.Remove(f)
 	}
-	_ = os.Remove(h.pgpass)
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/owner"
 )
 
 // The labels on every container, volume and network aidb creates.
@@ -20,6 +21,10 @@ const (
 	LabelService    = "aidb.service"
 	LabelRole       = "aidb.role"
 	LabelConfigHash = "aidb.config-hash"
+	// LabelOwner names the aidb process that started a helper or throwaway
+	// container (owner.Owner's String), so a later run can tell one a run
+	// killed before it finished left behind from one a live run uses.
+	LabelOwner = "aidb.owner"
 )
 
 // Roles: what a labelled resource is for.
@@ -35,6 +40,20 @@ const (
 // Labels returns the labels for a resource of the project.
 func Labels(project, service, role string) map[string]string {
 	return map[string]string{LabelProject: project, LabelService: service, LabelRole: role}
+}
+
+// workLabels are the labels of a helper or throwaway container this process
+// starts: Labels and its owner.
+func workLabels(project, service, role string) map[string]string {
+	l := Labels(project, service, role)
+	l[LabelOwner] = owner.Self().String()
+	return l
+}
+
+// isWorkRole says whether containers of role live only as long as the
+// command that started them (helpers and throwaways).
+func isWorkRole(role string) bool {
+	return role == RoleDump || role == RoleLoad || role == RoleVerify
 }
 
 // projectFilter selects the project's resources, optionally narrowed to

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -157,24 +158,40 @@ func (o *Orchestrator) psqlViaExec(ctx context.Context, c container.Summary, arg
 }
 
 // psqlViaHelper runs psql in a helper container (see helper) reading the
-// script from the pipe that this process writes.
+// script from a pipe that this process writes.
 func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, script io.Reader) (retErr error) {
-	h, err := o.startHelper(ctx, db, c, "psql", RoleLoad, args, nil, workDir)
+	h, err := o.newHelper(db, "psql", RoleLoad, workDir)
 	if err != nil {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, h.close(ctx)) }()
-	fifo, wait := h.fifo, h.wait
+	fifo, err := h.pipe("in")
+	if err != nil {
+		return err
+	}
+	if err := h.start(ctx, c, RoleLoad); err != nil {
+		return err
+	}
+	wait := h.wait
 	kill := func() error { return h.kill(ctx) }
+	cmd := append([]string{"exec", "psql"}, quoteAll(args)...)
+	cmd = append(cmd, "--host=127.0.0.1", "--port=5432", shellQuote("--file="+h.inHelper(fifo)))
 
-	// The feeder opens the write end only once psql has opened the read
-	// end (opening a pipe for writing waits for a reader), so nothing
-	// written can be lost to a pipe nobody holds open; psql sees end of
-	// file when the feeder closes it.
+	// The feeder first hands the helper's shell its script (credentials,
+	// then psql's command line), then feeds psql. It opens psql's pipe only
+	// once psql has opened the read end (opening a pipe for writing waits
+	// for a reader), so nothing written can be lost to a pipe nobody holds
+	// open; psql sees end of file when the feeder closes it.
 	// fed carries only errors reading the script (the file changed or is
-	// unreadable); a write that fails because psql stopped is psql's error.
+	// unreadable); a write that fails because psql stopped is psql's error,
+	// and a helper that never read its script reports its own exit.
 	fed := make(chan error, 1)
+	gone := make(chan struct{})
 	go func() {
+		if err := h.handOver(ctx, strings.Join(cmd, " ")+"\n", gone); err != nil {
+			fed <- nil
+			return
+		}
 		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 		if err != nil {
 			fed <- err
@@ -189,11 +206,12 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 		_ = w.Close()
 		fed <- src.err
 	}()
-	// release lets a feeder finish when psql is gone: it opens the pipe
-	// read-write (which never waits, and ends the feeder's wait in open)
-	// and discards what is written; the returned function closes it once
-	// the feeder is done.
+	// release lets a feeder finish when psql is gone: gone ends a wait to
+	// hand over the script; opening psql's pipe read-write (which never
+	// waits) ends the feeder's wait in open, and what is written is
+	// discarded; the returned function closes it once the feeder is done.
 	release := func() func() {
+		close(gone)
 		r, err := os.OpenFile(fifo, os.O_RDWR, 0)
 		if err != nil {
 			return func() {}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/moby/moby/api/types/container"
 
@@ -91,7 +90,7 @@ func (o *Orchestrator) StartStreams(ctx context.Context, db compose.Database, ro
 	if err != nil {
 		return nil, err
 	}
-	// The first pipe carries the script: sh reads it once it is written.
+	// The script pipe: sh reads it once Run has written it.
 	h, err := o.newHelper(db, "pg_dump", role, workDir)
 	if err != nil {
 		return nil, err
@@ -102,7 +101,7 @@ func (o *Orchestrator) StartStreams(ctx context.Context, db compose.Database, ro
 			retErr = errors.Join(retErr, s.Close(ctx))
 		}
 	}()
-	if err := h.start(ctx, db, c, role, []string{"sh", h.inHelper(h.fifo)}, nil, nil); err != nil {
+	if err := h.start(ctx, c, role); err != nil {
 		return nil, err
 	}
 	s.watching = true
@@ -135,8 +134,8 @@ func (s *Streams) Run(ctx context.Context, runs []ToolRun) error {
 	}
 	var paths []string
 	for i := range runs {
-		path := strings.TrimSuffix(s.h.fifo, ".fifo") + fmt.Sprintf(".%d.fifo", i)
-		if err := s.h.mkfifo(path); err != nil {
+		path, err := s.h.pipe(strconv.Itoa(i))
+		if err != nil {
 			s.mu.Unlock()
 			return err
 		}
@@ -150,46 +149,15 @@ func (s *Streams) Run(ctx context.Context, runs []ToolRun) error {
 
 // handOver writes the script into the helper's script pipe.
 func (s *Streams) handOver(ctx context.Context, script string) error {
-	var f *os.File
-	var err error
-	opened := make(chan struct{})
-	go func() {
-		f, err = os.OpenFile(s.h.fifo, os.O_WRONLY, 0)
-		close(opened)
-	}()
-	select {
-	case <-opened:
-	case <-s.exited:
-	case <-ctx.Done():
-	}
-	select {
-	case <-opened:
-	default:
-		// The helper is gone (or Ctrl-C): a reader of this process's own
-		// lets the pending open return.
-		if r, rerr := os.OpenFile(s.h.fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); rerr == nil {
-			<-opened
-			r.Close()
-		} else {
-			<-opened
-		}
-		if f != nil {
-			f.Close()
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	err := s.h.handOver(ctx, script, s.exited)
+	if errors.Is(err, errHelperGone) {
 		return s.ended(ctx)
 	}
-	if err != nil {
-		return fmt.Errorf("open pipe %s: %w", s.h.fifo, err)
-	}
-	_, err = io.WriteString(f, script)
-	return errors.Join(err, f.Close())
+	return err
 }
 
 // Dir is the work folder the helper's pipes are in.
-func (s *Streams) Dir() string { return filepath.Dir(s.h.fifo) }
+func (s *Streams) Dir() string { return filepath.Dir(s.h.base) }
 
 // ended is the error for a helper that exited before it was given its
 // runs.

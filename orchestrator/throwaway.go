@@ -53,7 +53,7 @@ func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string
 			Image:        ref,
 			Cmd:          append([]string{"postgres"}, throwawaySettings...),
 			Env:          []string{"POSTGRES_USER=" + db.User, "POSTGRES_PASSWORD=" + db.Password, "POSTGRES_DB=" + db.DBName},
-			Labels:       Labels(o.project.Name, service, RoleVerify),
+			Labels:       workLabels(o.project.Name, service, RoleVerify),
 			ExposedPorts: network.PortSet{port: {}},
 			StopSignal:   "SIGINT",
 		},

@@ -115,7 +115,9 @@ func (a *app) confirm(question string) error {
 
 // lock takes the operation lock of each database that is up, in name order
 // (so two operations never wait for each other), and with folder the backup
-// folder's lock. The returned release gives them up, also after Ctrl-C.
+// folder's lock, then clears what aidb runs killed before they finished
+// left (clearLitter). The returned release gives them up, also after
+// Ctrl-C.
 func (a *app) lock(ctx context.Context, s *session, dbs []compose.Database, op string, folder bool) (func(), error) {
 	var dbLocks []*oplock.DBLock
 	var folderLock *oplock.FolderLock
@@ -155,6 +157,8 @@ func (a *app) lock(ctx context.Context, s *session, dbs []compose.Database, op s
 			return nil, err
 		}
 		folderLock = l
+		// Holding the folder's lock, clear what killed runs left there.
+		a.clearLitter(ctx, s.project.BackupDir, s.orch)
 	}
 	return release, nil
 }

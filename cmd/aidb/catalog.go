@@ -103,6 +103,7 @@ restore and nuke) do not count toward --keep-last: they stay for
 					return err
 				}
 				defer l.Release()
+				a.clearLitter(cmd.Context(), p.BackupDir, nil) // the folder only: prune needs no engine
 			}
 			plan, err := backup.PlanPrune(p.BackupDir, policy, time.Now())
 			if err != nil {
