@@ -58,6 +58,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			defer release()
 
 			var plans []restore.Plan
+			prog := a.newLoadProgress(false)
 			for i, db := range s.dbs {
 				plan, err := restore.Preflight(ctx, s.orch, restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
@@ -69,6 +70,9 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				for _, w := range plan.Warnings {
 					a.say("warning: %s", w)
 				}
+				name, file, size := db.Name, plan.File, plan.Size
+				plan.Progress = func(read, total int64) { prog.bytes(name, read, total) }
+				plan.Phase = func(ph restore.Phase) { prog.phase(name, file, size, ph) }
 				plans = append(plans, plan)
 			}
 			var what []string
@@ -97,6 +101,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				r, err = restore.Full(ctx, s.orch, plans[0])
 				results = append(results, r)
 			}
+			prog.finish()
 			if err != nil {
 				return err
 			}
