@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/verify"
 )
@@ -48,4 +57,63 @@ func TestLoadProgressPlainLines(t *testing.T) {
 	assert.Equal(t, "rulesdb: loading backups/r.sql (3.0 MiB)\n"+
 		"rulesdb: checking what was loaded against the manifest\n"+
 		"rulesdb: swapping the restored database in\n", errOut.String())
+}
+
+// Every --json document uses one naming: snake_case keys, durations in
+// seconds as duration_s (never nanoseconds), and every field named (an
+// untagged field would appear as Go's "Path"). Prune's document is left
+// to its own change.
+func TestJSONNamesAreSnakeCase(t *testing.T) {
+	t.Parallel()
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	seen := map[reflect.Type]bool{}
+	var check func(typ reflect.Type, path string)
+	check = func(typ reflect.Type, path string) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map || typ.Kind() == reflect.Array {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] || typ == reflect.TypeFor[time.Time]() {
+			return
+		}
+		seen[typ] = true
+		if typ.Implements(reflect.TypeFor[json.Marshaler]()) {
+			b, err := json.Marshal(reflect.Zero(typ).Interface())
+			require.NoError(t, err, path)
+			var doc map[string]any
+			require.NoError(t, json.Unmarshal(b, &doc), path)
+			for k := range doc {
+				assert.Regexp(t, snake, k, "%s: key %q", path, k)
+				assert.False(t, strings.HasSuffix(k, "_ns"), "%s: %s: durations are seconds, as duration_s", path, k)
+			}
+		}
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			where := path + "." + f.Name
+			if f.Anonymous && name == "" {
+				check(f.Type, where)
+				continue
+			}
+			if name == "-" {
+				continue
+			}
+			if assert.NotEmpty(t, name, "%s has no json name", where) {
+				assert.Regexp(t, snake, name, where)
+				assert.False(t, strings.HasSuffix(name, "_ns"), "%s: durations are seconds, as duration_s", where)
+			}
+			assert.False(t, f.Type == reflect.TypeFor[time.Duration](), "%s: a time.Duration marshals as nanoseconds; write seconds as duration_s", where)
+			check(f.Type, where)
+		}
+	}
+	for _, v := range []any{
+		seedOutput{}, dbMigration{}, migrations.Applied{}, migrations.Status{},
+		verify.Result{}, restore.Result{}, backup.Result{}, backup.Listed{},
+		orchestrator.Status{}, orchestrator.ServiceStatus{}, orchestrator.Removed{},
+		manifest.Manifest{}, manifest.Set{},
+	} {
+		check(reflect.TypeOf(v), reflect.TypeOf(v).String())
+	}
 }
