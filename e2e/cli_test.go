@@ -111,7 +111,7 @@ func TestCLIOnRealDatabases(t *testing.T) {
 		Rows     map[string]int64 `json:"rows"`
 		Seconds  *float64         `json:"duration_s"`
 	}
-	seedJSON := func(args ...string) []seeded {
+	seedJSON := func(t *testing.T, args ...string) []seeded {
 		t.Helper()
 		r := p.aidb(append([]string{"seed", "--json"}, args...)...)
 		require.Equal(t, 0, r.code, r.stderr)
@@ -127,7 +127,7 @@ func TestCLIOnRealDatabases(t *testing.T) {
 		return *doc.Databases
 	}
 	t.Run("seed --json is a document", func(t *testing.T) {
-		got := seedJSON("--rows", "30")
+		got := seedJSON(t, "--rows", "30")
 		require.Len(t, got, 2)
 		for _, s := range got {
 			assert.True(t, s.Seeded, s.Database)
@@ -137,7 +137,7 @@ func TestCLIOnRealDatabases(t *testing.T) {
 			}
 		}
 		// Nothing seeded is still a document that names each database.
-		got = seedJSON("--if-empty")
+		got = seedJSON(t, "--if-empty")
 		require.Len(t, got, 2)
 		for _, s := range got {
 			assert.False(t, s.Seeded, s.Database)
