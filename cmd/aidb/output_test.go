@@ -117,3 +117,34 @@ func TestJSONNamesAreSnakeCase(t *testing.T) {
 		check(reflect.TypeOf(v), reflect.TypeOf(v).String())
 	}
 }
+
+func TestPrintJSONWritesEmptyListsNotNull(t *testing.T) {
+	t.Parallel()
+	type inner struct {
+		Names []string `json:"names"`
+	}
+	type doc struct {
+		orchestrator.Removed
+		Items  []inner           `json:"items"`
+		Ptr    *inner            `json:"ptr"`
+		Nested []inner           `json:"nested"`
+		Rows   map[string]int64  `json:"rows"`
+		When   time.Time         `json:"when"`
+		Safety []backup.File     `json:"safety_backups"`
+		Seeded []seededDB        `json:"seeded,omitempty"`
+		Bytes  []byte            `json:"bytes"`
+		Extra  map[string][]bool `json:"extra"`
+	}
+	var out bytes.Buffer
+	a := &app{stdout: &out}
+	require.NoError(t, a.printJSON(doc{Ptr: &inner{}, Nested: []inner{{}}, Extra: map[string][]bool{"x": nil}}))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got), out.String())
+	for _, k := range []string{"containers", "volumes", "networks", "items", "safety_backups"} {
+		assert.Equal(t, []any{}, got[k], k)
+	}
+	assert.Equal(t, map[string]any{"names": []any{}}, got["ptr"])
+	assert.Equal(t, []any{map[string]any{"names": []any{}}}, got["nested"])
+	assert.Nil(t, got["rows"], "maps are left as they are")
+	assert.NotContains(t, got, "seeded", "omitempty still omits")
+}
