@@ -148,3 +148,22 @@ func TestPrintJSONWritesEmptyListsNotNull(t *testing.T) {
 	assert.Nil(t, got["rows"], "maps are left as they are")
 	assert.NotContains(t, got, "seeded", "omitempty still omits")
 }
+
+// On a terminal the bar carries the phase and the bytes loaded.
+func TestLoadProgressBarOnATerminal(t *testing.T) {
+	t.Parallel()
+	var errOut bytes.Buffer
+	a := &app{stderr: &errOut}
+	p := a.newLoadProgress(false)
+	p.tty = true
+	p.phase("rulesdb", "backups/r.sql", 3<<20, restore.PhaseLoad)
+	p.bytes("rulesdb", 2<<20, 3<<20)
+	assert.Contains(t, errOut.String(), "rulesdb load")
+	assert.Contains(t, errOut.String(), "66%")
+	p.bytes("rulesdb", 3<<20, 3<<20) // the whole file read: the bar stays for the next phase
+	p.phase("rulesdb", "backups/r.sql", 3<<20, restore.PhaseCheck)
+	assert.Contains(t, errOut.String(), "rulesdb check")
+	t.Log(errOut.String())
+	p.finish()
+	assert.NotContains(t, errOut.String(), "loading backups/r.sql", "no plain lines on a terminal")
+}

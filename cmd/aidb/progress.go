@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"sync"
-	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -72,7 +71,9 @@ func (p *loadProgress) bytes(name string, read, total int64) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_ = p.bar(name, total).Set64(read)
+	// A bar at its maximum finishes and clears itself; the restore goes on
+	// (check, swap) until finish.
+	_ = p.bar(name, total).Set64(min(read, total-1))
 }
 
 // bar returns name's bar, made on first use. The caller holds mu.
@@ -81,8 +82,9 @@ func (p *loadProgress) bar(name string, total int64) *progressbar.ProgressBar {
 	if !ok {
 		bar = progressbar.NewOptions64(total, progressbar.OptionSetDescription(name),
 			progressbar.OptionSetWriter(p.a.stderr), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetWidth(20), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish())
+			// Not throttled: a phase change is drawn at once, and bytes are
+			// reported every few MiB, only when the percentage moves.
+			progressbar.OptionSetWidth(20), progressbar.OptionClearOnFinish())
 		p.bars[name] = bar
 	}
 	return bar
