@@ -160,10 +160,10 @@ func TestLoadProgressBarOnATerminal(t *testing.T) {
 	p.bytes("rulesdb", 2<<20, 3<<20)
 	assert.Contains(t, errOut.String(), "rulesdb load")
 	assert.Contains(t, errOut.String(), "66%")
+	assert.Contains(t, errOut.String(), "2.1/3.1 MB", "the bytes of the file loaded (decimal units)")
 	p.bytes("rulesdb", 3<<20, 3<<20) // the whole file read: the bar stays for the next phase
 	p.phase("rulesdb", "backups/r.sql", 3<<20, restore.PhaseCheck)
 	assert.Contains(t, errOut.String(), "rulesdb check")
-	t.Log(errOut.String())
 	p.finish()
 	assert.NotContains(t, errOut.String(), "loading backups/r.sql", "no plain lines on a terminal")
 }

@@ -81,7 +81,7 @@ func (p *loadProgress) bar(name string, total int64) *progressbar.ProgressBar {
 	bar, ok := p.bars[name]
 	if !ok {
 		bar = progressbar.NewOptions64(total, progressbar.OptionSetDescription(name),
-			progressbar.OptionSetWriter(p.a.stderr), progressbar.OptionShowBytes(true),
+			progressbar.OptionSetWriter(p.a.stderr), progressbar.OptionShowBytes(true), progressbar.OptionShowCount(),
 			// Not throttled: a phase change is drawn at once, and bytes are
 			// reported every few MiB, only when the percentage moves.
 			progressbar.OptionSetWidth(20), progressbar.OptionClearOnFinish())
