@@ -110,7 +110,8 @@ func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
 
 	_ = cmd.Wait()
 	assert.Equal(t, 1, cmd.ProcessState.ExitCode(), "could not verify: neither equal (0) nor a difference (3)\n%s", stderr.String())
-	assert.Contains(t, stderr.String(), "NOT VERIFIED: ")
+	assert.Contains(t, stderr.String(), "NOT VERIFIED")
+	assert.Contains(t, stderr.String(), filepath.Base(file)+": not verified: ", "the reason, below the table")
 	assert.Contains(t, stderr.String(), "the throwaway container "+ids[0][:12]+" stopped while the file was loading (exited, exit code 137: killed")
 	assert.Empty(t, containersWithRole(t, p, orchestrator.RoleVerify), "no throwaway container left")
 	assert.Empty(t, containersWithRole(t, p, orchestrator.RoleLoad), "no psql helper left")

@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -145,7 +146,17 @@ type Applied struct {
 	Version   int64         `json:"version"`
 	File      string        `json:"file"`
 	Direction string        `json:"direction"`
-	Duration  time.Duration `json:"duration_ns"`
+	Duration  time.Duration `json:"-"`
+}
+
+// MarshalJSON writes the duration as duration_s, in seconds, as every aidb
+// document does.
+func (a Applied) MarshalJSON() ([]byte, error) {
+	type fields Applied
+	return json.Marshal(struct {
+		fields
+		Seconds float64 `json:"duration_s"`
+	}{fields(a), a.Duration.Seconds()})
 }
 
 // Up applies every pending migration, each in its own transaction. A failing

@@ -56,6 +56,29 @@ type Request struct {
 	IgnoreMigrationVersion bool
 	// Progress, if set, is told the file bytes read so far.
 	Progress func(read, total int64)
+	// Phase, if set, is told when the restore enters each phase (see
+	// Phase), once per phase, in order.
+	Phase func(Phase)
+}
+
+// Phase is a step of a restore that takes time.
+type Phase string
+
+const (
+	// PhaseLoad: psql loads the file (Progress counts its bytes).
+	PhaseLoad Phase = "load"
+	// PhaseCheck: the file was read; what was loaded is compared with the
+	// manifest (or, without one, its tables are counted).
+	PhaseCheck Phase = "check"
+	// PhaseSwap: the restored database replaces the target (full
+	// restores only).
+	PhaseSwap Phase = "swap"
+)
+
+func (r Request) phase(ph Phase) {
+	if r.Phase != nil {
+		r.Phase(ph)
+	}
 }
 
 // Plan is a restore that passed its preflight.

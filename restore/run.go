@@ -33,12 +33,28 @@ func (p Plan) script(before, after string) (io.Reader, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r := io.MultiReader(
-		strings.NewReader("BEGIN;\n"+before+"\n"),
-		ct,
-		strings.NewReader("\n"+after+"\nCOMMIT;\n"),
-	)
+	var tail io.Reader = strings.NewReader("\n" + after + "\nCOMMIT;\n")
+	if after != "" {
+		// What follows the file is the check (data-only restores).
+		tail = &firstRead{r: tail, f: func() { p.phase(PhaseCheck) }}
+	}
+	r := io.MultiReader(strings.NewReader("BEGIN;\n"+before+"\n"), ct, tail)
 	return r, ct.Close, nil
+}
+
+// firstRead calls f when r is first read: psql has been sent everything
+// before r.
+type firstRead struct {
+	r io.Reader
+	f func()
+}
+
+func (fr *firstRead) Read(b []byte) (int, error) {
+	if fr.f != nil {
+		fr.f()
+		fr.f = nil
+	}
+	return fr.r.Read(b)
 }
 
 // Full restores a full (or schema) backup: into a new temporary database on
@@ -51,6 +67,7 @@ func Full(ctx context.Context, e Engine, p Plan) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	p.phase(PhaseSwap)
 	old, err := s.swap(ctx)
 	if err != nil {
 		s.drop(ctx)
@@ -84,6 +101,7 @@ func All(ctx context.Context, e Engine, plans []Plan) ([]Result, error) {
 	}
 	olds := make([]string, len(staged))
 	for i, s := range staged {
+		s.p.phase(PhaseSwap)
 		old, err := s.swap(ctx)
 		if err != nil {
 			s.drop(ctx)
@@ -167,11 +185,13 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	p.phase(PhaseLoad)
 	err = e.Psql(ctx, p.DB, s.temp, p.Transport, p.WorkDir, script)
 	closeScript()
 	if err != nil {
 		return nil, fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
 	}
+	p.phase(PhaseCheck)
 
 	s.result = Result{Database: p.DB.Name, File: p.Path, Kind: p.Kind, Cleaned: s.dropped}
 	tconn, err := pgx.Connect(ctx, withDatabase(e.ConnString(p.DB), s.temp))
@@ -335,6 +355,7 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 		return res, err
 	}
 	defer closeScript()
+	p.phase(PhaseLoad)
 	if err := e.Psql(ctx, p.DB, p.DB.DBName, p.Transport, p.WorkDir, script); err != nil {
 		if strings.Contains(err.Error(), "aidb: content differs") {
 			return res, differs(p.DB.Name, contentDiffs(err.Error()))

@@ -56,6 +56,10 @@ type Options struct {
 	Dir string
 	// Started, if set, is told when a file's verification starts.
 	Started func(file string)
+	// Progress and Phase, if set, follow the restore of each file into
+	// its throwaway (see restore.Request).
+	Progress func(file string, read, total int64)
+	Phase    func(file string, ph restore.Phase)
 }
 
 // Files verifies each file; results come in the order of files. The
@@ -160,6 +164,12 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		// A schema backup carries no migration bookkeeping rows.
 		IgnoreMigrationVersion: m.Kind == backupdir.Data && usedSchemaBackup,
 	})
+	if opts.Progress != nil {
+		plan.Progress = func(read, total int64) { opts.Progress(file, read, total) }
+	}
+	if opts.Phase != nil {
+		plan.Phase = func(ph restore.Phase) { opts.Phase(file, ph) }
+	}
 	if err != nil {
 		return fail(err)
 	}

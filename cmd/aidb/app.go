@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -40,11 +41,56 @@ func (a *app) say(format string, v ...any) {
 // progress prints orchestration steps as they happen.
 func (a *app) progress(line string) { a.say("%s", line) }
 
-// printJSON writes v as the command's one JSON document on stdout.
+// printJSON writes v as the command's one JSON document on stdout. Lists
+// are [] when empty, never null: a nil slice anywhere in v is written as
+// an empty one.
 func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return enc.Encode(emptyLists(reflect.ValueOf(v)).Interface())
+}
+
+// emptyLists returns a copy of v with every nil slice (in structs, slices,
+// arrays and behind pointers) made empty. Maps and values with their own
+// MarshalJSON are left as they are.
+func emptyLists(v reflect.Value) reflect.Value {
+	if !v.IsValid() {
+		return v
+	}
+	if v.Type().Implements(reflect.TypeFor[json.Marshaler]()) && v.Kind() != reflect.Pointer {
+		return v
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		p := reflect.New(v.Type().Elem())
+		p.Elem().Set(emptyLists(v.Elem()))
+		return p
+	case reflect.Slice:
+		if v.IsNil() {
+			return reflect.MakeSlice(v.Type(), 0, 0)
+		}
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return v // []byte is a string in JSON
+		}
+		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			out.Index(i).Set(emptyLists(v.Index(i)))
+		}
+		return out
+	case reflect.Struct:
+		out := reflect.New(v.Type()).Elem()
+		out.Set(v)
+		for i := range v.NumField() {
+			if f := out.Field(i); f.CanSet() {
+				f.Set(emptyLists(v.Field(i)))
+			}
+		}
+		return out
+	}
+	return v
 }
 
 // loadProject reads the compose file and aidb.yaml the flags and

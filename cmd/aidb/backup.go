@@ -100,7 +100,7 @@ func parseSize(s string) (int64, error) {
 // progress: a bar per database on a terminal, one line per file otherwise.
 func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (backup.Result, error) {
 	req.Dir = s.project.BackupDir
-	req.ToolVersion = version
+	req.ToolVersion = toolVersion()
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
 	var mu sync.Mutex
 	bars := map[string]*progressbar.ProgressBar{}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -19,9 +20,6 @@ import (
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/oplock"
 )
-
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"
 
 func main() {
 	ctx, stop := signalContext()
@@ -76,7 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := &app{stdout: stdout, stderr: stderr}
 	root := app.rootCommand()
 	root.SetArgs(args)
-	root.SetOut(stderr)
+	// What was asked for (--help, --version, completion scripts and
+	// __complete's answers) goes to stdout; cobra's messages to stderr.
+	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -115,11 +115,16 @@ func (a *app) rootCommand() *cobra.Command {
 on the Docker engine, and backs them up and restores them with proof.
 
 Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
-3 verification found a difference.`,
-		Version:       version,
+3 verification found a difference, 130 Ctrl-C, 143 SIGTERM. Through make
+every failure is make's exit 2: call aidb itself where the code matters.
+
+Requested output (--help, --version, completion, --json) goes to stdout;
+messages and progress go to stderr.`,
+		Version:       toolVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("aidb {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if a.lockTimeout <= 0 {
@@ -134,7 +139,35 @@ Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
 	f.BoolVar(&a.yes, "yes", false, "do not ask before removing or replacing data")
 	f.DurationVar(&a.lockTimeout, "lock-timeout", oplock.DefaultTimeout, "how long to wait for another aidb operation on the same database or backup folder")
 	root.AddCommand(a.upCommand(), a.downCommand(), a.nukeCommand(), a.statusCommand(), a.imageCommand(), a.migrateCommand(), a.seedCommand(), a.backupCommand(), a.listCommand(), a.pruneCommand(), a.restoreCommand(), a.verifyCommand())
+	requireSubcommand(root)
 	return root
+}
+
+// requireSubcommand makes a command that only groups others (the root,
+// image) refuse an unknown subcommand as bad usage (exit 2; cobra's own
+// check returns a plain error, exit 1), and print its help when named
+// alone. It applies to the whole tree.
+func requireSubcommand(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		requireSubcommand(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default for its own message
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+		}
+		return &usageError{errors.New(msg)}
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // args wraps a cobra argument validator so its errors exit 2.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -60,4 +61,79 @@ func TestEngineUnreachableExit1Quickly(t *testing.T) {
 	assert.Contains(t, stderr, "is the Docker daemon running?")
 	// The contract is "within 5 s": this bounds a hang, it is not a speed test.
 	assert.Less(t, elapsed, 5*time.Second)
+}
+
+// What a user asked for is the command's output: a completion script that
+// went to stderr could not be sourced, help piped to less was empty.
+func TestRequestedOutputGoesToStdout(t *testing.T) {
+	t.Setenv("AIDB_COMPOSE_FILE", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "Exit codes"},
+		{[]string{"restore", "--help"}, "--data-only"},
+		{[]string{"--version"}, "aidb "},
+		{[]string{"completion", "bash"}, "bash completion"},
+		{[]string{"completion", "zsh"}, "compdef"},
+		{[]string{"__complete", "ver"}, "verify"},
+		{nil, "Available Commands"},
+	} {
+		code, stdout, stderr := runAidb(t, tc.args...)
+		assert.Equal(t, 0, code, "%v: %s", tc.args, stderr)
+		assert.Contains(t, stdout, tc.want, "%v", tc.args)
+		if tc.args != nil && tc.args[0] == "__complete" {
+			// cobra's debug line; the shell scripts discard it
+			assert.NotContains(t, stderr, tc.want, "%v", tc.args)
+			continue
+		}
+		assert.Empty(t, stderr, "%v", tc.args)
+	}
+}
+
+func TestUnknownCommandExit2(t *testing.T) {
+	t.Setenv("AIDB_COMPOSE_FILE", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bakup"}, `unknown command "bakup" for "aidb" (did you mean backup?)`},
+		{[]string{"image", "biuld"}, `unknown command "biuld" for "aidb image"`},
+	} {
+		code, stdout, stderr := runAidb(t, tc.args...)
+		assert.Equal(t, 2, code, "%v: %s", tc.args, stderr)
+		assert.Empty(t, stdout, "%v", tc.args)
+		assert.Contains(t, stderr, tc.want, "%v", tc.args)
+		assert.Contains(t, stderr, "aidb --help", "%v", tc.args)
+	}
+}
+
+func TestVersionNamesTheRevision(t *testing.T) {
+	t.Parallel()
+	stamped := &debug.BuildInfo{
+		Main: debug.Module{Path: "github.com/aidb/aidb", Version: "(devel)"},
+		Settings: []debug.BuildSetting{
+			{Key: "vcs", Value: "git"},
+			{Key: "vcs.revision", Value: "0123456789abcdef0123456789abcdef01234567"},
+			{Key: "vcs.time", Value: "2026-01-02T03:04:05Z"},
+			{Key: "vcs.modified", Value: "true"},
+		},
+	}
+	tagged := &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "abc"}, {Key: "vcs.modified", Value: "false"},
+	}}
+	for _, tc := range []struct {
+		name     string
+		override string
+		info     *debug.BuildInfo
+		want     string
+	}{
+		{"checkout", "", stamped, "devel (revision 0123456789abcdef0123456789abcdef01234567, 2026-01-02T03:04:05Z, modified)"},
+		{"module version", "", tagged, "v1.4.0 (revision abc)"},
+		{"ldflags override", "v2.0.0", tagged, "v2.0.0 (revision abc)"},
+		{"no vcs", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "devel (no VCS revision: built outside a git checkout or with -buildvcs=false)"},
+		{"no build info", "", nil, "devel"},
+	} {
+		assert.Equal(t, tc.want, versionOf(tc.override, tc.info), tc.name)
+	}
 }

@@ -134,7 +134,7 @@ func (a *app) eachMigration(ctx context.Context, names []string, fn func(context
 			sources[db.Name] = src
 		}
 	}
-	var outs []dbMigration
+	outs := []dbMigration{}
 	defer func() {
 		if a.json {
 			_ = a.printJSON(struct {

@@ -17,6 +17,7 @@ import (
 func (a *app) restoreCommand() *cobra.Command {
 	var dataOnly, all, noBackup bool
 	var asDatabase, via string
+	var hint fileHint
 	cmd := &cobra.Command{
 		Use:   "restore <db> <file> | --all <db>=<file>...",
 		Short: "Restore a backup into a database: verified, and swapped in only when whole (--data-only onto the migrated schema)",
@@ -29,7 +30,7 @@ verifies in one transaction on the migrated schema. --all restores several
 databases all or nothing: aidb restore --all rulesdb=FILE memorydb=FILE.
 The data being replaced is backed up first (--no-backup skips that).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pairs, err := restorePairs(args, all)
+			pairs, err := restorePairs(args, all, dataOnly, hint)
 			if err != nil {
 				return err
 			}
@@ -59,6 +60,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			defer release()
 
 			var plans []restore.Plan
+			prog := a.newLoadProgress(false)
 			for i, db := range s.dbs {
 				plan, err := restore.Preflight(ctx, s.orch, restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
@@ -70,6 +72,9 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				for _, w := range plan.Warnings {
 					a.say("warning: %s", w)
 				}
+				name, file, size := db.Name, plan.File, plan.Size
+				plan.Progress = func(read, total int64) { prog.bytes(name, read, total) }
+				plan.Phase = func(ph restore.Phase) { prog.phase(name, file, size, ph) }
 				plans = append(plans, plan)
 			}
 			var what []string
@@ -103,6 +108,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				r, err = restore.Full(ctx, s.orch, plans[0])
 				results = append(results, r)
 			}
+			prog.finish()
 			if err != nil {
 				return err
 			}
@@ -130,12 +136,52 @@ The data being replaced is backed up first (--no-backup skips that).`,
 	f.BoolVar(&noBackup, "no-backup", false, "skip the safety backup of the data being replaced")
 	f.StringVar(&asDatabase, "as-database", "", "accept a backup taken from this other database (a deliberate cross-restore)")
 	f.StringVar(&via, "via", "auto", "how the file reaches psql: helper, stream or auto (see aidb backup --help)")
+	// Set by Makefile.ai, so a missing file is named by the target's own
+	// variable (BACKUP_FILE, RULESDB_FILE, ...).
+	f.StringVar(&hint.target, "make-target", "", "the make target that runs this command")
+	f.StringToStringVar(&hint.vars, "file-var", nil, "db=VARIABLE: the make variable that names each database's file")
+	_ = f.MarkHidden("make-target")
+	_ = f.MarkHidden("file-var")
 	return cmd
+}
+
+// fileHint says how the user names restore files: a make target and its
+// variables, or (empty) aidb's own arguments.
+type fileHint struct {
+	target string
+	vars   map[string]string
+}
+
+// missing is the advice for a database whose file was not given.
+func (h fileHint) missing(db string, pairs [][2]string, all, dataOnly bool) string {
+	example := func(db string) string {
+		if dataOnly {
+			return "backups/" + db + "-data-YYYYMMDD-HHMMSS.sql"
+		}
+		return "backups/" + db + "-YYYYMMDD-HHMMSS.sql"
+	}
+	if h.target != "" && h.vars[db] != "" {
+		cmd := "make -f Makefile.ai " + h.target
+		for _, p := range pairs {
+			if v := h.vars[p[0]]; v != "" {
+				cmd += " " + v + "=" + example(p[0])
+			}
+		}
+		return fmt.Sprintf("no backup file given for %s: set %s, e.g. %s (make -f Makefile.ai ai-db-list shows the backups)", db, h.vars[db], cmd)
+	}
+	cmd := "aidb restore " + db + " " + example(db)
+	if all {
+		cmd = "aidb restore --all"
+		for _, p := range pairs {
+			cmd += " " + p[0] + "=" + example(p[0])
+		}
+	}
+	return fmt.Sprintf("no backup file given for %s: name one, e.g. %s (aidb list shows the backups)", db, cmd)
 }
 
 // restorePairs reads "<db> <file>" or, with --all, "<db>=<file>..." into
 // (db, file) pairs.
-func restorePairs(args []string, all bool) ([][2]string, error) {
+func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string, error) {
 	usage := "usage: aidb restore <db> <file>, or aidb restore --all <db>=<file>...; make -f Makefile.ai ai-db-list shows the backups"
 	var out [][2]string
 	if !all {
@@ -158,7 +204,7 @@ func restorePairs(args []string, all bool) ([][2]string, error) {
 	seen := map[string]bool{}
 	for _, p := range out {
 		if strings.TrimSpace(p[1]) == "" {
-			return nil, exitcode.BadInput(fmt.Errorf("no backup file given for %s: name one, e.g. make -f Makefile.ai ai-db-restore BACKUP=backups/%s-YYYYMMDD-HHMMSS.sql (make -f Makefile.ai ai-db-list shows them)", p[0], p[0]))
+			return nil, exitcode.BadInput(errors.New(hint.missing(p[0], out, all, dataOnly)))
 		}
 		if seen[p[0]] {
 			return nil, exitcode.BadInput(fmt.Errorf("%s is named twice", p[0]))

@@ -40,7 +40,7 @@ func (a *app) seedCommand() *cobra.Command {
 				}
 				seeders[db.Name] = sd
 			}
-			var results []seed.Result
+			results := []seededDB{}
 			for _, db := range s.dbs {
 				if err := s.orch.RequireReady(ctx, db); err != nil {
 					return err
@@ -55,6 +55,7 @@ func (a *app) seedCommand() *cobra.Command {
 				_ = conn.Close(ctx)
 				if ifEmpty && errors.Is(err, seed.ErrNotEmpty) {
 					a.say("%s: already holds data; not seeded", db.Name)
+					results = append(results, seededDB{Database: db.Name, Rows: map[string]int64{}})
 					continue
 				}
 				if errors.Is(err, seed.ErrNotEmpty) {
@@ -63,13 +64,11 @@ func (a *app) seedCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				results = append(results, res)
+				results = append(results, seededDB{Database: db.Name, Seeded: true, Rows: res.Rows, Seconds: res.Duration.Seconds()})
 				a.say("%s: seeded in %s", db.Name, res.Duration.Round(1e6))
 			}
 			if a.json {
-				return a.printJSON(struct {
-					Databases []seed.Result `json:"databases"`
-				}{results})
+				return a.printJSON(seedOutput{results})
 			}
 			return nil
 		},
@@ -77,4 +76,18 @@ func (a *app) seedCommand() *cobra.Command {
 	cmd.Flags().IntVar(&rows, "rows", 1000, "rules and memories to create (other tables scale with them)")
 	cmd.Flags().BoolVar(&ifEmpty, "if-empty", false, "skip, rather than refuse, a database that already holds data")
 	return cmd
+}
+
+// seedOutput is seed's --json document: every database named, seeded or
+// (with --if-empty) left alone because it held data.
+type seedOutput struct {
+	Databases []seededDB `json:"databases"`
+}
+
+type seededDB struct {
+	Database string `json:"database"`
+	Seeded   bool   `json:"seeded"`
+	// Rows per table written (empty when not seeded).
+	Rows    map[string]int64 `json:"rows"`
+	Seconds float64          `json:"duration_s"`
 }

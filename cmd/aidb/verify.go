@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/verify"
 )
 
@@ -78,10 +80,20 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 		return err
 	}
+	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.orch, files, verify.Options{
 		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir,
-		Started: func(f string) { a.say("verifying %s", f) },
+		Started:  func(f string) { a.say("verifying %s", f) },
+		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
+		Phase: func(f string, ph restore.Phase) {
+			var size int64
+			if st, err := os.Stat(f); err == nil {
+				size = st.Size()
+			}
+			prog.phase(filepath.Base(f), f, size, ph)
+		},
 	})
+	prog.finish()
 	if junit != "" {
 		out, err := os.Create(junit)
 		if err != nil {
@@ -102,20 +114,33 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 			return err
 		}
 	} else {
-		w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "BACKUP\tDATABASE\tKIND\tRESULT\tTABLES\tROWS\tTIME")
-		for _, r := range results {
-			result := "equal"
-			switch {
-			case r.Error != "":
-				result = "NOT VERIFIED: " + r.Error
-			case !r.OK:
-				result = "DIFFERS: " + strings.Join(r.Differences, "; ")
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\n", filepath.Base(r.File), r.Database, r.Kind, result, r.Tables, r.Rows, r.Seconds)
-		}
-		_ = w.Flush()
+		writeVerifyTable(a.stderr, results)
 		a.say("backups are in %s", s.project.BackupDir)
 	}
 	return verify.Code(cmd.Context(), results)
+}
+
+// writeVerifyTable prints one short row per file and, below the table, why
+// a file differs or could not be verified: a reason can be a long line, and
+// in the table it stretched every row to its width.
+func writeVerifyTable(out io.Writer, results []verify.Result) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "BACKUP\tDATABASE\tKIND\tRESULT\tTABLES\tROWS\tTIME")
+	var reasons []string
+	for _, r := range results {
+		result, name := "equal", filepath.Base(r.File)
+		switch {
+		case r.Error != "":
+			result = "NOT VERIFIED"
+			reasons = append(reasons, fmt.Sprintf("%s: not verified: %s", name, r.Error))
+		case !r.OK:
+			result = "DIFFERS"
+			reasons = append(reasons, fmt.Sprintf("%s differs from its manifest:\n  %s", name, strings.Join(r.Differences, "\n  ")))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\n", name, r.Database, r.Kind, result, r.Tables, r.Rows, r.Seconds)
+	}
+	_ = w.Flush()
+	for _, r := range reasons {
+		fmt.Fprintln(out, r)
+	}
 }
