@@ -112,7 +112,7 @@ func TestJSONNamesAreSnakeCase(t *testing.T) {
 		seedOutput{}, dbMigration{}, migrations.Applied{}, migrations.Status{},
 		verify.Result{}, restore.Result{}, backup.Result{}, backup.Listed{},
 		orchestrator.Status{}, orchestrator.ServiceStatus{}, orchestrator.Removed{},
-		manifest.Manifest{}, manifest.Set{},
+		manifest.Manifest{}, manifest.Set{}, backup.PrunePlan{},
 	} {
 		check(reflect.TypeOf(v), reflect.TypeOf(v).String())
 	}
