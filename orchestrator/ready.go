@@ -36,6 +36,9 @@ type NotReadyError struct {
 	Reason    string
 	LastErr   error
 	Logs      string
+	// Removed says the container is gone (a failed replacement), so its
+	// log cannot be read any more.
+	Removed bool
 }
 
 func (e *NotReadyError) Error() string {
@@ -49,7 +52,11 @@ func (e *NotReadyError) Error() string {
 	} else {
 		b.WriteString("\n(it printed no log lines)")
 	}
-	fmt.Fprintf(&b, "\nsee the whole log with: docker logs %s", e.Container)
+	if e.Removed {
+		b.WriteString("\n(that container was removed)")
+	} else {
+		fmt.Fprintf(&b, "\nsee the whole log with: docker logs %s", e.Container)
+	}
 	return b.String()
 }
 

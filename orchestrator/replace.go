@@ -144,6 +144,10 @@ func (o *Orchestrator) putBack(ctx context.Context, pl upPlan, oldID string, old
 		if _, err := o.docker.ContainerRemove(ctx, newID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fail(fmt.Errorf("remove the new container %s: %w", newID[:12], err), renamed)
 		}
+		var nr *NotReadyError
+		if errors.As(cause, &nr) {
+			nr.Removed = true // its name is the old container's again
+		}
 	}
 	if renamed {
 		if _, err := o.docker.ContainerRename(ctx, oldID, client.ContainerRenameOptions{NewName: pl.name}); err != nil {
