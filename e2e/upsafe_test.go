@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,10 +134,9 @@ func TestUpWithAChangedPasswordNamesTheAuthFailureAndKeepsTheDatabase(t *testing
 	assertRunsAsBefore(t, p, url, id)
 }
 
-func TestUpWhoseNewContainerCrashesPutsTheOldOneBack(t *testing.T) {
-	t.Parallel()
-	p := newProject(t, "upsafecrash")
-	const file = `
+// rulesdbCompose is a compose file for rulesdb (and a memorydb); its %s
+// takes more keys of the rulesdb service (a command).
+const rulesdbCompose = `
 services:
   rulesdb:
     image: postgres:15
@@ -153,20 +154,56 @@ services:
 volumes:
   data:
 `
-	p.writeCompose(fmt.Sprintf(file, ""))
+
+func TestUpWhoseNewContainerCrashesPutsTheOldOneBack(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upsafecrash")
+	p.writeCompose(fmt.Sprintf(rulesdbCompose, ""))
 	url, id := runningRulesdb(t, p)
 
-	p.writeCompose(fmt.Sprintf(file, `    command: ["postgres", "-c", "no_such_setting=1"]
+	p.writeCompose(fmt.Sprintf(rulesdbCompose, `    command: ["postgres", "-c", "no_such_setting=1"]
 `))
 	// nuke's safety backup brings the database up with the file's
 	// configuration: the cleanup gets the one it ran with.
-	t.Cleanup(func() { p.writeCompose(fmt.Sprintf(file, "")) })
+	t.Cleanup(func() { p.writeCompose(fmt.Sprintf(rulesdbCompose, "")) })
 	r := p.aidb("up", "rulesdb", "--timeout", "5m")
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "stopped while starting")
 	assert.Contains(t, r.stderr, `unrecognized configuration parameter "no_such_setting"`)
 	assert.Contains(t, r.stderr, "rulesdb is running as before")
 	assert.NotContains(t, r.stderr, "docker logs", "the crashed container is gone; its name is the old one's again")
+	assertRunsAsBefore(t, p, url, id)
+}
+
+func TestUpInterruptedDuringAReplacementPutsTheOldOneBack(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upsafeint")
+	p.writeCompose(fmt.Sprintf(rulesdbCompose, ""))
+	url, id := runningRulesdb(t, p)
+
+	// The new configuration only listens on its socket: the new container
+	// never answers over TCP, so up is still waiting when interrupted.
+	p.writeCompose(fmt.Sprintf(rulesdbCompose, `    command: ["postgres", "-c", "listen_addresses="]
+`))
+	t.Cleanup(func() { p.writeCompose(fmt.Sprintf(rulesdbCompose, "")) })
+	cmd := p.command(t.Context(), "up", "rulesdb", "--timeout", "5m")
+	var stderr safeBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitFor(t, time.Minute, func() bool {
+		return len(previousContainers(t, p)) == 1 && strings.Contains(stderr.String(), "waiting for SELECT 1")
+	})
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("aidb up did not stop within 90 s of SIGINT")
+	}
+	t.Logf("aidb up rulesdb, interrupted:\n%s", stderr.String())
+	assert.Equal(t, 130, cmd.ProcessState.ExitCode())
+	assert.Contains(t, stderr.String(), "interrupted")
 	assertRunsAsBefore(t, p, url, id)
 }
 

@@ -155,7 +155,7 @@ func (o *Orchestrator) putBack(ctx context.Context, pl upPlan, oldID string, old
 		}
 	}
 	if wasRunning {
-		o.progress(fmt.Sprintf("%s: the new container failed; starting the previous one again", pl.db.Name))
+		o.progress(fmt.Sprintf("%s: the new container did not become ready; putting the previous one back", pl.db.Name))
 		if _, err := o.docker.ContainerStart(ctx, oldID, client.ContainerStartOptions{}); err != nil {
 			return fail(fmt.Errorf("start container %s: %w", pl.name, err), false)
 		}
