@@ -103,6 +103,13 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 		}
 	}()
 
+	// Bad input is refused before anything changes, litter included.
+	for _, db := range dbs {
+		svc, _ := o.project.Service(db.Service)
+		if _, err := containerSpec(o.project, svc, ContainerName(o.project, db), RoleDatabase, db.Image, ""); err != nil {
+			return exitcode.BadInput(err)
+		}
+	}
 	if err := o.clearPrevious(ctx, dbs); err != nil {
 		return err
 	}
@@ -115,9 +122,6 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 		plans[i] = o.plan(db, existing)
 	}
 	for _, pl := range plans {
-		if _, err := containerSpec(o.project, pl.svc, pl.name, RoleDatabase, pl.db.Image, pl.hash); err != nil {
-			return exitcode.BadInput(err)
-		}
 		if pl.action == actionKeep {
 			continue
 		}
