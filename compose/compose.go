@@ -97,6 +97,10 @@ type Database struct {
 	// DataMount is the container path of the data volume (PGDATA's parent or
 	// PGDATA itself); empty when the service has no named volume.
 	DataMount string
+	// EnvVars maps an environment key of the service (POSTGRES_PASSWORD) to
+	// the variables the compose file interpolates it from
+	// (RULESDB_PASSWORD), for messages that say what to change.
+	EnvVars map[string][]string
 }
 
 // Select returns the named databases, or all of them for no names. An
@@ -180,6 +184,10 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	if name != "" && !projectNameRE.MatchString(name) {
 		return nil, exitcode.BadInput(fmt.Errorf("AIDB_PROJECT=%q: a project name is lowercase letters, digits, '-' and '_', starting with a letter or digit", name))
 	}
+	raw := rawServices(content)
+	if err := checkPortVariables(composeName, raw, env); err != nil {
+		return nil, exitcode.BadInput(err)
+	}
 	cp, err := loader.LoadWithContext(ctx, types.ConfigDetails{
 		WorkingDir:  wd,
 		ConfigFiles: []types.ConfigFile{{Filename: composeName, Content: content}},
@@ -223,7 +231,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		db, err := database(cp, n, cfg.Databases[n], wd)
+		db, err := database(cp, n, cfg.Databases[n], wd, raw)
 		if err != nil {
 			return nil, exitcode.BadInput(fmt.Errorf("%s: database %s: %w", cfgName, n, err))
 		}
@@ -257,7 +265,7 @@ func envMap(env []string) map[string]string {
 }
 
 // database derives what aidb needs from the compose service.
-func database(cp *types.Project, name string, dc DatabaseConfig, wd string) (Database, error) {
+func database(cp *types.Project, name string, dc DatabaseConfig, wd string, raw map[string]any) (Database, error) {
 	svcName := dc.Service
 	if svcName == "" {
 		svcName = name
@@ -282,6 +290,9 @@ func database(cp *types.Project, name string, dc DatabaseConfig, wd string) (Dat
 		User:     getenv("POSTGRES_USER"),
 		Password: getenv("POSTGRES_PASSWORD"),
 		DBName:   getenv("POSTGRES_DB"),
+	}
+	if vars := environmentVariables(raw[svcName]); len(vars) > 0 {
+		db.EnvVars = vars
 	}
 	if db.User == "" {
 		db.User = "postgres"

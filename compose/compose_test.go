@@ -32,7 +32,8 @@ func TestLoadEmbeddedDefault(t *testing.T) {
 		Name: "rulesdb", Service: "rulesdb", Image: "postgres:15",
 		User: "rules", Password: "rules-local-dev", DBName: "rulesdb",
 		HostIP: "127.0.0.1", HostPort: 55432, DataMount: "/var/lib/postgresql/data",
-	}, rules)
+		EnvVars: map[string][]string{"POSTGRES_USER": {"RULESDB_USER"}, "POSTGRES_PASSWORD": {"RULESDB_PASSWORD"}},
+	}, rules, "EnvVars says which variables feed the environment, for messages")
 	mem, _ := p.Database("memorydb")
 	assert.Equal(t, 55433, mem.HostPort)
 	assert.Equal(t, "aidb_memorydb-data", p.Compose.Volumes["memorydb-data"].Name)
@@ -153,6 +154,22 @@ func TestLoadBadInput(t *testing.T) {
 			name:    "database without a host port",
 			compose: "services:\n  rulesdb:\n    image: postgres:15\n  memorydb:\n    image: postgres:15\n    ports: [\"5433:5432\"]\n",
 			want:    []string{"rulesdb", "publishes no host port"},
+		},
+		{
+			name: "port variable that is not a number names the variable and the entry",
+			env:  []string{"RULESDB_PORT=abc"},
+			want: []string{`RULESDB_PORT="abc" gives no host port`, "service rulesdb", `"127.0.0.1:${RULESDB_PORT:-55432}:5432"`, "(embedded) docker-compose.yaml", "set RULESDB_PORT to a free port number", "file's default"},
+		},
+		{
+			name: "port variable out of range",
+			env:  []string{"MEMORYDB_PORT=70000"},
+			want: []string{`MEMORYDB_PORT="70000"`, "service memorydb"},
+		},
+		{
+			name:    "long-syntax published port from a variable",
+			compose: "services:\n  rulesdb:\n    image: postgres:15\n    ports:\n      - target: 5432\n        published: ${PG_PORT}\n",
+			env:     []string{"PG_PORT=x1"},
+			want:    []string{`PG_PORT="x1" gives no host port`, "service rulesdb", "compose.yml"},
 		},
 		{
 			name: "bad project name",

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ContainerState is what readiness needs to know of a container on each poll.
@@ -34,6 +36,9 @@ type NotReadyError struct {
 	Reason    string
 	LastErr   error
 	Logs      string
+	// Removed says the container is gone (a failed replacement), so its
+	// log cannot be read any more.
+	Removed bool
 }
 
 func (e *NotReadyError) Error() string {
@@ -47,7 +52,11 @@ func (e *NotReadyError) Error() string {
 	} else {
 		b.WriteString("\n(it printed no log lines)")
 	}
-	fmt.Fprintf(&b, "\nsee the whole log with: docker logs %s", e.Container)
+	if e.Removed {
+		b.WriteString("\n(that container was removed)")
+	} else {
+		fmt.Fprintf(&b, "\nsee the whole log with: docker logs %s", e.Container)
+	}
 	return b.String()
 }
 
@@ -86,6 +95,11 @@ func waitReady(ctx context.Context, name string, t readyTarget, timeout, interva
 			if lastErr == nil {
 				return nil
 			}
+			// A refused login is final: the server is up and waiting
+			// longer changes nothing.
+			if le := loginFailure(name, lastErr); le != nil {
+				return le
+			}
 		}
 		select {
 		case <-tick.C:
@@ -117,4 +131,121 @@ func lastLogs(ctx context.Context, t readyTarget) string {
 
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// LoginError says a database server answers but refuses aidb's login with
+// the credentials of the compose file: PostgreSQL takes POSTGRES_USER,
+// POSTGRES_PASSWORD and POSTGRES_DB only when it initialises an empty
+// volume, so changing them later has no effect on the database.
+type LoginError struct {
+	Container string
+	// Code is the SQLSTATE: 28P01 invalid_password, 28000
+	// invalid_authorization_specification, 3D000 invalid_catalog_name.
+	Code string
+	Err  error
+
+	// Filled in by the caller that knows the database.
+	Database string
+	User     string
+	DBName   string
+	Volume   string
+	// Keys are the settings that differ from those the running database
+	// was set up with (POSTGRES_PASSWORD, ...); empty: guessed from Code.
+	Keys []string
+	// AdminUser is the role to run psql as inside the container (the one
+	// the volume was initialised with, when known).
+	AdminUser string
+	// Vars maps POSTGRES_PASSWORD, POSTGRES_USER, POSTGRES_DB to the
+	// variables the compose file takes them from.
+	Vars map[string][]string
+}
+
+// loginFailure classifies err, by SQLSTATE, as a refused login; nil when it
+// is something else (the server still starting, say).
+func loginFailure(container string, err error) *LoginError {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return nil
+	}
+	switch pgErr.Code {
+	case "28P01", "28000", "3D000":
+		return &LoginError{Container: container, Code: pgErr.Code, Err: err}
+	}
+	return nil
+}
+
+func (e *LoginError) Error() string {
+	db := e.Database
+	if db == "" {
+		db = "the database in container " + e.Container
+	}
+	user, dbName := orDefault(e.User, "postgres"), orDefault(e.DBName, orDefault(e.User, "postgres"))
+	keys := e.Keys
+	if len(keys) == 0 {
+		switch e.Code {
+		case "3D000":
+			keys = []string{"POSTGRES_DB"}
+		case "28000":
+			keys = []string{"POSTGRES_USER"}
+		default:
+			keys = []string{"POSTGRES_PASSWORD"}
+		}
+	}
+	var settings, olds []string
+	for _, k := range keys {
+		if vars := e.Vars[k]; len(vars) > 0 {
+			settings = append(settings, fmt.Sprintf("%s (from %s)", k, strings.Join(vars, ", ")))
+			olds = append(olds, vars...)
+		} else {
+			settings = append(settings, k)
+			olds = append(olds, k)
+		}
+	}
+	volume := "its volume"
+	if e.Volume != "" {
+		volume = "the volume " + e.Volume
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: authentication failed: the server runs but refused aidb's login as user %s to database %s (SQLSTATE %s: %s)\n", db, user, dbName, e.Code, pgMessage(e.Err))
+	verb := "takes"
+	if len(settings) > 1 {
+		verb = "take"
+	}
+	fmt.Fprintf(&b, "%s keeps the user, password and database it was initialised with: %s %s effect only on an empty volume. Either put back the old value of %s, or change the database to match",
+		strings.ToUpper(volume[:1])+volume[1:], strings.Join(settings, ", "), verb, strings.Join(olds, ", "))
+	var fixes []string
+	for _, k := range keys {
+		switch k {
+		case "POSTGRES_PASSWORD":
+			fixes = append(fixes, fmt.Sprintf(`\password %s (or ALTER ROLE %s PASSWORD '...')`, user, user))
+		case "POSTGRES_USER":
+			fixes = append(fixes, fmt.Sprintf("ALTER ROLE <old user> RENAME TO %s (or CREATE ROLE %s LOGIN PASSWORD '...')", user, user))
+		case "POSTGRES_DB":
+			fixes = append(fixes, fmt.Sprintf("ALTER DATABASE <old database> RENAME TO %s (or CREATE DATABASE %s)", dbName, dbName))
+		}
+	}
+	if len(fixes) > 0 {
+		fmt.Fprintf(&b, " (docker exec -it %s psql -U %s -d postgres, then %s)", e.Container, orDefault(e.AdminUser, "<old user>"), strings.Join(fixes, "; "))
+	}
+	b.WriteString("; then run aidb up again")
+	return b.String()
+}
+
+func (e *LoginError) Unwrap() error { return e.Err }
+
+// pgMessage is the server's words without the connection details pgx puts
+// around them.
+func pgMessage(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message
+	}
+	return err.Error()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

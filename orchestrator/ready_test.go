@@ -3,10 +3,12 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,6 +23,8 @@ type fakeTarget struct {
 	pings     atomic.Int32
 	polls     atomic.Int32
 	logs      string
+	// pingErr is what a failing ping returns (default: connection refused).
+	pingErr error
 }
 
 func (f *fakeTarget) State(context.Context) (ContainerState, error) {
@@ -37,6 +41,9 @@ func (f *fakeTarget) Ping(context.Context) error {
 	n := int(f.pings.Add(1))
 	if f.readyAfter >= 0 && n > f.readyAfter {
 		return nil
+	}
+	if f.pingErr != nil {
+		return f.pingErr
 	}
 	return errors.New("connection refused")
 }
@@ -79,4 +86,47 @@ func TestWaitReadyCancelled(t *testing.T) {
 	f := &fakeTarget{readyAfter: -1, stopAfter: -1}
 	err := waitReady(ctx, "c1", f, time.Hour, time.Millisecond)
 	assert.ErrorIs(t, err, context.Canceled, "Ctrl-C is not reported as a readiness failure")
+}
+
+func TestWaitReadyRefusedLoginFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, code := range []string{"28P01", "28000", "3D000"} {
+		t.Run(code, func(t *testing.T) {
+			t.Parallel()
+			pgErr := &pgconn.PgError{Severity: "FATAL", Code: code, Message: "password authentication failed for user \"rules\""}
+			f := &fakeTarget{readyAfter: -1, stopAfter: -1, pingErr: fmt.Errorf("failed to connect to `user=rules database=rulesdb`: %w", pgErr)}
+			err := waitReady(t.Context(), "c1", f, time.Hour, time.Millisecond)
+			var le *LoginError
+			require.ErrorAs(t, err, &le)
+			assert.Equal(t, code, le.Code)
+			assert.Equal(t, int32(1), f.pings.Load(), "a refused login is final: no second attempt, no waiting out the timeout")
+		})
+	}
+}
+
+func TestLoginErrorSaysWhatToChange(t *testing.T) {
+	t.Parallel()
+	le := &LoginError{
+		Container: "aidb-rulesdb", Code: "28P01",
+		Err:      &pgconn.PgError{Code: "28P01", Message: `password authentication failed for user "rules"`},
+		Database: "rulesdb", User: "rules", DBName: "rulesdb", Volume: "aidb_rulesdb-data", AdminUser: "rules",
+		Vars: map[string][]string{"POSTGRES_PASSWORD": {"RULESDB_PASSWORD"}},
+	}
+	msg := le.Error()
+	for _, want := range []string{
+		"rulesdb: authentication failed", "refused aidb's login as user rules", "SQLSTATE 28P01",
+		"The volume aidb_rulesdb-data keeps the user, password and database it was initialised with",
+		"POSTGRES_PASSWORD (from RULESDB_PASSWORD)", "put back the old value of RULESDB_PASSWORD",
+		"docker exec -it aidb-rulesdb psql -U rules", `\password rules`, "ALTER ROLE rules PASSWORD",
+	} {
+		assert.Contains(t, msg, want)
+	}
+
+	le.Keys, le.AdminUser = []string{"POSTGRES_USER"}, "olduser"
+	le.Vars["POSTGRES_USER"] = []string{"RULESDB_USER"}
+	msg = le.Error()
+	assert.Contains(t, msg, "POSTGRES_USER (from RULESDB_USER)", "the setting that changed is named, whatever the SQLSTATE")
+	assert.Contains(t, msg, "psql -U olduser")
+	assert.Contains(t, msg, "ALTER ROLE <old user> RENAME TO rules")
+	assert.NotContains(t, msg, "RULESDB_PASSWORD")
 }

@@ -120,6 +120,9 @@ func (o *Orchestrator) serviceContainers(ctx context.Context) (map[string]contai
 	}
 	m := map[string]container.Summary{}
 	for _, c := range res.Items {
+		if strings.HasSuffix(containerName(c), previousSuffix) {
+			continue // set aside by a database's replacement
+		}
 		if r := c.Labels[LabelRole]; r == RoleService || r == RoleDatabase {
 			m[c.Labels[LabelService]] = c
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -80,7 +81,14 @@ func (u *undo) run(ctx context.Context, d *client.Client) error {
 // readiness (SELECT 1 within the project's ready timeout). Databases that are
 // running and ready are left alone, so a second Up returns quickly; a stopped
 // container is started again with its volume; a container whose service
-// configuration changed is recreated, keeping its volume.
+// configuration changed is replaced, keeping its volume, without taking a
+// working database down (see replace).
+//
+// What can be checked is checked before any container is touched: the
+// service translates to a container, host ports are free (or held by the
+// very container being replaced), images are present or obtained. A
+// container an interrupted replacement left as <name>-aidb-previous is put
+// back when the database has no other, else removed.
 //
 // If Up fails or ctx is cancelled, what this call created (containers,
 // volumes, the network) is removed again, and nothing else.
@@ -95,10 +103,33 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 		}
 	}()
 
+	// Bad input is refused before anything changes, litter included.
+	for _, db := range dbs {
+		svc, _ := o.project.Service(db.Service)
+		if _, err := containerSpec(o.project, svc, ContainerName(o.project, db), RoleDatabase, db.Image, ""); err != nil {
+			return exitcode.BadInput(err)
+		}
+	}
+	if err := o.clearPrevious(ctx, dbs); err != nil {
+		return err
+	}
 	existing, err := o.databaseContainers(ctx)
 	if err != nil {
 		return err
 	}
+	plans := make([]upPlan, len(dbs))
+	for i, db := range dbs {
+		plans[i] = o.plan(db, existing)
+	}
+	for _, pl := range plans {
+		if pl.action == actionKeep {
+			continue
+		}
+		if err := o.checkPort(ctx, pl.db, pl.old); err != nil {
+			return pl.kept(err)
+		}
+	}
+
 	if err := o.ensureNetwork(ctx, u); err != nil {
 		return err
 	}
@@ -109,112 +140,243 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 	// Images first, one at a time: two databases on postgres:15 share one
 	// pull or build.
 	images := map[string]string{}
-	for _, db := range dbs {
-		svc, _ := o.project.Service(db.Service)
-		if c, ok := existing[db.Service]; ok && c.Labels[LabelConfigHash] == configHash(o.project, svc) {
+	for _, pl := range plans {
+		if pl.action != actionCreate && pl.action != actionReplace {
 			continue
 		}
-		if _, done := images[db.Image]; done {
+		if _, done := images[pl.db.Image]; done {
 			continue
 		}
-		ref, err := o.EnsureImage(ctx, db.Image)
+		ref, err := o.EnsureImage(ctx, pl.db.Image)
 		if err != nil {
-			return err
+			return pl.kept(err)
 		}
-		images[db.Image] = ref
+		images[pl.db.Image] = ref
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	for _, db := range dbs {
+	for _, pl := range plans {
 		g.Go(func() error {
-			c, ok := existing[db.Service]
-			return o.upOne(gctx, db, c, ok, images[db.Image], u)
+			return o.upOne(gctx, pl, images[pl.db.Image], u)
 		})
 	}
 	return g.Wait()
 }
 
-func (o *Orchestrator) upOne(ctx context.Context, db compose.Database, existing container.Summary, exists bool, image string, u *undo) error {
+// What Up does with one database's container.
+const (
+	actionKeep    = iota // running with this configuration: wait for SELECT 1
+	actionStart          // stopped with this configuration: start it
+	actionCreate         // none yet: create it
+	actionReplace        // configuration changed: replace it
+)
+
+// upPlan is one database of an Up: what exists, and what to do.
+type upPlan struct {
+	db     compose.Database
+	svc    types.ServiceConfig
+	hash   string
+	name   string
+	old    *container.Summary // the existing container, if any
+	action int
+}
+
+func (o *Orchestrator) plan(db compose.Database, existing map[string]container.Summary) upPlan {
 	svc, _ := o.project.Service(db.Service)
-	hash := configHash(o.project, svc)
-	name := ContainerName(o.project, db)
-
-	id := ""
-	if exists {
-		if existing.Labels[LabelConfigHash] == hash {
-			id = existing.ID
-		} else {
-			o.progress(fmt.Sprintf("%s: configuration changed, recreating container %s (its volume is kept)", db.Name, name))
-			if _, err := o.docker.ContainerRemove(ctx, existing.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				return fmt.Errorf("remove outdated container %s: %w", name, err)
-			}
-		}
+	pl := upPlan{db: db, svc: svc, hash: configHash(o.project, svc), name: ContainerName(o.project, db), action: actionCreate}
+	c, ok := existing[db.Service]
+	if !ok {
+		return pl
 	}
-	running := id != "" && existing.State == container.StateRunning
+	pl.old = &c
+	switch {
+	case c.Labels[LabelConfigHash] != pl.hash:
+		pl.action = actionReplace
+	case c.State == container.StateRunning:
+		pl.action = actionKeep
+	default:
+		pl.action = actionStart
+	}
+	return pl
+}
 
-	if !running {
-		if err := o.checkPort(ctx, db, id); err != nil {
+// kept wraps a failure before the existing container was touched: it says
+// that the database is as it was.
+func (pl upPlan) kept(err error) error {
+	if pl.old == nil || exitcode.Of(err) == exitcode.Usage {
+		return err
+	}
+	running := pl.old.State == container.StateRunning
+	return &KeptError{Database: pl.db.Name, Container: pl.name, Running: running, Port: publishedPort(*pl.old), Err: err}
+}
+
+func (o *Orchestrator) upOne(ctx context.Context, pl upPlan, image string, u *undo) error {
+	db := pl.db
+	switch pl.action {
+	case actionReplace:
+		return o.replace(ctx, pl, image, u)
+	case actionKeep:
+		if err := o.waitReady(ctx, pl, pl.old.ID); err != nil {
 			return err
 		}
-	}
-	if id == "" {
+	case actionStart:
+		if err := o.startAndWait(ctx, pl, pl.old.ID); err != nil {
+			return err
+		}
+	case actionCreate:
 		if err := o.ensureVolumes(ctx, db, u); err != nil {
 			return err
 		}
-		spec, err := containerSpec(o.project, svc, name, RoleDatabase, image, hash)
-		if err != nil {
-			return exitcode.BadInput(err)
-		}
-		// Created without cancellation: a create abandoned mid-flight could
-		// still happen in the engine, unrecorded, and escape the undo.
-		res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), spec)
-		if err == nil {
-			u.addContainer(res.ID)
-		}
-		if err == nil && ctx.Err() != nil {
-			return ctx.Err()
+		id, err := o.createContainer(ctx, pl, image)
+		if id != "" {
+			u.addContainer(id)
 		}
 		if err != nil {
-			if cerrdefs.IsConflict(err) {
-				return fmt.Errorf("create container %s: a container of that name exists but aidb did not create it for project %s; remove or rename it (docker rm %s), or set AIDB_PROJECT to another project: %w", name, o.project.Name, name, err)
-			}
-			return fmt.Errorf("create container %s: %w", name, err)
+			return err
 		}
-		id = res.ID
-		for _, n := range serviceNetworks(o.project, svc)[1:] {
-			if _, err := o.docker.NetworkConnect(ctx, n.name, client.NetworkConnectOptions{Container: id, EndpointConfig: &network.EndpointSettings{Aliases: n.aliases}}); err != nil {
-				return fmt.Errorf("connect %s to network %s: %w", name, n.name, err)
-			}
+		if err := o.startAndWait(ctx, pl, id); err != nil {
+			return err
 		}
-	}
-	if !running {
-		o.progress(fmt.Sprintf("%s: starting container %s", db.Name, name))
-		if _, err := o.docker.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-			if isPortError(err) {
-				return &PortTakenError{Database: db.Name, Port: db.HostPort, Holder: o.portHolder(ctx, db.HostPort, id)}
-			}
-			return fmt.Errorf("start container %s: %w", name, err)
-		}
-		o.progress(fmt.Sprintf("%s: waiting for SELECT 1 (up to %s)", db.Name, o.project.ReadyTimeout))
-	}
-	if err := waitReady(ctx, name, &engineTarget{o: o, id: id, db: db}, o.project.ReadyTimeout, o.pollInterval); err != nil {
-		return err
 	}
 	o.progress(fmt.Sprintf("%s: ready on %s:%d", db.Name, engineHostIP(o.docker.DaemonHost(), db.HostIP), db.HostPort))
 	return nil
 }
 
-// databaseContainers maps service name to the project's database containers.
-func (o *Orchestrator) databaseContainers(ctx context.Context) (map[string]container.Summary, error) {
+// createContainer creates the database's container from its service
+// configuration, joined to its networks. It returns the container's ID
+// whenever one was created, also with an error.
+func (o *Orchestrator) createContainer(ctx context.Context, pl upPlan, image string) (string, error) {
+	spec, err := containerSpec(o.project, pl.svc, pl.name, RoleDatabase, image, pl.hash)
+	if err != nil {
+		return "", exitcode.BadInput(err)
+	}
+	// Created without cancellation: a create abandoned mid-flight could
+	// still happen in the engine, unrecorded, and escape the undo.
+	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), spec)
+	if err != nil {
+		if cerrdefs.IsConflict(err) {
+			return "", fmt.Errorf("create container %s: a container of that name exists but aidb did not create it for project %s; remove or rename it (docker rm %s), or set AIDB_PROJECT to another project: %w", pl.name, o.project.Name, pl.name, err)
+		}
+		return "", fmt.Errorf("create container %s: %w", pl.name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return res.ID, err
+	}
+	for _, n := range serviceNetworks(o.project, pl.svc)[1:] {
+		if _, err := o.docker.NetworkConnect(ctx, n.name, client.NetworkConnectOptions{Container: res.ID, EndpointConfig: &network.EndpointSettings{Aliases: n.aliases}}); err != nil {
+			return res.ID, fmt.Errorf("connect %s to network %s: %w", pl.name, n.name, err)
+		}
+	}
+	return res.ID, nil
+}
+
+// startAndWait starts container id and waits for the database to answer
+// SELECT 1 (at most the project's ready timeout).
+func (o *Orchestrator) startAndWait(ctx context.Context, pl upPlan, id string) error {
+	o.progress(fmt.Sprintf("%s: starting container %s", pl.db.Name, pl.name))
+	if _, err := o.docker.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		if isPortError(err) {
+			return &PortTakenError{Database: pl.db.Name, Port: pl.db.HostPort, Holder: o.portHolder(ctx, pl.db.HostPort, id)}
+		}
+		return fmt.Errorf("start container %s: %w", pl.name, err)
+	}
+	o.progress(fmt.Sprintf("%s: waiting for SELECT 1 (up to %s)", pl.db.Name, o.project.ReadyTimeout))
+	return o.waitReady(ctx, pl, id)
+}
+
+// waitReady waits for the database in container id to answer SELECT 1 with
+// its configured credentials (at most the project's ready timeout); a
+// refused login says which settings to look at.
+func (o *Orchestrator) waitReady(ctx context.Context, pl upPlan, id string) error {
+	err := waitReady(ctx, pl.name, &engineTarget{o: o, id: id, db: pl.db}, o.project.ReadyTimeout, o.pollInterval)
+	var le *LoginError
+	if errors.As(err, &le) {
+		le.Database, le.User, le.DBName, le.Vars = pl.db.Name, pl.db.User, pl.db.DBName, pl.db.EnvVars
+		le.AdminUser = pl.db.User
+		le.Volume = o.dataVolume(pl.svc)
+	}
+	return err
+}
+
+// dataVolume is the engine name of the service's first named volume, or "".
+func (o *Orchestrator) dataVolume(svc types.ServiceConfig) string {
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Source != "" {
+			return volumeName(o.project, v.Source)
+		}
+	}
+	return ""
+}
+
+// previousSuffix ends the name a database container has while its
+// successor starts: it is kept, stopped and still labelled, until the
+// successor is ready.
+const previousSuffix = "-aidb-previous"
+
+// databaseContainerSets maps service name to the project's database
+// containers: current, and previous ones (renamed <name>-aidb-previous by a
+// replacement that has not finished).
+func (o *Orchestrator) databaseContainerSets(ctx context.Context) (current, previous map[string]container.Summary, err error) {
 	res, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: projectFilter(o.project.Name, "", RoleDatabase)})
 	if err != nil {
-		return nil, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+		return nil, nil, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
 	}
-	m := map[string]container.Summary{}
+	current, previous = map[string]container.Summary{}, map[string]container.Summary{}
 	for _, c := range res.Items {
-		m[c.Labels[LabelService]] = c
+		if strings.HasSuffix(containerName(c), previousSuffix) {
+			previous[c.Labels[LabelService]] = c
+		} else {
+			current[c.Labels[LabelService]] = c
+		}
 	}
-	return m, nil
+	return current, previous, nil
+}
+
+// databaseContainers maps service name to the project's database
+// containers. Where only the container a replacement set aside is left
+// (<name>-aidb-previous, after aidb was killed), it stands for the
+// database, so status shows it and nuke backs its data up first.
+func (o *Orchestrator) databaseContainers(ctx context.Context) (map[string]container.Summary, error) {
+	current, previous, err := o.databaseContainerSets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for svc, c := range previous {
+		if _, ok := current[svc]; !ok {
+			current[svc] = c
+		}
+	}
+	return current, nil
+}
+
+// clearPrevious deals with what a killed replacement left: a database's
+// <name>-aidb-previous container is renamed back when the database has no
+// other container, else removed (its volume, shared with the current
+// container, is kept).
+func (o *Orchestrator) clearPrevious(ctx context.Context, dbs []compose.Database) error {
+	current, previous, err := o.databaseContainerSets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, db := range dbs {
+		p, ok := previous[db.Service]
+		if !ok {
+			continue
+		}
+		name := ContainerName(o.project, db)
+		if _, ok := current[db.Service]; !ok {
+			o.progress(fmt.Sprintf("%s: putting back container %s, which an interrupted aidb up left as %s", db.Name, name, containerName(p)))
+			if _, err := o.docker.ContainerRename(context.WithoutCancel(ctx), p.ID, client.ContainerRenameOptions{NewName: name}); err != nil {
+				return fmt.Errorf("rename container %s back to %s: %w", containerName(p), name, err)
+			}
+			continue
+		}
+		o.progress(fmt.Sprintf("%s: removing %s, the container an interrupted aidb up had replaced (the volume and its data are kept)", db.Name, containerName(p)))
+		if _, err := o.docker.ContainerRemove(context.WithoutCancel(ctx), p.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove container %s: %w", containerName(p), err)
+		}
+	}
+	return nil
 }
 
 // ensureNetwork creates the project network unless it exists.
@@ -266,10 +428,15 @@ func (o *Orchestrator) ensureVolumes(ctx context.Context, db compose.Database, u
 
 // checkPort fails early when the database's host port is published by
 // another container or, for a local engine, bound by another program.
-// self is the database's own container ID (empty when none exists).
-func (o *Orchestrator) checkPort(ctx context.Context, db compose.Database, self string) error {
+// old is the database's own container (nil when none exists): a port it
+// publishes counts as free, since it is stopped before its successor starts.
+func (o *Orchestrator) checkPort(ctx context.Context, db compose.Database, old *container.Summary) error {
 	if db.HostPort == 0 {
 		return nil
+	}
+	self := ""
+	if old != nil {
+		self = old.ID
 	}
 	if holder := o.portHolder(ctx, db.HostPort, self); holder != "" {
 		return &PortTakenError{Database: db.Name, Port: db.HostPort, Holder: holder}
@@ -277,11 +444,25 @@ func (o *Orchestrator) checkPort(ctx context.Context, db compose.Database, self 
 	if !isLocalEngine(o.docker.DaemonHost()) {
 		return nil
 	}
+	if old != nil && old.State == container.StateRunning && publishedPort(*old) == db.HostPort {
+		return nil
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(db.HostIP, strconv.Itoa(db.HostPort)))
 	if err != nil {
 		return &PortTakenError{Database: db.Name, Port: db.HostPort}
 	}
 	return l.Close()
+}
+
+// publishedPort is the host port a container publishes PostgreSQL's port
+// on, 0 when none (a stopped container lists none).
+func publishedPort(c container.Summary) int {
+	for _, p := range c.Ports {
+		if int(p.PrivatePort) == compose.PostgresPort && p.PublicPort != 0 {
+			return int(p.PublicPort)
+		}
+	}
+	return 0
 }
 
 // portHolder names the running container, other than self, that publishes
