@@ -37,8 +37,13 @@ func TestSchemaRestoreKeepsMigrationBookkeeping(t *testing.T) {
 	require.Equal(t, []int64{1, 2, 3}, appliedVersions(t, connect(t, url)))
 
 	schema := p.backupJSON("rulesdb", "--schema-only").Files[0].Path
+	// The same through docker exec's stream (the remote engines' path).
+	streamed := p.backupJSON("rulesdb", "--schema-only", "--via", "stream", "--compress", "zstd").Files[0].Path
 	data := p.backupJSON("rulesdb", "--data-only").Files[0].Path
-	assert.Contains(t, readAllPlain(t, schema), "COPY public.goose_db_version ", "the schema backup holds the bookkeeping rows")
+	for _, f := range []string{schema, streamed} {
+		assert.Equal(t, int64(4), copyCounts(t, openPlain(t, f))["public.goose_db_version"], "%s holds the bookkeeping rows (version 0 and three)", f)
+		assert.Contains(t, readAllPlain(t, f), "SELECT pg_catalog.setval('public.goose_db_version_id_seq', 4, true);", "and its identity sequence")
+	}
 
 	// A new migration arrives after the backups were taken.
 	require.NoError(t, os.WriteFile(filepath.Join(migDir, "00004_notes.sql"), []byte(
@@ -74,9 +79,19 @@ func TestSchemaRestoreKeepsMigrationBookkeeping(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, []int64{1, 2, 3, 4, 5}, appliedVersions(t, conn))
 
-	// The schema backup verifies, bookkeeping rows included.
-	r = p.aidb("verify", schema)
+	// The schema backups verify, bookkeeping rows included.
+	r = p.aidb("verify", schema, streamed)
 	assert.Equal(t, 0, r.code, r.stderr)
+	raw := readAllPlain(t, schema)
+	i := strings.Index(raw, "COPY public.goose_db_version ")
+	require.Positive(t, i)
+	j := i + strings.Index(raw[i:], "\tt\t")
+	require.Greater(t, j, i)
+	tampered := filepath.Join(p.dir, "rulesdb-schema-tampered.sql")
+	writeWithManifest(t, schema, tampered, []byte(raw[:j]+"\tf\t"+raw[j+3:]))
+	r = p.aidb("verify", tampered)
+	assert.Equal(t, 3, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "public.goose_db_version: same 4 rows but different content")
 }
 
 // A plain pg_dump of memorydb, without a manifest, restored into rulesdb:

@@ -149,8 +149,9 @@ func locate(file string) (string, int64, error) {
 // linkChain follows a symbolic link a few steps, for a message: "a -> b -> a".
 func linkChain(file string) string {
 	chain := []string{file}
+	seen := map[string]bool{filepath.Clean(file): true}
 	cur := file
-	for range 4 {
+	for range 8 {
 		dest, err := os.Readlink(cur)
 		if err != nil {
 			break
@@ -159,6 +160,10 @@ func linkChain(file string) string {
 			dest = filepath.Join(filepath.Dir(cur), dest)
 		}
 		chain = append(chain, dest)
+		if seen[filepath.Clean(dest)] {
+			break
+		}
+		seen[filepath.Clean(dest)] = true
 		cur = dest
 	}
 	return strings.Join(chain, " -> ")
@@ -240,19 +245,20 @@ func whatIs(file string, c backupdir.Compression, head []byte) string {
 	}
 	const nothing = "; nothing was changed"
 	convert := func(kind string) string {
-		un := ""
+		out := plainName(file)
+		cmd := "pg_restore -f - " + file + " > " + out
+		inCtr := "docker exec -i CONTAINER pg_restore -f - < " + file + " > " + out
 		switch c {
 		case backupdir.Gzip:
-			un = "gzip -dc " + file + " | "
+			cmd = "gzip -dc " + file + " | pg_restore -f - > " + out
+			inCtr = "gzip -dc " + file + " | docker exec -i CONTAINER pg_restore -f - > " + out
 		case backupdir.Zstd:
-			un = "zstd -dc " + file + " | "
+			cmd = "zstd -dc " + file + " | pg_restore -f - > " + out
+			inCtr = "zstd -dc " + file + " | docker exec -i CONTAINER pg_restore -f - > " + out
 		}
-		cmd := "pg_restore -f - " + file + " > " + file + ".sql"
-		if un != "" {
-			cmd = un + "pg_restore -f - > " + file + ".sql"
-		}
-		return fmt.Sprintf("%s is a %spg_dump %s archive, not a plain SQL backup: aidb restores plain SQL (what it checks and verifies); convert it with %s (pg_restore of the archive's PostgreSQL version or newer: the database's container has one, docker exec -i CONTAINER pg_restore -f - < FILE > FILE.sql), then restore the .sql file%s",
-			file, in, kind, cmd, nothing)
+		return fmt.Sprintf("%s is a %spg_dump %s archive, not a plain SQL backup, which is what aidb restores and checks: convert it with %s "+
+			"(a pg_restore of the archive's PostgreSQL version or newer; the database's container has one: %s, CONTAINER as aidb status shows it), then restore %s%s",
+			file, in, kind, cmd, inCtr, out, nothing)
 	}
 	tarName := func() string {
 		if len(head) >= 262 && string(head[257:262]) == "ustar" {
@@ -372,4 +378,15 @@ func firstLine(s string) string {
 		return string(r[:60]) + "…"
 	}
 	return s
+}
+
+// plainName is where a converted archive's plain SQL goes: the file's name
+// with .sql for its extension, or .plain.sql where that is the file itself.
+func plainName(file string) string {
+	base := strings.TrimSuffix(strings.TrimSuffix(file, ".gz"), ".zst")
+	base = strings.TrimSuffix(base, filepath.Ext(base))
+	if out := base + ".sql"; out != file {
+		return out
+	}
+	return base + ".plain.sql"
 }
