@@ -50,7 +50,8 @@ type Request struct {
 	BackupDir string
 	// IgnoreMigrationVersion skips the data-only check that the target's
 	// migration version is not older than the backup's (for a schema
-	// restored from a schema backup, which holds no bookkeeping rows).
+	// restored from a schema backup made before they held the bookkeeping
+	// rows).
 	IgnoreMigrationVersion bool
 	// Progress, if set, is told the file bytes read so far.
 	Progress func(read, total int64)
