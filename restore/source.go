@@ -135,18 +135,6 @@ func completeDump(tail []byte) bool {
 	return bytes.Contains(tail, []byte(dumpComplete))
 }
 
-// checkComplete reads a file without a manifest to its end and checks that
-// it is a whole pg_dump file.
-func checkComplete(path string, c backupdir.Compression) error {
-	ct, err := openContent(path, c, nil, nil)
-	if err != nil {
-		return err
-	}
-	defer ct.Close()
-	_, err = io.Copy(io.Discard, ct)
-	return err
-}
-
 type countingReader struct {
 	r        io.Reader
 	n        int64
