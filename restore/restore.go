@@ -107,9 +107,10 @@ func differs(db string, diffs []string) error {
 // Preflight checks everything that can be checked before a restore changes
 // anything: the file is there, is plain SQL (CheckFile) and whole, it
 // belongs to this database (by its manifest; without one, by sharing a
-// table with a target that has tables) and fits the command, the target has the extensions it needs and, for a
-// data-only restore, every table and column it loads at a migration
-// version not older than the backup's. A refusal is bad input (exit 2).
+// table with a target that has tables: checkForeign) and fits the command,
+// the target has the extensions it needs and, for a data-only restore,
+// every table and column it loads at a migration version not older than
+// the backup's. A refusal is bad input (exit 2).
 func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	p := Plan{Request: req}
 	bad := func(format string, a ...any) (Plan, error) {
