@@ -194,10 +194,22 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 
 	args := []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
-	var exclude []string
+	var exclude, dataOf []string
+	// then are pg_dumps whose output follows the first's, in the same
+	// snapshot.
+	var then [][]string
 	switch req.Kind {
 	case backupdir.Schema:
 		args = append(args, "--schema-only")
+		if migTable != "" {
+			// The schema's migration bookkeeping rows (and its identity
+			// sequence) travel with it, so that a database restored from
+			// it knows its migration version: pg_dump --schema-only holds
+			// no rows, so a data-only pg_dump of just that table follows.
+			then = append(then, []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot,
+				"--data-only", "--table=" + migTable})
+			dataOf = append(dataOf, unquote(migTable))
+		}
 	case backupdir.Data:
 		args = append(args, "--data-only")
 		if migTable != "" {
@@ -254,9 +266,13 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		defer func() { dumpDur = time.Since(t0) }()
 		var err error
 		if helper {
-			err = helperDump(gctx, streams, args, req.Kind == backupdir.Full, snapshot, encoding, split, lanes, sink)
+			err = helperDump(gctx, streams, args, then, req.Kind == backupdir.Full, snapshot, encoding, split, lanes, sink)
 		} else {
-			err = e.Dump(gctx, db, args, sink)
+			for _, a := range append([][]string{args}, then...) {
+				if err = e.Dump(gctx, db, a, sink); err != nil {
+					break
+				}
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("dump %s: %w", db.Name, err)
@@ -267,7 +283,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		t0 := time.Now()
 		defer func() { scanDur = time.Since(t0) }()
 		var err error
-		fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: exclude, MigrationTable: migTable})
+		fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: exclude, MigrationTable: migTable, DataOf: dataOf})
 		return err
 	})
 	if err := g.Wait(); err != nil {

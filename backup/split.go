@@ -156,8 +156,9 @@ func partEnv(encoding string) []string {
 // up to its closing comment, the parts follow table by table, then that
 // comment; a full backup's indexes, constraints and triggers come after,
 // from a second pg_dump of the post-data section (in the same snapshot),
-// so a restore loads the rows before it builds them.
-func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
+// so a restore loads the rows before it builds them. The output of each
+// pg_dump of then (args each) follows, whole, in the order given.
+func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, then [][]string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
 	if len(tables) == 0 {
 		full = false // one pg_dump writes the whole file
 	}
@@ -189,6 +190,9 @@ func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, ful
 		post := append(append([]string{}, args...), "--section=post-data")
 		runs = append(runs, orchestrator.ToolRun{Name: "pg_dump (post-data)", Tool: "pg_dump", Args: post, Env: orchestrator.DumpEnv})
 	}
+	for k, a := range then {
+		runs = append(runs, orchestrator.ToolRun{Name: fmt.Sprintf("pg_dump (%d of %d)", k+2, len(then)+1), Tool: "pg_dump", Args: a, Env: orchestrator.DumpEnv})
+	}
 
 	if err := s.Run(ctx, runs); err != nil {
 		return err
@@ -197,9 +201,31 @@ func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, ful
 		return func(ctx context.Context) (io.ReadCloser, error) { return s.Stream(ctx, i) }
 	}
 	text := func(b []byte) segment { return segment{text: func() ([]byte, error) { return b, nil }} }
-	if len(tables) == 0 {
+	if len(tables) == 0 && len(then) == 0 {
 		return writeAll(ctx, s, w)
 	}
+	var segs []segment
+	i := 1
+	if len(tables) == 0 {
+		segs = append(segs, segment{open: stream(0)})
+	} else {
+		segs, i = splitSegments(tables, stream, text, full, w)
+	}
+	for range then {
+		segs = append(segs, segment{open: stream(i)})
+		i++
+	}
+	if err := writeInOrder(ctx, w, s.Dir(), segs); err != nil {
+		return abort(ctx, s, err)
+	}
+	return s.Wait(ctx)
+}
+
+// splitSegments are the pieces of a dump whose tables are read in parts:
+// pg_dump's output but its closing comment, each table's parts, the
+// closing comment, and a full backup's post-data. It returns the index of
+// the next stream.
+func splitSegments(tables []splitTable, stream func(int) func(context.Context) (io.ReadCloser, error), text func([]byte) segment, full bool, w io.Writer) ([]segment, int) {
 	hb := &holdback{w: w}
 	segs := []segment{{open: stream(0), to: hb, end: hb.finish}}
 	i := 1
@@ -215,11 +241,9 @@ func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, ful
 	segs = append(segs, segment{text: func() ([]byte, error) { return hb.trailer, nil }})
 	if full {
 		segs = append(segs, segment{open: stream(i)})
+		i++
 	}
-	if err := writeInOrder(ctx, w, s.Dir(), segs); err != nil {
-		return abort(ctx, s, err)
-	}
-	return s.Wait(ctx)
+	return segs, i
 }
 
 // abort stops the runs after the reading failed with err, and says why:

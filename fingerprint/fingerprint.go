@@ -80,6 +80,9 @@ type Options struct {
 	// MigrationTable is the migration bookkeeping table's name; its highest
 	// version_id becomes MigrationVersion (0 when absent).
 	MigrationTable string
+	// DataOf lists tables (schema.name, unquoted) whose rows are read even
+	// without Data: the bookkeeping table, whose rows a schema backup holds.
+	DataOf []string
 }
 
 // sessionSettings make every value's text form independent of the
@@ -124,8 +127,8 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	if fp.Tables, dataColumns, err = tables(ctx, q, opts.Exclude); err != nil {
 		return fp, err
 	}
-	if opts.Data {
-		for i := range fp.Tables {
+	for i := range fp.Tables {
+		if opts.Data || slices.Contains(opts.DataOf, fp.Tables[i].Key()) {
 			if err := scan(ctx, q, &fp.Tables[i], dataColumns[i], opts.WholeRow); err != nil {
 				return fp, err
 			}

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -52,7 +50,8 @@ type Request struct {
 	BackupDir string
 	// IgnoreMigrationVersion skips the data-only check that the target's
 	// migration version is not older than the backup's (for a schema
-	// restored from a schema backup, which holds no bookkeeping rows).
+	// restored from a schema backup made before they held the bookkeeping
+	// rows).
 	IgnoreMigrationVersion bool
 	// Progress, if set, is told the file bytes read so far.
 	Progress func(read, total int64)
@@ -129,49 +128,40 @@ func differs(db string, diffs []string) error {
 }
 
 // Preflight checks everything that can be checked before a restore changes
-// anything: the file is there and whole, it belongs to this database and
-// fits the command, the target has the extensions it needs and, for a
-// data-only restore, every table and column it loads at a migration
-// version not older than the backup's. A refusal is bad input (exit 2).
+// anything: the file is there, is plain SQL (CheckFile) and whole, it
+// belongs to this database (by its manifest; without one, by sharing a
+// table with a target that has tables: checkForeign) and fits the command,
+// the target has the extensions it needs and, for a data-only restore,
+// every table and column it loads at a migration version not older than
+// the backup's. A refusal is bad input (exit 2).
 func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	p := Plan{Request: req}
 	bad := func(format string, a ...any) (Plan, error) {
 		return Plan{}, exitcode.BadInput(fmt.Errorf(format, a...))
 	}
-	path, err := filepath.EvalSymlinks(req.File)
+	src, err := inspect(req.File)
 	if err != nil {
-		return bad("backup file %s: %v; see make -f Makefile.ai ai-db-list for the backups there are", req.File, errors.Unwrap(err))
+		return Plan{}, err
 	}
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() {
-		return bad("backup file %s is not a readable file", req.File)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return bad("backup file %s cannot be read: %v", req.File, err)
-	}
-	f.Close()
-	p.Path, p.Size = path, st.Size()
-	if p.Compression, err = detect(path); err != nil {
-		return bad("backup file %s: %v", req.File, err)
-	}
+	p.Path, p.Size, p.Compression = src.path, src.size, src.compression
+	p.Warnings = append(p.Warnings, src.warnings...)
 
-	m, err := manifest.Read(path)
-	switch {
-	case errors.Is(err, manifest.ErrMissing):
+	var tables dumpTables
+	if src.manifest == nil {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no manifest (not made by aidb?): it cannot be checked or verified; restoring it as it is", req.File))
 		p.Kind = backupdir.Full
 		if req.DataOnly {
 			p.Kind = backupdir.Data
 		}
-		if err := checkComplete(path, p.Compression); err != nil {
-			return bad("%s: %v; nothing was changed", req.File, err)
+		// One read: the end of the file says it is whole, its lines which
+		// tables it creates and loads.
+		if tables, err = readDump(src); err != nil {
+			return Plan{}, err
 		}
-	case err != nil:
-		return bad("%v", err)
-	default:
+	} else {
+		m := *src.manifest
 		p.Manifest, p.Kind = &m, m.Kind
-		if err := manifest.Check(path, m); err != nil {
+		if err := manifest.Check(src.path, m); err != nil {
 			return Plan{}, exitcode.BadInput(fmt.Errorf("%w; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)", err))
 		}
 		if m.Database != req.DB.Name && m.Database != req.AsDatabase {
@@ -200,8 +190,13 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 			return Plan{}, err
 		}
 	}
+	if p.Manifest == nil && !req.DataOnly && req.AsDatabase == "" {
+		if err := p.checkForeign(ctx, conn, tables); err != nil {
+			return Plan{}, err
+		}
+	}
 	if req.DataOnly {
-		if err := p.planData(ctx, conn); err != nil {
+		if err := p.planData(ctx, conn, tables); err != nil {
 			return Plan{}, err
 		}
 	}
@@ -232,20 +227,11 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, d
 
 // planData lists the tables a data-only file loads and checks that the
 // target has each, with each column, at a recent enough migration version.
-func (p *Plan) planData(ctx context.Context, conn *pgx.Conn) error {
+func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables dumpTables) error {
 	if p.Manifest != nil {
 		p.Tables = p.Manifest.Tables
 	} else {
-		ct, err := openContent(p.Path, p.Compression, nil, nil)
-		if err != nil {
-			return exitcode.BadInput(err)
-		}
-		tables, err := scanCopyTables(ct)
-		ct.Close()
-		if err != nil {
-			return exitcode.BadInput(fmt.Errorf("read %s: %w", p.File, err))
-		}
-		for _, t := range tables {
+		for _, t := range tables.Copies {
 			s, n := splitQualified(t.Qualified)
 			p.Tables = append(p.Tables, fingerprint.Table{Schema: s, Name: n, Columns: t.Columns})
 		}

@@ -206,6 +206,11 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if p.Manifest != nil {
 		opts.MigrationTable = p.Manifest.MigrationTable
 		opts.WholeRow = p.Manifest.WholeRowHash()
+		if p.Kind == backupdir.Schema && p.Manifest.MigrationTable != "" {
+			// A schema backup holds the bookkeeping rows: they are compared
+			// too (a manifest from before it did has no rows to compare).
+			opts.DataOf = []string{p.Manifest.MigrationTable}
+		}
 	}
 	got, err := fingerprint.Take(ctx, tconn, opts)
 	if err != nil {

@@ -135,18 +135,6 @@ func completeDump(tail []byte) bool {
 	return bytes.Contains(tail, []byte(dumpComplete))
 }
 
-// checkComplete reads a file without a manifest to its end and checks that
-// it is a whole pg_dump file.
-func checkComplete(path string, c backupdir.Compression) error {
-	ct, err := openContent(path, c, nil, nil)
-	if err != nil {
-		return err
-	}
-	defer ct.Close()
-	_, err = io.Copy(io.Discard, ct)
-	return err
-}
-
 type countingReader struct {
 	r        io.Reader
 	n        int64
@@ -170,10 +158,51 @@ type copyTable struct {
 	Columns   []string // unquoted
 }
 
+// dumpTables is what a plain SQL dump says about its tables.
+type dumpTables struct {
+	// Copies are the tables it loads, from its COPY lines: what a file
+	// without a manifest holds.
+	Copies []copyTable
+	// Creates are the tables it creates (CREATE [UNLOGGED] TABLE), as the
+	// dump writes their names.
+	Creates []string
+}
+
+// names is every table the dump creates or loads, schema.name unquoted,
+// each once, in the order first seen.
+func (d dumpTables) names() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(q string) {
+		s, n := splitQualified(q)
+		if k := s + "." + n; !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for _, c := range d.Creates {
+		add(c)
+	}
+	for _, c := range d.Copies {
+		add(c.Qualified)
+	}
+	return out
+}
+
 // scanCopyTables reads a plain SQL dump and lists the tables it loads,
 // from its COPY lines: what a file without a manifest holds.
 func scanCopyTables(r io.Reader) ([]copyTable, error) {
-	var out []copyTable
+	d, err := scanDump(r)
+	return d.Copies, err
+}
+
+// scanDump reads a plain SQL dump and lists the tables it creates and
+// loads. Lines are taken as pg_dump writes them: a statement at the start
+// of a line, rows of a COPY skipped. (A function body with a line that
+// starts with CREATE TABLE would count too: that only makes a file look
+// more like its target, never less.)
+func scanDump(r io.Reader) (dumpTables, error) {
+	var out dumpTables
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 256<<20)
 	inCopy := false
@@ -195,10 +224,35 @@ func scanCopyTables(r io.Reader) ([]copyTable, error) {
 					ct.Columns = append(ct.Columns, unquoteIdent(c))
 				}
 			}
-			out = append(out, ct)
+			out.Copies = append(out.Copies, ct)
+			continue
+		}
+		for _, prefix := range []string{"CREATE TABLE ", "CREATE UNLOGGED TABLE "} {
+			if rest, ok := strings.CutPrefix(line, prefix); ok {
+				if name := leadingName(rest); name != "" {
+					out.Creates = append(out.Creates, name)
+				}
+			}
 		}
 	}
 	return out, sc.Err()
+}
+
+// leadingName is the (maybe qualified, maybe quoted) name at the start of
+// s, as written: "public.rules (" gives public.rules, `"a b"."c" (` gives
+// "a b"."c".
+func leadingName(s string) string {
+	inQuote := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			inQuote = !inQuote
+		case inQuote:
+		case c == ' ' || c == '(' || c == ';' || c == '\t':
+			return s[:i]
+		}
+	}
+	return s
 }
 
 // unquoteIdent turns "Mixed ""Case""" into Mixed "Case", and leaves plain

@@ -161,7 +161,8 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	plan, err := restore.Preflight(ctx, t, restore.Request{
 		DB: target, File: file, DataOnly: m.Kind == backupdir.Data,
 		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir,
-		// A schema backup carries no migration bookkeeping rows.
+		// A schema backup made before schema backups carried the
+		// migration bookkeeping rows leaves the version at 0.
 		IgnoreMigrationVersion: m.Kind == backupdir.Data && usedSchemaBackup,
 	})
 	if opts.Progress != nil {

@@ -44,8 +44,8 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				return exitcode.BadInput(err)
 			}
 			for _, f := range args {
-				if _, err := os.Stat(f); err != nil {
-					return exitcode.BadInput(fmt.Errorf("backup file %s: %v; make -f Makefile.ai ai-db-list shows the backups", f, errors.Unwrap(err)))
+				if err := restore.CheckFile(f); err != nil {
+					return err
 				}
 			}
 			s, err := a.open(cmd.Context(), nil)

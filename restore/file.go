@@ -1,0 +1,392 @@
+package restore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/manifest"
+)
+
+// listHint says where to find the backups there are.
+const listHint = "make -f Makefile.ai ai-db-list shows the backups there are"
+
+// source is a backup file that passed the checks of what it is.
+type source struct {
+	// name is the file as the user named it.
+	name string
+	// path is the file, symbolic links (latest pointers) followed.
+	path        string
+	size        int64
+	compression backupdir.Compression
+	// manifest is nil for a file without one.
+	manifest *manifest.Manifest
+	// dumpHeader says the plain SQL starts as pg_dump's does (checked
+	// only without a manifest).
+	dumpHeader bool
+	// firstLine is the plain SQL's first line, for messages.
+	firstLine string
+	warnings  []string
+}
+
+// CheckFile refuses, as bad input (exit 2), what cannot be restored as a
+// backup, saying what it is and what to run: no name, a missing file, a
+// symbolic link that loops or leads nowhere, a folder, an empty file, and,
+// for a file without a manifest, one that holds no plain SQL (a pg_dump
+// archive of the custom, tar or directory format, a pg_dumpall dump, a
+// compression aidb does not read, binary data). It reads the file's first
+// bytes only; a restore's preflight reads all of it.
+func CheckFile(file string) error {
+	_, err := inspect(file)
+	return err
+}
+
+// inspect runs CheckFile's checks and reads the manifest.
+func inspect(file string) (source, error) {
+	s := source{name: file}
+	path, size, err := locate(file)
+	if err != nil {
+		return s, err
+	}
+	s.path, s.size = path, size
+	if s.compression, err = detect(path); err != nil {
+		return s, exitcode.BadInput(fmt.Errorf("backup file %s cannot be read: %w", file, err))
+	}
+	s.warnings = nameWarnings(file, s.compression)
+
+	m, err := manifest.Read(file)
+	switch {
+	case errors.Is(err, manifest.ErrMissing):
+	case err != nil:
+		return s, exitcode.BadInput(err)
+	default:
+		s.manifest = &m
+		return s, nil
+	}
+	if strings.HasSuffix(file, manifest.Suffix) {
+		return s, exitcode.BadInput(fmt.Errorf("%s is a backup's manifest, not the backup: name the backup file beside it, %s", file, strings.TrimSuffix(file, manifest.Suffix)))
+	}
+	head, err := plainHead(path, s.compression)
+	if err != nil {
+		return s, exitcode.BadInput(fmt.Errorf("backup file %s is %s but cannot be decompressed: %v; it is damaged or cut short: restore another backup (%s)", file, compressedName(s.compression), err, listHint))
+	}
+	if what := whatIs(file, s.compression, head); what != "" {
+		return s, exitcode.BadInput(errors.New(what))
+	}
+	s.dumpHeader = bytes.HasPrefix(head, []byte(dumpHeader))
+	first, _, _ := bytes.Cut(head, []byte("\n"))
+	s.firstLine = string(first)
+	return s, nil
+}
+
+// locate checks that file names a readable regular file, not empty, and
+// returns its path with symbolic links followed, and its size.
+func locate(file string) (string, int64, error) {
+	bad := func(format string, a ...any) (string, int64, error) {
+		return "", 0, exitcode.BadInput(fmt.Errorf(format, a...))
+	}
+	if strings.TrimSpace(file) == "" {
+		return bad("no backup file given: name one; %s", listHint)
+	}
+	st, err := os.Stat(file)
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return bad("backup file %s is a symbolic link that leads back to itself (a loop of links, %s): point it at a backup file, or name the backup file itself; %s", file, linkChain(file), listHint)
+	case errors.Is(err, fs.ErrNotExist):
+		if lst, lerr := os.Lstat(file); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
+			return bad("backup file %s is a symbolic link to a file that does not exist (%s): point it at a backup file, or name the backup file itself; %s", file, linkChain(file), listHint)
+		}
+		return bad("backup file %s: no such file; %s", file, listHint)
+	case errors.Is(err, fs.ErrPermission):
+		return bad("backup file %s cannot be read: permission denied; give this user read access, or run as the user that owns it", file)
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return bad("backup file %s cannot be read: %v", file, err)
+	}
+	if st.IsDir() {
+		if _, err := os.Stat(filepath.Join(file, "toc.dat")); err == nil {
+			return bad("%s is a pg_dump directory-format archive (pg_dump -Fd), not a plain SQL backup: convert it with pg_restore -f - %s > %s.sql, then restore %s.sql; nothing was changed",
+				file, file, strings.TrimSuffix(file, "/"), strings.TrimSuffix(file, "/"))
+		}
+		return bad("backup file %s is a folder: name a backup file in it; %s", file, listHint)
+	}
+	if !st.Mode().IsRegular() {
+		return bad("backup file %s is not a regular file (it is a %s): name a backup file; %s", file, fileType(st.Mode()), listHint)
+	}
+	path, err := filepath.EvalSymlinks(file)
+	if err != nil {
+		return bad("backup file %s: %v; %s", file, err, listHint)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return bad("backup file %s cannot be read: permission denied; give this user read access, or run as the user that owns it", file)
+		}
+		return bad("backup file %s cannot be read: %v", file, err)
+	}
+	f.Close()
+	if st.Size() == 0 {
+		return bad("backup file %s is empty (0 bytes), so it holds no backup (was it cut off while it was written?): restore another backup; %s", file, listHint)
+	}
+	return path, st.Size(), nil
+}
+
+// linkChain follows a symbolic link a few steps, for a message: "a -> b -> a".
+func linkChain(file string) string {
+	chain := []string{file}
+	seen := map[string]bool{filepath.Clean(file): true}
+	cur := file
+	for range 8 {
+		dest, err := os.Readlink(cur)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(cur), dest)
+		}
+		chain = append(chain, dest)
+		if seen[filepath.Clean(dest)] {
+			break
+		}
+		seen[filepath.Clean(dest)] = true
+		cur = dest
+	}
+	return strings.Join(chain, " -> ")
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return m.Type().String()
+}
+
+// nameWarnings says when a file's name and its compression disagree: the
+// content decides how it is read.
+func nameWarnings(file string, c backupdir.Compression) []string {
+	name := strings.TrimSuffix(file, ".partial")
+	gz, zst := strings.HasSuffix(name, ".gz"), strings.HasSuffix(name, ".zst")
+	switch {
+	case c == backupdir.Gzip && !gz:
+		return []string{fmt.Sprintf("%s is gzip-compressed though its name does not end in .gz: it is read as gzip", file)}
+	case c == backupdir.Zstd && !zst:
+		return []string{fmt.Sprintf("%s is zstd-compressed though its name does not end in .zst: it is read as zstd", file)}
+	case c == backupdir.None && (gz || zst):
+		return []string{fmt.Sprintf("%s is not compressed though its name says so: it is read as plain SQL", file)}
+	}
+	return nil
+}
+
+// headSize is how much of a file's plain content whatIs looks at.
+const headSize = 1024
+
+// dumpHeader is how pg_dump starts a plain dump (and pg_restore -f a
+// converted archive).
+const dumpHeader = "--\n-- PostgreSQL database dump\n"
+
+// plainHead is the first bytes of a file's content, decompressed.
+func plainHead(path string, c backupdir.Compression) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	switch c {
+	case backupdir.Gzip:
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		r = zr
+	case backupdir.Zstd:
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	head := make([]byte, headSize)
+	n, err := io.ReadFull(r, head)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil
+	}
+	return head[:n], err
+}
+
+// whatIs names what a file without a manifest holds when that is not plain
+// SQL, with what to run instead; "" for text that may be SQL (the end of
+// the file is checked when it is read whole).
+func whatIs(file string, c backupdir.Compression, head []byte) string {
+	in := ""
+	if c != backupdir.None {
+		in = compressedName(c) + " "
+	}
+	const nothing = "; nothing was changed"
+	convert := func(kind string) string {
+		out := plainName(file)
+		cmd := "pg_restore -f - " + file + " > " + out
+		inCtr := "docker exec -i CONTAINER pg_restore -f - < " + file + " > " + out
+		switch c {
+		case backupdir.Gzip:
+			cmd = "gzip -dc " + file + " | pg_restore -f - > " + out
+			inCtr = "gzip -dc " + file + " | docker exec -i CONTAINER pg_restore -f - > " + out
+		case backupdir.Zstd:
+			cmd = "zstd -dc " + file + " | pg_restore -f - > " + out
+			inCtr = "zstd -dc " + file + " | docker exec -i CONTAINER pg_restore -f - > " + out
+		}
+		return fmt.Sprintf("%s is a %spg_dump %s archive, not a plain SQL backup, which is what aidb restores and checks: convert it with %s "+
+			"(a pg_restore of the archive's PostgreSQL version or newer; the database's container has one: %s, CONTAINER as aidb status shows it), then restore %s%s",
+			file, in, kind, cmd, inCtr, out, nothing)
+	}
+	tarName := func() string {
+		if len(head) >= 262 && string(head[257:262]) == "ustar" {
+			return strings.TrimRight(string(head[:100]), "\x00")
+		}
+		return ""
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte("PGDMP")):
+		return convert("custom-format (pg_dump -Fc)")
+	case tarName() == "toc.dat":
+		return convert("tar-format (pg_dump -Ft)")
+	case tarName() != "":
+		return fmt.Sprintf("%s is a %star archive (its first entry is %s), not a backup file: unpack it and restore the .sql backup inside%s", file, in, tarName(), nothing)
+	case bytes.HasPrefix(head, []byte("--\n-- PostgreSQL database cluster dump")):
+		return fmt.Sprintf("%s is a %spg_dumpall dump of a whole server (every database and its roles), not a backup of one database: restore one database's pg_dump file (docker exec CONTAINER pg_dump -U USER DB > FILE.sql makes one)%s", file, in, nothing)
+	}
+	if c != backupdir.None {
+		// A compression inside a compression is not looked into further.
+		if other := compressionOf(head); other != "" {
+			return fmt.Sprintf("%s is %s and holds %s: decompress it and restore what it holds%s", file, compressedName(c), other, nothing)
+		}
+	} else if other := compressionOf(head); other != "" {
+		return fmt.Sprintf("%s is %s: aidb reads plain SQL, gzip and zstd files; decompress it and restore what it holds%s", file, other, nothing)
+	}
+	if bytes.HasPrefix(head, []byte("age-encryption.org/")) || bytes.HasPrefix(head, []byte("-----BEGIN AGE ENCRYPTED FILE-----")) {
+		return fmt.Sprintf("%s is encrypted with age: decrypt it first (age -d -i KEYFILE %s > %s.sql), then restore the .sql file%s", file, file, file, nothing)
+	}
+	if binary(head) {
+		return fmt.Sprintf("%s is %sbinary data, not SQL (it starts with % x): it is not a backup; %s%s", file, in, head[:min(len(head), 8)], listHint, nothing)
+	}
+	return ""
+}
+
+// compressionOf names a compression or packing aidb does not read, by its
+// magic bytes.
+func compressionOf(head []byte) string {
+	for _, m := range []struct {
+		magic []byte
+		name  string
+	}{
+		{[]byte{0x1f, 0x8b}, "gzip-compressed data"},
+		{[]byte{0x28, 0xb5, 0x2f, 0xfd}, "zstd-compressed data"},
+		{[]byte("BZh"), "bzip2-compressed (bunzip2 -k FILE decompresses it)"},
+		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, "xz-compressed (unxz -k FILE decompresses it)"},
+		{[]byte{0x04, 0x22, 0x4d, 0x18}, "lz4-compressed (lz4 -d FILE decompresses it)"},
+		{[]byte("PK\x03\x04"), "a zip archive (unzip FILE unpacks it)"},
+		{[]byte{'7', 'z', 0xbc, 0xaf, 0x27, 0x1c}, "a 7-Zip archive"},
+	} {
+		if bytes.HasPrefix(head, m.magic) {
+			return m.name
+		}
+	}
+	return ""
+}
+
+func compressedName(c backupdir.Compression) string {
+	switch c {
+	case backupdir.Gzip:
+		return "gzip-compressed"
+	case backupdir.Zstd:
+		return "zstd-compressed"
+	}
+	return "plain"
+}
+
+// binary says whether the bytes cannot be SQL text: a NUL byte, or not
+// UTF-8 (a rune cut by the end of head aside). A dump in another encoding
+// (LATIN1) is still text: only control bytes and NULs count then.
+func binary(head []byte) bool {
+	if bytes.IndexByte(head, 0) >= 0 {
+		return true
+	}
+	valid := head
+	for i := 0; i < utf8.UTFMax && len(valid) > 0 && !utf8.Valid(valid); i++ {
+		valid = valid[:len(valid)-1]
+	}
+	if utf8.Valid(valid) {
+		return false
+	}
+	controls := 0
+	for _, b := range head {
+		if b < 0x20 && b != '\n' && b != '\r' && b != '\t' && b != '\f' {
+			controls++
+		}
+	}
+	return controls > len(head)/100
+}
+
+// readDump reads a file without a manifest whole, the way a restore will:
+// it must decompress cleanly and end as a pg_dump file does; it lists the
+// tables the file creates and loads.
+func readDump(src source) (dumpTables, error) {
+	bad := func(format string, a ...any) (dumpTables, error) {
+		return dumpTables{}, exitcode.BadInput(fmt.Errorf(format, a...))
+	}
+	ct, err := openContent(src.path, src.compression, nil, nil)
+	if err != nil {
+		return bad("backup file %s cannot be read: %v; nothing was changed", src.name, err)
+	}
+	defer ct.Close()
+	d, err := scanDump(ct)
+	switch {
+	case errors.Is(err, errCutShort) && src.dumpHeader:
+		return bad("%s was cut short: it starts as a pg_dump file does but does not end with pg_dump's closing line (%q); restore another backup (%s); nothing was changed", src.name, dumpComplete, listHint)
+	case errors.Is(err, errCutShort):
+		return bad("%s is not a pg_dump file: it neither starts with pg_dump's header nor ends with its closing line (%q); its first line is %q. Restore a file made by aidb backup or pg_dump (%s); nothing was changed", src.name, dumpComplete, firstLine(src.firstLine), listHint)
+	case err != nil:
+		return bad("%s cannot be read to its end: %v; it is damaged: restore another backup (%s); nothing was changed", src.name, err, listHint)
+	}
+	return d, nil
+}
+
+// firstLine shortens a line for a message.
+func firstLine(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		return string(r[:60]) + "…"
+	}
+	return s
+}
+
+// plainName is where a converted archive's plain SQL goes: the file's name
+// with .sql for its extension, or .plain.sql where that is the file itself.
+func plainName(file string) string {
+	base := strings.TrimSuffix(strings.TrimSuffix(file, ".gz"), ".zst")
+	base = strings.TrimSuffix(base, filepath.Ext(base))
+	if out := base + ".sql"; out != file {
+		return out
+	}
+	return base + ".plain.sql"
+}

@@ -1,0 +1,66 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/migrations"
+)
+
+// checkForeign refuses a full restore of a file without a manifest into a
+// database whose tables it does not know: when the target holds tables and
+// the file creates or loads none of them, it is very likely a backup of
+// another database (a manifest would say which), and restoring it would
+// replace every table of the target. The migration bookkeeping table is
+// left out on both sides: every migrated database has one. An empty target
+// takes any file; --as-database skips the check.
+func (p *Plan) checkForeign(ctx context.Context, conn *pgx.Conn, file dumpTables) error {
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname || '.' || c.relname
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND c.relname <> $1 AND `+fingerprint.UserRelations+`
+		ORDER BY 1`, migrations.Table)
+	if err != nil {
+		return fmt.Errorf("list the tables of %s: %w", p.DB.Name, err)
+	}
+	target, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list the tables of %s: %w", p.DB.Name, err)
+	}
+	if len(target) == 0 {
+		return nil
+	}
+	var own []string
+	for _, t := range file.names() {
+		if _, n := splitQualified(t); n == migrations.Table {
+			continue
+		}
+		if slices.Contains(target, t) {
+			return nil
+		}
+		own = append(own, t)
+	}
+	has := "creates and loads no table"
+	if len(own) > 0 {
+		has = "creates or loads " + fewNames(own)
+	}
+	return exitcode.BadInput(fmt.Errorf(
+		"%s looks like a backup of another database: it has no manifest to say which, and it %s, none of %s's tables (%s holds %s). "+
+			"Restoring it would replace all of them: restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately; nothing was changed",
+		p.File, has, p.DB.Name, p.DB.Name, fewNames(target), p.DB.Name))
+}
+
+// fewNames lists up to five names, and how many more there are.
+func fewNames(names []string) string {
+	const few = 5
+	if len(names) <= few {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:few], ", "), len(names)-few)
+}
