@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"time"
 
 	"github.com/aidb/aidb/backupdir"
@@ -205,4 +206,39 @@ func ReadSets(dir string) (map[string]Set, error) {
 		sets[de.Name()] = s
 	}
 	return sets, nil
+}
+
+// Newest finds the newest intact backup in dir of database db and kind
+// whose manifest match accepts (nil: any): newest by the manifests'
+// created times, never by file names, and intact meaning size and sha256
+// match the manifest (each candidate is hashed, newest first, until one
+// is). A file without a manifest, or damaged, never counts. It returns ""
+// when there is none.
+func Newest(dir, db string, kind backupdir.Kind, match func(Manifest) bool) (string, Manifest, error) {
+	entries, err := backupdir.List(dir)
+	if err != nil {
+		return "", Manifest{}, err
+	}
+	type candidate struct {
+		path string
+		m    Manifest
+	}
+	var cs []candidate
+	for _, e := range entries {
+		if e.Database != db || e.Kind != kind {
+			continue
+		}
+		m, err := Read(e.Path)
+		if err != nil || m.Database != db || m.Kind != kind || (match != nil && !match(m)) {
+			continue
+		}
+		cs = append(cs, candidate{e.Path, m})
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].m.Created.After(cs[j].m.Created) })
+	for _, c := range cs {
+		if Check(c.path, c.m) == nil {
+			return c.path, c.m, nil
+		}
+	}
+	return "", Manifest{}, nil
 }

@@ -296,24 +296,26 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables dumpTables) 
 		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", targetVersion, p.Manifest.MigrationVersion)
 	}
 	b.WriteString(" Restore the schema first: run make -f Makefile.ai ai-db-migrate")
-	if schema := newestSchemaBackup(p.BackupDir, p.DB.Name); schema != "" {
+	if schema := schemaBackupFor(p); schema != "" {
 		fmt.Fprintf(&b, ", or restore the schema backup %s (aidb restore %s %s)", schema, p.DB.Name, schema)
 	}
 	b.WriteString("; nothing was changed")
 	return exitcode.BadInput(errors.New(b.String()))
 }
 
-func newestSchemaBackup(dir, db string) string {
-	entries, err := backupdir.List(dir)
+// schemaBackupFor is the newest intact schema backup of p's database at the
+// data backup's migration version (any, for a file without a manifest).
+func schemaBackupFor(p *Plan) string {
+	var match func(manifest.Manifest) bool
+	if p.Manifest != nil {
+		want := p.Manifest.MigrationVersion
+		match = func(m manifest.Manifest) bool { return m.MigrationVersion == want }
+	}
+	path, _, err := manifest.Newest(p.BackupDir, p.DB.Name, backupdir.Schema, match)
 	if err != nil {
 		return ""
 	}
-	for _, e := range entries {
-		if e.Database == db && e.Kind == backupdir.Schema {
-			return e.Path
-		}
-	}
-	return ""
+	return path
 }
 
 // withDatabase is connString pointing at another database of its server.

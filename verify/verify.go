@@ -224,19 +224,13 @@ func prepareSchema(ctx context.Context, t *orchestrator.Throwaway, db compose.Da
 // schemaBackup finds the newest schema backup of the manifest's database
 // at its migration version.
 func schemaBackup(dir string, m manifest.Manifest) (string, error) {
-	entries, err := backupdir.List(dir)
-	if err != nil {
-		return "", err
+	path, _, err := manifest.Newest(dir, m.Database, backupdir.Schema, func(sm manifest.Manifest) bool {
+		return sm.MigrationVersion == m.MigrationVersion
+	})
+	if err != nil || path != "" {
+		return path, err
 	}
-	for _, e := range entries {
-		if e.Database != m.Database || e.Kind != backupdir.Schema {
-			continue
-		}
-		if sm, err := manifest.Read(e.Path); err == nil && sm.MigrationVersion == m.MigrationVersion {
-			return e.Path, nil
-		}
-	}
-	return "", fmt.Errorf("%s is data-only and %s has no migrations at version %d and no schema backup at that version in %s: take one with aidb backup %s --schema-only",
+	return "", fmt.Errorf("%s is data-only and %s has no migrations at version %d and no intact schema backup at that version in %s: take one with aidb backup %s --schema-only",
 		m.File, m.Database, m.MigrationVersion, dir, m.Database)
 }
 
