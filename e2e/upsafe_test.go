@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
@@ -272,4 +273,47 @@ func TestUpWithAPortVariableThatIsNoNumberExits2(t *testing.T) {
 	assert.Contains(t, r.stderr, "service rulesdb publishes")
 	assert.Contains(t, r.stderr, "set RULESDB_PORT to a free port number")
 	assert.Empty(t, p.labelled(t.Context()), "refused before the engine was touched")
+}
+
+// TestNukeAfterAChangedPasswordBacksUpWhatIsThere: the compose settings
+// changed (another password) since rulesdb's container was created. nuke's
+// safety backup reads the data as the container runs it, instead of
+// refusing (which left --no-backup, and no backup, as the way out), and
+// the backup restores onto a database made with the new password.
+func TestNukeAfterAChangedPasswordBacksUpWhatIsThere(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upsafenuke")
+	_, _ = runningRulesdb(t, p)
+	p.env = append(p.env, "RULESDB_PASSWORD=zq-new-secret-92")
+
+	r := p.aidb("nuke", "--yes", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb: safety backup in ")
+	assert.NotContains(t, r.stderr, "zq-new-secret-92")
+	assert.NotContains(t, r.stderr, "rules-local-dev")
+	_, err := docker.ContainerInspect(t.Context(), p.name+"-rulesdb", client.ContainerInspectOptions{})
+	require.Error(t, err, "the container is removed")
+
+	var list struct {
+		Backups []struct {
+			File   string `json:"file"`
+			Safety *struct {
+				Command string `json:"command"`
+			} `json:"safety"`
+		} `json:"backups"`
+	}
+	l := p.aidb("list", "--json")
+	require.Equal(t, 0, l.code, l.stderr)
+	require.NoError(t, json.Unmarshal([]byte(l.stdout), &list))
+	require.Len(t, list.Backups, 1, l.stdout)
+	require.NotNil(t, list.Backups[0].Safety)
+	assert.Equal(t, "aidb nuke", list.Backups[0].Safety.Command)
+
+	// A new rulesdb with the new password takes the safety backup back.
+	require.Equal(t, 0, p.aidb("up", "rulesdb").code)
+	rr := p.aidb("restore", "--yes", "rulesdb", "--", list.Backups[0].File)
+	require.Equal(t, 0, rr.code, rr.stderr)
+	var n int
+	require.NoError(t, connect(t, p.status()["rulesdb"].URL).QueryRow(t.Context(), "SELECT count(*) FROM kept").Scan(&n))
+	assert.Equal(t, 25, n, "the rows the safety backup kept")
 }

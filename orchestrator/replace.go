@@ -229,3 +229,46 @@ func changedLogin(in container.InspectResponse, db compose.Database) []string {
 	}
 	return keys
 }
+
+// StartExisting makes each database's existing container answer SELECT 1
+// as it is, and returns the databases as their containers run them: the
+// user, password, database name and host port each was created with,
+// which may predate the compose file's. It never replaces a container,
+// even when the compose file changed since: a safety backup must read the
+// data that is there, not stop at a configuration that was never applied.
+// A stopped container is started (and left running); a database without a
+// container is left out. Each wait is bounded by the project's ready
+// timeout.
+func (o *Orchestrator) StartExisting(ctx context.Context, dbs []compose.Database) ([]compose.Database, error) {
+	if err := o.clearPrevious(ctx, dbs); err != nil {
+		return nil, err
+	}
+	existing, err := o.databaseContainers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []compose.Database
+	for _, db := range dbs {
+		c, ok := existing[db.Service]
+		if !ok {
+			continue
+		}
+		in, err := o.docker.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("inspect container %s: %w", containerName(c), err)
+		}
+		run := asRun(db, in.Container)
+		pl := o.plan(run, existing)
+		pl.db = run
+		if c.State == container.StateRunning {
+			err = o.waitReady(ctx, pl, c.ID)
+		} else {
+			err = o.startAndWait(ctx, pl, c.ID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, run)
+	}
+	return out, nil
+}

@@ -150,7 +150,10 @@ func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Databas
 	if len(existing) == 0 {
 		return nil, nil
 	}
-	if err := s.orch.Up(ctx, existing); err != nil {
+	// As the containers run: a compose file changed since (another
+	// password, port or image) must not stop the backup of what is there.
+	existing, err = s.orch.StartExisting(ctx, existing)
+	if err != nil {
 		return nil, fmt.Errorf("start the databases for a safety backup: %w", err)
 	}
 	var withData []compose.Database
