@@ -530,10 +530,10 @@ func TestImageBuildInterrupted(t *testing.T) {
 		}
 		t.Skip("debootstrap needs root")
 	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI installs debootstrap (.ci/run)")
-		}
+	// Under CI, aidb installs debootstrap itself when it is missing (the
+	// first run on a fresh machine); elsewhere the test leaves the host's
+	// packages alone.
+	if _, err := exec.LookPath("debootstrap"); err != nil && os.Getenv("CI") != "true" {
 		t.Skip("debootstrap is not installed")
 	}
 	p := newProject(t, "fimage")
@@ -550,7 +550,7 @@ func TestImageBuildInterrupted(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	into := regexp.MustCompile(`debootstrap \S+ with postgresql-15 from \S+ into (\S+)`)
 	var root string
-	waitFor(t, time.Minute, func() bool {
+	waitFor(t, 3*time.Minute, func() bool {
 		m := into.FindStringSubmatch(stderr.String())
 		if m != nil {
 			root = m[1]
