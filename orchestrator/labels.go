@@ -12,7 +12,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/owner"
 )
 
 // The labels on every container, volume and network aidb creates.
@@ -40,20 +39,6 @@ const (
 // Labels returns the labels for a resource of the project.
 func Labels(project, service, role string) map[string]string {
 	return map[string]string{LabelProject: project, LabelService: service, LabelRole: role}
-}
-
-// workLabels are the labels of a helper or throwaway container this process
-// starts: Labels and its owner.
-func workLabels(project, service, role string) map[string]string {
-	l := Labels(project, service, role)
-	l[LabelOwner] = owner.Self().String()
-	return l
-}
-
-// isWorkRole says whether containers of role live only as long as the
-// command that started them (helpers and throwaways).
-func isWorkRole(role string) bool {
-	return role == RoleDump || role == RoleLoad || role == RoleVerify
 }
 
 // projectFilter selects the project's resources, optionally narrowed to

@@ -28,6 +28,9 @@ type Orchestrator struct {
 	buildImage func(ctx context.Context, major, ref string) (string, error)
 	// pollInterval is the readiness poll interval.
 	pollInterval time.Duration
+	// ping connects to a postgres:// URL and runs SELECT 1 (selectOne;
+	// unit tests answer for the databases of their fake engine).
+	ping func(ctx context.Context, connString string) error
 }
 
 // Option configures an Orchestrator.
@@ -65,6 +68,7 @@ func New(docker *client.Client, project *compose.Project, opts ...Option) (*Orch
 		project:      project,
 		progress:     func(string) {},
 		pollInterval: 100 * time.Millisecond,
+		ping:         selectOne,
 	}
 	o.buildImage = func(ctx context.Context, major, ref string) (string, error) {
 		return pgimage.Build(ctx, Importer{Client: o.docker}, pgimage.Options{Major: major, Ref: ref, Progress: o.progress})

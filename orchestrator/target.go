@@ -37,11 +37,11 @@ func (t *engineTarget) Logs(ctx context.Context, n int) (string, error) {
 }
 
 func (t *engineTarget) Ping(ctx context.Context) error {
-	return ping(ctx, t.o.ConnString(t.db))
+	return t.o.Ping(ctx, t.db)
 }
 
-// ping connects and runs SELECT 1.
-func ping(ctx context.Context, connString string) error {
+// selectOne connects and runs SELECT 1.
+func selectOne(ctx context.Context, connString string) error {
 	conn, err := pgx.Connect(ctx, connString)
 	if err != nil {
 		return err
