@@ -40,7 +40,9 @@ var throwawaySettings = []string{
 // StartThrowaway starts a throwaway container of image (pulled or built
 // when missing, as for up) for service's backups and waits until it answers
 // SELECT 1 (within the project's ready timeout). On any error, also Ctrl-C,
-// the container is removed again.
+// the container is removed again. Its errors name the step that failed; the
+// caller says what the throwaway was for ("start a throwaway container of
+// IMAGE: ..."), so they do not repeat it.
 func (r *Runner) StartThrowaway(ctx context.Context, image, service string) (_ *Throwaway, retErr error) {
 	ref, err := r.dbs.EnsureImage(ctx, image)
 	if err != nil {
@@ -65,7 +67,7 @@ func (r *Runner) StartThrowaway(ctx context.Context, image, service string) (_ *
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create a throwaway container of %s: %w", ref, err)
+		return nil, fmt.Errorf("create container: %w", err)
 	}
 	t := &Throwaway{r: r, id: res.ID, image: ref, DB: db}
 	defer func() {
@@ -77,17 +79,17 @@ func (r *Runner) StartThrowaway(ctx context.Context, image, service string) (_ *
 		return nil, ctx.Err()
 	}
 	if _, err := r.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("start a throwaway container of %s: %w", ref, err)
+		return nil, fmt.Errorf("start container %.12s: %w", res.ID, err)
 	}
 	in, err := r.docker.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		return nil, err
 	}
 	if in.Container.NetworkSettings == nil || len(in.Container.NetworkSettings.Ports[port]) == 0 {
-		return nil, fmt.Errorf("throwaway container of %s has no published port", ref)
+		return nil, fmt.Errorf("container %.12s has no published port", res.ID)
 	}
 	if t.DB.HostPort, err = strconv.Atoi(in.Container.NetworkSettings.Ports[port][0].HostPort); err != nil {
-		return nil, fmt.Errorf("throwaway container of %s: port: %w", ref, err)
+		return nil, fmt.Errorf("read the published port of container %.12s: %w", res.ID, err)
 	}
 	if err := r.dbs.WaitReady(ctx, res.ID, t.DB); err != nil {
 		return nil, err
