@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 )
 
@@ -122,4 +125,72 @@ func TestWaitConditionHealthyDatabaseWithoutHealthcheck(t *testing.T) {
 	require.NoError(t, o.Up(t.Context(), o.project.Databases))
 	f.byName("unit-rulesdb").cfg.Healthcheck = nil
 	require.NoError(t, o.waitCondition(t.Context(), "api", "rulesdb", types.ServiceConditionHealthy))
+}
+
+// UpAll starts a service only once its dependencies meet their condition:
+// here the api after rulesdb answers and the migration job has completed;
+// a failed job keeps the api from starting.
+func TestUpAllStartsServicesInDependsOnOrder(t *testing.T) {
+	t.Parallel()
+	t.Run("job succeeds", func(t *testing.T) { t.Parallel(); upAllInOrder(t, 0) })
+	t.Run("job fails", func(t *testing.T) { t.Parallel(); upAllInOrder(t, 1) })
+}
+
+func upAllInOrder(t *testing.T, jobExit int) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "compose.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`name: unit
+services:
+  rulesdb:
+    image: postgres:15
+    environment: {POSTGRES_USER: rules, POSTGRES_PASSWORD: pw, POSTGRES_DB: rulesdb}
+    ports: ["127.0.0.1:55432:5432"]
+  memorydb:
+    image: postgres:15
+    environment: {POSTGRES_USER: memory, POSTGRES_PASSWORD: pw, POSTGRES_DB: memorydb}
+    ports: ["127.0.0.1:55433:5432"]
+  migrate:
+    image: job:1
+    depends_on: {rulesdb: {condition: service_healthy}}
+  api:
+    image: api:1
+    depends_on:
+      rulesdb: {condition: service_healthy}
+      migrate: {condition: service_completed_successfully}
+`), 0o600))
+	p, err := compose.Load(t.Context(), compose.Options{ComposeFile: file, WorkingDir: dir})
+	require.NoError(t, err)
+	p.ReadyTimeout = 5 * time.Second
+
+	f := withPostgres()
+	f.images["job:1"], f.images["api:1"] = true, true
+	var started []string
+	f.onStart = func(c *fakeContainer) {
+		started = append(started, c.name)
+		if c.name == "unit-migrate" {
+			c.state, c.exitCode = container.StateExited, jobExit // done at once
+		}
+	}
+	o, err := New(f, p)
+	require.NoError(t, err)
+	o.ping, o.pollInterval = f.ping, time.Millisecond
+	err = o.UpAll(t.Context())
+	if jobExit != 0 {
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "api waits for migrate, which exited with code 1")
+		assert.NotContains(t, started, "unit-api")
+		assert.Nil(t, f.byName("unit-api"), "never created")
+		return
+	}
+	require.NoError(t, err)
+
+	pos := map[string]int{}
+	for i, name := range started {
+		pos[name] = i
+	}
+	require.Len(t, pos, 4, "every service started once: %v", started)
+	assert.Less(t, pos["unit-rulesdb"], pos["unit-migrate"])
+	assert.Less(t, pos["unit-migrate"], pos["unit-api"])
+	assert.Equal(t, RoleService, f.byName("unit-api").cfg.Labels[LabelRole])
+	assert.Equal(t, RoleDatabase, f.byName("unit-rulesdb").cfg.Labels[LabelRole])
 }
