@@ -27,16 +27,18 @@ import (
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 )
 
-// Engine is what a backup needs of the orchestrator.
+// Engine is what a backup needs of the engine: the database (package
+// orchestrator) and pg_dump run against it (package pgrun).
 type Engine interface {
 	RequireReady(ctx context.Context, db compose.Database) error
 	ConnString(db compose.Database) string
 	Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error
 	Image(ctx context.Context, db compose.Database) (string, error)
-	Resolve(t orchestrator.Transport) orchestrator.Transport
-	StartStreams(ctx context.Context, db compose.Database, role, workDir string) (*orchestrator.Streams, error)
+	Resolve(t pgrun.Transport) pgrun.Transport
+	StartStreams(ctx context.Context, db compose.Database, role, workDir string) (*pgrun.Streams, error)
 }
 
 // Request says what to back up.
@@ -47,7 +49,7 @@ type Request struct {
 	// Dir is the backup folder.
 	Dir string
 	// Transport is how pg_dump's output reaches the folder.
-	Transport orchestrator.Transport
+	Transport pgrun.Transport
 	// SplitOver is the table size from which a table's rows are read in
 	// parts at the same time (helper transport only); 0 never splits.
 	SplitOver int64
@@ -160,8 +162,8 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	// On a local engine the dump's helper container starts now, while the
 	// snapshot is taken and the dump planned; it waits for its runs.
-	var streams *orchestrator.Streams
-	if e.Resolve(req.Transport) == orchestrator.TransportHelper {
+	var streams *pgrun.Streams
+	if e.Resolve(req.Transport) == pgrun.TransportHelper {
 		if streams, err = e.StartStreams(ctx, db, orchestrator.RoleDump, req.Dir); err != nil {
 			return out, fmt.Errorf("dump %s: %w", db.Name, err)
 		}

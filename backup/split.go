@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aidb/aidb/fingerprint"
-	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 )
 
 // DefaultSplitOver is the table size from which a backup reads a table's
@@ -140,7 +140,7 @@ func (t splitTable) excludePattern() string {
 	return q(t.Schema) + "." + q(t.Name)
 }
 
-// partEnv are the session settings pg_dump uses (and orchestrator.DumpEnv
+// partEnv are the session settings pg_dump uses (and pgrun.DumpEnv
 // adds to), so a part's values are written as pg_dump writes them.
 func partEnv(encoding string) []string {
 	return []string{
@@ -151,14 +151,14 @@ func partEnv(encoding string) []string {
 }
 
 // helperDump writes a backup to w through a started helper container
-// (orchestrator.StartStreams): pg_dump with args, and with tables read in
+// (pgrun.Runner.StartStreams): pg_dump with args, and with tables read in
 // parts. Then pg_dump (with the tables' data left out) writes everything
 // up to its closing comment, the parts follow table by table, then that
 // comment; a full backup's indexes, constraints and triggers come after,
 // from a second pg_dump of the post-data section (in the same snapshot),
 // so a restore loads the rows before it builds them. The output of each
 // pg_dump of then (args each) follows, whole, in the order given.
-func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, then [][]string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
+func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
 	if len(tables) == 0 {
 		full = false // one pg_dump writes the whole file
 	}
@@ -169,11 +169,11 @@ func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, the
 	for _, t := range tables {
 		main = append(main, "--exclude-table-data="+t.excludePattern())
 	}
-	runs := []orchestrator.ToolRun{{Name: "pg_dump", Tool: "pg_dump", Args: main, Env: orchestrator.DumpEnv}}
+	runs := []pgrun.ToolRun{{Name: "pg_dump", Tool: "pg_dump", Args: main, Env: pgrun.DumpEnv}}
 	lane := 0
 	for _, t := range tables {
 		for k := range t.Parts {
-			runs = append(runs, orchestrator.ToolRun{
+			runs = append(runs, pgrun.ToolRun{
 				Name: fmt.Sprintf("psql (%s.%s, part %d of %d)", t.Schema, t.Name, k+1, t.Parts),
 				Tool: "psql",
 				Args: []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
@@ -188,10 +188,10 @@ func helperDump(ctx context.Context, s *orchestrator.Streams, args []string, the
 	}
 	if full {
 		post := append(append([]string{}, args...), "--section=post-data")
-		runs = append(runs, orchestrator.ToolRun{Name: "pg_dump (post-data)", Tool: "pg_dump", Args: post, Env: orchestrator.DumpEnv})
+		runs = append(runs, pgrun.ToolRun{Name: "pg_dump (post-data)", Tool: "pg_dump", Args: post, Env: pgrun.DumpEnv})
 	}
 	for k, a := range then {
-		runs = append(runs, orchestrator.ToolRun{Name: fmt.Sprintf("pg_dump (%d of %d)", k+2, len(then)+1), Tool: "pg_dump", Args: a, Env: orchestrator.DumpEnv})
+		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (%d of %d)", k+2, len(then)+1), Tool: "pg_dump", Args: a, Env: pgrun.DumpEnv})
 	}
 
 	if err := s.Run(ctx, runs); err != nil {
@@ -248,7 +248,7 @@ func splitSegments(tables []splitTable, stream func(int) func(context.Context) (
 
 // abort stops the runs after the reading failed with err, and says why:
 // Ctrl-C, else a run that had failed (the likelier cause), else err.
-func abort(ctx context.Context, s *orchestrator.Streams, err error) error {
+func abort(ctx context.Context, s *pgrun.Streams, err error) error {
 	runErr := s.Abort(context.WithoutCancel(ctx))
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -260,7 +260,7 @@ func abort(ctx context.Context, s *orchestrator.Streams, err error) error {
 }
 
 // writeAll copies the one stream of s to w.
-func writeAll(ctx context.Context, s *orchestrator.Streams, w io.Writer) error {
+func writeAll(ctx context.Context, s *pgrun.Streams, w io.Writer) error {
 	r, err := s.Stream(ctx, 0)
 	if err == nil {
 		// Closing the stream ends a read that waits for pg_dump.

@@ -21,13 +21,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/owner"
+	"github.com/aidb/aidb/pgrun"
 )
 
-// Engine is what Clear needs of the orchestrator.
+// Engine is what Clear needs of the engine (pgrun.Runner).
 type Engine interface {
-	WorkContainers(ctx context.Context) ([]orchestrator.WorkContainer, error)
+	WorkContainers(ctx context.Context) ([]pgrun.WorkContainer, error)
 	RemoveWorkContainer(ctx context.Context, id string) error
 }
 
@@ -53,7 +53,7 @@ type Left struct {
 	// Bytes is the partial files' size.
 	Bytes int64
 	// Containers are the containers' names, with their role.
-	Containers []orchestrator.WorkContainer
+	Containers []pgrun.WorkContainer
 }
 
 // Report is what Clear found.
@@ -63,7 +63,7 @@ type Report struct {
 	// UnownedFiles (paths) and UnownedContainers were left by an aidb
 	// older than owner names: they stay.
 	UnownedFiles      []string
-	UnownedContainers []orchestrator.WorkContainer
+	UnownedContainers []pgrun.WorkContainer
 }
 
 // Clear removes what dead runs left in opts.Dir and, with an engine, the

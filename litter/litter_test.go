@@ -14,6 +14,7 @@ import (
 
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/owner"
+	"github.com/aidb/aidb/pgrun"
 )
 
 // procs is a fake process table: pid to start time.
@@ -26,12 +27,12 @@ func (p procs) StartTime(pid int) (uint64, bool) {
 
 // engine is a fake engine holding containers; failing ids cannot be removed.
 type engine struct {
-	containers []orchestrator.WorkContainer
+	containers []pgrun.WorkContainer
 	failing    map[string]bool
 	removed    []string
 }
 
-func (e *engine) WorkContainers(context.Context) ([]orchestrator.WorkContainer, error) {
+func (e *engine) WorkContainers(context.Context) ([]pgrun.WorkContainer, error) {
 	return e.containers, nil
 }
 
@@ -91,7 +92,7 @@ func TestClearRemovesOnlyDeadOwnersWork(t *testing.T) {
 		file(n, 1)
 	}
 
-	e := &engine{containers: []orchestrator.WorkContainer{
+	e := &engine{containers: []pgrun.WorkContainer{
 		{ID: "c-killed", Name: "p-dump", Role: orchestrator.RoleDump, Owner: killed.String()},
 		{ID: "c-killed-verify", Name: "p-verify", Role: orchestrator.RoleVerify, Owner: killed.String()},
 		{ID: "c-live", Role: orchestrator.RoleVerify, Owner: live.String()},
@@ -155,7 +156,7 @@ func TestClearGoesOnAfterAFailure(t *testing.T) {
 	partial := filepath.Join(dir, name("rulesdb-20250517-093005.sql", killed, ".partial"))
 	require.NoError(t, os.WriteFile(partial, nil, 0o600))
 	e := &engine{
-		containers: []orchestrator.WorkContainer{{ID: "stuck", Owner: killed.String()}, {ID: "gone", Owner: killed.String()}},
+		containers: []pgrun.WorkContainer{{ID: "stuck", Owner: killed.String()}, {ID: "gone", Owner: killed.String()}},
 		failing:    map[string]bool{"stuck": true},
 	}
 	rep, err := Clear(t.Context(), Options{Dir: dir, Engine: e, Self: self, Procs: procs{}})

@@ -1,18 +1,25 @@
-// Package orchestrator runs a compose project's databases on a Docker
-// engine: images (present, pulled, or built locally from Debian's packages),
-// the project network, named volumes, containers and their readiness, and
-// the project-level up, down, nuke and status.
+// Package orchestrator is the Docker lifecycle of a compose project: images
+// (present, pulled, or built locally from Debian's packages), the project's
+// networks and named volumes, the databases' containers (up, replacement
+// without downtime and its put-back, down, nuke, status) and their
+// readiness (SELECT 1, a crash or a refused login failing at once), the
+// translation of compose services into engine create requests, and the
+// services that are not databases, started in depends_on order. It makes
+// its engine calls through the small Engine interface, which the moby
+// client satisfies.
 //
-// Everything it creates carries the labels aidb.project, aidb.service and
-// aidb.role, and it finds and removes things by those labels only, never by
-// name pattern.
+// Running the client tools against the databases (pg_dump, psql, helper
+// and throwaway containers) is package pgrun's.
+//
+// Everything aidb creates carries the labels aidb.project, aidb.service and
+// aidb.role defined here, and this package finds and removes things by those
+// labels only, never by name pattern.
 package orchestrator
 
 import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/owner"
 )
 
 // The labels on every container, volume and network aidb creates.
@@ -40,20 +47,6 @@ const (
 // Labels returns the labels for a resource of the project.
 func Labels(project, service, role string) map[string]string {
 	return map[string]string{LabelProject: project, LabelService: service, LabelRole: role}
-}
-
-// workLabels are the labels of a helper or throwaway container this process
-// starts: Labels and its owner.
-func workLabels(project, service, role string) map[string]string {
-	l := Labels(project, service, role)
-	l[LabelOwner] = owner.Self().String()
-	return l
-}
-
-// isWorkRole says whether containers of role live only as long as the
-// command that started them (helpers and throwaways).
-func isWorkRole(role string) bool {
-	return role == RoleDump || role == RoleLoad || role == RoleVerify
 }
 
 // projectFilter selects the project's resources, optionally narrowed to

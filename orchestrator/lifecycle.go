@@ -161,7 +161,7 @@ func (o *Orchestrator) Status(ctx context.Context, dbs []compose.Database) ([]St
 			st.Container = containerName(c)
 			if c.State == container.StateRunning {
 				pctx, cancel := context.WithTimeout(ctx, StatusReadyTimeout)
-				st.Ready = ping(pctx, st.URL) == nil
+				st.Ready = o.ping(pctx, st.URL) == nil
 				cancel()
 			}
 		}
@@ -190,7 +190,7 @@ func (e *NotUpError) Unwrap() error { return e.Err }
 func (o *Orchestrator) RequireReady(ctx context.Context, db compose.Database) error {
 	pctx, cancel := context.WithTimeout(ctx, StatusReadyTimeout)
 	defer cancel()
-	err := ping(pctx, o.ConnString(db))
+	err := o.Ping(pctx, db)
 	if err == nil {
 		return nil
 	}
@@ -209,4 +209,45 @@ func (o *Orchestrator) RequireReady(ctx context.Context, db compose.Database) er
 		Addr:     fmt.Sprintf("%s:%d", engineHostIP(o.docker.DaemonHost(), db.HostIP), db.HostPort),
 		Err:      err,
 	}
+}
+
+// Running is the database's container, which must be running; otherwise a
+// NotUpError says what to run.
+func (o *Orchestrator) Running(ctx context.Context, db compose.Database) (container.Summary, error) {
+	existing, err := o.databaseContainers(ctx)
+	if err != nil {
+		return container.Summary{}, err
+	}
+	c, ok := existing[db.Service]
+	if !ok || c.State != container.StateRunning {
+		state := "missing"
+		if ok {
+			state = string(c.State)
+		}
+		return container.Summary{}, &NotUpError{Database: db.Name, State: state, Addr: fmt.Sprintf("%s:%d", engineHostIP(o.docker.DaemonHost(), db.HostIP), db.HostPort), Err: fmt.Errorf("its container %s is not running", ContainerName(o.project, db))}
+	}
+	return c, nil
+}
+
+// Image is the image the database's running container runs: the one a
+// backup of it names, and the one its verification restores into.
+func (o *Orchestrator) Image(ctx context.Context, db compose.Database) (string, error) {
+	c, err := o.Running(ctx, db)
+	if err != nil {
+		return "", err
+	}
+	return c.Image, nil
+}
+
+// Ping connects as db (ConnString) and runs SELECT 1, once.
+func (o *Orchestrator) Ping(ctx context.Context, db compose.Database) error {
+	return o.ping(ctx, o.ConnString(db))
+}
+
+// WaitReady waits for container id, serving db, to answer SELECT 1 with
+// db's credentials, checking the container's state on every poll: at most
+// the project's ready timeout (see waitReady). It names the container by
+// its short ID.
+func (o *Orchestrator) WaitReady(ctx context.Context, id string, db compose.Database) error {
+	return waitReady(ctx, id[:min(12, len(id))], &engineTarget{o: o, id: id, db: db}, o.project.ReadyTimeout, o.pollInterval)
 }

@@ -9,15 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/pgimage"
 )
 
 // Orchestrator drives one compose project's databases on one engine.
 type Orchestrator struct {
-	docker  *client.Client
+	docker  Engine
 	project *compose.Project
 	// progress receives one line per step a person would want to see
 	// (pulling, building an image, waiting for a database).
@@ -26,8 +24,12 @@ type Orchestrator struct {
 	// configured image cannot be pulled, tagged ref (empty: pgimage.Tag); it
 	// returns the image reference.
 	buildImage func(ctx context.Context, major, ref string) (string, error)
-	// pollInterval is the readiness poll interval.
+	// pollInterval is the readiness poll interval (100 ms; unit tests
+	// shorten it).
 	pollInterval time.Duration
+	// ping connects to a postgres:// URL and runs SELECT 1 (selectOne;
+	// unit tests answer for the databases of their fake engine).
+	ping func(ctx context.Context, connString string) error
 }
 
 // Option configures an Orchestrator.
@@ -44,19 +46,9 @@ func WithProgress(fn func(string)) Option {
 	}
 }
 
-// WithPollInterval sets the readiness poll interval (default 100 ms).
-func WithPollInterval(d time.Duration) Option {
-	return func(o *Orchestrator) error {
-		if d <= 0 || d > 10*time.Second {
-			return fmt.Errorf("orchestrator: poll interval %s is outside (0, 10s]", d)
-		}
-		o.pollInterval = d
-		return nil
-	}
-}
-
-// New returns an Orchestrator for project on the engine behind docker.
-func New(docker *client.Client, project *compose.Project, opts ...Option) (*Orchestrator, error) {
+// New returns an Orchestrator for project on the engine behind docker
+// (a *client.Client from Connect).
+func New(docker Engine, project *compose.Project, opts ...Option) (*Orchestrator, error) {
 	if docker == nil || project == nil {
 		return nil, errors.New("orchestrator: docker client and project are required")
 	}
@@ -65,9 +57,10 @@ func New(docker *client.Client, project *compose.Project, opts ...Option) (*Orch
 		project:      project,
 		progress:     func(string) {},
 		pollInterval: 100 * time.Millisecond,
+		ping:         selectOne,
 	}
 	o.buildImage = func(ctx context.Context, major, ref string) (string, error) {
-		return pgimage.Build(ctx, Importer{Client: o.docker}, pgimage.Options{Major: major, Ref: ref, Progress: o.progress})
+		return pgimage.Build(ctx, importer{e: o.docker}, pgimage.Options{Major: major, Ref: ref, Progress: o.progress})
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {

@@ -37,11 +37,11 @@ func (t *engineTarget) Logs(ctx context.Context, n int) (string, error) {
 }
 
 func (t *engineTarget) Ping(ctx context.Context) error {
-	return ping(ctx, t.o.ConnString(t.db))
+	return t.o.Ping(ctx, t.db)
 }
 
-// ping connects and runs SELECT 1.
-func ping(ctx context.Context, connString string) error {
+// selectOne connects and runs SELECT 1.
+func selectOne(ctx context.Context, connString string) error {
 	conn, err := pgx.Connect(ctx, connString)
 	if err != nil {
 		return err
@@ -52,7 +52,7 @@ func ping(ctx context.Context, connString string) error {
 }
 
 // containerLogs returns the last n lines of a container's stdout and stderr.
-func containerLogs(ctx context.Context, d *client.Client, id string, n int) (string, error) {
+func containerLogs(ctx context.Context, d Engine, id string, n int) (string, error) {
 	rc, err := d.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
 	if err != nil {
 		return "", err

@@ -23,14 +23,15 @@ import (
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 )
 
-// Engine is what a restore needs of the orchestrator.
+// Engine is what a restore needs of the engine: the database (package
+// orchestrator) and psql run against it (package pgrun).
 type Engine interface {
 	RequireReady(ctx context.Context, db compose.Database) error
 	ConnString(db compose.Database) string
-	Psql(ctx context.Context, db compose.Database, dbname string, t orchestrator.Transport, workDir string, script io.Reader) error
+	Psql(ctx context.Context, db compose.Database, dbname string, t pgrun.Transport, workDir string, script io.Reader) error
 }
 
 // Request is one restore.
@@ -42,7 +43,7 @@ type Request struct {
 	// AsDatabase accepts a file backed up from another database (a
 	// deliberate cross-restore): it names that database.
 	AsDatabase string
-	Transport  orchestrator.Transport
+	Transport  pgrun.Transport
 	// WorkDir holds the helper transport's pipe (the backup folder).
 	WorkDir string
 	// BackupDir is searched for a schema backup to suggest when a

@@ -19,13 +19,13 @@ import (
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
-	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
 )
 
 // Engine starts throwaway containers.
 type Engine interface {
-	StartThrowaway(ctx context.Context, image, service string) (*orchestrator.Throwaway, error)
+	StartThrowaway(ctx context.Context, image, service string) (*pgrun.Throwaway, error)
 }
 
 // Result is one file's verification.
@@ -50,7 +50,7 @@ type Options struct {
 	// Jobs is how many files are verified at once (default 1).
 	Jobs int
 	// Transport is how files reach psql in the throwaway.
-	Transport orchestrator.Transport
+	Transport pgrun.Transport
 	// Dir is the backup folder: schema backups for data-only files, and
 	// the helper transport's pipes.
 	Dir string
@@ -191,7 +191,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 // throwaway: the database's migrations up to the manifest's version, or
 // else the newest schema backup of the database at that version.
 // It says whether it used a schema backup.
-func prepareSchema(ctx context.Context, t *orchestrator.Throwaway, db compose.Database, m manifest.Manifest, opts Options) (bool, error) {
+func prepareSchema(ctx context.Context, t *pgrun.Throwaway, db compose.Database, m manifest.Manifest, opts Options) (bool, error) {
 	src, ok, err := migrations.SourceFor(db.Name, db.Migrations)
 	if err != nil {
 		return false, err

@@ -21,6 +21,7 @@ import (
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 )
 
 // app holds the global flags and the output streams of one invocation.
@@ -114,7 +115,17 @@ type session struct {
 	dbs     []compose.Database
 	docker  *client.Client
 	orch    *orchestrator.Orchestrator
+	tools   *pgrun.Runner
 }
+
+// engine is the databases' lifecycle and the client tools run against
+// them, as one value: what backups and restores take.
+type engine struct {
+	*orchestrator.Orchestrator
+	*pgrun.Runner
+}
+
+func (s *session) engine() engine { return engine{s.orch, s.tools} }
 
 func (s *session) Close() error { return s.docker.Close() }
 
@@ -139,7 +150,12 @@ func (a *app) open(ctx context.Context, names []string) (*session, error) {
 		_ = d.Close()
 		return nil, err
 	}
-	return &session{project: p, dbs: dbs, docker: d, orch: o}, nil
+	r, err := pgrun.New(d, o)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return &session{project: p, dbs: dbs, docker: d, orch: o, tools: r}, nil
 }
 
 // confirm asks a yes/no question on the terminal; with --yes it does not
@@ -204,7 +220,7 @@ func (a *app) lock(ctx context.Context, s *session, dbs []compose.Database, op s
 		}
 		folderLock = l
 		// Holding the folder's lock, clear what killed runs left there.
-		a.clearLitter(ctx, s.project.BackupDir, s.orch)
+		a.clearLitter(ctx, s.project.BackupDir, s.tools)
 	}
 	return release, nil
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/exitcode"
-	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 )
 
 func (a *app) backupCommand() *cobra.Command {
@@ -38,7 +38,7 @@ func (a *app) backupCommand() *cobra.Command {
 			if err != nil {
 				return exitcode.BadInput(err)
 			}
-			t, err := orchestrator.ParseTransport(via)
+			t, err := pgrun.ParseTransport(via)
 			if err != nil {
 				return exitcode.BadInput(err)
 			}
@@ -119,7 +119,7 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 			_ = bar.Set64(n)
 		}
 	}
-	res, err := backup.Run(cmd.Context(), s.orch, req)
+	res, err := backup.Run(cmd.Context(), s.engine(), req)
 	for _, bar := range bars {
 		_ = bar.Finish()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 )
 
 func (a *app) upCommand() *cobra.Command {
@@ -178,7 +179,7 @@ func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Databas
 		}
 		defer release()
 	}
-	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: orchestrator.TransportAuto, SplitOver: backup.DefaultSplitOver, Safety: &why})
+	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: pgrun.TransportAuto, SplitOver: backup.DefaultSplitOver, Safety: &why})
 	if err != nil {
 		return nil, fmt.Errorf("safety backup: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
 )
 
@@ -37,7 +37,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			if all && dataOnly {
 				return exitcode.BadInput(errors.New("--all restores full backups; restore data-only backups one database at a time"))
 			}
-			t, err := orchestrator.ParseTransport(via)
+			t, err := pgrun.ParseTransport(via)
 			if err != nil {
 				return exitcode.BadInput(err)
 			}
@@ -62,7 +62,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			var plans []restore.Plan
 			prog := a.newLoadProgress(false)
 			for i, db := range s.dbs {
-				plan, err := restore.Preflight(ctx, s.orch, restore.Request{
+				plan, err := restore.Preflight(ctx, s.engine(), restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
 					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir,
 				})
@@ -98,14 +98,14 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			var results []restore.Result
 			switch {
 			case all:
-				results, err = restore.All(ctx, s.orch, plans)
+				results, err = restore.All(ctx, s.engine(), plans)
 			case dataOnly:
 				var r restore.Result
-				r, err = restore.DataOnly(ctx, s.orch, plans[0])
+				r, err = restore.DataOnly(ctx, s.engine(), plans[0])
 				results = append(results, r)
 			default:
 				var r restore.Result
-				r, err = restore.Full(ctx, s.orch, plans[0])
+				r, err = restore.Full(ctx, s.engine(), plans[0])
 				results = append(results, r)
 			}
 			prog.finish()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/exitcode"
-	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/verify"
 )
@@ -39,7 +39,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			if jobs < 1 {
 				return exitcode.BadInput(fmt.Errorf("--jobs %d: at least 1", jobs))
 			}
-			t, err := orchestrator.ParseTransport(via)
+			t, err := pgrun.ParseTransport(via)
 			if err != nil {
 				return exitcode.BadInput(err)
 			}
@@ -75,13 +75,13 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
-func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t orchestrator.Transport, junit string) error {
+func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit string) error {
 	// The backup folder holds the helper transport's pipes.
 	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 		return err
 	}
 	prog := a.newLoadProgress(true)
-	results := verify.Files(cmd.Context(), s.orch, files, verify.Options{
+	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
 		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },

@@ -1,4 +1,4 @@
-package orchestrator
+package pgrun
 
 import (
 	"context"
@@ -15,13 +15,14 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/orchestrator"
 )
 
 // Throwaway is a short-lived PostgreSQL container for verifying a backup:
 // data directory on tmpfs, durability off (it is thrown away), published on
 // 127.0.0.1 only, labelled aidb.role=verify, removed by Close.
 type Throwaway struct {
-	o     *Orchestrator
+	r     *Runner
 	id    string
 	image string
 	// DB describes the throwaway as a database: credentials and port.
@@ -39,21 +40,23 @@ var throwawaySettings = []string{
 // StartThrowaway starts a throwaway container of image (pulled or built
 // when missing, as for up) for service's backups and waits until it answers
 // SELECT 1 (within the project's ready timeout). On any error, also Ctrl-C,
-// the container is removed again.
-func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string) (_ *Throwaway, retErr error) {
-	ref, err := o.EnsureImage(ctx, image)
+// the container is removed again. Its errors name the step that failed; the
+// caller says what the throwaway was for ("start a throwaway container of
+// IMAGE: ..."), so they do not repeat it.
+func (r *Runner) StartThrowaway(ctx context.Context, image, service string) (_ *Throwaway, retErr error) {
+	ref, err := r.dbs.EnsureImage(ctx, image)
 	if err != nil {
 		return nil, err
 	}
 	db := compose.Database{Name: "throwaway-" + service, Service: service, Image: ref, User: "aidb", Password: randomTag() + randomTag(), DBName: "verify", HostIP: "127.0.0.1"}
 	port := network.MustParsePort("5432/tcp")
 	// Created without cancellation, so Ctrl-C cannot leave an unrecorded one.
-	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
+	res, err := r.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:        ref,
 			Cmd:          append([]string{"postgres"}, throwawaySettings...),
 			Env:          []string{"POSTGRES_USER=" + db.User, "POSTGRES_PASSWORD=" + db.Password, "POSTGRES_DB=" + db.DBName},
-			Labels:       workLabels(o.project.Name, service, RoleVerify),
+			Labels:       workLabels(r.dbs.Project().Name, service, orchestrator.RoleVerify),
 			ExposedPorts: network.PortSet{port: {}},
 			StopSignal:   "SIGINT",
 		},
@@ -64,9 +67,9 @@ func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create a throwaway container of %s: %w", ref, err)
+		return nil, fmt.Errorf("create container: %w", err)
 	}
-	t := &Throwaway{o: o, id: res.ID, image: ref, DB: db}
+	t := &Throwaway{r: r, id: res.ID, image: ref, DB: db}
 	defer func() {
 		if retErr != nil {
 			retErr = errors.Join(retErr, t.Close(ctx))
@@ -75,20 +78,20 @@ func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("start a throwaway container of %s: %w", ref, err)
+	if _, err := r.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return nil, fmt.Errorf("start container %.12s: %w", res.ID, err)
 	}
-	in, err := o.docker.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+	in, err := r.docker.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		return nil, err
 	}
 	if in.Container.NetworkSettings == nil || len(in.Container.NetworkSettings.Ports[port]) == 0 {
-		return nil, fmt.Errorf("throwaway container of %s has no published port", ref)
+		return nil, fmt.Errorf("container %.12s has no published port", res.ID)
 	}
 	if t.DB.HostPort, err = strconv.Atoi(in.Container.NetworkSettings.Ports[port][0].HostPort); err != nil {
-		return nil, fmt.Errorf("throwaway container of %s: port: %w", ref, err)
+		return nil, fmt.Errorf("read the published port of container %.12s: %w", res.ID, err)
 	}
-	if err := waitReady(ctx, res.ID[:12], &engineTarget{o: o, id: res.ID, db: t.DB}, o.project.ReadyTimeout, o.pollInterval); err != nil {
+	if err := r.dbs.WaitReady(ctx, res.ID, t.DB); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -98,7 +101,7 @@ func (o *Orchestrator) StartThrowaway(ctx context.Context, image, service string
 func (t *Throwaway) Close(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if _, err := t.o.docker.ContainerRemove(rctx, t.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := t.r.docker.ContainerRemove(rctx, t.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("could not remove the throwaway container (%w); once the engine answers, run: docker rm -f %s", err, t.id[:12])
 	}
 	return nil
@@ -109,14 +112,14 @@ func (t *Throwaway) Close(ctx context.Context) error {
 
 // RequireReady checks that the throwaway answers.
 func (t *Throwaway) RequireReady(ctx context.Context, _ compose.Database) error {
-	return ping(ctx, t.ConnString(t.DB))
+	return t.r.dbs.Ping(ctx, t.DB)
 }
 
 // ConnString is the throwaway's URL.
-func (t *Throwaway) ConnString(compose.Database) string { return t.o.ConnString(t.DB) }
+func (t *Throwaway) ConnString(compose.Database) string { return t.r.dbs.ConnString(t.DB) }
 
 // Psql runs psql against the throwaway.
 func (t *Throwaway) Psql(ctx context.Context, _ compose.Database, dbname string, tr Transport, workDir string, script io.Reader) error {
-	err := t.o.psqlIn(ctx, container.Summary{ID: t.id, Image: t.image, Names: []string{"/" + t.id[:12]}}, t.DB, dbname, tr, workDir, script)
-	return t.o.explainStopped(ctx, t.id, "throwaway container "+t.id[:12], t.ConnString(t.DB), err)
+	err := t.r.psqlIn(ctx, container.Summary{ID: t.id, Image: t.image, Names: []string{"/" + t.id[:12]}}, t.DB, dbname, tr, workDir, script)
+	return t.r.explainStopped(ctx, t.id, "throwaway container "+t.id[:12], t.DB, err)
 }

@@ -1,4 +1,4 @@
-package orchestrator
+package pgrun
 
 import (
 	"context"
@@ -44,7 +44,7 @@ const secretDir = "/aidb-secret"
 // aidb.owner label name this process (package owner), so a later run can
 // clear what a killed one left.
 type helper struct {
-	o    *Orchestrator
+	r    *Runner
 	id   string
 	tool string
 	db   compose.Database
@@ -61,12 +61,12 @@ type helper struct {
 
 // newHelper makes the script pipe of a helper that is not started yet;
 // close removes it.
-func (o *Orchestrator) newHelper(db compose.Database, tool, role, workDir string) (*helper, error) {
+func (r *Runner) newHelper(db compose.Database, tool, role, workDir string) (*helper, error) {
 	absDir, err := filepath.Abs(workDir)
 	if err != nil {
 		return nil, err
 	}
-	h := &helper{o: o, tool: tool, db: db, base: filepath.Join(absDir, ".aidb-"+role+"-"+randomTag())}
+	h := &helper{r: r, tool: tool, db: db, base: filepath.Join(absDir, ".aidb-"+role+"-"+randomTag())}
 	h.script, err = h.pipe("script")
 	if err != nil {
 		return nil, err
@@ -103,14 +103,14 @@ func (h *helper) credentials() string {
 // start creates and starts the helper's container, running sh on the
 // script pipe; the caller then writes the script (handOver).
 func (h *helper) start(ctx context.Context, c container.Summary, role string) error {
-	o, db := h.o, h.db
+	r, db := h.r, h.db
 	// Created without cancellation: a create abandoned mid-flight by Ctrl-C
 	// could still happen in the engine, unrecorded, and outlive this call.
-	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
+	res, err := r.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:      c.Image,
 			Entrypoint: []string{"sh", h.inHelper(h.script)},
-			Labels:     workLabels(o.project.Name, db.Service, role),
+			Labels:     workLabels(r.dbs.Project().Name, db.Service, role),
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode("container:" + c.ID),
@@ -125,8 +125,8 @@ func (h *helper) start(ctx context.Context, c container.Summary, role string) er
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	h.wait = o.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if _, err := o.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+	h.wait = r.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := r.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("start %s helper for %s: %w", h.tool, db.Name, err)
 	}
 	return nil
@@ -186,7 +186,7 @@ func (h *helper) kill(ctx context.Context) error {
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if _, err := h.o.docker.ContainerRemove(rctx, h.id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		if _, err := h.r.docker.ContainerRemove(rctx, h.id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			h.killErr = fmt.Errorf("could not remove the %s helper container (%w); once the engine answers, run: docker rm -f %s", h.tool, err, h.id[:12])
 		}
 	})
@@ -205,6 +205,6 @@ func (h *helper) close(ctx context.Context) error {
 
 // failure is the tool's error for a non-zero exit, with its last output.
 func (h *helper) failure(ctx context.Context, code int64) error {
-	logs, _ := containerLogs(context.WithoutCancel(ctx), h.o.docker, h.id, 50)
+	logs, _ := h.r.logs(context.WithoutCancel(ctx), h.id, 50)
 	return &ToolError{Tool: h.tool, ExitCode: int(code), Stderr: logs}
 }

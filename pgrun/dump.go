@@ -1,4 +1,4 @@
-package orchestrator
+package pgrun
 
 import (
 	"bytes"
@@ -50,11 +50,11 @@ func ParseTransport(s string) (Transport, error) {
 }
 
 // Resolve turns auto into the transport this engine allows.
-func (o *Orchestrator) Resolve(t Transport) Transport {
+func (r *Runner) Resolve(t Transport) Transport {
 	if t != TransportAuto {
 		return t
 	}
-	if isLocalEngine(o.docker.DaemonHost()) {
+	if isLocalEngine(r.docker.DaemonHost()) {
 		return TransportHelper
 	}
 	return TransportStream
@@ -84,43 +84,26 @@ var DumpEnv = []string{"PGTZ=UTC", "PGOPTIONS=-c bytea_output=hex"}
 // added here. It returns when pg_dump has finished and w has everything,
 // or on the first error. (A local engine's backups go through StartStreams
 // instead: the exec stream is the slow path, for remote engines.)
-func (o *Orchestrator) Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error {
-	c, err := o.runningContainer(ctx, db)
+func (r *Runner) Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error {
+	c, err := r.dbs.Running(ctx, db)
 	if err != nil {
 		return err
 	}
-	return o.dumpViaExec(ctx, db, c, args, w)
-}
-
-// runningContainer returns the database's container, which must be running.
-func (o *Orchestrator) runningContainer(ctx context.Context, db compose.Database) (container.Summary, error) {
-	existing, err := o.databaseContainers(ctx)
-	if err != nil {
-		return container.Summary{}, err
-	}
-	c, ok := existing[db.Service]
-	if !ok || c.State != container.StateRunning {
-		state := "missing"
-		if ok {
-			state = string(c.State)
-		}
-		return container.Summary{}, &NotUpError{Database: db.Name, State: state, Addr: fmt.Sprintf("%s:%d", engineHostIP(o.docker.DaemonHost(), db.HostIP), db.HostPort), Err: fmt.Errorf("its container %s is not running", ContainerName(o.project, db))}
-	}
-	return c, nil
+	return r.dumpViaExec(ctx, db, c, args, w)
 }
 
 // dumpViaExec runs pg_dump inside the database container over its local
 // socket (trusted there, so no password at all) and reads the exec stream.
-func (o *Orchestrator) dumpViaExec(ctx context.Context, db compose.Database, c container.Summary, args []string, w io.Writer) error {
+func (r *Runner) dumpViaExec(ctx context.Context, db compose.Database, c container.Summary, args []string, w io.Writer) error {
 	// In 1 MiB writes where the image has stdbuf: fewer, fuller frames for
 	// the engine to carry.
 	cmd := append([]string{"sh", "-c", withStdbuf + ` exec $SB pg_dump "$@"`, "pg_dump"}, args...)
 	cmd = append(cmd, "--username="+db.User, "--dbname="+db.DBName)
-	ex, err := o.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd, Env: DumpEnv})
+	ex, err := r.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd, Env: DumpEnv})
 	if err != nil {
 		return fmt.Errorf("start pg_dump in %s: %w", containerName(c), err)
 	}
-	att, err := o.docker.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	att, err := r.docker.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
 		return fmt.Errorf("attach to pg_dump in %s: %w", containerName(c), err)
 	}
@@ -137,7 +120,7 @@ func (o *Orchestrator) dumpViaExec(ctx context.Context, db compose.Database, c c
 	if copyErr != nil {
 		return fmt.Errorf("read pg_dump output from %s: %w", containerName(c), copyErr)
 	}
-	res, err := o.docker.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	res, err := r.docker.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("inspect pg_dump in %s: %w", containerName(c), err)
 	}
@@ -172,16 +155,6 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
-}
-
-// Image is the image the database's running container runs: the one a
-// backup of it names, and the one its verification restores into.
-func (o *Orchestrator) Image(ctx context.Context, db compose.Database) (string, error) {
-	c, err := o.runningContainer(ctx, db)
-	if err != nil {
-		return "", err
-	}
-	return c.Image, nil
 }
 
 // growPipe raises a pipe's buffer from 64 KiB to 1 MiB where the system

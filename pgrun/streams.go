@@ -1,4 +1,4 @@
-package orchestrator
+package pgrun
 
 import (
 	"context"
@@ -85,13 +85,13 @@ func (p *pipe) release() {
 // says whether every run succeeded, and Close removes the helper and its
 // pipes. A stream's end of file alone does not prove its run succeeded:
 // Wait does.
-func (o *Orchestrator) StartStreams(ctx context.Context, db compose.Database, role, workDir string) (_ *Streams, retErr error) {
-	c, err := o.runningContainer(ctx, db)
+func (r *Runner) StartStreams(ctx context.Context, db compose.Database, role, workDir string) (_ *Streams, retErr error) {
+	c, err := r.dbs.Running(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	// The script pipe: sh reads it once Run has written it.
-	h, err := o.newHelper(db, "pg_dump", role, workDir)
+	h, err := r.newHelper(db, "pg_dump", role, workDir)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +262,7 @@ func (s *Streams) Wait(ctx context.Context) error {
 // said is what the runs wrote (the helper's last 50 lines of output) and
 // the first run that failed, if one did.
 func (s *Streams) said(ctx context.Context) (string, *ToolError) {
-	logs, _ := containerLogs(context.WithoutCancel(ctx), s.h.o.docker, s.h.id, 50)
+	logs, _ := s.h.r.logs(context.WithoutCancel(ctx), s.h.id, 50)
 	return logs, runFailure(logs)
 }
 

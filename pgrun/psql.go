@@ -1,4 +1,4 @@
-package orchestrator
+package pgrun
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/orchestrator"
 )
 
 // Psql runs the database image's own psql against database dbname on the
@@ -28,13 +29,13 @@ import (
 // If reading script fails, psql's input ends early: a script that opens a
 // transaction and commits only at its very end is then rolled back, never
 // half applied (callers write their scripts that way).
-func (o *Orchestrator) Psql(ctx context.Context, db compose.Database, dbname string, t Transport, workDir string, script io.Reader) error {
-	c, err := o.runningContainer(ctx, db)
+func (r *Runner) Psql(ctx context.Context, db compose.Database, dbname string, t Transport, workDir string, script io.Reader) error {
+	c, err := r.dbs.Running(ctx, db)
 	if err != nil {
 		return err
 	}
-	err = o.psqlIn(ctx, c, db, dbname, t, workDir, script)
-	return o.explainStopped(ctx, c.ID, "database container "+containerName(c), o.ConnString(db), err)
+	err = r.psqlIn(ctx, c, db, dbname, t, workDir, script)
+	return r.explainStopped(ctx, c.ID, "database container "+containerName(c), db, err)
 }
 
 // StoppedError says the container of the server psql was loading into
@@ -43,7 +44,7 @@ func (o *Orchestrator) Psql(ctx context.Context, db compose.Database, dbname str
 type StoppedError struct {
 	// Container names the container ("database container rulesdb-1").
 	Container string
-	State     ContainerState
+	State     orchestrator.ContainerState
 	// Err is what psql reported.
 	Err error
 }
@@ -63,59 +64,71 @@ func (e *StoppedError) Unwrap() error { return e.Err }
 
 // explainStopped turns err into a StoppedError when the container id is
 // no longer running. A server killed under psql can be gone a moment before
-// the engine records its container as stopped, so unless the server at
-// connString still answers, this waits up to 5 s for the engine to catch
+// the engine records its container as stopped, so unless the server still
+// answers as db, this waits up to 5 s for the engine to catch
 // up. Other errors, Ctrl-C and nil pass unchanged. It runs without
 // cancellation: the container's state is the news.
-func (o *Orchestrator) explainStopped(ctx context.Context, id, what, connString string, err error) error {
+func (r *Runner) explainStopped(ctx context.Context, id, what string, db compose.Database, err error) error {
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	target := &engineTarget{o: o, id: id}
-	st, ierr := target.State(ictx)
+	st, ierr := r.state(ictx, id)
 	if ierr == nil && st.Running {
 		pctx, pcancel := context.WithTimeout(ictx, 2*time.Second)
-		alive := ping(pctx, connString) == nil
+		alive := r.dbs.Ping(pctx, db) == nil
 		pcancel()
 		if alive {
 			return err
 		}
 		wctx, wcancel := context.WithTimeout(ictx, 5*time.Second)
-		w := o.docker.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+		w := r.docker.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 		select {
 		case <-w.Result:
 		case <-w.Error:
 		}
 		wcancel()
-		st, ierr = target.State(ictx)
+		st, ierr = r.state(ictx, id)
 	}
 	switch {
 	case cerrdefs.IsNotFound(ierr):
-		st = ContainerState{Status: "removed"}
+		st = orchestrator.ContainerState{Status: "removed"}
 	case ierr != nil, st.Running:
 		return err
 	}
 	return &StoppedError{Container: what, State: st, Err: err}
 }
 
-// psqlIn is Psql against container c, whose server has db's credentials.
-func (o *Orchestrator) psqlIn(ctx context.Context, c container.Summary, db compose.Database, dbname string, t Transport, workDir string, script io.Reader) error {
-	args := []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--username=" + db.User, "--dbname=" + dbname}
-	if o.Resolve(t) == TransportHelper {
-		return o.psqlViaHelper(ctx, db, c, args, workDir, script)
+// state is container id's state now.
+func (r *Runner) state(ctx context.Context, id string) (orchestrator.ContainerState, error) {
+	res, err := r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return orchestrator.ContainerState{}, err
 	}
-	return o.psqlViaExec(ctx, c, args, script)
+	st := res.Container.State
+	if st == nil {
+		return orchestrator.ContainerState{}, fmt.Errorf("container %s has no state", id)
+	}
+	return orchestrator.ContainerState{Running: st.Running, Status: string(st.Status), ExitCode: st.ExitCode, OOMKill: st.OOMKilled}, nil
 }
 
-func (o *Orchestrator) psqlViaExec(ctx context.Context, c container.Summary, args []string, script io.Reader) error {
+// psqlIn is Psql against container c, whose server has db's credentials.
+func (r *Runner) psqlIn(ctx context.Context, c container.Summary, db compose.Database, dbname string, t Transport, workDir string, script io.Reader) error {
+	args := []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--username=" + db.User, "--dbname=" + dbname}
+	if r.Resolve(t) == TransportHelper {
+		return r.psqlViaHelper(ctx, db, c, args, workDir, script)
+	}
+	return r.psqlViaExec(ctx, c, args, script)
+}
+
+func (r *Runner) psqlViaExec(ctx context.Context, c container.Summary, args []string, script io.Reader) error {
 	cmd := append([]string{"psql"}, args...)
-	ex, err := o.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdin: true, AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	ex, err := r.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdin: true, AttachStdout: true, AttachStderr: true, Cmd: cmd})
 	if err != nil {
 		return fmt.Errorf("start psql in %s: %w", containerName(c), err)
 	}
-	att, err := o.docker.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	att, err := r.docker.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
 		return fmt.Errorf("attach to psql in %s: %w", containerName(c), err)
 	}
@@ -141,7 +154,7 @@ func (o *Orchestrator) psqlViaExec(ctx context.Context, c container.Summary, arg
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	res, err := o.docker.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	res, err := r.docker.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("inspect psql in %s: %w", containerName(c), err)
 	}
@@ -159,8 +172,8 @@ func (o *Orchestrator) psqlViaExec(ctx context.Context, c container.Summary, arg
 
 // psqlViaHelper runs psql in a helper container (see helper) reading the
 // script from a pipe that this process writes.
-func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, script io.Reader) (retErr error) {
-	h, err := o.newHelper(db, "psql", RoleLoad, workDir)
+func (r *Runner) psqlViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, script io.Reader) (retErr error) {
+	h, err := r.newHelper(db, "psql", orchestrator.RoleLoad, workDir)
 	if err != nil {
 		return err
 	}
@@ -169,7 +182,7 @@ func (o *Orchestrator) psqlViaHelper(ctx context.Context, db compose.Database, c
 	if err != nil {
 		return err
 	}
-	if err := h.start(ctx, c, RoleLoad); err != nil {
+	if err := h.start(ctx, c, orchestrator.RoleLoad); err != nil {
 		return err
 	}
 	wait := h.wait
