@@ -8,10 +8,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -27,6 +29,7 @@ import (
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgdump"
 	"github.com/aidb/aidb/pgrun"
 )
 
@@ -374,7 +377,7 @@ func migrationTable(ctx context.Context, q fingerprint.Querier) (string, error) 
 // see the plain SQL, then the compressor, then the file, counted and hashed.
 type sink struct {
 	mu       sync.Mutex
-	seqs     setvalScanner
+	seqs     pgdump.SetvalScanner
 	rows     *fingerprint.RowHasher // nil for schema-only dumps
 	behind   *behind                // runs rows on a goroutine of its own
 	compress io.WriteCloser         // nil for none
@@ -405,7 +408,7 @@ func newSink(f io.Writer, data bool, c backupdir.Compression, progress func(int6
 func (s *sink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.seqs.scan(p)
+	s.seqs.Scan(p)
 	if s.behind != nil {
 		s.behind.write(p)
 	}
@@ -434,9 +437,27 @@ func (s *sink) stop() {
 	}
 }
 
-func (s *sink) size() int64                       { return s.counted.n }
-func (s *sink) sum() string                       { return hex.EncodeToString(s.h.Sum(nil)) }
-func (s *sink) sequences() []fingerprint.Sequence { return s.seqs.found }
+func (s *sink) size() int64 { return s.counted.n }
+func (s *sink) sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+
+// sequences are the values the dump sets, nil for none.
+func (s *sink) sequences() []fingerprint.Sequence {
+	var out []fingerprint.Sequence
+	for _, q := range s.seqs.Sequences() {
+		out = append(out, fingerprint.Sequence{Name: q.Name, Value: q.Value, Called: q.Called})
+	}
+	return out
+}
+
+// unquote turns a quoted qualified name ("a"."b" or a.b), as quote_ident
+// writes it, into a.b.
+func unquote(qualified string) string {
+	t, err := pgdump.ParseName(qualified)
+	if err != nil {
+		return qualified
+	}
+	return t.Key()
+}
 
 // countingWriter counts bytes and reports progress at most every 200 ms.
 type countingWriter struct {
@@ -531,4 +552,17 @@ func (b *behind) wait() {
 		close(b.ch)
 	})
 	<-b.done
+}
+
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return append(b, '\n'), err
+}
+
+func removeQuietly(path string) error {
+	err := os.Remove(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	return err
 }

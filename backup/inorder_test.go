@@ -115,27 +115,6 @@ type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, fmt.Errorf("disk full") }
 
-func TestHoldbackKeepsTheClosingComment(t *testing.T) {
-	body := strings.Repeat("COPY public.t (a) FROM stdin;\n1\n\\.\n\n\n", 500)
-	trailer := "--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n"
-	var out bytes.Buffer
-	h := &holdback{w: &out}
-	dump := body + trailer
-	for len(dump) > 0 {
-		n := min(len(dump), 1000)
-		_, err := h.Write([]byte(dump[:n]))
-		require.NoError(t, err)
-		dump = dump[n:]
-	}
-	require.NoError(t, h.finish())
-	assert.Equal(t, body, out.String())
-	assert.Equal(t, trailer, string(h.trailer))
-
-	cut := &holdback{w: io.Discard}
-	_, _ = cut.Write([]byte(body))
-	require.ErrorContains(t, cut.finish(), "cut short")
-}
-
 func TestSplitTablePartsCoverEveryPageOnce(t *testing.T) {
 	tb := splitTable{Schema: `Sales "Data"`, Name: "Cust\nomer", Qualified: `"Sales ""Data"""."Cust` + "\n" + `omer"`, Columns: `"Id", name`, Pages: 10, Parts: 3}
 	assert.Equal(t, []string{

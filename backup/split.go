@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/pgdump"
 	"github.com/aidb/aidb/pgrun"
 )
 
@@ -115,13 +115,8 @@ func splitLanes(dbs int) int {
 
 // header is what pg_dump writes before a table's rows.
 func (t splitTable) header() []byte {
-	oneLine := strings.NewReplacer("\n", " ", "\r", " ")
-	return fmt.Appendf(nil, "--\n-- Data for Name: %s; Type: TABLE DATA; Schema: %s; Owner: -\n--\n\nCOPY %s (%s) FROM stdin;\n",
-		oneLine.Replace(t.Name), oneLine.Replace(t.Schema), t.Qualified, t.Columns)
+	return pgdump.DataHeader(t.Schema, t.Name, t.Qualified, t.Columns)
 }
-
-// copyEnd ends a table's rows as pg_dump does.
-var copyEnd = []byte("\\.\n\n\n")
 
 // partQuery is the COPY of part k (from 0) of the table's n parts.
 func (t splitTable) partQuery(k int) string {
@@ -138,16 +133,6 @@ func (t splitTable) partQuery(k int) string {
 func (t splitTable) excludePattern() string {
 	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 	return q(t.Schema) + "." + q(t.Name)
-}
-
-// partEnv are the session settings pg_dump uses (and pgrun.DumpEnv
-// adds to), so a part's values are written as pg_dump writes them.
-func partEnv(encoding string) []string {
-	return []string{
-		"PGTZ=UTC", "PGCLIENTENCODING=" + encoding,
-		"PGOPTIONS=-c bytea_output=hex -c extra_float_digits=3 -c datestyle=ISO -c intervalstyle=postgres -c row_security=off" +
-			" -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c synchronize_seqscans=off",
-	}
 }
 
 // helperDump writes a backup to w through a started helper container
@@ -169,7 +154,7 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]s
 	for _, t := range tables {
 		main = append(main, "--exclude-table-data="+t.excludePattern())
 	}
-	runs := []pgrun.ToolRun{{Name: "pg_dump", Tool: "pg_dump", Args: main, Env: pgrun.DumpEnv}}
+	runs := []pgrun.ToolRun{{Name: "pg_dump", Tool: "pg_dump", Args: main, Env: pgdump.DumpEnv()}}
 	lane := 0
 	for _, t := range tables {
 		for k := range t.Parts {
@@ -180,7 +165,7 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]s
 					"--command=BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
 					"--command=SET TRANSACTION SNAPSHOT '" + snapshot + "'",
 					"--command=" + t.partQuery(k), "--command=COMMIT"},
-				Env:  partEnv(encoding),
+				Env:  pgdump.CopyEnv(encoding),
 				Lane: 1 + lane%lanes,
 			})
 			lane++
@@ -188,10 +173,10 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]s
 	}
 	if full {
 		post := append(append([]string{}, args...), "--section=post-data")
-		runs = append(runs, pgrun.ToolRun{Name: "pg_dump (post-data)", Tool: "pg_dump", Args: post, Env: pgrun.DumpEnv})
+		runs = append(runs, pgrun.ToolRun{Name: "pg_dump (post-data)", Tool: "pg_dump", Args: post, Env: pgdump.DumpEnv()})
 	}
 	for k, a := range then {
-		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (%d of %d)", k+2, len(then)+1), Tool: "pg_dump", Args: a, Env: pgrun.DumpEnv})
+		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (%d of %d)", k+2, len(then)+1), Tool: "pg_dump", Args: a, Env: pgdump.DumpEnv()})
 	}
 
 	if err := s.Run(ctx, runs); err != nil {
@@ -226,8 +211,8 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]s
 // closing comment, and a full backup's post-data. It returns the index of
 // the next stream.
 func splitSegments(tables []splitTable, stream func(int) func(context.Context) (io.ReadCloser, error), text func([]byte) segment, full bool, w io.Writer) ([]segment, int) {
-	hb := &holdback{w: w}
-	segs := []segment{{open: stream(0), to: hb, end: hb.finish}}
+	hb := pgdump.NewHoldback(w)
+	segs := []segment{{open: stream(0), to: hb, end: hb.Finish}}
 	i := 1
 	for _, t := range tables {
 		segs = append(segs, text(t.header()))
@@ -236,9 +221,9 @@ func splitSegments(tables []splitTable, stream func(int) func(context.Context) (
 			parts = append(parts, stream(i))
 			i++
 		}
-		segs = append(segs, segment{rows: parts}, text(copyEnd))
+		segs = append(segs, segment{rows: parts}, text([]byte(pgdump.CopyTrailer)))
 	}
-	segs = append(segs, segment{text: func() ([]byte, error) { return hb.trailer, nil }})
+	segs = append(segs, segment{text: func() ([]byte, error) { return hb.Trailer(), nil }})
 	if full {
 		segs = append(segs, segment{open: stream(i)})
 		i++
@@ -272,41 +257,4 @@ func writeAll(ctx context.Context, s *pgrun.Streams, w io.Writer) error {
 		return abort(ctx, s, err)
 	}
 	return s.Wait(ctx)
-}
-
-// dumpComplete starts the closing comment of every plain pg_dump file.
-var dumpComplete = []byte("--\n-- PostgreSQL database dump complete\n--\n")
-
-// holdback passes a plain dump on to w but for its closing comment (and
-// the \unrestrict line pg_dump writes after it), kept in trailer for later.
-type holdback struct {
-	w       io.Writer
-	tail    []byte
-	trailer []byte
-}
-
-// holdbackSize is more than pg_dump writes after the last row: the
-// closing comment and the \unrestrict line.
-const holdbackSize = 4096
-
-func (h *holdback) Write(p []byte) (int, error) {
-	h.tail = append(h.tail, p...)
-	if n := len(h.tail) - holdbackSize; n > 0 {
-		if _, err := h.w.Write(h.tail[:n]); err != nil {
-			return 0, err
-		}
-		h.tail = append(h.tail[:0], h.tail[n:]...)
-	}
-	return len(p), nil
-}
-
-// finish passes on what precedes the closing comment.
-func (h *holdback) finish() error {
-	i := bytes.LastIndex(h.tail, dumpComplete)
-	if i < 0 || (i > 0 && h.tail[i-1] != '\n') {
-		return fmt.Errorf("pg_dump's output does not end with its closing comment (%q): it was cut short; nothing was written: run the backup again", dumpComplete[3:len(dumpComplete)-4])
-	}
-	h.trailer = bytes.Clone(h.tail[i:])
-	_, err := h.w.Write(h.tail[:i])
-	return err
 }

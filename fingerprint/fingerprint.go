@@ -17,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aidb/aidb/pgdump"
 )
 
 // Querier is what a fingerprint needs of a connection or transaction.
@@ -85,22 +87,13 @@ type Options struct {
 	DataOf []string
 }
 
-// sessionSettings make every value's text form independent of the
-// server's and the client's configuration, so hashes compare across
-// servers: the same settings are used when the fingerprint is taken again.
-var sessionSettings = []string{
-	"SET TimeZone = 'UTC'",
-	"SET DateStyle = 'ISO, YMD'",
-	"SET IntervalStyle = 'postgres'",
-	"SET extra_float_digits = 3",
-	"SET bytea_output = 'hex'",
-	"SET search_path = pg_catalog",
-}
-
-// Prepare sets the session settings a fingerprint depends on. Call it once
-// on the connection (or in the transaction) before Take.
+// Prepare sets the session settings a fingerprint depends on
+// (pgdump.ValueSettings: they make every value's text form independent of
+// the server's and the client's configuration, so hashes compare across
+// servers, and with a dump's stream). Call it once on the connection (or
+// in the transaction) before Take.
 func Prepare(ctx context.Context, q Querier) error {
-	for _, s := range sessionSettings {
+	for _, s := range pgdump.SetStatements(pgdump.ValueSettings()) {
 		if _, err := q.Exec(ctx, s); err != nil {
 			return fmt.Errorf("fingerprint: %s: %w", s, err)
 		}

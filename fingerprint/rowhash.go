@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/big"
+
+	"github.com/aidb/aidb/pgdump"
 )
 
 // RowHasher takes every table's row count and content hash from a plain
@@ -16,7 +18,7 @@ import (
 // them: the sum of the first 64 bits of sha256, as a signed number.
 //
 // pg_dump must write values as the fingerprint's session settings do
-// (orchestrator.DumpEnv does that). Write never fails; Fill reports a
+// (pgdump.DumpEnv does that). Write never fails; Fill reports a
 // stream it could not follow.
 type RowHasher struct {
 	carry []byte
@@ -55,13 +57,6 @@ func (s *rowSum) String() string {
 	return v.Add(v, new(big.Int).SetUint64(s.lo)).String()
 }
 
-var (
-	dataComment = []byte("-- Data for Name: ")
-	copyPrefix  = []byte("COPY ")
-	copySuffix  = []byte(" FROM stdin;")
-	copyEnd     = []byte(`\.`)
-)
-
 // Write reads the next part of the stream.
 func (h *RowHasher) Write(p []byte) (int, error) {
 	n := len(p)
@@ -93,7 +88,7 @@ func (h *RowHasher) line(l []byte) {
 		return
 	}
 	if h.cur != nil {
-		if bytes.Equal(l, copyEnd) {
+		if pgdump.IsCopyEnd(l) {
 			h.cur = nil
 			return
 		}
@@ -101,19 +96,26 @@ func (h *RowHasher) line(l []byte) {
 		h.cur.add(h.rowHash(l, h.cur.cols))
 		return
 	}
-	if bytes.HasPrefix(l, dataComment) {
+	if pgdump.IsDataComment(l) {
 		h.dataHeader = true
 		return
 	}
-	if !h.dataHeader || !bytes.HasPrefix(l, copyPrefix) || !bytes.HasSuffix(l, copySuffix) {
+	if !h.dataHeader {
 		return
 	}
-	h.dataHeader = false
-	table, cols, err := parseCopyHeader(l[len(copyPrefix) : len(l)-len(copySuffix)])
+	c, ok, err := pgdump.ParseCopy(l)
+	if !ok {
+		return
+	}
+	if err == nil && c.Schema == "" {
+		err = fmt.Errorf("no schema-qualified table name")
+	}
 	if err != nil {
 		h.err = fmt.Errorf("fingerprint: read the dump's line %q: %w", l, err)
 		return
 	}
+	h.dataHeader = false
+	table, cols := c.Key(), len(c.Columns)
 	if h.sums == nil {
 		h.sums = map[string]*rowSum{}
 	}
@@ -192,10 +194,10 @@ var quoted = func() (t [256]bool) {
 func (h *RowHasher) appendField(rec, f []byte) []byte {
 	v := f
 	if bytes.IndexByte(f, '\\') >= 0 {
-		if len(f) == 2 && f[1] == 'N' {
-			return rec // NULL
+		if pgdump.IsNull(f) {
+			return rec
 		}
-		v = unescapeCopy(h.val[:0], f)
+		v = pgdump.UnescapeCopy(h.val[:0], f)
 		h.val = v
 	}
 	quote := len(v) == 0
@@ -221,134 +223,4 @@ func (h *RowHasher) appendField(rec, f []byte) []byte {
 		rec = append(rec, c)
 	}
 	return append(rec, '"')
-}
-
-// copyControls are COPY's one-letter escapes of control characters.
-var copyControls = map[byte]byte{'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
-
-// unescapeCopy decodes COPY's text-format escapes as COPY FROM reads them.
-func unescapeCopy(dst, f []byte) []byte {
-	for i := 0; i < len(f); i++ {
-		c := f[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			continue
-		}
-		i++
-		if i == len(f) {
-			break
-		}
-		c = f[i]
-		if ctl, ok := copyControls[c]; ok {
-			dst = append(dst, ctl)
-			continue
-		}
-		switch c {
-		case '0', '1', '2', '3', '4', '5', '6', '7':
-			v := c - '0'
-			for k := 0; k < 2 && i+1 < len(f) && f[i+1] >= '0' && f[i+1] <= '7'; k++ {
-				i++
-				v = v<<3 | (f[i] - '0')
-			}
-			dst = append(dst, v)
-		case 'x':
-			if i+1 < len(f) && hexDigit(f[i+1]) >= 0 {
-				i++
-				v := byte(hexDigit(f[i]))
-				if i+1 < len(f) && hexDigit(f[i+1]) >= 0 {
-					i++
-					v = v<<4 | byte(hexDigit(f[i]))
-				}
-				dst = append(dst, v)
-			} else {
-				dst = append(dst, 'x')
-			}
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-func hexDigit(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
-}
-
-// parseCopyHeader reads `schema.table (col, ...)` of pg_dump's COPY line:
-// the table's unquoted schema.name key and the number of columns.
-func parseCopyHeader(s []byte) (string, int, error) {
-	schema, s, err := parseIdent(s)
-	if err != nil {
-		return "", 0, err
-	}
-	if len(s) == 0 || s[0] != '.' {
-		return "", 0, fmt.Errorf("no schema-qualified table name")
-	}
-	name, s, err := parseIdent(s[1:])
-	if err != nil {
-		return "", 0, err
-	}
-	s = bytes.TrimLeft(s, " ")
-	cols := 0
-	if len(s) > 0 {
-		if s[0] != '(' {
-			return "", 0, fmt.Errorf("unexpected %q after the table name", s)
-		}
-		s = s[1:]
-		for {
-			if _, s, err = parseIdent(bytes.TrimLeft(s, " ")); err != nil {
-				return "", 0, err
-			}
-			cols++
-			if len(s) > 0 && s[0] == ',' {
-				s = s[1:]
-				continue
-			}
-			if len(s) == 0 || s[0] != ')' || len(bytes.TrimSpace(s[1:])) > 0 {
-				return "", 0, fmt.Errorf("malformed column list")
-			}
-			break
-		}
-	}
-	return schema + "." + name, cols, nil
-}
-
-// parseIdent reads one identifier, quoted ("a""b") or not, and returns it
-// unquoted with the rest of s.
-func parseIdent(s []byte) (string, []byte, error) {
-	if len(s) == 0 {
-		return "", nil, fmt.Errorf("missing identifier")
-	}
-	if s[0] != '"' {
-		i := bytes.IndexAny(s, ". (),")
-		if i < 0 {
-			i = len(s)
-		}
-		if i == 0 {
-			return "", nil, fmt.Errorf("missing identifier")
-		}
-		return string(s[:i]), s[i:], nil
-	}
-	var b []byte
-	for i := 1; i < len(s); i++ {
-		if s[i] != '"' {
-			b = append(b, s[i])
-			continue
-		}
-		if i+1 < len(s) && s[i+1] == '"' {
-			b = append(b, '"')
-			i++
-			continue
-		}
-		return string(b), s[i+1:], nil
-	}
-	return "", nil, fmt.Errorf("unterminated quoted identifier")
 }

@@ -124,4 +124,8 @@ func TestRowHasherRefusesWhatItCannotVouchFor(t *testing.T) {
 	h = RowHasher{}
 	_, _ = h.Write([]byte("-- Data for Name: x\nCOPY public.\"open (a) FROM stdin;\n"))
 	assert.ErrorContains(t, h.Fill(nil), "unterminated quoted identifier")
+
+	h = RowHasher{}
+	_, _ = h.Write([]byte("-- Data for Name: x\nCOPY unqualified (a) FROM stdin;\n"))
+	assert.ErrorContains(t, h.Fill(nil), "no schema-qualified table name")
 }

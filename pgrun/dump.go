@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/pgdump"
 )
 
 // Transport is how a client tool's output (pg_dump's) reaches aidb.
@@ -71,14 +72,6 @@ func (e *ToolError) Error() string {
 	return fmt.Sprintf("%s exited with code %d: %s", e.Tool, e.ExitCode, strings.TrimSpace(e.Stderr))
 }
 
-// DumpEnv fixes the pg_dump session settings that pg_dump itself leaves to
-// the server's configuration and that change how values are written: the
-// time zone of timestamptz values and bytea's output format. With them (and
-// the DateStyle, IntervalStyle and extra_float_digits pg_dump sets) every
-// value in the file is written exactly as fingerprint's session settings
-// write it, so the rows' content hash can be taken from the stream.
-var DumpEnv = []string{"PGTZ=UTC", "PGOPTIONS=-c bytea_output=hex"}
-
 // Dump runs pg_dump with args in the database container and copies its
 // output, read from the exec stream, to w. The connection options are
 // added here. It returns when pg_dump has finished and w has everything,
@@ -99,7 +92,7 @@ func (r *Runner) dumpViaExec(ctx context.Context, db compose.Database, c contain
 	// the engine to carry.
 	cmd := append([]string{"sh", "-c", withStdbuf + ` exec $SB pg_dump "$@"`, "pg_dump"}, args...)
 	cmd = append(cmd, "--username="+db.User, "--dbname="+db.DBName)
-	ex, err := r.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd, Env: DumpEnv})
+	ex, err := r.docker.ExecCreate(ctx, c.ID, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd, Env: pgdump.DumpEnv()})
 	if err != nil {
 		return fmt.Errorf("start pg_dump in %s: %w", containerName(c), err)
 	}

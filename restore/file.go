@@ -18,6 +18,7 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/pgdump"
 )
 
 // listHint says where to find the backups there are.
@@ -85,7 +86,7 @@ func inspect(file string) (source, error) {
 	if what := whatIs(file, s.compression, head); what != "" {
 		return s, exitcode.BadInput(errors.New(what))
 	}
-	s.dumpHeader = bytes.HasPrefix(head, []byte(dumpHeader))
+	s.dumpHeader = pgdump.StartsAsDump(head)
 	first, _, _ := bytes.Cut(head, []byte("\n"))
 	s.firstLine = string(first)
 	return s, nil
@@ -199,10 +200,6 @@ func nameWarnings(file string, c backupdir.Compression) []string {
 
 // headSize is how much of a file's plain content whatIs looks at.
 const headSize = 1024
-
-// dumpHeader is how pg_dump starts a plain dump (and pg_restore -f a
-// converted archive).
-const dumpHeader = "--\n-- PostgreSQL database dump\n"
 
 // plainHead is the first bytes of a file's content, decompressed.
 func plainHead(path string, c backupdir.Compression) ([]byte, error) {
@@ -351,21 +348,21 @@ func binary(head []byte) bool {
 // readDump reads a file without a manifest whole, the way a restore will:
 // it must decompress cleanly and end as a pg_dump file does; it lists the
 // tables the file creates and loads.
-func readDump(src source) (dumpTables, error) {
-	bad := func(format string, a ...any) (dumpTables, error) {
-		return dumpTables{}, exitcode.BadInput(fmt.Errorf(format, a...))
+func readDump(src source) (pgdump.Tables, error) {
+	bad := func(format string, a ...any) (pgdump.Tables, error) {
+		return pgdump.Tables{}, exitcode.BadInput(fmt.Errorf(format, a...))
 	}
 	ct, err := openContent(src.path, src.compression, nil, nil)
 	if err != nil {
 		return bad("backup file %s cannot be read: %v; nothing was changed", src.name, err)
 	}
 	defer ct.Close()
-	d, err := scanDump(ct)
+	d, err := pgdump.ScanTables(ct)
 	switch {
 	case errors.Is(err, errCutShort) && src.dumpHeader:
-		return bad("%s was cut short: it starts as a pg_dump file does but does not end with pg_dump's closing line (%q); restore another backup (%s); nothing was changed", src.name, dumpComplete, listHint)
+		return bad("%s was cut short: it starts as a pg_dump file does but does not end with pg_dump's closing line (%q); restore another backup (%s); nothing was changed", src.name, pgdump.ClosingLine, listHint)
 	case errors.Is(err, errCutShort):
-		return bad("%s is not a pg_dump file: it neither starts with pg_dump's header nor ends with its closing line (%q); its first line is %q. Restore a file made by aidb backup or pg_dump (%s); nothing was changed", src.name, dumpComplete, firstLine(src.firstLine), listHint)
+		return bad("%s is not a pg_dump file: it neither starts with pg_dump's header nor ends with its closing line (%q); its first line is %q. Restore a file made by aidb backup or pg_dump (%s); nothing was changed", src.name, pgdump.ClosingLine, firstLine(src.firstLine), listHint)
 	case err != nil:
 		return bad("%s cannot be read to its end: %v; it is damaged: restore another backup (%s); nothing was changed", src.name, err, listHint)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/pgdump"
 )
 
 func TestCheckFileNamesWhatAFileIs(t *testing.T) {
@@ -110,28 +110,7 @@ func TestReadDumpSaysCutShortOrNotADump(t *testing.T) {
 	require.NoError(t, err)
 	d, err := readDump(src)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"public.rules", "My Schema.odd.table"}, d.names())
-}
-
-func TestScanDumpListsCreatedAndLoadedTables(t *testing.T) {
-	t.Parallel()
-	dump := strings.Join([]string{
-		"CREATE TABLE public.rules (",
-		"    id bigint",
-		");",
-		`CREATE UNLOGGED TABLE "My Schema"."a ""b"" (c" (`,
-		"CREATE TABLE public.part_1 PARTITION OF public.part",
-		"CREATE VIEW public.v AS",
-		"COPY public.rules (id) FROM stdin;",
-		"CREATE TABLE public.not_a_table (",
-		`\.`,
-		"COPY public.other (x) FROM stdin;",
-		`\.`,
-	}, "\n")
-	d, err := scanDump(strings.NewReader(dump))
-	require.NoError(t, err)
-	assert.Equal(t, []string{"public.rules", `"My Schema"."a ""b"" (c"`, "public.part_1"}, d.Creates, "a row of a COPY is not a statement")
-	assert.Equal(t, []string{"public.rules", `My Schema.a "b" (c`, "public.part_1", "public.other"}, d.names())
+	assert.Equal(t, []pgdump.Table{{Schema: "public", Name: "rules"}, {Schema: "My Schema", Name: "odd.table"}}, d.All())
 }
 
 func TestFewNames(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/pgdump"
 )
 
 // checkForeign refuses a full restore of a file without a manifest into a
@@ -20,7 +21,7 @@ import (
 // replace every table of the target. The migration bookkeeping table is
 // left out on both sides: every migrated database has one. An empty target
 // takes any file; --as-database skips the check.
-func (p *Plan) checkForeign(ctx context.Context, conn *pgx.Conn, file dumpTables) error {
+func (p *Plan) checkForeign(ctx context.Context, conn *pgx.Conn, file pgdump.Tables) error {
 	rows, err := conn.Query(ctx, `
 		SELECT n.nspname || '.' || c.relname
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -37,14 +38,14 @@ func (p *Plan) checkForeign(ctx context.Context, conn *pgx.Conn, file dumpTables
 		return nil
 	}
 	var own []string
-	for _, t := range file.names() {
-		if _, n := splitQualified(t); n == migrations.Table {
+	for _, t := range file.All() {
+		if t.Name == migrations.Table {
 			continue
 		}
-		if slices.Contains(target, t) {
+		if slices.Contains(target, t.Key()) {
 			return nil
 		}
-		own = append(own, t)
+		own = append(own, t.Key())
 	}
 	has := "creates and loads no table"
 	if len(own) > 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/pgdump"
 	"github.com/aidb/aidb/pgrun"
 )
 
@@ -147,7 +148,7 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	p.Path, p.Size, p.Compression = src.path, src.size, src.compression
 	p.Warnings = append(p.Warnings, src.warnings...)
 
-	var tables dumpTables
+	var tables pgdump.Tables
 	if src.manifest == nil {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no manifest (not made by aidb?): it cannot be checked or verified; restoring it as it is", req.File))
 		p.Kind = backupdir.Full
@@ -228,13 +229,12 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, d
 
 // planData lists the tables a data-only file loads and checks that the
 // target has each, with each column, at a recent enough migration version.
-func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables dumpTables) error {
+func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Tables) error {
 	if p.Manifest != nil {
 		p.Tables = p.Manifest.Tables
 	} else {
 		for _, t := range tables.Copies {
-			s, n := splitQualified(t.Qualified)
-			p.Tables = append(p.Tables, fingerprint.Table{Schema: s, Name: n, Columns: t.Columns})
+			p.Tables = append(p.Tables, fingerprint.Table{Schema: t.Schema, Name: t.Name, Columns: t.Columns})
 		}
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/pgdump"
 )
 
 const sampleDump = `--
@@ -33,22 +34,6 @@ COPY "My Schema"."odd.table" (x) FROM stdin;
 -- PostgreSQL database dump complete
 --
 `
-
-func TestScanCopyTables(t *testing.T) {
-	t.Parallel()
-	tables, err := scanCopyTables(strings.NewReader(sampleDump))
-	require.NoError(t, err)
-	assert.Equal(t, []copyTable{
-		{Qualified: "public.rules", Columns: []string{"id", "Name", "body"}},
-		{Qualified: `"My Schema"."odd.table"`, Columns: []string{"x"}},
-	}, tables, "data lines are not taken for COPY statements")
-	s, n := splitQualified(`"My Schema"."odd.table"`)
-	assert.Equal(t, "My Schema", s)
-	assert.Equal(t, "odd.table", n)
-	s, n = splitQualified("rules")
-	assert.Equal(t, "public", s)
-	assert.Equal(t, "rules", n)
-}
 
 func TestDetectByContentAndCompleteness(t *testing.T) {
 	t.Parallel()
@@ -140,6 +125,7 @@ func TestCheckContentRefusesIncompleteManifest(t *testing.T) {
 	assert.Contains(t, sql, `FROM ONLY "public"."it''s" AS t', cols)`)
 	assert.Contains(t, sql, `attrelid = '"public"."it''s"'::regclass`)
 	assert.Contains(t, sql, `'public.it''s'`, "names are quoted as literals")
+	assert.True(t, strings.HasPrefix(sql, pgdump.SetLocal(pgdump.ValueSettings())), "the check runs under the fingerprint's settings")
 	assert.Equal(t, []string{"public.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)"},
 		contentDiffs("psql: ERROR:  aidb: content differs:\npublic.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)\nCONTEXT: ..."))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/pgdump"
 )
 
 // script is the SQL psql runs: BEGIN, what comes before the file, the
@@ -406,12 +407,11 @@ $aidb$;
 
 // checkContent asserts, inside the restore's transaction, that every
 // table has the manifest's row count and content hash (the fingerprint's
-// own expression and settings); a difference raises, and the transaction
-// rolls back.
+// own expression, under pgdump's value settings); a difference raises, and
+// the transaction rolls back.
 func checkContent(db string, tables []fingerprint.Table, wholeRow bool) (string, error) {
 	var b strings.Builder
-	b.WriteString("SET LOCAL TimeZone = 'UTC';\nSET LOCAL DateStyle = 'ISO, YMD';\nSET LOCAL IntervalStyle = 'postgres';\n" +
-		"SET LOCAL extra_float_digits = 3;\nSET LOCAL bytea_output = 'hex';\n")
+	b.WriteString(pgdump.SetLocal(pgdump.ValueSettings()))
 	b.WriteString("DO $aidb$\nDECLARE n bigint; h text; cols text; bad text := '';\nBEGIN\n")
 	for _, t := range tables {
 		if t.Rows == nil || !numericRE.MatchString(t.Hash) {

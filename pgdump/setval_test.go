@@ -1,11 +1,9 @@
-package backup
+package pgdump
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/aidb/aidb/fingerprint"
 )
 
 func TestSetvalScannerAcrossChunkBoundaries(t *testing.T) {
@@ -15,22 +13,30 @@ func TestSetvalScannerAcrossChunkBoundaries(t *testing.T) {
 		"SELECT pg_catalog.setval('public.rules_id_seq', 1020, true);\n" +
 		"SELECT pg_catalog.setval('\"My Schema\".\"it''s_seq\"', 1, false);\n" +
 		"-- a comment mentioning SELECT pg_catalog.setval('x', 2, true);\n"
-	want := []fingerprint.Sequence{
-		{Name: "fake", Value: 1, Called: true}, // a line of COPY data that looks the same: see note in scan
+	want := []Sequence{
+		{Name: "fake", Value: 1, Called: true}, // a line of COPY data that looks the same: see note in SetvalScanner
 		{Name: "public.rules_id_seq", Value: 1020, Called: true},
 		{Name: `"My Schema"."it's_seq"`, Value: 1, Called: false},
 	}
 	for _, chunk := range []int{1, 2, 3, 7, 16, 64, len(dump)} {
-		var s setvalScanner
+		var s SetvalScanner
 		for i := 0; i < len(dump); i += chunk {
-			s.scan([]byte(dump[i:min(i+chunk, len(dump))]))
+			s.Scan([]byte(dump[i:min(i+chunk, len(dump))]))
 		}
-		assert.Equal(t, want, s.found, "chunks of %d bytes", chunk)
+		assert.Equal(t, want, s.Sequences(), "chunks of %d bytes", chunk)
 	}
 }
 
-func TestUnquote(t *testing.T) {
+func TestSetvalScannerSkipsWhatIsNoSetval(t *testing.T) {
 	t.Parallel()
-	assert.Equal(t, "public.goose_db_version", unquote("public.goose_db_version"))
-	assert.Equal(t, `My Schema.a"b`, unquote(`"My Schema"."a""b"`))
+	for _, line := range []string{
+		"SELECT pg_catalog.setval('s', x, true);",
+		"SELECT pg_catalog.setval('s', 1);",
+		"SELECT pg_catalog.setval('unterminated",
+		" SELECT pg_catalog.setval('s', 1, true);",
+	} {
+		var s SetvalScanner
+		s.Scan([]byte(line + "\n"))
+		assert.Empty(t, s.Sequences(), "%q", line)
+	}
 }

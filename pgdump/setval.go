@@ -1,42 +1,47 @@
-package backup
+package pgdump
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
 	"strconv"
 	"strings"
-
-	"github.com/aidb/aidb/fingerprint"
 )
+
+// A Sequence is a sequence's state as a dump sets it.
+type Sequence struct {
+	Name   string // as the dump writes it: public.rules_id_seq, "My Schema"."s"
+	Value  int64
+	Called bool
+}
 
 // setvalPrefix starts the lines in which a plain pg_dump file sets each
 // sequence: SELECT pg_catalog.setval('public.rules_id_seq', 1020, true);
-var setvalPrefix = []byte("SELECT pg_catalog.setval('")
+const setvalPrefix = "SELECT pg_catalog.setval('"
 
-// setvalScanner collects the sequence values a dump sets, from the stream
+// A SetvalScanner collects the sequence values a dump sets, from the stream
 // as it passes: the values the file will restore, which a query on the live
 // database (sequences are not transactional) could not give. It looks only
 // at lines that start with the prefix, using bytes.Index over each chunk
 // (no per-line work in Go). A COPY data line that starts with the same text
 // would be taken for one; the parse then has to match exactly, too.
-type setvalScanner struct {
+type SetvalScanner struct {
 	// midLine says the next byte continues a line that is not a candidate.
 	midLine bool
 	// carry is the start of a candidate line that the chunk cut.
 	carry []byte
-	found []fingerprint.Sequence
+	found []Sequence
 }
 
 // maxSetvalLine bounds a carried line: longer ones are not setval lines.
 const maxSetvalLine = 4096
 
-func (s *setvalScanner) scan(p []byte) {
+// Scan reads the next chunk of the dump.
+func (s *SetvalScanner) Scan(p []byte) {
+	prefix := []byte(setvalPrefix)
 	if len(s.carry) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			s.carry = append(s.carry, p...)
-			if len(s.carry) > maxSetvalLine || !s.candidate(s.carry) {
+			if len(s.carry) > maxSetvalLine || !candidate(s.carry) {
 				s.carry, s.midLine = s.carry[:0], true
 			}
 			return
@@ -54,7 +59,7 @@ func (s *setvalScanner) scan(p []byte) {
 	// p starts at the start of a line.
 	atStart := true
 	for {
-		j := bytes.Index(p, setvalPrefix)
+		j := bytes.Index(p, prefix)
 		if j < 0 {
 			break
 		}
@@ -78,21 +83,24 @@ func (s *setvalScanner) scan(p []byte) {
 	switch {
 	case len(rest) == 0:
 		s.midLine = false
-	case restAtStart && s.candidate(rest):
+	case restAtStart && candidate(rest):
 		s.carry = append(s.carry[:0], rest...)
 	default:
 		s.midLine = true
 	}
 }
 
+// Sequences are the sequence values found so far, in the dump's order.
+func (s *SetvalScanner) Sequences() []Sequence { return s.found }
+
 // candidate says whether a line start can still become a setval line.
-func (s *setvalScanner) candidate(b []byte) bool {
-	return bytes.HasPrefix(setvalPrefix, b) || bytes.HasPrefix(b, setvalPrefix)
+func candidate(b []byte) bool {
+	return bytes.HasPrefix([]byte(setvalPrefix), b) || bytes.HasPrefix(b, []byte(setvalPrefix))
 }
 
 // line parses SELECT pg_catalog.setval('<name literal>', <value>, <called>);
-func (s *setvalScanner) line(l []byte) {
-	rest, ok := strings.CutPrefix(string(l), string(setvalPrefix))
+func (s *SetvalScanner) line(l []byte) {
+	rest, ok := strings.CutPrefix(string(l), setvalPrefix)
 	if !ok {
 		return
 	}
@@ -120,24 +128,5 @@ func (s *setvalScanner) line(l []byte) {
 	if err != nil {
 		return
 	}
-	s.found = append(s.found, fingerprint.Sequence{Name: name.String(), Value: v, Called: strings.TrimSpace(fields[2]) == "true"})
-}
-
-// unquote turns a quoted qualified name ("a"."b" or a.b) into a.b.
-func unquote(qualified string) string {
-	s := strings.ReplaceAll(qualified, `""`, "\x00")
-	return strings.ReplaceAll(strings.ReplaceAll(s, `"`, ""), "\x00", `"`)
-}
-
-func jsonIndent(v any) ([]byte, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	return append(b, '\n'), err
-}
-
-func removeQuietly(path string) error {
-	err := os.Remove(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	return err
+	s.found = append(s.found, Sequence{Name: name.String(), Value: v, Called: strings.TrimSpace(fields[2]) == "true"})
 }
