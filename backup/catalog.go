@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/retention"
@@ -18,10 +19,10 @@ import (
 // Listed is one backup file with what its manifest says of it. list --json
 // and prune --json name its fields alike.
 type Listed struct {
-	File        string                `json:"file"`
-	Database    string                `json:"database"`
-	Kind        backupdir.Kind        `json:"kind"`
-	Compression backupdir.Compression `json:"compression"`
+	File        string                 `json:"file"`
+	Database    string                 `json:"database"`
+	Kind        backupfile.Kind        `json:"kind"`
+	Compression backupfile.Compression `json:"compression"`
 	// Created is the manifest's created time; the file name's for a file
 	// without a readable manifest.
 	Created time.Time `json:"created"`
@@ -239,7 +240,7 @@ func repointLatest(plan PrunePlan) error {
 		db, _, _ := strings.Cut(filepath.Base(link), "-latest.sql")
 		var best *PruneItem
 		for i, k := range plan.Keep {
-			if k.Database != db || k.Kind != backupdir.Full || !k.ChecksumOK || k.Safety != nil {
+			if k.Database != db || k.Kind != backupfile.Full || !k.ChecksumOK || k.Safety != nil {
 				continue
 			}
 			if best == nil || k.Created.After(best.Created) {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/retention"
@@ -24,14 +25,14 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 // created at created (nil: no manifest).
 func write(t *testing.T, dir, db string, at time.Time, created *time.Time, safety *manifest.Safety) string {
 	t.Helper()
-	path := filepath.Join(dir, backupdir.Name(db, backupdir.Full, at, backupdir.None))
+	path := filepath.Join(dir, backupfile.Name(db, backupfile.Full, at, backupfile.None))
 	body := []byte("-- dump of " + db + " at " + at.String() + "\n")
 	require.NoError(t, os.WriteFile(path, body, 0o600))
 	if created != nil {
 		sum := sha256.Sum256(body)
 		require.NoError(t, manifest.Write(path, manifest.Manifest{
-			Format: manifest.Format, Database: db, Kind: backupdir.Full, File: filepath.Base(path),
-			Created: *created, Compression: backupdir.None, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Safety: safety,
+			Format: manifest.Format, Database: db, Kind: backupfile.Full, File: filepath.Base(path),
+			Created: *created, Compression: backupfile.None, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Safety: safety,
 		}))
 	}
 	return path
@@ -41,13 +42,13 @@ func ptr(t time.Time) *time.Time { return &t }
 
 func writeSet(t *testing.T, dir string, at time.Time, files ...string) string {
 	t.Helper()
-	s := manifest.Set{Format: manifest.Format, Created: at, Kind: backupdir.Full}
+	s := manifest.Set{Format: manifest.Format, Created: at, Kind: backupfile.Full}
 	for _, f := range files {
 		s.Files = append(s.Files, manifest.SetFile{File: filepath.Base(f)})
 	}
 	b, err := json.Marshal(s)
 	require.NoError(t, err)
-	path := filepath.Join(dir, manifest.SetName(backupdir.Full, at))
+	path := filepath.Join(dir, manifest.SetName(backupfile.Full, at))
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 	return path
 }
@@ -65,7 +66,7 @@ func TestPlanPruneAndPrune(t *testing.T) {
 	require.NoError(t, os.Truncate(cut, 3))
 	foreign := write(t, dir, "rulesdb", time.Date(2099, 12, 31, 23, 59, 59, 0, time.UTC), nil, nil)
 	safety := write(t, dir, "rulesdb", t0.Add(5*time.Hour), ptr(t0.Add(5*time.Hour)), &manifest.Safety{Command: "aidb restore", Reason: "the data before aidb restore replaced rulesdb with x.sql"})
-	require.NoError(t, backupdir.PointLatest(dir, "rulesdb", backupdir.None, cut))
+	require.NoError(t, backupdir.PointLatest(dir, "rulesdb", backupfile.None, cut))
 
 	items, err := List(dir)
 	require.NoError(t, err)

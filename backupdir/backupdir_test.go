@@ -9,28 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/owner"
 )
-
-func TestNameAndParseRoundTrip(t *testing.T) {
-	t.Parallel()
-	at := time.Date(2025, 5, 17, 9, 30, 5, 0, time.UTC)
-	for _, k := range []Kind{Full, Schema, Data} {
-		for _, c := range []Compression{None, Gzip, Zstd} {
-			name := Name("memorydb", k, at, c)
-			p, ok := Parse(name)
-			require.True(t, ok, name)
-			assert.Equal(t, Parsed{Database: "memorydb", Kind: k, Created: at, Compression: c}, p, name)
-		}
-	}
-	assert.Equal(t, "rulesdb-20250517-093005.sql", Name("rulesdb", Full, at, None), "the user story's names")
-	assert.Equal(t, "memorydb-data-20250517-093005.sql", Name("memorydb", Data, at, None))
-	assert.Equal(t, "memorydb-schema-20250517-093005.sql.zst", Name("memorydb", Schema, at.In(time.FixedZone("CEST", 7200)), Zstd), "UTC whatever the zone")
-	for _, other := range []string{"rulesdb-latest.sql", "notes.txt", "rulesdb-20250517.sql", "x.sql.manifest.json", "rulesdb-20250517-093005.sql.partial"} {
-		_, ok := Parse(other)
-		assert.False(t, ok, other)
-	}
-}
 
 func TestCreateCommitAbort(t *testing.T) {
 	t.Parallel()
@@ -64,9 +45,11 @@ func TestFreeTimeSkipsTakenSeconds(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	at := time.Date(2025, 5, 17, 9, 30, 5, 0, time.UTC)
-	names := func(t time.Time) []string { return []string{Name("rulesdb", Full, t, None)} }
-	require.NoError(t, os.WriteFile(filepath.Join(dir, Name("rulesdb", Full, at, None)), nil, 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, Name("rulesdb", Full, at.Add(time.Second), None)), nil, 0o600))
+	names := func(t time.Time) []string {
+		return []string{backupfile.Name("rulesdb", backupfile.Full, t, backupfile.None)}
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, backupfile.Name("rulesdb", backupfile.Full, at, backupfile.None)), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, backupfile.Name("rulesdb", backupfile.Full, at.Add(time.Second), backupfile.None)), nil, 0o600))
 	assert.Equal(t, at.Add(2*time.Second), FreeTime(dir, at.Add(300*time.Millisecond), names))
 }
 
@@ -74,8 +57,8 @@ func TestLatestPointerAndList(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	old := time.Date(2025, 5, 17, 9, 0, 0, 0, time.UTC)
-	for i, c := range []Compression{None, Zstd} {
-		name := Name("memorydb", Full, old.Add(time.Duration(i)*time.Hour), c)
+	for i, c := range []backupfile.Compression{backupfile.None, backupfile.Zstd} {
+		name := backupfile.Name("memorydb", backupfile.Full, old.Add(time.Duration(i)*time.Hour), c)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600))
 		require.NoError(t, PointLatest(dir, "memorydb", c, filepath.Join(dir, name)))
 	}
@@ -88,7 +71,7 @@ func TestLatestPointerAndList(t *testing.T) {
 	entries, err := List(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 2, "pointers and partial files are not backups")
-	assert.Equal(t, Zstd, entries[0].Compression, "newest first")
+	assert.Equal(t, backupfile.Zstd, entries[0].Compression, "newest first")
 
 	missing, err := List(filepath.Join(dir, "nope"))
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
 )
 
@@ -37,14 +38,14 @@ type Manifest struct {
 	Format           int                     `json:"format"`
 	ToolVersion      string                  `json:"tool_version"`
 	Database         string                  `json:"database"`
-	Kind             backupdir.Kind          `json:"kind"`
+	Kind             backupfile.Kind         `json:"kind"`
 	File             string                  `json:"file"`
 	Created          time.Time               `json:"created"`
 	ServerVersion    string                  `json:"server_version"`
 	Image            string                  `json:"image"`
 	MigrationVersion int64                   `json:"migration_version"`
 	MigrationTable   string                  `json:"migration_table,omitempty"`
-	Compression      backupdir.Compression   `json:"compression"`
+	Compression      backupfile.Compression  `json:"compression"`
 	Size             int64                   `json:"size"`
 	SHA256           string                  `json:"sha256"`
 	Extensions       []fingerprint.Extension `json:"extensions"`
@@ -150,10 +151,10 @@ func Check(file string, m Manifest) error {
 
 // Set names the files of one backup run that covered several databases.
 type Set struct {
-	Format  int            `json:"format"`
-	Created time.Time      `json:"created"`
-	Kind    backupdir.Kind `json:"kind"`
-	Files   []SetFile      `json:"files"`
+	Format  int             `json:"format"`
+	Created time.Time       `json:"created"`
+	Kind    backupfile.Kind `json:"kind"`
+	Files   []SetFile       `json:"files"`
 	// Safety marks a set of safety backups, as in their manifests.
 	Safety *Safety `json:"safety,omitempty"`
 }
@@ -166,12 +167,12 @@ type SetFile struct {
 }
 
 // SetName is the file name of a set manifest.
-func SetName(kind backupdir.Kind, at time.Time) string {
+func SetName(kind backupfile.Kind, at time.Time) string {
 	suffix := ""
-	if kind != backupdir.Full {
+	if kind != backupfile.Full {
 		suffix = "-" + string(kind)
 	}
-	return "set" + suffix + "-" + at.UTC().Format(backupdir.TimeLayout) + Suffix
+	return "set" + suffix + "-" + at.UTC().Format(backupfile.TimeLayout) + Suffix
 }
 
 // IsSetName says whether a file name is a set manifest's.
@@ -214,7 +215,7 @@ func ReadSets(dir string) (map[string]Set, error) {
 // match the manifest (each candidate is hashed, newest first, until one
 // is). A file without a manifest, or damaged, never counts. It returns ""
 // when there is none.
-func Newest(dir, db string, kind backupdir.Kind, match func(Manifest) bool) (string, Manifest, error) {
+func Newest(dir, db string, kind backupfile.Kind, match func(Manifest) bool) (string, Manifest, error) {
 	entries, err := backupdir.List(dir)
 	if err != nil {
 		return "", Manifest{}, err

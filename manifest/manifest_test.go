@@ -11,18 +11,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 )
 
 // put writes a backup file named for nameAt with a manifest created at
 // created (at version v); damaged files get a manifest that does not match.
 func put(t *testing.T, dir string, nameAt, created time.Time, v int64, damaged bool) string {
 	t.Helper()
-	path := filepath.Join(dir, backupdir.Name("rulesdb", backupdir.Schema, nameAt, backupdir.None))
+	path := filepath.Join(dir, backupfile.Name("rulesdb", backupfile.Schema, nameAt, backupfile.None))
 	body := []byte("-- schema at " + created.String() + "\n")
 	require.NoError(t, os.WriteFile(path, body, 0o600))
 	sum := sha256.Sum256(body)
-	m := Manifest{Format: Format, Database: "rulesdb", Kind: backupdir.Schema, Created: created, MigrationVersion: v,
+	m := Manifest{Format: Format, Database: "rulesdb", Kind: backupfile.Schema, Created: created, MigrationVersion: v,
 		Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
 	if damaged {
 		m.Size++
@@ -43,16 +43,16 @@ func TestNewestRanksByManifestAndSkipsDamaged(t *testing.T) {
 	// A file without a manifest named newest of all.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "rulesdb-schema-20991231-235959.sql"), []byte("x"), 0o600))
 
-	got, m, err := Newest(dir, "rulesdb", backupdir.Schema, func(m Manifest) bool { return m.MigrationVersion == 3 })
+	got, m, err := Newest(dir, "rulesdb", backupfile.Schema, func(m Manifest) bool { return m.MigrationVersion == 3 })
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.Equal(t, int64(3), m.MigrationVersion)
 
-	got, _, err = Newest(dir, "rulesdb", backupdir.Schema, nil)
+	got, _, err = Newest(dir, "rulesdb", backupfile.Schema, nil)
 	require.NoError(t, err)
 	assert.Contains(t, got, "20261101-030000", "the newest by created time, any version")
 
-	got, _, err = Newest(dir, "memorydb", backupdir.Schema, nil)
+	got, _, err = Newest(dir, "memorydb", backupfile.Schema, nil)
 	require.NoError(t, err)
 	assert.Empty(t, got)
 }

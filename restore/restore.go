@@ -18,7 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/fingerprint"
@@ -86,10 +86,10 @@ type Plan struct {
 	// Path is the file, latest pointers followed.
 	Path        string
 	Size        int64
-	Compression backupdir.Compression
+	Compression backupfile.Compression
 	// Manifest is nil for a file without one (a plain pg_dump file).
 	Manifest *manifest.Manifest
-	Kind     backupdir.Kind
+	Kind     backupfile.Kind
 	// Tables the file loads (data-only): from the manifest, or the file's
 	// COPY lines without one.
 	Tables []fingerprint.Table
@@ -99,11 +99,11 @@ type Plan struct {
 
 // Result is a finished restore.
 type Result struct {
-	Database string         `json:"database"`
-	File     string         `json:"file"`
-	Kind     backupdir.Kind `json:"kind"`
-	Tables   int            `json:"tables"`
-	Rows     int64          `json:"rows"`
+	Database string          `json:"database"`
+	File     string          `json:"file"`
+	Kind     backupfile.Kind `json:"kind"`
+	Tables   int             `json:"tables"`
+	Rows     int64           `json:"rows"`
 	// Verified says the restored content was compared with the manifest
 	// and is equal; false for a file without a manifest.
 	Verified bool `json:"verified"`
@@ -149,9 +149,9 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	var tables dumpTables
 	if src.manifest == nil {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no manifest (not made by aidb?): it cannot be checked or verified; restoring it as it is", req.File))
-		p.Kind = backupdir.Full
+		p.Kind = backupfile.Full
 		if req.DataOnly {
-			p.Kind = backupdir.Data
+			p.Kind = backupfile.Data
 		}
 		// One read: the end of the file says it is whole, its lines which
 		// tables it creates and loads.
@@ -168,10 +168,10 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 			return bad("%s is a backup of %s, not of %s; restore it into %s, or pass --as-database %s to restore it into %s deliberately",
 				req.File, m.Database, req.DB.Name, m.Database, m.Database, req.DB.Name)
 		}
-		if req.DataOnly && m.Kind != backupdir.Data {
+		if req.DataOnly && m.Kind != backupfile.Data {
 			return bad("%s is a %s backup, not a data-only one: restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)", req.File, m.Kind)
 		}
-		if !req.DataOnly && m.Kind == backupdir.Data {
+		if !req.DataOnly && m.Kind == backupfile.Data {
 			return bad("%s is a data-only backup: restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema", req.File)
 		}
 	}
@@ -311,7 +311,7 @@ func schemaBackupFor(p *Plan) string {
 		want := p.Manifest.MigrationVersion
 		match = func(m manifest.Manifest) bool { return m.MigrationVersion == want }
 	}
-	path, _, err := manifest.Newest(p.BackupDir, p.DB.Name, backupdir.Schema, match)
+	path, _, err := manifest.Newest(p.BackupDir, p.DB.Name, backupfile.Schema, match)
 	if err != nil {
 		return ""
 	}
