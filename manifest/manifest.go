@@ -107,6 +107,12 @@ func Read(file string) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, err
 	}
+	return Parse(b, file)
+}
+
+// Parse reads a manifest's bytes; file names the backup file it describes
+// in errors. Formats this aidb does not read are errors.
+func Parse(b []byte, file string) (Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s is not valid JSON: %w", file, err)
@@ -135,8 +141,13 @@ func Check(file string, m Manifest) error {
 		return err
 	}
 	defer f.Close()
+	return CheckFrom(f, file, m)
+}
+
+// CheckFrom is Check on the bytes of r, which file names in errors.
+func CheckFrom(r io.Reader, file string, m Manifest) error {
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, r)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", file, err)
 	}
@@ -175,6 +186,15 @@ func SetName(kind backupfile.Kind, at time.Time) string {
 	return "set" + suffix + "-" + at.UTC().Format(backupfile.TimeLayout) + Suffix
 }
 
+// ParseSet reads a set manifest's bytes; path names it in errors.
+func ParseSet(b []byte, path string) (Set, error) {
+	var s Set
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Set{}, fmt.Errorf("set manifest %s is not valid JSON: %w; move it out of the backup folder", path, err)
+	}
+	return s, nil
+}
+
 // IsSetName says whether a file name is a set manifest's.
 func IsSetName(name string) bool { return setNameRE.MatchString(name) }
 
@@ -200,9 +220,9 @@ func ReadSets(dir string) (map[string]Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read set manifest %s: %w", path, err)
 		}
-		var s Set
-		if err := json.Unmarshal(b, &s); err != nil {
-			return nil, fmt.Errorf("set manifest %s is not valid JSON: %w; move it out of the backup folder", path, err)
+		s, err := ParseSet(b, path)
+		if err != nil {
+			return nil, err
 		}
 		sets[de.Name()] = s
 	}
