@@ -23,6 +23,7 @@ import (
 
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
@@ -335,7 +336,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	// <db>-latest names the user's newest full backup; a safety backup of
 	// what a restore or nuke replaced is not one.
 	if req.Kind == backupfile.Full && req.Safety == nil {
-		if err := backupdir.PointLatest(req.Dir, db.Name, req.Compression, bf.Path()); err != nil {
+		if err := catalog.New(catalog.Folder{Dir: req.Dir}).PointLatest(ctx, db.Name, req.Compression, filepath.Base(bf.Path())); err != nil {
 			return out, err
 		}
 		out.Latest = filepath.Join(req.Dir, backupfile.LatestName(db.Name, req.Compression))

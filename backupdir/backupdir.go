@@ -189,27 +189,14 @@ func Link(dir, name, target string) error {
 	return syncDir(dir)
 }
 
-// PointLatest makes db's latest pointer name file and removes its pointers
-// with other compressions.
-func PointLatest(dir, db string, c backupfile.Compression, file string) error {
-	if err := Link(dir, backupfile.LatestName(db, c), filepath.Base(file)); err != nil {
-		return err
-	}
-	for _, other := range backupfile.OtherLatestNames(db, c) {
-		_ = os.Remove(filepath.Join(dir, other))
-	}
-	return syncDir(dir)
-}
-
 // Remove removes dir/name (a link itself, not what it names) and flushes
 // the folder, so the removal survives a crash. A missing file is no error.
 func Remove(dir, name string) error {
-	path := filepath.Join(dir, name)
-	if err := os.Remove(path); err != nil {
+	if err := os.Remove(filepath.Join(dir, name)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		return fmt.Errorf("remove %s: %w", path, err)
+		return err // *fs.PathError: "remove <path>: <why>"
 	}
 	return syncDir(dir)
 }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"time"
 
 	"github.com/aidb/aidb/backupdir"
@@ -199,67 +198,3 @@ func ParseSet(b []byte, path string) (Set, error) {
 func IsSetName(name string) bool { return setNameRE.MatchString(name) }
 
 var setNameRE = regexp.MustCompile(`^set(-schema|-data)?-\d{8}-\d{6}` + regexp.QuoteMeta(Suffix) + `$`)
-
-// ReadSets loads the set manifests in dir, by file name. A set manifest
-// that cannot be read is an error naming it; a missing folder has none.
-func ReadSets(dir string) (map[string]Set, error) {
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read backup folder: %w", err)
-	}
-	sets := map[string]Set{}
-	for _, de := range des {
-		if !de.Type().IsRegular() || !IsSetName(de.Name()) {
-			continue
-		}
-		path := filepath.Join(dir, de.Name())
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read set manifest %s: %w", path, err)
-		}
-		s, err := ParseSet(b, path)
-		if err != nil {
-			return nil, err
-		}
-		sets[de.Name()] = s
-	}
-	return sets, nil
-}
-
-// Newest finds the newest intact backup in dir of database db and kind
-// whose manifest match accepts (nil: any): newest by the manifests'
-// created times, never by file names, and intact meaning size and sha256
-// match the manifest (each candidate is hashed, newest first, until one
-// is). A file without a manifest, or damaged, never counts. It returns ""
-// when there is none.
-func Newest(dir, db string, kind backupfile.Kind, match func(Manifest) bool) (string, Manifest, error) {
-	entries, err := backupdir.List(dir)
-	if err != nil {
-		return "", Manifest{}, err
-	}
-	type candidate struct {
-		path string
-		m    Manifest
-	}
-	var cs []candidate
-	for _, e := range entries {
-		if e.Database != db || e.Kind != kind {
-			continue
-		}
-		m, err := Read(e.Path)
-		if err != nil || m.Database != db || m.Kind != kind || (match != nil && !match(m)) {
-			continue
-		}
-		cs = append(cs, candidate{e.Path, m})
-	}
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].m.Created.After(cs[j].m.Created) })
-	for _, c := range cs {
-		if Check(c.path, c.m) == nil {
-			return c.path, c.m, nil
-		}
-	}
-	return "", Manifest{}, nil
-}

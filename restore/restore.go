@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/fingerprint"
@@ -296,7 +297,7 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables dumpTables) 
 		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", targetVersion, p.Manifest.MigrationVersion)
 	}
 	b.WriteString(" Restore the schema first: run make -f Makefile.ai ai-db-migrate")
-	if schema := schemaBackupFor(p); schema != "" {
+	if schema := schemaBackupFor(ctx, p); schema != "" {
 		fmt.Fprintf(&b, ", or restore the schema backup %s (aidb restore %s %s)", schema, p.DB.Name, schema)
 	}
 	b.WriteString("; nothing was changed")
@@ -305,13 +306,13 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables dumpTables) 
 
 // schemaBackupFor is the newest intact schema backup of p's database at the
 // data backup's migration version (any, for a file without a manifest).
-func schemaBackupFor(p *Plan) string {
+func schemaBackupFor(ctx context.Context, p *Plan) string {
 	var match func(manifest.Manifest) bool
 	if p.Manifest != nil {
 		want := p.Manifest.MigrationVersion
 		match = func(m manifest.Manifest) bool { return m.MigrationVersion == want }
 	}
-	path, _, err := manifest.Newest(p.BackupDir, p.DB.Name, backupfile.Schema, match)
+	path, _, err := catalog.New(catalog.Folder{Dir: p.BackupDir}).Newest(ctx, p.DB.Name, backupfile.Schema, match)
 	if err != nil {
 		return ""
 	}

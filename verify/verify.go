@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
@@ -208,7 +208,7 @@ func prepareSchema(ctx context.Context, t *orchestrator.Throwaway, db compose.Da
 		}
 		return false, nil
 	}
-	schema, err := schemaBackup(opts.Dir, m)
+	schema, err := schemaBackup(ctx, opts.Dir, m)
 	if err != nil {
 		return false, err
 	}
@@ -224,8 +224,8 @@ func prepareSchema(ctx context.Context, t *orchestrator.Throwaway, db compose.Da
 
 // schemaBackup finds the newest schema backup of the manifest's database
 // at its migration version.
-func schemaBackup(dir string, m manifest.Manifest) (string, error) {
-	path, _, err := manifest.Newest(dir, m.Database, backupfile.Schema, func(sm manifest.Manifest) bool {
+func schemaBackup(ctx context.Context, dir string, m manifest.Manifest) (string, error) {
+	path, _, err := catalog.New(catalog.Folder{Dir: dir}).Newest(ctx, m.Database, backupfile.Schema, func(sm manifest.Manifest) bool {
 		return sm.MigrationVersion == m.MigrationVersion
 	})
 	if err != nil || path != "" {
@@ -233,17 +233,4 @@ func schemaBackup(dir string, m manifest.Manifest) (string, error) {
 	}
 	return "", fmt.Errorf("%s is data-only and %s has no migrations at version %d and no intact schema backup at that version in %s: take one with aidb backup %s --schema-only",
 		m.File, m.Database, m.MigrationVersion, dir, m.Database)
-}
-
-// All lists every backup file in dir, newest first.
-func All(dir string) ([]string, error) {
-	entries, err := backupdir.List(dir)
-	if err != nil {
-		return nil, err
-	}
-	files := make([]string, len(entries))
-	for i, e := range entries {
-		files[i] = e.Path
-	}
-	return files, nil
 }
