@@ -28,7 +28,6 @@ func TestNameAndParseRoundTrip(t *testing.T) {
 	}
 }
 
-
 func TestLatestNames(t *testing.T) {
 	t.Parallel()
 	for _, c := range []Compression{None, Gzip, Zstd} {
