@@ -29,10 +29,12 @@ type memStore struct {
 	files    map[string][]byte
 	pointers map[string]string
 	removed  []string
+	// broken names files that cannot be read.
+	broken map[string]bool
 }
 
 func newMemStore() *memStore {
-	return &memStore{files: map[string][]byte{}, pointers: map[string]string{}}
+	return &memStore{files: map[string][]byte{}, pointers: map[string]string{}, broken: map[string]bool{}}
 }
 
 func (s *memStore) Location() string        { return "mem://backups" }
@@ -52,6 +54,9 @@ func (s *memStore) List(context.Context) ([]Entry, error) {
 func (s *memStore) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	if t, ok := s.pointers[name]; ok {
 		name = t
+	}
+	if s.broken[name] {
+		return nil, fmt.Errorf("open %s: input/output error", s.Path(name))
 	}
 	b, ok := s.files[name]
 	if !ok {
@@ -139,6 +144,36 @@ func TestCatalogWorksOnAnyStore(t *testing.T) {
 	require.NoError(t, c.Prune(ctx, plan))
 	assert.ElementsMatch(t, []string{a + manifest.Suffix, a, b + manifest.Suffix, b, safety + manifest.Suffix, safety}, s.removed)
 	assert.Equal(t, map[string]string{"rulesdb-latest.sql": newest, "rulesdb-latest.sql.bak": a}, s.pointers, "the pointer follows to the newest intact backup")
+}
+
+// A set manifest that cannot be read when the prune runs is kept: nothing
+// says its files are gone.
+func TestPruneKeepsASetItCannotRead(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newMemStore()
+	c := New(s)
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	old := s.put(t, "rulesdb", base, nil)
+	s.put(t, "rulesdb", base.Add(time.Hour), nil)
+	set := manifest.SetName(backupfile.Full, base)
+	b, err := json.Marshal(manifest.Set{Format: manifest.Format, Created: base, Kind: backupfile.Full, Files: []manifest.SetFile{{Database: "rulesdb", File: old}}})
+	require.NoError(t, err)
+	s.files[set] = b
+
+	plan, err := c.PlanPrune(ctx, retention.Policy{KeepLast: 1}, base.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.Len(t, plan.Sets, 1)
+	require.True(t, plan.Sets[0].Remove, "its only file goes")
+	s.broken[set] = true
+	err = c.Prune(ctx, plan)
+	assert.ErrorContains(t, err, "read set manifest mem://backups/"+set)
+	assert.NotContains(t, s.removed, set)
+	assert.Contains(t, s.removed, old)
+
+	delete(s.broken, set)
+	require.NoError(t, c.Prune(ctx, plan), "a second run finishes")
+	assert.Contains(t, s.removed, set)
 }
 
 func TestFolderListsLinksByName(t *testing.T) {
