@@ -24,6 +24,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
@@ -47,8 +49,8 @@ type Engine interface {
 // Request says what to back up.
 type Request struct {
 	Databases   []compose.Database
-	Kind        backupdir.Kind
-	Compression backupdir.Compression
+	Kind        backupfile.Kind
+	Compression backupfile.Compression
 	// Dir is the backup folder.
 	Dir string
 	// Transport is how pg_dump's output reaches the folder.
@@ -71,17 +73,17 @@ type Request struct {
 
 // File is one written backup.
 type File struct {
-	Database string                `json:"database"`
-	Kind     backupdir.Kind        `json:"kind"`
-	Path     string                `json:"file"`
-	Manifest string                `json:"manifest"`
-	Size     int64                 `json:"size"`
-	SHA256   string                `json:"sha256"`
-	Tables   int                   `json:"tables"`
-	Rows     int64                 `json:"rows"`
-	Seconds  float64               `json:"duration_s"`
-	Latest   string                `json:"latest,omitempty"`
-	Codec    backupdir.Compression `json:"compression"`
+	Database string                 `json:"database"`
+	Kind     backupfile.Kind        `json:"kind"`
+	Path     string                 `json:"file"`
+	Manifest string                 `json:"manifest"`
+	Size     int64                  `json:"size"`
+	SHA256   string                 `json:"sha256"`
+	Tables   int                    `json:"tables"`
+	Rows     int64                  `json:"rows"`
+	Seconds  float64                `json:"duration_s"`
+	Latest   string                 `json:"latest,omitempty"`
+	Codec    backupfile.Compression `json:"compression"`
 	// Split names the tables whose rows were read in parts.
 	Split []SplitTable `json:"split,omitempty"`
 	// Safety marks a safety backup (see Request.Safety).
@@ -120,7 +122,7 @@ func Run(ctx context.Context, e Engine, req Request) (Result, error) {
 	at := backupdir.FreeTime(req.Dir, req.Now(), func(t time.Time) []string {
 		var names []string
 		for _, db := range req.Databases {
-			names = append(names, backupdir.Name(db.Name, req.Kind, t, req.Compression))
+			names = append(names, backupfile.Name(db.Name, req.Kind, t, req.Compression))
 		}
 		return append(names, manifest.SetName(req.Kind, t))
 	})
@@ -204,7 +206,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	// snapshot.
 	var then [][]string
 	switch req.Kind {
-	case backupdir.Schema:
+	case backupfile.Schema:
 		args = append(args, "--schema-only")
 		if migTable != "" {
 			// The schema's migration bookkeeping rows (and its identity
@@ -215,7 +217,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 				"--data-only", "--table=" + migTable})
 			dataOf = append(dataOf, unquote(migTable))
 		}
-	case backupdir.Data:
+	case backupfile.Data:
 		args = append(args, "--data-only")
 		if migTable != "" {
 			// Migration bookkeeping belongs to the schema the target was
@@ -225,7 +227,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		}
 	}
 
-	bf, err := backupdir.Create(req.Dir, backupdir.Name(db.Name, req.Kind, at, req.Compression))
+	bf, err := backupdir.Create(req.Dir, backupfile.Name(db.Name, req.Kind, at, req.Compression))
 	if err != nil {
 		return out, err
 	}
@@ -235,7 +237,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 			_ = bf.Abort()
 		}
 	}()
-	sink, err := newSink(bf, req.Kind != backupdir.Schema, req.Compression, func(n int64) {
+	sink, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}
@@ -249,8 +251,8 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	var split []splitTable
 	var encoding string
 	lanes := splitLanes(len(req.Databases))
-	if req.Kind != backupdir.Schema && req.SplitOver > 0 && helper && lanes >= 2 {
-		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, lanes, req.Kind == backupdir.Data); err != nil {
+	if req.Kind != backupfile.Schema && req.SplitOver > 0 && helper && lanes >= 2 {
+		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, lanes, req.Kind == backupfile.Data); err != nil {
 			return out, err
 		}
 		if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&encoding); err != nil {
@@ -271,7 +273,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		defer func() { dumpDur = time.Since(t0) }()
 		var err error
 		if helper {
-			err = helperDump(gctx, streams, args, then, req.Kind == backupdir.Full, snapshot, encoding, split, lanes, sink)
+			err = helperDump(gctx, streams, args, then, req.Kind == backupfile.Full, snapshot, encoding, split, lanes, sink)
 		} else {
 			for _, a := range append([][]string{args}, then...) {
 				if err = e.Dump(gctx, db, a, sink); err != nil {
@@ -338,11 +340,11 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	out.Safety = req.Safety
 	// <db>-latest names the user's newest full backup; a safety backup of
 	// what a restore or nuke replaced is not one.
-	if req.Kind == backupdir.Full && req.Safety == nil {
-		if err := backupdir.PointLatest(req.Dir, db.Name, req.Compression, bf.Path()); err != nil {
+	if req.Kind == backupfile.Full && req.Safety == nil {
+		if err := catalog.New(catalog.Folder{Dir: req.Dir}).PointLatest(ctx, db.Name, req.Compression, filepath.Base(bf.Path())); err != nil {
 			return out, err
 		}
-		out.Latest = filepath.Join(req.Dir, backupdir.LatestName(db.Name, req.Compression))
+		out.Latest = filepath.Join(req.Dir, backupfile.LatestName(db.Name, req.Compression))
 	}
 	out.Path, out.Manifest = bf.Path(), manifest.PathFor(bf.Path())
 	out.Size, out.SHA256, out.Tables = m.Size, m.SHA256, len(m.Tables)
@@ -385,7 +387,7 @@ type sink struct {
 	h        hash.Hash
 }
 
-func newSink(f io.Writer, data bool, c backupdir.Compression, progress func(int64)) (*sink, error) {
+func newSink(f io.Writer, data bool, c backupfile.Compression, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
 	if data {
 		s.rows = &fingerprint.RowHasher{}
@@ -393,9 +395,9 @@ func newSink(f io.Writer, data bool, c backupdir.Compression, progress func(int6
 	}
 	s.counted = &countingWriter{w: io.MultiWriter(f, s.h), progress: progress}
 	switch c {
-	case backupdir.Gzip:
+	case backupfile.Gzip:
 		s.compress = gzip.NewWriter(s.counted)
-	case backupdir.Zstd:
+	case backupfile.Zstd:
 		zw, err := zstd.NewWriter(s.counted)
 		if err != nil {
 			return nil, err

@@ -1,7 +1,9 @@
-// Package backupdir owns the backup folder: file names
-// (<db>[-schema|-data]-YYYYMMDD-HHMMSS.sql[.gz|.zst], UTC), files that
-// appear whole or not at all (written as *.partial, fsynced, renamed), the
-// <db>-latest pointers, and listing. It knows nothing of PostgreSQL.
+// Package backupdir owns the backup folder's files: the folder's mode,
+// files that appear whole or not at all (written as *.partial, fsynced,
+// renamed), symbolic links replaced atomically, removals that survive a
+// crash, and the listing of the folder's entries. What the names mean is
+// package backupfile's; which files make a backup, and which backups stay,
+// is package catalog's. It knows nothing of PostgreSQL.
 package backupdir
 
 import (
@@ -10,111 +12,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/owner"
 )
-
-// Kind is what a backup holds.
-type Kind string
-
-const (
-	Full   Kind = "full"
-	Schema Kind = "schema"
-	Data   Kind = "data"
-)
-
-// ParseKind accepts full, schema and data.
-func ParseKind(s string) (Kind, error) {
-	switch k := Kind(s); k {
-	case Full, Schema, Data:
-		return k, nil
-	}
-	return "", fmt.Errorf("backup kind %q: use full, schema or data", s)
-}
-
-// Compression of a backup file.
-type Compression string
-
-const (
-	None Compression = "none"
-	Gzip Compression = "gzip"
-	Zstd Compression = "zstd"
-)
-
-// ParseCompression accepts none, gzip and zstd.
-func ParseCompression(s string) (Compression, error) {
-	switch c := Compression(s); c {
-	case None, Gzip, Zstd:
-		return c, nil
-	case "":
-		return None, nil
-	}
-	return "", fmt.Errorf("compression %q: use none, gzip or zstd", s)
-}
-
-// Ext is the file name extension: .sql, .sql.gz or .sql.zst.
-func (c Compression) Ext() string {
-	switch c {
-	case Gzip:
-		return ".sql.gz"
-	case Zstd:
-		return ".sql.zst"
-	}
-	return ".sql"
-}
-
-// TimeLayout is the timestamp in file names, in UTC.
-const TimeLayout = "20060102-150405"
-
-// Name is a backup's file name.
-func Name(db string, kind Kind, at time.Time, c Compression) string {
-	suffix := ""
-	if kind != Full {
-		suffix = "-" + string(kind)
-	}
-	return db + suffix + "-" + at.UTC().Format(TimeLayout) + c.Ext()
-}
-
-// LatestName is the pointer to the newest full backup of db.
-func LatestName(db string, c Compression) string { return db + "-latest" + c.Ext() }
-
-var nameRE = regexp.MustCompile(`^(.+?)(-schema|-data)?-(\d{8}-\d{6})\.sql(\.gz|\.zst)?$`)
-
-// Parsed is what a backup's file name says.
-type Parsed struct {
-	Database    string
-	Kind        Kind
-	Created     time.Time
-	Compression Compression
-}
-
-// Parse reads a backup file name; ok is false for other files.
-func Parse(name string) (p Parsed, ok bool) {
-	m := nameRE.FindStringSubmatch(name)
-	if m == nil {
-		return Parsed{}, false
-	}
-	at, err := time.ParseInLocation(TimeLayout, m[3], time.UTC)
-	if err != nil {
-		return Parsed{}, false
-	}
-	p = Parsed{Database: m[1], Kind: Full, Created: at, Compression: None}
-	if m[2] != "" {
-		p.Kind = Kind(m[2][1:])
-	}
-	switch m[4] {
-	case ".gz":
-		p.Compression = Gzip
-	case ".zst":
-		p.Compression = Zstd
-	}
-	return p, true
-}
 
 // ErrWorldWritable refuses a backup folder anyone may write to: anyone
 // could replace a backup there.
@@ -243,8 +148,10 @@ func (f *File) Abort() error {
 	return nil
 }
 
-// WriteFileAtomic writes data to dir/name through a partial file, mode
-// 0600, replacing an existing file.
+// WriteFileAtomic writes data to path through a partial file
+// (path~<owner>.partial, mode 0600, fsynced), renames it over path
+// (replacing an existing file) and flushes the folder, so path holds either
+// its old bytes or all of data.
 func WriteFileAtomic(path string, data []byte) error {
 	tmp := partialName(path)
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
@@ -265,23 +172,31 @@ func WriteFileAtomic(path string, data []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-// PointLatest makes <db>-latest<ext> a relative symbolic link to file,
-// atomically, and removes latest pointers of db with other extensions.
-func PointLatest(dir, db string, c Compression, file string) error {
-	link := filepath.Join(dir, LatestName(db, c))
+// Link makes dir/name a relative symbolic link to the file target names in
+// dir, atomically (a link made beside it, renamed over it), and flushes the
+// folder.
+func Link(dir, name, target string) error {
+	link := filepath.Join(dir, name)
 	tmp := partialName(link)
 	_ = os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(file), tmp); err != nil {
-		return fmt.Errorf("point %s at %s: %w", link, file, err)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("point %s at %s: %w", link, filepath.Join(dir, target), err)
 	}
 	if err := os.Rename(tmp, link); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("point %s at %s: %w", link, file, err)
+		return fmt.Errorf("point %s at %s: %w", link, filepath.Join(dir, target), err)
 	}
-	for _, other := range []Compression{None, Gzip, Zstd} {
-		if other != c {
-			_ = os.Remove(filepath.Join(dir, LatestName(db, other)))
+	return syncDir(dir)
+}
+
+// Remove removes dir/name (a link itself, not what it names) and flushes
+// the folder, so the removal survives a crash. A missing file is no error.
+func Remove(dir, name string) error {
+	if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
+		return err // *fs.PathError: "remove <path>: <why>"
 	}
 	return syncDir(dir)
 }
@@ -298,16 +213,22 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Entry is one backup file in the folder.
-type Entry struct {
-	Path string
-	Parsed
+// DirEntry is one entry of the folder with a final name: a regular file,
+// or a symbolic link and what it names.
+type DirEntry struct {
+	Name string
+	// Size is a regular file's size.
 	Size int64
+	// Link says the entry is a symbolic link; Target is what it names, as
+	// written (relative to the folder, or absolute).
+	Link   bool
+	Target string
 }
 
-// List returns the backup files in dir, newest first; latest pointers,
-// manifests and partial files are left out. A missing folder is empty.
-func List(dir string) ([]Entry, error) {
+// ReadDir lists the regular files and symbolic links in dir, by name;
+// partial files and anything else (folders, pipes) are left out. A missing
+// folder is empty.
+func ReadDir(dir string) ([]DirEntry, error) {
 	des, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -315,20 +236,50 @@ func List(dir string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read backup folder: %w", err)
 	}
+	var out []DirEntry
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), PartialSuffix) {
+			continue
+		}
+		switch {
+		case de.Type().IsRegular():
+			info, err := de.Info()
+			if err != nil {
+				continue // removed since the folder was read
+			}
+			out = append(out, DirEntry{Name: de.Name(), Size: info.Size()})
+		case de.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(filepath.Join(dir, de.Name()))
+			if err != nil {
+				continue
+			}
+			out = append(out, DirEntry{Name: de.Name(), Link: true, Target: target})
+		}
+	}
+	return out, nil
+}
+
+// Entry is one backup file in the folder.
+type Entry struct {
+	Path string
+	backupfile.Parsed
+	Size int64
+}
+
+// List returns the backup files in dir by their names, newest first, without
+// reading their manifests (package catalog lists backups with what their
+// manifests say); latest pointers, manifests and partial files are left out.
+// A missing folder is empty.
+func List(dir string) ([]Entry, error) {
+	des, err := ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	var out []Entry
 	for _, de := range des {
-		if !de.Type().IsRegular() || strings.HasSuffix(de.Name(), PartialSuffix) {
-			continue
+		if p, ok := backupfile.Parse(de.Name); ok && !de.Link {
+			out = append(out, Entry{Path: filepath.Join(dir, de.Name), Parsed: p, Size: de.Size})
 		}
-		p, ok := Parse(de.Name())
-		if !ok {
-			continue
-		}
-		info, err := de.Info()
-		if err != nil {
-			continue
-		}
-		out = append(out, Entry{Path: filepath.Join(dir, de.Name()), Parsed: p, Size: info.Size()})
 	}
 	slices.SortFunc(out, func(a, b Entry) int {
 		if c := b.Created.Compare(a.Created); c != 0 {

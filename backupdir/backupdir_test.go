@@ -9,28 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/owner"
 )
-
-func TestNameAndParseRoundTrip(t *testing.T) {
-	t.Parallel()
-	at := time.Date(2025, 5, 17, 9, 30, 5, 0, time.UTC)
-	for _, k := range []Kind{Full, Schema, Data} {
-		for _, c := range []Compression{None, Gzip, Zstd} {
-			name := Name("memorydb", k, at, c)
-			p, ok := Parse(name)
-			require.True(t, ok, name)
-			assert.Equal(t, Parsed{Database: "memorydb", Kind: k, Created: at, Compression: c}, p, name)
-		}
-	}
-	assert.Equal(t, "rulesdb-20250517-093005.sql", Name("rulesdb", Full, at, None), "the user story's names")
-	assert.Equal(t, "memorydb-data-20250517-093005.sql", Name("memorydb", Data, at, None))
-	assert.Equal(t, "memorydb-schema-20250517-093005.sql.zst", Name("memorydb", Schema, at.In(time.FixedZone("CEST", 7200)), Zstd), "UTC whatever the zone")
-	for _, other := range []string{"rulesdb-latest.sql", "notes.txt", "rulesdb-20250517.sql", "x.sql.manifest.json", "rulesdb-20250517-093005.sql.partial"} {
-		_, ok := Parse(other)
-		assert.False(t, ok, other)
-	}
-}
 
 func TestCreateCommitAbort(t *testing.T) {
 	t.Parallel()
@@ -64,33 +45,63 @@ func TestFreeTimeSkipsTakenSeconds(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	at := time.Date(2025, 5, 17, 9, 30, 5, 0, time.UTC)
-	names := func(t time.Time) []string { return []string{Name("rulesdb", Full, t, None)} }
-	require.NoError(t, os.WriteFile(filepath.Join(dir, Name("rulesdb", Full, at, None)), nil, 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, Name("rulesdb", Full, at.Add(time.Second), None)), nil, 0o600))
+	names := func(t time.Time) []string {
+		return []string{backupfile.Name("rulesdb", backupfile.Full, t, backupfile.None)}
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, backupfile.Name("rulesdb", backupfile.Full, at, backupfile.None)), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, backupfile.Name("rulesdb", backupfile.Full, at.Add(time.Second), backupfile.None)), nil, 0o600))
 	assert.Equal(t, at.Add(2*time.Second), FreeTime(dir, at.Add(300*time.Millisecond), names))
 }
 
-func TestLatestPointerAndList(t *testing.T) {
+func TestLinkRemoveReadDirAndList(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	old := time.Date(2025, 5, 17, 9, 0, 0, 0, time.UTC)
-	for i, c := range []Compression{None, Zstd} {
-		name := Name("memorydb", Full, old.Add(time.Duration(i)*time.Hour), c)
+	var names []string
+	for i, c := range []backupfile.Compression{backupfile.None, backupfile.Zstd} {
+		name := backupfile.Name("memorydb", backupfile.Full, old.Add(time.Duration(i)*time.Hour), c)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600))
-		require.NoError(t, PointLatest(dir, "memorydb", c, filepath.Join(dir, name)))
+		names = append(names, name)
 	}
-	target, err := filepath.EvalSymlinks(filepath.Join(dir, "memorydb-latest.sql.zst"))
+	require.NoError(t, Link(dir, "memorydb-latest.sql", names[0]))
+	require.NoError(t, Link(dir, "memorydb-latest.sql", names[1]), "replaces the link")
+	target, err := filepath.EvalSymlinks(filepath.Join(dir, "memorydb-latest.sql"))
 	require.NoError(t, err)
-	assert.Equal(t, filepath.Join(dir, "memorydb-20250517-100000.sql.zst"), target)
-	assert.NoFileExists(t, filepath.Join(dir, "memorydb-latest.sql"), "one latest pointer per database")
+	assert.Equal(t, filepath.Join(dir, names[1]), target)
+	raw, err := os.Readlink(filepath.Join(dir, "memorydb-latest.sql"))
+	require.NoError(t, err)
+	assert.Equal(t, names[1], raw, "relative: the folder can move")
 
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "memorydb-20250517-110000.sql.partial"), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "memorydb-20250517-110000.sql~1-2.partial"), nil, 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "sub"), 0o700))
+	des, err := ReadDir(dir)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []DirEntry{
+		{Name: names[0], Size: 1}, {Name: names[1], Size: 1},
+		{Name: "memorydb-latest.sql", Link: true, Target: names[1]},
+	}, des, "files and links; no partial file, no folder")
+
 	entries, err := List(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 2, "pointers and partial files are not backups")
-	assert.Equal(t, Zstd, entries[0].Compression, "newest first")
+	assert.Equal(t, backupfile.Zstd, entries[0].Compression, "newest first")
+	assert.Equal(t, filepath.Join(dir, names[1]), entries[0].Path)
 
-	missing, err := List(filepath.Join(dir, "nope"))
-	require.NoError(t, err)
-	assert.Empty(t, missing)
+	require.NoError(t, Remove(dir, "memorydb-latest.sql"))
+	assert.FileExists(t, filepath.Join(dir, names[1]), "a link's removal leaves its file")
+	assert.NoFileExists(t, filepath.Join(dir, "memorydb-latest.sql"))
+	require.NoError(t, Remove(dir, "memorydb-latest.sql"), "a missing file is no error")
+	require.NoError(t, Remove(dir, names[0]))
+	assert.NoFileExists(t, filepath.Join(dir, names[0]))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "f"), nil, 0o600))
+	assert.Error(t, Remove(dir, "sub"), "a failed removal is an error")
+
+	for _, f := range []func(string) (int, error){
+		func(d string) (int, error) { e, err := ReadDir(d); return len(e), err },
+		func(d string) (int, error) { e, err := List(d); return len(e), err },
+	} {
+		n, err := f(filepath.Join(dir, "nope"))
+		require.NoError(t, err, "a missing folder is empty")
+		assert.Zero(t, n)
+	}
 }

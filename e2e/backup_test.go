@@ -22,6 +22,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
@@ -35,15 +36,15 @@ func TestBackupEveryKindWritesWholeCheckedFiles(t *testing.T) {
 	p.seeded("150")
 
 	type tc struct {
-		kind backupdir.Kind
-		comp backupdir.Compression
+		kind backupfile.Kind
+		comp backupfile.Compression
 		via  string
 	}
 	var cases []tc
-	for _, k := range []backupdir.Kind{backupdir.Full, backupdir.Schema, backupdir.Data} {
-		for _, c := range []backupdir.Compression{backupdir.None, backupdir.Gzip, backupdir.Zstd} {
+	for _, k := range []backupfile.Kind{backupfile.Full, backupfile.Schema, backupfile.Data} {
+		for _, c := range []backupfile.Compression{backupfile.None, backupfile.Gzip, backupfile.Zstd} {
 			via := "helper"
-			if c == backupdir.Gzip {
+			if c == backupfile.Gzip {
 				via = "stream" // the exec-stream fallback makes the same files
 			}
 			cases = append(cases, tc{k, c, via})
@@ -52,9 +53,9 @@ func TestBackupEveryKindWritesWholeCheckedFiles(t *testing.T) {
 	for _, c := range cases {
 		args := []string{"--compress", string(c.comp), "--via", c.via}
 		switch c.kind {
-		case backupdir.Schema:
+		case backupfile.Schema:
 			args = append(args, "--schema-only")
-		case backupdir.Data:
+		case backupfile.Data:
 			args = append(args, "--data-only")
 		}
 		res := p.backupJSON(args...)
@@ -64,7 +65,7 @@ func TestBackupEveryKindWritesWholeCheckedFiles(t *testing.T) {
 		}
 		for _, f := range res.Files {
 			name := fmt.Sprintf("%s %s %s via %s", f.Database, c.kind, c.comp, c.via)
-			parsed, ok := backupdir.Parse(filepath.Base(f.Path))
+			parsed, ok := backupfile.Parse(filepath.Base(f.Path))
 			require.True(t, ok, name)
 			assert.Equal(t, f.Database, parsed.Database, name)
 			assert.Equal(t, c.kind, parsed.Kind, name)
@@ -90,7 +91,7 @@ func TestBackupEveryKindWritesWholeCheckedFiles(t *testing.T) {
 
 			counts := copyCounts(t, openPlain(t, f.Path))
 			switch c.kind {
-			case backupdir.Schema:
+			case backupfile.Schema:
 				// No data but the migration bookkeeping rows (version 0 and
 				// one per applied migration), so a restore knows its version.
 				goose := "public." + migrations.Table
@@ -112,15 +113,15 @@ func TestBackupEveryKindWritesWholeCheckedFiles(t *testing.T) {
 				assert.Len(t, counts, len(m.Tables), "%s: the manifest lists every table in the file", name)
 			}
 			goose := "public." + migrations.Table
-			if c.kind == backupdir.Data {
+			if c.kind == backupfile.Data {
 				assert.NotContains(t, counts, goose, "%s: data-only leaves out the migration table", name)
 				for _, tb := range m.Tables {
 					assert.NotEqual(t, goose, tb.Key(), name)
 				}
 			}
-			if c.kind == backupdir.Full {
+			if c.kind == backupfile.Full {
 				assert.Contains(t, counts, goose, name)
-				latest := filepath.Join(dir, backupdir.LatestName(f.Database, c.comp))
+				latest := filepath.Join(dir, backupfile.LatestName(f.Database, c.comp))
 				target, err := filepath.EvalSymlinks(latest)
 				require.NoError(t, err, name)
 				assert.Equal(t, f.Path, target, "%s: the latest pointer names the newest full backup", name)

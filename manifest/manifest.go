@@ -16,10 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"time"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
 )
 
@@ -37,14 +37,14 @@ type Manifest struct {
 	Format           int                     `json:"format"`
 	ToolVersion      string                  `json:"tool_version"`
 	Database         string                  `json:"database"`
-	Kind             backupdir.Kind          `json:"kind"`
+	Kind             backupfile.Kind         `json:"kind"`
 	File             string                  `json:"file"`
 	Created          time.Time               `json:"created"`
 	ServerVersion    string                  `json:"server_version"`
 	Image            string                  `json:"image"`
 	MigrationVersion int64                   `json:"migration_version"`
 	MigrationTable   string                  `json:"migration_table,omitempty"`
-	Compression      backupdir.Compression   `json:"compression"`
+	Compression      backupfile.Compression  `json:"compression"`
 	Size             int64                   `json:"size"`
 	SHA256           string                  `json:"sha256"`
 	Extensions       []fingerprint.Extension `json:"extensions"`
@@ -106,6 +106,12 @@ func Read(file string) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, err
 	}
+	return Parse(b, file)
+}
+
+// Parse reads a manifest's bytes; file names the backup file it describes
+// in errors. Formats this aidb does not read are errors.
+func Parse(b []byte, file string) (Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s is not valid JSON: %w", file, err)
@@ -134,8 +140,13 @@ func Check(file string, m Manifest) error {
 		return err
 	}
 	defer f.Close()
+	return CheckFrom(f, file, m)
+}
+
+// CheckFrom is Check on the bytes of r, which file names in errors.
+func CheckFrom(r io.Reader, file string, m Manifest) error {
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, r)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", file, err)
 	}
@@ -150,10 +161,10 @@ func Check(file string, m Manifest) error {
 
 // Set names the files of one backup run that covered several databases.
 type Set struct {
-	Format  int            `json:"format"`
-	Created time.Time      `json:"created"`
-	Kind    backupdir.Kind `json:"kind"`
-	Files   []SetFile      `json:"files"`
+	Format  int             `json:"format"`
+	Created time.Time       `json:"created"`
+	Kind    backupfile.Kind `json:"kind"`
+	Files   []SetFile       `json:"files"`
 	// Safety marks a set of safety backups, as in their manifests.
 	Safety *Safety `json:"safety,omitempty"`
 }
@@ -166,79 +177,24 @@ type SetFile struct {
 }
 
 // SetName is the file name of a set manifest.
-func SetName(kind backupdir.Kind, at time.Time) string {
+func SetName(kind backupfile.Kind, at time.Time) string {
 	suffix := ""
-	if kind != backupdir.Full {
+	if kind != backupfile.Full {
 		suffix = "-" + string(kind)
 	}
-	return "set" + suffix + "-" + at.UTC().Format(backupdir.TimeLayout) + Suffix
+	return "set" + suffix + "-" + at.UTC().Format(backupfile.TimeLayout) + Suffix
+}
+
+// ParseSet reads a set manifest's bytes; path names it in errors.
+func ParseSet(b []byte, path string) (Set, error) {
+	var s Set
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Set{}, fmt.Errorf("set manifest %s is not valid JSON: %w; move it out of the backup folder", path, err)
+	}
+	return s, nil
 }
 
 // IsSetName says whether a file name is a set manifest's.
 func IsSetName(name string) bool { return setNameRE.MatchString(name) }
 
 var setNameRE = regexp.MustCompile(`^set(-schema|-data)?-\d{8}-\d{6}` + regexp.QuoteMeta(Suffix) + `$`)
-
-// ReadSets loads the set manifests in dir, by file name. A set manifest
-// that cannot be read is an error naming it; a missing folder has none.
-func ReadSets(dir string) (map[string]Set, error) {
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read backup folder: %w", err)
-	}
-	sets := map[string]Set{}
-	for _, de := range des {
-		if !de.Type().IsRegular() || !IsSetName(de.Name()) {
-			continue
-		}
-		path := filepath.Join(dir, de.Name())
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read set manifest %s: %w", path, err)
-		}
-		var s Set
-		if err := json.Unmarshal(b, &s); err != nil {
-			return nil, fmt.Errorf("set manifest %s is not valid JSON: %w; move it out of the backup folder", path, err)
-		}
-		sets[de.Name()] = s
-	}
-	return sets, nil
-}
-
-// Newest finds the newest intact backup in dir of database db and kind
-// whose manifest match accepts (nil: any): newest by the manifests'
-// created times, never by file names, and intact meaning size and sha256
-// match the manifest (each candidate is hashed, newest first, until one
-// is). A file without a manifest, or damaged, never counts. It returns ""
-// when there is none.
-func Newest(dir, db string, kind backupdir.Kind, match func(Manifest) bool) (string, Manifest, error) {
-	entries, err := backupdir.List(dir)
-	if err != nil {
-		return "", Manifest{}, err
-	}
-	type candidate struct {
-		path string
-		m    Manifest
-	}
-	var cs []candidate
-	for _, e := range entries {
-		if e.Database != db || e.Kind != kind {
-			continue
-		}
-		m, err := Read(e.Path)
-		if err != nil || m.Database != db || m.Kind != kind || (match != nil && !match(m)) {
-			continue
-		}
-		cs = append(cs, candidate{e.Path, m})
-	}
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].m.Created.After(cs[j].m.Created) })
-	for _, c := range cs {
-		if Check(c.path, c.m) == nil {
-			return c.path, c.m, nil
-		}
-	}
-	return "", Manifest{}, nil
-}

@@ -1,58 +1,138 @@
 package manifest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/fingerprint"
 )
 
-// put writes a backup file named for nameAt with a manifest created at
-// created (at version v); damaged files get a manifest that does not match.
-func put(t *testing.T, dir string, nameAt, created time.Time, v int64, damaged bool) string {
-	t.Helper()
-	path := filepath.Join(dir, backupdir.Name("rulesdb", backupdir.Schema, nameAt, backupdir.None))
-	body := []byte("-- schema at " + created.String() + "\n")
-	require.NoError(t, os.WriteFile(path, body, 0o600))
-	sum := sha256.Sum256(body)
-	m := Manifest{Format: Format, Database: "rulesdb", Kind: backupdir.Schema, Created: created, MigrationVersion: v,
-		Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
-	if damaged {
-		m.Size++
-	}
-	require.NoError(t, Write(path, m))
-	return path
-}
-
-func TestNewestRanksByManifestAndSkipsDamaged(t *testing.T) {
+func TestWriteReadRoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	// The file named newest was created first (its name lies).
-	put(t, dir, base.Add(72*time.Hour), base, 3, false)
-	want := put(t, dir, base.Add(time.Hour), base.Add(48*time.Hour), 3, false)
-	put(t, dir, base.Add(2*time.Hour), base.Add(60*time.Hour), 3, true)  // newer, damaged
-	put(t, dir, base.Add(3*time.Hour), base.Add(70*time.Hour), 4, false) // newer, another version
-	// A file without a manifest named newest of all.
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "rulesdb-schema-20991231-235959.sql"), []byte("x"), 0o600))
+	file := filepath.Join(dir, "rulesdb-20260101-000000.sql")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
+	rows := int64(7)
+	want := Manifest{Format: Format, ToolVersion: "test", Database: "rulesdb", Kind: backupfile.Full, File: filepath.Base(file),
+		Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Compression: backupfile.None, Size: 1, SHA256: "ab",
+		Tables:     []fingerprint.Table{{Schema: "public", Name: "rules", Columns: []string{"id"}, Rows: &rows, Hash: "h"}},
+		Extensions: []fingerprint.Extension{}, Sequences: []fingerprint.Sequence{},
+		Safety: &Safety{Command: "aidb nuke", Reason: "why"}}
+	require.NoError(t, Write(file, want))
+	st, err := os.Stat(PathFor(file))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "a manifest is as private as its backup")
+	assert.Equal(t, file+".manifest.json", PathFor(file))
 
-	got, m, err := Newest(dir, "rulesdb", backupdir.Schema, func(m Manifest) bool { return m.MigrationVersion == 3 })
+	got, err := Read(file)
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
-	assert.Equal(t, int64(3), m.MigrationVersion)
 
-	got, _, err = Newest(dir, "rulesdb", backupdir.Schema, nil)
+	// A latest pointer is followed to the file it names.
+	link := filepath.Join(dir, backupfile.LatestName("rulesdb", backupfile.None))
+	require.NoError(t, os.Symlink(filepath.Base(file), link))
+	got, err = Read(link)
 	require.NoError(t, err)
-	assert.Contains(t, got, "20261101-030000", "the newest by created time, any version")
+	assert.Equal(t, want, got)
 
-	got, _, err = Newest(dir, "memorydb", backupdir.Schema, nil)
+	// Write replaces a manifest whole and leaves no partial file.
+	want.Size = 2
+	require.NoError(t, Write(file, want))
+	got, err = Read(file)
 	require.NoError(t, err)
-	assert.Empty(t, got)
+	assert.Equal(t, int64(2), got.Size)
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, des, 3, "the file, its manifest and the pointer")
+}
+
+func TestReadRefusals(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.sql")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
+
+	_, err := Read(file)
+	assert.ErrorIs(t, err, ErrMissing, "a plain pg_dump file")
+	assert.ErrorContains(t, err, file)
+
+	for body, msg := range map[string]string{
+		"{":                 "manifest of " + file + " is not valid JSON",
+		`{"format": 0}`:     "manifest of " + file + " has format 0; this aidb reads formats 1 to 2",
+		`{"format": 3}`:     "has format 3",
+		`{"format": "two"}`: "is not valid JSON",
+	} {
+		require.NoError(t, os.WriteFile(PathFor(file), []byte(body), 0o600))
+		_, err := Read(file)
+		assert.ErrorContains(t, err, msg, body)
+		assert.NotErrorIs(t, err, ErrMissing, body)
+	}
+	for _, f := range []int{1, 2} {
+		m, err := Parse([]byte(`{"format": `+string(rune('0'+f))+`}`), file)
+		require.NoError(t, err)
+		assert.Equal(t, f == 1, m.WholeRowHash(), "format 1 hashes whole rows")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.sql")
+	body := []byte("SELECT 1;\n")
+	require.NoError(t, os.WriteFile(file, body, 0o600))
+	sum := sha256.Sum256(body)
+	m := Manifest{Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
+	require.NoError(t, Check(file, m))
+
+	var mm *MismatchError
+	short := m
+	short.Size++
+	err := Check(file, short)
+	require.ErrorAs(t, err, &mm)
+	assert.Equal(t, file+" is 10 bytes but its manifest says 11: the file is truncated or was changed", err.Error())
+
+	changed := m
+	changed.SHA256 = "00"
+	err = CheckFrom(bytes.NewReader(body), "x.sql", changed)
+	require.ErrorAs(t, err, &mm)
+	assert.Equal(t, "x.sql has sha256 "+m.SHA256+" but its manifest says 00: the file was changed or is corrupt", err.Error())
+
+	err = Check(filepath.Join(dir, "gone.sql"), m)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.False(t, errors.As(err, &mm), "a missing file is no mismatch")
+
+	err = CheckFrom(iotest.ErrReader(errors.New("disk on fire")), "x.sql", m)
+	assert.ErrorContains(t, err, "read x.sql: disk on fire")
+}
+
+func TestSetNames(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 5, 17, 9, 30, 5, 0, time.FixedZone("CEST", 7200))
+	assert.Equal(t, "set-20250517-073005.manifest.json", SetName(backupfile.Full, at), "UTC")
+	assert.Equal(t, "set-data-20250517-073005.manifest.json", SetName(backupfile.Data, at))
+	for _, k := range []backupfile.Kind{backupfile.Full, backupfile.Schema, backupfile.Data} {
+		assert.True(t, IsSetName(SetName(k, at)), k)
+	}
+	for _, other := range []string{"set-20250517.manifest.json", "rulesdb-20250517-073005.sql.manifest.json", "set-20250517-073005.manifest.json.partial", "set-full-20250517-073005.manifest.json"} {
+		assert.False(t, IsSetName(other), other)
+	}
+
+	s, err := ParseSet([]byte(`{"format":2,"kind":"full","files":[{"database":"rulesdb","file":"a.sql","sha256":"ab"}]}`), "/b/set.json")
+	require.NoError(t, err)
+	assert.Equal(t, []SetFile{{Database: "rulesdb", File: "a.sql", SHA256: "ab"}}, s.Files)
+	_, err = ParseSet([]byte("["), "/b/set.json")
+	assert.ErrorContains(t, err, "set manifest /b/set.json is not valid JSON")
+	assert.ErrorContains(t, err, "move it out of the backup folder")
 }

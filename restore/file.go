@@ -15,7 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
@@ -31,7 +31,7 @@ type source struct {
 	// path is the file, symbolic links (latest pointers) followed.
 	path        string
 	size        int64
-	compression backupdir.Compression
+	compression backupfile.Compression
 	// manifest is nil for a file without one.
 	manifest *manifest.Manifest
 	// dumpHeader says the plain SQL starts as pg_dump's does (checked
@@ -184,15 +184,15 @@ func fileType(m fs.FileMode) string {
 
 // nameWarnings says when a file's name and its compression disagree: the
 // content decides how it is read.
-func nameWarnings(file string, c backupdir.Compression) []string {
+func nameWarnings(file string, c backupfile.Compression) []string {
 	name := strings.TrimSuffix(file, ".partial")
 	gz, zst := strings.HasSuffix(name, ".gz"), strings.HasSuffix(name, ".zst")
 	switch {
-	case c == backupdir.Gzip && !gz:
+	case c == backupfile.Gzip && !gz:
 		return []string{fmt.Sprintf("%s is gzip-compressed though its name does not end in .gz: it is read as gzip", file)}
-	case c == backupdir.Zstd && !zst:
+	case c == backupfile.Zstd && !zst:
 		return []string{fmt.Sprintf("%s is zstd-compressed though its name does not end in .zst: it is read as zstd", file)}
-	case c == backupdir.None && (gz || zst):
+	case c == backupfile.None && (gz || zst):
 		return []string{fmt.Sprintf("%s is not compressed though its name says so: it is read as plain SQL", file)}
 	}
 	return nil
@@ -202,7 +202,7 @@ func nameWarnings(file string, c backupdir.Compression) []string {
 const headSize = 1024
 
 // plainHead is the first bytes of a file's content, decompressed.
-func plainHead(path string, c backupdir.Compression) ([]byte, error) {
+func plainHead(path string, c backupfile.Compression) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -210,13 +210,13 @@ func plainHead(path string, c backupdir.Compression) ([]byte, error) {
 	defer f.Close()
 	var r io.Reader = f
 	switch c {
-	case backupdir.Gzip:
+	case backupfile.Gzip:
 		zr, err := gzip.NewReader(f)
 		if err != nil {
 			return nil, err
 		}
 		r = zr
-	case backupdir.Zstd:
+	case backupfile.Zstd:
 		zr, err := zstd.NewReader(f)
 		if err != nil {
 			return nil, err
@@ -235,9 +235,9 @@ func plainHead(path string, c backupdir.Compression) ([]byte, error) {
 // whatIs names what a file without a manifest holds when that is not plain
 // SQL, with what to run instead; "" for text that may be SQL (the end of
 // the file is checked when it is read whole).
-func whatIs(file string, c backupdir.Compression, head []byte) string {
+func whatIs(file string, c backupfile.Compression, head []byte) string {
 	in := ""
-	if c != backupdir.None {
+	if c != backupfile.None {
 		in = compressedName(c) + " "
 	}
 	const nothing = "; nothing was changed"
@@ -246,10 +246,10 @@ func whatIs(file string, c backupdir.Compression, head []byte) string {
 		cmd := "pg_restore -f - " + file + " > " + out
 		inCtr := "docker exec -i CONTAINER pg_restore -f - < " + file + " > " + out
 		switch c {
-		case backupdir.Gzip:
+		case backupfile.Gzip:
 			cmd = "gzip -dc " + file + " | pg_restore -f - > " + out
 			inCtr = "gzip -dc " + file + " | docker exec -i CONTAINER pg_restore -f - > " + out
-		case backupdir.Zstd:
+		case backupfile.Zstd:
 			cmd = "zstd -dc " + file + " | pg_restore -f - > " + out
 			inCtr = "zstd -dc " + file + " | docker exec -i CONTAINER pg_restore -f - > " + out
 		}
@@ -273,7 +273,7 @@ func whatIs(file string, c backupdir.Compression, head []byte) string {
 	case bytes.HasPrefix(head, []byte("--\n-- PostgreSQL database cluster dump")):
 		return fmt.Sprintf("%s is a %spg_dumpall dump of a whole server (every database and its roles), not a backup of one database: restore one database's pg_dump file (docker exec CONTAINER pg_dump -U USER DB > FILE.sql makes one)%s", file, in, nothing)
 	}
-	if c != backupdir.None {
+	if c != backupfile.None {
 		// A compression inside a compression is not looked into further.
 		if other := compressionOf(head); other != "" {
 			return fmt.Sprintf("%s is %s and holds %s: decompress it and restore what it holds%s", file, compressedName(c), other, nothing)
@@ -312,11 +312,11 @@ func compressionOf(head []byte) string {
 	return ""
 }
 
-func compressedName(c backupdir.Compression) string {
+func compressedName(c backupfile.Compression) string {
 	switch c {
-	case backupdir.Gzip:
+	case backupfile.Gzip:
 		return "gzip-compressed"
-	case backupdir.Zstd:
+	case backupfile.Zstd:
 		return "zstd-compressed"
 	}
 	return "plain"

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 )
 
 // A data-only restore's check runs in psql after the file: the check phase
@@ -29,7 +29,7 @@ func TestScriptReportsCheckAfterTheFile(t *testing.T) {
 				lastRead = read
 			},
 		},
-		Path: path, Size: int64(len(sampleDump)), Compression: backupdir.None,
+		Path: path, Size: int64(len(sampleDump)), Compression: backupfile.None,
 	}
 	r, closeScript, err := p.script("TRUNCATE x;", "SELECT check();")
 	require.NoError(t, err)

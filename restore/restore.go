@@ -18,7 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/fingerprint"
@@ -88,10 +89,10 @@ type Plan struct {
 	// Path is the file, latest pointers followed.
 	Path        string
 	Size        int64
-	Compression backupdir.Compression
+	Compression backupfile.Compression
 	// Manifest is nil for a file without one (a plain pg_dump file).
 	Manifest *manifest.Manifest
-	Kind     backupdir.Kind
+	Kind     backupfile.Kind
 	// Tables the file loads (data-only): from the manifest, or the file's
 	// COPY lines without one.
 	Tables []fingerprint.Table
@@ -101,11 +102,11 @@ type Plan struct {
 
 // Result is a finished restore.
 type Result struct {
-	Database string         `json:"database"`
-	File     string         `json:"file"`
-	Kind     backupdir.Kind `json:"kind"`
-	Tables   int            `json:"tables"`
-	Rows     int64          `json:"rows"`
+	Database string          `json:"database"`
+	File     string          `json:"file"`
+	Kind     backupfile.Kind `json:"kind"`
+	Tables   int             `json:"tables"`
+	Rows     int64           `json:"rows"`
 	// Verified says the restored content was compared with the manifest
 	// and is equal; false for a file without a manifest.
 	Verified bool `json:"verified"`
@@ -151,9 +152,9 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	var tables pgdump.Tables
 	if src.manifest == nil {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no manifest (not made by aidb?): it cannot be checked or verified; restoring it as it is", req.File))
-		p.Kind = backupdir.Full
+		p.Kind = backupfile.Full
 		if req.DataOnly {
-			p.Kind = backupdir.Data
+			p.Kind = backupfile.Data
 		}
 		// One read: the end of the file says it is whole, its lines which
 		// tables it creates and loads.
@@ -170,10 +171,10 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 			return bad("%s is a backup of %s, not of %s; restore it into %s, or pass --as-database %s to restore it into %s deliberately",
 				req.File, m.Database, req.DB.Name, m.Database, m.Database, req.DB.Name)
 		}
-		if req.DataOnly && m.Kind != backupdir.Data {
+		if req.DataOnly && m.Kind != backupfile.Data {
 			return bad("%s is a %s backup, not a data-only one: restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)", req.File, m.Kind)
 		}
-		if !req.DataOnly && m.Kind == backupdir.Data {
+		if !req.DataOnly && m.Kind == backupfile.Data {
 			return bad("%s is a data-only backup: restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema", req.File)
 		}
 	}
@@ -297,7 +298,7 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Table
 		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", targetVersion, p.Manifest.MigrationVersion)
 	}
 	b.WriteString(" Restore the schema first: run make -f Makefile.ai ai-db-migrate")
-	if schema := schemaBackupFor(p); schema != "" {
+	if schema := schemaBackupFor(ctx, p); schema != "" {
 		fmt.Fprintf(&b, ", or restore the schema backup %s (aidb restore %s %s)", schema, p.DB.Name, schema)
 	}
 	b.WriteString("; nothing was changed")
@@ -306,13 +307,13 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Table
 
 // schemaBackupFor is the newest intact schema backup of p's database at the
 // data backup's migration version (any, for a file without a manifest).
-func schemaBackupFor(p *Plan) string {
+func schemaBackupFor(ctx context.Context, p *Plan) string {
 	var match func(manifest.Manifest) bool
 	if p.Manifest != nil {
 		want := p.Manifest.MigrationVersion
 		match = func(m manifest.Manifest) bool { return m.MigrationVersion == want }
 	}
-	path, _, err := manifest.Newest(p.BackupDir, p.DB.Name, backupdir.Schema, match)
+	path, _, err := catalog.New(catalog.Folder{Dir: p.BackupDir}).Newest(ctx, p.DB.Name, backupfile.Schema, match)
 	if err != nil {
 		return ""
 	}

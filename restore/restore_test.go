@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
@@ -49,11 +49,11 @@ func TestDetectByContentAndCompleteness(t *testing.T) {
 	// Names that lie: the content decides.
 	files := map[string]struct {
 		data []byte
-		want backupdir.Compression
+		want backupfile.Compression
 	}{
-		"plain.sql.gz": {[]byte(sampleDump), backupdir.None},
-		"gzip.sql":     {gz.Bytes(), backupdir.Gzip},
-		"zstd.sql":     {zs.Bytes(), backupdir.Zstd},
+		"plain.sql.gz": {[]byte(sampleDump), backupfile.None},
+		"gzip.sql":     {gz.Bytes(), backupfile.Gzip},
+		"zstd.sql":     {zs.Bytes(), backupfile.Zstd},
 	}
 	for name, f := range files {
 		path := filepath.Join(dir, name)
@@ -65,11 +65,11 @@ func TestDetectByContentAndCompleteness(t *testing.T) {
 	}
 	cut := filepath.Join(dir, "cut.sql")
 	require.NoError(t, os.WriteFile(cut, []byte(sampleDump[:len(sampleDump)/2]), 0o600))
-	assert.ErrorIs(t, readWhole(cut, backupdir.None), errCutShort)
+	assert.ErrorIs(t, readWhole(cut, backupfile.None), errCutShort)
 }
 
 // readWhole reads a file without a manifest to its end, as a restore does.
-func readWhole(path string, c backupdir.Compression) error {
+func readWhole(path string, c backupfile.Compression) error {
 	ct, err := openContent(path, c, nil, nil)
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func TestContentChecksManifestAtTheEnd(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f.sql")
 	require.NoError(t, os.WriteFile(path, []byte(sampleDump), 0o600))
 	m := &manifest.Manifest{Size: int64(len(sampleDump)), SHA256: "0000"}
-	ct, err := openContent(path, backupdir.None, m, nil)
+	ct, err := openContent(path, backupfile.None, m, nil)
 	require.NoError(t, err)
 	defer ct.Close()
 	var out bytes.Buffer

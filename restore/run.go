@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
@@ -203,11 +203,11 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if err := fingerprint.Prepare(ctx, tconn); err != nil {
 		return nil, err
 	}
-	opts := fingerprint.Options{Data: p.Kind != backupdir.Schema}
+	opts := fingerprint.Options{Data: p.Kind != backupfile.Schema}
 	if p.Manifest != nil {
 		opts.MigrationTable = p.Manifest.MigrationTable
 		opts.WholeRow = p.Manifest.WholeRowHash()
-		if p.Kind == backupdir.Schema && p.Manifest.MigrationTable != "" {
+		if p.Kind == backupfile.Schema && p.Manifest.MigrationTable != "" {
 			// A schema backup holds the bookkeeping rows: they are compared
 			// too (a manifest from before it did has no rows to compare).
 			opts.DataOf = []string{p.Manifest.MigrationTable}
@@ -336,7 +336,7 @@ func (s *staging) dropDB(ctx context.Context, name string) {
 // against the manifest, and commit only if all of it succeeded. Running it
 // twice gives the same database; a duplicate key cannot happen.
 func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
-	res := Result{Database: p.DB.Name, File: p.Path, Kind: backupdir.Data, Tables: len(p.Tables)}
+	res := Result{Database: p.DB.Name, File: p.Path, Kind: backupfile.Data, Tables: len(p.Tables)}
 	names := make([]string, len(p.Tables))
 	for i, t := range p.Tables {
 		names[i] = t.QualifiedName()

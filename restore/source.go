@@ -13,13 +13,13 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
 )
 
 // detect tells the compression of a file by its first bytes, not its name.
-func detect(path string) (backupdir.Compression, error) {
+func detect(path string) (backupfile.Compression, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -30,11 +30,11 @@ func detect(path string) (backupdir.Compression, error) {
 	head = head[:n]
 	switch {
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		return backupdir.Gzip, nil
+		return backupfile.Gzip, nil
 	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return backupdir.Zstd, nil
+		return backupfile.Zstd, nil
 	}
-	return backupdir.None, nil
+	return backupfile.None, nil
 }
 
 // content streams a backup file's plain SQL while hashing its bytes. At the
@@ -54,7 +54,7 @@ type content struct {
 	progress func(int64)
 }
 
-func openContent(path string, c backupdir.Compression, m *manifest.Manifest, progress func(int64)) (*content, error) {
+func openContent(path string, c backupfile.Compression, m *manifest.Manifest, progress func(int64)) (*content, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -62,14 +62,14 @@ func openContent(path string, c backupdir.Compression, m *manifest.Manifest, pro
 	ct := &content{f: f, h: sha256.New(), m: m, closer: func() {}, progress: progress}
 	ct.raw = &countingReader{r: io.TeeReader(f, ct.h), progress: progress}
 	switch c {
-	case backupdir.Gzip:
+	case backupfile.Gzip:
 		zr, err := gzip.NewReader(ct.raw)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s is not a readable gzip file: %w", path, err)
 		}
 		ct.plain = zr
-	case backupdir.Zstd:
+	case backupfile.Zstd:
 		zr, err := zstd.NewReader(ct.raw)
 		if err != nil {
 			f.Close()

@@ -25,7 +25,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 )
 
 // State is what a file's manifest says of it.
@@ -47,7 +47,7 @@ type Backup struct {
 	// File identifies it (its path); set manifests name files by it.
 	File     string
 	Database string
-	Kind     backupdir.Kind
+	Kind     backupfile.Kind
 	// Created is the manifest's created time (the name's for a foreign
 	// file, which is never ranked by it).
 	Created time.Time
@@ -184,7 +184,7 @@ func Apply(p Policy, now time.Time, backups []Backup, sets map[string][]string) 
 	// without one good backup.
 	newest := map[string]int{}
 	for i, d := range ds {
-		if d.State != Intact || d.Kind != backupdir.Full {
+		if d.State != Intact || d.Kind != backupfile.Full {
 			continue
 		}
 		j, ok := newest[d.Database]

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 )
 
 var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -16,7 +16,7 @@ var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 func ago(d time.Duration) time.Time { return now.Add(-d) }
 
 func full(file string, created time.Time) Backup {
-	return Backup{File: file, Database: "rulesdb", Kind: backupdir.Full, Created: created, State: Intact}
+	return Backup{File: file, Database: "rulesdb", Kind: backupfile.Full, Created: created, State: Intact}
 }
 
 func with(b Backup, change func(*Backup)) Backup {
@@ -31,7 +31,7 @@ func latest(b *Backup)  { b.Latest = true }
 func memorydb(b *Backup) {
 	b.Database = "memorydb"
 }
-func kind(k backupdir.Kind) func(*Backup) { return func(b *Backup) { b.Kind = k } }
+func kind(k backupfile.Kind) func(*Backup) { return func(b *Backup) { b.Kind = k } }
 
 func TestApply(t *testing.T) {
 	t.Parallel()
@@ -150,8 +150,8 @@ func TestApply(t *testing.T) {
 			backups: []Backup{
 				full("r1", ago(6*h)), full("r2", ago(5*h)),
 				with(full("m1", ago(4*h)), memorydb), with(full("m2", ago(3*h)), memorydb),
-				with(full("d1", ago(2*h)), kind(backupdir.Data)), with(full("d2", ago(1*h)), kind(backupdir.Data)),
-				with(full("s1", ago(2*h)), kind(backupdir.Schema)),
+				with(full("d1", ago(2*h)), kind(backupfile.Data)), with(full("d2", ago(1*h)), kind(backupfile.Data)),
+				with(full("s1", ago(2*h)), kind(backupfile.Schema)),
 			},
 			keep: []string{"r2", "m2", "d2", "s1"},
 		},
@@ -159,7 +159,7 @@ func TestApply(t *testing.T) {
 			name:   "data-only backups are not full: the newest full stays beside newer data backups",
 			policy: keep1,
 			backups: []Backup{
-				full("f1", ago(5*h)), with(full("d1", ago(2*h)), kind(backupdir.Data)), with(full("d2", ago(1*h)), kind(backupdir.Data)),
+				full("f1", ago(5*h)), with(full("d1", ago(2*h)), kind(backupfile.Data)), with(full("d2", ago(1*h)), kind(backupfile.Data)),
 			},
 			keep: []string{"f1", "d2"},
 		},
@@ -270,7 +270,7 @@ func TestApply(t *testing.T) {
 func TestApplyInvariants(t *testing.T) {
 	t.Parallel()
 	var backups []Backup
-	changes := []func(*Backup){damaged, foreign, safety, latest, memorydb, kind(backupdir.Data)}
+	changes := []func(*Backup){damaged, foreign, safety, latest, memorydb, kind(backupfile.Data)}
 	for i := range 40 {
 		b := full(time.Duration(i).String(), ago(time.Duration(i*13%40)*12*time.Hour))
 		for j, c := range changes {
@@ -289,7 +289,7 @@ func TestApplyInvariants(t *testing.T) {
 		hadFull := map[string]bool{}
 		removed := map[string]bool{}
 		for _, d := range plan.Decisions {
-			if d.State == Intact && d.Kind == backupdir.Full {
+			if d.State == Intact && d.Kind == backupfile.Full {
 				hadFull[d.Database] = true
 				keptFull[d.Database] = keptFull[d.Database] || d.Keep
 			}

@@ -14,7 +14,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
@@ -30,14 +31,14 @@ type Engine interface {
 
 // Result is one file's verification.
 type Result struct {
-	File        string         `json:"file"`
-	Database    string         `json:"database"`
-	Kind        backupdir.Kind `json:"kind"`
-	OK          bool           `json:"ok"`
-	Tables      int            `json:"tables"`
-	Rows        int64          `json:"rows"`
-	Seconds     float64        `json:"duration_s"`
-	Differences []string       `json:"differences"`
+	File        string          `json:"file"`
+	Database    string          `json:"database"`
+	Kind        backupfile.Kind `json:"kind"`
+	OK          bool            `json:"ok"`
+	Tables      int             `json:"tables"`
+	Rows        int64           `json:"rows"`
+	Seconds     float64         `json:"duration_s"`
+	Differences []string        `json:"differences"`
 	// Error says why the file could not be verified (exit 1), as opposed
 	// to a difference found (exit 3).
 	Error string `json:"error,omitempty"`
@@ -153,17 +154,17 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	target.Name = m.Database // the file's database, as the restore checks it
 
 	usedSchemaBackup := false
-	if m.Kind == backupdir.Data {
+	if m.Kind == backupfile.Data {
 		if usedSchemaBackup, err = prepareSchema(ctx, t, db, m, opts); err != nil {
 			return fail(err)
 		}
 	}
 	plan, err := restore.Preflight(ctx, t, restore.Request{
-		DB: target, File: file, DataOnly: m.Kind == backupdir.Data,
+		DB: target, File: file, DataOnly: m.Kind == backupfile.Data,
 		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir,
 		// A schema backup made before schema backups carried the
 		// migration bookkeeping rows leaves the version at 0.
-		IgnoreMigrationVersion: m.Kind == backupdir.Data && usedSchemaBackup,
+		IgnoreMigrationVersion: m.Kind == backupfile.Data && usedSchemaBackup,
 	})
 	if opts.Progress != nil {
 		plan.Progress = func(read, total int64) { opts.Progress(file, read, total) }
@@ -175,7 +176,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		return fail(err)
 	}
 	var r restore.Result
-	if m.Kind == backupdir.Data {
+	if m.Kind == backupfile.Data {
 		r, err = restore.DataOnly(ctx, t, plan)
 	} else {
 		r, err = restore.Full(ctx, t, plan)
@@ -207,7 +208,7 @@ func prepareSchema(ctx context.Context, t *pgrun.Throwaway, db compose.Database,
 		}
 		return false, nil
 	}
-	schema, err := schemaBackup(opts.Dir, m)
+	schema, err := schemaBackup(ctx, opts.Dir, m)
 	if err != nil {
 		return false, err
 	}
@@ -223,8 +224,8 @@ func prepareSchema(ctx context.Context, t *pgrun.Throwaway, db compose.Database,
 
 // schemaBackup finds the newest schema backup of the manifest's database
 // at its migration version.
-func schemaBackup(dir string, m manifest.Manifest) (string, error) {
-	path, _, err := manifest.Newest(dir, m.Database, backupdir.Schema, func(sm manifest.Manifest) bool {
+func schemaBackup(ctx context.Context, dir string, m manifest.Manifest) (string, error) {
+	path, _, err := catalog.New(catalog.Folder{Dir: dir}).Newest(ctx, m.Database, backupfile.Schema, func(sm manifest.Manifest) bool {
 		return sm.MigrationVersion == m.MigrationVersion
 	})
 	if err != nil || path != "" {
@@ -232,17 +233,4 @@ func schemaBackup(dir string, m manifest.Manifest) (string, error) {
 	}
 	return "", fmt.Errorf("%s is data-only and %s has no migrations at version %d and no intact schema backup at that version in %s: take one with aidb backup %s --schema-only",
 		m.File, m.Database, m.MigrationVersion, dir, m.Database)
-}
-
-// All lists every backup file in dir, newest first.
-func All(dir string) ([]string, error) {
-	entries, err := backupdir.List(dir)
-	if err != nil {
-		return nil, err
-	}
-	files := make([]string, len(entries))
-	for i, e := range entries {
-		files[i] = e.Path
-	}
-	return files, nil
 }

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/pgrun"
 )
@@ -28,13 +28,13 @@ func (a *app) backupCommand() *cobra.Command {
 			if schemaOnly && dataOnly {
 				return exitcode.BadInput(fmt.Errorf("--schema-only and --data-only exclude each other"))
 			}
-			kind := backupdir.Full
+			kind := backupfile.Full
 			if schemaOnly {
-				kind = backupdir.Schema
+				kind = backupfile.Schema
 			} else if dataOnly {
-				kind = backupdir.Data
+				kind = backupfile.Data
 			}
-			c, err := backupdir.ParseCompression(compress)
+			c, err := backupfile.ParseCompression(compress)
 			if err != nil {
 				return exitcode.BadInput(err)
 			}

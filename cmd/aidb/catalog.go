@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/retention"
@@ -26,14 +26,14 @@ func (a *app) listCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := backup.List(p.BackupDir)
+			items, err := catalog.New(catalog.Folder{Dir: p.BackupDir}).List(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if a.json {
 				return a.printJSON(struct {
-					Dir     string          `json:"dir"`
-					Backups []backup.Listed `json:"backups"`
+					Dir     string           `json:"dir"`
+					Backups []catalog.Listed `json:"backups"`
 				}{p.BackupDir, items})
 			}
 			if len(items) == 0 {
@@ -105,7 +105,8 @@ restore and nuke) do not count toward --keep-last: they stay for
 				defer l.Release()
 				a.clearLitter(cmd.Context(), p.BackupDir, nil) // the folder only: prune needs no engine
 			}
-			plan, err := backup.PlanPrune(p.BackupDir, policy, time.Now())
+			backups := catalog.New(catalog.Folder{Dir: p.BackupDir})
+			plan, err := backups.PlanPrune(cmd.Context(), policy, time.Now())
 			if err != nil {
 				return err
 			}
@@ -132,7 +133,7 @@ restore and nuke) do not count toward --keep-last: they stay for
 			a.say("keep %d backup(s), remove %d", len(plan.Keep), len(plan.Remove))
 			removed := false
 			if a.yes && len(plan.Remove)+removeSets > 0 {
-				if err := backup.Prune(plan); err != nil {
+				if err := backups.Prune(cmd.Context(), plan); err != nil {
 					return err
 				}
 				removed = true
@@ -142,7 +143,7 @@ restore and nuke) do not count toward --keep-last: they stay for
 			}
 			if a.json {
 				return a.printJSON(struct {
-					backup.PrunePlan
+					catalog.PrunePlan
 					Removed bool `json:"removed"`
 				}{plan, removed})
 			}

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
@@ -179,7 +179,7 @@ func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Databas
 		}
 		defer release()
 	}
-	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupdir.Full, Compression: backupdir.None, Transport: pgrun.TransportAuto, SplitOver: backup.DefaultSplitOver, Safety: &why})
+	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupfile.Full, Compression: backupfile.None, Transport: pgrun.TransportAuto, SplitOver: backup.DefaultSplitOver, Safety: &why})
 	if err != nil {
 		return nil, fmt.Errorf("safety backup: %w", err)
 	}

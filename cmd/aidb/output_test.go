@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/orchestrator"
@@ -110,9 +111,9 @@ func TestJSONNamesAreSnakeCase(t *testing.T) {
 	}
 	for _, v := range []any{
 		seedOutput{}, dbMigration{}, migrations.Applied{}, migrations.Status{},
-		verify.Result{}, restore.Result{}, backup.Result{}, backup.Listed{},
+		verify.Result{}, restore.Result{}, backup.Result{}, catalog.Listed{},
 		orchestrator.Status{}, orchestrator.ServiceStatus{}, orchestrator.Removed{},
-		manifest.Manifest{}, manifest.Set{}, backup.PrunePlan{},
+		manifest.Manifest{}, manifest.Set{}, catalog.PrunePlan{},
 	} {
 		check(reflect.TypeOf(v), reflect.TypeOf(v).String())
 	}

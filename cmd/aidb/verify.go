@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
@@ -55,7 +56,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			defer s.Close()
 			files := args
 			if all {
-				if files, err = verify.All(s.project.BackupDir); err != nil {
+				if files, err = catalog.New(catalog.Folder{Dir: s.project.BackupDir}).Files(cmd.Context()); err != nil {
 					return err
 				}
 				if len(files) == 0 {

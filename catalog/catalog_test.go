@@ -1,4 +1,4 @@
-package backup
+package catalog
 
 import (
 	"crypto/sha256"
@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/retention"
@@ -24,14 +24,14 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 // created at created (nil: no manifest).
 func write(t *testing.T, dir, db string, at time.Time, created *time.Time, safety *manifest.Safety) string {
 	t.Helper()
-	path := filepath.Join(dir, backupdir.Name(db, backupdir.Full, at, backupdir.None))
+	path := filepath.Join(dir, backupfile.Name(db, backupfile.Full, at, backupfile.None))
 	body := []byte("-- dump of " + db + " at " + at.String() + "\n")
 	require.NoError(t, os.WriteFile(path, body, 0o600))
 	if created != nil {
 		sum := sha256.Sum256(body)
 		require.NoError(t, manifest.Write(path, manifest.Manifest{
-			Format: manifest.Format, Database: db, Kind: backupdir.Full, File: filepath.Base(path),
-			Created: *created, Compression: backupdir.None, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Safety: safety,
+			Format: manifest.Format, Database: db, Kind: backupfile.Full, File: filepath.Base(path),
+			Created: *created, Compression: backupfile.None, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Safety: safety,
 		}))
 	}
 	return path
@@ -41,13 +41,13 @@ func ptr(t time.Time) *time.Time { return &t }
 
 func writeSet(t *testing.T, dir string, at time.Time, files ...string) string {
 	t.Helper()
-	s := manifest.Set{Format: manifest.Format, Created: at, Kind: backupdir.Full}
+	s := manifest.Set{Format: manifest.Format, Created: at, Kind: backupfile.Full}
 	for _, f := range files {
 		s.Files = append(s.Files, manifest.SetFile{File: filepath.Base(f)})
 	}
 	b, err := json.Marshal(s)
 	require.NoError(t, err)
-	path := filepath.Join(dir, manifest.SetName(backupdir.Full, at))
+	path := filepath.Join(dir, manifest.SetName(backupfile.Full, at))
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 	return path
 }
@@ -55,6 +55,8 @@ func writeSet(t *testing.T, dir string, at time.Time, files ...string) string {
 func TestPlanPruneAndPrune(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	ctx := t.Context()
+	c := New(Folder{Dir: dir})
 	// Named in one order, created in another: the manifest decides.
 	old := write(t, dir, "rulesdb", t0.Add(3*time.Hour), ptr(t0), nil)
 	mid := write(t, dir, "rulesdb", t0.Add(1*time.Hour), ptr(t0.Add(1*time.Hour)), nil)
@@ -65,9 +67,9 @@ func TestPlanPruneAndPrune(t *testing.T) {
 	require.NoError(t, os.Truncate(cut, 3))
 	foreign := write(t, dir, "rulesdb", time.Date(2099, 12, 31, 23, 59, 59, 0, time.UTC), nil, nil)
 	safety := write(t, dir, "rulesdb", t0.Add(5*time.Hour), ptr(t0.Add(5*time.Hour)), &manifest.Safety{Command: "aidb restore", Reason: "the data before aidb restore replaced rulesdb with x.sql"})
-	require.NoError(t, backupdir.PointLatest(dir, "rulesdb", backupdir.None, cut))
+	require.NoError(t, c.PointLatest(ctx, "rulesdb", backupfile.None, filepath.Base(cut)))
 
-	items, err := List(dir)
+	items, err := c.List(ctx)
 	require.NoError(t, err)
 	byFile := map[string]Listed{}
 	for _, l := range items {
@@ -81,11 +83,11 @@ func TestPlanPruneAndPrune(t *testing.T) {
 	assert.Equal(t, "aidb restore", byFile[safety].Safety.Command)
 	assert.True(t, byFile[cut].Latest)
 
-	_, err = PlanPrune(dir, retention.Policy{KeepLast: 0}, t0)
+	_, err = c.PlanPrune(ctx, retention.Policy{KeepLast: 0}, t0)
 	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
 
 	now := t0.Add(6 * time.Hour)
-	plan, err := PlanPrune(dir, retention.Policy{KeepLast: 1, SafetyKeepWithin: time.Hour, RemoveDamaged: true}, now)
+	plan, err := c.PlanPrune(ctx, retention.Policy{KeepLast: 1, SafetyKeepWithin: time.Hour, RemoveDamaged: true}, now)
 	require.NoError(t, err)
 	var remove []string
 	for _, r := range plan.Remove {
@@ -98,7 +100,7 @@ func TestPlanPruneAndPrune(t *testing.T) {
 	require.Len(t, plan.Sets, 1)
 	assert.False(t, plan.Sets[0].Remove)
 
-	require.NoError(t, Prune(plan))
+	require.NoError(t, c.Prune(ctx, plan))
 	for _, f := range []string{old, cut, safety} {
 		assert.NoFileExists(t, f)
 		assert.NoFileExists(t, manifest.PathFor(f))
@@ -112,9 +114,9 @@ func TestPlanPruneAndPrune(t *testing.T) {
 
 	// Once memorydb has a newer backup, the set goes whole, manifest last.
 	newer := write(t, dir, "memorydb", t0.Add(7*time.Hour), ptr(t0.Add(7*time.Hour)), nil)
-	plan, err = PlanPrune(dir, retention.Policy{KeepLast: 1}, now)
+	plan, err = c.PlanPrune(ctx, retention.Policy{KeepLast: 1}, now)
 	require.NoError(t, err)
-	require.NoError(t, Prune(plan))
+	require.NoError(t, c.Prune(ctx, plan))
 	assert.NoFileExists(t, set)
 	assert.NoFileExists(t, mid)
 	assert.NoFileExists(t, mem)

@@ -1,0 +1,133 @@
+// Package backupfile says what a backup file is, by its name: what it holds
+// (Kind), how it is compressed (Compression), and the names aidb gives
+// backup files (<db>[-schema|-data]-YYYYMMDD-HHMMSS.sql[.gz|.zst], UTC) and
+// the <db>-latest pointers. It touches no files: the folder (package
+// backupdir) and the catalog of backups (package catalog) do.
+package backupfile
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Kind is what a backup holds.
+type Kind string
+
+const (
+	Full   Kind = "full"
+	Schema Kind = "schema"
+	Data   Kind = "data"
+)
+
+// Compression of a backup file.
+type Compression string
+
+const (
+	None Compression = "none"
+	Gzip Compression = "gzip"
+	Zstd Compression = "zstd"
+)
+
+// compressions are every compression.
+var compressions = [...]Compression{None, Gzip, Zstd}
+
+// ParseCompression accepts none, gzip and zstd; "" is none.
+func ParseCompression(s string) (Compression, error) {
+	switch c := Compression(s); c {
+	case None, Gzip, Zstd:
+		return c, nil
+	case "":
+		return None, nil
+	}
+	return "", fmt.Errorf("compression %q: use none, gzip or zstd", s)
+}
+
+// Ext is the file name extension: .sql, .sql.gz or .sql.zst.
+func (c Compression) Ext() string {
+	switch c {
+	case Gzip:
+		return ".sql.gz"
+	case Zstd:
+		return ".sql.zst"
+	}
+	return ".sql"
+}
+
+// compressionOf maps a name's ending after .sql to its compression.
+func compressionOf(ext string) Compression {
+	switch ext {
+	case ".gz":
+		return Gzip
+	case ".zst":
+		return Zstd
+	}
+	return None
+}
+
+// TimeLayout is the timestamp in file names, in UTC.
+const TimeLayout = "20060102-150405"
+
+// Name is a backup's file name.
+func Name(db string, kind Kind, at time.Time, c Compression) string {
+	suffix := ""
+	if kind != Full {
+		suffix = "-" + string(kind)
+	}
+	return db + suffix + "-" + at.UTC().Format(TimeLayout) + c.Ext()
+}
+
+var nameRE = regexp.MustCompile(`^(.+?)(-schema|-data)?-(\d{8}-\d{6})\.sql(\.gz|\.zst)?$`)
+
+// Parsed is what a backup's file name says.
+type Parsed struct {
+	Database    string
+	Kind        Kind
+	Created     time.Time
+	Compression Compression
+}
+
+// Parse reads a backup file name; ok is false for other files (latest
+// pointers, manifests, partial files among them).
+func Parse(name string) (p Parsed, ok bool) {
+	m := nameRE.FindStringSubmatch(name)
+	if m == nil {
+		return Parsed{}, false
+	}
+	at, err := time.ParseInLocation(TimeLayout, m[3], time.UTC)
+	if err != nil {
+		return Parsed{}, false
+	}
+	p = Parsed{Database: m[1], Kind: Full, Created: at, Compression: compressionOf(m[4])}
+	if m[2] != "" {
+		p.Kind = Kind(m[2][1:])
+	}
+	return p, true
+}
+
+// LatestName is the pointer to the newest full backup of db.
+func LatestName(db string, c Compression) string { return db + "-latest" + c.Ext() }
+
+// OtherLatestNames are db's latest pointer names with compressions other
+// than c: one pointer per database, so these go when c's is set.
+func OtherLatestNames(db string, c Compression) []string {
+	var out []string
+	for _, other := range compressions {
+		if other != c {
+			out = append(out, LatestName(db, other))
+		}
+	}
+	return out
+}
+
+var latestRE = regexp.MustCompile(`^(.+)-latest\.sql(\.gz|\.zst)?$`)
+
+// ParseLatest reads a latest pointer's name (LatestName's inverse): the
+// database and the compression it names; ok is false for other names.
+func ParseLatest(name string) (db string, c Compression, ok bool) {
+	m := latestRE.FindStringSubmatch(name)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], compressionOf(m[2]), true
+}

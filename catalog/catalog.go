@@ -1,0 +1,269 @@
+// Package catalog is the one catalog of backups: it lists the backups of a
+// store with what their manifests say of them, finds the newest intact
+// backup of a database and kind, keeps the <db>-latest pointers, and plans
+// and carries out prunes (the decisions are package retention's, a pure
+// function the catalog feeds). Where the files live is the Store's
+// business: the backup folder today (Folder), an object store later.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/retention"
+)
+
+// Catalog is the backups of one store.
+type Catalog struct{ store Store }
+
+// New is the catalog of the backups in s.
+func New(s Store) *Catalog { return &Catalog{store: s} }
+
+// Location names the store (the folder's path).
+func (c *Catalog) Location() string { return c.store.Location() }
+
+// Listed is one backup file with what its manifest says of it. list --json
+// and prune --json name its fields alike.
+type Listed struct {
+	File        string                 `json:"file"`
+	Database    string                 `json:"database"`
+	Kind        backupfile.Kind        `json:"kind"`
+	Compression backupfile.Compression `json:"compression"`
+	// Created is the manifest's created time; the file name's for a file
+	// without a readable manifest.
+	Created time.Time `json:"created"`
+	Size    int64     `json:"size"`
+	// Manifest is false for a file without one (a plain pg_dump file).
+	Manifest bool `json:"manifest"`
+	// ChecksumOK says the file's size and sha256 match its manifest.
+	ChecksumOK bool `json:"checksum_ok"`
+	// Problem says what is wrong when ChecksumOK is false.
+	Problem string `json:"problem,omitempty"`
+	Latest  bool   `json:"latest"`
+	// Safety marks a safety backup aidb took before a command replaced or
+	// removed data, with why and by which command.
+	Safety *manifest.Safety `json:"safety,omitempty"`
+	// name is the file's name in the store.
+	name string
+	// foreign says the file has no manifest at all.
+	foreign bool
+}
+
+// State is what retention makes of the file.
+func (l Listed) State() retention.State {
+	switch {
+	case l.ChecksumOK:
+		return retention.Intact
+	case l.foreign:
+		return retention.Foreign
+	}
+	return retention.Damaged
+}
+
+// listing is one reading of the store, by name.
+type listing struct {
+	entries []Entry
+	byName  map[string]Entry
+}
+
+func (c *Catalog) read(ctx context.Context) (listing, error) {
+	entries, err := c.store.List(ctx)
+	if err != nil {
+		return listing{}, err
+	}
+	l := listing{entries: entries, byName: make(map[string]Entry, len(entries))}
+	for _, e := range entries {
+		l.byName[e.Name] = e
+	}
+	return l, nil
+}
+
+// has says whether the store holds a file (not a pointer) of that name.
+func (l listing) has(name string) bool {
+	e, ok := l.byName[name]
+	return ok && !e.Pointer
+}
+
+// backup is a backup file as its name describes it.
+type backup struct {
+	Entry
+	backupfile.Parsed
+}
+
+// backups are the listing's backup files, newest first by their names.
+func (l listing) backups() []backup {
+	var out []backup
+	for _, e := range l.entries {
+		if p, ok := backupfile.Parse(e.Name); ok && !e.Pointer {
+			out = append(out, backup{e, p})
+		}
+	}
+	slices.SortFunc(out, func(a, b backup) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+// latest maps each latest pointer's name to the name it points at (which
+// may be gone).
+func (l listing) latest() map[string]string {
+	m := map[string]string{}
+	for _, e := range l.entries {
+		if _, _, ok := backupfile.ParseLatest(e.Name); ok && e.Pointer {
+			m[e.Name] = e.Target
+		}
+	}
+	return m
+}
+
+// Files are the paths of the backup files, newest first by their names;
+// their manifests are not read.
+func (c *Catalog) Files(ctx context.Context) ([]string, error) {
+	l, err := c.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range l.backups() {
+		out = append(out, c.store.Path(b.Name))
+	}
+	return out, nil
+}
+
+// List describes every backup file, newest first by the manifests' created
+// times, checking each against its manifest (it reads every file once).
+func (c *Catalog) List(ctx context.Context) ([]Listed, error) {
+	l, err := c.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.list(ctx, l), nil
+}
+
+func (c *Catalog) list(ctx context.Context, l listing) []Listed {
+	latest := map[string]bool{}
+	for _, target := range l.latest() {
+		latest[target] = true
+	}
+	bs := l.backups()
+	out := make([]Listed, 0, len(bs))
+	for _, b := range bs {
+		it := Listed{File: c.store.Path(b.Name), Database: b.Database, Kind: b.Kind, Compression: b.Compression,
+			Created: b.Created, Size: b.Size, Latest: latest[b.Name], name: b.Name}
+		m, err := c.manifest(ctx, l, b.Name)
+		switch {
+		case errors.Is(err, manifest.ErrMissing):
+			it.Problem, it.foreign = "no manifest: not made by aidb, or its manifest was removed", true
+		case err != nil:
+			it.Problem = err.Error()
+		default:
+			it.Manifest = true
+			it.Safety = m.Safety
+			if !m.Created.IsZero() {
+				it.Created = m.Created
+			}
+			if err := c.check(ctx, b.Name, m); err != nil {
+				it.Problem = err.Error()
+			} else {
+				it.ChecksumOK = true
+			}
+		}
+		out = append(out, it)
+	}
+	slices.SortStableFunc(out, func(a, b Listed) int { return b.Created.Compare(a.Created) })
+	return out
+}
+
+// manifest reads the manifest of the backup file name; one the listing
+// does not hold is manifest.ErrMissing.
+func (c *Catalog) manifest(ctx context.Context, l listing, name string) (manifest.Manifest, error) {
+	path := c.store.Path(name)
+	if _, ok := l.byName[name+manifest.Suffix]; !ok {
+		return manifest.Manifest{}, fmt.Errorf("%s: %w", path, manifest.ErrMissing)
+	}
+	b, err := c.readAll(ctx, name+manifest.Suffix)
+	if err != nil {
+		return manifest.Manifest{}, err
+	}
+	return manifest.Parse(b, path)
+}
+
+// check compares the file's bytes with its manifest (manifest.Check).
+func (c *Catalog) check(ctx context.Context, name string, m manifest.Manifest) error {
+	r, err := c.store.Open(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return manifest.CheckFrom(r, c.store.Path(name), m)
+}
+
+func (c *Catalog) readAll(ctx context.Context, name string) ([]byte, error) {
+	r, err := c.store.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// Newest finds the newest intact backup of database db and kind whose
+// manifest match accepts (nil: any), as a path: newest by the manifests'
+// created times, never by file names, and intact meaning size and sha256
+// match the manifest (each candidate is read, newest first, until one is).
+// A file without a manifest, or damaged, never counts. It returns "" when
+// there is none. Restore's advice and verify's schema for a data-only
+// backup find their schema backup here.
+func (c *Catalog) Newest(ctx context.Context, db string, kind backupfile.Kind, match func(manifest.Manifest) bool) (string, manifest.Manifest, error) {
+	l, err := c.read(ctx)
+	if err != nil {
+		return "", manifest.Manifest{}, err
+	}
+	type candidate struct {
+		name string
+		m    manifest.Manifest
+	}
+	var cs []candidate
+	for _, b := range l.backups() {
+		if b.Database != db || b.Kind != kind {
+			continue
+		}
+		m, err := c.manifest(ctx, l, b.Name)
+		if err != nil || m.Database != db || m.Kind != kind || (match != nil && !match(m)) {
+			continue
+		}
+		cs = append(cs, candidate{b.Name, m})
+	}
+	slices.SortStableFunc(cs, func(a, b candidate) int { return b.m.Created.Compare(a.m.Created) })
+	for _, cand := range cs {
+		if c.check(ctx, cand.name, cand.m) == nil {
+			return c.store.Path(cand.name), cand.m, nil
+		}
+	}
+	return "", manifest.Manifest{}, nil
+}
+
+// PointLatest makes db's latest pointer (backupfile.LatestName) name the
+// backup file name, and removes db's pointers with other compressions: a
+// database has one. Failing to remove another pointer is no error: the new
+// one is in place, and a backup that was taken is not failed for an old
+// pointer.
+func (c *Catalog) PointLatest(ctx context.Context, db string, comp backupfile.Compression, name string) error {
+	if err := c.store.Link(ctx, backupfile.LatestName(db, comp), name); err != nil {
+		return err
+	}
+	for _, other := range backupfile.OtherLatestNames(db, comp) {
+		_ = c.store.Remove(ctx, other)
+	}
+	return nil
+}
