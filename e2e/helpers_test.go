@@ -47,7 +47,7 @@ func newProject(t *testing.T, suffix string) *project {
 	}
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
-		if r := p.run(ctx, "nuke", "--yes"); r.code != 0 {
+		if r := p.run(ctx, "nuke", "--yes", "--all-volumes"); r.code != 0 {
 			t.Errorf("cleanup: aidb nuke: exit %d: %s", r.code, r.stderr)
 		}
 		require.Empty(t, p.labelled(ctx), "cleanup left resources of project %s", p.name)

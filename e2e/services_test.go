@@ -46,7 +46,7 @@ func apiImage(t *testing.T, p *project, ref string) {
 	res.Close()
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
-		if r := p.run(ctx, "nuke", "--yes", "--no-backup"); r.code != 0 {
+		if r := p.run(ctx, "nuke", "--yes", "--no-backup", "--all-volumes"); r.code != 0 {
 			t.Errorf("nuke before removing %s: %s", ref, r.stderr)
 		}
 		for _, img := range []string{p.name + "-web", ref} {

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
@@ -41,67 +43,135 @@ func (o *Orchestrator) Down(ctx context.Context, dbs []compose.Database) error {
 	return errors.Join(errs...)
 }
 
-// Removed lists what Nuke removed, by engine name.
+// Removed lists what Nuke removed, by engine name, and the labelled
+// volumes it kept.
 type Removed struct {
 	Containers []string `json:"containers"`
 	Volumes    []string `json:"volumes"`
 	Networks   []string `json:"networks"`
+	// Kept are the project's volumes that hold no database of this nuke:
+	// aidb took no backup of them, so they stay unless asked.
+	Kept []KeptVolume `json:"kept_volumes"`
 }
 
-// Nuke removes the databases' containers and volumes, found by label. With
-// whole set (every database of the project), it removes everything labelled
-// with the project, the network included. Data in the removed volumes is
-// gone: callers take a safety backup first. NotFound counts as removed.
-func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole bool) (Removed, error) {
-	var rm Removed
+// KeptVolume is a labelled volume Nuke left alone, and why.
+type KeptVolume struct {
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	Reason  string `json:"reason"`
+}
+
+// Nuke removes the databases' containers and the volumes that hold their
+// data, found by label. With whole set (every database of the project), it
+// removes every container labelled with the project, and the network.
+//
+// A volume is removed only when it holds a database of dbs: one the
+// database's compose service names, or one its container mounts (the data
+// a safety backup read). Every other labelled volume is kept and listed in
+// Removed.Kept: a service's that is not a database, a database's that this
+// configuration no longer names, one a changed compose file no longer
+// mounts. aidb backed none of those up; allVolumes removes them too.
+// Data in the removed volumes is gone: callers take a safety backup first.
+// NotFound counts as removed.
+func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole, allVolumes bool) (Removed, error) {
+	rm := Removed{Containers: []string{}, Volumes: []string{}, Networks: []string{}, Kept: []KeptVolume{}}
 	var errs []error
-	services := []string{""}
-	if !whole {
-		services = services[:0]
-		for _, db := range dbs {
-			services = append(services, db.Service)
+	nuked := map[string]bool{}
+	dataVolumes := map[string]bool{}
+	for _, db := range dbs {
+		nuked[db.Service] = true
+		if svc, ok := o.project.Service(db.Service); ok {
+			for _, v := range svc.Volumes {
+				if v.Type == types.VolumeTypeVolume && v.Source != "" {
+					dataVolumes[volumeName(o.project, v.Source)] = true
+				}
+			}
 		}
 	}
-	for _, svc := range services {
-		f := projectFilter(o.project.Name, svc, "")
-		cs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-		if err != nil {
-			return rm, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
-		}
-		for _, c := range cs.Items {
-			if _, err := o.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
-				continue
-			}
-			rm.Containers = append(rm.Containers, containerName(c))
-		}
-		vs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-		if err != nil {
-			return rm, fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
-		}
-		for _, v := range vs.Items {
-			if _, err := o.docker.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
-				continue
-			}
-			rm.Volumes = append(rm.Volumes, v.Name)
-		}
-		if svc != "" {
+	f := projectFilter(o.project.Name, "", "")
+	cs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return rm, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+	}
+	for _, c := range cs.Items {
+		svc := c.Labels[LabelService]
+		if !whole && !nuked[svc] {
 			continue
 		}
-		ns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-		if err != nil {
-			return rm, fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
-		}
-		for _, n := range ns.Items {
-			if _, err := o.docker.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
-				continue
+		database := nuked[svc] && c.Labels[LabelRole] == RoleDatabase
+		if database {
+			for _, m := range c.Mounts {
+				if m.Type == mount.TypeVolume && m.Name != "" {
+					dataVolumes[m.Name] = true
+				}
 			}
-			rm.Networks = append(rm.Networks, n.Name)
 		}
+		// A database container's anonymous volumes go with it; another
+		// service's stay (Docker keeps them, dangling), as its data might.
+		if _, err := o.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: database}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
+			continue
+		}
+		rm.Containers = append(rm.Containers, containerName(c))
+	}
+	vs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return rm, fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
+	}
+	for _, v := range vs.Items {
+		svc := v.Labels[LabelService]
+		if !whole && !nuked[svc] {
+			continue
+		}
+		if !dataVolumes[v.Name] && !allVolumes {
+			rm.Kept = append(rm.Kept, KeptVolume{Name: v.Name, Service: svc, Reason: o.keptReason(svc, nuked)})
+			continue
+		}
+		if _, err := o.docker.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+			continue
+		}
+		rm.Volumes = append(rm.Volumes, v.Name)
+	}
+	if !whole {
+		return rm, errors.Join(errs...)
+	}
+	ns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return rm, fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
+	}
+	for _, n := range ns.Items {
+		if _, err := o.docker.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			continue
+		}
+		rm.Networks = append(rm.Networks, n.Name)
 	}
 	return rm, errors.Join(errs...)
+}
+
+// keptReason says why Nuke keeps a volume of service svc.
+func (o *Orchestrator) keptReason(svc string, nuked map[string]bool) string {
+	switch {
+	case nuked[svc]:
+		return "a volume of " + svc + " that its configuration no longer mounts (not backed up)"
+	case o.isDatabase(svc):
+		return "a volume of database " + svc + ", not nuked"
+	default:
+		if _, ok := o.project.Service(svc); ok {
+			return "a volume of service " + svc + ", which is not a database (aidb does not back it up)"
+		}
+		return "a volume of " + svc + ", which this configuration does not name (not backed up)"
+	}
+}
+
+func (o *Orchestrator) isDatabase(svc string) bool {
+	for _, db := range o.project.Databases {
+		if db.Service == svc {
+			return true
+		}
+	}
+	return false
 }
 
 func containerName(c container.Summary) string {

@@ -34,7 +34,7 @@ func nukeable(t *testing.T) (*fakeEngine, *unitOrch) {
 func TestNukeRemovesEverythingLabelledWithTheProjectOnly(t *testing.T) {
 	t.Parallel()
 	f, o := nukeable(t)
-	rm, err := o.Nuke(t.Context(), o.project.Databases, true)
+	rm, err := o.Nuke(t.Context(), o.project.Databases, true, false)
 	require.NoError(t, err)
 
 	assert.ElementsMatch(t, []string{"unit-rulesdb", "unit-memorydb", "unit-helper"}, rm.Containers)
@@ -51,7 +51,7 @@ func TestNukeRemovesEverythingLabelledWithTheProjectOnly(t *testing.T) {
 func TestNukeOfOneDatabaseKeepsTheOthersAndTheNetwork(t *testing.T) {
 	t.Parallel()
 	f, o := nukeable(t)
-	rm, err := o.Nuke(t.Context(), []compose.Database{o.db(t, "memorydb")}, false)
+	rm, err := o.Nuke(t.Context(), []compose.Database{o.db(t, "memorydb")}, false, false)
 	require.NoError(t, err)
 
 	assert.Equal(t, []string{"unit-memorydb"}, rm.Containers)
@@ -70,7 +70,7 @@ func TestNukeGoesOnAfterAFailureAndCountsNotFoundAsRemoved(t *testing.T) {
 	gone, stuck := f.byName("unit-helper").id, f.byName("unit-rulesdb").id
 	f.removeErr[gone] = fmt.Errorf("no such container: %w", cerrdefs.ErrNotFound)
 	f.removeErr[stuck] = errors.New("device or resource busy")
-	rm, err := o.Nuke(t.Context(), o.project.Databases, true)
+	rm, err := o.Nuke(t.Context(), o.project.Databases, true, false)
 
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "remove container unit-rulesdb: device or resource busy")
@@ -134,5 +134,42 @@ func TestEnsureImage(t *testing.T) {
 				assert.Contains(t, o.progressText(), local, "it says which image stands in for which")
 			}
 		})
+	}
+}
+
+// Volumes that hold none of the nuked databases are kept and named: a
+// service's that is not a database, a database's this configuration no
+// longer names, and one a database's configuration no longer mounts.
+// --all-volumes (allVolumes) removes them too.
+func TestNukeKeepsVolumesItTookNoBackupOf(t *testing.T) {
+	t.Parallel()
+	for _, all := range []bool{false, true} {
+		f, o := nukeable(t)
+		for _, v := range []struct{ name, svc string }{
+			{"unit_uploads", "files"},           // a service of another compose file
+			{"unit_oldsdb-data", "oldsdb"},      // a database no longer configured
+			{"unit_rulesdb-data-v1", "rulesdb"}, // rulesdb's earlier volume
+		} {
+			_, err := f.VolumeCreate(t.Context(), client.VolumeCreateOptions{Name: v.name, Labels: Labels("unit", v.svc, RoleData)})
+			require.NoError(t, err)
+		}
+		rm, err := o.Nuke(t.Context(), o.project.Databases, true, all)
+		require.NoError(t, err)
+		if all {
+			assert.ElementsMatch(t, []string{"unit_rulesdb-data", "unit_memorydb-data", "unit_uploads", "unit_oldsdb-data", "unit_rulesdb-data-v1"}, rm.Volumes)
+			assert.Empty(t, rm.Kept)
+			continue
+		}
+		assert.ElementsMatch(t, []string{"unit_rulesdb-data", "unit_memorydb-data"}, rm.Volumes)
+		kept := map[string]string{}
+		for _, k := range rm.Kept {
+			kept[k.Name] = k.Reason
+		}
+		assert.Contains(t, kept["unit_uploads"], "not backed up")
+		assert.Contains(t, kept["unit_oldsdb-data"], "does not name")
+		assert.Contains(t, kept["unit_rulesdb-data-v1"], "no longer mounts")
+		for name := range kept {
+			assert.Contains(t, f.volumes, name, "%s is still there", name)
+		}
 	}
 }

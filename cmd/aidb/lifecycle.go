@@ -82,7 +82,7 @@ func (a *app) downCommand() *cobra.Command {
 }
 
 func (a *app) nukeCommand() *cobra.Command {
-	var noBackup bool
+	var noBackup, allVolumes bool
 	cmd := &cobra.Command{
 		Use:   "nuke [db...]",
 		Short: "Remove the databases' containers and volumes (all their data) after a safety backup, and the project network",
@@ -112,7 +112,7 @@ func (a *app) nukeCommand() *cobra.Command {
 					return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
 				}
 			}
-			rm, err := s.orch.Nuke(cmd.Context(), dbs, len(args) == 0)
+			rm, err := s.orch.Nuke(cmd.Context(), dbs, len(args) == 0, allVolumes)
 			if a.json {
 				if jerr := a.printJSON(struct {
 					orchestrator.Removed
@@ -122,11 +122,15 @@ func (a *app) nukeCommand() *cobra.Command {
 				}
 			} else {
 				a.say("removed %d container(s), %d volume(s), %d network(s) of project %s", len(rm.Containers), len(rm.Volumes), len(rm.Networks), s.project.Name)
+				for _, k := range rm.Kept {
+					a.say("kept volume %s: %s; remove it with docker volume rm %s, or nuke with --all-volumes", k.Name, k.Reason, k.Name)
+				}
 			}
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "skip the safety backup of databases that hold data")
+	cmd.Flags().BoolVar(&allVolumes, "all-volumes", false, "also remove the project's volumes that hold none of the nuked databases (other services', or a database's this configuration no longer names): aidb backs none of them up")
 	return cmd
 }
 
