@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/client"
@@ -103,4 +104,33 @@ func TestNukeKeepsVolumesItDidNotBackUp(t *testing.T) {
 	for _, v := range []string{p.name + "_uploads", p.name + "_memory", p.name + "_rules"} {
 		assert.False(t, volumeExists(t, v), "%s is removed with --all-volumes", v)
 	}
+}
+
+// TestUpRefusesToLeaveTheDataVolumeBehind: the compose file renamed
+// rulesdb's volume. up would replace the container with one on a new,
+// empty volume (the database "up", its data unused beside it); it refuses,
+// exit 2, and rulesdb runs on as it was.
+func TestUpRefusesToLeaveTheDataVolumeBehind(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upvolume")
+	p.writeCompose(nukeCompose)
+	r := p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	url := p.status()["rulesdb"].URL
+	_, err := connect(t, url).Exec(t.Context(), "CREATE TABLE kept AS SELECT generate_series(1, 25) AS id")
+	require.NoError(t, err)
+	id := containerID(t, p.name+"-rulesdb")
+
+	renamed := strings.ReplaceAll(nukeCompose, "rules:/var/lib/postgresql/data", "rules2:/var/lib/postgresql/data")
+	renamed = strings.Replace(renamed, "  rules:\n", "  rules:\n  rules2:\n", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(p.dir, "compose.yaml"), []byte(renamed), 0o600))
+	r = p.aidb("up", "rulesdb")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "keeps its data in volume "+p.name+"_rules")
+	assert.Contains(t, r.stderr, "aidb does not move data between volumes")
+	assert.False(t, volumeExists(t, p.name+"_rules2"), "no new volume was made")
+	assert.Equal(t, id, containerID(t, p.name+"-rulesdb"), "the same container")
+	var n int
+	require.NoError(t, connect(t, url).QueryRow(t.Context(), "SELECT count(*) FROM kept").Scan(&n))
+	assert.Equal(t, 25, n)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
@@ -124,6 +125,9 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 	for _, pl := range plans {
 		if pl.action == actionKeep {
 			continue
+		}
+		if err := o.checkDataVolumes(pl); err != nil {
+			return pl.kept(err)
 		}
 		if err := o.checkPort(ctx, pl.db, pl.old); err != nil {
 			return pl.kept(err)
@@ -488,4 +492,41 @@ func (o *Orchestrator) portHolder(ctx context.Context, port int, self string) st
 func isPortError(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "port is already allocated") || strings.Contains(s, "address already in use")
+}
+
+// checkDataVolumes refuses a replacement that would leave a named volume
+// the old container mounts (its data) out of the new one: a compose file
+// that renamed the volume, or mounts another at its path, would bring the
+// database up empty, the data sitting unused in the old volume (and taken
+// for litter later). aidb never moves data between volumes by itself.
+func (o *Orchestrator) checkDataVolumes(pl upPlan) error {
+	if pl.action != actionReplace || pl.old == nil {
+		return nil
+	}
+	want := map[string]string{} // mount path -> volume name the configuration gives it
+	for _, v := range pl.svc.Volumes {
+		switch v.Type {
+		case types.VolumeTypeVolume:
+			if v.Source != "" {
+				want[v.Target] = volumeName(o.project, v.Source)
+			} else {
+				want[v.Target] = "an anonymous volume"
+			}
+		default:
+			want[v.Target] = "a " + v.Type + " mount of " + v.Source
+		}
+	}
+	for _, m := range pl.old.Mounts {
+		if m.Type != mount.TypeVolume || m.Name == "" || m.Name == want[m.Destination] {
+			continue
+		}
+		now, ok := want[m.Destination]
+		if !ok {
+			now = "nothing"
+		}
+		return exitcode.BadInput(fmt.Errorf("%s: the compose file now puts %s at %s, where container %s keeps its data in volume %s: up would start %s without that data; "+
+			"aidb does not move data between volumes: put the volume back in the compose file, or back %s up, nuke it, bring it up on the new volume and restore the backup; nothing was changed",
+			pl.db.Name, now, m.Destination, pl.name, m.Name, pl.db.Name, pl.db.Name))
+	}
+	return nil
 }
