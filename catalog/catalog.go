@@ -172,7 +172,12 @@ func (c *Catalog) list(ctx context.Context, l listing) []Listed {
 			if !m.Created.IsZero() {
 				it.Created = m.Created
 			}
-			if err := c.check(ctx, b.Name, m); err != nil {
+			if m.Database != b.Database || m.Kind != b.Kind {
+				// A file renamed (or copied) under another database's or
+				// kind's name must not count as one of that database's
+				// backups, nor push its real ones out of a keep rule.
+				it.Problem = fmt.Sprintf("its manifest says it is a %s backup of %s, but its name says %s of %s: renamed or copied under another name", m.Kind, m.Database, b.Kind, b.Database)
+			} else if err := c.check(ctx, b.Name, m); err != nil {
 				it.Problem = err.Error()
 			} else {
 				it.ChecksumOK = true

@@ -124,3 +124,35 @@ func TestPlanPruneAndPrune(t *testing.T) {
 		assert.FileExists(t, f)
 	}
 }
+
+// A memorydb backup copied under a rulesdb name (manifest and all) is not
+// one of rulesdb's backups: it is damaged, counts toward nothing, and the
+// real rulesdb backups keep their ranks.
+func TestAFileNamedForAnotherDatabaseIsDamaged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	c := New(Folder{Dir: dir})
+	real := write(t, dir, "rulesdb", t0, ptr(t0), nil)
+	mem := write(t, dir, "memorydb", t0.Add(time.Hour), ptr(t0.Add(time.Hour)), nil)
+	copied := filepath.Join(dir, backupfile.Name("rulesdb", backupfile.Full, t0.Add(2*time.Hour), backupfile.None))
+	for _, suffix := range []string{"", manifest.Suffix} {
+		b, err := os.ReadFile(mem + suffix)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(copied+suffix, b, 0o600))
+	}
+
+	items, err := c.List(ctx)
+	require.NoError(t, err)
+	for _, l := range items {
+		if l.File == copied {
+			assert.False(t, l.ChecksumOK)
+			assert.Contains(t, l.Problem, "its manifest says it is a full backup of memorydb, but its name says full of rulesdb")
+		}
+	}
+	plan, err := c.PlanPrune(ctx, retention.Policy{KeepLast: 1, SafetyKeepWithin: time.Hour}, t0.Add(3*time.Hour))
+	require.NoError(t, err)
+	for _, r := range plan.Remove {
+		assert.NotEqual(t, real, r.File, "the one real rulesdb backup stays")
+	}
+}
