@@ -109,6 +109,15 @@ func locate(file string) (string, int64, error) {
 		if lst, lerr := os.Lstat(file); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
 			return bad("backup file %s is a symbolic link to a file that does not exist (%s): point it at a backup file, or name the backup file itself; %s", file, linkChain(file), listHint)
 		}
+		if db, c, ok := backupfile.ParseLatest(filepath.Base(file)); ok {
+			// The newest backup was compressed: its pointer has the
+			// compression's extension, and the others were removed.
+			for _, other := range backupfile.OtherLatestNames(db, c) {
+				if alt := filepath.Join(filepath.Dir(file), other); fileExists(alt) {
+					return bad("backup file %s: no such file; the newest full backup of %s is compressed, and its pointer is %s: name that one", file, db, alt)
+				}
+			}
+		}
 		return bad("backup file %s: no such file; %s", file, listHint)
 	case errors.Is(err, fs.ErrPermission):
 		return bad("backup file %s cannot be read: permission denied; give this user read access, or run as the user that owns it", file)
@@ -386,4 +395,9 @@ func plainName(file string) string {
 		return out
 	}
 	return base + ".plain.sql"
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -44,6 +44,7 @@ func TestCheckFileNamesWhatAFileIs(t *testing.T) {
 	require.NoError(t, os.Mkdir(dirFormat, 0o700))
 	write("dumpdir/toc.dat", []byte("PGDMP"))
 	manifestOnly := write("x.sql.manifest.json", []byte(`{"format": 2}`))
+	write("rulesdb-latest.sql.zst", []byte("a pointer's stand-in"))
 
 	cases := []struct {
 		name, file string
@@ -51,6 +52,7 @@ func TestCheckFileNamesWhatAFileIs(t *testing.T) {
 	}{
 		{"no name", "", []string{"no backup file given", "ai-db-list"}},
 		{"missing", filepath.Join(dir, "nope.sql"), []string{"no such file", "ai-db-list"}},
+		{"latest pointer of another compression", filepath.Join(dir, "rulesdb-latest.sql"), []string{"no such file", "its pointer is " + filepath.Join(dir, "rulesdb-latest.sql.zst")}},
 		{"loop", loopA, []string{"leads back to itself", loopA + " -> " + loopB + " -> " + loopA + ")"}},
 		{"dangling", dangling, []string{"symbolic link to a file that does not exist", "gone.sql"}},
 		{"folder", dir, []string{"is a folder"}},
