@@ -420,9 +420,21 @@ func checkContent(db string, tables []fingerprint.Table, wholeRow bool) (string,
 		if wholeRow {
 			fmt.Fprintf(&b, "  SELECT count(*), %s INTO n, h FROM ONLY %s AS t;\n", fingerprint.WholeRowHashSQL, t.QualifiedName())
 		} else {
-			// The columns a dump holds, as the fingerprint hashes them.
-			fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', attname), ', ' ORDER BY attnum), '') INTO cols FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';\n",
-				literal(t.QualifiedName()))
+			// The columns a dump holds, as the fingerprint hashed them: the
+			// backup's columns in the backup's order, generated ones left
+			// out. A column the target gained since (a later migration) is
+			// not the backup's: its default does not count.
+			if len(t.Columns) == 0 {
+				fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', attname), ', ' ORDER BY attnum), '') INTO cols FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';\n",
+					literal(t.QualifiedName()))
+			} else {
+				names := make([]string, len(t.Columns))
+				for i, c := range t.Columns {
+					names[i] = literal(c)
+				}
+				fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', c.name), ', ' ORDER BY c.ord), '') INTO cols FROM unnest(ARRAY[%s]::text[]) WITH ORDINALITY AS c(name, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';\n",
+					strings.Join(names, ", "), literal(t.QualifiedName()))
+			}
 			fmt.Fprintf(&b, "  EXECUTE format(%s, cols) INTO n, h;\n",
 				literal("SELECT count(*), "+fingerprint.ContentHashSQL+" FROM ONLY "+strings.ReplaceAll(t.QualifiedName(), "%", "%%")+" AS t"))
 		}
