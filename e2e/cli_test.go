@@ -253,3 +253,25 @@ func TestCLIVersionNamesTheRevision(t *testing.T) {
 	assert.NotContains(t, stdout.String(), "modified", "a fresh clone has no local changes")
 	assert.Empty(t, stderr.String())
 }
+
+// TestMakeYesNoVariables: VERIFY and YES take 1/yes/true or 0/no/false;
+// any other value is refused by make before aidb runs, instead of being
+// read silently as one or the other (VERIFY=false verified; YES=yes did
+// not remove).
+func TestMakeYesNoVariables(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "makeyesno")
+	for _, c := range []struct{ target, v string }{{"ai-db-backup", "VERIFY=maybe"}, {"ai-db-prune", "YES=sure"}} {
+		r := p.makeTarget(c.target, c.v)
+		assert.Equal(t, 2, r.code, r.stderr)
+		name, _, _ := strings.Cut(c.v, "=")
+		assert.Contains(t, r.stderr, c.v+": give "+name+"=1 or "+name+"=0")
+		assert.NotContains(t, r.stdout, aidbBin, "aidb did not run")
+	}
+	r := p.makeTarget("ai-db-prune", "YES=yes")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "prune --keep-last 10 --yes", "YES=yes passes --yes")
+	r = p.makeTarget("ai-db-prune", "YES=no")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stdout, "--yes")
+}
