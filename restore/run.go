@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
@@ -263,8 +264,10 @@ func (s *staging) swap(ctx context.Context) (string, error) {
 			_, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", ident(s.temp), ident(s.target)))
 			return err
 		})
+		// A session that came back between the terminate and the rename
+		// makes it fail with object_in_use: end it and try again.
 		var pg *pgconn.PgError
-		if lastErr == nil || !errors.As(lastErr, &pg) || pg.Code != "55006" { // object_in_use: a session came back
+		if lastErr == nil || !errors.As(lastErr, &pg) || pg.Code != pgerrcode.ObjectInUse {
 			break
 		}
 		select {
@@ -363,6 +366,8 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 	defer closeScript()
 	p.phase(PhaseLoad)
 	if err := e.Psql(ctx, p.DB, p.DB.DBName, p.Transport, p.WorkDir, script); err != nil {
+		// psql reports the check's exception as text on its stderr (no
+		// SQLSTATE reaches aidb), so the check's own marker is matched.
 		if strings.Contains(err.Error(), "aidb: content differs") {
 			return res, differs(p.DB.Name, contentDiffs(err.Error()))
 		}
