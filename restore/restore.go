@@ -206,6 +206,8 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	return p, nil
 }
 
+// checkExtensions refuses (exit 2) a target whose image lacks an extension
+// the backup's manifest lists.
 func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, db compose.Database) error {
 	rows, err := conn.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
 	if err != nil {

@@ -369,6 +369,8 @@ func (s *staging) dropOld(ctx context.Context, old string) {
 	s.dropDB(ctx, old)
 }
 
+// dropDB drops the database name, also after Ctrl-C, waiting up to a
+// minute; a failure is ignored (the next restore drops its leftovers).
 func (s *staging) dropDB(ctx context.Context, name string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()

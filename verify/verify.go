@@ -108,6 +108,9 @@ func Code(ctx context.Context, results []Result) error {
 	return nil
 }
 
+// one verifies one file in a throwaway container of its manifest's image,
+// removed before it returns. A difference goes into the result's
+// Differences, any other failure into its Error.
 func one(ctx context.Context, e Engine, file string, opts Options) (res Result) {
 	start := time.Now()
 	res = Result{File: file, Differences: []string{}}
