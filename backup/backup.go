@@ -157,7 +157,12 @@ func Run(ctx context.Context, e Engine, req Request) (Result, error) {
 	return res, nil
 }
 
-// one backs up one database.
+// one backs up one database, in steps: the helper container starts, the
+// snapshot is opened, the dump planned, the file created, the large tables
+// chosen for reading in parts; then the dump and the fingerprint run; the
+// file is committed, its manifest written beside it, and <db>-latest moved.
+// A failure at any step removes the partial file (and a committed file
+// whose manifest could not be written).
 func one(ctx context.Context, e Engine, req Request, db compose.Database, at time.Time) (File, error) {
 	start := time.Now()
 	out := File{Database: db.Name, Kind: req.Kind, Codec: req.Compression}
@@ -165,69 +170,21 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	if err != nil {
 		return out, err
 	}
-	// On a local engine the dump's helper container starts now, while the
-	// snapshot is taken and the dump planned; it waits for its runs.
-	var streams *pgrun.Streams
-	if e.Resolve(req.Transport) == pgrun.TransportHelper {
-		if streams, err = e.StartStreams(ctx, db, orchestrator.RoleDump, req.Dir); err != nil {
-			return out, fmt.Errorf("dump %s: %w", db.Name, err)
-		}
+	streams, err := startHelper(ctx, e, req, db)
+	if err != nil {
+		return out, err
+	}
+	if streams != nil {
 		defer streams.Close(context.WithoutCancel(ctx))
 	}
-
-	// The snapshot: a held REPEATABLE READ transaction exports it, pg_dump
-	// imports it, and the fingerprint reads in it, so the manifest
-	// describes exactly the rows in the file even while writers are busy.
-	conn, err := pgx.Connect(ctx, e.ConnString(db))
-	if err != nil {
-		return out, fmt.Errorf("connect to %s: %w", db.Name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return out, fmt.Errorf("begin snapshot on %s: %w", db.Name, err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var snapshot string
-	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
-		return out, fmt.Errorf("export snapshot of %s: %w", db.Name, err)
-	}
-	if err := fingerprint.Prepare(ctx, tx); err != nil {
-		return out, err
-	}
-	migTable, err := migrationTable(ctx, tx)
+	snap, err := openSnapshot(ctx, e, db)
 	if err != nil {
 		return out, err
 	}
+	defer snap.close(ctx)
+	plan := planDump(req.Kind, snap.id, snap.migTable)
 
-	args := []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
-	var exclude, dataOf []string
-	// then are pg_dumps whose output follows the first's, in the same
-	// snapshot.
-	var then [][]string
-	switch req.Kind {
-	case backupfile.Schema:
-		args = append(args, "--schema-only")
-		if migTable != "" {
-			// The schema's migration bookkeeping rows (and its identity
-			// sequence) travel with it, so that a database restored from
-			// it knows its migration version: pg_dump --schema-only holds
-			// no rows, so a data-only pg_dump of just that table follows.
-			then = append(then, []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot,
-				"--data-only", "--table=" + migTable})
-			dataOf = append(dataOf, unquote(migTable))
-		}
-	case backupfile.Data:
-		args = append(args, "--data-only")
-		if migTable != "" {
-			// Migration bookkeeping belongs to the schema the target was
-			// migrated to, not to the data.
-			args = append(args, "--exclude-table="+migTable)
-			exclude = append(exclude, unquote(migTable))
-		}
-	}
-
-	bf, err := backupdir.Create(req.Dir, backupfile.Name(db.Name, req.Kind, at, req.Compression))
+	bf, sink, err := createFile(req, db, at)
 	if err != nil {
 		return out, err
 	}
@@ -237,45 +194,224 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 			_ = bf.Abort()
 		}
 	}()
-	sink, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, func(n int64) {
+	defer sink.stop()
+
+	if err := plan.chooseSplit(ctx, snap.tx, req, db, streams != nil); err != nil {
+		return out, err
+	}
+	for _, t := range plan.split {
+		out.Split = append(out.Split, SplitTable{Table: t.Schema + "." + t.Name, Parts: t.Parts})
+	}
+	taken, err := dumpAndFingerprint(ctx, e, db, streams, snap.tx, plan, sink)
+	if err != nil {
+		return out, err
+	}
+
+	if err := bf.Commit(); err != nil {
+		return out, err
+	}
+	m := newManifest(req, db, image, at, bf.Path(), snap.migTable, sink, taken)
+	if err := manifest.Write(bf.Path(), m); err != nil {
+		// A file without its manifest proves nothing: remove both.
+		_ = removeQuietly(bf.Path())
+		return out, err
+	}
+	committed = true
+	out.Safety = req.Safety
+	if out.Latest, err = pointLatest(ctx, req, db, bf.Path()); err != nil {
+		return out, err
+	}
+	out.Path, out.Manifest = bf.Path(), manifest.PathFor(bf.Path())
+	out.Size, out.SHA256, out.Tables = m.Size, m.SHA256, len(m.Tables)
+	for _, t := range m.Tables {
+		if t.Rows != nil {
+			out.Rows += *t.Rows
+		}
+	}
+	out.Seconds = time.Since(start).Seconds()
+	return out, nil
+}
+
+// startHelper starts the dump's helper container when the transport
+// resolves to one (a local engine), so that it starts while the snapshot is
+// taken and the dump planned; it waits for its runs. It returns nil streams
+// for the exec transport. The caller closes the streams.
+func startHelper(ctx context.Context, e Engine, req Request, db compose.Database) (*pgrun.Streams, error) {
+	if e.Resolve(req.Transport) != pgrun.TransportHelper {
+		return nil, nil
+	}
+	streams, err := e.StartStreams(ctx, db, orchestrator.RoleDump, req.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("dump %s: %w", db.Name, err)
+	}
+	return streams, nil
+}
+
+// snapshot is the transaction a backup reads in: a held REPEATABLE READ
+// transaction exports it, pg_dump imports it, and the fingerprint reads in
+// it, so the manifest describes exactly the rows in the file even while
+// writers are busy.
+type snapshot struct {
+	conn *pgx.Conn
+	tx   pgx.Tx
+	// id is the exported snapshot, for pg_dump --snapshot.
+	id string
+	// migTable is the migration bookkeeping table, quoted and schema
+	// qualified; "" when the database has none.
+	migTable string
+}
+
+// openSnapshot connects to the database, begins the snapshot's read-only
+// transaction, exports it, sets the fingerprint's session settings in it
+// and finds the migration table. On failure it closes what it opened; on
+// success the caller closes the snapshot.
+func openSnapshot(ctx context.Context, e Engine, db compose.Database) (_ *snapshot, retErr error) {
+	conn, err := pgx.Connect(ctx, e.ConnString(db))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", db.Name, err)
+	}
+	s := &snapshot{conn: conn}
+	defer func() {
+		if retErr != nil {
+			s.close(ctx)
+		}
+	}()
+	if s.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}); err != nil {
+		return nil, fmt.Errorf("begin snapshot on %s: %w", db.Name, err)
+	}
+	if err := s.tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&s.id); err != nil {
+		return nil, fmt.Errorf("export snapshot of %s: %w", db.Name, err)
+	}
+	if err := fingerprint.Prepare(ctx, s.tx); err != nil {
+		return nil, err
+	}
+	if s.migTable, err = migrationTable(ctx, s.tx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// close ends the snapshot's transaction and its connection, also after
+// Ctrl-C.
+func (s *snapshot) close(ctx context.Context) {
+	if s.tx != nil {
+		_ = s.tx.Rollback(context.WithoutCancel(ctx))
+	}
+	s.conn.Close(context.WithoutCancel(ctx))
+}
+
+// dumpPlan is what one database's dump runs.
+type dumpPlan struct {
+	kind     backupfile.Kind
+	snapshot string
+	// migTable is the migration table as quoted and qualified ("" none).
+	migTable string
+	// args are the first pg_dump's arguments; then are pg_dumps whose
+	// output follows the first's, in the same snapshot.
+	args []string
+	then [][]string
+	// exclude lists tables (a.b) the dump leaves out, dataOf tables whose
+	// rows a schema-only dump holds: the fingerprint does the same.
+	exclude, dataOf []string
+	// split are the tables read in parts (helper transport only), lanes
+	// how many parts run at once, encoding the server's (for the parts).
+	split    []splitTable
+	lanes    int
+	encoding string
+}
+
+// planDump returns the pg_dump runs of a backup of kind in snapshot, for a
+// database whose migration table is migTable (quoted; "" for none).
+func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
+	p := dumpPlan{kind: kind, snapshot: snapshot, migTable: migTable}
+	p.args = []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
+	switch kind {
+	case backupfile.Schema:
+		p.args = append(p.args, "--schema-only")
+		if migTable != "" {
+			// The schema's migration bookkeeping rows (and its identity
+			// sequence) travel with it, so that a database restored from
+			// it knows its migration version: pg_dump --schema-only holds
+			// no rows, so a data-only pg_dump of just that table follows.
+			p.then = append(p.then, []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot,
+				"--data-only", "--table=" + migTable})
+			p.dataOf = append(p.dataOf, unquote(migTable))
+		}
+	case backupfile.Data:
+		p.args = append(p.args, "--data-only")
+		if migTable != "" {
+			// Migration bookkeeping belongs to the schema the target was
+			// migrated to, not to the data.
+			p.args = append(p.args, "--exclude-table="+migTable)
+			p.exclude = append(p.exclude, unquote(migTable))
+		}
+	}
+	return p
+}
+
+// createFile creates the backup's partial file in the folder and the sink
+// the dump writes it through. The caller commits or aborts the file, and
+// stops the sink.
+func createFile(req Request, db compose.Database, at time.Time) (*backupdir.File, *sink, error) {
+	bf, err := backupdir.Create(req.Dir, backupfile.Name(db.Name, req.Kind, at, req.Compression))
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}
 	})
 	if err != nil {
-		return out, err
+		_ = bf.Abort()
+		return nil, nil, err
 	}
-	defer sink.stop()
+	return bf, s, nil
+}
 
-	helper := streams != nil
-	var split []splitTable
-	var encoding string
-	lanes := splitLanes(len(req.Databases))
-	if req.Kind != backupfile.Schema && req.SplitOver > 0 && helper && lanes >= 2 {
-		if split, err = largeTables(ctx, tx, req.SplitOver, exclude, lanes, req.Kind == backupfile.Data); err != nil {
-			return out, err
-		}
-		if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&encoding); err != nil {
-			return out, fmt.Errorf("read the encoding of %s: %w", db.Name, err)
-		}
+// chooseSplit picks the tables whose rows are read in parts (see
+// largeTables), locking them in the snapshot's transaction, and reads the
+// server's encoding for the parts. Only a backup with rows, through the
+// helper container, with SplitOver set and two lanes or more splits; else
+// it leaves the plan as it is.
+func (p *dumpPlan) chooseSplit(ctx context.Context, tx pgx.Tx, req Request, db compose.Database, helper bool) error {
+	p.lanes = splitLanes(len(req.Databases))
+	if p.kind == backupfile.Schema || req.SplitOver <= 0 || !helper || p.lanes < 2 {
+		return nil
 	}
-	for _, t := range split {
-		out.Split = append(out.Split, SplitTable{Table: t.Schema + "." + t.Name, Parts: t.Parts})
+	var err error
+	if p.split, err = largeTables(ctx, tx, req.SplitOver, p.exclude, p.lanes, p.kind == backupfile.Data); err != nil {
+		return err
 	}
+	if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&p.encoding); err != nil {
+		return fmt.Errorf("read the encoding of %s: %w", db.Name, err)
+	}
+	return nil
+}
 
-	// The dump and the fingerprint of the schema run at the same time; the
-	// rows are counted and hashed from the dump's stream as it passes.
-	var fp fingerprint.Fingerprint
-	var dumpDur, scanDur time.Duration
+// taken is what dumpAndFingerprint measured.
+type taken struct {
+	fp      fingerprint.Fingerprint
+	dumpDur time.Duration
+	scanDur time.Duration
+}
+
+// dumpAndFingerprint runs the dump into sink (through the helper's streams,
+// or the engine's exec when streams is nil) and the fingerprint of the
+// schema in tx, at the same time; the rows are counted and hashed from the
+// dump's stream as it passes, and filled into the fingerprint's tables. It
+// returns the fingerprint and how long each side took.
+func dumpAndFingerprint(ctx context.Context, e Engine, db compose.Database, streams *pgrun.Streams, tx pgx.Tx, p dumpPlan, sink *sink) (taken, error) {
+	var t taken
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		t0 := time.Now()
-		defer func() { dumpDur = time.Since(t0) }()
+		defer func() { t.dumpDur = time.Since(t0) }()
 		var err error
-		if helper {
-			err = helperDump(gctx, streams, args, then, req.Kind == backupfile.Full, snapshot, encoding, split, lanes, sink)
+		if streams != nil {
+			err = helperDump(gctx, streams, p.args, p.then, p.kind == backupfile.Full, p.snapshot, p.encoding, p.split, p.lanes, sink)
 		} else {
-			for _, a := range append([][]string{args}, then...) {
+			for _, a := range append([][]string{p.args}, p.then...) {
 				if err = e.Dump(gctx, db, a, sink); err != nil {
 					break
 				}
@@ -288,73 +424,66 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	})
 	g.Go(func() error {
 		t0 := time.Now()
-		defer func() { scanDur = time.Since(t0) }()
+		defer func() { t.scanDur = time.Since(t0) }()
 		var err error
-		fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: exclude, MigrationTable: migTable, DataOf: dataOf})
+		t.fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: p.exclude, MigrationTable: p.migTable, DataOf: p.dataOf})
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return out, err
+		return t, err
 	}
 	if sink.rows != nil {
 		sink.stop()
-		if err := sink.rows.Fill(fp.Tables); err != nil {
-			return out, fmt.Errorf("dump %s: %w", db.Name, err)
+		if err := sink.rows.Fill(t.fp.Tables); err != nil {
+			return t, fmt.Errorf("dump %s: %w", db.Name, err)
 		}
 	}
+	return t, nil
+}
 
-	if err := bf.Commit(); err != nil {
-		return out, err
-	}
+// newManifest is the manifest of the committed file at path: what the
+// fingerprint found and what the sink wrote.
+func newManifest(req Request, db compose.Database, image string, at time.Time, path, migTable string, s *sink, t taken) manifest.Manifest {
 	m := manifest.Manifest{
 		Format:           manifest.Format,
 		ToolVersion:      req.ToolVersion,
 		Database:         db.Name,
 		Kind:             req.Kind,
-		File:             filepath.Base(bf.Path()),
+		File:             filepath.Base(path),
 		Created:          at,
-		ServerVersion:    fp.ServerVersion,
+		ServerVersion:    t.fp.ServerVersion,
 		Image:            image,
-		MigrationVersion: fp.MigrationVersion,
+		MigrationVersion: t.fp.MigrationVersion,
 		MigrationTable:   unquote(migTable),
 		Compression:      req.Compression,
-		Size:             sink.size(),
-		SHA256:           sink.sum(),
-		Extensions:       fp.Extensions,
-		SchemaHash:       fp.SchemaHash,
-		Tables:           fp.Tables,
-		Sequences:        sink.sequences(),
-		DumpSeconds:      dumpDur.Seconds(),
-		ScanSeconds:      scanDur.Seconds(),
+		Size:             s.size(),
+		SHA256:           s.sum(),
+		Extensions:       t.fp.Extensions,
+		SchemaHash:       t.fp.SchemaHash,
+		Tables:           t.fp.Tables,
+		Sequences:        s.sequences(),
+		DumpSeconds:      t.dumpDur.Seconds(),
+		ScanSeconds:      t.scanDur.Seconds(),
 		Safety:           req.Safety,
 	}
 	if m.Sequences == nil {
 		m.Sequences = []fingerprint.Sequence{}
 	}
-	if err := manifest.Write(bf.Path(), m); err != nil {
-		// A file without its manifest proves nothing: remove both.
-		_ = removeQuietly(bf.Path())
-		return out, err
+	return m
+}
+
+// pointLatest points <db>-latest at the file at path and returns the
+// pointer's path, for a full backup that is not a safety backup; else it
+// does nothing and returns "". <db>-latest names the user's newest full
+// backup; a safety backup of what a restore or nuke replaced is not one.
+func pointLatest(ctx context.Context, req Request, db compose.Database, path string) (string, error) {
+	if req.Kind != backupfile.Full || req.Safety != nil {
+		return "", nil
 	}
-	committed = true
-	out.Safety = req.Safety
-	// <db>-latest names the user's newest full backup; a safety backup of
-	// what a restore or nuke replaced is not one.
-	if req.Kind == backupfile.Full && req.Safety == nil {
-		if err := catalog.New(catalog.Folder{Dir: req.Dir}).PointLatest(ctx, db.Name, req.Compression, filepath.Base(bf.Path())); err != nil {
-			return out, err
-		}
-		out.Latest = filepath.Join(req.Dir, backupfile.LatestName(db.Name, req.Compression))
+	if err := catalog.New(catalog.Folder{Dir: req.Dir}).PointLatest(ctx, db.Name, req.Compression, filepath.Base(path)); err != nil {
+		return "", err
 	}
-	out.Path, out.Manifest = bf.Path(), manifest.PathFor(bf.Path())
-	out.Size, out.SHA256, out.Tables = m.Size, m.SHA256, len(m.Tables)
-	for _, t := range m.Tables {
-		if t.Rows != nil {
-			out.Rows += *t.Rows
-		}
-	}
-	out.Seconds = time.Since(start).Seconds()
-	return out, nil
+	return filepath.Join(req.Dir, backupfile.LatestName(db.Name, req.Compression)), nil
 }
 
 // migrationTable finds the migration bookkeeping table, quoted and schema

@@ -1,9 +1,20 @@
 package backup
 
 import (
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/manifest"
 )
 
 func TestUnquote(t *testing.T) {
@@ -11,4 +22,92 @@ func TestUnquote(t *testing.T) {
 	assert.Equal(t, "public.goose_db_version", unquote("public.goose_db_version"))
 	assert.Equal(t, `My Schema.a"b`, unquote(`"My Schema"."a""b"`))
 	assert.Equal(t, "a.b.c", unquote(`"a.b".c`))
+}
+
+func TestPlanDump(t *testing.T) {
+	t.Parallel()
+	base := []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=00000003-1"}
+	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	tests := []struct {
+		name     string
+		kind     backupfile.Kind
+		migTable string
+		want     dumpPlan
+	}{
+		{name: "full", kind: backupfile.Full, migTable: "public.goose_db_version",
+			want: dumpPlan{args: base}},
+		{name: "schema carries the bookkeeping rows", kind: backupfile.Schema, migTable: `"My Schema".goose_db_version`,
+			want: dumpPlan{args: with("--schema-only"),
+				then:   [][]string{with("--data-only", `--table="My Schema".goose_db_version`)},
+				dataOf: []string{"My Schema.goose_db_version"}}},
+		{name: "schema without migrations", kind: backupfile.Schema,
+			want: dumpPlan{args: with("--schema-only")}},
+		{name: "data leaves the bookkeeping out", kind: backupfile.Data, migTable: "public.goose_db_version",
+			want: dumpPlan{args: with("--data-only", "--exclude-table=public.goose_db_version"),
+				exclude: []string{"public.goose_db_version"}}},
+		{name: "data without migrations", kind: backupfile.Data,
+			want: dumpPlan{args: with("--data-only")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := planDump(tt.kind, "00000003-1", tt.migTable)
+			tt.want.kind, tt.want.snapshot, tt.want.migTable = tt.kind, "00000003-1", tt.migTable
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestPointLatest(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	db := compose.Database{Name: "rulesdb"}
+	tests := []struct {
+		name   string
+		kind   backupfile.Kind
+		safety *manifest.Safety
+		moves  bool
+	}{
+		{name: "full", kind: backupfile.Full, moves: true},
+		{name: "safety backup", kind: backupfile.Full, safety: &manifest.Safety{}},
+		{name: "schema", kind: backupfile.Schema},
+		{name: "data", kind: backupfile.Data},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			name := backupfile.Name(db.Name, tt.kind, at, backupfile.Gzip)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("--\n"), 0o600))
+			req := Request{Kind: tt.kind, Compression: backupfile.Gzip, Dir: dir, Safety: tt.safety}
+			latest, err := pointLatest(t.Context(), req, db, filepath.Join(dir, name))
+			require.NoError(t, err)
+			pointer := filepath.Join(dir, backupfile.LatestName(db.Name, backupfile.Gzip))
+			_, statErr := os.Lstat(pointer)
+			if !tt.moves {
+				assert.Empty(t, latest)
+				assert.ErrorIs(t, statErr, fs.ErrNotExist, "no latest pointer")
+				return
+			}
+			assert.Equal(t, pointer, latest)
+			target, err := os.Readlink(pointer)
+			require.NoError(t, err)
+			assert.Equal(t, name, target)
+		})
+	}
+}
+
+func TestNewManifestHasNoNilSequences(t *testing.T) {
+	t.Parallel()
+	s, err := newSink(io.Discard, false, backupfile.None, nil)
+	require.NoError(t, err)
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	m := newManifest(Request{Kind: backupfile.Schema, ToolVersion: "v1"}, compose.Database{Name: "rulesdb"}, "img", at,
+		"/b/rulesdb-schema-20250102-030405.sql", `"My Schema".goose_db_version`, s, taken{dumpDur: time.Second})
+	assert.Equal(t, []fingerprint.Sequence{}, m.Sequences, "an empty list, never null, in the JSON")
+	assert.Equal(t, "rulesdb-schema-20250102-030405.sql", m.File)
+	assert.Equal(t, "My Schema.goose_db_version", m.MigrationTable)
+	assert.Equal(t, 1.0, m.DumpSeconds)
+	assert.Equal(t, "img", m.Image)
+	assert.Equal(t, s.sum(), m.SHA256)
 }

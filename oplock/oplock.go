@@ -43,8 +43,9 @@ func key(dbname string) int64 {
 // lock lives in the server's maintenance database (postgres, or template1
 // for a database named postgres), so it survives a restore that renames
 // the target away. op names the operation for whoever waits ("aidb
-// restore"). onWait is told once, with the holder, when the lock is taken;
-// the wait ends after timeout with an error naming the holder.
+// restore"). When another session holds the lock, onWait is told once,
+// with the holder, before the wait; the wait ends after timeout with an
+// error naming the holder.
 func Database(ctx context.Context, connString, op string, timeout time.Duration, onWait func(holder string)) (*DBLock, error) {
 	cfg, err := pgx.ParseConfig(connString)
 	if err != nil {
@@ -131,8 +132,11 @@ func (l *DBLock) Release(ctx context.Context) error {
 type FolderLock struct{ f *os.File }
 
 // Folder takes the exclusive lock file of a backup folder (.aidb.lock),
-// waiting up to timeout; onWait is told once when another aidb holds it.
-// The lock file records the holder for the messages of those who wait.
+// trying every 200 ms for up to timeout; onWait is told once, with the
+// holder, when another aidb holds it. The lock is a flock on the file, so
+// the kernel drops it when its holder dies: a file left by a killed run
+// does not block. The file records the holder for the messages of those
+// who wait.
 func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait func(holder string)) (*FolderLock, error) {
 	path := filepath.Join(dir, ".aidb.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)

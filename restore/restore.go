@@ -206,6 +206,8 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	return p, nil
 }
 
+// checkExtensions refuses (exit 2) a target whose image lacks an extension
+// the backup's manifest lists.
 func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, db compose.Database) error {
 	rows, err := conn.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
 	if err != nil {
@@ -229,27 +231,56 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, d
 }
 
 // planData lists the tables a data-only file loads and checks that the
-// target has each, with each column, at a recent enough migration version.
+// target has each, with each column, at a recent enough migration version;
+// a target that cannot take the data is refused (exit 2) with what it
+// lacks and what to run.
 func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Tables) error {
-	if p.Manifest != nil {
-		p.Tables = p.Manifest.Tables
-	} else {
-		for _, t := range tables.Copies {
-			p.Tables = append(p.Tables, fingerprint.Table{Schema: t.Schema, Name: t.Name, Columns: t.Columns})
+	p.Tables = dataTables(p.Manifest, tables)
+	have, err := targetColumns(ctx, conn, p.DB.Name)
+	if err != nil {
+		return err
+	}
+	missing := missingColumns(p.Tables, have)
+	var targetVersion int64
+	if p.Manifest != nil && p.Manifest.MigrationTable != "" {
+		if targetVersion, err = migrationVersion(ctx, conn, p.Manifest.MigrationTable); err != nil {
+			return err
 		}
 	}
+	older := p.Manifest != nil && !p.IgnoreMigrationVersion && targetVersion < p.Manifest.MigrationVersion
+	if len(missing) == 0 && !older {
+		return nil
+	}
+	return p.cannotTakeData(missing, older, targetVersion, schemaBackupFor(ctx, p))
+}
 
+// dataTables are the tables a data-only file loads: the manifest's, or
+// without one the file's COPY blocks.
+func dataTables(m *manifest.Manifest, tables pgdump.Tables) []fingerprint.Table {
+	if m != nil {
+		return m.Tables
+	}
+	var out []fingerprint.Table
+	for _, t := range tables.Copies {
+		out = append(out, fingerprint.Table{Schema: t.Schema, Name: t.Name, Columns: t.Columns})
+	}
+	return out
+}
+
+// targetColumns reads the target's tables (schema.name) and, for each, its
+// columns.
+func targetColumns(ctx context.Context, conn *pgx.Conn, db string) (map[string]map[string]bool, error) {
 	rows, err := conn.Query(ctx, `
 		SELECT table_schema || '.' || table_name, column_name FROM information_schema.columns
 		WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`)
 	if err != nil {
-		return fmt.Errorf("read the schema of %s: %w", p.DB.Name, err)
+		return nil, fmt.Errorf("read the schema of %s: %w", db, err)
 	}
 	have := map[string]map[string]bool{}
 	for rows.Next() {
 		var t, c string
 		if err := rows.Scan(&t, &c); err != nil {
-			return err
+			return nil, err
 		}
 		if have[t] == nil {
 			have[t] = map[string]bool{}
@@ -257,10 +288,16 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Table
 		have[t][c] = true
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, err
 	}
+	return have, nil
+}
+
+// missingColumns lists, in the order of tables, each table ("table a.b")
+// and column ("column a.b.c") that have lacks.
+func missingColumns(tables []fingerprint.Table, have map[string]map[string]bool) []string {
 	var missing []string
-	for _, t := range p.Tables {
+	for _, t := range tables {
 		cols, ok := have[t.Key()]
 		if !ok {
 			missing = append(missing, "table "+t.Key())
@@ -272,23 +309,33 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Table
 			}
 		}
 	}
+	return missing
+}
 
-	var targetVersion int64
-	if p.Manifest != nil && p.Manifest.MigrationTable != "" {
-		var reg *string
-		if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::text", p.Manifest.MigrationTable).Scan(&reg); err != nil {
-			return err
-		}
-		if reg != nil {
-			if err := conn.QueryRow(ctx, "SELECT coalesce(max(version_id), 0) FROM "+*reg).Scan(&targetVersion); err != nil {
-				return err
-			}
-		}
+// migrationVersion is the target's migration version: the highest
+// version_id in the bookkeeping table named as the manifest names it
+// (schema.name), 0 when the target has no such table.
+func migrationVersion(ctx context.Context, conn *pgx.Conn, table string) (int64, error) {
+	var reg *string
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::text", table).Scan(&reg); err != nil {
+		return 0, err
 	}
-	older := p.Manifest != nil && !p.IgnoreMigrationVersion && targetVersion < p.Manifest.MigrationVersion
-	if len(missing) == 0 && !older {
-		return nil
+	if reg == nil {
+		return 0, nil
 	}
+	// reg is the server's own quoted name of an existing table.
+	var v int64
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version_id), 0) FROM "+*reg).Scan(&v); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// cannotTakeData is the refusal (exit 2) of a data-only restore whose
+// target lacks tables or columns, or is at an older migration version
+// than the backup; it names schema, a schema backup to restore, if there
+// is one.
+func (p *Plan) cannotTakeData(missing []string, older bool, targetVersion int64, schema string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s cannot take the data of %s:", p.DB.Name, p.File)
 	if len(missing) > 0 {
@@ -298,7 +345,7 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Table
 		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", targetVersion, p.Manifest.MigrationVersion)
 	}
 	b.WriteString(" Restore the schema first: run make -f Makefile.ai ai-db-migrate")
-	if schema := schemaBackupFor(ctx, p); schema != "" {
+	if schema != "" {
 		fmt.Fprintf(&b, ", or restore the schema backup %s (aidb restore %s %s)", schema, p.DB.Name, schema)
 	}
 	b.WriteString("; nothing was changed")

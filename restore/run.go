@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
@@ -142,16 +143,13 @@ type staging struct {
 	dropped []string
 }
 
-// stage creates the temporary database, loads the file and verifies it.
+// stage creates the temporary database, loads the file and verifies it,
+// in steps: leftovers of interrupted restores dropped, the temporary
+// database created, the file loaded, the result checked against the
+// manifest. It returns the staged database, ready to swap in; on failure
+// (or Ctrl-C) the temporary database is dropped and the target untouched.
 func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
-	s := &staging{e: e, p: p, target: p.DB.DBName}
-	maint := "postgres"
-	if s.target == maint {
-		maint = "template1"
-	}
-	s.admin = withDatabase(e.ConnString(p.DB), maint)
-	s.temp = shortName(s.target, "_aidb_restore_")
-
+	s := newStaging(e, p)
 	conn, err := pgx.Connect(ctx, s.admin)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s's server: %w", p.DB.Name, err)
@@ -160,18 +158,8 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if err := s.dropLeftovers(ctx, conn); err != nil {
 		return nil, err
 	}
-	var create string
-	err = conn.QueryRow(ctx, `
-		SELECT format('CREATE DATABASE %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L',
-		              $1::text, pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype)
-		FROM pg_catalog.pg_database WHERE datname = $2`, s.temp, s.target).Scan(&create)
-	if err != nil {
-		return nil, fmt.Errorf("read the settings of database %s: %w", s.target, err)
-	}
-	// Not cancelled mid-way: a create the server finishes after the client
-	// gave up would leave a temporary database nobody drops.
-	if _, err := conn.Exec(context.WithoutCancel(ctx), create); err != nil {
-		return nil, fmt.Errorf("create temporary database %s: %w", s.temp, err)
+	if err := s.createTemp(ctx, conn); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if retErr != nil {
@@ -181,28 +169,106 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
+// newStaging names the restore's databases: the target, the maintenance
+// database the swap runs from (postgres, or template1 when the target is
+// postgres), and a new temporary database's name.
+func newStaging(e Engine, p Plan) *staging {
+	s := &staging{e: e, p: p, target: p.DB.DBName}
+	maint := "postgres"
+	if s.target == maint {
+		maint = "template1"
+	}
+	s.admin = withDatabase(e.ConnString(p.DB), maint)
+	s.temp = shortName(s.target, "_aidb_restore_")
+	return s
+}
+
+// createTemp creates the temporary database with the target's encoding
+// and locale, over conn (to the maintenance database).
+func (s *staging) createTemp(ctx context.Context, conn *pgx.Conn) error {
+	var create string
+	err := conn.QueryRow(ctx, `
+		SELECT format('CREATE DATABASE %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L',
+		              $1::text, pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype)
+		FROM pg_catalog.pg_database WHERE datname = $2`, s.temp, s.target).Scan(&create)
+	if err != nil {
+		return fmt.Errorf("read the settings of database %s: %w", s.target, err)
+	}
+	// Not cancelled mid-way: a create the server finishes after the client
+	// gave up would leave a temporary database nobody drops.
+	if _, err := conn.Exec(context.WithoutCancel(ctx), create); err != nil {
+		return fmt.Errorf("create temporary database %s: %w", s.temp, err)
+	}
+	return nil
+}
+
+// load runs the file through psql into the temporary database, in one
+// transaction that commits only once the whole file was read and matched
+// its manifest (see Plan.script).
+func (s *staging) load(ctx context.Context) error {
+	p := s.p
 	script, closeScript, err := p.script("", "")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.phase(PhaseLoad)
-	err = e.Psql(ctx, p.DB, s.temp, p.Transport, p.WorkDir, script)
+	err = s.e.Psql(ctx, p.DB, s.temp, p.Transport, p.WorkDir, script)
 	closeScript()
 	if err != nil {
-		return nil, fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
+		return fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
 	}
-	p.phase(PhaseCheck)
+	return nil
+}
 
+// check takes the fingerprint of the temporary database, fills s.result
+// with its tables and rows, and compares it with the manifest: a
+// difference is a DifferenceError (exit 3); a file without a manifest is
+// counted, not verified.
+func (s *staging) check(ctx context.Context) error {
+	p := s.p
+	p.phase(PhaseCheck)
 	s.result = Result{Database: p.DB.Name, File: p.Path, Kind: p.Kind, Cleaned: s.dropped}
-	tconn, err := pgx.Connect(ctx, withDatabase(e.ConnString(p.DB), s.temp))
+	tconn, err := pgx.Connect(ctx, withDatabase(s.e.ConnString(p.DB), s.temp))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer tconn.Close(context.WithoutCancel(ctx))
 	if err := fingerprint.Prepare(ctx, tconn); err != nil {
-		return nil, err
+		return err
 	}
+	got, err := fingerprint.Take(ctx, tconn, fingerprintOptions(p))
+	if err != nil {
+		return err
+	}
+	s.result.Tables = len(got.Tables)
+	for _, t := range got.Tables {
+		if t.Rows != nil {
+			s.result.Rows += *t.Rows
+		}
+	}
+	if p.Manifest != nil {
+		if diffs := Compare(*p.Manifest, got); len(diffs) > 0 {
+			return differs(p.DB.Name, diffs)
+		}
+		s.result.Verified = true
+	}
+	return nil
+}
+
+// fingerprintOptions are the options a staged restore's fingerprint is
+// taken with, to match the manifest's: rows unless the file is schema-only,
+// the migration table and hash form the manifest names, and a schema
+// backup's bookkeeping rows.
+func fingerprintOptions(p Plan) fingerprint.Options {
 	opts := fingerprint.Options{Data: p.Kind != backupfile.Schema}
 	if p.Manifest != nil {
 		opts.MigrationTable = p.Manifest.MigrationTable
@@ -213,23 +279,7 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 			opts.DataOf = []string{p.Manifest.MigrationTable}
 		}
 	}
-	got, err := fingerprint.Take(ctx, tconn, opts)
-	if err != nil {
-		return nil, err
-	}
-	s.result.Tables = len(got.Tables)
-	for _, t := range got.Tables {
-		if t.Rows != nil {
-			s.result.Rows += *t.Rows
-		}
-	}
-	if p.Manifest != nil {
-		if diffs := Compare(*p.Manifest, got); len(diffs) > 0 {
-			return nil, differs(p.DB.Name, diffs)
-		}
-		s.result.Verified = true
-	}
-	return s, nil
+	return opts
 }
 
 // swap renames the target away and the temporary database into its
@@ -263,8 +313,10 @@ func (s *staging) swap(ctx context.Context) (string, error) {
 			_, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", ident(s.temp), ident(s.target)))
 			return err
 		})
+		// A session that came back between the terminate and the rename
+		// makes it fail with object_in_use: end it and try again.
 		var pg *pgconn.PgError
-		if lastErr == nil || !errors.As(lastErr, &pg) || pg.Code != "55006" { // object_in_use: a session came back
+		if lastErr == nil || !errors.As(lastErr, &pg) || pg.Code != pgerrcode.ObjectInUse {
 			break
 		}
 		select {
@@ -317,6 +369,8 @@ func (s *staging) dropOld(ctx context.Context, old string) {
 	s.dropDB(ctx, old)
 }
 
+// dropDB drops the database name, also after Ctrl-C, waiting up to a
+// minute; a failure is ignored (the next restore drops its leftovers).
 func (s *staging) dropDB(ctx context.Context, name string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -363,6 +417,8 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 	defer closeScript()
 	p.phase(PhaseLoad)
 	if err := e.Psql(ctx, p.DB, p.DB.DBName, p.Transport, p.WorkDir, script); err != nil {
+		// psql reports the check's exception as text on its stderr (no
+		// SQLSTATE reaches aidb), so the check's own marker is matched.
 		if strings.Contains(err.Error(), "aidb: content differs") {
 			return res, differs(p.DB.Name, contentDiffs(err.Error()))
 		}

@@ -63,9 +63,10 @@ type Options struct {
 	Phase    func(file string, ph restore.Phase)
 }
 
-// Files verifies each file; results come in the order of files. The
-// error is nil when every file was verified, whether equal or not: the
-// results say which differ.
+// Files verifies each file, opts.Jobs at a time; results come in the
+// order of files. It returns no error: each result says whether its file
+// was equal, differed or could not be verified (Result.Error), and Code
+// turns the results into the command's outcome.
 func Files(ctx context.Context, e Engine, files []string, opts Options) []Result {
 	results := make([]Result, len(files))
 	g, gctx := errgroup.WithContext(ctx)
@@ -107,6 +108,9 @@ func Code(ctx context.Context, results []Result) error {
 	return nil
 }
 
+// one verifies one file in a throwaway container of its manifest's image,
+// removed before it returns. A difference goes into the result's
+// Differences, any other failure into its Error.
 func one(ctx context.Context, e Engine, file string, opts Options) (res Result) {
 	start := time.Now()
 	res = Result{File: file, Differences: []string{}}
