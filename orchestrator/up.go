@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 // PortTakenError says a database's host port is in use.
@@ -107,7 +107,7 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 	for _, db := range dbs {
 		svc, _ := o.project.Service(db.Service)
 		if _, err := containerSpec(o.project, svc, ContainerName(o.project, db), RoleDatabase, db.Image, ""); err != nil {
-			return exitcode.BadInput(err)
+			return fault.BadInput(err)
 		}
 	}
 	if err := o.clearPrevious(ctx, dbs); err != nil {
@@ -203,7 +203,7 @@ func (o *Orchestrator) plan(db compose.Database, existing map[string]container.S
 // kept wraps a failure before the existing container was touched: it says
 // that the database is as it was.
 func (pl upPlan) kept(err error) error {
-	if pl.old == nil || exitcode.Of(err) == exitcode.Usage {
+	if pl.old == nil || fault.KindOf(err) == fault.Invalid {
 		return err
 	}
 	running := pl.old.State == container.StateRunning
@@ -248,7 +248,7 @@ func (o *Orchestrator) upOne(ctx context.Context, pl upPlan, image string, u *un
 func (o *Orchestrator) createContainer(ctx context.Context, pl upPlan, image string) (string, error) {
 	spec, err := containerSpec(o.project, pl.svc, pl.name, RoleDatabase, image, pl.hash)
 	if err != nil {
-		return "", exitcode.BadInput(err)
+		return "", fault.BadInput(err)
 	}
 	// Created without cancellation: a create abandoned mid-flight could
 	// still happen in the engine, unrecorded, and escape the undo.
@@ -416,7 +416,7 @@ func (o *Orchestrator) ensureVolumes(ctx context.Context, db compose.Database, u
 			return fmt.Errorf("inspect volume %s: %w", name, err)
 		}
 		if top, ok := o.project.Compose.Volumes[v.Source]; ok && bool(top.External) {
-			return exitcode.BadInput(fmt.Errorf("volume %s is declared external but does not exist; create it with docker volume create %s", name, name))
+			return fault.BadInput(fmt.Errorf("volume %s is declared external but does not exist; create it with docker volume create %s", name, name))
 		}
 		if _, err := o.docker.VolumeCreate(context.WithoutCancel(ctx), client.VolumeCreateOptions{Name: name, Labels: Labels(o.project.Name, db.Service, RoleData)}); err != nil {
 			return fmt.Errorf("create volume %s: %w", name, err)

@@ -17,7 +17,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/pgrun"
@@ -83,8 +83,10 @@ func Files(ctx context.Context, e Engine, files []string, opts Options) []Result
 	return results
 }
 
-// Code is the exit code for results: 0 all equal, 3 a difference, 1 a
-// file that could not be verified; ctx's error wins (Ctrl-C).
+// Code is the outcome of results as an error: nil when every file is
+// equal, an error naming the files that could not be verified, else one of
+// the kind fault.Differs naming those that differ; ctx's error wins
+// (Ctrl-C). cmd/aidb makes them exit 0, 1 and 3.
 func Code(ctx context.Context, results []Result) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -102,7 +104,7 @@ func Code(ctx context.Context, results []Result) error {
 		return fmt.Errorf("could not verify %d of %d backup(s): %v", len(failed), len(results), failed)
 	}
 	if len(differ) > 0 {
-		return &exitcode.Error{Code: exitcode.Differs, Err: fmt.Errorf("%d of %d backup(s) differ from their manifests: %v", len(differ), len(results), differ)}
+		return fault.New(fault.Differs, fmt.Errorf("%d of %d backup(s) differ from their manifests: %v", len(differ), len(results), differ))
 	}
 	return nil
 }
