@@ -42,6 +42,32 @@ type Result struct {
 	// Error says why the file could not be verified (exit 1), as opposed
 	// to a difference found (exit 3).
 	Error string `json:"error,omitempty"`
+	// Err is that error itself (a NoManifestError, a NoSchemaError, ...),
+	// for a caller that adds advice to it.
+	Err error `json:"-"`
+}
+
+// NoManifestError is a file without a manifest: there is nothing to verify
+// it against. A plain pg_dump file restores, unverified.
+type NoManifestError struct{ File string }
+
+func (e *NoManifestError) Error() string {
+	return fmt.Sprintf("%s has no manifest, so there is nothing to verify it against (a plain pg_dump file restores, unverified)", e.File)
+}
+
+// NoSchemaError is a data-only backup that cannot be verified: its
+// database has no migrations at its version, and Dir no intact schema
+// backup at that version to load it on.
+type NoSchemaError struct {
+	File     string
+	Database string
+	Version  int64
+	Dir      string
+}
+
+func (e *NoSchemaError) Error() string {
+	return fmt.Sprintf("%s is data-only and %s has no migrations at version %d and no intact schema backup at that version in %s",
+		e.File, e.Database, e.Version, e.Dir)
 }
 
 // Options configures a run.
@@ -124,14 +150,14 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 			res.Differences = []string{mm.Error()}
 			return res
 		}
-		res.Error = err.Error()
+		res.Error, res.Err = err.Error(), err
 		return res
 	}
 
 	m, err := manifest.Read(file)
 	if err != nil {
 		if errors.Is(err, manifest.ErrMissing) {
-			return fail(fmt.Errorf("%s has no manifest, so there is nothing to verify it against (a plain pg_dump file restores, unverified, with aidb restore)", file))
+			return fail(&NoManifestError{File: file})
 		}
 		return fail(err)
 	}
@@ -149,7 +175,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	}
 	defer func() {
 		if err := t.Close(ctx); err != nil && res.Error == "" {
-			res.Error = err.Error()
+			res.Error, res.Err = err.Error(), err
 		}
 	}()
 	target := t.DB
@@ -233,6 +259,5 @@ func schemaBackup(ctx context.Context, dir string, m manifest.Manifest) (string,
 	if err != nil || path != "" {
 		return path, err
 	}
-	return "", fmt.Errorf("%s is data-only and %s has no migrations at version %d and no intact schema backup at that version in %s: take one with aidb backup %s --schema-only",
-		m.File, m.Database, m.MigrationVersion, dir, m.Database)
+	return "", &NoSchemaError{File: m.File, Database: m.Database, Version: m.MigrationVersion, Dir: dir}
 }

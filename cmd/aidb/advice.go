@@ -13,6 +13,7 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgimage"
 	"github.com/aidb/aidb/seed"
+	"github.com/aidb/aidb/verify"
 )
 
 // The exit codes of every aidb command, as --help and docs/ document them.
@@ -104,6 +105,10 @@ func advice(err error) []string {
 			} else {
 				add(fmt.Sprintf("for a fresh one: aidb nuke %s, then up and migrate", e.Database))
 			}
+		case *verify.NoManifestError:
+			add("restore it, unverified, with aidb restore")
+		case *verify.NoSchemaError:
+			add(fmt.Sprintf("take one with aidb backup %s --schema-only", e.Database))
 		}
 		if e == pgimage.ErrNeedsRoot {
 			add("run again as root (e.g. sudo make -f Makefile.ai ai-image)")
@@ -153,4 +158,14 @@ func errorText(err error) string {
 		b.WriteString("aidb: " + a + "\n")
 	}
 	return b.String()
+}
+
+// withAdvice is msg (err's text, as a verify.Result keeps it) followed by
+// err's advice after "; ": the reason a verify table gives for a file it
+// could not verify.
+func withAdvice(msg string, err error) string {
+	if adv := advice(err); len(adv) > 0 {
+		return msg + "; " + strings.Join(adv, "; ")
+	}
+	return msg
 }

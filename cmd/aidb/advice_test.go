@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgimage"
 	"github.com/aidb/aidb/seed"
+	"github.com/aidb/aidb/verify"
 )
 
 // The library errors say what was wrong; cmd alone maps them to exit codes
@@ -82,6 +84,12 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 		// was: "build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)"
 		{"image build needs root", fmt.Errorf("%w", pgimage.ErrNeedsRoot), 1,
 			"aidb: build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)\n"},
+		// was: "... (a plain pg_dump file restores, unverified, with aidb restore)"
+		{"verify: no manifest", &verify.NoManifestError{File: "old.sql"}, 1,
+			"aidb: old.sql has no manifest, so there is nothing to verify it against (a plain pg_dump file restores, unverified); restore it, unverified, with aidb restore\n"},
+		// was: "...: take one with aidb backup rulesdb --schema-only"
+		{"verify: no schema for a data-only backup", &verify.NoSchemaError{File: "rulesdb-data-1.sql", Database: "rulesdb", Version: 3, Dir: "backups"}, 1,
+			"aidb: rulesdb-data-1.sql is data-only and rulesdb has no migrations at version 3 and no intact schema backup at that version in backups; take one with aidb backup rulesdb --schema-only\n"},
 	} {
 		assert.Equal(t, tc.code, exitCode(tc.err), tc.name)
 		assert.Equal(t, tc.text, errorText(tc.err), tc.name)
@@ -97,4 +105,18 @@ func TestLoginErrorAdvice(t *testing.T) {
 	assert.Equal(t, []string{"once they match, run aidb up again"}, advice(err))
 	assert.Equal(t, 1, exitCode(err))
 	assert.NotContains(t, err.Error(), "aidb up", "the library names no command")
+}
+
+// The verify table gives the reason a file could not be verified with the
+// advice of the error behind it; a result with no error kept (read back
+// from JSON, say) keeps its text as it is.
+func TestVerifyTableReasonsCarryAdvice(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	writeVerifyTable(&out, []verify.Result{
+		{File: "backups/old.sql", Error: "old.sql has no manifest", Err: &verify.NoManifestError{File: "old.sql"}},
+		{File: "backups/gone.sql", Error: "open gone.sql: no such file or directory"},
+	})
+	assert.Contains(t, out.String(), "old.sql: not verified: old.sql has no manifest; restore it, unverified, with aidb restore\n")
+	assert.Contains(t, out.String(), "gone.sql: not verified: open gone.sql: no such file or directory\n")
 }
