@@ -178,6 +178,9 @@ services:
 	if jobExit != 0 {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "api waits for migrate, which exited with code 1")
+		var left *LeftRunningError
+		assert.ErrorAs(t, err, &left, "what it started is left running, and the error says so")
+		assert.NotContains(t, err.Error(), "aidb ", "commands are cmd's to name")
 		assert.NotContains(t, started, "unit-api")
 		assert.Nil(t, f.byName("unit-api"), "never created")
 		return
