@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/owner"
 )
 
@@ -39,7 +39,7 @@ func Ensure(dir string) error {
 		return fmt.Errorf("backup folder %s is not a folder", dir)
 	}
 	if st.Mode().Perm()&0o002 != 0 {
-		return exitcode.BadInput(fmt.Errorf("%w: %s (mode %04o) could hold a backup anyone replaced; chmod 700 %s, or set AIDB_BACKUP_DIR to a private folder",
+		return fault.BadInput(fmt.Errorf("%w: %s (mode %04o) could hold a backup anyone replaced; chmod 700 %s, or set AIDB_BACKUP_DIR to a private folder",
 			ErrWorldWritable, dir, st.Mode().Perm(), dir))
 	}
 	if st.Mode().Perm() != 0o700 {

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/retention"
 )
@@ -84,7 +84,7 @@ func TestPlanPruneAndPrune(t *testing.T) {
 	assert.True(t, byFile[cut].Latest)
 
 	_, err = c.PlanPrune(ctx, retention.Policy{KeepLast: 0}, t0)
-	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	assert.Equal(t, fault.Invalid, fault.KindOf(err))
 
 	now := t0.Add(6 * time.Hour)
 	plan, err := c.PlanPrune(ctx, retention.Policy{KeepLast: 1, SafetyKeepWithin: time.Hour, RemoveDamaged: true}, now)

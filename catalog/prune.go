@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/retention"
 )
@@ -65,7 +65,7 @@ func (c *Catalog) sets(ctx context.Context, l listing) (map[string]manifest.Set,
 // by its rules is bad input.
 func (c *Catalog) PlanPrune(ctx context.Context, p retention.Policy, now time.Time) (PrunePlan, error) {
 	if err := p.Validate(); err != nil {
-		return PrunePlan{}, exitcode.BadInput(fmt.Errorf("prune %s: %w", c.store.Location(), err))
+		return PrunePlan{}, fault.BadInput(fmt.Errorf("prune %s: %w", c.store.Location(), err))
 	}
 	l, err := c.read(ctx)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 //go:embed docker-compose.yaml
@@ -113,7 +113,7 @@ func (p *Project) Select(names []string) ([]Database, error) {
 	for _, n := range names {
 		db, ok := p.Database(n)
 		if !ok {
-			return nil, exitcode.BadInput(fmt.Errorf("unknown database %q: known databases are %s (from %s)", n, strings.Join(p.DatabaseNames(), ", "), p.ConfigFile))
+			return nil, fault.BadInput(fmt.Errorf("unknown database %q: known databases are %s (from %s)", n, strings.Join(p.DatabaseNames(), ", "), p.ConfigFile))
 		}
 		out = append(out, db)
 	}
@@ -148,7 +148,7 @@ func (p *Project) Service(name string) (types.ServiceConfig, bool) {
 var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // Load reads the compose file and aidb.yaml. Every problem with them is bad
-// input (exitcode.BadInput) naming the file, and the line where known.
+// input (fault.Invalid) naming the file, and the line where known.
 func Load(ctx context.Context, opts Options) (*Project, error) {
 	env := envMap(opts.Env)
 	wd, err := workingDir(opts)
@@ -160,7 +160,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	if opts.ComposeFile != "" {
 		composeName = opts.ComposeFile
 		if content, err = os.ReadFile(opts.ComposeFile); err != nil {
-			return nil, exitcode.BadInput(fmt.Errorf("read compose file: %w", err))
+			return nil, fault.BadInput(fmt.Errorf("read compose file: %w", err))
 		}
 	}
 
@@ -170,7 +170,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		if st, err := os.Stat(dotEnv); err == nil && !st.IsDir() {
 			fromFile, err := dotenv.GetEnvFromFile(env, []string{dotEnv})
 			if err != nil {
-				return nil, exitcode.BadInput(fmt.Errorf("read %s: %w", dotEnv, err))
+				return nil, fault.BadInput(fmt.Errorf("read %s: %w", dotEnv, err))
 			}
 			for k, v := range fromFile {
 				if _, set := env[k]; !set {
@@ -182,11 +182,11 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 
 	name := env["AIDB_PROJECT"]
 	if name != "" && !projectNameRE.MatchString(name) {
-		return nil, exitcode.BadInput(fmt.Errorf("AIDB_PROJECT=%q: a project name is lowercase letters, digits, '-' and '_', starting with a letter or digit", name))
+		return nil, fault.BadInput(fmt.Errorf("AIDB_PROJECT=%q: a project name is lowercase letters, digits, '-' and '_', starting with a letter or digit", name))
 	}
 	raw := rawServices(content)
 	if err := checkPortVariables(composeName, raw, env); err != nil {
-		return nil, exitcode.BadInput(err)
+		return nil, fault.BadInput(err)
 	}
 	cp, err := loader.LoadWithContext(ctx, types.ConfigDetails{
 		WorkingDir:  wd,
@@ -201,7 +201,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		}
 	})
 	if err != nil {
-		return nil, exitcode.BadInput(fmt.Errorf("load compose file %s: %w", composeName, err))
+		return nil, fault.BadInput(fmt.Errorf("load compose file %s: %w", composeName, err))
 	}
 
 	cfgName, cfg, err := readConfig(opts.ConfigFile, wd)
@@ -233,7 +233,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	for _, n := range names {
 		db, err := database(cp, n, cfg.Databases[n], wd, raw)
 		if err != nil {
-			return nil, exitcode.BadInput(fmt.Errorf("%s: database %s: %w", cfgName, n, err))
+			return nil, fault.BadInput(fmt.Errorf("%s: database %s: %w", cfgName, n, err))
 		}
 		p.Databases = append(p.Databases, db)
 	}

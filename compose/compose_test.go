@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 func TestLoadEmbeddedDefault(t *testing.T) {
@@ -192,7 +192,7 @@ func TestLoadBadInput(t *testing.T) {
 			}
 			_, err := Load(t.Context(), opts)
 			require.Error(t, err)
-			assert.Equal(t, exitcode.Usage, exitcode.Of(err), "bad input exits 2: %v", err)
+			assert.Equal(t, fault.Invalid, fault.KindOf(err), "bad input exits 2: %v", err)
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
 			}
@@ -216,7 +216,7 @@ func TestSelect(t *testing.T) {
 
 	_, err = p.Select([]string{"rulesdb", "nosuchdb"})
 	require.Error(t, err)
-	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	assert.Equal(t, fault.Invalid, fault.KindOf(err))
 	assert.Contains(t, err.Error(), `unknown database "nosuchdb"`)
 	assert.Contains(t, err.Error(), "memorydb, rulesdb")
 }

@@ -11,7 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 // DefaultSafetyKeepWithin is how long prune keeps safety backups unless
@@ -34,13 +34,13 @@ func readConfig(file, wd string) (string, Config, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", Config{}, exitcode.BadInput(fmt.Errorf("read aidb config: %w", err))
+			return "", Config{}, fault.BadInput(fmt.Errorf("read aidb config: %w", err))
 		}
 		name, content = file, b
 	}
 	cfg, err := parseConfig(content)
 	if err != nil {
-		return "", Config{}, exitcode.BadInput(fmt.Errorf("aidb config %s: %w", name, err))
+		return "", Config{}, fault.BadInput(fmt.Errorf("aidb config %s: %w", name, err))
 	}
 	return name, cfg, nil
 }

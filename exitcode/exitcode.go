@@ -1,20 +1,18 @@
-// Package exitcode holds the exit codes aidb documents and the error type
-// that carries one from a library package to cmd/aidb.
+// Package exitcode is what the packages not yet moved to fault (restore,
+// and cmd/aidb's own flag checks) still call: BadInput is fault.BadInput,
+// and an Error with the code Differs is of the kind fault.Differs. The exit
+// codes themselves are cmd/aidb's (advice.go), which maps kinds to them.
+//
+// Deprecated: return fault kinds or typed errors; this package goes when
+// restore's errors move to fault.
 package exitcode
 
-import (
-	"context"
-	"errors"
-)
+import "github.com/aidb/aidb/fault"
 
-// The exit codes of every aidb command.
+// The codes an Error may carry.
 const (
-	OK          = 0   // done
-	Failed      = 1   // the operation failed
-	Usage       = 2   // bad usage or bad input, refused before anything changed
-	Differs     = 3   // verification found a difference
-	Interrupted = 130 // Ctrl-C (SIGINT)
-	Terminated  = 143 // SIGTERM
+	Usage   = 2 // bad usage or bad input: fault.Invalid
+	Differs = 3 // verification found a difference: fault.Differs
 )
 
 // Error is an error with the exit code it should end the command with.
@@ -26,26 +24,17 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// BadInput marks err as bad usage or input: exit 2, nothing was changed.
-func BadInput(err error) error {
-	if err == nil {
-		return nil
+// Kind is the fault kind of the code: Usage is Invalid, Differs is
+// Differs, any other code Failed.
+func (e *Error) Kind() fault.Kind {
+	switch e.Code {
+	case Usage:
+		return fault.Invalid
+	case Differs:
+		return fault.Differs
 	}
-	return &Error{Code: Usage, Err: err}
+	return fault.Failed
 }
 
-// Of returns the exit code for err: 0 for nil, the code an Error carries,
-// 130 for a cancelled context (Ctrl-C), else 1.
-func Of(err error) int {
-	if err == nil {
-		return OK
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	if errors.Is(err, context.Canceled) {
-		return Interrupted
-	}
-	return Failed
-}
+// BadInput is fault.BadInput.
+func BadInput(err error) error { return fault.BadInput(err) }

@@ -1,21 +1,20 @@
 package exitcode
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/aidb/aidb/fault"
 )
 
-func TestOf(t *testing.T) {
+func TestKinds(t *testing.T) {
 	t.Parallel()
-	assert.Equal(t, OK, Of(nil))
-	assert.Equal(t, Failed, Of(errors.New("boom")))
-	assert.Equal(t, Usage, Of(BadInput(errors.New("bad"))))
-	assert.Equal(t, Usage, Of(fmt.Errorf("wrapped: %w", BadInput(errors.New("bad")))))
-	assert.Equal(t, Differs, Of(&Error{Code: Differs, Err: errors.New("table t differs")}))
-	assert.Equal(t, Interrupted, Of(fmt.Errorf("up: %w", context.Canceled)))
+	assert.Equal(t, fault.Invalid, fault.KindOf(BadInput(errors.New("bad"))))
+	assert.Equal(t, fault.Invalid, fault.KindOf(fmt.Errorf("wrapped: %w", &Error{Code: Usage, Err: errors.New("bad")})))
+	assert.Equal(t, fault.Differs, fault.KindOf(&Error{Code: Differs, Err: errors.New("table t differs")}))
+	assert.Equal(t, fault.Failed, fault.KindOf(&Error{Code: 1, Err: errors.New("boom")}))
 	assert.NoError(t, BadInput(nil))
 }

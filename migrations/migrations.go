@@ -27,7 +27,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 // Table is goose's bookkeeping table. Data-only backups leave it out: its
@@ -63,7 +63,7 @@ func SourceFor(db, folder string) (src Source, ok bool, err error) {
 	if folder != "" {
 		st, err := os.Stat(folder)
 		if err != nil || !st.IsDir() {
-			return Source{}, false, exitcode.BadInput(fmt.Errorf("migrations of %s: folder %s does not exist; create it or fix migrations: in aidb.yaml", db, folder))
+			return Source{}, false, fault.BadInput(fmt.Errorf("migrations of %s: folder %s does not exist; create it or fix migrations: in aidb.yaml", db, folder))
 		}
 		return Source{FS: os.DirFS(folder), Name: folder}, true, nil
 	}
@@ -133,7 +133,7 @@ func Open(connString string, src Source, opts Options) (*Runner, error) {
 	)
 	if err != nil {
 		_ = db.Close()
-		return nil, exitcode.BadInput(fmt.Errorf("migrations in %s: %w", src.Name, err))
+		return nil, fault.BadInput(fmt.Errorf("migrations in %s: %w", src.Name, err))
 	}
 	return &Runner{provider: p, src: src, last: last}, nil
 }
@@ -174,10 +174,21 @@ func (r *Runner) UpTo(ctx context.Context, version int64) ([]Applied, error) {
 	return r.results(res, err), r.explain(err)
 }
 
-// DownTo reverts applied migrations newer than version (0: all of them).
+// VersionError is a target version below 0: bad input.
+type VersionError struct{ Version int64 }
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("target version %d: a version is 0 or more", e.Version)
+}
+
+// Kind is fault.Invalid.
+func (e *VersionError) Kind() fault.Kind { return fault.Invalid }
+
+// DownTo reverts applied migrations newer than version (0: all of them); a
+// negative version is a VersionError.
 func (r *Runner) DownTo(ctx context.Context, version int64) ([]Applied, error) {
 	if version < 0 {
-		return nil, exitcode.BadInput(fmt.Errorf("--to %d: a version is 0 or more", version))
+		return nil, &VersionError{Version: version}
 	}
 	res, err := r.provider.DownTo(ctx, version)
 	return r.results(res, err), r.explain(err)
@@ -301,7 +312,7 @@ func (r *Runner) explain(err error) error {
 	// parse (no "-- +goose Up", an unterminated StatementBegin) stops the
 	// run with nothing applied. goose has no typed error for it.
 	if strings.Contains(err.Error(), "failed to prepare migration") || strings.Contains(err.Error(), "failed to parse") {
-		return exitcode.BadInput(fmt.Errorf("migrations in %s: %w; nothing was applied", r.src.Name, err))
+		return fault.BadInput(fmt.Errorf("migrations in %s: %w; nothing was applied", r.src.Name, err))
 	}
 	return err
 }

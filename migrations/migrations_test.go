@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 func TestDefaultSets(t *testing.T) {
@@ -45,7 +45,7 @@ func TestSourceFor(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	_, _, err = SourceFor("rulesdb", missing)
 	require.Error(t, err)
-	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	assert.Equal(t, fault.Invalid, fault.KindOf(err))
 	assert.Contains(t, err.Error(), missing)
 }
 
@@ -58,11 +58,27 @@ func TestOpenRejectsBadFileNames(t *testing.T) {
 	}
 	_, err := Open("postgres://u:p@127.0.0.1:1/db", Source{FS: bad, Name: "dup"}, Options{})
 	require.Error(t, err)
-	assert.Equal(t, exitcode.Usage, exitcode.Of(err), "%v", err)
+	assert.Equal(t, fault.Invalid, fault.KindOf(err), "%v", err)
 	assert.Contains(t, err.Error(), "dup")
 
 	good := fstest.MapFS{"00001_a.sql": {Data: []byte("-- +goose Up\nSELECT 1;\n")}}
 	r, err := Open("postgres://u:p@127.0.0.1:1/db", Source{FS: good, Name: "good"}, Options{})
 	require.NoError(t, err)
 	require.NoError(t, r.Close())
+}
+
+// A negative target is refused before the server is asked (nothing listens
+// on port 1): a VersionError, bad input.
+func TestDownToRefusesANegativeVersion(t *testing.T) {
+	t.Parallel()
+	good := fstest.MapFS{"00001_a.sql": {Data: []byte("-- +goose Up\nSELECT 1;\n")}}
+	r, err := Open("postgres://u:p@127.0.0.1:1/db", Source{FS: good, Name: "good"}, Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	_, err = r.DownTo(t.Context(), -1)
+	var ve *VersionError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, int64(-1), ve.Version)
+	assert.Equal(t, fault.Invalid, fault.KindOf(err))
+	assert.Equal(t, "target version -1: a version is 0 or more", err.Error())
 }

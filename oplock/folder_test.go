@@ -45,7 +45,7 @@ func TestFolderSecondHolderWaitsNamesTheHolderAndTimesOut(t *testing.T) {
 	holder := strings.TrimSpace(text)
 	assert.Equal(t, []string{holder}, told, "told once, with the holder")
 	// The advice that follows (which flag raises the timeout) is the CLI's.
-	assert.True(t, strings.HasPrefix(err.Error(), fmt.Sprintf("the backup folder %s is busy: %s has held its lock for longer than 300ms; ", dir, holder)), err.Error())
+	assert.True(t, strings.HasPrefix(err.Error(), fmt.Sprintf("the backup folder %s is busy: %s has held its lock for longer than 300ms", dir, holder)), err.Error())
 	assert.Equal(t, text, lockFileText(t, dir), "the waiter left the holder's line alone")
 }
 

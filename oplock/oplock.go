@@ -20,10 +20,37 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aidb/aidb/fault"
 )
 
 // DefaultTimeout is how long an operation waits for another's lock.
 const DefaultTimeout = 5 * time.Minute
+
+// sqlstateLockNotAvailable is lock_not_available: the server ended the
+// wait for the lock at lock_timeout.
+const sqlstateLockNotAvailable = "55P03"
+
+// BusyError says another operation held a lock for longer than this one
+// would wait: a database's operation lock (Database) or a backup folder's
+// lock file (Folder).
+type BusyError struct {
+	Database string
+	Folder   string
+	// Holder describes who holds it ("aidb backup (pid 12), since 10:04:05").
+	Holder  string
+	Timeout time.Duration
+}
+
+func (e *BusyError) Error() string {
+	if e.Folder != "" {
+		return fmt.Sprintf("the backup folder %s is busy: %s has held its lock for longer than %s", e.Folder, e.Holder, e.Timeout)
+	}
+	return fmt.Sprintf("%s is busy: %s has held its operation lock for longer than %s", e.Database, e.Holder, e.Timeout)
+}
+
+// Kind is fault.Busy.
+func (e *BusyError) Kind() fault.Kind { return fault.Busy }
 
 // DBLock is a held database lock.
 type DBLock struct {
@@ -44,8 +71,8 @@ func key(dbname string) int64 {
 // for a database named postgres), so it survives a restore that renames
 // the target away. op names the operation for whoever waits ("aidb
 // restore"). When another session holds the lock, onWait is told once,
-// with the holder, before the wait; the wait ends after timeout with an
-// error naming the holder.
+// with the holder, before the wait; the wait ends after timeout with a
+// BusyError naming the holder.
 func Database(ctx context.Context, connString, op string, timeout time.Duration, onWait func(holder string)) (*DBLock, error) {
 	cfg, err := pgx.ParseConfig(connString)
 	if err != nil {
@@ -96,8 +123,8 @@ func Database(ctx context.Context, connString, op string, timeout time.Duration,
 			return nil, ctx.Err()
 		}
 		var pg *pgconn.PgError
-		if errors.As(err, &pg) && pg.Code == "55P03" {
-			return nil, fmt.Errorf("%s is busy: %s has held its operation lock for longer than %s; wait for it to finish, or raise --lock-timeout", target, holder, timeout)
+		if errors.As(err, &pg) && pg.Code == sqlstateLockNotAvailable {
+			return nil, &BusyError{Database: target, Holder: holder, Timeout: timeout}
 		}
 		return nil, fmt.Errorf("wait for the operation lock of %s: %w", target, err)
 	}
@@ -132,11 +159,11 @@ func (l *DBLock) Release(ctx context.Context) error {
 type FolderLock struct{ f *os.File }
 
 // Folder takes the exclusive lock file of a backup folder (.aidb.lock),
-// trying every 200 ms for up to timeout; onWait is told once, with the
-// holder, when another aidb holds it. The lock is a flock on the file, so
-// the kernel drops it when its holder dies: a file left by a killed run
-// does not block. The file records the holder for the messages of those
-// who wait.
+// trying every 200 ms for up to timeout (then a BusyError); onWait is
+// told once, with the holder, when another aidb holds it. The lock is a
+// flock on the file, so the kernel drops it when its holder dies: a file
+// left by a killed run does not block. The file records the holder for the
+// messages of those who wait.
 func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait func(holder string)) (*FolderLock, error) {
 	path := filepath.Join(dir, ".aidb.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -168,7 +195,7 @@ func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait f
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("the backup folder %s is busy: %s has held its lock for longer than %s; wait for it, or raise --lock-timeout", dir, holder, timeout)
+			return nil, &BusyError{Folder: dir, Holder: holder, Timeout: timeout}
 		}
 		select {
 		case <-ctx.Done():

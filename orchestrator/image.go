@@ -7,7 +7,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/pgimage"
 )
 
@@ -29,7 +29,7 @@ func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, err
 	}
 	major, err := ImageMajor(ref)
 	if err != nil {
-		return "", exitcode.BadInput(fmt.Errorf("pull %s: %v; and %w", ref, pullErr, err))
+		return "", fault.BadInput(fmt.Errorf("pull %s: %v; and %w", ref, pullErr, err))
 	}
 	local := pgimage.Tag(major)
 	if present, err := o.imagePresent(ctx, local); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/fault"
 )
 
 // StopTimeout is how long Down lets PostgreSQL shut down before the engine
@@ -240,7 +241,8 @@ func (o *Orchestrator) Status(ctx context.Context, dbs []compose.Database) ([]St
 	return out, nil
 }
 
-// NotUpError says a database does not answer, and how to bring it up.
+// NotUpError says a database does not answer: its container's state
+// ("missing" when there is none) and the address tried. Up brings it up.
 type NotUpError struct {
 	Database string
 	State    string
@@ -249,14 +251,16 @@ type NotUpError struct {
 }
 
 func (e *NotUpError) Error() string {
-	return fmt.Sprintf("%s is not up (container %s, nothing answers on %s): run make -f Makefile.ai ai-db-up (or aidb up %s) first: %v",
-		e.Database, e.State, e.Addr, e.Database, e.Err)
+	return fmt.Sprintf("%s is not up (container %s, nothing answers on %s): %v", e.Database, e.State, e.Addr, e.Err)
 }
 
 func (e *NotUpError) Unwrap() error { return e.Err }
 
+// Kind is fault.NotRunning.
+func (e *NotUpError) Kind() fault.Kind { return fault.NotRunning }
+
 // RequireReady checks that the database answers SELECT 1 within
-// StatusReadyTimeout; otherwise it returns a NotUpError saying what to run.
+// StatusReadyTimeout; otherwise it returns a NotUpError.
 func (o *Orchestrator) RequireReady(ctx context.Context, db compose.Database) error {
 	pctx, cancel := context.WithTimeout(ctx, StatusReadyTimeout)
 	defer cancel()
@@ -281,8 +285,8 @@ func (o *Orchestrator) RequireReady(ctx context.Context, db compose.Database) er
 	}
 }
 
-// Running is the database's container, which must be running; otherwise a
-// NotUpError says what to run.
+// Running is the database's container, which must be running; otherwise it
+// returns a NotUpError.
 func (o *Orchestrator) Running(ctx context.Context, db compose.Database) (container.Summary, error) {
 	existing, err := o.databaseContainers(ctx)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/pgimage"
 )
 
@@ -125,7 +125,7 @@ func TestEnsureImage(t *testing.T) {
 			if tc.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.wantErr)
-				assert.Equal(t, tc.usage, exitcode.Of(err) == exitcode.Usage, "exit 2 only for bad input")
+				assert.Equal(t, tc.usage, fault.KindOf(err) == fault.Invalid, "exit 2 only for bad input")
 				return
 			}
 			require.NoError(t, err)

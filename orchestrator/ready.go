@@ -34,8 +34,11 @@ type readyTarget interface {
 type NotReadyError struct {
 	Container string
 	Reason    string
-	LastErr   error
-	Logs      string
+	// Timeout is the wait that passed when the deadline did (the database
+	// may only be slow to start); zero when the container stopped.
+	Timeout time.Duration
+	LastErr error
+	Logs    string
 	// Removed says the container is gone (a failed replacement), so its
 	// log cannot be read any more.
 	Removed bool
@@ -109,7 +112,8 @@ func waitReady(ctx context.Context, name string, t readyTarget, timeout, interva
 			}
 			return &NotReadyError{
 				Container: name,
-				Reason:    fmt.Sprintf("did not answer SELECT 1 within %s (raise ready_timeout in aidb.yaml or --timeout)", timeout),
+				Reason:    fmt.Sprintf("did not answer SELECT 1 within %s", timeout),
+				Timeout:   timeout,
 				LastErr:   lastErr,
 				Logs:      lastLogs(ctx, t),
 			}
@@ -160,6 +164,13 @@ type LoginError struct {
 	Vars map[string][]string
 }
 
+// The SQLSTATEs of a refused login (PostgreSQL's errcodes.txt).
+const (
+	sqlstateInvalidPassword      = "28P01" // invalid_password
+	sqlstateInvalidAuthorization = "28000" // invalid_authorization_specification: no such role
+	sqlstateInvalidCatalogName   = "3D000" // invalid_catalog_name: no such database
+)
+
 // loginFailure classifies err, by SQLSTATE, as a refused login; nil when it
 // is something else (the server still starting, say).
 func loginFailure(container string, err error) *LoginError {
@@ -168,7 +179,7 @@ func loginFailure(container string, err error) *LoginError {
 		return nil
 	}
 	switch pgErr.Code {
-	case "28P01", "28000", "3D000":
+	case sqlstateInvalidPassword, sqlstateInvalidAuthorization, sqlstateInvalidCatalogName:
 		return &LoginError{Container: container, Code: pgErr.Code, Err: err}
 	}
 	return nil
@@ -183,9 +194,9 @@ func (e *LoginError) Error() string {
 	keys := e.Keys
 	if len(keys) == 0 {
 		switch e.Code {
-		case "3D000":
+		case sqlstateInvalidCatalogName:
 			keys = []string{"POSTGRES_DB"}
-		case "28000":
+		case sqlstateInvalidAuthorization:
 			keys = []string{"POSTGRES_USER"}
 		default:
 			keys = []string{"POSTGRES_PASSWORD"}
@@ -227,7 +238,6 @@ func (e *LoginError) Error() string {
 	if len(fixes) > 0 {
 		fmt.Fprintf(&b, " (docker exec -it %s psql -U %s -d postgres, then %s)", e.Container, orDefault(e.AdminUser, "<old user>"), strings.Join(fixes, "; "))
 	}
-	b.WriteString("; then run aidb up again")
 	return b.String()
 }
 

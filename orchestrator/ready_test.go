@@ -63,6 +63,7 @@ func TestWaitReadyCrashFailsAtOnceWithLogs(t *testing.T) {
 	var nr *NotReadyError
 	require.ErrorAs(t, err, &nr)
 	assert.Contains(t, nr.Reason, "stopped while starting")
+	assert.Zero(t, nr.Timeout, "a crash is not a slow start: no timeout to raise")
 	assert.Contains(t, err.Error(), `unrecognized configuration parameter "nope"`, "the last log lines are shown")
 	assert.Contains(t, err.Error(), "docker logs c1")
 	assert.Equal(t, int32(3), f.polls.Load(), "fails on the first poll that sees the container stopped, not at the deadline")
@@ -75,6 +76,7 @@ func TestWaitReadyDeadline(t *testing.T) {
 	var nr *NotReadyError
 	require.ErrorAs(t, err, &nr)
 	assert.Contains(t, nr.Reason, "did not answer SELECT 1 within 50ms")
+	assert.Equal(t, 50*time.Millisecond, nr.Timeout, "the wait that passed, for cmd's advice to raise it")
 	assert.Contains(t, err.Error(), "connection refused", "the last attempt's error is shown")
 	assert.Contains(t, err.Error(), "still starting")
 }

@@ -48,7 +48,8 @@ type PutBackError struct {
 	Database string
 	// Container is the name the previous container has now.
 	Container string
-	// Renamed says it still has its <name>-aidb-previous name.
+	// Renamed says it still has its <name>-aidb-previous name: the next Up
+	// puts it back.
 	Renamed bool
 	Err     error
 	PutBack error
@@ -57,7 +58,7 @@ type PutBackError struct {
 func (e *PutBackError) Error() string {
 	next := fmt.Sprintf("it is back as %s but does not answer: see docker logs %s", e.Container, e.Container)
 	if e.Renamed {
-		next = fmt.Sprintf("it is kept, stopped, as %s, with the volume and its data untouched: the next aidb up puts it back", e.Container)
+		next = fmt.Sprintf("it is kept, stopped, as %s, with the volume and its data untouched", e.Container)
 	}
 	return fmt.Sprintf("%v\nputting back %s's previous container failed too: %v\n%s", e.Err, e.Database, e.PutBack, next)
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 // RoleService is the role of a compose service that is not a database.
@@ -67,11 +67,11 @@ func unsupported(s types.ServiceConfig) []string {
 //
 // A dependency that never becomes healthy fails the run after the ready
 // timeout; what was started is left running for inspection, and the
-// error says how to remove it.
+// error is a LeftRunningError.
 func (o *Orchestrator) UpAll(ctx context.Context) error {
 	cp := o.project.Compose
 	if err := graph.CheckCycle(cp); err != nil {
-		return exitcode.BadInput(fmt.Errorf("%s: %w", o.project.ComposeFile, err))
+		return fault.BadInput(fmt.Errorf("%s: %w", o.project.ComposeFile, err))
 	}
 	dbs := map[string]compose.Database{}
 	for _, db := range o.project.Databases {
@@ -83,10 +83,10 @@ func (o *Orchestrator) UpAll(ctx context.Context) error {
 			continue
 		}
 		if keys := unsupported(svc); len(keys) > 0 {
-			return exitcode.BadInput(fmt.Errorf("%s: service %s uses %s, which aidb does not support; remove it, or run this file with docker compose", o.project.ComposeFile, name, strings.Join(keys, ", ")))
+			return fault.BadInput(fmt.Errorf("%s: service %s uses %s, which aidb does not support; remove it, or run this file with docker compose", o.project.ComposeFile, name, strings.Join(keys, ", ")))
 		}
 		if svc.Image == "" && svc.Build == nil {
-			return exitcode.BadInput(fmt.Errorf("%s: service %s has neither image nor build", o.project.ComposeFile, name))
+			return fault.BadInput(fmt.Errorf("%s: service %s has neither image nor build", o.project.ComposeFile, name))
 		}
 	}
 	if err := o.ensureNetwork(ctx, &undo{}); err != nil {
@@ -106,11 +106,21 @@ func (o *Orchestrator) UpAll(ctx context.Context) error {
 		}
 		return o.upService(ctx, svc)
 	})
-	if err != nil && ctx.Err() == nil && exitcode.Of(err) != exitcode.Usage {
-		return fmt.Errorf("%w\nthe services this run started are left running for inspection (aidb status); stop them with aidb down --all, or remove everything with make -f Makefile.ai ai-db-nuke", err)
+	if err != nil && ctx.Err() == nil && fault.KindOf(err) != fault.Invalid {
+		return &LeftRunningError{Err: err}
 	}
 	return err
 }
+
+// LeftRunningError is a failed UpAll: the services the run started are
+// left running for inspection (Down stops them, Nuke removes everything).
+type LeftRunningError struct{ Err error }
+
+func (e *LeftRunningError) Error() string {
+	return fmt.Sprintf("%v\nthe services this run started are left running for inspection", e.Err)
+}
+
+func (e *LeftRunningError) Unwrap() error { return e.Err }
 
 // serviceContainers maps service name to the project's service containers.
 func (o *Orchestrator) serviceContainers(ctx context.Context) (map[string]container.Summary, error) {
@@ -170,7 +180,7 @@ func (o *Orchestrator) upService(ctx context.Context, svc types.ServiceConfig) e
 	}
 	spec, err := containerSpec(o.project, svc, name, RoleService, image, hash)
 	if err != nil {
-		return exitcode.BadInput(err)
+		return fault.BadInput(err)
 	}
 	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), spec)
 	if err != nil {
@@ -284,7 +294,7 @@ func (o *Orchestrator) waitCondition(ctx context.Context, name, dep, condition s
 		case types.ServiceConditionHealthy:
 			if in.Container.Config != nil && (in.Container.Config.Healthcheck == nil || len(in.Container.Config.Healthcheck.Test) == 0 || in.Container.Config.Healthcheck.Test[0] == "NONE") {
 				if !o.isDatabaseService(dep) {
-					return exitcode.BadInput(fmt.Errorf("%s depends on %s being healthy, but %s has no healthcheck", name, dep, dep))
+					return fault.BadInput(fmt.Errorf("%s depends on %s being healthy, but %s has no healthcheck", name, dep, dep))
 				}
 			}
 			if st != nil && !st.Running {
@@ -409,7 +419,7 @@ func (o *Orchestrator) ensureProjectNetworks(ctx context.Context) error {
 			continue
 		}
 		if bool(n.External) {
-			return exitcode.BadInput(fmt.Errorf("network %s is declared external but does not exist; create it with docker network create %s", name, name))
+			return fault.BadInput(fmt.Errorf("network %s is declared external but does not exist; create it with docker network create %s", name, name))
 		}
 		driver := n.Driver
 		if driver == "" {

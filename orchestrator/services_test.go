@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 // withService puts a container of the unit project's service api into f,
@@ -104,7 +104,7 @@ func TestWaitConditionNotMet(t *testing.T) {
 			err := o.waitCondition(t.Context(), "web", "api", tc.condition)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
-			assert.Equal(t, tc.usage, exitcode.Of(err) == exitcode.Usage, "exit 2 only for bad input")
+			assert.Equal(t, tc.usage, fault.KindOf(err) == fault.Invalid, "exit 2 only for bad input")
 		})
 	}
 }
@@ -178,6 +178,9 @@ services:
 	if jobExit != 0 {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "api waits for migrate, which exited with code 1")
+		var left *LeftRunningError
+		assert.ErrorAs(t, err, &left, "what it started is left running, and the error says so")
+		assert.NotContains(t, err.Error(), "aidb ", "commands are cmd's to name")
 		assert.NotContains(t, started, "unit-api")
 		assert.Nil(t, f.byName("unit-api"), "never created")
 		return

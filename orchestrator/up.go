@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 )
 
 // PortTakenError says a database's host port is in use.
@@ -108,7 +108,7 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 	for _, db := range dbs {
 		svc, _ := o.project.Service(db.Service)
 		if _, err := containerSpec(o.project, svc, ContainerName(o.project, db), RoleDatabase, db.Image, ""); err != nil {
-			return exitcode.BadInput(err)
+			return fault.BadInput(err)
 		}
 	}
 	if err := o.clearPrevious(ctx, dbs); err != nil {
@@ -207,7 +207,7 @@ func (o *Orchestrator) plan(db compose.Database, existing map[string]container.S
 // kept wraps a failure before the existing container was touched: it says
 // that the database is as it was.
 func (pl upPlan) kept(err error) error {
-	if pl.old == nil || exitcode.Of(err) == exitcode.Usage {
+	if pl.old == nil || fault.KindOf(err) == fault.Invalid {
 		return err
 	}
 	running := pl.old.State == container.StateRunning
@@ -252,7 +252,7 @@ func (o *Orchestrator) upOne(ctx context.Context, pl upPlan, image string, u *un
 func (o *Orchestrator) createContainer(ctx context.Context, pl upPlan, image string) (string, error) {
 	spec, err := containerSpec(o.project, pl.svc, pl.name, RoleDatabase, image, pl.hash)
 	if err != nil {
-		return "", exitcode.BadInput(err)
+		return "", fault.BadInput(err)
 	}
 	// Created without cancellation: a create abandoned mid-flight could
 	// still happen in the engine, unrecorded, and escape the undo.
@@ -420,7 +420,7 @@ func (o *Orchestrator) ensureVolumes(ctx context.Context, db compose.Database, u
 			return fmt.Errorf("inspect volume %s: %w", name, err)
 		}
 		if top, ok := o.project.Compose.Volumes[v.Source]; ok && bool(top.External) {
-			return exitcode.BadInput(fmt.Errorf("volume %s is declared external but does not exist; create it with docker volume create %s", name, name))
+			return fault.BadInput(fmt.Errorf("volume %s is declared external but does not exist; create it with docker volume create %s", name, name))
 		}
 		if _, err := o.docker.VolumeCreate(context.WithoutCancel(ctx), client.VolumeCreateOptions{Name: name, Labels: Labels(o.project.Name, db.Service, RoleData)}); err != nil {
 			return fmt.Errorf("create volume %s: %w", name, err)
@@ -524,7 +524,7 @@ func (o *Orchestrator) checkDataVolumes(pl upPlan) error {
 		if !ok {
 			now = "nothing"
 		}
-		return exitcode.BadInput(fmt.Errorf("%s: the compose file now puts %s at %s, where container %s keeps its data in volume %s: up would start %s without that data; "+
+		return fault.BadInput(fmt.Errorf("%s: the compose file now puts %s at %s, where container %s keeps its data in volume %s: up would start %s without that data; "+
 			"aidb does not move data between volumes: put the volume back in the compose file, or back %s up, nuke it, bring it up on the new volume and restore the backup; nothing was changed",
 			pl.db.Name, now, m.Destination, pl.name, m.Name, pl.db.Name, pl.db.Name))
 	}

@@ -40,6 +40,9 @@ func systemTools() hostTools {
 	}
 }
 
+// ErrNeedsRoot says the build must run as root (debootstrap does).
+var ErrNeedsRoot = errors.New("build postgres image: debootstrap needs root")
+
 // ensureHost checks that this machine can build an image, installing
 // debootstrap with apt where that is possible (Debian or Ubuntu, as root):
 // the first run on a fresh machine must not stop at a missing package. It
@@ -50,7 +53,7 @@ func ensureHost(ctx context.Context, h hostTools, log io.Writer, progress func(s
 		return fmt.Errorf("build postgres image: needs Linux (this is %s); pull an image on a machine that reaches a registry and load it with docker load", h.goos)
 	}
 	if h.euid != 0 {
-		return errors.New("build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)")
+		return ErrNeedsRoot
 	}
 	if _, err := h.lookPath("debootstrap"); err == nil {
 		return nil

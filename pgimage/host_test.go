@@ -61,7 +61,7 @@ func TestEnsureHost(t *testing.T) {
 		wantRan []string
 	}{
 		{name: "present", have: []string{"debootstrap", "apt-get"}, release: debian},
-		{name: "not root", euid: 1000, release: debian, wantErr: "needs root"},
+		{name: "not root", euid: 1000, release: debian, wantErr: ErrNeedsRoot.Error()},
 		{name: "debian installs", have: []string{"apt-get"}, release: debian,
 			wantRan: []string{"apt-get install -y -q debootstrap"}},
 		{name: "ubuntu installs", have: []string{"apt-get"}, release: ubuntu,

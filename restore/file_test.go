@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/pgdump"
 )
 
@@ -80,7 +80,7 @@ func TestCheckFileNamesWhatAFileIs(t *testing.T) {
 			continue
 		}
 		require.Error(t, err, c.name)
-		assert.Equal(t, exitcode.Usage, exitcode.Of(err), c.name)
+		assert.Equal(t, fault.Invalid, fault.KindOf(err), c.name)
 		for _, w := range c.want {
 			assert.Contains(t, err.Error(), w, c.name)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
@@ -142,7 +142,7 @@ func TestCannotTakeDataSaysWhatIsMissingAndWhatToRun(t *testing.T) {
 	p := &Plan{Request: Request{DB: compose.Database{Name: "rulesdb"}, File: "rulesdb-data-20250102-030405.sql"},
 		Manifest: &manifest.Manifest{MigrationVersion: 7}}
 	err := p.cannotTakeData([]string{"table public.rules", "column public.projects.owner"}, true, 5, "backups/rulesdb-schema-20250101-000000.sql")
-	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	assert.Equal(t, fault.Invalid, fault.KindOf(err))
 	assert.Equal(t, "rulesdb cannot take the data of rulesdb-data-20250102-030405.sql: it lacks table public.rules, column public.projects.owner."+
 		" Its migration version is 5; the backup was taken at 7."+
 		" Restore the schema first: run make -f Makefile.ai ai-db-migrate, or restore the schema backup backups/rulesdb-schema-20250101-000000.sql"+

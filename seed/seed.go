@@ -65,6 +65,27 @@ var ErrNotEmpty = errors.New("database already holds data")
 // ErrNotMigrated says a table of the default schema is missing.
 var ErrNotMigrated = errors.New("database is not migrated")
 
+// sqlstateUndefinedTable is undefined_table.
+const sqlstateUndefinedTable = "42P01"
+
+// RefusedError says why a database was not seeded, before anything was
+// written: Err is ErrNotMigrated (Table is missing) or ErrNotEmpty (Table
+// has rows).
+type RefusedError struct {
+	Database string
+	Table    string
+	Err      error
+}
+
+func (e *RefusedError) Error() string {
+	if errors.Is(e.Err, ErrNotMigrated) {
+		return fmt.Sprintf("%v: %s has no table %s", e.Err, e.Database, e.Table)
+	}
+	return fmt.Sprintf("%v: %s.%s has rows; seed fills empty databases only", e.Err, e.Database, e.Table)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // Result counts what a Seed wrote.
 type Result struct {
 	Database string           `json:"database"`
@@ -133,20 +154,21 @@ func (s Seeder) Seed(ctx context.Context, conn *pgx.Conn, rows int, progress fun
 	return res, nil
 }
 
-// checkEmpty refuses a database whose tables are missing or hold rows.
+// checkEmpty refuses, with a RefusedError, a database whose tables are
+// missing or hold rows.
 func (s Seeder) checkEmpty(ctx context.Context, conn *pgx.Conn, tables []table) error {
 	for _, t := range tables {
 		var any bool
 		q := fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s)", pgx.Identifier{t.name}.Sanitize())
 		if err := conn.QueryRow(ctx, q).Scan(&any); err != nil {
 			var pg *pgconn.PgError
-			if errors.As(err, &pg) && pg.Code == "42P01" { // undefined_table
-				return fmt.Errorf("%w: %s has no table %s; run make -f Makefile.ai ai-db-migrate first", ErrNotMigrated, s.Database, t.name)
+			if errors.As(err, &pg) && pg.Code == sqlstateUndefinedTable {
+				return &RefusedError{Database: s.Database, Table: t.name, Err: ErrNotMigrated}
 			}
 			return err
 		}
 		if any {
-			return fmt.Errorf("%w: %s.%s has rows; seed fills empty databases only (aidb nuke %s, then up and migrate, for a fresh one)", ErrNotEmpty, s.Database, t.name, s.Database)
+			return &RefusedError{Database: s.Database, Table: t.name, Err: ErrNotEmpty}
 		}
 	}
 	return nil

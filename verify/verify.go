@@ -17,7 +17,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/pgrun"
@@ -42,6 +42,32 @@ type Result struct {
 	// Error says why the file could not be verified (exit 1), as opposed
 	// to a difference found (exit 3).
 	Error string `json:"error,omitempty"`
+	// Err is that error itself (a NoManifestError, a NoSchemaError, ...),
+	// for a caller that adds advice to it.
+	Err error `json:"-"`
+}
+
+// NoManifestError is a file without a manifest: there is nothing to verify
+// it against. A plain pg_dump file restores, unverified.
+type NoManifestError struct{ File string }
+
+func (e *NoManifestError) Error() string {
+	return fmt.Sprintf("%s has no manifest, so there is nothing to verify it against (a plain pg_dump file restores, unverified)", e.File)
+}
+
+// NoSchemaError is a data-only backup that cannot be verified: its
+// database has no migrations at its version, and Dir no intact schema
+// backup at that version to load it on.
+type NoSchemaError struct {
+	File     string
+	Database string
+	Version  int64
+	Dir      string
+}
+
+func (e *NoSchemaError) Error() string {
+	return fmt.Sprintf("%s is data-only and %s has no migrations at version %d and no intact schema backup at that version in %s",
+		e.File, e.Database, e.Version, e.Dir)
 }
 
 // Options configures a run.
@@ -84,8 +110,10 @@ func Files(ctx context.Context, e Engine, files []string, opts Options) []Result
 	return results
 }
 
-// Code is the exit code for results: 0 all equal, 3 a difference, 1 a
-// file that could not be verified; ctx's error wins (Ctrl-C).
+// Code is the outcome of results as an error: nil when every file is
+// equal, an error naming the files that could not be verified, else one of
+// the kind fault.Differs naming those that differ; ctx's error wins
+// (Ctrl-C). cmd/aidb makes them exit 0, 1 and 3.
 func Code(ctx context.Context, results []Result) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -103,7 +131,7 @@ func Code(ctx context.Context, results []Result) error {
 		return fmt.Errorf("could not verify %d of %d backup(s): %v", len(failed), len(results), failed)
 	}
 	if len(differ) > 0 {
-		return &exitcode.Error{Code: exitcode.Differs, Err: fmt.Errorf("%d of %d backup(s) differ from their manifests: %v", len(differ), len(results), differ)}
+		return fault.New(fault.Differs, fmt.Errorf("%d of %d backup(s) differ from their manifests: %v", len(differ), len(results), differ))
 	}
 	return nil
 }
@@ -126,14 +154,14 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 			res.Differences = []string{mm.Error()}
 			return res
 		}
-		res.Error = err.Error()
+		res.Error, res.Err = err.Error(), err
 		return res
 	}
 
 	m, err := manifest.Read(file)
 	if err != nil {
 		if errors.Is(err, manifest.ErrMissing) {
-			return fail(fmt.Errorf("%s has no manifest, so there is nothing to verify it against (a plain pg_dump file restores, unverified, with aidb restore)", file))
+			return fail(&NoManifestError{File: file})
 		}
 		return fail(err)
 	}
@@ -151,7 +179,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	}
 	defer func() {
 		if err := t.Close(ctx); err != nil && res.Error == "" {
-			res.Error = err.Error()
+			res.Error, res.Err = err.Error(), err
 		}
 	}()
 	target := t.DB
@@ -235,6 +263,5 @@ func schemaBackup(ctx context.Context, dir string, m manifest.Manifest) (string,
 	if err != nil || path != "" {
 		return path, err
 	}
-	return "", fmt.Errorf("%s is data-only and %s has no migrations at version %d and no intact schema backup at that version in %s: take one with aidb backup %s --schema-only",
-		m.File, m.Database, m.MigrationVersion, dir, m.Database)
+	return "", &NoSchemaError{File: m.File, Database: m.Database, Version: m.MigrationVersion, Dir: dir}
 }

@@ -1,7 +1,8 @@
 // Command aidb keeps an application's PostgreSQL databases alive in Docker,
 // migrated, backed up and provably restorable. This package only parses
 // flags, talks to people (stderr) and machines (--json on stdout), and maps
-// errors to exit codes; the work is done in the library packages.
+// errors to exit codes and advice (advice.go); the work is done in the
+// library packages.
 package main
 
 import (
@@ -17,7 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/oplock"
 )
 
@@ -38,12 +39,12 @@ func profiled(f func() int) int {
 	out, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "aidb: AIDB_CPUPROFILE: %v\n", err)
-		return exitcode.Usage
+		return exitUsage
 	}
 	defer out.Close()
 	if err := pprof.StartCPUProfile(out); err != nil {
 		fmt.Fprintf(os.Stderr, "aidb: AIDB_CPUPROFILE: %v\n", err)
-		return exitcode.Usage
+		return exitUsage
 	}
 	defer pprof.StopCPUProfile()
 	return f()
@@ -80,23 +81,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return exitcode.OK
+		return exitOK
 	}
-	code := exitcode.Of(err)
+	code := exitCode(err)
 	var usage *usageError
 	if errors.As(err, &usage) {
-		code = exitcode.Usage
+		code = exitUsage
 	}
 	if ctx.Err() != nil {
-		code = exitcode.Interrupted
+		code = exitInterrupted
 		var sig signalError
 		if errors.As(context.Cause(ctx), &sig) && sig.sig == syscall.SIGTERM {
-			code = exitcode.Terminated
+			code = exitTerminated
 		}
 		fmt.Fprintln(stderr, "aidb: interrupted; this run's partial work was undone")
 		return code
 	}
-	fmt.Fprintf(stderr, "aidb: %v\n", err)
+	fmt.Fprint(stderr, errorText(err))
 	return code
 }
 
@@ -128,7 +129,7 @@ messages and progress go to stderr.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if a.lockTimeout <= 0 {
-			return exitcode.BadInput(fmt.Errorf("--lock-timeout %s: must be positive", a.lockTimeout))
+			return fault.BadInput(fmt.Errorf("--lock-timeout %s: must be positive", a.lockTimeout))
 		}
 		return nil
 	}

@@ -133,7 +133,7 @@ func writeVerifyTable(out io.Writer, results []verify.Result) {
 		switch {
 		case r.Error != "":
 			result = "NOT VERIFIED"
-			reasons = append(reasons, fmt.Sprintf("%s: not verified: %s", name, r.Error))
+			reasons = append(reasons, fmt.Sprintf("%s: not verified: %s", name, withAdvice(r.Error, r.Err)))
 		case !r.OK:
 			result = "DIFFERS"
 			reasons = append(reasons, fmt.Sprintf("%s differs from its manifest:\n  %s", name, strings.Join(r.Differences, "\n  ")))

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/seed"
+	"github.com/aidb/aidb/verify"
+)
+
+// The exit codes of every aidb command, as --help and docs/ document them.
+// The library packages return fault kinds and typed errors; exitCode is
+// the one place they become codes.
+const (
+	exitOK          = 0   // done
+	exitFailed      = 1   // the operation failed
+	exitUsage       = 2   // bad usage or bad input, refused before anything changed
+	exitDiffers     = 3   // verification found a difference
+	exitInterrupted = 130 // Ctrl-C (SIGINT)
+	exitTerminated  = 143 // SIGTERM
+)
+
+// exitCode is the code err ends a command with: 0 for nil; 2 for bad input
+// (fault.Invalid) and 3 for a difference (fault.Differs), whichever the
+// first error in err's tree of either kind is; else 130 for a cancelled
+// context, and 1 for the rest: a database that is not up or busy
+// (fault.NotRunning, fault.Busy) is an operation that failed, and does not
+// hide a kind with a code of its own that it is joined with.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	code := 0
+	walk(err, func(e error) {
+		k, ok := e.(fault.Kinded)
+		if !ok || code != 0 {
+			return
+		}
+		switch k.Kind() {
+		case fault.Invalid:
+			code = exitUsage
+		case fault.Differs:
+			code = exitDiffers
+		}
+	})
+	if code != 0 {
+		return code
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitInterrupted
+	}
+	return exitFailed
+}
+
+// advice is what to run next for err, naming the flags and make targets
+// the library errors leave out: one line per typed error in err's tree that
+// has a next step, in the tree's order, without repeats.
+func advice(err error) []string {
+	var out, notUp []string
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	walk(err, func(e error) {
+		switch e := e.(type) {
+		case *orchestrator.NotUpError:
+			if len(notUp) == 0 {
+				add("") // where the advice for every database not up goes
+			}
+			if !slices.Contains(notUp, e.Database) {
+				notUp = append(notUp, e.Database)
+			}
+		case *orchestrator.NotReadyError:
+			if e.Timeout > 0 {
+				add("raise ready_timeout in aidb.yaml or --timeout")
+			}
+		case *orchestrator.LoginError:
+			add("once they match, run aidb up again")
+		case *orchestrator.PutBackError:
+			if e.Renamed {
+				add("the next aidb up puts it back")
+			}
+		case *orchestrator.LeftRunningError:
+			add("see them with aidb status; stop them with aidb down --all, or remove everything with make -f Makefile.ai ai-db-nuke")
+		case *oplock.BusyError:
+			if e.Folder != "" {
+				add("wait for it, or raise --lock-timeout")
+			} else {
+				add("wait for it to finish, or raise --lock-timeout")
+			}
+		case *migrations.VersionError:
+			add("give --to 0 or more (0 reverts every migration)")
+		case *seed.RefusedError:
+			if errors.Is(e.Err, seed.ErrNotMigrated) {
+				add("run make -f Makefile.ai ai-db-migrate first")
+			} else {
+				add(fmt.Sprintf("for a fresh one: aidb nuke %s, then up and migrate", e.Database))
+			}
+		case *verify.NoManifestError:
+			add("restore it, unverified, with aidb restore")
+		case *verify.NoSchemaError:
+			add(fmt.Sprintf("take one with aidb backup %s --schema-only", e.Database))
+		}
+		if e == pgimage.ErrNeedsRoot {
+			add("run again as root (e.g. sudo make -f Makefile.ai ai-image)")
+		}
+	})
+	if i := slices.Index(out, ""); i >= 0 {
+		out[i] = fmt.Sprintf("run make -f Makefile.ai ai-db-up (or aidb up %s) first", strings.Join(notUp, " "))
+	}
+	return out
+}
+
+// walk calls f on err and every error it wraps, depth first, in the order
+// errors.As looks at them.
+func walk(err error, f func(error)) {
+	if err == nil {
+		return
+	}
+	f(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walk(u.Unwrap(), f)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walk(e, f)
+		}
+	}
+}
+
+// errorText is what aidb prints for a failed command: "aidb: " and the
+// error, then its advice. Advice for a one-line error follows it on the
+// same line after "; ", as in "rulesdb is busy: ...; wait for it to
+// finish, or raise --lock-timeout"; an error of several lines (logs, one
+// line per database) gets each piece of advice on a line of its own, so
+// it is not read as part of the last one.
+func errorText(err error) string {
+	msg := err.Error()
+	adv := advice(err)
+	if len(adv) == 0 {
+		return "aidb: " + msg + "\n"
+	}
+	if !strings.Contains(msg, "\n") {
+		return "aidb: " + msg + "; " + strings.Join(adv, "; ") + "\n"
+	}
+	var b strings.Builder
+	b.WriteString("aidb: " + msg + "\n")
+	for _, a := range adv {
+		b.WriteString("aidb: " + a + "\n")
+	}
+	return b.String()
+}
+
+// withAdvice is msg (err's text, as a verify.Result keeps it) followed by
+// err's advice after "; ": the reason a verify table gives for a file it
+// could not verify.
+func withAdvice(msg string, err error) string {
+	if adv := advice(err); len(adv) > 0 {
+		return msg + "; " + strings.Join(adv, "; ")
+	}
+	return msg
+}
