@@ -39,6 +39,12 @@ func Ensure(dir string) error {
 		return fmt.Errorf("backup folder %s is not a folder", dir)
 	}
 	if st.Mode().Perm()&0o002 != 0 {
+		if st.Mode()&fs.ModeSticky != 0 {
+			// A shared folder such as /tmp: narrowing it would break
+			// everyone else's use of it.
+			return fault.BadInput(fmt.Errorf("%w: %s (mode %04o) is a shared folder where anyone may put a file; set AIDB_BACKUP_DIR to a private folder (aidb creates it 0700), such as %s",
+				ErrWorldWritable, dir, st.Mode().Perm(), filepath.Join(dir, "aidb-backups")))
+		}
 		return fault.BadInput(fmt.Errorf("%w: %s (mode %04o) could hold a backup anyone replaced; chmod 700 %s, or set AIDB_BACKUP_DIR to a private folder",
 			ErrWorldWritable, dir, st.Mode().Perm(), dir))
 	}

@@ -105,3 +105,24 @@ func TestLinkRemoveReadDirAndList(t *testing.T) {
 		assert.Zero(t, n)
 	}
 }
+
+// A shared sticky folder such as /tmp is refused without the advice to
+// chmod it (that would break everyone else's use of it); a private one
+// of its own is offered instead.
+func TestEnsureRefusesASharedFolderWithoutChmodAdvice(t *testing.T) {
+	t.Parallel()
+	shared := filepath.Join(t.TempDir(), "shared")
+	require.NoError(t, os.Mkdir(shared, 0o700))
+	require.NoError(t, os.Chmod(shared, 0o777|os.ModeSticky))
+	err := Ensure(shared)
+	require.ErrorIs(t, err, ErrWorldWritable)
+	assert.NotContains(t, err.Error(), "chmod")
+	assert.Contains(t, err.Error(), "set AIDB_BACKUP_DIR to a private folder")
+
+	open := filepath.Join(t.TempDir(), "open")
+	require.NoError(t, os.Mkdir(open, 0o700))
+	require.NoError(t, os.Chmod(open, 0o777))
+	err = Ensure(open)
+	require.ErrorIs(t, err, ErrWorldWritable)
+	assert.Contains(t, err.Error(), "chmod 700 "+open)
+}
