@@ -74,7 +74,13 @@ type KeptVolume struct {
 // mounts. aidb backed none of those up; allVolumes removes them too.
 // Data in the removed volumes is gone: callers take a safety backup first.
 // NotFound counts as removed.
+//
+// Once it starts, Nuke runs to its end even when ctx is cancelled (Ctrl-C):
+// each removal takes an instant, the safety backup is already taken, and a
+// half-removed project, reported as "undone", would be worse than a whole
+// removal reported as done.
 func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole, allVolumes bool) (Removed, error) {
+	ctx = context.WithoutCancel(ctx)
 	rm := Removed{Containers: []string{}, Volumes: []string{}, Networks: []string{}, Kept: []KeptVolume{}}
 	var errs []error
 	nuked := map[string]bool{}

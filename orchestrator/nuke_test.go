@@ -173,3 +173,16 @@ func TestNukeKeepsVolumesItTookNoBackupOf(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C during the removals does not leave half a project behind:
+// Nuke runs to its end, and says what it removed.
+func TestNukeRunsToItsEndAfterCtrlC(t *testing.T) {
+	t.Parallel()
+	_, o := nukeable(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	rm, err := o.Nuke(ctx, o.project.Databases, true, false)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"unit-rulesdb", "unit-memorydb", "unit-helper"}, rm.Containers)
+	assert.ElementsMatch(t, []string{"unit_rulesdb-data", "unit_memorydb-data"}, rm.Volumes)
+}
