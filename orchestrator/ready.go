@@ -72,8 +72,8 @@ const readyLogLines = 20
 // container's state on every poll so a crashed server fails at once rather
 // than at the deadline. It waits at most timeout; polls are interval apart
 // (each ping bounded by interval or 2 s, whichever is larger).
-func waitReady(ctx context.Context, name string, t readyTarget, timeout, interval time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func waitReady(parent context.Context, name string, t readyTarget, timeout, interval time.Duration) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	pingTimeout := max(interval, 2*time.Second)
 	tick := time.NewTicker(interval)
@@ -107,8 +107,10 @@ func waitReady(ctx context.Context, name string, t readyTarget, timeout, interva
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
-				return parent
+			// Ctrl-C (the parent's cancellation, whatever its cause) is
+			// not a slow start.
+			if err := parent.Err(); err != nil {
+				return err
 			}
 			return &NotReadyError{
 				Container: name,

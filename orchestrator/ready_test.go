@@ -132,3 +132,17 @@ func TestLoginErrorSaysWhatToChange(t *testing.T) {
 	assert.Contains(t, msg, "ALTER ROLE <old user> RENAME TO rules")
 	assert.NotContains(t, msg, "RULESDB_PASSWORD")
 }
+
+// aidb's root context is cancelled by a signal with the signal as its
+// cause: the wait still reports Ctrl-C, not "did not answer SELECT 1
+// within 1m0s" (which a Ctrl-C during a backup's verification said).
+func TestWaitReadyCancelledWithACause(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errors.New("interrupted by interrupt"))
+	f := &fakeTarget{readyAfter: -1, stopAfter: -1}
+	err := waitReady(ctx, "c1", f, time.Hour, time.Millisecond)
+	assert.ErrorIs(t, err, context.Canceled)
+	var nr *NotReadyError
+	assert.False(t, errors.As(err, &nr), "not a readiness failure: %v", err)
+}
