@@ -267,7 +267,8 @@ func (o *Orchestrator) build(ctx context.Context, svc types.ServiceConfig, ref s
 // waitCondition waits until dependency dep of service name meets the
 // depends_on condition, for at most the project's ready timeout.
 func (o *Orchestrator) waitCondition(ctx context.Context, name, dep, condition string) error {
-	ctx, cancel := context.WithTimeout(ctx, o.project.ReadyTimeout)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(parent, o.project.ReadyTimeout)
 	defer cancel()
 	for {
 		existing, err := o.serviceContainers(ctx)
@@ -320,8 +321,8 @@ func (o *Orchestrator) waitCondition(ctx context.Context, name, dep, condition s
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(context.Cause(ctx), context.Canceled) {
-				return ctx.Err()
+			if err := parent.Err(); err != nil {
+				return err // Ctrl-C, whatever its cause: not a condition unmet
 			}
 			return o.notMet(context.WithoutCancel(ctx), name, dep, c.ID, fmt.Sprintf("did not become %s within %s", strings.TrimPrefix(condition, "service_"), o.project.ReadyTimeout))
 		case <-time.After(250 * time.Millisecond):
