@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moby/moby/client"
 	"golang.org/x/term"
 
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/engine"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
@@ -109,25 +109,17 @@ func (a *app) loadProject(ctx context.Context) (*compose.Project, error) {
 }
 
 // session is a loaded project, the databases a command names, and the
-// connected engine.
+// connected engine: orch (the lifecycle) and tools (the client tools) are
+// its halves.
 type session struct {
 	project *compose.Project
 	dbs     []compose.Database
-	docker  *client.Client
+	eng     *engine.Engine
 	orch    *orchestrator.Orchestrator
 	tools   *pgrun.Runner
 }
 
-// engine is the databases' lifecycle and the client tools run against
-// them, as one value: what backups and restores take.
-type engine struct {
-	*orchestrator.Orchestrator
-	*pgrun.Runner
-}
-
-func (s *session) engine() engine { return engine{s.orch, s.tools} }
-
-func (s *session) Close() error { return s.docker.Close() }
+func (s *session) Close() error { return s.eng.Close() }
 
 // open loads the project and selects the named databases (none: all), then
 // connects to the engine: bad configuration and unknown names are reported
@@ -141,21 +133,11 @@ func (a *app) open(ctx context.Context, names []string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := orchestrator.Connect(ctx)
+	e, err := engine.Connect(ctx, p, orchestrator.WithProgress(a.progress))
 	if err != nil {
 		return nil, err
 	}
-	o, err := orchestrator.New(d, p, orchestrator.WithProgress(a.progress))
-	if err != nil {
-		_ = d.Close()
-		return nil, err
-	}
-	r, err := pgrun.New(d, o)
-	if err != nil {
-		_ = d.Close()
-		return nil, err
-	}
-	return &session{project: p, dbs: dbs, docker: d, orch: o, tools: r}, nil
+	return &session{project: p, dbs: dbs, eng: e, orch: e.Orchestrator, tools: e.Runner}, nil
 }
 
 // confirm asks a yes/no question on the terminal; with --yes it does not

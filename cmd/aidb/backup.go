@@ -119,7 +119,7 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 			_ = bar.Set64(n)
 		}
 	}
-	res, err := backup.Run(cmd.Context(), s.engine(), req)
+	res, err := backup.Run(cmd.Context(), s.eng, req)
 	for _, bar := range bars {
 		_ = bar.Finish()
 	}

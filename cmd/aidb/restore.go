@@ -62,7 +62,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			var plans []restore.Plan
 			prog := a.newLoadProgress(false)
 			for i, db := range s.dbs {
-				plan, err := restore.Preflight(ctx, s.engine(), restore.Request{
+				plan, err := restore.Preflight(ctx, s.eng, restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
 					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir,
 				})
@@ -98,14 +98,14 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			var results []restore.Result
 			switch {
 			case all:
-				results, err = restore.All(ctx, s.engine(), plans)
+				results, err = restore.All(ctx, s.eng, plans)
 			case dataOnly:
 				var r restore.Result
-				r, err = restore.DataOnly(ctx, s.engine(), plans[0])
+				r, err = restore.DataOnly(ctx, s.eng, plans[0])
 				results = append(results, r)
 			default:
 				var r restore.Result
-				r, err = restore.Full(ctx, s.engine(), plans[0])
+				r, err = restore.Full(ctx, s.eng, plans[0])
 				results = append(results, r)
 			}
 			prog.finish()
