@@ -9,13 +9,11 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
-	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/engine"
 	"github.com/aidb/aidb/exitcode"
@@ -157,52 +155,34 @@ func (a *app) confirm(question string) error {
 	return nil
 }
 
-// lock takes the operation lock of each database that is up, in name order
-// (so two operations never wait for each other), and with folder the backup
-// folder's lock, then clears what aidb runs killed before they finished
-// left (clearLitter). The returned release gives them up, also after
-// Ctrl-C.
+// lock takes the operation's locks (oplock.Take): each database of dbs
+// that is up and, with folder, the backup folder, then clears what aidb
+// runs killed before they finished left, saying what it removed. The
+// returned release gives them up, also after Ctrl-C.
 func (a *app) lock(ctx context.Context, s *session, dbs []compose.Database, op string, folder bool) (func(), error) {
-	var dbLocks []*oplock.DBLock
-	var folderLock *oplock.FolderLock
-	release := func() {
-		for _, l := range dbLocks {
-			_ = l.Release(ctx)
-		}
-		if folderLock != nil {
-			_ = folderLock.Release()
-		}
-	}
-	sorted := slices.Clone(dbs)
-	slices.SortFunc(sorted, func(x, y compose.Database) int { return strings.Compare(x.Name, y.Name) })
-	for _, db := range sorted {
-		if s.orch.RequireReady(ctx, db) != nil {
-			continue // not up: nothing can operate on it, and the operation says so
-		}
-		l, err := oplock.Database(ctx, s.orch.ConnString(db), "aidb "+op, a.lockTimeout, func(holder string) {
-			a.say("%s: waiting for another aidb operation to finish (%s), up to %s", db.Name, holder, a.lockTimeout)
-		})
-		if err != nil {
-			release()
-			return nil, err
-		}
-		dbLocks = append(dbLocks, l)
-	}
+	req := a.lockRequest(op)
+	req.Databases, req.Lifecycle, req.Litter = dbs, s.orch, s.tools
 	if folder {
-		if err := backupdir.Ensure(s.project.BackupDir); err != nil {
-			release()
-			return nil, err
-		}
-		l, err := oplock.Folder(ctx, s.project.BackupDir, "aidb "+op, a.lockTimeout, func(holder string) {
-			a.say("backup folder: waiting for %s, up to %s", holder, a.lockTimeout)
-		})
-		if err != nil {
-			release()
-			return nil, err
-		}
-		folderLock = l
-		// Holding the folder's lock, clear what killed runs left there.
-		a.clearLitter(ctx, s.project.BackupDir, s.tools)
+		req.Folder = s.project.BackupDir
 	}
-	return release, nil
+	h, err := oplock.Take(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return h.Release, nil
+}
+
+// lockRequest is an oplock request for op that says who is waited for and
+// what was cleared; it names no database and no folder yet.
+func (a *app) lockRequest(op string) oplock.Request {
+	return oplock.Request{
+		Op: "aidb " + op, Timeout: a.lockTimeout,
+		WaitDatabase: func(db, holder string) {
+			a.say("%s: waiting for another aidb operation to finish (%s), up to %s", db, holder, a.lockTimeout)
+		},
+		WaitFolder: func(holder string) {
+			a.say("backup folder: waiting for %s, up to %s", holder, a.lockTimeout)
+		},
+		Cleared: a.sayCleared,
+	}
 }
