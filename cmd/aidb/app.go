@@ -115,9 +115,29 @@ type session struct {
 	eng     *engine.Engine
 	orch    *orchestrator.Orchestrator
 	tools   *pgrun.Runner
+	// release gives up the locks the session took (lock), if any.
+	release func()
 }
 
-func (s *session) Close() error { return s.eng.Close() }
+// Close gives up the session's locks, then the engine connection.
+func (s *session) Close() error {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+	return s.eng.Close()
+}
+
+// lock takes the locks of operation op for the session's databases that
+// are up and, with folder, the backup folder (a.lock); Close gives them up.
+func (s *session) lock(ctx context.Context, a *app, op string, folder bool) error {
+	release, err := a.lock(ctx, s, s.dbs, op, folder)
+	if err != nil {
+		return err
+	}
+	s.release = release
+	return nil
+}
 
 // open loads the project and selects the named databases (none: all), then
 // connects to the engine: bad configuration and unknown names are reported
@@ -136,6 +156,21 @@ func (a *app) open(ctx context.Context, names []string) (*session, error) {
 		return nil, err
 	}
 	return &session{project: p, dbs: dbs, eng: e, orch: e.Orchestrator, tools: e.Runner}, nil
+}
+
+// openLocked opens a session (open) and takes the locks of operation op
+// (lock): every named database that is up and, with folder, the backup
+// folder. Closing the session gives them up.
+func (a *app) openLocked(ctx context.Context, names []string, op string, folder bool) (*session, error) {
+	s, err := a.open(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lock(ctx, a, op, folder); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // confirm asks a yes/no question on the terminal; with --yes it does not
