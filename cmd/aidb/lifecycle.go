@@ -100,11 +100,10 @@ func (a *app) nukeCommand() *cobra.Command {
 			if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
 				return err
 			}
-			release, err := a.lock(cmd.Context(), s, dbs, "nuke", false)
-			if err != nil {
+			// Asked before any lock is waited for.
+			if err := s.lock(cmd.Context(), a, "nuke", false); err != nil {
 				return err
 			}
-			defer release()
 			var safety []backup.File
 			if !noBackup {
 				why := manifest.Safety{Command: "aidb nuke", Reason: "the data before aidb nuke removed the containers and volumes of " + strings.Join(names, " and ")}
