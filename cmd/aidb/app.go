@@ -9,15 +9,13 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/moby/moby/client"
 	"golang.org/x/term"
 
-	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/engine"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
@@ -109,25 +107,37 @@ func (a *app) loadProject(ctx context.Context) (*compose.Project, error) {
 }
 
 // session is a loaded project, the databases a command names, and the
-// connected engine.
+// connected engine: orch (the lifecycle) and tools (the client tools) are
+// its halves.
 type session struct {
 	project *compose.Project
 	dbs     []compose.Database
-	docker  *client.Client
+	eng     *engine.Engine
 	orch    *orchestrator.Orchestrator
 	tools   *pgrun.Runner
+	// release gives up the locks the session took (lock), if any.
+	release func()
 }
 
-// engine is the databases' lifecycle and the client tools run against
-// them, as one value: what backups and restores take.
-type engine struct {
-	*orchestrator.Orchestrator
-	*pgrun.Runner
+// Close gives up the session's locks, then the engine connection.
+func (s *session) Close() error {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+	return s.eng.Close()
 }
 
-func (s *session) engine() engine { return engine{s.orch, s.tools} }
-
-func (s *session) Close() error { return s.docker.Close() }
+// lock takes the locks of operation op for the session's databases that
+// are up and, with folder, the backup folder (a.lock); Close gives them up.
+func (s *session) lock(ctx context.Context, a *app, op string, folder bool) error {
+	release, err := a.lock(ctx, s, s.dbs, op, folder)
+	if err != nil {
+		return err
+	}
+	s.release = release
+	return nil
+}
 
 // open loads the project and selects the named databases (none: all), then
 // connects to the engine: bad configuration and unknown names are reported
@@ -141,21 +151,26 @@ func (a *app) open(ctx context.Context, names []string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := orchestrator.Connect(ctx)
+	e, err := engine.Connect(ctx, p, orchestrator.WithProgress(a.progress))
 	if err != nil {
 		return nil, err
 	}
-	o, err := orchestrator.New(d, p, orchestrator.WithProgress(a.progress))
+	return &session{project: p, dbs: dbs, eng: e, orch: e.Orchestrator, tools: e.Runner}, nil
+}
+
+// openLocked opens a session (open) and takes the locks of operation op
+// (lock): every named database that is up and, with folder, the backup
+// folder. Closing the session gives them up.
+func (a *app) openLocked(ctx context.Context, names []string, op string, folder bool) (*session, error) {
+	s, err := a.open(ctx, names)
 	if err != nil {
-		_ = d.Close()
 		return nil, err
 	}
-	r, err := pgrun.New(d, o)
-	if err != nil {
-		_ = d.Close()
+	if err := s.lock(ctx, a, op, folder); err != nil {
+		_ = s.Close()
 		return nil, err
 	}
-	return &session{project: p, dbs: dbs, docker: d, orch: o, tools: r}, nil
+	return s, nil
 }
 
 // confirm asks a yes/no question on the terminal; with --yes it does not
@@ -175,52 +190,34 @@ func (a *app) confirm(question string) error {
 	return nil
 }
 
-// lock takes the operation lock of each database that is up, in name order
-// (so two operations never wait for each other), and with folder the backup
-// folder's lock, then clears what aidb runs killed before they finished
-// left (clearLitter). The returned release gives them up, also after
-// Ctrl-C.
+// lock takes the operation's locks (oplock.Take): each database of dbs
+// that is up and, with folder, the backup folder, then clears what aidb
+// runs killed before they finished left, saying what it removed. The
+// returned release gives them up, also after Ctrl-C.
 func (a *app) lock(ctx context.Context, s *session, dbs []compose.Database, op string, folder bool) (func(), error) {
-	var dbLocks []*oplock.DBLock
-	var folderLock *oplock.FolderLock
-	release := func() {
-		for _, l := range dbLocks {
-			_ = l.Release(ctx)
-		}
-		if folderLock != nil {
-			_ = folderLock.Release()
-		}
-	}
-	sorted := slices.Clone(dbs)
-	slices.SortFunc(sorted, func(x, y compose.Database) int { return strings.Compare(x.Name, y.Name) })
-	for _, db := range sorted {
-		if s.orch.RequireReady(ctx, db) != nil {
-			continue // not up: nothing can operate on it, and the operation says so
-		}
-		l, err := oplock.Database(ctx, s.orch.ConnString(db), "aidb "+op, a.lockTimeout, func(holder string) {
-			a.say("%s: waiting for another aidb operation to finish (%s), up to %s", db.Name, holder, a.lockTimeout)
-		})
-		if err != nil {
-			release()
-			return nil, err
-		}
-		dbLocks = append(dbLocks, l)
-	}
+	req := a.lockRequest(op)
+	req.Databases, req.Lifecycle, req.Litter = dbs, s.orch, s.tools
 	if folder {
-		if err := backupdir.Ensure(s.project.BackupDir); err != nil {
-			release()
-			return nil, err
-		}
-		l, err := oplock.Folder(ctx, s.project.BackupDir, "aidb "+op, a.lockTimeout, func(holder string) {
-			a.say("backup folder: waiting for %s, up to %s", holder, a.lockTimeout)
-		})
-		if err != nil {
-			release()
-			return nil, err
-		}
-		folderLock = l
-		// Holding the folder's lock, clear what killed runs left there.
-		a.clearLitter(ctx, s.project.BackupDir, s.tools)
+		req.Folder = s.project.BackupDir
 	}
-	return release, nil
+	h, err := oplock.Take(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return h.Release, nil
+}
+
+// lockRequest is an oplock request for op that says who is waited for and
+// what was cleared; it names no database and no folder yet.
+func (a *app) lockRequest(op string) oplock.Request {
+	return oplock.Request{
+		Op: "aidb " + op, Timeout: a.lockTimeout,
+		WaitDatabase: func(db, holder string) {
+			a.say("%s: waiting for another aidb operation to finish (%s), up to %s", db, holder, a.lockTimeout)
+		},
+		WaitFolder: func(holder string) {
+			a.say("backup folder: waiting for %s, up to %s", holder, a.lockTimeout)
+		},
+		Cleared: a.sayCleared,
+	}
 }

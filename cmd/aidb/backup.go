@@ -46,16 +46,11 @@ func (a *app) backupCommand() *cobra.Command {
 			if err != nil {
 				return exitcode.BadInput(fmt.Errorf("--split-over: %w", err))
 			}
-			s, err := a.open(cmd.Context(), args)
+			s, err := a.openLocked(cmd.Context(), args, "backup", true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			release, err := a.lock(cmd.Context(), s, s.dbs, "backup", true)
-			if err != nil {
-				return err
-			}
-			defer release()
 			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split})
 			if err != nil {
 				return err
@@ -119,7 +114,7 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 			_ = bar.Set64(n)
 		}
 	}
-	res, err := backup.Run(cmd.Context(), s.engine(), req)
+	res, err := backup.Run(cmd.Context(), s.eng, req)
 	for _, bar := range bars {
 		_ = bar.Finish()
 	}

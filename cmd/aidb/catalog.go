@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/oplock"
@@ -93,17 +92,14 @@ restore and nuke) do not count toward --keep-last: they stay for
 				return exitcode.BadInput(fmt.Errorf("%w (--keep-last, --keep-safety-within)", err))
 			}
 			if a.yes {
-				if err := backupdir.Ensure(p.BackupDir); err != nil {
-					return err
-				}
-				l, err := oplock.Folder(cmd.Context(), p.BackupDir, "aidb prune", a.lockTimeout, func(holder string) {
-					a.say("backup folder: waiting for %s, up to %s", holder, a.lockTimeout)
-				})
+				// The folder only: prune needs no engine.
+				req := a.lockRequest("prune")
+				req.Folder = p.BackupDir
+				h, err := oplock.Take(cmd.Context(), req)
 				if err != nil {
 					return err
 				}
-				defer l.Release()
-				a.clearLitter(cmd.Context(), p.BackupDir, nil) // the folder only: prune needs no engine
+				defer h.Release()
 			}
 			backups := catalog.New(catalog.Folder{Dir: p.BackupDir})
 			plan, err := backups.PlanPrune(cmd.Context(), policy, time.Now())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,12 +12,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/safety"
 )
 
 func (a *app) upCommand() *cobra.Command {
@@ -100,11 +100,10 @@ func (a *app) nukeCommand() *cobra.Command {
 			if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
 				return err
 			}
-			release, err := a.lock(cmd.Context(), s, dbs, "nuke", false)
-			if err != nil {
+			// Asked before any lock is waited for.
+			if err := s.lock(cmd.Context(), a, "nuke", false); err != nil {
 				return err
 			}
-			defer release()
 			var safety []backup.File
 			if !noBackup {
 				why := manifest.Safety{Command: "aidb nuke", Reason: "the data before aidb nuke removed the containers and volumes of " + strings.Join(names, " and ")}
@@ -135,62 +134,26 @@ func (a *app) nukeCommand() *cobra.Command {
 }
 
 // safetyBackup takes a full backup of each database that exists and holds
-// data, starting a stopped one for it, and says where it is. The manifests
-// mark the files as safety backups, with why: they do not move <db>-latest
-// and prune keeps them by their own rule. With lockFolder it takes the
-// backup folder's lock for the backup (callers that hold it already pass
-// false); the folder is only needed when there is data to keep.
+// data (safety.Take), showing its progress, and says where it is. With
+// lockFolder it takes the backup folder's lock for the backup (callers
+// that hold it already pass false).
 func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Database, lockFolder bool, why manifest.Safety) ([]backup.File, error) {
-	ctx := cmd.Context()
-	st, err := s.orch.Status(ctx, dbs)
+	req := safety.Request{
+		Databases: dbs, Why: why,
+		Backup: func(_ context.Context, req backup.Request) (backup.Result, error) { return a.runBackup(cmd, s, req) },
+		NoData: func(db string) { a.say("%s: holds no tables; no safety backup needed", db) },
+	}
+	if lockFolder {
+		req.Lock = func(ctx context.Context) (func(), error) { return a.lock(ctx, s, nil, "nuke", true) }
+	}
+	files, err := safety.Take(cmd.Context(), s.orch, req)
 	if err != nil {
 		return nil, err
 	}
-	var existing []compose.Database
-	for i, db := range dbs {
-		if st[i].State != "missing" {
-			existing = append(existing, db)
-		}
-	}
-	if len(existing) == 0 {
-		return nil, nil
-	}
-	// As the containers run: a compose file changed since (another
-	// password, port or image) must not stop the backup of what is there.
-	existing, err = s.orch.StartExisting(ctx, existing)
-	if err != nil {
-		return nil, fmt.Errorf("start the databases for a safety backup: %w", err)
-	}
-	var withData []compose.Database
-	for _, db := range existing {
-		has, err := backup.HasData(ctx, s.orch.ConnString(db))
-		if err != nil {
-			return nil, fmt.Errorf("look into %s for a safety backup: %w", db.Name, err)
-		}
-		if has {
-			withData = append(withData, db)
-		} else {
-			a.say("%s: holds no tables; no safety backup needed", db.Name)
-		}
-	}
-	if len(withData) == 0 {
-		return nil, nil
-	}
-	if lockFolder {
-		release, err := a.lock(ctx, s, nil, "nuke", true)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-	}
-	res, err := a.runBackup(cmd, s, backup.Request{Databases: withData, Kind: backupfile.Full, Compression: backupfile.None, Transport: pgrun.TransportAuto, SplitOver: backup.DefaultSplitOver, Safety: &why})
-	if err != nil {
-		return nil, fmt.Errorf("safety backup: %w", err)
-	}
-	for _, f := range res.Files {
+	for _, f := range files {
 		a.say("%s: safety backup in %s", f.Database, f.Path)
 	}
-	return res.Files, nil
+	return files, nil
 }
 
 func (a *app) statusCommand() *cobra.Command {

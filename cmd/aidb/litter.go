@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,13 +10,11 @@ import (
 	"github.com/aidb/aidb/owner"
 )
 
-// clearLitter removes, once the backup folder's lock is held, what aidb
-// runs killed before they finished left in dir and, with an engine, their
-// helper and throwaway containers; it says what it removed, and names what
-// an older aidb left without an owner. A failure here is said, not fatal:
-// the command goes on.
-func (a *app) clearLitter(ctx context.Context, dir string, e litter.Engine) {
-	rep, err := litter.Clear(ctx, litter.Options{Dir: dir, Engine: e})
+// sayCleared says what clearing the litter of killed aidb runs (done once
+// the backup folder's lock is held: oplock.Take) removed, and names what an
+// older aidb left without an owner. A failure here is said, not fatal: the
+// command goes on.
+func (a *app) sayCleared(rep litter.Report, err error) {
 	for _, l := range rep.Removed {
 		a.say("removed what an aidb run (pid %d) killed before it finished left: %s", l.Owner.PID, strings.Join(leftWords(l), ", "))
 	}

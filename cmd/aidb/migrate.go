@@ -110,30 +110,15 @@ func (a *app) migrateCommand() *cobra.Command {
 }
 
 // eachMigration runs fn for each named database (none: all) that has
-// migrations, after checking it is up, and prints the --json document.
+// migrations, after checking it is up (migrations.Each), holding the
+// databases' operation locks, and prints the --json document.
 func (a *app) eachMigration(ctx context.Context, names []string, fn func(context.Context, compose.Database, *migrations.Runner, *dbMigration) error) error {
-	s, err := a.open(ctx, names)
+	s, err := a.openLocked(ctx, names, "migrate", false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	release, err := a.lock(ctx, s, s.dbs, "migrate", false)
-	if err != nil {
-		return err
-	}
-	defer release()
 
-	// Every source is checked before any database is touched.
-	sources := map[string]migrations.Source{}
-	for _, db := range s.dbs {
-		src, ok, err := migrations.SourceFor(db.Name, db.Migrations)
-		if err != nil {
-			return err
-		}
-		if ok {
-			sources[db.Name] = src
-		}
-	}
 	outs := []dbMigration{}
 	defer func() {
 		if a.json {
@@ -142,31 +127,16 @@ func (a *app) eachMigration(ctx context.Context, names []string, fn func(context
 			}{outs})
 		}
 	}()
-	for _, db := range s.dbs {
-		src, ok := sources[db.Name]
-		if !ok {
-			a.say("%s: no migrations (set migrations: for it in aidb.yaml)", db.Name)
-			continue
-		}
-		if err := s.orch.RequireReady(ctx, db); err != nil {
-			return err
-		}
-		r, err := migrations.Open(s.orch.ConnString(db), src, migrations.Options{
-			LockTimeout: a.lockTimeout,
-			OnWait: func(holder string) {
-				a.say("%s: another migration holds the lock (%s); waiting for it", db.Name, holder)
-			},
-		})
-		if err != nil {
-			return err
-		}
+	return migrations.Each(ctx, s.orch, s.dbs, migrations.EachOptions{
+		LockTimeout: a.lockTimeout,
+		OnWait: func(db, holder string) {
+			a.say("%s: another migration holds the lock (%s); waiting for it", db, holder)
+		},
+		NoMigrations: func(db string) { a.say("%s: no migrations (set migrations: for it in aidb.yaml)", db) },
+	}, func(ctx context.Context, db compose.Database, src migrations.Source, r *migrations.Runner) error {
 		out := dbMigration{Name: db.Name, Source: src.Name}
-		err = fn(ctx, db, r, &out)
-		_ = r.Close()
+		err := fn(ctx, db, r, &out)
 		outs = append(outs, out)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/restore"
+	"github.com/aidb/aidb/seed"
 	"github.com/aidb/aidb/verify"
 )
 
@@ -132,7 +133,7 @@ func TestPrintJSONWritesEmptyListsNotNull(t *testing.T) {
 		Rows   map[string]int64  `json:"rows"`
 		When   time.Time         `json:"when"`
 		Safety []backup.File     `json:"safety_backups"`
-		Seeded []seededDB        `json:"seeded,omitempty"`
+		Seeded []seed.Outcome    `json:"seeded,omitempty"`
 		Bytes  []byte            `json:"bytes"`
 		Extra  map[string][]bool `json:"extra"`
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -45,69 +46,47 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			for i, p := range pairs {
 				names[i] = p[0]
 			}
-			s, err := a.open(cmd.Context(), names)
+			ctx := cmd.Context()
+			// The backup folder holds the helper transport's pipe and the
+			// safety backup; the lock keeps other operations off both.
+			s, err := a.openLocked(ctx, names, "restore", true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			ctx := cmd.Context()
-			// The backup folder holds the helper transport's pipe and the
-			// safety backup; the lock keeps other operations off both.
-			release, err := a.lock(ctx, s, s.dbs, "restore", true)
-			if err != nil {
-				return err
-			}
-			defer release()
 
-			var plans []restore.Plan
-			prog := a.newLoadProgress(false)
+			job := restore.Job{All: all}
 			for i, db := range s.dbs {
-				plan, err := restore.Preflight(ctx, s.engine(), restore.Request{
+				job.Requests = append(job.Requests, restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
 					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir,
 				})
-				if err != nil {
-					return err
-				}
-				for _, w := range plan.Warnings {
-					a.say("warning: %s", w)
-				}
-				name, file, size := db.Name, plan.File, plan.Size
-				plan.Progress = func(read, total int64) { prog.bytes(name, read, total) }
-				plan.Phase = func(ph restore.Phase) { prog.phase(name, file, size, ph) }
-				plans = append(plans, plan)
 			}
-			var what []string
-			for _, p := range plans {
-				what = append(what, fmt.Sprintf("%s with %s", p.DB.Name, p.File))
-			}
-			if err := a.confirm("replace the data of " + strings.Join(what, " and ")); err != nil {
-				return err
+			prog := a.newLoadProgress(false)
+			job.Warn = func(w string) { a.say("warning: %s", w) }
+			job.Progress = func(p restore.Plan, read, total int64) { prog.bytes(p.DB.Name, read, total) }
+			job.Phase = func(p restore.Plan, ph restore.Phase) { prog.phase(p.DB.Name, p.File, p.Size, ph) }
+			job.Confirm = func(plans []restore.Plan) error {
+				var what []string
+				for _, p := range plans {
+					what = append(what, fmt.Sprintf("%s with %s", p.DB.Name, p.File))
+				}
+				return a.confirm("replace the data of " + strings.Join(what, " and "))
 			}
 			if !noBackup {
-				var replaced []string
-				for _, p := range plans {
-					replaced = append(replaced, fmt.Sprintf("%s with %s", p.DB.Name, filepath.Base(p.Path)))
-				}
-				why := manifest.Safety{Command: "aidb restore", Reason: "the data before aidb restore replaced " + strings.Join(replaced, " and ")}
-				if _, err := a.safetyBackup(cmd, s, s.dbs, false, why); err != nil {
-					return fmt.Errorf("%w\nnothing was restored; fix that, or restore without a safety backup with --no-backup", err)
+				job.SafetyBackup = func(_ context.Context, plans []restore.Plan) error {
+					var replaced []string
+					for _, p := range plans {
+						replaced = append(replaced, fmt.Sprintf("%s with %s", p.DB.Name, filepath.Base(p.Path)))
+					}
+					why := manifest.Safety{Command: "aidb restore", Reason: "the data before aidb restore replaced " + strings.Join(replaced, " and ")}
+					if _, err := a.safetyBackup(cmd, s, s.dbs, false, why); err != nil {
+						return fmt.Errorf("%w\nnothing was restored; fix that, or restore without a safety backup with --no-backup", err)
+					}
+					return nil
 				}
 			}
-
-			var results []restore.Result
-			switch {
-			case all:
-				results, err = restore.All(ctx, s.engine(), plans)
-			case dataOnly:
-				var r restore.Result
-				r, err = restore.DataOnly(ctx, s.engine(), plans[0])
-				results = append(results, r)
-			default:
-				var r restore.Result
-				r, err = restore.Full(ctx, s.engine(), plans[0])
-				results = append(results, r)
-			}
+			results, err := restore.Run(ctx, s.eng, job)
 			prog.finish()
 			if err != nil {
 				return err

@@ -1,0 +1,50 @@
+// Package engine connects to the Docker engine for one project and hands
+// out what the operations run on: the databases' lifecycle (package
+// orchestrator) and PostgreSQL's client tools run against them (package
+// pgrun), as one value with one Close. It keeps the Docker client to
+// itself, so the CLI needs neither the client nor its types.
+package engine
+
+import (
+	"context"
+
+	"github.com/moby/moby/client"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgrun"
+)
+
+// Engine is a project's databases on a connected engine: their lifecycle
+// and the client tools, as backups, restores, verification and clearing
+// what killed runs left take them.
+type Engine struct {
+	*orchestrator.Orchestrator
+	*pgrun.Runner
+	docker *client.Client
+}
+
+// Connect connects to the engine DOCKER_HOST names (orchestrator.Connect:
+// it must answer within orchestrator.PingTimeout) and returns the project's
+// lifecycle and client tools on it, opts configuring the lifecycle. The
+// caller closes it.
+func Connect(ctx context.Context, p *compose.Project, opts ...orchestrator.Option) (*Engine, error) {
+	d, err := orchestrator.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, err := orchestrator.New(d, p, opts...)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	r, err := pgrun.New(d, o)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return &Engine{Orchestrator: o, Runner: r, docker: d}, nil
+}
+
+// Close closes the connection to the engine.
+func (e *Engine) Close() error { return e.docker.Close() }
