@@ -69,6 +69,10 @@ type Request struct {
 	// taken by aidb before a command replaced or removed data: it does not
 	// move <db>-latest, and retention keeps it by its own rule.
 	Safety *manifest.Safety
+	// HoldLatest leaves <db>-latest where it is: the caller verifies the
+	// new files first and points it with PointLatest only at a file that
+	// proved restorable (a pointer is what users restore from).
+	HoldLatest bool
 }
 
 // File is one written backup.
@@ -473,17 +477,24 @@ func newManifest(req Request, db compose.Database, image string, at time.Time, p
 }
 
 // pointLatest points <db>-latest at the file at path and returns the
-// pointer's path, for a full backup that is not a safety backup; else it
-// does nothing and returns "". <db>-latest names the user's newest full
+// pointer's path, for a full backup that is not a safety backup and not
+// held for verification (HoldLatest); else it does nothing and returns "". <db>-latest names the user's newest full
 // backup; a safety backup of what a restore or nuke replaced is not one.
 func pointLatest(ctx context.Context, req Request, db compose.Database, path string) (string, error) {
-	if req.Kind != backupfile.Full || req.Safety != nil {
+	if req.Kind != backupfile.Full || req.Safety != nil || req.HoldLatest {
 		return "", nil
 	}
-	if err := catalog.New(catalog.Folder{Dir: req.Dir}).PointLatest(ctx, db.Name, req.Compression, filepath.Base(path)); err != nil {
+	return PointLatest(ctx, req.Dir, db.Name, req.Compression, path)
+}
+
+// PointLatest points dir's <db>-latest pointer (of the file's compression)
+// at the backup file path, and returns the pointer's path: what a backup
+// taken with HoldLatest does once its files are verified.
+func PointLatest(ctx context.Context, dir, db string, c backupfile.Compression, path string) (string, error) {
+	if err := catalog.New(catalog.Folder{Dir: dir}).PointLatest(ctx, db, c, filepath.Base(path)); err != nil {
 		return "", err
 	}
-	return filepath.Join(req.Dir, backupfile.LatestName(db.Name, req.Compression)), nil
+	return filepath.Join(dir, backupfile.LatestName(db, c)), nil
 }
 
 // migrationTable finds the migration bookkeeping table, quoted and schema

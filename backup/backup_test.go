@@ -66,10 +66,12 @@ func TestPointLatest(t *testing.T) {
 		name   string
 		kind   backupfile.Kind
 		safety *manifest.Safety
+		hold   bool
 		moves  bool
 	}{
 		{name: "full", kind: backupfile.Full, moves: true},
 		{name: "safety backup", kind: backupfile.Full, safety: &manifest.Safety{}},
+		{name: "held until verified", kind: backupfile.Full, hold: true},
 		{name: "schema", kind: backupfile.Schema},
 		{name: "data", kind: backupfile.Data},
 	}
@@ -79,7 +81,7 @@ func TestPointLatest(t *testing.T) {
 			dir := t.TempDir()
 			name := backupfile.Name(db.Name, tt.kind, at, backupfile.Gzip)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("--\n"), 0o600))
-			req := Request{Kind: tt.kind, Compression: backupfile.Gzip, Dir: dir, Safety: tt.safety}
+			req := Request{Kind: tt.kind, Compression: backupfile.Gzip, Dir: dir, Safety: tt.safety, HoldLatest: tt.hold}
 			latest, err := pointLatest(t.Context(), req, db, filepath.Join(dir, name))
 			require.NoError(t, err)
 			pointer := filepath.Join(dir, backupfile.LatestName(db.Name, backupfile.Gzip))

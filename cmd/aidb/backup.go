@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/verify"
 )
 
 func (a *app) backupCommand() *cobra.Command {
@@ -51,7 +54,9 @@ func (a *app) backupCommand() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split})
+			// With --verify, <db>-latest moves only to a file that proved
+			// restorable: it is what users restore from.
+			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split, HoldLatest: verifyAfter})
 			if err != nil {
 				return err
 			}
@@ -61,7 +66,9 @@ func (a *app) backupCommand() *cobra.Command {
 					files[i] = f.Path
 				}
 				// With --json, the verification's document is the output.
-				return a.runVerify(cmd, s, files, len(files), t, "")
+				results, err := a.runVerify(cmd, s, files, len(files), t, "")
+				a.pointLatestAtVerified(cmd, s, res, results)
+				return err
 			}
 			if a.json {
 				return a.printJSON(res)
@@ -77,6 +84,29 @@ func (a *app) backupCommand() *cobra.Command {
 	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; local engines), stream (docker exec; any engine) or auto")
 	f.StringVar(&splitOver, "split-over", units.BytesSize(backup.DefaultSplitOver), "read the rows of tables at least this large (by the server's statistics) in parts at the same time, one per core (helper transport; cores shared among the databases); 0 never")
 	return cmd
+}
+
+// pointLatestAtVerified moves each database's <db>-latest to its new full
+// backup if verification found it equal; of the others it says that the
+// pointer stayed, and why. It runs after Ctrl-C too (the pointer then
+// stays: the file was not proven).
+func (a *app) pointLatestAtVerified(cmd *cobra.Command, s *session, res backup.Result, results []verify.Result) {
+	ok := map[string]bool{}
+	for _, r := range results {
+		ok[r.File] = r.OK && r.Error == "" && cmd.Context().Err() == nil
+	}
+	for _, f := range res.Files {
+		if f.Kind != backupfile.Full {
+			continue
+		}
+		if !ok[f.Path] {
+			a.say("%s: %s not moved: %s was not verified", f.Database, backupfile.LatestName(f.Database, f.Codec), filepath.Base(f.Path))
+			continue
+		}
+		if _, err := backup.PointLatest(context.WithoutCancel(cmd.Context()), s.project.BackupDir, f.Database, f.Codec, f.Path); err != nil {
+			a.say("%s: could not point %s at %s: %v", f.Database, backupfile.LatestName(f.Database, f.Codec), filepath.Base(f.Path), err)
+		}
+	}
 }
 
 // parseSize reads a size such as 32MB or 1GiB (powers of 1024), or 0.

@@ -63,7 +63,8 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 					return exitcode.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
 				}
 			}
-			return a.runVerify(cmd, s, files, jobs, t, junit)
+			_, err = a.runVerify(cmd, s, files, jobs, t, junit)
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -76,10 +77,10 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
-func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit string) error {
+func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
 	// The backup folder holds the helper transport's pipes.
 	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
-		return err
+		return nil, err
 	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
@@ -98,27 +99,27 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 	if junit != "" {
 		out, err := os.Create(junit)
 		if err != nil {
-			return fmt.Errorf("write JUnit report: %w", err)
+			return results, fmt.Errorf("write JUnit report: %w", err)
 		}
 		err = verify.WriteJUnit(out, results)
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("write JUnit report %s: %w", junit, err)
+			return results, fmt.Errorf("write JUnit report %s: %w", junit, err)
 		}
 	}
 	if a.json {
 		if err := a.printJSON(struct {
 			Results []verify.Result `json:"results"`
 		}{results}); err != nil {
-			return err
+			return results, err
 		}
 	} else {
 		writeVerifyTable(a.stderr, results)
 		a.say("backups are in %s", s.project.BackupDir)
 	}
-	return verify.Code(cmd.Context(), results)
+	return results, verify.Code(cmd.Context(), results)
 }
 
 // writeVerifyTable prints one short row per file and, below the table, why
