@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,9 +91,31 @@ func TestMigrateWithOnlyDatabasesUpThenSeed(t *testing.T) {
 	require.NoError(t, mem.QueryRow(t.Context(), "SELECT count(*) FROM memories").Scan(&memories))
 	assert.Equal(t, int64(60), memories)
 
-	// Down to version 1 reverts the later migrations.
+	// Down drops tables and their rows: without --yes (and no terminal to
+	// ask on) it is refused, and nothing is reverted.
 	r = p.aidb("migrate", "down", "rulesdb", "--to", "1")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no terminal to ask on; pass --yes")
+	assert.Equal(t, []int64{1, 2, 3}, appliedVersions(t, rules))
+
+	// Down to version 1 reverts the later migrations, after a safety
+	// backup of the rows they drop.
+	r = p.aidb("migrate", "down", "--yes", "rulesdb", "--to", "1")
 	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb: safety backup in ")
+	var list struct {
+		Backups []struct {
+			Safety *struct {
+				Command string `json:"command"`
+			} `json:"safety"`
+		} `json:"backups"`
+	}
+	l := p.aidb("list", "--json")
+	require.Equal(t, 0, l.code, l.stderr)
+	require.NoError(t, json.Unmarshal([]byte(l.stdout), &list))
+	require.Len(t, list.Backups, 1)
+	require.NotNil(t, list.Backups[0].Safety)
+	assert.Equal(t, "aidb migrate down", list.Backups[0].Safety.Command)
 	assert.Equal(t, []string{"projects", "rules"}, tables(t, rules))
 	assert.Equal(t, []int64{1}, appliedVersions(t, rules))
 }
@@ -118,7 +141,7 @@ func TestMigrateWaitsForTheLockAndAppliesOnce(t *testing.T) {
 	assert.Len(t, tables(t, conn), 5)
 
 	// Two runs at once on a fresh schema: both succeed, each migration once.
-	r := p.aidb("migrate", "down", "rulesdb", "--to", "0")
+	r := p.aidb("migrate", "down", "--yes", "--no-backup", "rulesdb", "--to", "0")
 	require.Equal(t, 0, r.code, r.stderr)
 	var wg sync.WaitGroup
 	results := make([]result, 2)

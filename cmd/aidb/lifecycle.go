@@ -144,7 +144,9 @@ func (a *app) safetyBackup(cmd *cobra.Command, s *session, dbs []compose.Databas
 		NoData: func(db string) { a.say("%s: holds no tables; no safety backup needed", db) },
 	}
 	if lockFolder {
-		req.Lock = func(ctx context.Context) (func(), error) { return a.lock(ctx, s, nil, "nuke", true) }
+		req.Lock = func(ctx context.Context) (func(), error) {
+			return a.lock(ctx, s, nil, strings.TrimPrefix(why.Command, "aidb "), true)
+		}
 	}
 	files, err := safety.Take(cmd.Context(), s.orch, req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 )
 
@@ -26,7 +27,7 @@ func (a *app) migrateCommand() *cobra.Command {
 		Short: "Apply pending migrations (only the databases need to be up)",
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.eachMigration(cmd.Context(), args, func(ctx context.Context, db compose.Database, r *migrations.Runner, out *dbMigration) error {
+			return a.eachMigration(cmd.Context(), args, func(ctx context.Context, s *session, db compose.Database, r *migrations.Runner, out *dbMigration) error {
 				applied, err := r.Up(ctx)
 				out.Applied = applied
 				for _, m := range applied {
@@ -56,7 +57,7 @@ func (a *app) migrateCommand() *cobra.Command {
 			if !a.json {
 				fmt.Fprintln(w, "DATABASE\tVERSION\tLATEST\tPENDING")
 			}
-			err := a.eachMigration(cmd.Context(), args, func(ctx context.Context, db compose.Database, r *migrations.Runner, out *dbMigration) error {
+			err := a.eachMigration(cmd.Context(), args, func(ctx context.Context, s *session, db compose.Database, r *migrations.Runner, out *dbMigration) error {
 				st, err := r.Status(ctx)
 				if err != nil {
 					return fmt.Errorf("migration status of %s: %w", db.Name, err)
@@ -76,15 +77,37 @@ func (a *app) migrateCommand() *cobra.Command {
 		},
 	})
 	var to int64
+	var noBackup bool
 	down := &cobra.Command{
 		Use:   "down [db] [--to V]",
 		Short: "Revert the newest migration, or every migration newer than --to V",
 		Args:  args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			toSet := cmd.Flags().Changed("to")
-			return a.eachMigration(cmd.Context(), args, func(ctx context.Context, db compose.Database, r *migrations.Runner, out *dbMigration) error {
+			which := "every database"
+			if len(args) > 0 {
+				which = args[0]
+			}
+			// A migration's Down drops what its Up made, tables and their
+			// rows included: ask, and keep a safety backup, as nuke does.
+			if err := a.confirm("revert migrations of " + which + " (their down steps may drop tables and the data in them)"); err != nil {
+				return err
+			}
+			return a.eachMigration(cmd.Context(), args, func(ctx context.Context, s *session, db compose.Database, r *migrations.Runner, out *dbMigration) error {
 				var reverted []migrations.Applied
 				var err error
+				if !noBackup {
+					v, err := r.Version(ctx)
+					if err != nil {
+						return err
+					}
+					if v > 0 && (!toSet || v > to) {
+						why := manifest.Safety{Command: "aidb migrate down", Reason: fmt.Sprintf("the data before aidb migrate down reverted migrations of %s from version %d", db.Name, v)}
+						if _, err := a.safetyBackup(cmd, s, []compose.Database{db}, true, why); err != nil {
+							return fmt.Errorf("%w\nnothing was reverted; fix that, or revert without a safety backup with --no-backup", err)
+						}
+					}
+				}
 				if toSet {
 					reverted, err = r.DownTo(ctx, to)
 				} else {
@@ -105,6 +128,7 @@ func (a *app) migrateCommand() *cobra.Command {
 		},
 	}
 	down.Flags().Int64Var(&to, "to", 0, "revert every migration newer than this version (0: all)")
+	down.Flags().BoolVar(&noBackup, "no-backup", false, "skip the safety backup of the data the reverted migrations may drop")
 	cmd.AddCommand(down)
 	return cmd
 }
@@ -112,7 +136,7 @@ func (a *app) migrateCommand() *cobra.Command {
 // eachMigration runs fn for each named database (none: all) that has
 // migrations, after checking it is up (migrations.Each), holding the
 // databases' operation locks, and prints the --json document.
-func (a *app) eachMigration(ctx context.Context, names []string, fn func(context.Context, compose.Database, *migrations.Runner, *dbMigration) error) error {
+func (a *app) eachMigration(ctx context.Context, names []string, fn func(context.Context, *session, compose.Database, *migrations.Runner, *dbMigration) error) error {
 	s, err := a.openLocked(ctx, names, "migrate", false)
 	if err != nil {
 		return err
@@ -135,7 +159,7 @@ func (a *app) eachMigration(ctx context.Context, names []string, fn func(context
 		NoMigrations: func(db string) { a.say("%s: no migrations (set migrations: for it in aidb.yaml)", db) },
 	}, func(ctx context.Context, db compose.Database, src migrations.Source, r *migrations.Runner) error {
 		out := dbMigration{Name: db.Name, Source: src.Name}
-		err := fn(ctx, db, r, &out)
+		err := fn(ctx, s, db, r, &out)
 		outs = append(outs, out)
 		return err
 	})
