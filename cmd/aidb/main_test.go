@@ -137,3 +137,15 @@ func TestVersionNamesTheRevision(t *testing.T) {
 		assert.Equal(t, tc.want, versionOf(tc.override, tc.info), tc.name)
 	}
 }
+
+// A JUnit path that cannot be written is refused before any verification
+// (and before the engine is needed), not after minutes of it.
+func TestVerifyJUnitPathCheckedFirst(t *testing.T) {
+	t.Setenv("AIDB_COMPOSE_FILE", "")
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock") // never reached
+	code, _, stderr := runAidb(t, "verify", "--all", "--junit", t.TempDir()+"/no/such/dir/report.xml")
+	assert.Equal(t, 2, code, stderr)
+	assert.Contains(t, stderr, "report.xml: cannot write the report there")
+	assert.Contains(t, stderr, "nothing was verified")
+	assert.NotContains(t, stderr, "Docker", "refused before the engine is needed")
+}

@@ -49,6 +49,15 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 					return err
 				}
 			}
+			// The report is written last: a path it cannot be written to
+			// is found before minutes of verification, not after.
+			if junit != "" {
+				out, err := os.OpenFile(junit, os.O_WRONLY|os.O_CREATE, 0o644)
+				if err != nil {
+					return exitcode.BadInput(fmt.Errorf("--junit %s: cannot write the report there (%v); nothing was verified", junit, errors.Unwrap(err)))
+				}
+				_ = out.Close()
+			}
 			s, err := a.open(cmd.Context(), nil)
 			if err != nil {
 				return err
