@@ -317,3 +317,24 @@ func TestNukeAfterAChangedPasswordBacksUpWhatIsThere(t *testing.T) {
 	require.NoError(t, connect(t, p.status()["rulesdb"].URL).QueryRow(t.Context(), "SELECT count(*) FROM kept").Scan(&n))
 	assert.Equal(t, 25, n, "the rows the safety backup kept")
 }
+
+// TestOperationsWithAChangedPasswordNameTheRefusedLogin: the server is up
+// and answers, but refuses the compose file's (changed) password. backup
+// and migrate say so, naming the variable, rather than "rulesdb is not
+// up: run ai-db-up" (which would not help).
+func TestOperationsWithAChangedPasswordNameTheRefusedLogin(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upsafelogin")
+	_, _ = runningRulesdb(t, p)
+	base := p.env
+	p.env = append(base, "RULESDB_PASSWORD=zq-new-secret-93")
+	for _, args := range [][]string{{"backup", "rulesdb"}, {"migrate", "rulesdb"}} {
+		r := p.aidb(args...)
+		assert.Equal(t, 1, r.code, "%v: %s", args, r.stderr)
+		assert.Contains(t, r.stderr, "rulesdb: authentication failed", "%v", args)
+		assert.Contains(t, r.stderr, "RULESDB_PASSWORD", "%v", args)
+		assert.NotContains(t, r.stderr, "is not up", "%v", args)
+		assert.NotContains(t, r.stderr, "zq-new-secret-93")
+	}
+	p.env = base
+}

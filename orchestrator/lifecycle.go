@@ -278,10 +278,27 @@ func (o *Orchestrator) RequireReady(ctx context.Context, db compose.Database) er
 		return ctx.Err()
 	}
 	state := "missing"
-	if existing, lerr := o.databaseContainers(ctx); lerr == nil {
+	existing, lerr := o.databaseContainers(ctx)
+	if lerr == nil {
 		if c, ok := existing[db.Service]; ok {
 			state = string(c.State)
 		}
+	}
+	// The server answers but refuses the compose file's login (its
+	// password changed since the volume was initialised, say): that is
+	// not "not up", and ai-db-up would not help.
+	if le := loginFailure(ContainerName(o.project, db), err); le != nil {
+		le.Database, le.User, le.DBName, le.Vars, le.AdminUser = db.Name, db.User, db.DBName, db.EnvVars, db.User
+		if svc, ok := o.project.Service(db.Service); ok {
+			le.Volume = o.dataVolume(svc)
+		}
+		if c, ok := existing[db.Service]; ok {
+			if in, err := o.docker.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); err == nil {
+				le.Keys = changedLogin(in.Container, db)
+				le.AdminUser = asRun(db, in.Container).User
+			}
+		}
+		return le
 	}
 	return &NotUpError{
 		Database: db.Name,
