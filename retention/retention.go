@@ -265,5 +265,5 @@ func roundAge(d time.Duration) time.Duration {
 	case d >= time.Minute:
 		return d.Round(time.Second)
 	}
-	return max(d.Round(time.Millisecond), 0)
+	return max(d.Round(time.Second), 0)
 }
