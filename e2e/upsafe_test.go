@@ -338,3 +338,32 @@ func TestOperationsWithAChangedPasswordNameTheRefusedLogin(t *testing.T) {
 	}
 	p.env = base
 }
+
+// TestADatabaseClosedToConnectionsIsNamedWithTheFix: a restore killed in
+// the instant of its swap leaves the database closed to connections
+// (ALLOW_CONNECTIONS false). up fails at once (not after the 60 s ready
+// timeout) and backup fails, both naming the cause and the command that
+// reopens it; that command works.
+func TestADatabaseClosedToConnectionsIsNamedWithTheFix(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upsafeclosed")
+	url, _ := runningRulesdb(t, p)
+	admin := strings.Replace(url, "/rulesdb?", "/postgres?", 1)
+	_, err := connect(t, admin).Exec(t.Context(), "ALTER DATABASE rulesdb ALLOW_CONNECTIONS false")
+	require.NoError(t, err)
+
+	r := p.aidb("backup", "rulesdb")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb: the database rulesdb does not accept connections")
+	start := time.Now()
+	r = p.aidb("up", "rulesdb")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Less(t, time.Since(start), 30*time.Second, "no use waiting: it stays closed")
+	fix := "docker exec " + p.name + "-rulesdb psql -U rules -d postgres -c 'ALTER DATABASE \"rulesdb\" ALLOW_CONNECTIONS true'"
+	assert.Contains(t, r.stderr, fix)
+
+	_, err = execIn(t, p.name+"-rulesdb", "psql", "-U", "rules", "-d", "postgres", "-c", `ALTER DATABASE "rulesdb" ALLOW_CONNECTIONS true`)
+	require.NoError(t, err, "the command the message gives")
+	r = p.aidb("backup", "rulesdb")
+	assert.Equal(t, 0, r.code, r.stderr)
+}

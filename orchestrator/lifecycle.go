@@ -287,6 +287,10 @@ func (o *Orchestrator) RequireReady(ctx context.Context, db compose.Database) er
 	// The server answers but refuses the compose file's login (its
 	// password changed since the volume was initialised, say): that is
 	// not "not up", and ai-db-up would not help.
+	if ce := closedFailure(ContainerName(o.project, db), err); ce != nil {
+		ce.Database, ce.DBName, ce.User = db.Name, db.DBName, db.User
+		return ce
+	}
 	if le := loginFailure(ContainerName(o.project, db), err); le != nil {
 		le.Database, le.User, le.DBName, le.Vars, le.AdminUser = db.Name, db.User, db.DBName, db.EnvVars, db.User
 		if svc, ok := o.project.Service(db.Service); ok {

@@ -98,6 +98,11 @@ func waitReady(parent context.Context, name string, t readyTarget, timeout, inte
 			if lastErr == nil {
 				return nil
 			}
+			// A database closed to connections stays closed: waiting
+			// changes nothing.
+			if ce := closedFailure(name, lastErr); ce != nil {
+				return ce
+			}
 			// A refused login is final: the server is up and waiting
 			// longer changes nothing.
 			if le := loginFailure(name, lastErr); le != nil {
@@ -260,4 +265,34 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// sqlstateNotAccepting is object_not_in_prerequisite_state, what a server
+// answers a login to a database closed to connections (datallowconn off).
+const sqlstateNotAccepting = "55000"
+
+// ClosedError says the server runs but the database takes no connections:
+// ALTER DATABASE … ALLOW_CONNECTIONS false is in force. A restore's swap
+// sets it for an instant; a restore killed in that instant leaves it, and
+// nothing else that aidb runs can get in until it is undone.
+type ClosedError struct {
+	Container, Database, DBName, User string
+	Err                               error
+}
+
+func (e *ClosedError) Error() string {
+	return fmt.Sprintf("%s: the database %s does not accept connections (ALLOW_CONNECTIONS is off; an aidb restore killed while it swapped the database in leaves it so): reopen it with docker exec %s psql -U %s -d postgres -c 'ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true'",
+		orDefault(e.Database, "the database in container "+e.Container), e.DBName, e.Container, e.User, strings.ReplaceAll(e.DBName, `"`, `""`))
+}
+
+func (e *ClosedError) Unwrap() error { return e.Err }
+
+// closedFailure classifies err, by SQLSTATE, as a database closed to
+// connections; nil when it is something else.
+func closedFailure(container string, err error) *ClosedError {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != sqlstateNotAccepting {
+		return nil
+	}
+	return &ClosedError{Container: container, Err: err}
 }

@@ -293,6 +293,10 @@ func (o *Orchestrator) startAndWait(ctx context.Context, pl upPlan, id string) e
 // refused login says which settings to look at.
 func (o *Orchestrator) waitReady(ctx context.Context, pl upPlan, id string) error {
 	err := waitReady(ctx, pl.name, &engineTarget{o: o, id: id, db: pl.db}, o.project.ReadyTimeout, o.pollInterval)
+	var ce *ClosedError
+	if errors.As(err, &ce) {
+		ce.Database, ce.DBName, ce.User = pl.db.Name, pl.db.DBName, pl.db.User
+	}
 	var le *LoginError
 	if errors.As(err, &le) {
 		le.Database, le.User, le.DBName, le.Vars = pl.db.Name, pl.db.User, pl.db.DBName, pl.db.EnvVars
