@@ -367,3 +367,25 @@ func TestADatabaseClosedToConnectionsIsNamedWithTheFix(t *testing.T) {
 	r = p.aidb("backup", "rulesdb")
 	assert.Equal(t, 0, r.code, r.stderr)
 }
+
+// TestNukeOfAStoppedDatabaseWhosePortIsTakenSaysWhatHelps: nuke starts a
+// stopped database as it is for its safety backup; another program holds
+// its port. The advice is to free the port or move the database first
+// (RULESDB_PORT alone changes nothing for a container started as it is).
+func TestNukeOfAStoppedDatabaseWhosePortIsTakenSaysWhatHelps(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upsafestopped")
+	url, id := runningRulesdb(t, p)
+	require.Equal(t, 0, p.aidb("down", "rulesdb").code)
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.rulesPort))
+	require.NoError(t, err)
+
+	r := p.aidb("nuke", "--yes", "rulesdb")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, fmt.Sprintf("host port %d, which its container was created with, is already taken", p.rulesPort))
+	assert.Contains(t, r.stderr, "RULESDB_PORT=<port> aidb up rulesdb")
+	assert.Contains(t, r.stderr, "nothing was removed")
+	require.NoError(t, l.Close())
+	require.Equal(t, 0, p.aidb("up", "rulesdb").code)
+	assertRunsAsBefore(t, p, url, id)
+}

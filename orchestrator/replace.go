@@ -266,6 +266,10 @@ func (o *Orchestrator) StartExisting(ctx context.Context, dbs []compose.Database
 		} else {
 			err = o.startAndWait(ctx, pl, c.ID)
 		}
+		var pt *PortTakenError
+		if errors.As(err, &pt) {
+			pt.Existing = true
+		}
 		if err != nil {
 			return nil, err
 		}

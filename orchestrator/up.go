@@ -27,12 +27,21 @@ type PortTakenError struct {
 	Port     int
 	// Holder is the container publishing the port, when it is one.
 	Holder string
+	// Existing says the port is the one an existing container was created
+	// with, started as it is (StartExisting): a new port in the
+	// environment does not change it; only an up that replaces the
+	// container does.
+	Existing bool
 }
 
 func (e *PortTakenError) Error() string {
 	who := "another program on this machine"
 	if e.Holder != "" {
 		who = "container " + e.Holder
+	}
+	if e.Existing {
+		return fmt.Sprintf("start %s: host port %d, which its container was created with, is already taken by %s; stop that, or move %s to a free port first with %s_PORT=<port> aidb up %s",
+			e.Database, e.Port, who, e.Database, strings.ToUpper(e.Database), e.Database)
 	}
 	return fmt.Sprintf("start %s: host port %d is already taken by %s; stop it, or choose a free port with %s_PORT=<port>",
 		e.Database, e.Port, who, strings.ToUpper(e.Database))
