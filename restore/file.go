@@ -16,13 +16,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
 )
-
-// listHint says where to find the backups there are.
-const listHint = "make -f Makefile.ai ai-db-list shows the backups there are"
 
 // source is a backup file that passed the checks of what it is.
 type source struct {
@@ -42,8 +38,8 @@ type source struct {
 	warnings  []string
 }
 
-// CheckFile refuses, as bad input (exit 2), what cannot be restored as a
-// backup, saying what it is and what to run: no name, a missing file, a
+// CheckFile refuses with a FileError (bad input, fault.Invalid) what cannot
+// be restored as a backup, saying what it is and how it could be: no name, a missing file, a
 // symbolic link that loops or leads nowhere, a folder, an empty file, and,
 // for a file without a manifest, one that holds no plain SQL (a pg_dump
 // archive of the custom, tar or directory format, a pg_dumpall dump, a
@@ -63,7 +59,7 @@ func inspect(file string) (source, error) {
 	}
 	s.path, s.size = path, size
 	if s.compression, err = detect(path); err != nil {
-		return s, exitcode.BadInput(fmt.Errorf("backup file %s cannot be read: %w", file, err))
+		return s, &FileError{File: file, Err: fmt.Errorf("backup file %s cannot be read: %w", file, err)}
 	}
 	s.warnings = nameWarnings(file, s.compression)
 
@@ -71,20 +67,20 @@ func inspect(file string) (source, error) {
 	switch {
 	case errors.Is(err, manifest.ErrMissing):
 	case err != nil:
-		return s, exitcode.BadInput(err)
+		return s, &FileError{File: file, Err: err}
 	default:
 		s.manifest = &m
 		return s, nil
 	}
 	if strings.HasSuffix(file, manifest.Suffix) {
-		return s, exitcode.BadInput(fmt.Errorf("%s is a backup's manifest, not the backup: name the backup file beside it, %s", file, strings.TrimSuffix(file, manifest.Suffix)))
+		return s, refuseFile(file, FixFile, "%s is a backup's manifest, not the backup: name the backup file beside it, %s", file, strings.TrimSuffix(file, manifest.Suffix))
 	}
 	head, err := plainHead(path, s.compression)
 	if err != nil {
-		return s, exitcode.BadInput(fmt.Errorf("backup file %s is %s but cannot be decompressed: %v; it is damaged or cut short: restore another backup (%s)", file, compressedName(s.compression), err, listHint))
+		return s, refuseFile(file, RestoreAnother, "backup file %s is %s but cannot be decompressed: %v; it is damaged or cut short", file, compressedName(s.compression), err)
 	}
-	if what := whatIs(file, s.compression, head); what != "" {
-		return s, exitcode.BadInput(errors.New(what))
+	if err := whatIs(file, s.compression, head); err != nil {
+		return s, err
 	}
 	s.dumpHeader = pgdump.StartsAsDump(head)
 	first, _, _ := bytes.Cut(head, []byte("\n"))
@@ -95,63 +91,63 @@ func inspect(file string) (source, error) {
 // locate checks that file names a readable regular file, not empty, and
 // returns its path with symbolic links followed, and its size.
 func locate(file string) (string, int64, error) {
-	bad := func(format string, a ...any) (string, int64, error) {
-		return "", 0, exitcode.BadInput(fmt.Errorf(format, a...))
+	bad := func(next FileNext, format string, a ...any) (string, int64, error) {
+		return "", 0, refuseFile(file, next, format, a...)
 	}
 	if strings.TrimSpace(file) == "" {
-		return bad("no backup file given: name one; %s", listHint)
+		return bad(NameAnother, "no backup file given: name one")
 	}
 	st, err := os.Stat(file)
 	switch {
 	case errors.Is(err, syscall.ELOOP):
-		return bad("backup file %s is a symbolic link that leads back to itself (a loop of links, %s): point it at a backup file, or name the backup file itself; %s", file, linkChain(file), listHint)
+		return bad(NameAnother, "backup file %s is a symbolic link that leads back to itself (a loop of links, %s): point it at a backup file, or name the backup file itself", file, linkChain(file))
 	case errors.Is(err, fs.ErrNotExist):
 		if lst, lerr := os.Lstat(file); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
-			return bad("backup file %s is a symbolic link to a file that does not exist (%s): point it at a backup file, or name the backup file itself; %s", file, linkChain(file), listHint)
+			return bad(NameAnother, "backup file %s is a symbolic link to a file that does not exist (%s): point it at a backup file, or name the backup file itself", file, linkChain(file))
 		}
 		if db, c, ok := backupfile.ParseLatest(filepath.Base(file)); ok {
 			// The newest backup was compressed: its pointer has the
 			// compression's extension, and the others were removed.
 			for _, other := range backupfile.OtherLatestNames(db, c) {
 				if alt := filepath.Join(filepath.Dir(file), other); fileExists(alt) {
-					return bad("backup file %s: no such file; the newest full backup of %s is compressed, and its pointer is %s: name that one", file, db, alt)
+					return bad(FixFile, "backup file %s: no such file; the newest full backup of %s is compressed, and its pointer is %s: name that one", file, db, alt)
 				}
 			}
 		}
-		return bad("backup file %s: no such file; %s", file, listHint)
+		return bad(NameAnother, "backup file %s: no such file", file)
 	case errors.Is(err, fs.ErrPermission):
-		return bad("backup file %s cannot be read: permission denied; give this user read access, or run as the user that owns it", file)
+		return bad(FixFile, "backup file %s cannot be read: permission denied; give this user read access, or run as the user that owns it", file)
 	case err != nil:
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return bad("backup file %s cannot be read: %v", file, err)
+		return bad(FixFile, "backup file %s cannot be read: %v", file, err)
 	}
 	if st.IsDir() {
 		if _, err := os.Stat(filepath.Join(file, "toc.dat")); err == nil {
-			return bad("%s is a pg_dump directory-format archive (pg_dump -Fd), not a plain SQL backup: convert it with pg_restore -f - %s > %s.sql, then restore %s.sql; nothing was changed",
+			return bad(FixFile, "%s is a pg_dump directory-format archive (pg_dump -Fd), not a plain SQL backup: convert it with pg_restore -f - %s > %s.sql, then restore %s.sql; nothing was changed",
 				file, file, strings.TrimSuffix(file, "/"), strings.TrimSuffix(file, "/"))
 		}
-		return bad("backup file %s is a folder: name a backup file in it; %s", file, listHint)
+		return bad(NameAnother, "backup file %s is a folder: name a backup file in it", file)
 	}
 	if !st.Mode().IsRegular() {
-		return bad("backup file %s is not a regular file (it is a %s): name a backup file; %s", file, fileType(st.Mode()), listHint)
+		return bad(NameAnother, "backup file %s is not a regular file (it is a %s): name a backup file", file, fileType(st.Mode()))
 	}
 	path, err := filepath.EvalSymlinks(file)
 	if err != nil {
-		return bad("backup file %s: %v; %s", file, err, listHint)
+		return bad(NameAnother, "backup file %s: %v", file, err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
-			return bad("backup file %s cannot be read: permission denied; give this user read access, or run as the user that owns it", file)
+			return bad(FixFile, "backup file %s cannot be read: permission denied; give this user read access, or run as the user that owns it", file)
 		}
-		return bad("backup file %s cannot be read: %v", file, err)
+		return bad(FixFile, "backup file %s cannot be read: %v", file, err)
 	}
 	f.Close()
 	if st.Size() == 0 {
-		return bad("backup file %s is empty (0 bytes), so it holds no backup (was it cut off while it was written?): restore another backup; %s", file, listHint)
+		return bad(RestoreAnother, "backup file %s is empty (0 bytes), so it holds no backup (was it cut off while it was written?)", file)
 	}
 	return path, st.Size(), nil
 }
@@ -241,16 +237,17 @@ func plainHead(path string, c backupfile.Compression) ([]byte, error) {
 	return head[:n], err
 }
 
-// whatIs names what a file without a manifest holds when that is not plain
-// SQL, with what to run instead; "" for text that may be SQL (the end of
-// the file is checked when it is read whole).
-func whatIs(file string, c backupfile.Compression, head []byte) string {
+// whatIs refuses, with a FileError naming what it holds and what to run
+// instead, a file without a manifest that does not hold plain SQL; nil for
+// text that may be SQL (the end of the file is checked when it is read
+// whole).
+func whatIs(file string, c backupfile.Compression, head []byte) error {
 	in := ""
 	if c != backupfile.None {
 		in = compressedName(c) + " "
 	}
 	const nothing = "; nothing was changed"
-	convert := func(kind string) string {
+	convert := func(kind string) error {
 		out := plainName(file)
 		cmd := "pg_restore -f - " + file + " > " + out
 		inCtr := "docker exec -i CONTAINER pg_restore -f - < " + file + " > " + out
@@ -262,8 +259,8 @@ func whatIs(file string, c backupfile.Compression, head []byte) string {
 			cmd = "zstd -dc " + file + " | pg_restore -f - > " + out
 			inCtr = "zstd -dc " + file + " | docker exec -i CONTAINER pg_restore -f - > " + out
 		}
-		return fmt.Sprintf("%s is a %spg_dump %s archive, not a plain SQL backup, which is what aidb restores and checks: convert it with %s "+
-			"(a pg_restore of the archive's PostgreSQL version or newer; the database's container has one: %s, CONTAINER as aidb status shows it), then restore %s%s",
+		return refuseFile(file, RunInContainer, "%s is a %spg_dump %s archive, not a plain SQL backup, which is what aidb restores and checks: convert it with %s "+
+			"(a pg_restore of the archive's PostgreSQL version or newer; the database's container has one: %s), then restore %s%s",
 			file, in, kind, cmd, inCtr, out, nothing)
 	}
 	tarName := func() string {
@@ -278,25 +275,25 @@ func whatIs(file string, c backupfile.Compression, head []byte) string {
 	case tarName() == "toc.dat":
 		return convert("tar-format (pg_dump -Ft)")
 	case tarName() != "":
-		return fmt.Sprintf("%s is a %star archive (its first entry is %s), not a backup file: unpack it and restore the .sql backup inside%s", file, in, tarName(), nothing)
+		return refuseFile(file, FixFile, "%s is a %star archive (its first entry is %s), not a backup file: unpack it and restore the .sql backup inside%s", file, in, tarName(), nothing)
 	case bytes.HasPrefix(head, []byte("--\n-- PostgreSQL database cluster dump")):
-		return fmt.Sprintf("%s is a %spg_dumpall dump of a whole server (every database and its roles), not a backup of one database: restore one database's pg_dump file (docker exec CONTAINER pg_dump -U USER DB > FILE.sql makes one)%s", file, in, nothing)
+		return refuseFile(file, RunInContainer, "%s is a %spg_dumpall dump of a whole server (every database and its roles), not a backup of one database: restore one database's pg_dump file (docker exec CONTAINER pg_dump -U USER DB > FILE.sql makes one)%s", file, in, nothing)
 	}
 	if c != backupfile.None {
 		// A compression inside a compression is not looked into further.
 		if other := compressionOf(head); other != "" {
-			return fmt.Sprintf("%s is %s and holds %s: decompress it and restore what it holds%s", file, compressedName(c), other, nothing)
+			return refuseFile(file, FixFile, "%s is %s and holds %s: decompress it and restore what it holds%s", file, compressedName(c), other, nothing)
 		}
 	} else if other := compressionOf(head); other != "" {
-		return fmt.Sprintf("%s is %s: aidb reads plain SQL, gzip and zstd files; decompress it and restore what it holds%s", file, other, nothing)
+		return refuseFile(file, FixFile, "%s is %s: aidb reads plain SQL, gzip and zstd files; decompress it and restore what it holds%s", file, other, nothing)
 	}
 	if bytes.HasPrefix(head, []byte("age-encryption.org/")) || bytes.HasPrefix(head, []byte("-----BEGIN AGE ENCRYPTED FILE-----")) {
-		return fmt.Sprintf("%s is encrypted with age: decrypt it first (age -d -i KEYFILE %s > %s.sql), then restore the .sql file%s", file, file, file, nothing)
+		return refuseFile(file, FixFile, "%s is encrypted with age: decrypt it first (age -d -i KEYFILE %s > %s.sql), then restore the .sql file%s", file, file, file, nothing)
 	}
 	if binary(head) {
-		return fmt.Sprintf("%s is %sbinary data, not SQL (it starts with % x): it is not a backup; %s%s", file, in, head[:min(len(head), 8)], listHint, nothing)
+		return refuseFile(file, NameAnother, "%s is %sbinary data, not SQL (it starts with % x): it is not a backup%s", file, in, head[:min(len(head), 8)], nothing)
 	}
-	return ""
+	return nil
 }
 
 // compressionOf names a compression or packing aidb does not read, by its
@@ -358,22 +355,22 @@ func binary(head []byte) bool {
 // it must decompress cleanly and end as a pg_dump file does; it lists the
 // tables the file creates and loads.
 func readDump(src source) (pgdump.Tables, error) {
-	bad := func(format string, a ...any) (pgdump.Tables, error) {
-		return pgdump.Tables{}, exitcode.BadInput(fmt.Errorf(format, a...))
+	bad := func(next FileNext, format string, a ...any) (pgdump.Tables, error) {
+		return pgdump.Tables{}, refuseFile(src.name, next, format, a...)
 	}
 	ct, err := openContent(src.path, src.compression, nil, nil)
 	if err != nil {
-		return bad("backup file %s cannot be read: %v; nothing was changed", src.name, err)
+		return bad(FixFile, "backup file %s cannot be read: %v; nothing was changed", src.name, err)
 	}
 	defer ct.Close()
 	d, err := pgdump.ScanTables(ct)
 	switch {
 	case errors.Is(err, errCutShort) && src.dumpHeader:
-		return bad("%s was cut short: it starts as a pg_dump file does but does not end with pg_dump's closing line (%q); restore another backup (%s); nothing was changed", src.name, pgdump.ClosingLine, listHint)
+		return bad(RestoreAnother, "%s was cut short: it starts as a pg_dump file does but does not end with pg_dump's closing line (%q); nothing was changed", src.name, pgdump.ClosingLine)
 	case errors.Is(err, errCutShort):
-		return bad("%s is not a pg_dump file: it neither starts with pg_dump's header nor ends with its closing line (%q); its first line is %q. Restore a file made by aidb backup or pg_dump (%s); nothing was changed", src.name, pgdump.ClosingLine, firstLine(src.firstLine), listHint)
+		return bad(NameAnother, "%s is not a pg_dump file: it neither starts with pg_dump's header nor ends with its closing line (%q); its first line is %q. Restore a file made by aidb or pg_dump; nothing was changed", src.name, pgdump.ClosingLine, firstLine(src.firstLine))
 	case err != nil:
-		return bad("%s cannot be read to its end: %v; it is damaged: restore another backup (%s); nothing was changed", src.name, err, listHint)
+		return bad(RestoreAnother, "%s cannot be read to its end: %v; it is damaged; nothing was changed", src.name, err)
 	}
 	return d, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/aidb/aidb/exitcode"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/pgdump"
@@ -20,7 +19,8 @@ import (
 // another database (a manifest would say which), and restoring it would
 // replace every table of the target. The migration bookkeeping table is
 // left out on both sides: every migrated database has one. An empty target
-// takes any file; --as-database skips the check.
+// takes any file; a request that names the file's database (AsDatabase)
+// skips the check. The refusal is a ForeignError.
 func (p *Plan) checkForeign(ctx context.Context, conn *pgx.Conn, file pgdump.Tables) error {
 	rows, err := conn.Query(ctx, `
 		SELECT n.nspname || '.' || c.relname
@@ -47,14 +47,7 @@ func (p *Plan) checkForeign(ctx context.Context, conn *pgx.Conn, file pgdump.Tab
 		}
 		own = append(own, t.Key())
 	}
-	has := "creates and loads no table"
-	if len(own) > 0 {
-		has = "creates or loads " + fewNames(own)
-	}
-	return exitcode.BadInput(fmt.Errorf(
-		"%s looks like a backup of another database: it has no manifest to say which, and it %s, none of %s's tables (%s holds %s). "+
-			"Restoring it would replace all of them: restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately; nothing was changed",
-		p.File, has, p.DB.Name, p.DB.Name, fewNames(target), p.DB.Name))
+	return &ForeignError{File: p.File, Target: p.DB.Name, FileTables: own, TargetTables: target}
 }
 
 // fewNames lists up to five names, and how many more there are.

@@ -8,7 +8,6 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -21,7 +20,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
@@ -115,19 +114,8 @@ type Result struct {
 	Cleaned []string `json:"cleaned,omitempty"`
 }
 
-// DifferenceError says the restored content differs from the manifest:
-// exit 3. The target was left as it was.
-type DifferenceError struct {
-	Database    string
-	Differences []string
-}
-
-func (e *DifferenceError) Error() string {
-	return fmt.Sprintf("restore of %s did not reproduce the backup, so the database was left as it was:\n  %s", e.Database, strings.Join(e.Differences, "\n  "))
-}
-
 func differs(db string, diffs []string) error {
-	return &exitcode.Error{Code: exitcode.Differs, Err: &DifferenceError{Database: db, Differences: diffs}}
+	return &DifferenceError{Database: db, Differences: diffs}
 }
 
 // Preflight checks everything that can be checked before a restore changes
@@ -136,12 +124,11 @@ func differs(db string, diffs []string) error {
 // table with a target that has tables: checkForeign) and fits the command,
 // the target has the extensions it needs and, for a data-only restore,
 // every table and column it loads at a migration version not older than
-// the backup's. A refusal is bad input (exit 2).
+// the backup's. A refusal is bad input (fault.Invalid), one of the
+// package's typed errors where it has one (FileError, WrongDatabaseError,
+// KindError, ForeignError, SchemaError).
 func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	p := Plan{Request: req}
-	bad := func(format string, a ...any) (Plan, error) {
-		return Plan{}, exitcode.BadInput(fmt.Errorf(format, a...))
-	}
 	src, err := inspect(req.File)
 	if err != nil {
 		return Plan{}, err
@@ -165,17 +152,13 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 		m := *src.manifest
 		p.Manifest, p.Kind = &m, m.Kind
 		if err := manifest.Check(src.path, m); err != nil {
-			return Plan{}, exitcode.BadInput(fmt.Errorf("%w; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)", err))
+			return Plan{}, &FileError{File: req.File, Next: RestoreAnother, Err: err}
 		}
 		if m.Database != req.DB.Name && m.Database != req.AsDatabase {
-			return bad("%s is a backup of %s, not of %s; restore it into %s, or pass --as-database %s to restore it into %s deliberately",
-				req.File, m.Database, req.DB.Name, m.Database, m.Database, req.DB.Name)
+			return Plan{}, &WrongDatabaseError{File: req.File, Backup: m.Database, Target: req.DB.Name}
 		}
-		if req.DataOnly && m.Kind != backupfile.Data {
-			return bad("%s is a %s backup, not a data-only one: restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)", req.File, m.Kind)
-		}
-		if !req.DataOnly && m.Kind == backupfile.Data {
-			return bad("%s is a data-only backup: restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema", req.File)
+		if req.DataOnly != (m.Kind == backupfile.Data) {
+			return Plan{}, &KindError{File: req.File, Backup: m.Kind, DataOnly: req.DataOnly}
 		}
 	}
 
@@ -206,7 +189,7 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	return p, nil
 }
 
-// checkExtensions refuses (exit 2) a target whose image lacks an extension
+// checkExtensions refuses (fault.Invalid) a target whose image lacks an extension
 // the backup's manifest lists.
 func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, db compose.Database) error {
 	rows, err := conn.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
@@ -224,7 +207,7 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, d
 		}
 	}
 	if len(missing) > 0 {
-		return exitcode.BadInput(fmt.Errorf("%s needs the extension(s) %s, which %s's image (%s) does not have; the backup came from %s: run %s on that image",
+		return fault.BadInput(fmt.Errorf("%s needs the extension(s) %s, which %s's image (%s) does not have; the backup came from %s: run %s on that image",
 			m.File, strings.Join(missing, ", "), db.Name, db.Image, m.Image, db.Name))
 	}
 	return nil
@@ -232,8 +215,8 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, d
 
 // planData lists the tables a data-only file loads and checks that the
 // target has each, with each column, at a recent enough migration version;
-// a target that cannot take the data is refused (exit 2) with what it
-// lacks and what to run.
+// a target that cannot take the data is refused with a SchemaError saying
+// what it lacks.
 func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Tables) error {
 	p.Tables = dataTables(p.Manifest, tables)
 	have, err := targetColumns(ctx, conn, p.DB.Name)
@@ -331,25 +314,16 @@ func migrationVersion(ctx context.Context, conn *pgx.Conn, table string) (int64,
 	return v, nil
 }
 
-// cannotTakeData is the refusal (exit 2) of a data-only restore whose
-// target lacks tables or columns, or is at an older migration version
-// than the backup; it names schema, a schema backup to restore, if there
-// is one.
+// cannotTakeData is the refusal (a SchemaError) of a data-only restore
+// whose target lacks tables or columns, or is at an older migration
+// version than the backup; it names schema, a schema backup to restore, if
+// there is one.
 func (p *Plan) cannotTakeData(missing []string, older bool, targetVersion int64, schema string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s cannot take the data of %s:", p.DB.Name, p.File)
-	if len(missing) > 0 {
-		fmt.Fprintf(&b, " it lacks %s.", strings.Join(missing, ", "))
-	}
+	e := &SchemaError{Database: p.DB.Name, File: p.File, Missing: missing, Older: older, Version: targetVersion, SchemaBackup: schema}
 	if older {
-		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", targetVersion, p.Manifest.MigrationVersion)
+		e.BackupVersion = p.Manifest.MigrationVersion
 	}
-	b.WriteString(" Restore the schema first: run make -f Makefile.ai ai-db-migrate")
-	if schema != "" {
-		fmt.Fprintf(&b, ", or restore the schema backup %s (aidb restore %s %s)", schema, p.DB.Name, schema)
-	}
-	b.WriteString("; nothing was changed")
-	return exitcode.BadInput(errors.New(b.String()))
+	return e
 }
 
 // schemaBackupFor is the newest intact schema backup of p's database at the

@@ -231,7 +231,7 @@ func (s *staging) load(ctx context.Context) error {
 
 // check takes the fingerprint of the temporary database, fills s.result
 // with its tables and rows, and compares it with the manifest: a
-// difference is a DifferenceError (exit 3); a file without a manifest is
+// difference is a DifferenceError (fault.Differs); a file without a manifest is
 // counted, not verified.
 func (s *staging) check(ctx context.Context) error {
 	p := s.p

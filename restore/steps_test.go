@@ -137,18 +137,26 @@ func TestMissingColumns(t *testing.T) {
 	assert.Empty(t, missingColumns(tables, have))
 }
 
-func TestCannotTakeDataSaysWhatIsMissingAndWhatToRun(t *testing.T) {
+func TestCannotTakeDataSaysWhatIsMissing(t *testing.T) {
 	t.Parallel()
 	p := &Plan{Request: Request{DB: compose.Database{Name: "rulesdb"}, File: "rulesdb-data-20250102-030405.sql"},
 		Manifest: &manifest.Manifest{MigrationVersion: 7}}
 	err := p.cannotTakeData([]string{"table public.rules", "column public.projects.owner"}, true, 5, "backups/rulesdb-schema-20250101-000000.sql")
 	assert.Equal(t, fault.Invalid, fault.KindOf(err))
 	assert.Equal(t, "rulesdb cannot take the data of rulesdb-data-20250102-030405.sql: it lacks table public.rules, column public.projects.owner."+
-		" Its migration version is 5; the backup was taken at 7."+
-		" Restore the schema first: run make -f Makefile.ai ai-db-migrate, or restore the schema backup backups/rulesdb-schema-20250101-000000.sql"+
-		" (aidb restore rulesdb backups/rulesdb-schema-20250101-000000.sql); nothing was changed", err.Error())
+		" Its migration version is 5; the backup was taken at 7. Restore the schema first; nothing was changed", err.Error())
+	// What to run (migrate, or restore the schema backup) is cmd's advice,
+	// made of these fields (cmd/aidb's advice test).
+	var se *SchemaError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, &SchemaError{Database: "rulesdb", File: "rulesdb-data-20250102-030405.sql",
+		Missing: []string{"table public.rules", "column public.projects.owner"}, Older: true, Version: 5, BackupVersion: 7,
+		SchemaBackup: "backups/rulesdb-schema-20250101-000000.sql"}, se)
+	assertNoCLI(t, err, "older, tables missing")
 
 	err = p.cannotTakeData([]string{"table public.rules"}, false, 0, "")
 	assert.Equal(t, "rulesdb cannot take the data of rulesdb-data-20250102-030405.sql: it lacks table public.rules."+
-		" Restore the schema first: run make -f Makefile.ai ai-db-migrate; nothing was changed", err.Error())
+		" Restore the schema first; nothing was changed", err.Error())
+	require.ErrorAs(t, err, &se)
+	assert.Empty(t, se.SchemaBackup)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/seed"
 	"github.com/aidb/aidb/verify"
 )
@@ -109,6 +110,31 @@ func advice(err error) []string {
 			add("restore it, unverified, with aidb restore")
 		case *verify.NoSchemaError:
 			add(fmt.Sprintf("take one with aidb backup %s --schema-only", e.Database))
+		case *restore.FileError:
+			switch e.Next {
+			case restore.NameAnother:
+				add("make -f Makefile.ai ai-db-list shows the backups there are")
+			case restore.RestoreAnother:
+				add("restore another backup (make -f Makefile.ai ai-db-list shows which are whole)")
+			case restore.RunInContainer:
+				add("CONTAINER is the database's container, as aidb status shows it")
+			}
+		case *restore.WrongDatabaseError:
+			add(fmt.Sprintf("restore it into %s, or pass --as-database %s to restore it into %s deliberately", e.Backup, e.Backup, e.Target))
+		case *restore.KindError:
+			if e.DataOnly {
+				add("restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)")
+			} else {
+				add("restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema")
+			}
+		case *restore.ForeignError:
+			add(fmt.Sprintf("restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately", e.Target))
+		case *restore.SchemaError:
+			if e.SchemaBackup != "" {
+				add(fmt.Sprintf("run make -f Makefile.ai ai-db-migrate, or restore the schema backup %s (aidb restore %s %s)", e.SchemaBackup, e.Database, e.SchemaBackup))
+			} else {
+				add("run make -f Makefile.ai ai-db-migrate")
+			}
 		}
 		if e == pgimage.ErrNeedsRoot {
 			add("run again as root (e.g. sudo make -f Makefile.ai ai-image)")

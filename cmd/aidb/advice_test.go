@@ -10,12 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/seed"
 	"github.com/aidb/aidb/verify"
 )
@@ -40,12 +41,10 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 		{"plain failure", errors.New("boom"), 1, "aidb: boom\n"},
 		{"bad input", fmt.Errorf("up: %w", fault.BadInput(errors.New(`unknown database "x"`))), 2,
 			"aidb: up: unknown database \"x\"\n"},
-		{"bad input through the exitcode shim", exitcode.BadInput(errors.New("--rows 0: must be at least 1")), 2,
+		{"a flag refused", fault.BadInput(errors.New("--rows 0: must be at least 1")), 2,
 			"aidb: --rows 0: must be at least 1\n"},
 		{"difference", fault.New(fault.Differs, errors.New("1 of 1 backup(s) differ from their manifests: [a.sql]")), 3,
 			"aidb: 1 of 1 backup(s) differ from their manifests: [a.sql]\n"},
-		{"difference through the exitcode shim", &exitcode.Error{Code: exitcode.Differs, Err: errors.New("table t differs")}, 3,
-			"aidb: table t differs\n"},
 		{"cancelled", fmt.Errorf("backup rulesdb: %w", context.Canceled), 130,
 			"aidb: backup rulesdb: context canceled\n"},
 		{"not up", fmt.Errorf("backup rulesdb: %w", notUp("rulesdb")), 1,
@@ -79,7 +78,7 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 		// was: "database is not migrated: rulesdb has no table rules; run make -f Makefile.ai ai-db-migrate first"
 		{"seed: not migrated", &seed.RefusedError{Database: "rulesdb", Table: "rules", Err: seed.ErrNotMigrated}, 1,
 			"aidb: database is not migrated: rulesdb has no table rules; run make -f Makefile.ai ai-db-migrate first\n"},
-		{"seed: not empty", exitcode.BadInput(&seed.RefusedError{Database: "rulesdb", Table: "rules", Err: seed.ErrNotEmpty}), 2,
+		{"seed: not empty", fault.BadInput(&seed.RefusedError{Database: "rulesdb", Table: "rules", Err: seed.ErrNotEmpty}), 2,
 			"aidb: database already holds data: rulesdb.rules has rows; seed fills empty databases only; for a fresh one: aidb nuke rulesdb, then up and migrate\n"},
 		// was: "build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)"
 		{"image build needs root", fmt.Errorf("%w", pgimage.ErrNeedsRoot), 1,
@@ -90,6 +89,42 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 		// was: "...: take one with aidb backup rulesdb --schema-only"
 		{"verify: no schema for a data-only backup", &verify.NoSchemaError{File: "rulesdb-data-1.sql", Database: "rulesdb", Version: 3, Dir: "backups"}, 1,
 			"aidb: rulesdb-data-1.sql is data-only and rulesdb has no migrations at version 3 and no intact schema backup at that version in backups; take one with aidb backup rulesdb --schema-only\n"},
+		// was: "backup file a.sql is a symbolic link ... or name the backup file itself; make -f Makefile.ai ai-db-list shows the backups there are"
+		{"restore: a name that holds no backup", fmt.Errorf("verify: %w", &restore.FileError{File: "a.sql", Next: restore.NameAnother,
+			Err: errors.New("backup file a.sql is a symbolic link that leads back to itself (a loop of links, a.sql -> b.sql -> a.sql): point it at a backup file, or name the backup file itself")}), 2,
+			"aidb: verify: backup file a.sql is a symbolic link that leads back to itself (a loop of links, a.sql -> b.sql -> a.sql): point it at a backup file, or name the backup file itself; make -f Makefile.ai ai-db-list shows the backups there are\n"},
+		// was: "x.sql has sha256 ... corrupt; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)"
+		{"restore: a damaged backup", &restore.FileError{File: "x.sql", Next: restore.RestoreAnother,
+			Err: errors.New("x.sql has sha256 ab but its manifest says cd: the file was changed or is corrupt")}, 2,
+			"aidb: x.sql has sha256 ab but its manifest says cd: the file was changed or is corrupt; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)\n"},
+		// was: "... the database's container has one: docker exec -i CONTAINER pg_restore -f - < r.dump > r.sql, CONTAINER as aidb status shows it), then restore r.sql; nothing was changed"
+		{"restore: an archive to convert in the container", &restore.FileError{File: "r.dump", Next: restore.RunInContainer,
+			Err: errors.New("r.dump is a pg_dump custom-format (pg_dump -Fc) archive, ...: docker exec -i CONTAINER pg_restore -f - < r.dump > r.sql), then restore r.sql; nothing was changed")}, 2,
+			"aidb: r.dump is a pg_dump custom-format (pg_dump -Fc) archive, ...: docker exec -i CONTAINER pg_restore -f - < r.dump > r.sql), then restore r.sql; nothing was changed; CONTAINER is the database's container, as aidb status shows it\n"},
+		{"restore: a file to fix says how itself", &restore.FileError{File: "x.sql", Next: restore.FixFile,
+			Err: errors.New("backup file x.sql cannot be read: permission denied; give this user read access, or run as the user that owns it")}, 2,
+			"aidb: backup file x.sql cannot be read: permission denied; give this user read access, or run as the user that owns it\n"},
+		// was: the same, byte for byte
+		{"restore: another database's backup", &restore.WrongDatabaseError{File: "m.sql", Backup: "memorydb", Target: "rulesdb"}, 2,
+			"aidb: m.sql is a backup of memorydb, not of rulesdb; restore it into memorydb, or pass --as-database memorydb to restore it into rulesdb deliberately\n"},
+		// was: "f.sql is a full backup, not a data-only one: restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)"
+		{"restore: a full backup for a data-only restore", &restore.KindError{File: "f.sql", Backup: backupfile.Full, DataOnly: true}, 2,
+			"aidb: f.sql is a full backup, not a data-only one; restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)\n"},
+		// was: "d.sql is a data-only backup: restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema"
+		{"restore: a data-only backup for a full restore", &restore.KindError{File: "d.sql", Backup: backupfile.Data}, 2,
+			"aidb: d.sql is a data-only backup, not a full or schema one; restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema\n"},
+		// was: "... Restoring it would replace all of them: restore it into the database it came from, or pass --as-database <that database> to replace rulesdb's tables with it deliberately; nothing was changed"
+		{"restore: a file without a manifest that looks foreign", &restore.ForeignError{File: "m.sql", Target: "rulesdb", FileTables: []string{"public.memories"}, TargetTables: []string{"public.rules"}}, 2,
+			"aidb: m.sql looks like a backup of another database: it has no manifest to say which, and it creates or loads public.memories, none of rulesdb's tables (rulesdb holds public.rules). " +
+				"Restoring it would replace all of them; nothing was changed; restore it into the database it came from, or pass --as-database <that database> to replace rulesdb's tables with it deliberately\n"},
+		// was: "... Restore the schema first: run make -f Makefile.ai ai-db-migrate, or restore the schema backup s.sql (aidb restore rulesdb s.sql); nothing was changed"
+		{"restore: a schema that cannot take the data, with a schema backup", &restore.SchemaError{Database: "rulesdb", File: "d.sql", Missing: []string{"table public.rules"}, Older: true, Version: 2, BackupVersion: 3, SchemaBackup: "s.sql"}, 2,
+			"aidb: rulesdb cannot take the data of d.sql: it lacks table public.rules. Its migration version is 2; the backup was taken at 3. Restore the schema first; nothing was changed; " +
+				"run make -f Makefile.ai ai-db-migrate, or restore the schema backup s.sql (aidb restore rulesdb s.sql)\n"},
+		{"restore: a schema that cannot take the data, no schema backup", &restore.SchemaError{Database: "rulesdb", File: "d.sql", Missing: []string{"column public.rules.x"}}, 2,
+			"aidb: rulesdb cannot take the data of d.sql: it lacks column public.rules.x. Restore the schema first; nothing was changed; run make -f Makefile.ai ai-db-migrate\n"},
+		{"restore: a difference", fmt.Errorf("restore rulesdb: %w", &restore.DifferenceError{Database: "rulesdb", Differences: []string{"public.rules: 1 rows (the backup has 2)"}}), 3,
+			"aidb: restore rulesdb: restore of rulesdb did not reproduce the backup, so the database was left as it was:\n  public.rules: 1 rows (the backup has 2)\n"},
 	} {
 		assert.Equal(t, tc.code, exitCode(tc.err), tc.name)
 		assert.Equal(t, tc.text, errorText(tc.err), tc.name)
@@ -116,7 +151,10 @@ func TestVerifyTableReasonsCarryAdvice(t *testing.T) {
 	writeVerifyTable(&out, []verify.Result{
 		{File: "backups/old.sql", Error: "old.sql has no manifest", Err: &verify.NoManifestError{File: "old.sql"}},
 		{File: "backups/gone.sql", Error: "open gone.sql: no such file or directory"},
+		{File: "backups/cut.sql", Error: "cut.sql was cut short; nothing was changed",
+			Err: &restore.FileError{File: "cut.sql", Next: restore.RestoreAnother, Err: errors.New("cut.sql was cut short; nothing was changed")}},
 	})
 	assert.Contains(t, out.String(), "old.sql: not verified: old.sql has no manifest; restore it, unverified, with aidb restore\n")
+	assert.Contains(t, out.String(), "cut.sql: not verified: cut.sql was cut short; nothing was changed; restore another backup (make -f Makefile.ai ai-db-list shows which are whole)\n")
 	assert.Contains(t, out.String(), "gone.sql: not verified: open gone.sql: no such file or directory\n")
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/engine"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgrun"
@@ -180,12 +180,12 @@ func (a *app) confirm(question string) error {
 		return nil
 	}
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return exitcode.BadInput(errors.New(question + ": no terminal to ask on; pass --yes to go ahead"))
+		return fault.BadInput(errors.New(question + ": no terminal to ask on; pass --yes to go ahead"))
 	}
 	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
-		return exitcode.BadInput(errors.New("not confirmed; nothing was changed"))
+		return fault.BadInput(errors.New("not confirmed; nothing was changed"))
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/verify"
 )
@@ -29,7 +29,7 @@ func (a *app) backupCommand() *cobra.Command {
 		Short: "Back up databases (full, --schema-only or --data-only) into the backup folder, with a manifest",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if schemaOnly && dataOnly {
-				return exitcode.BadInput(fmt.Errorf("--schema-only and --data-only exclude each other"))
+				return fault.BadInput(fmt.Errorf("--schema-only and --data-only exclude each other"))
 			}
 			kind := backupfile.Full
 			if schemaOnly {
@@ -39,15 +39,15 @@ func (a *app) backupCommand() *cobra.Command {
 			}
 			c, err := backupfile.ParseCompression(compress)
 			if err != nil {
-				return exitcode.BadInput(err)
+				return fault.BadInput(err)
 			}
 			t, err := pgrun.ParseTransport(via)
 			if err != nil {
-				return exitcode.BadInput(err)
+				return fault.BadInput(err)
 			}
 			split, err := parseSize(splitOver)
 			if err != nil {
-				return exitcode.BadInput(fmt.Errorf("--split-over: %w", err))
+				return fault.BadInput(fmt.Errorf("--split-over: %w", err))
 			}
 			s, err := a.openLocked(cmd.Context(), args, "backup", true)
 			if err != nil {

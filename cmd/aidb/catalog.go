@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/catalog"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/retention"
 )
@@ -89,7 +89,7 @@ restore and nuke) do not count toward --keep-last: they stay for
 				policy.SafetyKeepWithin = safetyWithin
 			}
 			if err := policy.Validate(); err != nil {
-				return exitcode.BadInput(fmt.Errorf("%w (--keep-last, --keep-safety-within)", err))
+				return fault.BadInput(fmt.Errorf("%w (--keep-last, --keep-safety-within)", err))
 			}
 			if a.yes {
 				// The folder only: prune needs no engine.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/safety"
@@ -34,13 +34,13 @@ func (a *app) upCommand() *cobra.Command {
 			dbs := s.dbs
 			if timeout != 0 {
 				if timeout < 0 {
-					return exitcode.BadInput(fmt.Errorf("--timeout %s: must be positive", timeout))
+					return fault.BadInput(fmt.Errorf("--timeout %s: must be positive", timeout))
 				}
 				s.project.ReadyTimeout = timeout
 			}
 			if all {
 				if len(args) > 0 {
-					return exitcode.BadInput(fmt.Errorf("--all brings up every service; name no databases with it"))
+					return fault.BadInput(fmt.Errorf("--all brings up every service; name no databases with it"))
 				}
 				err = s.orch.UpAll(cmd.Context())
 			} else {
@@ -220,7 +220,7 @@ started, removes its folder, and tags nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tag != "" {
 				if _, err := reference.ParseNormalizedNamed(tag); err != nil {
-					return exitcode.BadInput(fmt.Errorf("--tag %s: %v", tag, err))
+					return fault.BadInput(fmt.Errorf("--tag %s: %v", tag, err))
 				}
 			}
 			s, err := a.open(cmd.Context(), args)
@@ -235,7 +235,7 @@ started, removes its folder, and tags nothing.`,
 			for _, db := range s.dbs {
 				major, err := orchestrator.ImageMajor(db.Image)
 				if err != nil {
-					return exitcode.BadInput(err)
+					return fault.BadInput(err)
 				}
 				if _, seen := stands[major]; !seen {
 					majors = append(majors, major)
@@ -243,7 +243,7 @@ started, removes its folder, and tags nothing.`,
 				}
 			}
 			if tag != "" && len(majors) > 1 {
-				return exitcode.BadInput(fmt.Errorf("--tag %s names one image, but the databases need PostgreSQL %s: name one database", tag, strings.Join(majors, " and ")))
+				return fault.BadInput(fmt.Errorf("--tag %s names one image, but the databases need PostgreSQL %s: name one database", tag, strings.Join(majors, " and ")))
 			}
 			var built []string
 			for _, major := range majors {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
@@ -36,11 +36,11 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				return err
 			}
 			if all && dataOnly {
-				return exitcode.BadInput(errors.New("--all restores full backups; restore data-only backups one database at a time"))
+				return fault.BadInput(errors.New("--all restores full backups; restore data-only backups one database at a time"))
 			}
 			t, err := pgrun.ParseTransport(via)
 			if err != nil {
-				return exitcode.BadInput(err)
+				return fault.BadInput(err)
 			}
 			names := make([]string, len(pairs))
 			for i, p := range pairs {
@@ -165,17 +165,17 @@ func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string
 	var out [][2]string
 	if !all {
 		if len(args) != 2 {
-			return nil, exitcode.BadInput(errors.New(usage))
+			return nil, fault.BadInput(errors.New(usage))
 		}
 		out = append(out, [2]string{args[0], args[1]})
 	} else {
 		if len(args) == 0 {
-			return nil, exitcode.BadInput(errors.New(usage))
+			return nil, fault.BadInput(errors.New(usage))
 		}
 		for _, a := range args {
 			db, file, ok := strings.Cut(a, "=")
 			if !ok || db == "" {
-				return nil, exitcode.BadInput(fmt.Errorf("%q: %s", a, usage))
+				return nil, fault.BadInput(fmt.Errorf("%q: %s", a, usage))
 			}
 			out = append(out, [2]string{db, file})
 		}
@@ -183,10 +183,10 @@ func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string
 	seen := map[string]bool{}
 	for _, p := range out {
 		if strings.TrimSpace(p[1]) == "" {
-			return nil, exitcode.BadInput(errors.New(hint.missing(p[0], out, all, dataOnly)))
+			return nil, fault.BadInput(errors.New(hint.missing(p[0], out, all, dataOnly)))
 		}
 		if seen[p[0]] {
-			return nil, exitcode.BadInput(fmt.Errorf("%s is named twice", p[0]))
+			return nil, fault.BadInput(fmt.Errorf("%s is named twice", p[0]))
 		}
 		seen[p[0]] = true
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/seed"
 )
 
@@ -18,7 +18,7 @@ func (a *app) seedCommand() *cobra.Command {
 		Short: "Fill the default schema's tables with deterministic sample data (empty databases only)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rows < 1 {
-				return exitcode.BadInput(fmt.Errorf("--rows %d: must be at least 1", rows))
+				return fault.BadInput(fmt.Errorf("--rows %d: must be at least 1", rows))
 			}
 			s, err := a.openLocked(cmd.Context(), args, "seed", false)
 			if err != nil {
@@ -37,7 +37,7 @@ func (a *app) seedCommand() *cobra.Command {
 				},
 			})
 			if errors.Is(err, seed.ErrNoSampleData) || errors.Is(err, seed.ErrNotEmpty) {
-				return exitcode.BadInput(err) // refused: nothing was written
+				return fault.BadInput(err) // refused: nothing was written
 			}
 			if err != nil {
 				return err

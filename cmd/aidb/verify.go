@@ -13,7 +13,7 @@ import (
 
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/catalog"
-	"github.com/aidb/aidb/exitcode"
+	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/verify"
@@ -35,14 +35,14 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 1 a backup could not be verified, 2 bad input.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
-				return exitcode.BadInput(errors.New("name backup files, or --all for every backup in the folder (not both)"))
+				return fault.BadInput(errors.New("name backup files, or --all for every backup in the folder (not both)"))
 			}
 			if jobs < 1 {
-				return exitcode.BadInput(fmt.Errorf("--jobs %d: at least 1", jobs))
+				return fault.BadInput(fmt.Errorf("--jobs %d: at least 1", jobs))
 			}
 			t, err := pgrun.ParseTransport(via)
 			if err != nil {
-				return exitcode.BadInput(err)
+				return fault.BadInput(err)
 			}
 			for _, f := range args {
 				if err := restore.CheckFile(f); err != nil {
@@ -69,7 +69,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 					return err
 				}
 				if len(files) == 0 {
-					return exitcode.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
+					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
 				}
 			}
 			_, err = a.runVerify(cmd, s, files, jobs, t, junit)

@@ -1,0 +1,167 @@
+package restore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/fault"
+)
+
+// The refusals of a restore's preflight. Each is bad input (fault.Invalid),
+// returned before anything changed, and says what was wrong with its
+// identifiers; what to run next (a flag, a make target, another command)
+// is the caller's to add: cmd/aidb's advice names it from these fields.
+
+// FileError refuses a file that cannot be restored as it was named: no
+// name, no such file, a folder, a link that leads nowhere, not a plain SQL
+// backup, damaged. Err says what the file is and, where the file itself
+// can be made restorable (converted, decompressed, decrypted, made
+// readable), how; Next says what else would let a restore go on.
+type FileError struct {
+	File string
+	Next FileNext
+	Err  error
+}
+
+// FileNext is the way on from a refused file that a FileError's message
+// leaves to the caller.
+type FileNext uint8
+
+const (
+	// FixFile: the message says how to make the file restorable, or the
+	// file is to be fixed where it is (its manifest, its permissions).
+	FixFile FileNext = iota
+	// NameAnother: the name holds no backup (none given, no such file, a
+	// folder, a link that leads nowhere, data that is not a backup):
+	// another file is to be named, one of the backups there are.
+	NameAnother
+	// RestoreAnother: the file is a damaged backup (cut short, changed,
+	// corrupt, unreadable to its end): another, whole backup is to be
+	// restored.
+	RestoreAnother
+	// RunInContainer: the message says how to make a restorable file of
+	// this one (pg_restore of an archive, pg_dump of one database) with a
+	// command run in the database's container, CONTAINER in the command,
+	// which the caller can say how to find.
+	RunInContainer
+)
+
+func (e *FileError) Error() string    { return e.Err.Error() }
+func (e *FileError) Unwrap() error    { return e.Err }
+func (e *FileError) Kind() fault.Kind { return fault.Invalid }
+
+// refuseFile is a FileError for file whose message is format's.
+func refuseFile(file string, next FileNext, format string, a ...any) error {
+	return &FileError{File: file, Next: next, Err: fmt.Errorf(format, a...)}
+}
+
+// WrongDatabaseError refuses a backup whose manifest says it was taken of
+// another database than the target, unless the request named that
+// database (Request.AsDatabase).
+type WrongDatabaseError struct {
+	File string
+	// Backup is the database the backup was taken of.
+	Backup string
+	// Target is the database the restore was asked to replace.
+	Target string
+}
+
+func (e *WrongDatabaseError) Error() string {
+	return fmt.Sprintf("%s is a backup of %s, not of %s", e.File, e.Backup, e.Target)
+}
+
+func (e *WrongDatabaseError) Kind() fault.Kind { return fault.Invalid }
+
+// KindError refuses a backup of a kind the restore does not load: a full
+// or schema backup for a data-only restore (DataOnly), a data-only backup
+// for a full one.
+type KindError struct {
+	File string
+	// Backup is the backup's kind, by its manifest.
+	Backup backupfile.Kind
+	// DataOnly says the restore asked was data-only.
+	DataOnly bool
+}
+
+func (e *KindError) Error() string {
+	if e.DataOnly {
+		return fmt.Sprintf("%s is a %s backup, not a data-only one", e.File, e.Backup)
+	}
+	return fmt.Sprintf("%s is a data-only backup, not a full or schema one", e.File)
+}
+
+func (e *KindError) Kind() fault.Kind { return fault.Invalid }
+
+// ForeignError refuses a full restore of a file without a manifest into a
+// target that holds tables, none of which the file creates or loads: it is
+// very likely a backup of another database, and would replace every table
+// of Target. The request can accept it deliberately (Request.AsDatabase).
+type ForeignError struct {
+	File   string
+	Target string
+	// FileTables are the tables the file creates or loads (schema.name),
+	// TargetTables those of the target, both without the migration
+	// bookkeeping table.
+	FileTables, TargetTables []string
+}
+
+func (e *ForeignError) Error() string {
+	has := "creates and loads no table"
+	if len(e.FileTables) > 0 {
+		has = "creates or loads " + fewNames(e.FileTables)
+	}
+	return fmt.Sprintf("%s looks like a backup of another database: it has no manifest to say which, and it %s, none of %s's tables (%s holds %s). "+
+		"Restoring it would replace all of them; nothing was changed",
+		e.File, has, e.Target, e.Target, fewNames(e.TargetTables))
+}
+
+func (e *ForeignError) Kind() fault.Kind { return fault.Invalid }
+
+// SchemaError refuses a data-only restore onto a target whose schema
+// cannot take the data: it lacks tables or columns the file loads, or its
+// migration version is older than the backup's. The schema is to be
+// restored first: by migrating, or from SchemaBackup.
+type SchemaError struct {
+	Database string
+	File     string
+	// Missing lists what the target lacks, in the file's order: "table
+	// schema.name", "column schema.name.column".
+	Missing []string
+	// Older says the target's migration version (Version) is older than
+	// the backup's (BackupVersion).
+	Older                  bool
+	Version, BackupVersion int64
+	// SchemaBackup is the newest intact schema backup of Database at the
+	// backup's migration version in the backup folder, "" when there is
+	// none.
+	SchemaBackup string
+}
+
+func (e *SchemaError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s cannot take the data of %s:", e.Database, e.File)
+	if len(e.Missing) > 0 {
+		fmt.Fprintf(&b, " it lacks %s.", strings.Join(e.Missing, ", "))
+	}
+	if e.Older {
+		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", e.Version, e.BackupVersion)
+	}
+	b.WriteString(" Restore the schema first; nothing was changed")
+	return b.String()
+}
+
+func (e *SchemaError) Kind() fault.Kind { return fault.Invalid }
+
+// DifferenceError says the restored content differs from the manifest
+// (fault.Differs). The target was left as it was.
+type DifferenceError struct {
+	Database    string
+	Differences []string
+}
+
+func (e *DifferenceError) Error() string {
+	return fmt.Sprintf("restore of %s did not reproduce the backup, so the database was left as it was:\n  %s", e.Database, strings.Join(e.Differences, "\n  "))
+}
+
+func (e *DifferenceError) Kind() fault.Kind { return fault.Differs }
