@@ -54,7 +54,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			if junit != "" {
 				out, err := os.OpenFile(junit, os.O_WRONLY|os.O_CREATE, 0o644)
 				if err != nil {
-					return exitcode.BadInput(fmt.Errorf("--junit %s: cannot write the report there (%v); nothing was verified", junit, errors.Unwrap(err)))
+					return fault.BadInput(fmt.Errorf("--junit %s: cannot write the report there (%v); nothing was verified", junit, errors.Unwrap(err)))
 				}
 				_ = out.Close()
 			}
