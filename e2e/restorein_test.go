@@ -167,6 +167,8 @@ func TestBadBackupFilesAreNamed(t *testing.T) {
 	require.NoError(t, err)
 	plain, err := execIn(t, ctr, "pg_dump", "-U", "rules", "rulesdb")
 	require.NoError(t, err)
+	withCreate, err := execIn(t, ctr, "pg_dump", "-U", "rules", "-C", "-c", "--if-exists", "rulesdb")
+	require.NoError(t, err)
 	loopA, loopB := filepath.Join(p.dir, "loop-a.sql"), filepath.Join(p.dir, "loop-b.sql")
 	require.NoError(t, os.Symlink(loopB, loopA))
 	require.NoError(t, os.Symlink(loopA, loopB))
@@ -187,6 +189,7 @@ func TestBadBackupFilesAreNamed(t *testing.T) {
 		{"text, not a dump", write("rulesdb-notes.sql", []byte("shopping list:\n- milk\n")), []string{"is not a pg_dump file", `"shopping list:"`}},
 		{"bzip2", write("rulesdb.sql.bz2", []byte("BZh91AY&SY\x00\x00")), []string{"bzip2-compressed"}},
 		{"a folder", p.dir, []string{"is a folder"}},
+		{"made with pg_dump -C -c", write("rulesdb-create.sql", withCreate), []string{"was made with pg_dump --create (-C)", "make it again without -C"}},
 	}
 	for _, c := range cases {
 		r := p.aidb("restore", "--yes", "rulesdb", c.file)

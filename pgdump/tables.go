@@ -15,6 +15,10 @@ type Tables struct {
 	Copies []Copy
 	// Creates are the tables it creates (CREATE [UNLOGGED] TABLE).
 	Creates []Table
+	// CreatesDatabase is the line number of a CREATE DATABASE or a
+	// \connect: a dump made with pg_dump --create (-C), which makes and
+	// switches to a database of its own; 0 when there is none.
+	CreatesDatabase int
 }
 
 // All is every table the dump creates or loads, each once, in the order
@@ -65,6 +69,9 @@ func ScanTables(r io.Reader) (Tables, error) {
 			inCopy = true
 			out.Copies = append(out.Copies, Copy{Table: inPublic(c.Table), Columns: c.Columns})
 			continue
+		}
+		if out.CreatesDatabase == 0 && (bytes.HasPrefix(line, []byte("CREATE DATABASE ")) || bytes.HasPrefix(line, []byte(`\connect `))) {
+			out.CreatesDatabase = n
 		}
 		for _, prefix := range createPrefixes {
 			if rest, ok := bytes.CutPrefix(line, []byte(prefix)); ok {

@@ -67,3 +67,19 @@ func TestScanTablesRefusesACopyHeaderPgDumpWouldNotWrite(t *testing.T) {
 	assert.ErrorContains(t, err, "line 2")
 	assert.ErrorContains(t, err, "unterminated quoted identifier")
 }
+
+// A dump made with pg_dump --create (-C) makes and switches to a database
+// of its own: the first such line is noted, a COPY row that looks like one
+// is not.
+func TestScanTablesNotesADumpThatCreatesItsDatabase(t *testing.T) {
+	t.Parallel()
+	plain := "COPY public.t (x) FROM stdin;\n\\connect other\n\\.\n"
+	d, err := ScanTables(strings.NewReader(plain))
+	require.NoError(t, err)
+	assert.Zero(t, d.CreatesDatabase, "a row is not a statement")
+
+	created := "--\nDROP DATABASE IF EXISTS memorydb;\nCREATE DATABASE memorydb WITH TEMPLATE = template0;\n\\connect memorydb\n"
+	d, err = ScanTables(strings.NewReader(created))
+	require.NoError(t, err)
+	assert.Equal(t, 3, d.CreatesDatabase)
+}

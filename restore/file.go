@@ -371,6 +371,11 @@ func readDump(src source) (pgdump.Tables, error) {
 		return bad(NameAnother, "%s is not a pg_dump file: it neither starts with pg_dump's header nor ends with its closing line (%q); its first line is %q. Restore a file made by aidb or pg_dump; nothing was changed", src.name, pgdump.ClosingLine, firstLine(src.firstLine))
 	case err != nil:
 		return bad(RestoreAnother, "%s cannot be read to its end: %v; it is damaged; nothing was changed", src.name, err)
+	case d.CreatesDatabase > 0:
+		// psql would stop at its DROP/CREATE DATABASE (no transaction
+		// block allows them), or \connect away from the database being
+		// restored into.
+		return bad(FixFile, "%s was made with pg_dump --create (-C): at line %d it creates or connects to a database of its own, which a restore into this database cannot do; make it again without -C (and -c), or remove its DROP DATABASE, CREATE DATABASE and \\connect lines; nothing was changed", src.name, d.CreatesDatabase)
 	}
 	return d, nil
 }
