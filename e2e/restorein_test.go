@@ -21,16 +21,7 @@ func TestSchemaRestoreKeepsMigrationBookkeeping(t *testing.T) {
 	p := newProject(t, "rischema")
 	p.backupDir()
 	// rulesdb's own migrations in a folder, so that one can be added later.
-	defaults, err := filepath.Glob(filepath.Join("..", "migrations", "defaults", "rulesdb", "*.sql"))
-	require.NoError(t, err)
-	require.Len(t, defaults, 3)
-	files := map[string]string{}
-	for _, f := range defaults {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		files[filepath.Base(f)] = string(b)
-	}
-	migDir := userMigrations(t, p, files)
+	migDir := defaultRulesMigrations(t, p)
 	p.seeded("60")
 	url := p.status()["rulesdb"].URL
 	before := dataContent(t, url)
@@ -256,15 +247,7 @@ func TestDataRestoreAfterAMigrationAddedAColumn(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "ricolumn")
 	p.backupDir()
-	defaults, err := filepath.Glob(filepath.Join("..", "migrations", "defaults", "rulesdb", "*.sql"))
-	require.NoError(t, err)
-	files := map[string]string{}
-	for _, f := range defaults {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		files[filepath.Base(f)] = string(b)
-	}
-	migDir := userMigrations(t, p, files)
+	migDir := defaultRulesMigrations(t, p)
 	p.seeded("40")
 	url := p.status()["rulesdb"].URL
 	before := dataContent(t, url)
@@ -275,7 +258,7 @@ func TestDataRestoreAfterAMigrationAddedAColumn(t *testing.T) {
 	r := p.aidb("migrate", "rulesdb")
 	require.Equal(t, 0, r.code, r.stderr)
 	conn := connect(t, url)
-	_, err = conn.Exec(t.Context(), "UPDATE rules SET notes = 'written after the backup'")
+	_, err := conn.Exec(t.Context(), "UPDATE rules SET notes = 'written after the backup'")
 	require.NoError(t, err)
 
 	r = p.aidb("restore", "--yes", "--data-only", "rulesdb", data)
@@ -287,4 +270,21 @@ func TestDataRestoreAfterAMigrationAddedAColumn(t *testing.T) {
 	_, err = conn.Exec(t.Context(), "ALTER TABLE rules DROP COLUMN notes")
 	require.NoError(t, err)
 	assert.Equal(t, before, dataContent(t, url), "exactly the data that was backed up")
+}
+
+// defaultRulesMigrations copies rulesdb's default migrations (versions 1
+// to 3) into a folder of the project's and points aidb.yaml at it, so a
+// test can add one; it returns the folder.
+func defaultRulesMigrations(t *testing.T, p *project) string {
+	t.Helper()
+	defaults, err := filepath.Glob(filepath.Join("..", "migrations", "defaults", "rulesdb", "*.sql"))
+	require.NoError(t, err)
+	require.Len(t, defaults, 3)
+	files := map[string]string{}
+	for _, f := range defaults {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		files[filepath.Base(f)] = string(b)
+	}
+	return userMigrations(t, p, files)
 }
