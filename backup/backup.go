@@ -456,6 +456,7 @@ func newManifest(req Request, db compose.Database, image string, at time.Time, p
 		File:             filepath.Base(path),
 		Created:          at,
 		ServerVersion:    t.fp.ServerVersion,
+		Superuser:        t.fp.Superuser,
 		Image:            image,
 		MigrationVersion: t.fp.MigrationVersion,
 		MigrationTable:   unquote(migTable),

@@ -60,7 +60,11 @@ type Sequence struct {
 
 // Fingerprint is what a database holds.
 type Fingerprint struct {
-	ServerVersion    string      `json:"server_version"`
+	ServerVersion string `json:"server_version"`
+	// Superuser is the name of the server's bootstrap superuser (the
+	// official image's POSTGRES_USER): ACLs and aclitem values name it, so
+	// a server the database is restored into needs a role of that name.
+	Superuser        string      `json:"superuser,omitempty"`
 	Extensions       []Extension `json:"extensions"`
 	SchemaHash       string      `json:"schema_hash"`
 	Tables           []Table     `json:"tables"`
@@ -85,6 +89,18 @@ type Options struct {
 	// DataOf lists tables (schema.name, unquoted) whose rows are read even
 	// without Data: the bookkeeping table, whose rows a schema backup holds.
 	DataOf []string
+	// Columns gives, per table (schema.name, unquoted), the columns to hash
+	// by name and in that order: a backup's, as its manifest records them.
+	// A restore cannot always keep a table's physical column order (an
+	// inheritance child whose parent gained a column comes back with its
+	// columns in another order), so what is compared is what the
+	// application sees by name. A table not named hashes its own columns
+	// in their physical order, as a backup does.
+	Columns map[string][]string
+	// ChildColumnOrder makes the schema hash depend on the column order of
+	// inheritance children too, as it did before manifest format 3. A dump
+	// cannot keep that order, so it is left out since.
+	ChildColumnOrder bool
 }
 
 // Prepare sets the session settings a fingerprint depends on
@@ -106,14 +122,15 @@ func Prepare(ctx context.Context, q Querier) error {
 // row of every table once.
 func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	var fp Fingerprint
-	if err := q.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&fp.ServerVersion); err != nil {
+	// OID 10 is the bootstrap superuser, whatever its name.
+	if err := q.QueryRow(ctx, "SELECT current_setting('server_version'), (SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = 10)").Scan(&fp.ServerVersion, &fp.Superuser); err != nil {
 		return fp, fmt.Errorf("fingerprint: server version: %w", err)
 	}
 	var err error
 	if fp.Extensions, err = extensions(ctx, q); err != nil {
 		return fp, err
 	}
-	if fp.SchemaHash, err = SchemaHash(ctx, q); err != nil {
+	if fp.SchemaHash, err = SchemaHash(ctx, q, opts.ChildColumnOrder); err != nil {
 		return fp, err
 	}
 	var dataColumns [][]string
@@ -122,7 +139,13 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	}
 	for i := range fp.Tables {
 		if opts.Data || slices.Contains(opts.DataOf, fp.Tables[i].Key()) {
-			if err := scan(ctx, q, &fp.Tables[i], dataColumns[i], opts.WholeRow); err != nil {
+			cols := ColumnList(dataColumns[i])
+			if names := opts.Columns[fp.Tables[i].Key()]; len(names) > 0 && !opts.WholeRow {
+				if err := q.QueryRow(ctx, OrderedColumnsSQL, names, fp.Tables[i].QualifiedName()).Scan(&cols); err != nil {
+					return fp, fmt.Errorf("fingerprint: columns of %s: %w", fp.Tables[i].Key(), err)
+				}
+			}
+			if err := scan(ctx, q, &fp.Tables[i], cols, opts.WholeRow); err != nil {
 				return fp, err
 			}
 		}
@@ -194,20 +217,36 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, [][]stri
 	return out, dataColumns, nil
 }
 
+// OrderedColumnsSQL lists, as one text "t.a, t.b", the columns named in
+// $1 (text[]) in that order that table $2 (a qualified name, text) has
+// and a dump holds data of: generated ones and names the table lacks are
+// left out. Restores and verification hash a backup's columns with it, by
+// name in the manifest's order; a data-only restore runs it in its
+// transaction (EXECUTE ... USING), a fingerprint over a connection.
+const OrderedColumnsSQL = `SELECT coalesce(string_agg(format('t.%I', c.name), ', ' ORDER BY c.ord), '')
+	FROM unnest($1::text[]) WITH ORDINALITY AS c(name, ord)
+	JOIN pg_catalog.pg_attribute a ON a.attrelid = $2::text::regclass AND a.attname = c.name
+	WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''`
+
+// ColumnList is columns as OrderedColumnsSQL writes them: "t.a, t.b".
+func ColumnList(columns []string) string {
+	cols := make([]string, len(columns))
+	for i, c := range columns {
+		cols[i] = "t." + pgx.Identifier{c}.Sanitize()
+	}
+	return strings.Join(cols, ", ")
+}
+
 // scan counts the table's rows and hashes its content (ContentHashSQL)
-// over the columns a dump holds: generated ones are computed again on
-// restore. A sum does not depend on row order, so the physical order a
-// restore produces does not matter; the hash of the text form is the same
-// on every server version. RowHasher computes the same from a dump's
-// stream.
-func scan(ctx context.Context, q Querier, t *Table, dataColumns []string, wholeRow bool) error {
+// over cols (ColumnList: the columns a dump holds, generated ones are
+// computed again on restore). A sum does not depend on row order, so the
+// physical order a restore produces does not matter; the hash of the text
+// form is the same on every server version. RowHasher computes the same
+// from a dump's stream.
+func scan(ctx context.Context, q Querier, t *Table, cols string, wholeRow bool) error {
 	hash := WholeRowHashSQL
 	if !wholeRow {
-		cols := make([]string, len(dataColumns))
-		for i, c := range dataColumns {
-			cols[i] = "t." + pgx.Identifier{c}.Sanitize()
-		}
-		hash = fmt.Sprintf(ContentHashSQL, strings.Join(cols, ", "))
+		hash = fmt.Sprintf(ContentHashSQL, cols)
 	}
 	var n int64
 	var sum string
@@ -269,6 +308,43 @@ func migrationVersion(ctx context.Context, q Querier, table string) (int64, erro
 	return v, nil
 }
 
+// columnPosition stands for a column's position in its schema line:
+// replaced by childPosition or attnumPosition (schemaQueries).
+const columnPosition = "/*position*/"
+
+// childPosition is a column's position since manifest format 3: its attnum,
+// except in an inheritance child (or partition), whose column order a dump
+// cannot keep (pg_dump creates a child with the parent's columns first,
+// so a column the parent gained after the child was created moves). The
+// child's columns are still described by name, type, NOT NULL, identity,
+// generation and default, and its parents by "inherits" lines.
+const childPosition = `CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) THEN 'inherited' ELSE a.attnum::text END`
+
+// attnumPosition is a column's position before manifest format 3.
+const attnumPosition = `a.attnum::text`
+
+// inheritsQuery describes each inheritance link (format 3 on): child,
+// parent and the parent's place in the child's INHERITS list.
+const inheritsQuery = `SELECT 'inherits ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) || ' ' || i.inhseqno
+	 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
+	 WHERE c.relkind IN ('r', 'p', 'f') AND ` + UserRelations
+
+// SchemaQueries are the queries SchemaLines runs: schemaQueries with the
+// column position of manifest format 3 on (childColumnOrder false), or of
+// the formats before (true), which also had no "inherits" lines.
+func SchemaQueries(childColumnOrder bool) []string {
+	pos, extra := childPosition, []string{inheritsQuery}
+	if childColumnOrder {
+		pos, extra = attnumPosition, nil
+	}
+	out := make([]string, 0, len(schemaQueries)+len(extra))
+	for _, q := range schemaQueries {
+		out = append(out, strings.ReplaceAll(q, columnPosition, pos))
+	}
+	return append(out, extra...)
+}
+
 // schemaQueries each return one text column describing part of the schema:
 // relations, columns, constraints, indexes, views, types, functions,
 // triggers and sequences of user schemas, leaving out what extensions own.
@@ -278,7 +354,7 @@ var schemaQueries = []string{
 	`SELECT 'relation ' || c.relkind::text || ' ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 	 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ` + UserRelations,
-	`SELECT 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || a.attnum || ' ' || quote_ident(a.attname)
+	`SELECT 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || ` + columnPosition + ` || ' ' || quote_ident(a.attname)
 	        || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
 	        || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
 	        || coalesce(' default ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), '')
@@ -314,9 +390,10 @@ var schemaQueries = []string{
 	`SELECT 'extension ' || extname FROM pg_catalog.pg_extension`,
 }
 
-// SchemaHash is a sha256 over the sorted description of the schema.
-func SchemaHash(ctx context.Context, q Querier) (string, error) {
-	lines, err := SchemaLines(ctx, q)
+// SchemaHash is a sha256 over the sorted description of the schema
+// (SchemaLines).
+func SchemaHash(ctx context.Context, q Querier, childColumnOrder bool) (string, error) {
+	lines, err := SchemaLines(ctx, q, childColumnOrder)
 	if err != nil {
 		return "", err
 	}
@@ -329,10 +406,11 @@ func SchemaHash(ctx context.Context, q Querier) (string, error) {
 }
 
 // SchemaLines is the sorted description SchemaHash hashes; comparing two
-// of them shows what differs.
-func SchemaLines(ctx context.Context, q Querier) ([]string, error) {
+// of them shows what differs. childColumnOrder describes the schema as
+// manifests before format 3 did (SchemaQueries).
+func SchemaLines(ctx context.Context, q Querier, childColumnOrder bool) ([]string, error) {
 	var lines []string
-	for _, sq := range schemaQueries {
+	for _, sq := range SchemaQueries(childColumnOrder) {
 		rows, err := q.Query(ctx, sq)
 		if err != nil {
 			return nil, fmt.Errorf("fingerprint: schema: %w", err)

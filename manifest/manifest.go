@@ -25,22 +25,28 @@ import (
 
 // Format is the manifest format version this aidb writes. Format 1's
 // content hashes are md5 over every column of a row; format 2's are sha256
-// over the columns a dump holds (generated ones are left out). Both are
-// read.
-const Format = 2
+// over the columns a dump holds (generated ones are left out). Format 3's
+// schema hash leaves out the column order of inheritance children (a dump
+// cannot keep it) and describes inheritance instead. All are read.
+const Format = 3
 
 // Suffix follows the backup file's name.
 const Suffix = ".manifest.json"
 
 // Manifest describes one backup file.
 type Manifest struct {
-	Format           int                     `json:"format"`
-	ToolVersion      string                  `json:"tool_version"`
-	Database         string                  `json:"database"`
-	Kind             backupfile.Kind         `json:"kind"`
-	File             string                  `json:"file"`
-	Created          time.Time               `json:"created"`
-	ServerVersion    string                  `json:"server_version"`
+	Format        int             `json:"format"`
+	ToolVersion   string          `json:"tool_version"`
+	Database      string          `json:"database"`
+	Kind          backupfile.Kind `json:"kind"`
+	File          string          `json:"file"`
+	Created       time.Time       `json:"created"`
+	ServerVersion string          `json:"server_version"`
+	// Superuser is the source server's superuser (its POSTGRES_USER): a
+	// verification's throwaway server runs with that name, so what names
+	// it (an aclitem value, a grant) restores there. Empty in manifests
+	// written before it was recorded.
+	Superuser        string                  `json:"superuser,omitempty"`
 	Image            string                  `json:"image"`
 	MigrationVersion int64                   `json:"migration_version"`
 	MigrationTable   string                  `json:"migration_table,omitempty"`
@@ -125,6 +131,10 @@ func Parse(b []byte, file string) (Manifest, error) {
 // WholeRowHash says the content hashes are format 1's: md5 over every
 // column, generated ones included.
 func (m Manifest) WholeRowHash() bool { return m.Format < 2 }
+
+// ChildColumnOrder says the schema hash covers the column order of
+// inheritance children, as it did before format 3.
+func (m Manifest) ChildColumnOrder() bool { return m.Format < 3 }
 
 // MismatchError says a file's bytes are not the ones its manifest
 // describes: cut, changed or corrupt.

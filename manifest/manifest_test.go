@@ -26,7 +26,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
 	rows := int64(7)
 	want := Manifest{Format: Format, ToolVersion: "test", Database: "rulesdb", Kind: backupfile.Full, File: filepath.Base(file),
-		Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Compression: backupfile.None, Size: 1, SHA256: "ab",
+		Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Compression: backupfile.None, Size: 1, SHA256: "ab", Superuser: "rules",
 		Tables:     []fingerprint.Table{{Schema: "public", Name: "rules", Columns: []string{"id"}, Rows: &rows, Hash: "h"}},
 		Extensions: []fingerprint.Extension{}, Sequences: []fingerprint.Sequence{},
 		Safety: &Safety{Command: "aidb nuke", Reason: "why"}}
@@ -70,8 +70,8 @@ func TestReadRefusals(t *testing.T) {
 
 	for body, msg := range map[string]string{
 		"{":                 "manifest of " + file + " is not valid JSON",
-		`{"format": 0}`:     "manifest of " + file + " has format 0; this aidb reads formats 1 to 2",
-		`{"format": 3}`:     "has format 3",
+		`{"format": 0}`:     "manifest of " + file + " has format 0; this aidb reads formats 1 to 3",
+		`{"format": 4}`:     "has format 4",
 		`{"format": "two"}`: "is not valid JSON",
 	} {
 		require.NoError(t, os.WriteFile(PathFor(file), []byte(body), 0o600))
@@ -79,10 +79,11 @@ func TestReadRefusals(t *testing.T) {
 		assert.ErrorContains(t, err, msg, body)
 		assert.NotErrorIs(t, err, ErrMissing, body)
 	}
-	for _, f := range []int{1, 2} {
+	for _, f := range []int{1, 2, 3} {
 		m, err := Parse([]byte(`{"format": `+string(rune('0'+f))+`}`), file)
 		require.NoError(t, err)
 		assert.Equal(t, f == 1, m.WholeRowHash(), "format 1 hashes whole rows")
+		assert.Equal(t, f < 3, m.ChildColumnOrder(), "formats 1 and 2 hash the column order of inheritance children")
 	}
 }
 

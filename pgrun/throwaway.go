@@ -37,18 +37,27 @@ var throwawaySettings = []string{
 	"-c", "checkpoint_timeout=30min", "-c", "max_wal_size=4GB",
 }
 
+// ThrowawayUser is a throwaway's superuser when the caller names none.
+const ThrowawayUser = "aidb"
+
 // StartThrowaway starts a throwaway container of image (pulled or built
 // when missing, as for up) for service's backups and waits until it answers
-// SELECT 1 (within the project's ready timeout). On any error, also Ctrl-C,
-// the container is removed again. Its errors name the step that failed; the
-// caller says what the throwaway was for ("start a throwaway container of
-// IMAGE: ..."), so they do not repeat it.
-func (r *Runner) StartThrowaway(ctx context.Context, image, service string) (_ *Throwaway, retErr error) {
+// SELECT 1 (within the project's ready timeout). Its superuser (its
+// POSTGRES_USER) is user, or ThrowawayUser when user is empty: the source
+// server's, so that what names that role (an aclitem value, a grant to the
+// owner) restores. On any error, also Ctrl-C, the container is removed
+// again. Its errors name the step that failed; the caller says what the
+// throwaway was for ("start a throwaway container of IMAGE: ..."), so they
+// do not repeat it.
+func (r *Runner) StartThrowaway(ctx context.Context, image, service, user string) (_ *Throwaway, retErr error) {
 	ref, err := r.dbs.EnsureImage(ctx, image)
 	if err != nil {
 		return nil, err
 	}
-	db := compose.Database{Name: "throwaway-" + service, Service: service, Image: ref, User: "aidb", Password: randomTag() + randomTag(), DBName: "verify", HostIP: "127.0.0.1"}
+	if user == "" {
+		user = ThrowawayUser
+	}
+	db := compose.Database{Name: "throwaway-" + service, Service: service, Image: ref, User: user, Password: randomTag() + randomTag(), DBName: "verify", HostIP: "127.0.0.1"}
 	port := network.MustParsePort("5432/tcp")
 	// Created without cancellation, so Ctrl-C cannot leave an unrecorded one.
 	res, err := r.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{

@@ -63,7 +63,7 @@ func TestStartThrowawayThatCannotStartIsRemoved(t *testing.T) {
 	r, err := New(e, project{p: &compose.Project{Name: "unit"}})
 	require.NoError(t, err)
 
-	_, err = r.StartThrowaway(t.Context(), "postgres:15", "rulesdb")
+	_, err = r.StartThrowaway(t.Context(), "postgres:15", "rulesdb", "rules")
 	require.Error(t, err)
 	assert.Equal(t, "start container 000000000000: driver failed programming external connectivity", err.Error())
 	require.Len(t, e.created, 1)
@@ -72,6 +72,7 @@ func TestStartThrowawayThatCannotStartIsRemoved(t *testing.T) {
 		assert.Equal(t, "aidb.local/postgres:15", cfg.Image, "the image EnsureImage gave")
 		assert.Equal(t, orchestrator.RoleVerify, cfg.Labels[orchestrator.LabelRole])
 		assert.Equal(t, "unit", cfg.Labels[orchestrator.LabelProject])
+		assert.Contains(t, cfg.Env, "POSTGRES_USER=rules", "the source's superuser name")
 		assert.NotEmpty(t, cfg.Labels[orchestrator.LabelOwner], "a killed run's throwaway can be told from a live one's")
 	}
 }

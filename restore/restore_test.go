@@ -125,6 +125,12 @@ func TestCheckContentRefusesIncompleteManifest(t *testing.T) {
 	assert.Contains(t, sql, `FROM ONLY "public"."it''s" AS t', cols)`)
 	assert.Contains(t, sql, `attrelid = '"public"."it''s"'::regclass`)
 	assert.Contains(t, sql, `'public.it''s'`, "names are quoted as literals")
+
+	// With the manifest's columns: read by name in the manifest's order,
+	// with the fingerprint's own query, whatever the physical order.
+	sql, err = checkContent("rulesdb", []fingerprint.Table{{Schema: "public", Name: "b_star", Columns: []string{"class", "a", "it's", "z"}, Rows: &n, Hash: "-12"}}, false)
+	require.NoError(t, err)
+	assert.Contains(t, sql, "  EXECUTE "+literal(fingerprint.OrderedColumnsSQL)+` INTO cols USING ARRAY['class', 'a', 'it''s', 'z']::text[], '"public"."b_star"'::text;`)
 	assert.True(t, strings.HasPrefix(sql, pgdump.SetLocal(pgdump.ValueSettings())), "the check runs under the fingerprint's settings")
 	assert.Equal(t, []string{"public.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)"},
 		contentDiffs("psql: ERROR:  aidb: content differs:\npublic.a: 1 rows (the backup has 2), content hash 5 (the backup has 6)\nCONTEXT: ..."))

@@ -273,6 +273,8 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 	if p.Manifest != nil {
 		opts.MigrationTable = p.Manifest.MigrationTable
 		opts.WholeRow = p.Manifest.WholeRowHash()
+		opts.ChildColumnOrder = p.Manifest.ChildColumnOrder()
+		opts.Columns = manifestColumns(p.Manifest.Tables)
 		if p.Kind == backupfile.Schema && p.Manifest.MigrationTable != "" {
 			// A schema backup holds the bookkeeping rows: they are compared
 			// too (a manifest from before it did has no rows to compare).
@@ -280,6 +282,19 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 		}
 	}
 	return opts
+}
+
+// manifestColumns is each table's columns as the manifest records them (in
+// the source's order), for the content hashes to read them by name in that
+// order; a table whose manifest lists no columns is left out.
+func manifestColumns(tables []fingerprint.Table) map[string][]string {
+	out := map[string][]string{}
+	for _, t := range tables {
+		if len(t.Columns) > 0 {
+			out[t.Key()] = t.Columns
+		}
+	}
+	return out
 }
 
 // swap renames the target away and the temporary database into its
@@ -488,8 +503,8 @@ func checkContent(db string, tables []fingerprint.Table, wholeRow bool) (string,
 				for i, c := range t.Columns {
 					names[i] = literal(c)
 				}
-				fmt.Fprintf(&b, "  SELECT coalesce(string_agg(format('t.%%I', c.name), ', ' ORDER BY c.ord), '') INTO cols FROM unnest(ARRAY[%s]::text[]) WITH ORDINALITY AS c(name, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';\n",
-					strings.Join(names, ", "), literal(t.QualifiedName()))
+				fmt.Fprintf(&b, "  EXECUTE %s INTO cols USING ARRAY[%s]::text[], %s::text;\n",
+					literal(fingerprint.OrderedColumnsSQL), strings.Join(names, ", "), literal(t.QualifiedName()))
 			}
 			fmt.Fprintf(&b, "  EXECUTE format(%s, cols) INTO n, h;\n",
 				literal("SELECT count(*), "+fingerprint.ContentHashSQL+" FROM ONLY "+strings.ReplaceAll(t.QualifiedName(), "%", "%%")+" AS t"))

@@ -96,13 +96,18 @@ func TestFingerprintOptionsMatchTheManifest(t *testing.T) {
 	}{
 		{name: "full without a manifest", kind: backupfile.Full, want: fingerprint.Options{Data: true}},
 		{name: "full", kind: backupfile.Full, m: &manifest.Manifest{Format: manifest.Format, MigrationTable: "public.goose_db_version"},
-			want: fingerprint.Options{Data: true, MigrationTable: "public.goose_db_version"}},
+			want: fingerprint.Options{Data: true, MigrationTable: "public.goose_db_version", Columns: map[string][]string{}}},
+		{name: "full reads the manifest's columns by name, in its order", kind: backupfile.Full, m: &manifest.Manifest{Format: manifest.Format,
+			Tables: []fingerprint.Table{{Schema: "public", Name: "b_star", Columns: []string{"class", "a", "b", "z"}}, {Schema: "public", Name: "none"}}},
+			want: fingerprint.Options{Data: true, Columns: map[string][]string{"public.b_star": {"class", "a", "b", "z"}}}},
+		{name: "full, format 2 schema hash with the children's column order", kind: backupfile.Full, m: &manifest.Manifest{Format: 2},
+			want: fingerprint.Options{Data: true, ChildColumnOrder: true, Columns: map[string][]string{}}},
 		{name: "full, format 1 hashes", kind: backupfile.Full, m: &manifest.Manifest{Format: 1},
-			want: fingerprint.Options{Data: true, WholeRow: true}},
+			want: fingerprint.Options{Data: true, WholeRow: true, ChildColumnOrder: true, Columns: map[string][]string{}}},
 		{name: "schema compares the bookkeeping rows", kind: backupfile.Schema, m: &manifest.Manifest{Format: manifest.Format, MigrationTable: "public.goose_db_version"},
-			want: fingerprint.Options{MigrationTable: "public.goose_db_version", DataOf: []string{"public.goose_db_version"}}},
+			want: fingerprint.Options{MigrationTable: "public.goose_db_version", DataOf: []string{"public.goose_db_version"}, Columns: map[string][]string{}}},
 		{name: "schema without migrations", kind: backupfile.Schema, m: &manifest.Manifest{Format: manifest.Format},
-			want: fingerprint.Options{}},
+			want: fingerprint.Options{Columns: map[string][]string{}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,7 +26,7 @@ import (
 
 // Engine starts throwaway containers.
 type Engine interface {
-	StartThrowaway(ctx context.Context, image, service string) (*pgrun.Throwaway, error)
+	StartThrowaway(ctx context.Context, image, service, user string) (*pgrun.Throwaway, error)
 }
 
 // Result is one file's verification.
@@ -173,7 +173,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		}
 	}
 
-	t, err := e.StartThrowaway(ctx, m.Image, m.Database)
+	t, err := e.StartThrowaway(ctx, m.Image, m.Database, superuser(m, db))
 	if err != nil {
 		return fail(fmt.Errorf("start a throwaway container of %s: %w", m.Image, err))
 	}
@@ -218,6 +218,17 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	}
 	res.OK, res.Tables, res.Rows = r.Verified, r.Tables, r.Rows
 	return res
+}
+
+// superuser is the name the throwaway's superuser gets: the source
+// server's, as the manifest records it, or for a manifest from before it
+// did, the database's configured POSTGRES_USER (empty when the project
+// does not know the database: the throwaway's own default).
+func superuser(m manifest.Manifest, db compose.Database) string {
+	if m.Superuser != "" {
+		return m.Superuser
+	}
+	return db.User
 }
 
 // prepareSchema builds the schema a data-only backup needs in the
