@@ -270,7 +270,7 @@ func TestMakeYesNoVariables(t *testing.T) {
 	}
 	r := p.makeTarget("ai-db-prune", "YES=yes")
 	assert.Equal(t, 0, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "prune --keep-last 10 --yes", "YES=yes passes --yes")
+	assert.Contains(t, r.stdout, "--keep-last 10 --yes", "YES=yes passes --yes")
 	r = p.makeTarget("ai-db-prune", "YES=no")
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.NotContains(t, r.stdout, "--yes")

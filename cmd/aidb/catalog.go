@@ -64,6 +64,7 @@ func (a *app) pruneCommand() *cobra.Command {
 	var keep int
 	var safetyWithin time.Duration
 	var removeDamaged, removeForeign bool
+	var viaMake string
 	cmd := &cobra.Command{
 		Use:   "prune --keep-last N",
 		Short: "Remove all but the newest N backups of each database and kind (shows the plan; removes only with --yes)",
@@ -109,10 +110,13 @@ restore and nuke) do not count toward --keep-last: they stay for
 			// Names relative to the folder: the lines stay readable.
 			short := func(s string) string { return strings.ReplaceAll(s, p.BackupDir+string(filepath.Separator), "") }
 			a.say("in %s:", p.BackupDir)
+			kept, left := 0, 0
 			for _, e := range plan.Keep {
 				if why, ok := strings.CutPrefix(e.Reason, "left alone: "); ok {
+					left++
 					a.say("  leave  %s: %s", short(e.File), short(why))
 				} else {
+					kept++
 					a.say("  keep   %s: %s", short(e.File), short(e.Reason))
 				}
 			}
@@ -126,7 +130,11 @@ restore and nuke) do not count toward --keep-last: they stay for
 					a.say("  remove %s: %s", short(s.File), s.Reason)
 				}
 			}
-			a.say("keep %d backup(s), remove %d", len(plan.Keep), len(plan.Remove))
+			if left > 0 {
+				a.say("keep %d backup(s), leave %d alone, remove %d", kept, left, len(plan.Remove))
+			} else {
+				a.say("keep %d backup(s), remove %d", kept, len(plan.Remove))
+			}
 			removed := false
 			if a.yes && len(plan.Remove)+removeSets > 0 {
 				if err := backups.Prune(cmd.Context(), plan); err != nil {
@@ -135,7 +143,11 @@ restore and nuke) do not count toward --keep-last: they stay for
 				removed = true
 				a.say("removed %d backup(s)", len(plan.Remove))
 			} else if len(plan.Remove)+removeSets > 0 {
-				a.say("nothing removed: run again with --yes to remove them")
+				if viaMake != "" {
+					a.say("nothing removed: run again with YES=1 to remove them")
+				} else {
+					a.say("nothing removed: run again with --yes to remove them")
+				}
 			}
 			if a.json {
 				return a.printJSON(struct {
@@ -151,6 +163,8 @@ restore and nuke) do not count toward --keep-last: they stay for
 	f.DurationVar(&safetyWithin, "keep-safety-within", 0, "keep safety backups younger than this, e.g. 72h; 0 keeps none by age (default: retention.safety_keep_within in aidb.yaml, 168h)")
 	f.BoolVar(&removeDamaged, "remove-damaged", false, "remove files that do not match their manifest (left alone otherwise)")
 	f.BoolVar(&removeForeign, "remove-foreign", false, "remove backup files without a manifest, such as plain pg_dump files (left alone otherwise)")
+	f.StringVar(&viaMake, "make-target", "", "the make target that runs this command")
+	_ = f.MarkHidden("make-target")
 	return cmd
 }
 
