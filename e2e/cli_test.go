@@ -92,6 +92,10 @@ func TestCLIRestoreTargetsNameTheirVariable(t *testing.T) {
 	r := p.makeTarget("ai-db-restore-all", "RULESDB_FILE=backups/x.sql")
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "no backup file given for memorydb: set MEMORYDB_FILE, e.g. make -f Makefile.ai ai-db-restore-all RULESDB_FILE=")
+	// The example names the folder the backups are in.
+	p.env = append(p.env, "AIDB_BACKUP_DIR=/srv/aidb-backups")
+	r = p.makeTarget("ai-db-restore")
+	assert.Contains(t, r.stderr, "BACKUP=/srv/aidb-backups/rulesdb-")
 }
 
 // One project for the CLI's contracts that need real databases: seed's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -133,11 +134,17 @@ type fileHint struct {
 
 // missing is the advice for a database whose file was not given.
 func (h fileHint) missing(db string, pairs [][2]string, all, dataOnly bool) string {
+	// The example names the folder backups go to (checked before the
+	// configuration is read: the environment's, else the default).
+	dir := strings.TrimSuffix(os.Getenv("AIDB_BACKUP_DIR"), "/")
+	if dir == "" {
+		dir = "backups"
+	}
 	example := func(db string) string {
 		if dataOnly {
-			return "backups/" + db + "-data-YYYYMMDD-HHMMSS.sql"
+			return dir + "/" + db + "-data-YYYYMMDD-HHMMSS.sql"
 		}
-		return "backups/" + db + "-YYYYMMDD-HHMMSS.sql"
+		return dir + "/" + db + "-YYYYMMDD-HHMMSS.sql"
 	}
 	if h.target != "" && h.vars[db] != "" {
 		cmd := "make -f Makefile.ai " + h.target
