@@ -273,6 +273,9 @@ func (o *Orchestrator) waitCondition(ctx context.Context, name, dep, condition s
 	for {
 		existing, err := o.serviceContainers(ctx)
 		if err != nil {
+			if ctx.Err() != nil { // the deadline, or Ctrl-C, came during the call
+				return o.waitEnded(parent, name, dep, "", condition)
+			}
 			return err
 		}
 		c, ok := existing[dep]
@@ -281,6 +284,9 @@ func (o *Orchestrator) waitCondition(ctx context.Context, name, dep, condition s
 		}
 		in, err := o.docker.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 		if err != nil {
+			if ctx.Err() != nil {
+				return o.waitEnded(parent, name, dep, c.ID, condition)
+			}
 			return err
 		}
 		st := in.Container.State
@@ -321,13 +327,20 @@ func (o *Orchestrator) waitCondition(ctx context.Context, name, dep, condition s
 		}
 		select {
 		case <-ctx.Done():
-			if err := parent.Err(); err != nil {
-				return err // Ctrl-C, whatever its cause: not a condition unmet
-			}
-			return o.notMet(context.WithoutCancel(ctx), name, dep, c.ID, fmt.Sprintf("did not become %s within %s", strings.TrimPrefix(condition, "service_"), o.project.ReadyTimeout))
+			return o.waitEnded(parent, name, dep, c.ID, condition)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// waitEnded is how a depends_on wait ends when its context does: Ctrl-C
+// (the parent's cancellation, whatever its cause) as itself, the
+// deadline as the condition unmet, with the dependency's last log lines.
+func (o *Orchestrator) waitEnded(parent context.Context, name, dep, id, condition string) error {
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	return o.notMet(context.WithoutCancel(parent), name, dep, id, fmt.Sprintf("did not become %s within %s", strings.TrimPrefix(condition, "service_"), o.project.ReadyTimeout))
 }
 
 func (o *Orchestrator) notMet(ctx context.Context, name, dep, id, what string) error {
