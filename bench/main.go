@@ -208,8 +208,10 @@ func (b *bench) rss(rep *Report, size int64) error {
 	if err != nil {
 		return err
 	}
-	rep.PeakRSSMB["backup@"+human(size)] = rssB
-	rep.PeakRSSMB["restore@"+human(size)] = rssR
+	if rssMeasured {
+		rep.PeakRSSMB["backup@"+human(size)] = rssB
+		rep.PeakRSSMB["restore@"+human(size)] = rssR
+	}
 	b.removeBackups()
 	return nil
 }
@@ -425,11 +427,7 @@ func (b *bench) aidbTimed(args ...string) (float64, float64, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("aidb %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	rss := 0.0
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = float64(ru.Maxrss) / 1024 // KB on Linux
-	}
-	return secs, rss, nil
+	return secs, peakRSSMB(cmd.ProcessState), nil
 }
 
 func (b *bench) aidbQuiet(ctx context.Context, args ...string) error {
@@ -592,6 +590,9 @@ func printTable(rep Report) {
 			met = "NO"
 		}
 		fmt.Fprintf(w, "peak RSS %s\t%.0f MB\t%.0f MB at 1/8\t%.2f\t<= 100 MB, <= 1.50\t%s\n", op, large, small, large/small, met)
+	}
+	if !rssMeasured {
+		fmt.Fprintf(w, "peak RSS\tn/a on %s\n", runtime.GOOS)
 	}
 	_ = w.Flush()
 }

@@ -560,7 +560,9 @@ func TestImageBuildInterrupted(t *testing.T) {
 	t.Cleanup(func() {
 		for _, line := range buildProcesses(root) {
 			pid, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(line, ":", 2)[0], "/proc/"))
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			if proc, err := os.FindProcess(pid); err == nil {
+				_ = proc.Kill()
+			}
 		}
 	})
 	// Deep in: debootstrap's second stage, which mounts proc into the new

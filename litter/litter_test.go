@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,7 +58,7 @@ func TestClearRemovesOnlyDeadOwnersWork(t *testing.T) {
 	file := func(n string, size int) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, n), make([]byte, size), 0o600))
 	}
-	fifo := func(n string) { require.NoError(t, syscall.Mkfifo(filepath.Join(dir, n), 0o600)) }
+	fifo := func(n string) { mkfifo(t, filepath.Join(dir, n)) }
 	// The killed run's partial backup, manifest and latest pointer, and its
 	// helper's pipes.
 	file(name("rulesdb-20250517-093005.sql", killed, ".partial"), 1000)

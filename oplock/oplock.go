@@ -162,7 +162,8 @@ type FolderLock struct{ f *os.File }
 // trying every 200 ms for up to timeout (then a BusyError); onWait is
 // told once, with the holder, when another aidb holds it. The lock is a
 // flock on the file, so the kernel drops it when its holder dies: a file
-// left by a killed run does not block. The file records the holder for the
+// left by a killed run does not block (on Windows, LockFileEx, which the
+// system also drops with its holder). The file records the holder for the
 // messages of those who wait.
 func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait func(holder string)) (*FolderLock, error) {
 	path := filepath.Join(dir, ".aidb.lock")
@@ -177,11 +178,11 @@ func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait f
 	deadline := time.Now().Add(timeout)
 	told := false
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := tryLock(f)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+		if !errors.Is(err, errLocked) {
 			f.Close()
 			return nil, fmt.Errorf("lock the backup folder %s: %w", dir, err)
 		}

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -71,6 +70,9 @@ var ErrMajorNotShipped = errors.New("postgresql major version not shipped by thi
 func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr error) {
 	if !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(opts.Major) {
 		return "", fmt.Errorf("build postgres image: major version %q is not a number like 15", opts.Major)
+	}
+	if err := supported(); err != nil {
+		return "", err
 	}
 	progress := opts.Progress
 	if progress == nil {
@@ -175,8 +177,7 @@ func debootstrap(ctx context.Context, root, suite, mirror, pkg string, log io.Wr
 	// debootstrap is a shell script running wget, dpkg and chroot: killing
 	// it alone would leave them writing into root. In a process group of its
 	// own, Ctrl-C ends the whole tree.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killTree(cmd.Process.Pid, root) }
+	ownGroup(cmd, root)
 	// Bounds Wait should a process outside the group hold the output open.
 	cmd.WaitDelay = 15 * time.Second
 	out, err := cmd.StdoutPipe()

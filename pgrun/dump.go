@@ -7,14 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
+	"runtime"
 	"strings"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/pgdump"
@@ -39,10 +37,18 @@ const (
 	TransportStream Transport = "stream"
 )
 
-// ParseTransport accepts auto, helper and stream.
-func ParseTransport(s string) (Transport, error) {
+// ParseTransport accepts auto, helper and stream; helper only where the
+// system has named pipes.
+func ParseTransport(s string) (Transport, error) { return parseTransport(s, namedPipes) }
+
+func parseTransport(s string, pipes bool) (Transport, error) {
 	switch t := Transport(s); t {
-	case TransportAuto, TransportHelper, TransportStream:
+	case TransportHelper:
+		if !pipes {
+			return "", fmt.Errorf("transport %q needs named pipes, which %s has none of: use stream (auto chooses it here)", s, runtime.GOOS)
+		}
+		return t, nil
+	case TransportAuto, TransportStream:
 		return t, nil
 	case "":
 		return TransportAuto, nil
@@ -50,12 +56,19 @@ func ParseTransport(s string) (Transport, error) {
 	return "", fmt.Errorf("transport %q: use auto, helper or stream", s)
 }
 
-// Resolve turns auto into the transport this engine allows.
+// Resolve turns auto into the transport this engine and system allow.
 func (r *Runner) Resolve(t Transport) Transport {
+	return resolve(t, r.docker.DaemonHost(), namedPipes)
+}
+
+// resolve is Resolve for an engine at daemonHost on a system that has
+// named pipes or not: the helper needs both a local engine and pipes (as
+// with a remote engine, the exec stream works without them).
+func resolve(t Transport, daemonHost string, pipes bool) Transport {
 	if t != TransportAuto {
 		return t
 	}
-	if isLocalEngine(r.docker.DaemonHost()) {
+	if pipes && isLocalEngine(daemonHost) {
 		return TransportHelper
 	}
 	return TransportStream
@@ -148,12 +161,4 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
-}
-
-// growPipe raises a pipe's buffer from 64 KiB to 1 MiB where the system
-// allows: fewer wake-ups between pg_dump and this process. Best effort.
-func growPipe(f *os.File) {
-	if rc, err := f.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
-	}
 }

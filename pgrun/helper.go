@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -78,7 +77,7 @@ func (r *Runner) newHelper(db compose.Database, tool, role, workDir string) (*he
 // removed by close.
 func (h *helper) pipe(what string) (string, error) {
 	path := owner.Name(h.base+"."+what, ".fifo")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
+	if err := mkfifo(path); err != nil {
 		return "", fmt.Errorf("create pipe in %s: %w", filepath.Dir(path), err)
 	}
 	h.fifos = append(h.fifos, path)
@@ -152,7 +151,7 @@ func (h *helper) handOver(ctx context.Context, body string, gone <-chan struct{}
 	select {
 	case <-opened:
 	default:
-		if r, rerr := os.OpenFile(h.script, os.O_RDONLY|syscall.O_NONBLOCK, 0); rerr == nil {
+		if r, rerr := openReaderNow(h.script); rerr == nil {
 			<-opened
 			r.Close()
 		} else {
