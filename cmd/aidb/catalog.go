@@ -90,7 +90,15 @@ restore and nuke) do not count toward --keep-last: they stay for
 				policy.SafetyKeepWithin = safetyWithin
 			}
 			if err := policy.Validate(); err != nil {
-				return fault.BadInput(fmt.Errorf("%w (--keep-last, --keep-safety-within)", err))
+				// Name the setting the user gave: the make variable
+				// through make, else the flag.
+				setting := "--keep-last"
+				if policy.KeepLast >= 1 {
+					setting = "--keep-safety-within"
+				} else if viaMake != "" {
+					setting = "KEEP"
+				}
+				return fault.BadInput(fmt.Errorf("%s: %w; nothing was removed", setting, err))
 			}
 			if a.yes {
 				// The folder only: prune needs no engine.
