@@ -35,22 +35,15 @@ volumes:
   uploads:
 `
 
-// nukeComposeRulesOnly no longer names memorydb.
-const nukeComposeRulesOnly = `
-services:
-  rulesdb:
+// nukeComposeRulesOnly is nukeCompose without memorydb.
+var nukeComposeRulesOnly = strings.NewReplacer(
+	`  memorydb:
     image: postgres:15
-    environment: {POSTGRES_USER: rules, POSTGRES_PASSWORD: pw, POSTGRES_DB: rulesdb}
-    ports: ["127.0.0.1:${RULESDB_PORT}:5432"]
-    volumes: ["rules:/var/lib/postgresql/data"]
-  files:
-    image: aidb.local/postgres:15
-    entrypoint: ["sleep", "infinity"]
-    volumes: ["uploads:/data"]
-volumes:
-  rules:
-  uploads:
-`
+    environment: {POSTGRES_USER: memory, POSTGRES_PASSWORD: pw, POSTGRES_DB: memorydb}
+    ports: ["127.0.0.1:${MEMORYDB_PORT}:5432"]
+    volumes: ["memory:/var/lib/postgresql/data"]
+`, "",
+	"  memory:\n", "").Replace(nukeCompose)
 
 func volumeExists(t *testing.T, name string) bool {
 	t.Helper()
