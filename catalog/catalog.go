@@ -18,6 +18,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/retention"
+	"github.com/aidb/aidb/verifylog"
 )
 
 // Catalog is the backups of one store.
@@ -50,10 +51,21 @@ type Listed struct {
 	// Safety marks a safety backup aidb took before a command replaced or
 	// removed data, with why and by which command.
 	Safety *manifest.Safety `json:"safety,omitempty"`
+	// Verification is the file's last verification (package verifylog),
+	// nil when its bytes were never verified.
+	Verification *Verification `json:"verification,omitempty"`
 	// name is the file's name in the store.
 	name string
 	// foreign says the file has no manifest at all.
 	foreign bool
+}
+
+// Verification is when a file was last verified, what was found, and the
+// image it was restored into.
+type Verification struct {
+	At      time.Time         `json:"at"`
+	Outcome verifylog.Outcome `json:"outcome"`
+	Image   string            `json:"image,omitempty"`
 }
 
 // State is what retention makes of the file.
@@ -155,6 +167,7 @@ func (c *Catalog) list(ctx context.Context, l listing) []Listed {
 	for _, target := range l.latest() {
 		latest[target] = true
 	}
+	log := c.verifications(ctx, l)
 	bs := l.backups()
 	out := make([]Listed, 0, len(bs))
 	for _, b := range bs {
@@ -182,11 +195,39 @@ func (c *Catalog) list(ctx context.Context, l listing) []Listed {
 			} else {
 				it.ChecksumOK = true
 			}
+			if r, ok := log.Last(b.Name, m.SHA256); ok {
+				it.Verification = &Verification{At: r.At, Outcome: r.Outcome, Image: r.Image}
+			}
 		}
 		out = append(out, it)
 	}
 	slices.SortStableFunc(out, func(a, b Listed) int { return b.Created.Compare(a.Created) })
 	return out
+}
+
+// Verifications is the store's verification log (package verifylog): every
+// recorded verification of its files.
+func (c *Catalog) Verifications(ctx context.Context) (verifylog.Log, error) {
+	l, err := c.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.verifications(ctx, l), nil
+}
+
+// verifications reads the store's verification log. A log that cannot be
+// read leaves every file unverified: it says nothing about the backups.
+func (c *Catalog) verifications(ctx context.Context, l listing) verifylog.Log {
+	if !l.has(verifylog.Name) {
+		return nil
+	}
+	r, err := c.store.Open(ctx, verifylog.Name)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	log, _ := verifylog.Parse(r)
+	return log
 }
 
 // manifest reads the manifest of the backup file name; one the listing

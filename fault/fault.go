@@ -30,6 +30,9 @@ const (
 	Busy
 	// Differs: a check found a difference (a backup against its manifest).
 	Differs
+	// Stale: no backup recent enough (and verified, where asked) where
+	// one was expected.
+	Stale
 )
 
 func (k Kind) String() string {
@@ -44,6 +47,8 @@ func (k Kind) String() string {
 		return "busy"
 	case Differs:
 		return "differs"
+	case Stale:
+		return "stale"
 	}
 	return "unknown"
 }

@@ -50,10 +50,10 @@ func TestNewKeepsTheMessageAndNil(t *testing.T) {
 func TestKindString(t *testing.T) {
 	t.Parallel()
 	names := map[string]bool{}
-	for k := Failed; k <= Differs; k++ {
+	for k := Failed; k <= Stale; k++ {
 		assert.NotEqual(t, "unknown", k.String(), "kind %d", k)
 		names[k.String()] = true
 	}
-	assert.Len(t, names, int(Differs)+1, "every kind has its own name")
+	assert.Len(t, names, int(Stale)+1, "every kind has its own name")
 	assert.Equal(t, "unknown", Kind(200).String())
 }

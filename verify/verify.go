@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -22,6 +24,7 @@ import (
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
+	"github.com/aidb/aidb/verifylog"
 )
 
 // Engine starts throwaway containers.
@@ -45,6 +48,13 @@ type Result struct {
 	// Err is that error itself (a NoManifestError, a NoSchemaError, ...),
 	// for a caller that adds advice to it.
 	Err error `json:"-"`
+	// SHA256 and Image are the file's checksum and the image it was
+	// restored into, from its manifest (empty without one).
+	SHA256 string `json:"sha256,omitempty"`
+	Image  string `json:"image,omitempty"`
+	// Warnings are what went wrong beside the verification itself (its
+	// record could not be written).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // NoManifestError is a file without a manifest: there is nothing to verify
@@ -81,6 +91,9 @@ type Options struct {
 	// Dir is the backup folder: schema backups for data-only files, and
 	// the helper transport's pipes.
 	Dir string
+	// Record writes each verification's outcome into the verification log
+	// beside its file (package verifylog), for check and list.
+	Record bool
 	// Started, if set, is told when a file's verification starts.
 	Started func(file string)
 	// Progress and Phase, if set, follow the restore of each file into
@@ -103,6 +116,9 @@ func Files(ctx context.Context, e Engine, files []string, opts Options) []Result
 				opts.Started(f)
 			}
 			results[i] = one(gctx, e, f, opts)
+			if opts.Record && gctx.Err() == nil {
+				record(&results[i])
+			}
 			return nil
 		})
 	}
@@ -165,7 +181,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		}
 		return fail(err)
 	}
-	res.Database, res.Kind = m.Database, m.Kind
+	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, m.Image
 	db := compose.Database{Name: m.Database}
 	if opts.Project != nil {
 		if d, ok := opts.Project.Database(m.Database); ok {
@@ -218,6 +234,30 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	}
 	res.OK, res.Tables, res.Rows = r.Verified, r.Tables, r.Rows
 	return res
+}
+
+// record writes res into the verification log of its file's folder; a
+// file without a manifest has nothing to be verified against and is not
+// recorded. A pointer (<db>-latest) is recorded as the file it names.
+func record(res *Result) {
+	if res.SHA256 == "" {
+		return
+	}
+	path, err := filepath.EvalSymlinks(res.File)
+	if err != nil {
+		path = res.File
+	}
+	rec := verifylog.Record{File: filepath.Base(path), SHA256: res.SHA256, Database: res.Database, Kind: res.Kind,
+		At: time.Now(), Image: res.Image, Outcome: verifylog.Equal}
+	switch {
+	case res.Error != "":
+		rec.Outcome, rec.Detail = verifylog.Failed, res.Error
+	case !res.OK:
+		rec.Outcome, rec.Detail = verifylog.Differs, strings.Join(res.Differences, "; ")
+	}
+	if err := verifylog.Append(filepath.Dir(path), rec); err != nil {
+		res.Warnings = append(res.Warnings, err.Error())
+	}
 }
 
 // superuser is the name the throwaway's superuser gets: the source

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/freshness"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
@@ -25,12 +26,14 @@ const (
 	exitFailed      = 1   // the operation failed
 	exitUsage       = 2   // bad usage or bad input, refused before anything changed
 	exitDiffers     = 3   // verification found a difference
+	exitStale       = 4   // check: no backup recent enough (or verified)
 	exitInterrupted = 130 // Ctrl-C (SIGINT)
 	exitTerminated  = 143 // SIGTERM
 )
 
 // exitCode is the code err ends a command with: 0 for nil; 2 for bad input
-// (fault.Invalid) and 3 for a difference (fault.Differs), whichever the
+// (fault.Invalid), 3 for a difference (fault.Differs) and 4 for stale
+// backups (fault.Stale), whichever the
 // first error in err's tree of either kind is; else 130 for a cancelled
 // context, and 1 for the rest: a database that is not up or busy
 // (fault.NotRunning, fault.Busy) is an operation that failed, and does not
@@ -50,6 +53,8 @@ func exitCode(err error) int {
 			code = exitUsage
 		case fault.Differs:
 			code = exitDiffers
+		case fault.Stale:
+			code = exitStale
 		}
 	})
 	if code != 0 {
@@ -90,6 +95,8 @@ func advice(err error) []string {
 			if e.Renamed {
 				add("the next aidb up puts it back")
 			}
+		case *freshness.StaleError:
+			add("take a backup with make -f Makefile.ai ai-db-backup-all (it verifies each file), and see why the scheduled one did not run")
 		case *orchestrator.LeftRunningError:
 			add("see them with aidb status; stop them with aidb down --all, or remove everything with make -f Makefile.ai ai-db-nuke")
 		case *oplock.BusyError:

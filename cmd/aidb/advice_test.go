@@ -12,6 +12,7 @@ import (
 
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/freshness"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
@@ -83,6 +84,8 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 		// was: "build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)"
 		{"image build needs root", fmt.Errorf("%w", pgimage.ErrNeedsRoot), 1,
 			"aidb: build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)\n"},
+		{"check: stale", &freshness.StaleError{Stale: []freshness.Status{{Database: "rulesdb", Problem: "the newest backup is 30h old (max 26h)"}}}, 4,
+			"aidb: no fresh backup of rulesdb: the newest backup is 30h old (max 26h); take a backup with make -f Makefile.ai ai-db-backup-all (it verifies each file), and see why the scheduled one did not run\n"},
 		// was: "... (a plain pg_dump file restores, unverified, with aidb restore)"
 		{"verify: no manifest", &verify.NoManifestError{File: "old.sql"}, 1,
 			"aidb: old.sql has no manifest, so there is nothing to verify it against (a plain pg_dump file restores, unverified); restore it, unverified, with aidb restore\n"},

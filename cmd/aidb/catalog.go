@@ -13,6 +13,7 @@ import (
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/retention"
+	"github.com/aidb/aidb/verifylog"
 )
 
 func (a *app) listCommand() *cobra.Command {
@@ -40,7 +41,7 @@ func (a *app) listCommand() *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "FILE\tDATABASE\tKIND\tSIZE\tAGE\tCHECKSUM")
+			fmt.Fprintln(w, "FILE\tDATABASE\tKIND\tSIZE\tAGE\tCHECKSUM\tVERIFIED")
 			for _, b := range items {
 				check := "ok"
 				if !b.ChecksumOK {
@@ -53,7 +54,16 @@ func (a *app) listCommand() *cobra.Command {
 				if b.Safety != nil {
 					name += " (safety: " + b.Safety.Command + ")"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, b.Database, b.Kind, humanBytes(b.Size), age(time.Since(b.Created)), check)
+				verified := "never"
+				if v := b.Verification; v != nil {
+					if verified = age(time.Since(v.At)); verified != "just now" {
+						verified += " ago"
+					}
+					if v.Outcome != verifylog.Equal {
+						verified = strings.ToUpper(string(v.Outcome)) + " " + verified
+					}
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, b.Database, b.Kind, humanBytes(b.Size), age(time.Since(b.Created)), check, verified)
 			}
 			return w.Flush()
 		},

@@ -93,7 +93,7 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
-		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir,
+		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
 		Phase: func(f string, ph restore.Phase) {
@@ -149,6 +149,9 @@ func writeVerifyTable(out io.Writer, results []verify.Result) {
 			reasons = append(reasons, fmt.Sprintf("%s differs from its manifest:\n  %s", name, strings.Join(r.Differences, "\n  ")))
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\n", name, r.Database, r.Kind, result, r.Tables, r.Rows, r.Seconds)
+		for _, warn := range r.Warnings {
+			reasons = append(reasons, fmt.Sprintf("%s: warning: %s", name, warn))
+		}
 	}
 	_ = w.Flush()
 	for _, r := range reasons {
