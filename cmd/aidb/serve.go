@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/catalog"
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/retention"
+	"github.com/aidb/aidb/scheduler"
+	"github.com/aidb/aidb/verify"
+	"github.com/aidb/aidb/verifylog"
+)
+
+// serveOptions are serve's flags.
+type serveOptions struct {
+	schedule, metricsAddr, notifyURL, pingURL string
+	compress                                  string
+	noVerify                                  bool
+	keepLast                                  int
+	runNow                                    bool
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve --schedule SPEC",
+		Short: "Back up, verify and prune on a schedule, with metrics and failure notices, until stopped",
+		Long: `Run the backup routine on a schedule until SIGTERM or Ctrl-C: a full backup of
+each database (each on its own, so one that is down does not stop the others),
+its verification (unless --no-verify; <db>-latest moves only to a verified
+file), then, with --keep-last, a prune by that rule and aidb.yaml's retention.
+One run at a time: a run due while the one before still runs is skipped and
+counted. SPEC is five cron fields ("30 2 * * *") or a descriptor ("@daily",
+"@every 6h"), in the local time zone.
+
+--metrics-addr serves Prometheus metrics on /metrics and /healthz.
+--notify-url gets a JSON POST ({database, step, error, file, at}) for each
+failed step; --ping-url a GET after each run whose steps all succeeded (for
+dead-man switches). On SIGTERM the running step is undone as on Ctrl-C, no
+helper or throwaway container is left, and serve exits 143.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.schedule, "schedule", "", `when to run: cron fields ("30 2 * * *") or @daily, @hourly, @every 6h`)
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9187)")
+	f.StringVar(&o.notifyURL, "notify-url", "", "POST a JSON notice here for each failed step")
+	f.StringVar(&o.pingURL, "ping-url", "", "GET this URL after each run that succeeded (a dead-man switch)")
+	f.StringVar(&o.compress, "compress", "none", "none, gzip or zstd")
+	f.BoolVar(&o.noVerify, "no-verify", false, "do not verify each new backup")
+	f.IntVar(&o.keepLast, "keep-last", 0, "after each run, prune to the newest N intact backups of each database and kind (0: no prune)")
+	f.BoolVar(&o.runNow, "run-now", false, "run once at start too, then on the schedule")
+	return cmd
+}
+
+func (a *app) serve(ctx context.Context, o serveOptions) error {
+	if o.schedule == "" {
+		return fault.BadInput(errors.New(`--schedule is required: e.g. --schedule "30 2 * * *" (02:30 daily) or --schedule @every 6h`))
+	}
+	comp, err := backupfile.ParseCompression(o.compress)
+	if err != nil {
+		return fault.BadInput(err)
+	}
+	if o.keepLast < 0 {
+		return fault.BadInput(fmt.Errorf("--keep-last %d: give 1 or more, or 0 not to prune", o.keepLast))
+	}
+	p, err := a.loadProject(ctx)
+	if err != nil {
+		return err
+	}
+	var policy *retention.Policy
+	if o.keepLast > 0 {
+		policy = &retention.Policy{KeepLast: o.keepLast, SafetyKeepWithin: p.SafetyKeepWithin}
+		if err := policy.Validate(); err != nil {
+			return fault.BadInput(fmt.Errorf("--keep-last: %w", err))
+		}
+	}
+	s, err := scheduler.New(scheduler.Config{
+		Spec: o.schedule, NotifyURL: o.notifyURL, PingURL: o.pingURL,
+		Run:    func(ctx context.Context) scheduler.Report { return a.routine(ctx, comp, !o.noVerify, policy) },
+		Events: a.sayEvent,
+	})
+	if err != nil {
+		return err
+	}
+	a.seedMetrics(ctx, s.Metrics(), p)
+	if o.metricsAddr != "" {
+		l, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return fault.BadInput(fmt.Errorf("--metrics-addr %s: %v", o.metricsAddr, err))
+		}
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(l) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		a.say("metrics on http://%s/metrics", l.Addr())
+	}
+	a.say("serving %s: backups of %s into %s on %q", p.Name, strings.Join(p.DatabaseNames(), ", "), p.BackupDir, o.schedule)
+	if o.runNow {
+		s.Tick(ctx)
+	}
+	err = s.Serve(ctx)
+	a.say("stopped")
+	return err
+}
+
+// sayEvent shows what the scheduler does, one line each.
+func (a *app) sayEvent(e scheduler.Event) {
+	switch e.Kind {
+	case scheduler.Waiting:
+		a.say("next run at %s", e.Next.Format(time.RFC3339))
+	case scheduler.Started:
+		a.say("run started")
+	case scheduler.Skipped:
+		a.say("run skipped: the one before still runs")
+	case scheduler.Finished:
+		for _, o := range e.Report.Outcomes {
+			if o.Err != nil {
+				a.say("%s: %s failed: %v", o.Database, o.Step, o.Err)
+			} else if o.File != "" {
+				a.say("%s: %s ok: %s", o.Database, o.Step, o.File)
+			} else {
+				a.say("%s: %s ok", o.Database, o.Step)
+			}
+		}
+		if e.Report.Failed() {
+			a.say("run failed")
+		} else {
+			a.say("run ok")
+		}
+	case scheduler.NotifyFailed, scheduler.PingFailed:
+		a.say("warning: %v", e.Err)
+	}
+}
+
+// routine is one scheduled run: each database backed up on its own (one
+// that is down does not stop the others), each new file verified and
+// <db>-latest moved to it once verified, then the prune.
+func (a *app) routine(ctx context.Context, comp backupfile.Compression, verifyFiles bool, policy *retention.Policy) scheduler.Report {
+	var rep scheduler.Report
+	var mu sync.Mutex
+	add := func(o scheduler.Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		o.At = time.Now()
+		rep.Outcomes = append(rep.Outcomes, o)
+	}
+	s, err := a.openLocked(ctx, nil, "serve", true)
+	if err != nil {
+		p, perr := a.loadProject(ctx)
+		names := []string{"*"}
+		if perr == nil {
+			names = p.DatabaseNames()
+		}
+		for _, db := range names {
+			add(scheduler.Outcome{Database: db, Step: "backup", Err: err})
+		}
+		return rep
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	for _, db := range s.dbs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.backupOne(ctx, s, db, comp, verifyFiles, add)
+		}()
+	}
+	wg.Wait()
+	if policy != nil && ctx.Err() == nil {
+		backups := catalog.New(catalog.Folder{Dir: s.project.BackupDir})
+		plan, err := backups.PlanPrune(ctx, *policy, time.Now())
+		if err == nil {
+			err = backups.Prune(ctx, plan)
+		}
+		if err != nil {
+			add(scheduler.Outcome{Database: "*", Step: "prune", Err: err})
+		} else {
+			add(scheduler.Outcome{Database: "*", Step: "prune", File: fmt.Sprintf("%d file(s) removed", len(plan.Remove))})
+		}
+	}
+	return rep
+}
+
+// backupOne backs one database up and verifies the file.
+func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, comp backupfile.Compression, verifyFiles bool, add func(scheduler.Outcome)) {
+	res, err := backup.Run(ctx, s.eng, backup.Request{Databases: []compose.Database{db}, Kind: backupfile.Full, Compression: comp,
+		Dir: s.project.BackupDir, ToolVersion: toolVersion(), HoldLatest: verifyFiles})
+	if err != nil {
+		add(scheduler.Outcome{Database: db.Name, Step: "backup", Err: err})
+		return
+	}
+	f := res.Files[0]
+	add(scheduler.Outcome{Database: db.Name, Step: "backup", File: f.Path, Size: f.Size, Seconds: f.Seconds})
+	if !verifyFiles {
+		return
+	}
+	r := verify.Files(ctx, s.tools, []string{f.Path}, verify.Options{Project: s.project, Jobs: 1, Transport: pgrun.TransportAuto,
+		Dir: s.project.BackupDir, Record: true})[0]
+	switch {
+	case ctx.Err() != nil:
+		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: ctx.Err()})
+	case r.Error != "":
+		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: errors.New(r.Error)})
+	case !r.OK:
+		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: fmt.Errorf("differs from its manifest: %v", r.Differences)})
+	default:
+		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path})
+		if _, err := backup.PointLatest(context.WithoutCancel(ctx), s.project.BackupDir, db.Name, f.Codec, f.Path); err != nil {
+			add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: fmt.Errorf("point %s at %s: %w", backupfile.LatestName(db.Name, f.Codec), filepath.Base(f.Path), err)})
+		}
+	}
+}
+
+// seedMetrics sets each database's last backup and verification from the
+// folder, so a restarted serve does not report them as never.
+func (a *app) seedMetrics(ctx context.Context, m *scheduler.Metrics, p *compose.Project) {
+	c := catalog.New(catalog.Folder{Dir: p.BackupDir})
+	log, _ := c.Verifications(ctx)
+	for _, db := range p.DatabaseNames() {
+		var last, verified time.Time
+		if path, man, err := c.Newest(ctx, db, backupfile.Full, func(m manifest.Manifest) bool { return m.Safety == nil }); err == nil && path != "" {
+			last = man.Created
+		}
+		for _, r := range log {
+			if r.Database == db && r.Kind == backupfile.Full && r.Outcome == verifylog.Equal && r.At.After(verified) {
+				verified = r.At
+			}
+		}
+		m.Seed(db, last, verified)
+	}
+}
