@@ -226,8 +226,7 @@ func (r *Repository) Put(ctx context.Context, name string, src io.Reader, size i
 		if err != nil {
 			return r.classify(err, fmt.Sprintf("upload %s (part %d)", path, num))
 		}
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag,
-			ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C, ChecksumSHA1: out.ChecksumSHA1, ChecksumSHA256: out.ChecksumSHA256})
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag})
 		total += int64(n)
 		n, err = io.ReadFull(in, buf)
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
