@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,4 +220,77 @@ func TestRepositoryCalendarRetention(t *testing.T) {
 	}
 	keys := s3.keys("aidb-calendar")
 	assert.Len(t, keys, 2*len(keep), "each kept backup and its manifest, nothing else: %v", keys)
+}
+
+// The round trip: backup-all, push, push again (nothing uploaded), the
+// local folder deleted, list shows the repository's backups as whole, pull
+// one, verify it and restore it from the folder; a URL given to restore
+// is refused, naming aidb pull.
+func TestRepositoryPushListPullRestore(t *testing.T) {
+	t.Parallel()
+	s3 := newS3Server(t)
+	s3.bucket("aidb-trip")
+	p := newProject(t, "s3trip")
+	dir := p.backupDir()
+	p.useRepository(s3.endpoint(), "s3://aidb-trip/laptop")
+	p.seeded("30")
+	res := p.backupJSON()
+	require.Len(t, res.Files, 2)
+
+	r := p.aidb("push")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "uploaded 2 backup(s) to s3://aidb-trip/laptop")
+	r = p.aidb("push")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "nothing to upload", "a second push uploads nothing")
+	assert.NotContains(t, r.stderr, "upload s3://")
+	keys := s3.keys("aidb-trip")
+	assert.Len(t, keys, 5, "two backups, their manifests and the set manifest: %v", keys)
+
+	require.NoError(t, os.RemoveAll(dir))
+	listed := p.listAll()
+	require.Len(t, listed, 2)
+	var rules string
+	for f, b := range listed {
+		assert.Equal(t, "repository", b.Location, f)
+		assert.True(t, b.ChecksumOK, f)
+		assert.True(t, strings.HasPrefix(f, "s3://aidb-trip/laptop/"), f)
+		if b.Database == "rulesdb" {
+			rules = f
+		}
+	}
+	require.NotEmpty(t, rules)
+
+	r = p.aidb("restore", "rulesdb", rules, "--yes")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "run aidb pull "+rules+" first")
+
+	r = p.aidb("pull", rules)
+	require.Equal(t, 0, r.code, r.stderr)
+	local := filepath.Join(dir, filepath.Base(rules))
+	m := readManifest(t, local)
+	require.NoError(t, manifest.Check(local, m))
+	r = p.aidb("pull", rules)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "nothing downloaded")
+
+	conn := connect(t, p.status()["rulesdb"].URL)
+	_, err := conn.Exec(t.Context(), "DELETE FROM rules")
+	require.NoError(t, err)
+	r = p.aidb("verify", local)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = p.aidb("restore", "rulesdb", local, "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	conn = connect(t, p.status()["rulesdb"].URL)
+	var n int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM rules").Scan(&n))
+	found := false
+	for _, tb := range m.Tables {
+		if tb.Name == "rules" && tb.Rows != nil {
+			found = true
+			assert.EqualValues(t, *tb.Rows, n, "the rows the backup holds are back")
+		}
+	}
+	assert.True(t, found, "the manifest counts the rules table")
+	assert.Positive(t, n)
 }
