@@ -33,7 +33,10 @@ func (c *Catalog) Location() string { return c.store.Location() }
 // Listed is one backup file with what its manifest says of it. list --json
 // and prune --json name its fields alike.
 type Listed struct {
-	File        string                 `json:"file"`
+	File string `json:"file"`
+	// Location is where the file is: "local" (the backup folder) or
+	// "repository".
+	Location    string                 `json:"location"`
 	Database    string                 `json:"database"`
 	Kind        backupfile.Kind        `json:"kind"`
 	Compression backupfile.Compression `json:"compression"`
@@ -171,7 +174,7 @@ func (c *Catalog) list(ctx context.Context, l listing) []Listed {
 	bs := l.backups()
 	out := make([]Listed, 0, len(bs))
 	for _, b := range bs {
-		it := Listed{File: c.store.Path(b.Name), Database: b.Database, Kind: b.Kind, Compression: b.Compression,
+		it := Listed{File: c.store.Path(b.Name), Location: c.where(), Database: b.Database, Kind: b.Kind, Compression: b.Compression,
 			Created: b.Created, Size: b.Size, Latest: latest[b.Name], name: b.Name}
 		m, err := c.manifest(ctx, l, b.Name)
 		switch {
@@ -244,8 +247,42 @@ func (c *Catalog) manifest(ctx context.Context, l listing, name string) (manifes
 	return manifest.Parse(b, path)
 }
 
-// check compares the file's bytes with its manifest (manifest.Check).
+// Summer is a store that keeps each file's sha256 beside it (an object
+// store, in the object's metadata, recorded as the bytes were uploaded and
+// checked): the catalog checks its files against their manifests by size
+// and that sha256, without reading them.
+type Summer interface {
+	// Sum is the file's size and recorded sha256 ("" when none).
+	Sum(ctx context.Context, name string) (int64, string, error)
+}
+
+// Remote is a store elsewhere than this machine: its files are listed with
+// location "repository".
+type Remote interface{ Remote() bool }
+
+// where is the store's location for Listed.Location.
+func (c *Catalog) where() string {
+	if r, ok := c.store.(Remote); ok && r.Remote() {
+		return "repository"
+	}
+	return "local"
+}
+
+// check compares the file's bytes with its manifest (manifest.Check), or,
+// in a Summer, its size and recorded sha256.
 func (c *Catalog) check(ctx context.Context, name string, m manifest.Manifest) error {
+	if s, ok := c.store.(Summer); ok {
+		size, sum, err := s.Sum(ctx, name)
+		switch {
+		case err != nil:
+			return err
+		case size != m.Size:
+			return fmt.Errorf("%s is %d bytes but its manifest says %d: the upload was cut short or the file was replaced", c.store.Path(name), size, m.Size)
+		case sum != m.SHA256:
+			return fmt.Errorf("%s has sha256 %q recorded but its manifest says %s: the file was replaced", c.store.Path(name), sum, m.SHA256)
+		}
+		return nil
+	}
 	r, err := c.store.Open(ctx, name)
 	if err != nil {
 		return err
@@ -261,6 +298,58 @@ func (c *Catalog) readAll(ctx context.Context, name string) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
+}
+
+// Described is a backup file with its manifest as read, unchecked: what
+// push compares and uploads.
+type Described struct {
+	// Name is the file's name in the store; Path is how people name it.
+	Name, Path string
+	Size       int64
+	// Manifest is the parsed manifest and ManifestBytes its bytes, unless
+	// Err says why there is none (manifest.ErrMissing) or it is unreadable.
+	Manifest      manifest.Manifest
+	ManifestBytes []byte
+	Err           error
+}
+
+// Describe lists the backup files with their manifests, reading no backup
+// file (their checksums are not checked), newest first by their names.
+func (c *Catalog) Describe(ctx context.Context) ([]Described, error) {
+	l, err := c.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Described
+	for _, b := range l.backups() {
+		d := Described{Name: b.Name, Path: c.store.Path(b.Name), Size: b.Size}
+		if _, ok := l.byName[b.Name+manifest.Suffix]; !ok {
+			d.Err = fmt.Errorf("%s: %w", d.Path, manifest.ErrMissing)
+		} else if d.ManifestBytes, d.Err = c.readAll(ctx, b.Name+manifest.Suffix); d.Err == nil {
+			d.Manifest, d.Err = manifest.Parse(d.ManifestBytes, d.Path)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Sets reads the set manifests of the store, by name, with their bytes.
+func (c *Catalog) Sets(ctx context.Context) (map[string]manifest.Set, map[string][]byte, error) {
+	l, err := c.read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	sets, err := c.sets(ctx, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw := map[string][]byte{}
+	for name := range sets {
+		if raw[name], err = c.readAll(ctx, name); err != nil {
+			return nil, nil, err
+		}
+	}
+	return sets, raw, nil
 }
 
 // Newest finds the newest intact backup of database db and kind whose

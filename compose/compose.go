@@ -71,6 +71,13 @@ type Project struct {
 	// SafetyKeepWithin is how long prune keeps safety backups (aidb.yaml
 	// retention.safety_keep_within, default 7 days).
 	SafetyKeepWithin time.Duration
+	// Keep is aidb.yaml's retention keep rules (retention.keep_last,
+	// keep_hourly, ...); all 0 when it gives none.
+	Keep KeepRules
+	// Repository is the backup repository's URL (AIDB_REPOSITORY, else
+	// aidb.yaml repository), "" for none; RepositoryFrom names which of
+	// the two gave it, for messages. It is parsed by package repository.
+	Repository, RepositoryFrom string
 	// Databases in name order.
 	Databases []Database
 	// Compose is the whole compose model, services included.
@@ -215,7 +222,15 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		WorkingDir:       wd,
 		ReadyTimeout:     cfg.ReadyTimeout.Duration,
 		SafetyKeepWithin: cfg.Retention.SafetyKeepWithin.Duration,
-		Compose:          cp,
+		Keep: KeepRules{Last: cfg.Retention.KeepLast.n, Hourly: cfg.Retention.KeepHourly.n, Daily: cfg.Retention.KeepDaily.n,
+			Weekly: cfg.Retention.KeepWeekly.n, Monthly: cfg.Retention.KeepMonthly.n, Yearly: cfg.Retention.KeepYearly.n},
+		Compose: cp,
+	}
+	if cfg.Repository != "" {
+		p.Repository, p.RepositoryFrom = cfg.Repository, cfgName+" repository"
+	}
+	if v := env["AIDB_REPOSITORY"]; v != "" {
+		p.Repository, p.RepositoryFrom = v, "AIDB_REPOSITORY"
 	}
 	p.BackupDir = cfg.BackupDir
 	if v := env["AIDB_BACKUP_DIR"]; v != "" {
@@ -338,7 +353,19 @@ type Config struct {
 	ReadyTimeout duration                  `yaml:"ready_timeout"`
 	Databases    map[string]DatabaseConfig `yaml:"databases"`
 	Retention    RetentionConfig           `yaml:"retention"`
+	// Repository is the backup repository's URL (s3://bucket[/prefix]).
+	Repository string `yaml:"repository"`
 }
+
+// KeepRules are prune's keep rules from aidb.yaml: the newest Last backups,
+// and the newest backup of each of the newest Hourly hours, Daily days,
+// Weekly ISO weeks, Monthly months and Yearly years (package retention).
+type KeepRules struct {
+	Last, Hourly, Daily, Weekly, Monthly, Yearly int
+}
+
+// Any says whether any rule is set.
+func (k KeepRules) Any() bool { return k != KeepRules{} }
 
 // RetentionConfig is aidb.yaml's retention: what prune keeps beyond its
 // flags.
@@ -346,6 +373,26 @@ type RetentionConfig struct {
 	// SafetyKeepWithin is how long safety backups (taken by restore and
 	// nuke) stay; 0 keeps none by age. Default 168h (7 days).
 	SafetyKeepWithin keepWithin `yaml:"safety_keep_within"`
+	// KeepLast ... KeepYearly are prune's keep rules when it is given
+	// none on its command line (0: the rule is not used).
+	KeepLast    keepCount `yaml:"keep_last"`
+	KeepHourly  keepCount `yaml:"keep_hourly"`
+	KeepDaily   keepCount `yaml:"keep_daily"`
+	KeepWeekly  keepCount `yaml:"keep_weekly"`
+	KeepMonthly keepCount `yaml:"keep_monthly"`
+	KeepYearly  keepCount `yaml:"keep_yearly"`
+}
+
+// keepCount is a count of 0 or more.
+type keepCount struct{ n int }
+
+func (c *keepCount) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.Atoi(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q: a keep count is a whole number, 0 or more (0 leaves the rule out)", n.Line, n.Value)
+	}
+	c.n = v
+	return nil
 }
 
 // keepWithin is a duration of 0 or more.

@@ -83,6 +83,11 @@ backup_dir: ./bk
 ready_timeout: 90s
 retention:
   safety_keep_within: 36h
+  keep_last: 2
+  keep_daily: 7
+  keep_weekly: 4
+  keep_yearly: 1
+repository: s3://team-backups/aidb
 databases:
   main:
     service: db
@@ -96,6 +101,9 @@ databases:
 	assert.Equal(t, filepath.Join(dir, "bk"), p.BackupDir)
 	assert.Equal(t, 90*time.Second, p.ReadyTimeout)
 	assert.Equal(t, 36*time.Hour, p.SafetyKeepWithin)
+	assert.Equal(t, KeepRules{Last: 2, Daily: 7, Weekly: 4, Yearly: 1}, p.Keep)
+	assert.Equal(t, "s3://team-backups/aidb", p.Repository)
+	assert.Equal(t, filepath.Join(dir, "aidb.yaml")+" repository", p.RepositoryFrom)
 	db, ok := p.Database("main")
 	require.True(t, ok)
 	assert.Equal(t, Database{
@@ -144,6 +152,11 @@ func TestLoadBadInput(t *testing.T) {
 			name:   "negative safety retention",
 			config: "retention:\n  safety_keep_within: -1h\ndatabases:\n  rulesdb: {}\n",
 			want:   []string{"aidb.yaml", "line 2", "cannot be negative"},
+		},
+		{
+			name:   "negative keep count",
+			config: "retention:\n  keep_daily: -7\ndatabases:\n  rulesdb: {}\n",
+			want:   []string{"aidb.yaml", "line 2", `"-7"`, "0 or more"},
 		},
 		{
 			name:   "unknown retention key",

@@ -272,9 +272,19 @@ func TestMakeYesNoVariables(t *testing.T) {
 		assert.Contains(t, r.stderr, c.v+": give "+name+"=1 or "+name+"=0")
 		assert.NotContains(t, r.stdout, aidbBin, "aidb did not run")
 	}
-	r := p.makeTarget("ai-db-prune", "YES=yes")
+	r := p.makeTarget("ai-db-prune", "YES=yes", "KEEP=10")
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "--keep-last 10 --yes", "YES=yes passes --yes")
+	// Without KEEP (or KEEP_DAILY, ...) no keep flag is passed: aidb.yaml's
+	// rules apply, else keep-last 10; the calendar variables pass theirs.
+	r = p.makeTarget("ai-db-prune", "YES=1")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "prune --make-target=ai-db-prune --yes")
+	assert.Contains(t, r.stderr, "policy: keep-last 10")
+	r = p.makeTarget("ai-db-prune", "KEEP_DAILY=7", "KEEP_WEEKLY=4", "KEEP_YEARLY=1")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "--keep-daily 7 --keep-weekly 4 --keep-yearly 1")
+	assert.Contains(t, r.stderr, "policy: keep-daily 7, keep-weekly 4, keep-yearly 1")
 	r = p.makeTarget("ai-db-prune", "YES=no")
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.NotContains(t, r.stdout, "--yes")

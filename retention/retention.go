@@ -7,10 +7,15 @@
 //   - A file without a manifest (foreign) or whose bytes do not match it
 //     (damaged) never counts toward a rule; it is left alone unless the
 //     policy says to remove such files.
-//   - The user's intact backups: the newest KeepLast of each database and
-//     kind, by the manifest's created time (not the file name), stay.
-//   - Safety backups (taken by aidb before a restore or nuke) do not count
-//     toward KeepLast; those younger than SafetyKeepWithin stay.
+//   - The user's intact backups of each database and kind, ranked by the
+//     manifest's created time (not the file name), are kept by restic's
+//     rules (its ApplyPolicy): keep-last N keeps the newest N; keep-hourly,
+//     -daily, -weekly (ISO weeks), -monthly and -yearly N each keep the
+//     newest backup of each of the newest N hours, days, ... that have a
+//     backup, in UTC. A backup stays when any rule keeps it; the reason
+//     names every rule that does.
+//   - Safety backups (taken by aidb before a restore or nuke) count toward
+//     no rule; those younger than SafetyKeepWithin stay.
 //   - The newest intact full backup of each database always stays (the
 //     user's, or, when the user has none, the newest safety backup), and so
 //     does an intact file a <db>-latest pointer names.
@@ -61,11 +66,16 @@ type Backup struct {
 	Latest bool
 }
 
-// Policy is what to keep.
+// Policy is what to keep. Of the keep rules at least one must be
+// positive; none may be negative.
 type Policy struct {
 	// KeepLast is how many of the user's newest intact backups of each
-	// database and kind stay; at least 1.
+	// database and kind stay.
 	KeepLast int
+	// KeepHourly, KeepDaily, KeepWeekly, KeepMonthly and KeepYearly keep
+	// the newest backup of each of the newest N hours, days, ISO weeks,
+	// months and years (UTC) that have one, per database and kind.
+	KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly int
 	// SafetyKeepWithin is how long safety backups stay; 0 keeps none by
 	// age (the newest intact full backup of a database still stays).
 	SafetyKeepWithin time.Duration
@@ -74,13 +84,66 @@ type Policy struct {
 	RemoveDamaged, RemoveForeign bool
 }
 
-// Validate rejects a policy that would keep nothing by its rules.
+// PolicyError is a policy that cannot be applied; Rule names the setting
+// at fault ("keep-last", "keep-daily", ..., "keep-safety-within"), so a
+// caller can name the flag or variable the user gave.
+type PolicyError struct {
+	Rule string
+	msg  string
+}
+
+func (e *PolicyError) Error() string { return e.msg }
+
+// rule is one counting rule: its name, its count, and the period a
+// backup's created time falls in ("" for keep-last, where every backup is
+// a period of its own).
+type rule struct {
+	name   string
+	count  int
+	period func(time.Time) string
+}
+
+func (p Policy) rules() []rule {
+	return []rule{
+		{"keep-last", p.KeepLast, nil},
+		{"keep-hourly", p.KeepHourly, func(t time.Time) string { return t.Format("hour 2006-01-02 15h") }},
+		{"keep-daily", p.KeepDaily, func(t time.Time) string { return t.Format("day 2006-01-02") }},
+		{"keep-weekly", p.KeepWeekly, func(t time.Time) string {
+			y, w := t.ISOWeek()
+			return fmt.Sprintf("week %04d-W%02d", y, w)
+		}},
+		{"keep-monthly", p.KeepMonthly, func(t time.Time) string { return t.Format("month 2006-01") }},
+		{"keep-yearly", p.KeepYearly, func(t time.Time) string { return t.Format("year 2006") }},
+	}
+}
+
+// Describe is the policy's keep rules as flags would give them, e.g.
+// "keep-last 3, keep-daily 7"; rules of 0 are left out.
+func (p Policy) Describe() string {
+	var parts []string
+	for _, r := range p.rules() {
+		if r.count > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r.name, r.count))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Validate rejects a policy that would keep nothing by its rules, or has a
+// negative count or duration (a *PolicyError).
 func (p Policy) Validate() error {
-	if p.KeepLast < 1 {
-		return fmt.Errorf("keep-last %d would remove every backup of a database: keep at least 1", p.KeepLast)
+	any := false
+	for _, r := range p.rules() {
+		if r.count < 0 {
+			return &PolicyError{r.name, fmt.Sprintf("%s %d is negative: give a count of 1 or more, or 0 to leave the rule out", r.name, r.count)}
+		}
+		any = any || r.count > 0
+	}
+	if !any {
+		return &PolicyError{"keep-last", fmt.Sprintf("keep-last %d with no calendar rule would remove every backup of a database: keep at least 1 (keep-last, or keep-hourly, -daily, -weekly, -monthly, -yearly)", p.KeepLast)}
 	}
 	if p.SafetyKeepWithin < 0 {
-		return fmt.Errorf("keep-safety-within %s is negative: give a duration such as 168h, or 0 to keep no safety backup by age", p.SafetyKeepWithin)
+		return &PolicyError{"keep-safety-within", fmt.Sprintf("keep-safety-within %s is negative: give a duration such as 168h, or 0 to keep no safety backup by age", p.SafetyKeepWithin)}
 	}
 	return nil
 }
@@ -133,7 +196,7 @@ func Apply(p Policy, now time.Time, backups []Backup, sets map[string][]string) 
 		}
 	}
 
-	// The user's intact backups: the newest KeepLast per database and kind.
+	// The user's intact backups, per database and kind, by the rules.
 	groups := map[string][]int{}
 	var order []string
 	for i, d := range ds {
@@ -155,14 +218,7 @@ func Apply(p Policy, now time.Time, backups []Backup, sets map[string][]string) 
 	for _, key := range order {
 		idx := groups[key]
 		slices.SortFunc(idx, newestFirst)
-		for rank, i := range idx {
-			d := &ds[i]
-			if rank < p.KeepLast {
-				d.Keep, d.Reason = true, fmt.Sprintf("#%d of %d intact %s backups of %s, newest first (keep-last %d)", rank+1, len(idx), d.Kind, d.Database, p.KeepLast)
-			} else {
-				d.Reason = fmt.Sprintf("#%d of %d intact %s backups of %s, newest first (keep-last %d)", rank+1, len(idx), d.Kind, d.Database, p.KeepLast)
-			}
-		}
+		applyRules(p, ds, idx)
 	}
 
 	// Safety backups by age.
@@ -204,6 +260,46 @@ func Apply(p Policy, now time.Time, backups []Backup, sets map[string][]string) 
 	}
 
 	return Plan{Decisions: ds, Sets: applySets(ds, sets)}
+}
+
+// applyRules decides the backups idx of one database and kind, newest
+// first, as restic's ApplyPolicy does: each rule with a count left keeps a
+// backup whose period differs from that of the last one it kept (so the
+// newest of each period), and counts it; keep-last keeps each backup until
+// its count is spent.
+func applyRules(p Policy, ds []Decision, idx []int) {
+	rules := p.rules()
+	left := make([]int, len(rules))
+	last := make([]string, len(rules))
+	for i, r := range rules {
+		left[i] = r.count
+	}
+	for rank, i := range idx {
+		d := &ds[i]
+		t := d.Created.UTC()
+		var why []string
+		for j, r := range rules {
+			if left[j] <= 0 {
+				continue
+			}
+			if r.period == nil {
+				left[j]--
+				why = append(why, fmt.Sprintf("keep-last %d", r.count))
+				continue
+			}
+			if per := r.period(t); per != last[j] {
+				last[j] = per
+				left[j]--
+				why = append(why, fmt.Sprintf("%s %d: the newest of %s", r.name, r.count, per))
+			}
+		}
+		pos := fmt.Sprintf("#%d of %d intact %s backups of %s, newest first", rank+1, len(idx), d.Kind, d.Database)
+		if len(why) > 0 {
+			d.Keep, d.Reason = true, pos+"; kept by "+strings.Join(why, "; ")
+		} else {
+			d.Reason = pos + "; no rule keeps it (" + p.Describe() + ")"
+		}
+	}
 }
 
 // better says whether candidate a should replace b as the backup that

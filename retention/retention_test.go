@@ -283,6 +283,7 @@ func TestApplyInvariants(t *testing.T) {
 	sets := map[string][]string{"s1": {"0s", "1ns"}, "s2": {"5ns", "6ns", "gone"}, "s3": {"30ns", "31ns"}}
 	for _, p := range []Policy{
 		{KeepLast: 1}, {KeepLast: 1, RemoveDamaged: true, RemoveForeign: true}, {KeepLast: 3, SafetyKeepWithin: 72 * time.Hour}, {KeepLast: 100},
+		{KeepDaily: 1}, {KeepHourly: 2, KeepWeekly: 1, KeepYearly: 1},
 	} {
 		plan := Apply(p, now, backups, sets)
 		keptFull := map[string]bool{}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -19,8 +21,13 @@ import (
 func (a *app) listCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List the backups in the backup folder, checking each against its manifest",
-		Args:  args(cobra.NoArgs),
+		Short: "List the backups in the backup folder and the repository, checking each against its manifest",
+		Long: `List the backups in the backup folder and, when one is set (AIDB_REPOSITORY or
+repository: in aidb.yaml), in the repository, each checked against its
+manifest: a local file by reading it, a repository file by its size and the
+sha256 recorded when it was uploaded. A repository file counts only with its
+manifest.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := a.loadProject(cmd.Context())
 			if err != nil {
@@ -30,14 +37,32 @@ func (a *app) listCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			repo, err := openRepository(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			where := p.BackupDir
+			if repo != nil {
+				remote, err := catalog.New(repo).List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				items = append(items, remote...)
+				where += " or " + repo.Location()
+			}
 			if a.json {
-				return a.printJSON(struct {
-					Dir     string           `json:"dir"`
-					Backups []catalog.Listed `json:"backups"`
-				}{p.BackupDir, items})
+				doc := struct {
+					Dir        string           `json:"dir"`
+					Repository string           `json:"repository,omitempty"`
+					Backups    []catalog.Listed `json:"backups"`
+				}{Dir: p.BackupDir, Backups: items}
+				if repo != nil {
+					doc.Repository = repo.Location()
+				}
+				return a.printJSON(doc)
 			}
 			if len(items) == 0 {
-				a.say("no backups in %s", p.BackupDir)
+				a.say("no backups in %s", where)
 				return nil
 			}
 			w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
@@ -70,17 +95,30 @@ func (a *app) listCommand() *cobra.Command {
 	}
 }
 
+// keepFlags are prune's keep rules: flag, make variable, aidb.yaml key.
+var keepFlags = []struct{ flag, makeVar, yaml string }{
+	{"keep-last", "KEEP", "keep_last"}, {"keep-hourly", "KEEP_HOURLY", "keep_hourly"}, {"keep-daily", "KEEP_DAILY", "keep_daily"},
+	{"keep-weekly", "KEEP_WEEKLY", "keep_weekly"}, {"keep-monthly", "KEEP_MONTHLY", "keep_monthly"}, {"keep-yearly", "KEEP_YEARLY", "keep_yearly"},
+}
+
 func (a *app) pruneCommand() *cobra.Command {
-	var keep int
+	var keep, hourly, daily, weekly, monthly, yearly int
 	var safetyWithin time.Duration
 	var removeDamaged, removeForeign bool
 	var viaMake string
 	cmd := &cobra.Command{
-		Use:   "prune --keep-last N",
-		Short: "Remove all but the newest N backups of each database and kind (shows the plan; removes only with --yes)",
-		Long: `Remove all but the newest N intact backups of each database and kind, ranked
-by the created time in their manifests. The plan names every file, whether it
-stays or goes, and why; nothing is removed without --yes.
+		Use:   "prune [--keep-last N] [--keep-hourly|daily|weekly|monthly|yearly N]",
+		Short: "Remove the backups no keep rule keeps, in the folder and the repository (shows the plan; removes only with --yes)",
+		Long: `Remove the intact backups of each database and kind that no keep rule keeps,
+ranked by the created time in their manifests (UTC), in the backup folder and,
+when one is set, in the repository (each by itself). The rules are restic's:
+--keep-last N keeps the newest N; --keep-hourly, --keep-daily, --keep-weekly
+(ISO weeks), --keep-monthly and --keep-yearly N keep the newest backup of each
+of the newest N hours, days, weeks, months and years that have one. A backup
+stays when any rule keeps it. Without keep flags, the rules come from
+aidb.yaml (retention.keep_last, keep_hourly, ...), else --keep-last 10. The
+plan names every file, whether it stays or goes, and why (which rules keep
+it); nothing is removed without --yes.
 
 Never removed by the rules: the newest intact full backup of each database,
 the file a <db>-latest pointer names, and the other files of a backup set
@@ -95,18 +133,40 @@ restore and nuke) do not count toward --keep-last: they stay for
 			if err != nil {
 				return err
 			}
-			policy := retention.Policy{KeepLast: keep, SafetyKeepWithin: p.SafetyKeepWithin, RemoveDamaged: removeDamaged, RemoveForeign: removeForeign}
+			// The keep flags given are the whole policy; none given:
+			// aidb.yaml's rules, else --keep-last 10.
+			policy := retention.Policy{KeepLast: keep, KeepHourly: hourly, KeepDaily: daily, KeepWeekly: weekly, KeepMonthly: monthly, KeepYearly: yearly,
+				SafetyKeepWithin: p.SafetyKeepWithin, RemoveDamaged: removeDamaged, RemoveForeign: removeForeign}
+			fromFlags := false
+			for _, k := range keepFlags {
+				fromFlags = fromFlags || cmd.Flags().Changed(k.flag)
+			}
+			if !fromFlags {
+				policy.KeepLast = 10
+				if p.Keep.Any() {
+					policy.KeepLast, policy.KeepHourly, policy.KeepDaily = p.Keep.Last, p.Keep.Hourly, p.Keep.Daily
+					policy.KeepWeekly, policy.KeepMonthly, policy.KeepYearly = p.Keep.Weekly, p.Keep.Monthly, p.Keep.Yearly
+				}
+			}
 			if cmd.Flags().Changed("keep-safety-within") {
 				policy.SafetyKeepWithin = safetyWithin
 			}
 			if err := policy.Validate(); err != nil {
 				// Name the setting the user gave: the make variable
-				// through make, else the flag.
+				// through make, else the flag (or aidb.yaml's key).
 				setting := "--keep-last"
-				if policy.KeepLast >= 1 {
-					setting = "--keep-safety-within"
-				} else if viaMake != "" {
-					setting = "KEEP"
+				var pe *retention.PolicyError
+				if errors.As(err, &pe) {
+					setting = "--" + pe.Rule
+					for _, k := range keepFlags {
+						switch {
+						case k.flag != pe.Rule:
+						case viaMake != "":
+							setting = k.makeVar
+						case !fromFlags:
+							setting = p.ConfigFile + " retention." + k.yaml
+						}
+					}
 				}
 				return fault.BadInput(fmt.Errorf("%s: %w; nothing was removed", setting, err))
 			}
@@ -125,65 +185,109 @@ restore and nuke) do not count toward --keep-last: they stay for
 			if err != nil {
 				return err
 			}
-			// Names relative to the folder: the lines stay readable.
-			short := func(s string) string { return strings.ReplaceAll(s, p.BackupDir+string(filepath.Separator), "") }
-			a.say("in %s:", p.BackupDir)
-			kept, left := 0, 0
-			for _, e := range plan.Keep {
-				if why, ok := strings.CutPrefix(e.Reason, "left alone: "); ok {
-					left++
-					a.say("  leave  %s: %s", short(e.File), short(why))
-				} else {
-					kept++
-					a.say("  keep   %s: %s", short(e.File), short(e.Reason))
-				}
+			// The repository's plan is made before anything is removed, so
+			// a repository that cannot be reached changes nothing.
+			repo, err := openRepository(cmd.Context(), p)
+			if err != nil {
+				return err
 			}
-			for _, e := range plan.Remove {
-				a.say("  remove %s: %s", short(e.File), short(e.Reason))
-			}
-			removeSets := 0
-			for _, s := range plan.Sets {
-				if s.Remove {
-					removeSets++
-					a.say("  remove %s: %s", short(s.File), s.Reason)
-				}
-			}
-			if left > 0 {
-				a.say("keep %d backup(s), leave %d alone, remove %d", kept, left, len(plan.Remove))
-			} else {
-				a.say("keep %d backup(s), remove %d", kept, len(plan.Remove))
-			}
-			removed := false
-			if a.yes && len(plan.Remove)+removeSets > 0 {
-				if err := backups.Prune(cmd.Context(), plan); err != nil {
+			var remote *catalog.Catalog
+			var rplan catalog.PrunePlan
+			if repo != nil {
+				remote = catalog.New(repo)
+				if rplan, err = remote.PlanPrune(cmd.Context(), policy, time.Now()); err != nil {
 					return err
 				}
-				removed = true
-				a.say("removed %d backup(s)", len(plan.Remove))
-			} else if len(plan.Remove)+removeSets > 0 {
-				if viaMake != "" {
-					a.say("nothing removed: run again with YES=1 to remove them")
-				} else {
-					a.say("nothing removed: run again with --yes to remove them")
+			}
+			a.say("policy: %s", policy.Describe())
+			removed, err := a.prunePlan(cmd.Context(), backups, plan, p.BackupDir+string(filepath.Separator), viaMake)
+			if err != nil {
+				return err
+			}
+			var rremoved bool
+			if remote != nil {
+				if rremoved, err = a.prunePlan(cmd.Context(), remote, rplan, repo.Location()+"/", viaMake); err != nil {
+					return err
 				}
 			}
 			if a.json {
-				return a.printJSON(struct {
+				type located struct {
 					catalog.PrunePlan
 					Removed bool `json:"removed"`
-				}{plan, removed})
+				}
+				doc := struct {
+					located
+					Repository *located `json:"repository,omitempty"`
+				}{located: located{plan, removed}}
+				if remote != nil {
+					doc.Repository = &located{rplan, rremoved}
+				}
+				return a.printJSON(doc)
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&keep, "keep-last", 10, "intact backups to keep of each database and kind, newest by their manifests (at least 1)")
+	f.IntVar(&keep, "keep-last", 0, "keep the newest N intact backups of each database and kind, by their manifests (default: aidb.yaml retention.keep_last, else 10 when no keep flag is given)")
+	f.IntVar(&hourly, "keep-hourly", 0, "keep the newest backup of each of the newest N hours that have one (UTC)")
+	f.IntVar(&daily, "keep-daily", 0, "keep the newest backup of each of the newest N days that have one (UTC)")
+	f.IntVar(&weekly, "keep-weekly", 0, "keep the newest backup of each of the newest N ISO weeks that have one")
+	f.IntVar(&monthly, "keep-monthly", 0, "keep the newest backup of each of the newest N months that have one")
+	f.IntVar(&yearly, "keep-yearly", 0, "keep the newest backup of each of the newest N years that have one")
 	f.DurationVar(&safetyWithin, "keep-safety-within", 0, "keep safety backups younger than this, e.g. 72h; 0 keeps none by age (default: retention.safety_keep_within in aidb.yaml, 168h)")
 	f.BoolVar(&removeDamaged, "remove-damaged", false, "remove files that do not match their manifest (left alone otherwise)")
 	f.BoolVar(&removeForeign, "remove-foreign", false, "remove backup files without a manifest, such as plain pg_dump files (left alone otherwise)")
 	f.StringVar(&viaMake, "make-target", "", "the make target that runs this command")
 	_ = f.MarkHidden("make-target")
 	return cmd
+}
+
+// prunePlan prints one location's plan (names relative to prefix, so the
+// lines stay readable) and, with --yes, carries it out; it says whether
+// anything was removed.
+func (a *app) prunePlan(ctx context.Context, c *catalog.Catalog, plan catalog.PrunePlan, prefix, viaMake string) (bool, error) {
+	short := func(s string) string { return strings.ReplaceAll(s, prefix, "") }
+	a.say("in %s:", c.Location())
+	kept, left := 0, 0
+	for _, e := range plan.Keep {
+		if why, ok := strings.CutPrefix(e.Reason, "left alone: "); ok {
+			left++
+			a.say("  leave  %s: %s", short(e.File), short(why))
+		} else {
+			kept++
+			a.say("  keep   %s: %s", short(e.File), short(e.Reason))
+		}
+	}
+	for _, e := range plan.Remove {
+		a.say("  remove %s: %s", short(e.File), short(e.Reason))
+	}
+	removeSets := 0
+	for _, s := range plan.Sets {
+		if s.Remove {
+			removeSets++
+			a.say("  remove %s: %s", short(s.File), s.Reason)
+		}
+	}
+	if left > 0 {
+		a.say("keep %d backup(s), leave %d alone, remove %d", kept, left, len(plan.Remove))
+	} else {
+		a.say("keep %d backup(s), remove %d", kept, len(plan.Remove))
+	}
+	switch {
+	case len(plan.Remove)+removeSets == 0:
+		return false, nil
+	case a.yes:
+		if err := c.Prune(ctx, plan); err != nil {
+			return false, err
+		}
+		a.say("removed %d backup(s) from %s", len(plan.Remove), c.Location())
+		return true, nil
+	case viaMake != "":
+		a.say("nothing removed: run again with YES=1 to remove them")
+	default:
+		a.say("nothing removed: run again with --yes to remove them")
+	}
+	return false, nil
 }
 
 func age(d time.Duration) string {

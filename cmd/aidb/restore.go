@@ -192,6 +192,9 @@ func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string
 		if strings.TrimSpace(p[1]) == "" {
 			return nil, fault.BadInput(errors.New(hint.missing(p[0], out, all, dataOnly)))
 		}
+		if err := refuseURL(p[1]); err != nil {
+			return nil, err
+		}
 		if seen[p[0]] {
 			return nil, fault.BadInput(fmt.Errorf("%s is named twice", p[0]))
 		}

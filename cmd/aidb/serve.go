@@ -20,6 +20,7 @@ import (
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/repository"
 	"github.com/aidb/aidb/retention"
 	"github.com/aidb/aidb/scheduler"
 	"github.com/aidb/aidb/verify"
@@ -43,7 +44,9 @@ func (a *app) serveCommand() *cobra.Command {
 		Long: `Run the backup routine on a schedule until SIGTERM or Ctrl-C: a full backup of
 each database (each on its own, so one that is down does not stop the others),
 its verification (unless --no-verify; <db>-latest moves only to a verified
-file), then, with --keep-last, a prune by that rule and aidb.yaml's retention.
+file), then a prune (by --keep-last, else aidb.yaml's retention rules; none given,
+no prune), in the folder and the repository, and, when a repository is set
+(AIDB_REPOSITORY), a push of what it lacks.
 One run at a time: a run due while the one before still runs is skipped and
 counted. SPEC is five cron fields ("30 2 * * *") or a descriptor ("@daily",
 "@every 6h"), in the local time zone.
@@ -63,7 +66,7 @@ helper or throwaway container is left, and serve exits 143.`,
 	f.StringVar(&o.pingURL, "ping-url", "", "GET this URL after each run that succeeded (a dead-man switch)")
 	f.StringVar(&o.compress, "compress", "none", "none, gzip or zstd")
 	f.BoolVar(&o.noVerify, "no-verify", false, "do not verify each new backup")
-	f.IntVar(&o.keepLast, "keep-last", 0, "after each run, prune to the newest N intact backups of each database and kind (0: no prune)")
+	f.IntVar(&o.keepLast, "keep-last", 0, "after each run, prune to the newest N intact backups of each database and kind (0: aidb.yaml's retention rules, or no prune)")
 	f.BoolVar(&o.runNow, "run-now", false, "run once at start too, then on the schedule")
 	return cmd
 }
@@ -83,11 +86,18 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	// The prune: --keep-last, else aidb.yaml's retention rules, else none.
 	var policy *retention.Policy
-	if o.keepLast > 0 {
+	switch {
+	case o.keepLast > 0:
 		policy = &retention.Policy{KeepLast: o.keepLast, SafetyKeepWithin: p.SafetyKeepWithin}
+	case p.Keep.Any():
+		policy = &retention.Policy{KeepLast: p.Keep.Last, KeepHourly: p.Keep.Hourly, KeepDaily: p.Keep.Daily,
+			KeepWeekly: p.Keep.Weekly, KeepMonthly: p.Keep.Monthly, KeepYearly: p.Keep.Yearly, SafetyKeepWithin: p.SafetyKeepWithin}
+	}
+	if policy != nil {
 		if err := policy.Validate(); err != nil {
-			return fault.BadInput(fmt.Errorf("--keep-last: %w", err))
+			return fault.BadInput(fmt.Errorf("retention: %w", err))
 		}
 	}
 	s, err := scheduler.New(scheduler.Config{
@@ -185,17 +195,38 @@ func (a *app) routine(ctx context.Context, comp backupfile.Compression, verifyFi
 		}()
 	}
 	wg.Wait()
-	if policy != nil && ctx.Err() == nil {
-		backups := catalog.New(catalog.Folder{Dir: s.project.BackupDir})
-		plan, err := backups.PlanPrune(ctx, *policy, time.Now())
-		if err == nil {
-			err = backups.Prune(ctx, plan)
+	if ctx.Err() != nil {
+		return rep
+	}
+	// Prune and push read the folder only: an error of one is its own
+	// outcome, and the other still runs.
+	var repo *repository.Repository
+	if s.project.Repository != "" {
+		if repo, err = openRepository(ctx, s.project); err != nil {
+			add(scheduler.Outcome{Database: "*", Step: "push", Err: err})
 		}
-		if err != nil {
-			add(scheduler.Outcome{Database: "*", Step: "prune", Err: err})
-		} else {
-			add(scheduler.Outcome{Database: "*", Step: "prune", File: fmt.Sprintf("%d file(s) removed", len(plan.Remove))})
+	}
+	if policy != nil {
+		stores := []catalog.Store{catalog.Folder{Dir: s.project.BackupDir}}
+		if repo != nil {
+			stores = append(stores, repo)
 		}
+		for _, st := range stores {
+			c := catalog.New(st)
+			plan, err := c.PlanPrune(ctx, *policy, time.Now())
+			if err == nil {
+				err = c.Prune(ctx, plan)
+			}
+			if err != nil {
+				add(scheduler.Outcome{Database: "*", Step: "prune", File: st.Location(), Err: err})
+			} else {
+				add(scheduler.Outcome{Database: "*", Step: "prune", File: fmt.Sprintf("%s: %d file(s) removed", st.Location(), len(plan.Remove))})
+			}
+		}
+	}
+	if repo != nil {
+		res, err := repo.Push(ctx, catalog.Folder{Dir: s.project.BackupDir}, nil)
+		add(scheduler.Outcome{Database: "*", Step: "push", Err: err, File: fmt.Sprintf("%s: %d uploaded", repo.Location(), len(res.Uploaded))})
 	}
 	return rep
 }

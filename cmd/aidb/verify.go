@@ -45,6 +45,9 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				return fault.BadInput(err)
 			}
 			for _, f := range args {
+				if err := refuseURL(f); err != nil {
+					return err
+				}
 				if err := restore.CheckFile(f); err != nil {
 					return err
 				}
