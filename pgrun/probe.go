@@ -31,7 +31,7 @@ const probeNoPipe = 97
 // pipe, $2 the token, $3 the script pipe): it writes the token, then runs
 // the script as an unprobed helper does. It writes only into a pipe that
 // is there: where the engine mounted another folder, it creates no file.
-const probeScript = `[ -p "$1" ] || { echo "aidb: no pipe at $1" >&2; exit 97; }; printf '%s\n' "$2" >"$1" || exit 97; exec sh "$3"`
+const probeScript = `[ -p "$1" ] || { echo "aidb: no pipe at $1" >&2; exit 97; }; printf '%s\n' "$2" >"$1" || exit 98; exec sh "$3"`
 
 // tokenPipe is the pipe a probing helper writes its token into, held open
 // for reading and writing by this process: the helper's open never waits
