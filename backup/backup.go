@@ -42,8 +42,7 @@ type Engine interface {
 	ConnString(db compose.Database) string
 	Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error
 	Image(ctx context.Context, db compose.Database) (string, error)
-	Resolve(t pgrun.Transport) pgrun.Transport
-	StartStreams(ctx context.Context, db compose.Database, role, workDir string) (*pgrun.Streams, error)
+	StartStreams(ctx context.Context, db compose.Database, role, workDir string, t pgrun.Transport) (*pgrun.Streams, error)
 }
 
 // Request says what to back up.
@@ -236,15 +235,13 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	return out, nil
 }
 
-// startHelper starts the dump's helper container when the transport
-// resolves to one (a local engine), so that it starts while the snapshot is
-// taken and the dump planned; it waits for its runs. It returns nil streams
-// for the exec transport. The caller closes the streams.
+// startHelper starts the dump's helper container where the transport's
+// path is the helper (package pgrun tries it once per run), so that it
+// starts while the snapshot is taken and the dump planned; it waits for its
+// runs. It returns nil streams for the exec stream. The caller closes the
+// streams.
 func startHelper(ctx context.Context, e Engine, req Request, db compose.Database) (*pgrun.Streams, error) {
-	if e.Resolve(req.Transport) != pgrun.TransportHelper {
-		return nil, nil
-	}
-	streams, err := e.StartStreams(ctx, db, orchestrator.RoleDump, req.Dir)
+	streams, err := e.StartStreams(ctx, db, orchestrator.RoleDump, req.Dir, req.Transport)
 	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", db.Name, err)
 	}

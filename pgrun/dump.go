@@ -22,18 +22,20 @@ import (
 type Transport string
 
 const (
-	// TransportAuto picks TransportHelper for a local engine, else
+	// TransportAuto picks TransportHelper where a helper's pipe carried a
+	// token to this process (tried once per run: see paths), else
 	// TransportStream.
 	TransportAuto Transport = "auto"
 	// TransportHelper runs the tool in a helper container of the database's
 	// own image that shares the database container's network namespace and
 	// writes into a named pipe in the bind-mounted backup folder; aidb reads
 	// the pipe. The engine's attach stream (about 36 MB/s here) is not in
-	// the path. Needs an engine that can bind-mount the folder: a local one.
+	// the path. Needs an engine that mounts the folder this process sees
+	// and a pipe in it that carries data both ways: tried, not assumed.
 	TransportHelper Transport = "helper"
 	// TransportStream runs the tool with docker exec in the database
 	// container and reads its output from the exec stream: works with any
-	// engine, remote ones included.
+	// engine, remote ones and those in a VM included.
 	TransportStream Transport = "stream"
 )
 
@@ -56,24 +58,6 @@ func parseTransport(s string, pipes bool) (Transport, error) {
 	return "", fmt.Errorf("transport %q: use auto, helper or stream", s)
 }
 
-// Resolve turns auto into the transport this engine and system allow.
-func (r *Runner) Resolve(t Transport) Transport {
-	return resolve(t, r.docker.DaemonHost(), namedPipes)
-}
-
-// resolve is Resolve for an engine at daemonHost on a system that has
-// named pipes or not: the helper needs both a local engine and pipes (as
-// with a remote engine, the exec stream works without them).
-func resolve(t Transport, daemonHost string, pipes bool) Transport {
-	if t != TransportAuto {
-		return t
-	}
-	if pipes && isLocalEngine(daemonHost) {
-		return TransportHelper
-	}
-	return TransportStream
-}
-
 // ToolError is a client tool (pg_dump) that failed; Stderr holds what it said.
 type ToolError struct {
 	Tool     string
@@ -88,8 +72,9 @@ func (e *ToolError) Error() string {
 // Dump runs pg_dump with args in the database container and copies its
 // output, read from the exec stream, to w. The connection options are
 // added here. It returns when pg_dump has finished and w has everything,
-// or on the first error. (A local engine's backups go through StartStreams
-// instead: the exec stream is the slow path, for remote engines.)
+// or on the first error. (Where the helper path works, backups go through
+// StartStreams instead: the exec stream is the slow path, for engines that
+// do not see this process's folder or its pipes.)
 func (r *Runner) Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error {
 	c, err := r.dbs.Running(ctx, db)
 	if err != nil {

@@ -52,8 +52,9 @@ type helper struct {
 	script string
 	// fifos are all the helper's pipes, the script's included.
 	fifos []string
-	// wait reports the tool's exit.
+	// wait reports the tool's exit; exited says a probe already read it.
 	wait     client.ContainerWaitResult
+	exited   bool
 	killOnce sync.Once
 	killErr  error
 }
@@ -100,15 +101,29 @@ func (h *helper) credentials() string {
 }
 
 // start creates and starts the helper's container, running sh on the
-// script pipe; the caller then writes the script (handOver).
-func (h *helper) start(ctx context.Context, c container.Summary, role string) error {
+// script pipe; the caller then writes the script (handOver). With probe,
+// the helper first writes a token into a pipe of its own, and start
+// returns once this process has read it (nil), or with the reason it did
+// not come (see awaitToken): that the helper path works is then proven,
+// not guessed.
+func (h *helper) start(ctx context.Context, c container.Summary, role string, probe bool) error {
 	r, db := h.r, h.db
+	entry := []string{"sh", h.inHelper(h.script)}
+	var tok *tokenPipe
+	if probe {
+		var err error
+		if tok, err = h.tokenPipe(); err != nil {
+			return err
+		}
+		defer tok.close()
+		entry = []string{"sh", "-c", probeScript, "sh", h.inHelper(tok.path), tok.token, h.inHelper(h.script)}
+	}
 	// Created without cancellation: a create abandoned mid-flight by Ctrl-C
 	// could still happen in the engine, unrecorded, and outlive this call.
 	res, err := r.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:      c.Image,
-			Entrypoint: []string{"sh", h.inHelper(h.script)},
+			Entrypoint: entry,
 			Labels:     workLabels(r.dbs.Project().Name, db.Service, role),
 		},
 		HostConfig: &container.HostConfig{
@@ -118,6 +133,9 @@ func (h *helper) start(ctx context.Context, c container.Summary, role string) er
 		},
 	})
 	if err != nil {
+		if probe {
+			return fmt.Errorf("the engine would not create a helper container with %s mounted: %w", filepath.Dir(h.base), err)
+		}
 		return fmt.Errorf("create %s helper for %s: %w", h.tool, db.Name, err)
 	}
 	h.id = res.ID
@@ -126,7 +144,13 @@ func (h *helper) start(ctx context.Context, c container.Summary, role string) er
 	}
 	h.wait = r.docker.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := r.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		if probe {
+			return fmt.Errorf("the engine would not start a helper container with %s mounted: %w", filepath.Dir(h.base), err)
+		}
 		return fmt.Errorf("start %s helper for %s: %w", h.tool, db.Name, err)
+	}
+	if probe {
+		return h.awaitToken(ctx, tok, probeDeadline)
 	}
 	return nil
 }
@@ -198,6 +222,22 @@ func (h *helper) close(ctx context.Context) error {
 	err := h.kill(ctx)
 	for _, f := range h.fifos {
 		_ = os.Remove(f)
+	}
+	return err
+}
+
+// abandon closes a helper the caller will not use (the exec stream is the
+// path) and lets go of the engine's report of its exit, which nobody else
+// will read.
+func (h *helper) abandon(ctx context.Context) error {
+	err := h.close(ctx)
+	if h.wait.Result != nil && !h.exited {
+		go func() {
+			select {
+			case <-h.wait.Result:
+			case <-h.wait.Error:
+			}
+		}()
 	}
 	return err
 }

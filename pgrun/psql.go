@@ -116,8 +116,12 @@ func (r *Runner) state(ctx context.Context, id string) (orchestrator.ContainerSt
 // psqlIn is Psql against container c, whose server has db's credentials.
 func (r *Runner) psqlIn(ctx context.Context, c container.Summary, db compose.Database, dbname string, t Transport, workDir string, script io.Reader) error {
 	args := []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--username=" + db.User, "--dbname=" + dbname}
-	if r.Resolve(t) == TransportHelper {
-		return r.psqlViaHelper(ctx, db, c, args, workDir, script)
+	h, err := r.startHelper(ctx, c, db, "psql", orchestrator.RoleLoad, workDir, t)
+	if err != nil {
+		return err
+	}
+	if h != nil {
+		return r.psqlViaHelper(ctx, h, db, args, script)
 	}
 	return r.psqlViaExec(ctx, c, args, script)
 }
@@ -170,19 +174,15 @@ func (r *Runner) psqlViaExec(ctx context.Context, c container.Summary, args []st
 	return nil
 }
 
-// psqlViaHelper runs psql in a helper container (see helper) reading the
-// script from a pipe that this process writes.
-func (r *Runner) psqlViaHelper(ctx context.Context, db compose.Database, c container.Summary, args []string, workDir string, script io.Reader) (retErr error) {
-	h, err := r.newHelper(db, "psql", orchestrator.RoleLoad, workDir)
-	if err != nil {
-		return err
-	}
+// psqlViaHelper runs psql in the started helper container h (see helper)
+// reading the script from a pipe that this process writes; h is closed
+// when it returns.
+func (r *Runner) psqlViaHelper(ctx context.Context, h *helper, db compose.Database, args []string, script io.Reader) (retErr error) {
 	defer func() { retErr = errors.Join(retErr, h.close(ctx)) }()
+	// Made before the script names it: psql opens it once its shell has
+	// read the script (handOver, below).
 	fifo, err := h.pipe("in")
 	if err != nil {
-		return err
-	}
-	if err := h.start(ctx, c, orchestrator.RoleLoad); err != nil {
 		return err
 	}
 	wait := h.wait

@@ -66,10 +66,12 @@ type Databases interface {
 	WaitReady(ctx context.Context, id string, db compose.Database) error
 }
 
-// Runner runs the client tools against one project's databases.
+// Runner runs the client tools against one project's databases. It is
+// one run's: the data path it finds (see paths) is kept for its life.
 type Runner struct {
 	docker Docker
 	dbs    Databases
+	paths  *paths
 }
 
 // New returns a Runner for the databases dbs on the engine behind docker.
@@ -77,8 +79,13 @@ func New(docker Docker, dbs Databases) (*Runner, error) {
 	if docker == nil || dbs == nil {
 		return nil, errors.New("pgrun: docker client and databases are required")
 	}
-	return &Runner{docker: docker, dbs: dbs}, nil
+	return &Runner{docker: docker, dbs: dbs, paths: &paths{pipes: namedPipes}}, nil
 }
+
+// OnStreamFallback sends fn, once per run, the reason the helper path does
+// not work here when auto takes the exec stream instead (default: not
+// said). Set it before the Runner runs anything.
+func (r *Runner) OnStreamFallback(fn func(reason string)) { r.paths.notice = fn }
 
 // workLabels are the labels of a helper or throwaway container this process
 // starts: orchestrator.Labels and its owner.
@@ -92,12 +99,6 @@ func workLabels(project, service, role string) map[string]string {
 // command that started them (helpers and throwaways).
 func isWorkRole(role string) bool {
 	return role == orchestrator.RoleDump || role == orchestrator.RoleLoad || role == orchestrator.RoleVerify
-}
-
-// isLocalEngine says whether the engine runs on this machine, so that it
-// can bind-mount a folder of this host.
-func isLocalEngine(daemonHost string) bool {
-	return strings.HasPrefix(daemonHost, "unix://") || strings.HasPrefix(daemonHost, "npipe://")
 }
 
 func containerName(c container.Summary) string {

@@ -84,15 +84,21 @@ func (p *pipe) release() {
 // caller decides what to run. Each run's output is read with Stream; Wait
 // says whether every run succeeded, and Close removes the helper and its
 // pipes. A stream's end of file alone does not prove its run succeeded:
-// Wait does.
-func (r *Runner) StartStreams(ctx context.Context, db compose.Database, role, workDir string) (_ *Streams, retErr error) {
+// Wait does. It returns nil Streams, and starts nothing, where t's path is
+// the exec stream (forced, or auto where the helper path does not work:
+// see paths); the caller then uses Dump. A forced helper that does not
+// work is a *PathError.
+func (r *Runner) StartStreams(ctx context.Context, db compose.Database, role, workDir string, t Transport) (_ *Streams, retErr error) {
+	if r.paths.settled(t) {
+		return nil, nil
+	}
 	c, err := r.dbs.Running(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	// The script pipe: sh reads it once Run has written it.
-	h, err := r.newHelper(db, "pg_dump", role, workDir)
-	if err != nil {
+	h, err := r.startHelper(ctx, c, db, "pg_dump", role, workDir, t)
+	if err != nil || h == nil {
 		return nil, err
 	}
 	s := &Streams{h: h, db: db, exited: make(chan struct{})}
@@ -101,9 +107,6 @@ func (r *Runner) StartStreams(ctx context.Context, db compose.Database, role, wo
 			retErr = errors.Join(retErr, s.Close(ctx))
 		}
 	}()
-	if err := h.start(ctx, c, role); err != nil {
-		return nil, err
-	}
 	s.watching = true
 	go func() {
 		select {

@@ -13,6 +13,7 @@ import (
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/seed"
 	"github.com/aidb/aidb/verify"
@@ -136,6 +137,8 @@ func advice(err error) []string {
 			}
 		case *restore.ForeignError:
 			add(fmt.Sprintf("restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately", e.Target))
+		case *pgrun.PathError:
+			add("use --via stream (or --via auto, which takes it by itself where the helper does not work)")
 		case *restore.SchemaError:
 			if e.SchemaBackup != "" {
 				add(fmt.Sprintf("run make -f Makefile.ai ai-db-migrate, or restore the schema backup %s (aidb restore %s %s)", e.SchemaBackup, e.Database, e.SchemaBackup))

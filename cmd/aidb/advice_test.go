@@ -17,6 +17,7 @@ import (
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/seed"
 	"github.com/aidb/aidb/verify"
@@ -126,6 +127,8 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 				"run make -f Makefile.ai ai-db-migrate, or restore the schema backup s.sql (aidb restore rulesdb s.sql)\n"},
 		{"restore: a schema that cannot take the data, no schema backup", &restore.SchemaError{Database: "rulesdb", File: "d.sql", Missing: []string{"column public.rules.x"}}, 2,
 			"aidb: rulesdb cannot take the data of d.sql: it lacks column public.rules.x. Restore the schema first; nothing was changed; run make -f Makefile.ai ai-db-migrate\n"},
+		{"backup: a forced helper where the helper path does not work", fmt.Errorf("dump rulesdb: %w", &pgrun.PathError{Reason: "the engine's containers see another folder at /b than aidb does"}), 2,
+			"aidb: dump rulesdb: the helper transport does not work with this engine: the engine's containers see another folder at /b than aidb does; use --via stream (or --via auto, which takes it by itself where the helper does not work)\n"},
 		{"restore: a difference", fmt.Errorf("restore rulesdb: %w", &restore.DifferenceError{Database: "rulesdb", Differences: []string{"public.rules: 1 rows (the backup has 2)"}}), 3,
 			"aidb: restore rulesdb: restore of rulesdb did not reproduce the backup, so the database was left as it was:\n  public.rules: 1 rows (the backup has 2)\n"},
 	} {

@@ -155,6 +155,11 @@ func (a *app) open(ctx context.Context, names []string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Where the helper path does not work, the exec stream does: said once
+	// per run, since the helper path is the fast one.
+	e.OnStreamFallback(func(reason string) {
+		a.say("%s; pg_dump and psql go through docker exec's stream instead for this run (slower for large databases; --via stream skips this check)", reason)
+	})
 	return &session{project: p, dbs: dbs, eng: e, orch: e.Orchestrator, tools: e.Runner}, nil
 }
 

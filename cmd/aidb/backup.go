@@ -81,7 +81,7 @@ func (a *app) backupCommand() *cobra.Command {
 	f.BoolVar(&schemaOnly, "schema-only", false, "the schema only, no rows")
 	f.BoolVar(&dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
 	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")
-	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; local engines), stream (docker exec; any engine) or auto")
+	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; where the engine sees the folder and its pipes), stream (docker exec; any engine) or auto (helper where a check, once per run, shows it works; else stream, saying why)")
 	f.StringVar(&splitOver, "split-over", units.BytesSize(backup.DefaultSplitOver), "read the rows of tables at least this large (by the server's statistics) in parts at the same time, one per core (helper transport; cores shared among the databases); 0 never")
 	return cmd
 }
