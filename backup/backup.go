@@ -27,6 +27,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
@@ -72,6 +73,9 @@ type Request struct {
 	// new files first and points it with PointLatest only at a file that
 	// proved restorable (a pointer is what users restore from).
 	HoldLatest bool
+	// Recipients, if set, encrypt every file with age as it is written
+	// (the compression becomes Compression.Sealed(): ….sql.zst.age).
+	Recipients *encryption.Recipients
 }
 
 // File is one written backup.
@@ -113,6 +117,9 @@ type Result struct {
 func Run(ctx context.Context, e Engine, req Request) (Result, error) {
 	if req.Now == nil {
 		req.Now = time.Now
+	}
+	if req.Recipients != nil {
+		req.Compression = req.Compression.Sealed()
 	}
 	if err := backupdir.Ensure(req.Dir); err != nil {
 		return Result{}, err
@@ -358,7 +365,7 @@ func createFile(req Request, db compose.Database, at time.Time) (*backupdir.File
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, func(n int64) {
+	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, req.Recipients, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}
@@ -468,6 +475,10 @@ func newManifest(req Request, db compose.Database, image string, at time.Time, p
 		ScanSeconds:      t.scanDur.Seconds(),
 		Safety:           req.Safety,
 	}
+	if req.Compression.IsSealed() && req.Recipients != nil {
+		m.Encryption = &manifest.Encryption{Method: "age", Recipients: req.Recipients.Names()}
+		m.PlainSHA256 = s.plainSum()
+	}
 	if m.Sequences == nil {
 		m.Sequences = []fingerprint.Sequence{}
 	}
@@ -521,22 +532,35 @@ type sink struct {
 	rows     *fingerprint.RowHasher // nil for schema-only dumps
 	behind   *behind                // runs rows on a goroutine of its own
 	compress io.WriteCloser         // nil for none
+	seal     io.WriteCloser         // age encryption under the compression; nil for none
+	plain    hash.Hash              // of the plain SQL, when sealed
 	counted  *countingWriter
 	h        hash.Hash
 }
 
-func newSink(f io.Writer, data bool, c backupfile.Compression, progress func(int64)) (*sink, error) {
+func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
 	if data {
 		s.rows = &fingerprint.RowHasher{}
 		s.behind = newBehind(s.rows)
 	}
 	s.counted = &countingWriter{w: io.MultiWriter(f, s.h), progress: progress}
-	switch c {
+	var under io.Writer = s.counted
+	if c.IsSealed() {
+		if to == nil {
+			return nil, fmt.Errorf("compression %s without recipients to encrypt to", c)
+		}
+		seal, err := to.Seal(s.counted)
+		if err != nil {
+			return nil, fmt.Errorf("encrypt: %w", err)
+		}
+		s.seal, s.plain, under = seal, sha256.New(), seal
+	}
+	switch c.Inner() {
 	case backupfile.Gzip:
-		s.compress = gzip.NewWriter(s.counted)
+		s.compress = gzip.NewWriter(under)
 	case backupfile.Zstd:
-		zw, err := zstd.NewWriter(s.counted)
+		zw, err := zstd.NewWriter(under)
 		if err != nil {
 			return nil, err
 		}
@@ -552,8 +576,14 @@ func (s *sink) Write(p []byte) (int, error) {
 	if s.behind != nil {
 		s.behind.write(p)
 	}
-	if s.compress != nil {
+	if s.plain != nil {
+		s.plain.Write(p)
+	}
+	switch {
+	case s.compress != nil:
 		return s.compress.Write(p)
+	case s.seal != nil:
+		return s.seal.Write(p)
 	}
 	return s.counted.Write(p)
 }
@@ -564,7 +594,12 @@ func (s *sink) Close() error {
 	defer s.mu.Unlock()
 	s.stop()
 	if s.compress != nil {
-		return s.compress.Close()
+		if err := s.compress.Close(); err != nil {
+			return err
+		}
+	}
+	if s.seal != nil {
+		return s.seal.Close()
 	}
 	return nil
 }
@@ -579,6 +614,9 @@ func (s *sink) stop() {
 
 func (s *sink) size() int64 { return s.counted.n }
 func (s *sink) sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+
+// plainSum is the sha256 of the plain SQL of a sealed file.
+func (s *sink) plainSum() string { return hex.EncodeToString(s.plain.Sum(nil)) }
 
 // sequences are the values the dump sets, nil for none.
 func (s *sink) sequences() []fingerprint.Sequence {

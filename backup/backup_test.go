@@ -101,7 +101,7 @@ func TestPointLatest(t *testing.T) {
 
 func TestNewManifestHasNoNilSequences(t *testing.T) {
 	t.Parallel()
-	s, err := newSink(io.Discard, false, backupfile.None, nil)
+	s, err := newSink(io.Discard, false, backupfile.None, nil, nil)
 	require.NoError(t, err)
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	m := newManifest(Request{Kind: backupfile.Schema, ToolVersion: "v1"}, compose.Database{Name: "rulesdb"}, "img", at,

@@ -1,6 +1,6 @@
 // Package backupfile says what a backup file is, by its name: what it holds
 // (Kind), how it is compressed (Compression), and the names aidb gives
-// backup files (<db>[-schema|-data]-YYYYMMDD-HHMMSS.sql[.gz|.zst], UTC) and
+// backup files (<db>[-schema|-data]-YYYYMMDD-HHMMSS.sql[.gz|.zst][.age], UTC) and
 // the <db>-latest pointers. It touches no files: the folder (package
 // backupdir) and the catalog of backups (package catalog) do.
 package backupfile
@@ -8,6 +8,7 @@ package backupfile
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -29,8 +30,27 @@ const (
 	Zstd Compression = "zstd"
 )
 
-// compressions are every compression.
-var compressions = [...]Compression{None, Gzip, Zstd}
+// Sealed is c's bytes encrypted with age afterwards ("zstd+age"): the
+// file's name ends in .age.
+func (c Compression) Sealed() Compression {
+	if c.IsSealed() {
+		return c
+	}
+	return c + sealedSuffix
+}
+
+// IsSealed says the file is age-encrypted.
+func (c Compression) IsSealed() bool { return strings.HasSuffix(string(c), sealedSuffix) }
+
+// Inner is the compression under the encryption (c itself when not sealed).
+func (c Compression) Inner() Compression {
+	return Compression(strings.TrimSuffix(string(c), sealedSuffix))
+}
+
+const sealedSuffix = "+age"
+
+// compressions are every compression, sealed or not.
+var compressions = [...]Compression{None, Gzip, Zstd, None + sealedSuffix, Gzip + sealedSuffix, Zstd + sealedSuffix}
 
 // ParseCompression accepts none, gzip and zstd; "" is none.
 func ParseCompression(s string) (Compression, error) {
@@ -43,8 +63,12 @@ func ParseCompression(s string) (Compression, error) {
 	return "", fmt.Errorf("compression %q: use none, gzip or zstd", s)
 }
 
-// Ext is the file name extension: .sql, .sql.gz or .sql.zst.
+// Ext is the file name extension: .sql, .sql.gz or .sql.zst, and .age
+// after it when sealed.
 func (c Compression) Ext() string {
+	if c.IsSealed() {
+		return c.Inner().Ext() + ".age"
+	}
 	switch c {
 	case Gzip:
 		return ".sql.gz"
@@ -56,6 +80,9 @@ func (c Compression) Ext() string {
 
 // compressionOf maps a name's ending after .sql to its compression.
 func compressionOf(ext string) Compression {
+	if inner, ok := strings.CutSuffix(ext, ".age"); ok {
+		return compressionOf(inner).Sealed()
+	}
 	switch ext {
 	case ".gz":
 		return Gzip
@@ -77,7 +104,7 @@ func Name(db string, kind Kind, at time.Time, c Compression) string {
 	return db + suffix + "-" + at.UTC().Format(TimeLayout) + c.Ext()
 }
 
-var nameRE = regexp.MustCompile(`^(.+?)(-schema|-data)?-(\d{8}-\d{6})\.sql(\.gz|\.zst)?$`)
+var nameRE = regexp.MustCompile(`^(.+?)(-schema|-data)?-(\d{8}-\d{6})\.sql((?:\.gz|\.zst)?(?:\.age)?)$`)
 
 // Parsed is what a backup's file name says.
 type Parsed struct {
@@ -120,7 +147,7 @@ func OtherLatestNames(db string, c Compression) []string {
 	return out
 }
 
-var latestRE = regexp.MustCompile(`^(.+)-latest\.sql(\.gz|\.zst)?$`)
+var latestRE = regexp.MustCompile(`^(.+)-latest\.sql((?:\.gz|\.zst)?(?:\.age)?)$`)
 
 // ParseLatest reads a latest pointer's name (LatestName's inverse): the
 // database and the compression it names; ok is false for other names.

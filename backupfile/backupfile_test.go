@@ -30,7 +30,7 @@ func TestNameAndParseRoundTrip(t *testing.T) {
 
 func TestLatestNames(t *testing.T) {
 	t.Parallel()
-	for _, c := range []Compression{None, Gzip, Zstd} {
+	for _, c := range []Compression{None, Gzip, Zstd, None.Sealed(), Gzip.Sealed(), Zstd.Sealed()} {
 		for _, db := range []string{"rulesdb", "my-db", "a-latest"} {
 			name := LatestName(db, c)
 			got, gc, ok := ParseLatest(name)
@@ -38,11 +38,12 @@ func TestLatestNames(t *testing.T) {
 			assert.Equal(t, db, got, name)
 			assert.Equal(t, c, gc, name)
 			others := OtherLatestNames(db, c)
-			assert.Len(t, others, 2)
+			assert.Len(t, others, 5, "one pointer per database, whatever its compression and sealing")
 			assert.NotContains(t, others, name)
 		}
 	}
 	assert.Equal(t, "memorydb-latest.sql.gz", LatestName("memorydb", Gzip))
+	assert.Equal(t, "memorydb-latest.sql.zst.age", LatestName("memorydb", Zstd.Sealed()))
 	for _, other := range []string{
 		"rulesdb-latest.sql.bak", "rulesdb-latest.sql.manifest.json", "rulesdb-latest.sql~x.partial",
 		"rulesdb-20250517-093005.sql", "-latest.sql", "rulesdb-latest.txt",
@@ -50,6 +51,31 @@ func TestLatestNames(t *testing.T) {
 		_, _, ok := ParseLatest(other)
 		assert.False(t, ok, "%s is no latest pointer", other)
 	}
+}
+
+func TestSealedNames(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 5, 17, 9, 30, 5, 0, time.UTC)
+	for c, want := range map[Compression]string{
+		None.Sealed(): "rulesdb-20250517-093005.sql.age",
+		Gzip.Sealed(): "rulesdb-20250517-093005.sql.gz.age",
+		Zstd.Sealed(): "rulesdb-20250517-093005.sql.zst.age",
+	} {
+		name := Name("rulesdb", Full, at, c)
+		assert.Equal(t, want, name)
+		p, ok := Parse(name)
+		require.True(t, ok, name)
+		assert.Equal(t, c, p.Compression, name)
+		assert.True(t, p.Compression.IsSealed(), name)
+		assert.Equal(t, c, c.Sealed(), "sealing twice is sealing once")
+	}
+	assert.Equal(t, Zstd, Zstd.Sealed().Inner())
+	assert.Equal(t, Zstd, Zstd.Inner())
+	assert.False(t, Zstd.IsSealed())
+	_, ok := Parse("rulesdb-20250517-093005.sql.age.zst")
+	assert.False(t, ok, "compression after encryption is not a name aidb gives")
+	_, err := ParseCompression("zstd+age")
+	assert.Error(t, err, "encryption is not a compression to ask for: recipients decide it")
 }
 
 func TestParseCompression(t *testing.T) {

@@ -78,6 +78,11 @@ type Project struct {
 	// aidb.yaml repository), "" for none; RepositoryFrom names which of
 	// the two gave it, for messages. It is parsed by package repository.
 	Repository, RepositoryFrom string
+	// AgeRecipientsFile and AgeIdentityFile are the age recipients new
+	// backups are encrypted to (AIDB_AGE_RECIPIENTS_FILE) and the
+	// identities encrypted ones are decrypted with (AIDB_AGE_IDENTITY_FILE);
+	// "" for none. They are read by package encryption.
+	AgeRecipientsFile, AgeIdentityFile string
 	// Databases in name order.
 	Databases []Database
 	// Compose is the whole compose model, services included.
@@ -229,6 +234,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	if cfg.Repository != "" {
 		p.Repository, p.RepositoryFrom = cfg.Repository, cfgName+" repository"
 	}
+	p.AgeRecipientsFile, p.AgeIdentityFile = env["AIDB_AGE_RECIPIENTS_FILE"], env["AIDB_AGE_IDENTITY_FILE"]
 	if v := env["AIDB_REPOSITORY"]; v != "" {
 		p.Repository, p.RepositoryFrom = v, "AIDB_REPOSITORY"
 	}

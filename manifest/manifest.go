@@ -65,6 +65,20 @@ type Manifest struct {
 	// or removed data; nil for the user's own backups (and in manifests
 	// written before safety backups were marked).
 	Safety *Safety `json:"safety,omitempty"`
+	// Encryption says the file is encrypted (its Compression is sealed),
+	// with what and to whom; SHA256 and Size are then the stored file's,
+	// PlainSHA256 the plain SQL's. nil for a file that is not encrypted.
+	Encryption  *Encryption `json:"encryption,omitempty"`
+	PlainSHA256 string      `json:"plain_sha256,omitempty"`
+}
+
+// Encryption is how a backup file is encrypted.
+type Encryption struct {
+	// Method is "age".
+	Method string `json:"method"`
+	// Recipients are whom it is encrypted to: age public keys, and SSH
+	// keys by type and comment.
+	Recipients []string `json:"recipients"`
 }
 
 // Safety says why aidb took a safety backup and which command took it. A

@@ -190,6 +190,9 @@ func fileType(m fs.FileMode) string {
 // nameWarnings says when a file's name and its compression disagree: the
 // content decides how it is read.
 func nameWarnings(file string, c backupfile.Compression) []string {
+	if c.IsSealed() {
+		return nil // what is under the encryption shows once it is opened
+	}
 	name := strings.TrimSuffix(file, ".partial")
 	gz, zst := strings.HasSuffix(name, ".gz"), strings.HasSuffix(name, ".zst")
 	switch {
@@ -358,7 +361,7 @@ func readDump(src source) (pgdump.Tables, error) {
 	bad := func(next FileNext, format string, a ...any) (pgdump.Tables, error) {
 		return pgdump.Tables{}, refuseFile(src.name, next, format, a...)
 	}
-	ct, err := openContent(src.path, src.compression, nil, nil)
+	ct, err := openContent(src.path, src.compression, nil, nil, nil)
 	if err != nil {
 		return bad(FixFile, "backup file %s cannot be read: %v; nothing was changed", src.name, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
@@ -60,6 +61,9 @@ type Request struct {
 	// Phase, if set, is told when the restore enters each phase (see
 	// Phase), once per phase, in order.
 	Phase func(Phase)
+	// Keys open an encrypted (age) backup; nil: an encrypted file is
+	// refused (encryption.KeyError).
+	Keys *encryption.Keys
 }
 
 // Phase is a step of a restore that takes time.
@@ -135,6 +139,11 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	}
 	p.Path, p.Size, p.Compression = src.path, src.size, src.compression
 	p.Warnings = append(p.Warnings, src.warnings...)
+	if src.compression.IsSealed() {
+		if err := canOpen(src, req.Keys); err != nil {
+			return Plan{}, err
+		}
+	}
 
 	var tables pgdump.Tables
 	if src.manifest == nil {

@@ -70,7 +70,7 @@ func TestDetectByContentAndCompleteness(t *testing.T) {
 
 // readWhole reads a file without a manifest to its end, as a restore does.
 func readWhole(path string, c backupfile.Compression) error {
-	ct, err := openContent(path, c, nil, nil)
+	ct, err := openContent(path, c, nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func TestContentChecksManifestAtTheEnd(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f.sql")
 	require.NoError(t, os.WriteFile(path, []byte(sampleDump), 0o600))
 	m := &manifest.Manifest{Size: int64(len(sampleDump)), SHA256: "0000"}
-	ct, err := openContent(path, backupfile.None, m, nil)
+	ct, err := openContent(path, backupfile.None, m, nil, nil)
 	require.NoError(t, err)
 	defer ct.Close()
 	var out bytes.Buffer

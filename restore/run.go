@@ -27,7 +27,7 @@ import (
 // the whole file was read and matched its manifest; a failure before that
 // ends psql's input without it, and the transaction rolls back.
 func (p Plan) script(before, after string) (io.Reader, func() error, error) {
-	ct, err := openContent(p.Path, p.Compression, p.Manifest, func(n int64) {
+	ct, err := openContent(p.Path, p.Compression, p.Manifest, p.Keys, func(n int64) {
 		if p.Progress != nil {
 			p.Progress(n, p.Size)
 		}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,11 +10,13 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
 )
@@ -33,8 +36,64 @@ func detect(path string) (backupfile.Compression, error) {
 		return backupfile.Gzip, nil
 	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		return backupfile.Zstd, nil
+	case encryption.IsSealed(head):
+		// What is under the encryption shows once it is opened.
+		return backupfile.None.Sealed(), nil
 	}
 	return backupfile.None, nil
+}
+
+// sniff tells the compression of a stream by its first bytes (detect's
+// rule), without consuming them.
+func sniff(r io.Reader) (backupfile.Compression, io.Reader) {
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return backupfile.Gzip, br
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return backupfile.Zstd, br
+	}
+	return backupfile.None, br
+}
+
+// CheckKeys refuses (encryption.KeyError) an encrypted backup file that
+// keys cannot open, reading its age header only; nil for a file that is
+// not encrypted. m is the file's manifest (for the recipients it names).
+func CheckKeys(file string, m *manifest.Manifest, keys *encryption.Keys) error {
+	path, err := filepath.EvalSymlinks(file)
+	if err != nil {
+		return err
+	}
+	c, err := detect(path)
+	if err != nil || !c.IsSealed() {
+		return err
+	}
+	return canOpen(source{name: file, path: path, compression: c, manifest: m}, keys)
+}
+
+// canOpen refuses a sealed file that keys cannot open, before anything
+// changes: it reads the age header only.
+func canOpen(src source, keys *encryption.Keys) error {
+	var recipients []string
+	if src.manifest != nil && src.manifest.Encryption != nil {
+		recipients = src.manifest.Encryption.Recipients
+	}
+	if keys == nil {
+		return &encryption.KeyError{File: src.name, Recipients: recipients}
+	}
+	f, err := os.Open(src.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := keys.Open(f); err != nil {
+		if errors.Is(err, encryption.ErrNoMatch) {
+			return &encryption.KeyError{File: src.name, KeyFile: keys.File(), Recipients: recipients}
+		}
+		return &FileError{File: src.name, Next: RestoreAnother, Err: fmt.Errorf("%s cannot be decrypted: %w", src.name, err)}
+	}
+	return nil
 }
 
 // content streams a backup file's plain SQL while hashing its bytes. At the
@@ -54,30 +113,43 @@ type content struct {
 	progress func(int64)
 }
 
-func openContent(path string, c backupfile.Compression, m *manifest.Manifest, progress func(int64)) (*content, error) {
+func openContent(path string, c backupfile.Compression, m *manifest.Manifest, keys *encryption.Keys, progress func(int64)) (*content, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	ct := &content{f: f, h: sha256.New(), m: m, closer: func() {}, progress: progress}
 	ct.raw = &countingReader{r: io.TeeReader(f, ct.h), progress: progress}
+	var under io.Reader = ct.raw
+	if c.IsSealed() {
+		if keys == nil {
+			f.Close()
+			return nil, &encryption.KeyError{File: path}
+		}
+		opened, err := keys.Open(ct.raw)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("decrypt %s: %w", path, err)
+		}
+		c, under = sniff(opened)
+	}
 	switch c {
 	case backupfile.Gzip:
-		zr, err := gzip.NewReader(ct.raw)
+		zr, err := gzip.NewReader(under)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s is not a readable gzip file: %w", path, err)
 		}
 		ct.plain = zr
 	case backupfile.Zstd:
-		zr, err := zstd.NewReader(ct.raw)
+		zr, err := zstd.NewReader(under)
 		if err != nil {
 			f.Close()
 			return nil, err
 		}
 		ct.plain, ct.closer = zr, zr.Close
 	default:
-		ct.plain = ct.raw
+		ct.plain = under
 	}
 	return ct, nil
 }

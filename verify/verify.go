@@ -19,6 +19,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
@@ -91,6 +92,8 @@ type Options struct {
 	// Dir is the backup folder: schema backups for data-only files, and
 	// the helper transport's pipes.
 	Dir string
+	// Keys open encrypted backups (nil: an encrypted one is not verified).
+	Keys *encryption.Keys
 	// Record writes each verification's outcome into the verification log
 	// beside its file (package verifylog), for check and list.
 	Record bool
@@ -135,7 +138,12 @@ func Code(ctx context.Context, results []Result) error {
 		return ctx.Err()
 	}
 	var failed, differ []string
+	var keyErrs []error
 	for _, r := range results {
+		var ke *encryption.KeyError
+		if errors.As(r.Err, &ke) {
+			keyErrs = append(keyErrs, ke)
+		}
 		switch {
 		case r.Error != "":
 			failed = append(failed, r.File)
@@ -144,7 +152,12 @@ func Code(ctx context.Context, results []Result) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("could not verify %d of %d backup(s): %v", len(failed), len(results), failed)
+		err := fmt.Errorf("could not verify %d of %d backup(s): %v", len(failed), len(results), failed)
+		if len(keyErrs) == len(failed) {
+			// Only keys missing or wrong: bad input (exit 2), nothing ran.
+			return fault.BadInput(err)
+		}
+		return err
 	}
 	if len(differ) > 0 {
 		return fault.New(fault.Differs, fmt.Errorf("%d of %d backup(s) differ from their manifests: %v", len(differ), len(results), differ))
@@ -189,6 +202,11 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		}
 	}
 
+	// An encrypted file its keys cannot open is refused before a
+	// throwaway container starts.
+	if err := restore.CheckKeys(file, &m, opts.Keys); err != nil {
+		return fail(err)
+	}
 	t, err := e.StartThrowaway(ctx, m.Image, m.Database, superuser(m, db))
 	if err != nil {
 		return fail(fmt.Errorf("start a throwaway container of %s: %w", m.Image, err))
@@ -209,7 +227,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	}
 	plan, err := restore.Preflight(ctx, t, restore.Request{
 		DB: target, File: file, DataOnly: m.Kind == backupfile.Data,
-		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir,
+		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys,
 		// A schema backup made before schema backups carried the
 		// migration bookkeeping rows leaves the version at 0.
 		IgnoreMigrationVersion: m.Kind == backupfile.Data && usedSchemaBackup,
@@ -297,7 +315,7 @@ func prepareSchema(ctx context.Context, t *pgrun.Throwaway, db compose.Database,
 	}
 	target := t.DB
 	target.Name = m.Database
-	plan, err := restore.Preflight(ctx, t, restore.Request{DB: target, File: schema, Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir})
+	plan, err := restore.Preflight(ctx, t, restore.Request{DB: target, File: schema, Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys})
 	if err != nil {
 		return true, err
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/freshness"
 	"github.com/aidb/aidb/migrations"
@@ -95,6 +96,12 @@ func advice(err error) []string {
 		case *orchestrator.PutBackError:
 			if e.Renamed {
 				add("the next aidb up puts it back")
+			}
+		case *encryption.KeyError:
+			if e.KeyFile == "" {
+				add("set AIDB_AGE_IDENTITY_FILE to a file holding the age identity (age-keygen's output) of one of its recipients")
+			} else {
+				add("point AIDB_AGE_IDENTITY_FILE at the identity of one of its recipients")
 			}
 		case *freshness.StaleError:
 			add("take a backup with make -f Makefile.ai ai-db-backup-all (it verifies each file), and see why the scheduled one did not run")

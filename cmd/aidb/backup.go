@@ -15,6 +15,8 @@ import (
 
 	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/verify"
@@ -109,6 +111,32 @@ func (a *app) pointLatestAtVerified(cmd *cobra.Command, s *session, res backup.R
 	}
 }
 
+// ageRecipients are whom backups are encrypted to (AIDB_AGE_RECIPIENTS_FILE),
+// nil when none is set; a file that cannot be read is bad input.
+func ageRecipients(p *compose.Project) (*encryption.Recipients, error) {
+	if p.AgeRecipientsFile == "" {
+		return nil, nil
+	}
+	r, err := encryption.LoadRecipients(p.AgeRecipientsFile)
+	if err != nil {
+		return nil, fmt.Errorf("AIDB_AGE_RECIPIENTS_FILE: %w", err)
+	}
+	return r, nil
+}
+
+// ageKeys are the identities encrypted backups are opened with
+// (AIDB_AGE_IDENTITY_FILE), nil when none is set.
+func ageKeys(p *compose.Project) (*encryption.Keys, error) {
+	if p.AgeIdentityFile == "" {
+		return nil, nil
+	}
+	k, err := encryption.LoadKeys(p.AgeIdentityFile)
+	if err != nil {
+		return nil, fmt.Errorf("AIDB_AGE_IDENTITY_FILE: %w", err)
+	}
+	return k, nil
+}
+
 // parseSize reads a size such as 32MB or 1GiB (powers of 1024), or 0.
 func parseSize(s string) (int64, error) {
 	n, err := units.RAMInBytes(s)
@@ -126,6 +154,10 @@ func parseSize(s string) (int64, error) {
 func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (backup.Result, error) {
 	req.Dir = s.project.BackupDir
 	req.ToolVersion = toolVersion()
+	var err error
+	if req.Recipients, err = ageRecipients(s.project); err != nil {
+		return backup.Result{}, err
+	}
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
 	var mu sync.Mutex
 	bars := map[string]*progressbar.ProgressBar{}

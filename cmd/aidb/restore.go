@@ -56,11 +56,15 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			}
 			defer s.Close()
 
+			keys, err := ageKeys(s.project)
+			if err != nil {
+				return err
+			}
 			job := restore.Job{All: all}
 			for i, db := range s.dbs {
 				job.Requests = append(job.Requests, restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
-					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir,
+					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir, Keys: keys,
 				})
 			}
 			prog := a.newLoadProgress(false)

@@ -233,8 +233,18 @@ func (a *app) routine(ctx context.Context, comp backupfile.Compression, verifyFi
 
 // backupOne backs one database up and verifies the file.
 func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, comp backupfile.Compression, verifyFiles bool, add func(scheduler.Outcome)) {
+	recipients, err := ageRecipients(s.project)
+	if err != nil {
+		add(scheduler.Outcome{Database: db.Name, Step: "backup", Err: err})
+		return
+	}
+	keys, err := ageKeys(s.project)
+	if err != nil && verifyFiles {
+		add(scheduler.Outcome{Database: db.Name, Step: "verify", Err: err})
+		return
+	}
 	res, err := backup.Run(ctx, s.eng, backup.Request{Databases: []compose.Database{db}, Kind: backupfile.Full, Compression: comp,
-		Dir: s.project.BackupDir, ToolVersion: toolVersion(), HoldLatest: verifyFiles})
+		Dir: s.project.BackupDir, ToolVersion: toolVersion(), HoldLatest: verifyFiles, Recipients: recipients})
 	if err != nil {
 		add(scheduler.Outcome{Database: db.Name, Step: "backup", Err: err})
 		return
@@ -245,7 +255,7 @@ func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, co
 		return
 	}
 	r := verify.Files(ctx, s.tools, []string{f.Path}, verify.Options{Project: s.project, Jobs: 1, Transport: pgrun.TransportAuto,
-		Dir: s.project.BackupDir, Record: true})[0]
+		Dir: s.project.BackupDir, Record: true, Keys: keys})[0]
 	switch {
 	case ctx.Err() != nil:
 		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: ctx.Err()})

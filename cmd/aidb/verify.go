@@ -94,9 +94,13 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 		return nil, err
 	}
+	keys, err := ageKeys(s.project)
+	if err != nil {
+		return nil, err
+	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
-		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true,
+		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
 		Phase: func(f string, ph restore.Phase) {
