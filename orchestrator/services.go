@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/graph"
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -148,8 +149,8 @@ func (o *Orchestrator) UpAll(ctx context.Context) error {
 // databases dropped and the databases' networks and volumes external
 // under the names aidb gives them. The loaded project is left as it is.
 //
-// A service that depends on a database completing (a database is kept
-// running, it never completes) is bad input.
+// A dependency cycle, or a service that depends on a database completing
+// (a database is kept running, it never completes), is bad input.
 func (o *Orchestrator) composeProject(allProfiles bool) (*types.Project, error) {
 	cp := o.project.Compose
 	if allProfiles {
@@ -157,6 +158,9 @@ func (o *Orchestrator) composeProject(allProfiles bool) (*types.Project, error) 
 		if cp, err = cp.WithProfiles([]string{"*"}); err != nil {
 			return nil, fault.BadInput(fmt.Errorf("%s: %w", o.project.ComposeFile, err))
 		}
+	}
+	if err := graph.CheckCycle(cp); err != nil {
+		return nil, fault.BadInput(fmt.Errorf("%s: %w", o.project.ComposeFile, err))
 	}
 	var dbs []string
 	// The default network is aidb's: Up makes it whatever networks the
@@ -375,26 +379,37 @@ func (o *Orchestrator) explain(ctx context.Context, err error) error {
 	var why []string
 	for _, svc := range slices.Sorted(maps.Keys(existing)) {
 		for _, c := range existing[svc] {
+			// The list's state, the inspection's details: the engine's
+			// list carries no health before API 1.52.
+			in, ierr := o.docker.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+			st := &container.State{Status: c.State}
+			if ierr == nil && in.Container.State != nil {
+				st = in.Container.State
+			}
+			health := container.NoHealthcheck
+			if st.Health != nil {
+				health = st.Health.Status
+			}
 			what := ""
 			switch {
-			case c.State == container.StateExited || c.State == container.StateDead:
-				in, ierr := o.docker.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
-				if ierr == nil && in.Container.State != nil && in.Container.State.ExitCode == 0 && c.State == container.StateExited {
-					continue
+			case st.Status == container.StateExited && st.ExitCode == 0 && st.Error == "":
+				continue // done: a one-off job
+			case st.Status == container.StateExited || st.Status == container.StateDead:
+				what = fmt.Sprintf("exited with code %d", st.ExitCode)
+				if st.Error != "" {
+					what += ": " + st.Error
 				}
-				what = string(c.State)
-				if ierr == nil && in.Container.State != nil {
-					what = fmt.Sprintf("exited with code %d", in.Container.State.ExitCode)
-					if in.Container.State.Error != "" {
-						what += ": " + in.Container.State.Error
-					}
-				}
-			case c.State == container.StateRestarting:
+			case st.Status == container.StateRestarting:
 				what = "keeps restarting"
-			case c.State == container.StateCreated && err != nil:
+			case st.Status == container.StateCreated && err != nil:
 				what = "was created but not started"
-			case c.Health != nil && c.Health.Status == container.Unhealthy:
+				if st.Error != "" {
+					what += ": " + st.Error
+				}
+			case health == container.Unhealthy:
 				what = "is unhealthy"
+			case health == container.Starting && err != nil:
+				what = "is not healthy yet (its healthcheck has not passed)"
 			default:
 				continue
 			}

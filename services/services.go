@@ -86,7 +86,9 @@ func (c *Compose) Up(ctx context.Context, p *types.Project, opts orchestrator.Co
 	p = withComposeLabels(p)
 	defer c.events.route(opts.Progress)()
 	return svc.Up(ctx, p, api.UpOptions{
-		Create: api.CreateOptions{Recreate: api.RecreateDiverged, RecreateDependencies: api.RecreateDiverged},
+		// Build is what builds a service's image when it is missing (as up
+		// does without --build); without it, Compose would not build.
+		Create: api.CreateOptions{Recreate: api.RecreateDiverged, RecreateDependencies: api.RecreateDiverged, Build: &api.BuildOptions{Progress: "plain"}},
 		Start:  api.StartOptions{Project: p, WaitTimeout: opts.Timeout},
 	})
 }
