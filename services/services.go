@@ -8,7 +8,8 @@
 // The SDK is reached over the same engine connection as the rest of
 // aidb (the moby client Connect made), and set up on first use only:
 // commands that never touch the services (backup, restore, ...) pay
-// nothing for it.
+// nothing for it. Setting it up points logrus's standard logger, which
+// the SDK warns through, at the progress lines instead of stderr.
 package services
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/docker/compose/v5/pkg/compose"
 	"github.com/moby/moby/client"
+	"github.com/sirupsen/logrus"
 
 	"github.com/aidb/aidb/orchestrator"
 )
@@ -62,6 +64,11 @@ func (c *Compose) service() (api.Compose, error) {
 			c.err = fmt.Errorf("set up Docker Compose: %w", err)
 			return
 		}
+		// The SDK logs its warnings (orphan containers, the classic
+		// builder standing in for buildx) through logrus's standard
+		// logger: they become progress lines of the running call.
+		logrus.SetOutput(io.Discard)
+		logrus.AddHook(c.events)
 		c.svc, c.err = compose.NewComposeService(cli,
 			compose.WithEventProcessor(c.events),
 			compose.WithPrompt(c.events.prompt),
@@ -178,6 +185,21 @@ func (e *events) On(rs ...api.Resource) {
 		e.last[r.ID] = line
 		e.progress(r.ID + ": " + line)
 	}
+}
+
+// Levels are the logrus levels the SDK's warnings come at.
+func (e *events) Levels() []logrus.Level {
+	return []logrus.Level{logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel, logrus.WarnLevel}
+}
+
+// Fire sends a warning of the SDK to the running call's progress.
+func (e *events) Fire(entry *logrus.Entry) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.progress != nil {
+		e.progress("Compose: " + entry.Message)
+	}
+	return nil
 }
 
 // prompt answers the SDK's questions: no. The one Up may ask is whether

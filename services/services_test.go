@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/docker/compose/v5/pkg/api"
+	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -39,4 +40,16 @@ func TestPromptAnswersNo(t *testing.T) {
 	assert.False(t, ok)
 	assert.Len(t, lines, 1)
 	assert.Contains(t, lines[0], "aidb answers no: nothing is removed")
+}
+
+// The SDK's logrus warnings become progress lines of the running call.
+func TestWarningsAreProgressLines(t *testing.T) {
+	t.Parallel()
+	e := &events{}
+	var lines []string
+	defer e.route(func(l string) { lines = append(lines, l) })()
+	assert.NoError(t, e.Fire(&logrus.Entry{Level: logrus.WarnLevel, Message: "Found orphan containers"}))
+	assert.Equal(t, []string{"Compose: Found orphan containers"}, lines)
+	assert.Contains(t, e.Levels(), logrus.WarnLevel)
+	assert.NotContains(t, e.Levels(), logrus.InfoLevel)
 }
