@@ -52,6 +52,10 @@ type Options struct {
 	// variables (AIDB_PROJECT, AIDB_BACKUP_DIR). It wins over .env, as in
 	// Docker Compose.
 	Env []string
+	// Profiles are the compose profiles to enable (aidb up --profile);
+	// empty: COMPOSE_PROFILES from Env or .env, as in Docker Compose.
+	// The databases aidb.yaml names are enabled whatever their profiles.
+	Profiles []string
 }
 
 // Project is a loaded compose project with aidb's settings.
@@ -200,11 +204,16 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	if err := checkPortVariables(composeName, raw, env); err != nil {
 		return nil, fault.BadInput(err)
 	}
+	profiles := opts.Profiles
+	if len(profiles) == 0 {
+		profiles = splitProfiles(env["COMPOSE_PROFILES"])
+	}
 	cp, err := loader.LoadWithContext(ctx, types.ConfigDetails{
 		WorkingDir:  wd,
 		ConfigFiles: []types.ConfigFile{{Filename: composeName, Content: content}},
 		Environment: env,
 	}, func(o *loader.Options) {
+		o.Profiles = profiles
 		if name != "" {
 			o.SetProjectName(name, true)
 		} else {
@@ -213,7 +222,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		}
 	})
 	if err != nil {
-		return nil, fault.BadInput(fmt.Errorf("load compose file %s: %w", composeName, err))
+		return nil, fault.BadInput(fmt.Errorf("load compose file %s: %w%s", composeName, err, yamlLine(err)))
 	}
 
 	cfgName, cfg, err := readConfig(opts.ConfigFile, wd)
@@ -252,6 +261,9 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		enableDatabase(cp, n, cfg.Databases[n])
+	}
+	for _, n := range names {
 		db, err := database(cp, n, cfg.Databases[n], wd, raw)
 		if err != nil {
 			return nil, fault.BadInput(fmt.Errorf("%s: database %s: %w", cfgName, n, err))
@@ -259,6 +271,49 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		p.Databases = append(p.Databases, db)
 	}
 	return p, nil
+}
+
+// yamlPos is how the YAML parser (go.yaml.in/yaml/v4) gives where a
+// parse error is: the span from the enclosing block's start to the
+// error, L<line>.C<column>-L<line>.C<column>.
+var yamlPos = regexp.MustCompile(`\bL\d+\.C\d+-L(\d+)\.C(\d+)\b`)
+
+// yamlLine says where a parse error is in people's words (" (line 4,
+// column 4)"), or "" when the error says no position.
+func yamlLine(err error) string {
+	m := yamlPos.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (line %s, column %s)", m[1], m[2])
+}
+
+// splitProfiles reads COMPOSE_PROFILES: names separated by commas.
+func splitProfiles(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// enableDatabase keeps a database's service enabled whatever profiles it
+// lists: aidb runs its databases always, and only the other services
+// follow the profiles.
+func enableDatabase(cp *types.Project, name string, dc DatabaseConfig) {
+	svc := dc.Service
+	if svc == "" {
+		svc = name
+	}
+	if s, ok := cp.DisabledServices[svc]; ok {
+		if cp.Services == nil {
+			cp.Services = types.Services{}
+		}
+		cp.Services[svc] = s
+		delete(cp.DisabledServices, svc)
+	}
 }
 
 func workingDir(opts Options) (string, error) {

@@ -3,6 +3,7 @@ package compose
 import (
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +127,9 @@ func TestLoadBadInput(t *testing.T) {
 		{
 			name:    "malformed compose file names file and line",
 			compose: "services:\n  rulesdb:\n    image: postgres:15\n   ports: [1]\n",
-			want:    []string{"compose.yml", "line 3"},
+			// The misindented key is on line 4 (the YAML parser the Compose
+			// SDK brings counts from 1; the one before said "line 3").
+			want: []string{"compose.yml", "(line 4, column 4)"},
 		},
 		{
 			name:   "unknown aidb.yaml key names file and line",
@@ -235,3 +238,51 @@ func TestSelect(t *testing.T) {
 }
 
 func loaderName(dir string) string { return strings.ToLower(filepath.Base(dir)) }
+
+// Profiles are as in Docker Compose (the option, else COMPOSE_PROFILES,
+// from the environment or .env), and never disable a database.
+func TestLoadProfiles(t *testing.T) {
+	t.Parallel()
+	file := `services:
+  rulesdb:
+    image: postgres:15
+    profiles: [db]
+    environment: {POSTGRES_PASSWORD: pw}
+    ports: ["127.0.0.1:55432:5432"]
+  memorydb:
+    image: postgres:15
+    environment: {POSTGRES_PASSWORD: pw}
+    ports: ["127.0.0.1:55433:5432"]
+  api: {image: api:1, profiles: [app]}
+  worker: {image: worker:1, profiles: [jobs]}
+  web: {image: web:1}
+`
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		dotEnv   string
+		profiles []string
+		want     []string
+	}{
+		{name: "none", want: []string{"memorydb", "rulesdb", "web"}},
+		{name: "COMPOSE_PROFILES", env: []string{"COMPOSE_PROFILES=app, jobs"}, want: []string{"api", "memorydb", "rulesdb", "web", "worker"}},
+		{name: ".env", dotEnv: "COMPOSE_PROFILES=jobs\n", want: []string{"memorydb", "rulesdb", "web", "worker"}},
+		{name: "the option wins", env: []string{"COMPOSE_PROFILES=jobs"}, profiles: []string{"app"}, want: []string{"api", "memorydb", "rulesdb", "web"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			f := filepath.Join(dir, "compose.yaml")
+			require.NoError(t, os.WriteFile(f, []byte(file), 0o600))
+			if tc.dotEnv != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, ".env"), []byte(tc.dotEnv), 0o600))
+			}
+			p, err := Load(t.Context(), Options{ComposeFile: f, Env: tc.env, Profiles: tc.profiles})
+			require.NoError(t, err)
+			names := p.Compose.ServiceNames()
+			sort.Strings(names)
+			assert.Equal(t, tc.want, names)
+			assert.Equal(t, []string{"memorydb", "rulesdb"}, p.DatabaseNames())
+		})
+	}
+}

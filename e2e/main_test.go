@@ -96,7 +96,7 @@ func ensureDefaultImage(ctx context.Context, d *client.Client) error {
 }
 
 // leftovers lists containers, volumes and networks labelled with a project
-// of this run.
+// of this run (by aidb's label, or Compose's for containers).
 func leftovers(ctx context.Context) string {
 	var b strings.Builder
 	f := make(client.Filters).Add("label", orchestrator.LabelProject)
@@ -107,6 +107,15 @@ func leftovers(ctx context.Context) string {
 		for _, c := range cs.Items {
 			if mine(c.Labels) {
 				fmt.Fprintf(&b, "  container %v\n", c.Names)
+			}
+		}
+	}
+	// Compose's containers, should one lack aidb's labels.
+	cf := make(client.Filters).Add("label", orchestrator.ComposeProjectLabel)
+	if cs, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: cf}); err == nil {
+		for _, c := range cs.Items {
+			if strings.HasPrefix(c.Labels[orchestrator.ComposeProjectLabel], runPrefix) && !mine(c.Labels) {
+				fmt.Fprintf(&b, "  container %v (Compose's)\n", c.Names)
 			}
 		}
 	}

@@ -62,7 +62,7 @@ func TestNukeKeepsVolumesItDidNotBackUp(t *testing.T) {
 	p.writeCompose(nukeCompose)
 	r := p.aidb("up", "--all")
 	require.Equal(t, 0, r.code, r.stderr)
-	_, err := execIn(t, p.name+"-files", "sh", "-c", "echo precious > /data/upload.txt")
+	_, err := execIn(t, p.name+"-files-1", "sh", "-c", "echo precious > /data/upload.txt")
 	require.NoError(t, err)
 	for _, db := range []string{"rulesdb", "memorydb"} {
 		_, err := connect(t, p.status()[db].URL).Exec(t.Context(), "CREATE TABLE kept AS SELECT generate_series(1, 10) AS id")
@@ -88,7 +88,7 @@ func TestNukeKeepsVolumesItDidNotBackUp(t *testing.T) {
 	// The kept data is whole: the service's file is there.
 	r = p.aidb("up", "--all")
 	require.Equal(t, 0, r.code, r.stderr)
-	out, err := execIn(t, p.name+"-files", "cat", "/data/upload.txt")
+	out, err := execIn(t, p.name+"-files-1", "cat", "/data/upload.txt")
 	require.NoError(t, err)
 	assert.Equal(t, "precious\n", string(out))
 

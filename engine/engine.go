@@ -13,6 +13,7 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/services"
 )
 
 // Engine is a project's databases on a connected engine: their lifecycle
@@ -26,14 +27,17 @@ type Engine struct {
 
 // Connect connects to the engine DOCKER_HOST names (orchestrator.Connect:
 // it must answer within orchestrator.PingTimeout) and returns the project's
-// lifecycle and client tools on it, opts configuring the lifecycle. The
-// caller closes it.
+// lifecycle (its services that are not databases on Docker Compose's
+// engine, package services) and client tools on it, opts configuring the
+// lifecycle. The caller closes it.
 func Connect(ctx context.Context, p *compose.Project, opts ...orchestrator.Option) (*Engine, error) {
 	d, err := orchestrator.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	o, err := orchestrator.New(d, p, opts...)
+	// The services that are not databases run on Docker Compose's engine,
+	// over the same connection.
+	o, err := orchestrator.New(d, p, append(opts, orchestrator.WithComposer(services.New(d)))...)
 	if err != nil {
 		_ = d.Close()
 		return nil, err

@@ -3,10 +3,11 @@
 // networks and named volumes, the databases' containers (up, replacement
 // without downtime and its put-back, down, nuke, status) and their
 // readiness (SELECT 1, a crash or a refused login failing at once), the
-// translation of compose services into engine create requests, and the
-// services that are not databases, started in depends_on order. It makes
-// its engine calls through the small Engine interface, which the moby
-// client satisfies.
+// translation of the databases' compose services into engine create
+// requests, and what ai-up hands Docker Compose's engine (the services
+// that are not databases, through the small Composer interface that
+// package services implements) and when. It makes its engine calls
+// through the small Engine interface, which the moby client satisfies.
 //
 // Running the client tools against the databases (pg_dump, psql, helper
 // and throwaway containers) is package pgrun's.

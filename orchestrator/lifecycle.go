@@ -11,6 +11,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
@@ -96,9 +98,19 @@ func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole, 
 		}
 	}
 	f := projectFilter(o.project.Name, "", "")
+	// Compose's containers, networks and volumes of the project are found
+	// by its project label too (whatever made them: aidb labels its own).
+	cf := make(client.Filters).Add("label", ComposeProjectLabel+"="+o.project.Name)
 	cs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return rm, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+	}
+	if whole {
+		ccs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: cf})
+		if err != nil {
+			return rm, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+		}
+		cs.Items = unionBy(cs.Items, ccs.Items, func(c container.Summary) string { return c.ID })
 	}
 	for _, c := range cs.Items {
 		svc := c.Labels[LabelService]
@@ -125,6 +137,13 @@ func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole, 
 	if err != nil {
 		return rm, fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
 	}
+	if whole {
+		cvs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: cf})
+		if err != nil {
+			return rm, fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
+		}
+		vs.Items = unionBy(vs.Items, cvs.Items, func(v volume.Volume) string { return v.Name })
+	}
 	for _, v := range vs.Items {
 		svc := v.Labels[LabelService]
 		if !whole && !nuked[svc] {
@@ -147,6 +166,11 @@ func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole, 
 	if err != nil {
 		return rm, fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
 	}
+	cns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: cf})
+	if err != nil {
+		return rm, fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
+	}
+	ns.Items = unionBy(ns.Items, cns.Items, func(n network.Summary) string { return n.ID })
 	for _, n := range ns.Items {
 		if _, err := o.docker.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
@@ -179,6 +203,20 @@ func (o *Orchestrator) isDatabase(svc string) bool {
 		}
 	}
 	return false
+}
+
+// unionBy is a followed by the items of b whose key a lacks.
+func unionBy[T any](a, b []T, key func(T) string) []T {
+	seen := map[string]bool{}
+	for _, x := range a {
+		seen[key(x)] = true
+	}
+	for _, x := range b {
+		if !seen[key(x)] {
+			a = append(a, x)
+		}
+	}
+	return a
 }
 
 func containerName(c container.Summary) string {

@@ -30,6 +30,8 @@ type Orchestrator struct {
 	// ping connects to a postgres:// URL and runs SELECT 1 (selectOne;
 	// unit tests answer for the databases of their fake engine).
 	ping func(ctx context.Context, connString string) error
+	// composer runs the services that are not databases (WithComposer).
+	composer Composer
 }
 
 // Option configures an Orchestrator.

@@ -30,6 +30,9 @@ type app struct {
 	json           bool
 	yes            bool
 	lockTimeout    time.Duration
+	// profiles are the compose profiles aidb up --profile enables
+	// (empty: COMPOSE_PROFILES).
+	profiles []string
 }
 
 // say prints a line for people, on stderr.
@@ -103,7 +106,7 @@ func (a *app) loadProject(ctx context.Context) (*compose.Project, error) {
 	if cfg == "" {
 		cfg = os.Getenv("AIDB_CONFIG")
 	}
-	return compose.Load(ctx, compose.Options{ComposeFile: file, ConfigFile: cfg, Env: os.Environ()})
+	return compose.Load(ctx, compose.Options{ComposeFile: file, ConfigFile: cfg, Env: os.Environ(), Profiles: a.profiles})
 }
 
 // session is a loaded project, the databases a command names, and the

@@ -29,7 +29,7 @@ func TestCmdImportsNoSDK(t *testing.T) {
 		for _, imp := range parsed.Imports {
 			path, err := strconv.Unquote(imp.Path.Value)
 			require.NoError(t, err)
-			for _, sdk := range []string{"github.com/jackc/pgx", "github.com/moby/moby", "github.com/docker/docker"} {
+			for _, sdk := range []string{"github.com/jackc/pgx", "github.com/moby/moby", "github.com/docker/docker", "github.com/docker/compose", "github.com/docker/cli"} {
 				assert.False(t, strings.HasPrefix(path, sdk), "%s imports %s: call a library package instead", f, path)
 			}
 		}

@@ -26,6 +26,9 @@ func (a *app) upCommand() *cobra.Command {
 		Use:   "up [db...]",
 		Short: "Bring the databases up and ready (image, network, volume, container, SELECT 1)",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(a.profiles) > 0 && !all {
+				return fault.BadInput(fmt.Errorf("--profile selects services that are not databases; give it with --all (aidb up --all --profile %s)", a.profiles[0]))
+			}
 			s, err := a.open(cmd.Context(), args)
 			if err != nil {
 				return err
@@ -56,7 +59,8 @@ func (a *app) upCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each database to answer SELECT 1, or a dependency to meet its condition (default: ready_timeout in aidb.yaml, 60s)")
-	cmd.Flags().BoolVar(&all, "all", false, "every service of the compose file (API, frontend, ...), in depends_on order")
+	cmd.Flags().BoolVar(&all, "all", false, "every service of the compose file (API, frontend, ...): the databases, then the others through Docker Compose's engine, as docker compose up -d would")
+	cmd.Flags().StringSliceVar(&a.profiles, "profile", nil, "with --all: enable the services of this compose profile (repeat, or separate with commas; default: COMPOSE_PROFILES)")
 	return cmd
 }
 
@@ -77,7 +81,7 @@ func (a *app) downCommand() *cobra.Command {
 			return s.orch.Down(cmd.Context(), s.dbs)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "every service of the project, not only the databases")
+	cmd.Flags().BoolVar(&all, "all", false, "every service of the project, whatever its profiles (through Docker Compose's engine), then the databases")
 	return cmd
 }
 
