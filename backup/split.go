@@ -144,7 +144,8 @@ func (t splitTable) excludePattern() string {
 // so a restore loads the rows before it builds them. The output of each
 // pg_dump of then (args each) follows, whole, in the order given. The
 // pg_dumps of schema (a data-only backup's schema part) run beside the
-// rest, in a lane of their own, and their output goes to schemaTo.
+// rest, each in a lane of its own, and their output goes to schemaTo, in
+// the order given.
 func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then, schema [][]string, schemaTo io.Writer, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
 	if len(tables) == 0 {
 		full = false // one pg_dump writes the whole file
@@ -181,7 +182,10 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then, sche
 		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (%d of %d)", k+2, len(then)+1), Tool: "pg_dump", Args: a, Env: pgdump.DumpEnv()})
 	}
 	for k, a := range schema {
-		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (schema part, %d of %d)", k+1, len(schema)), Tool: "pg_dump", Args: a, Env: pgdump.DumpEnv(), Lane: lanes + 1})
+		// Each in a lane of its own: they start with the data's pg_dump
+		// rather than after it (a small database's schema dump takes about
+		// as long as its data dump).
+		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (schema part, %d of %d)", k+1, len(schema)), Tool: "pg_dump", Args: a, Env: pgdump.DumpEnv(), Lane: lanes + 1 + k})
 	}
 
 	if err := s.Run(ctx, runs); err != nil {
