@@ -5,6 +5,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -318,6 +319,9 @@ type dumpPlan struct {
 	// output follows the first's, in the same snapshot.
 	args []string
 	then [][]string
+	// schema are the pg_dumps of a data-only backup's schema part, in the
+	// same snapshot: their output goes into the manifest, not the file.
+	schema [][]string
 	// exclude lists tables (a.b) the dump leaves out, dataOf tables whose
 	// rows a schema-only dump holds: the fingerprint does the same.
 	exclude, dataOf []string
@@ -328,11 +332,19 @@ type dumpPlan struct {
 	encoding string
 }
 
+// dumpArgs are the options every pg_dump of a backup runs with, in the
+// backup's snapshot: a full dump, a schema-only one and a data-only
+// backup's schema part take them from here, so they keep (or leave out)
+// the same owners and privileges.
+func dumpArgs(snapshot string) []string {
+	return []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
+}
+
 // planDump returns the pg_dump runs of a backup of kind in snapshot, for a
 // database whose migration table is migTable (quoted; "" for none).
 func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
 	p := dumpPlan{kind: kind, snapshot: snapshot, migTable: migTable}
-	p.args = []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
+	p.args = dumpArgs(snapshot)
 	switch kind {
 	case backupfile.Schema:
 		p.args = append(p.args, "--schema-only")
@@ -341,8 +353,7 @@ func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
 			// sequence) travel with it, so that a database restored from
 			// it knows its migration version: pg_dump --schema-only holds
 			// no rows, so a data-only pg_dump of just that table follows.
-			p.then = append(p.then, []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot,
-				"--data-only", "--table=" + migTable})
+			p.then = append(p.then, append(dumpArgs(snapshot), "--data-only", "--table="+migTable))
 			p.dataOf = append(p.dataOf, unquote(migTable))
 		}
 	case backupfile.Data:
@@ -353,6 +364,12 @@ func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
 			p.args = append(p.args, "--exclude-table="+migTable)
 			p.exclude = append(p.exclude, unquote(migTable))
 		}
+		// The schema the data was taken from travels with it (in the
+		// manifest): what a schema backup of the same snapshot holds, so
+		// the data is verified on the schema it came from, tables made
+		// outside the migrations included.
+		sp := planDump(backupfile.Schema, snapshot, migTable)
+		p.schema = append([][]string{sp.args}, sp.then...)
 	}
 	return p
 }
@@ -402,6 +419,8 @@ type taken struct {
 	fp      fingerprint.Fingerprint
 	dumpDur time.Duration
 	scanDur time.Duration
+	// schema is a data-only backup's schema part (nil for other kinds).
+	schema []byte
 }
 
 // dumpAndFingerprint runs the dump into sink (through the helper's streams,
@@ -411,13 +430,14 @@ type taken struct {
 // returns the fingerprint and how long each side took.
 func dumpAndFingerprint(ctx context.Context, e Engine, db compose.Database, streams *pgrun.Streams, tx pgx.Tx, p dumpPlan, sink *sink) (taken, error) {
 	var t taken
+	var schema bytes.Buffer
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		t0 := time.Now()
 		defer func() { t.dumpDur = time.Since(t0) }()
 		var err error
 		if streams != nil {
-			err = helperDump(gctx, streams, p.args, p.then, p.kind == backupfile.Full, p.snapshot, p.encoding, p.split, p.lanes, sink)
+			err = helperDump(gctx, streams, p.args, p.then, p.schema, &schema, p.kind == backupfile.Full, p.snapshot, p.encoding, p.split, p.lanes, sink)
 		} else {
 			for _, a := range append([][]string{p.args}, p.then...) {
 				if err = e.Dump(gctx, db, a, sink); err != nil {
@@ -430,6 +450,18 @@ func dumpAndFingerprint(ctx context.Context, e Engine, db compose.Database, stre
 		}
 		return sink.Close()
 	})
+	if streams == nil && len(p.schema) > 0 {
+		// The schema part, beside the data (the helper runs it in a lane
+		// of its own).
+		g.Go(func() error {
+			for _, a := range p.schema {
+				if err := e.Dump(gctx, db, a, &schema); err != nil {
+					return fmt.Errorf("dump the schema of %s: %w", db.Name, err)
+				}
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		t0 := time.Now()
 		defer func() { t.scanDur = time.Since(t0) }()
@@ -445,6 +477,9 @@ func dumpAndFingerprint(ctx context.Context, e Engine, db compose.Database, stre
 		if err := sink.rows.Fill(t.fp.Tables); err != nil {
 			return t, fmt.Errorf("dump %s: %w", db.Name, err)
 		}
+	}
+	if len(p.schema) > 0 {
+		t.schema = schema.Bytes()
 	}
 	return t, nil
 }
@@ -481,6 +516,9 @@ func newManifest(req Request, db compose.Database, image string, at time.Time, p
 	}
 	if m.Sequences == nil {
 		m.Sequences = []fingerprint.Sequence{}
+	}
+	if t.schema != nil {
+		m.Schema = manifest.NewSchema(t.schema)
 	}
 	return m
 }

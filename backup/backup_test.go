@@ -42,11 +42,12 @@ func TestPlanDump(t *testing.T) {
 				dataOf: []string{"My Schema.goose_db_version"}}},
 		{name: "schema without migrations", kind: backupfile.Schema,
 			want: dumpPlan{args: with("--schema-only")}},
-		{name: "data leaves the bookkeeping out", kind: backupfile.Data, migTable: "public.goose_db_version",
+		{name: "data leaves the bookkeeping out, and carries the schema with it", kind: backupfile.Data, migTable: "public.goose_db_version",
 			want: dumpPlan{args: with("--data-only", "--exclude-table=public.goose_db_version"),
+				schema:  [][]string{with("--schema-only"), with("--data-only", "--table=public.goose_db_version")},
 				exclude: []string{"public.goose_db_version"}}},
-		{name: "data without migrations", kind: backupfile.Data,
-			want: dumpPlan{args: with("--data-only")}},
+		{name: "data without migrations carries the schema", kind: backupfile.Data,
+			want: dumpPlan{args: with("--data-only"), schema: [][]string{with("--schema-only")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +56,24 @@ func TestPlanDump(t *testing.T) {
 			tt.want.kind, tt.want.snapshot, tt.want.migTable = tt.kind, "00000003-1", tt.migTable
 			assert.Equal(t, tt.want, got)
 		})
+	}
+}
+
+// A data-only backup's schema part is dumped as a schema backup of the
+// same snapshot is, with the full dump's options (owners, privileges):
+// they come from one place.
+func TestPlanDumpSchemaPartIsTheSchemaBackupsRuns(t *testing.T) {
+	t.Parallel()
+	for _, mig := range []string{"", "public.goose_db_version"} {
+		data := planDump(backupfile.Data, "s-1", mig)
+		schema := planDump(backupfile.Schema, "s-1", mig)
+		full := planDump(backupfile.Full, "s-1", mig)
+		assert.Equal(t, append([][]string{schema.args}, schema.then...), data.schema, mig)
+		for _, run := range data.schema {
+			assert.Equal(t, full.args, run[:len(full.args)], "%s: the full dump's options", mig)
+		}
+		assert.Empty(t, schema.schema, "only data-only backups carry a schema part")
+		assert.Empty(t, full.schema)
 	}
 }
 

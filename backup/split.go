@@ -142,8 +142,11 @@ func (t splitTable) excludePattern() string {
 // comment; a full backup's indexes, constraints and triggers come after,
 // from a second pg_dump of the post-data section (in the same snapshot),
 // so a restore loads the rows before it builds them. The output of each
-// pg_dump of then (args each) follows, whole, in the order given.
-func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]string, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
+// pg_dump of then (args each) follows, whole, in the order given. The
+// pg_dumps of schema (a data-only backup's schema part) run beside the
+// rest, each in a lane of its own, and their output goes to schemaTo, in
+// the order given.
+func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then, schema [][]string, schemaTo io.Writer, full bool, snapshot, encoding string, tables []splitTable, lanes int, w io.Writer) error {
 	if len(tables) == 0 {
 		full = false // one pg_dump writes the whole file
 	}
@@ -178,6 +181,12 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]s
 	for k, a := range then {
 		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (%d of %d)", k+2, len(then)+1), Tool: "pg_dump", Args: a, Env: pgdump.DumpEnv()})
 	}
+	for k, a := range schema {
+		// Each in a lane of its own: they start with the data's pg_dump
+		// rather than after it (a small database's schema dump takes about
+		// as long as its data dump).
+		runs = append(runs, pgrun.ToolRun{Name: fmt.Sprintf("pg_dump (schema part, %d of %d)", k+1, len(schema)), Tool: "pg_dump", Args: a, Env: pgdump.DumpEnv(), Lane: lanes + 1 + k})
+	}
 
 	if err := s.Run(ctx, runs); err != nil {
 		return err
@@ -186,7 +195,7 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]s
 		return func(ctx context.Context) (io.ReadCloser, error) { return s.Stream(ctx, i) }
 	}
 	text := func(b []byte) segment { return segment{text: func() ([]byte, error) { return b, nil }} }
-	if len(tables) == 0 && len(then) == 0 {
+	if len(tables) == 0 && len(then) == 0 && len(schema) == 0 {
 		return writeAll(ctx, s, w)
 	}
 	var segs []segment
@@ -198,6 +207,12 @@ func helperDump(ctx context.Context, s *pgrun.Streams, args []string, then [][]s
 	}
 	for range then {
 		segs = append(segs, segment{open: stream(i)})
+		i++
+	}
+	for range schema {
+		// Last in turn: the small schema part waits (in a spill file)
+		// rather than the file's bytes.
+		segs = append(segs, segment{open: stream(i), to: schemaTo})
 		i++
 	}
 	if err := writeInOrder(ctx, w, s.Dir(), segs); err != nil {

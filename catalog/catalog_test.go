@@ -156,3 +156,45 @@ func TestAFileNamedForAnotherDatabaseIsDamaged(t *testing.T) {
 		assert.NotEqual(t, real, r.File, "the one real rulesdb backup stays")
 	}
 }
+
+// A data-only backup's schema part is part of the backup: one changed in
+// its manifest makes the backup damaged, so it counts toward nothing and
+// an older intact one keeps its rank.
+func TestADataOnlyBackupWithAChangedSchemaPartIsDamaged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	c := New(Folder{Dir: dir})
+	data := func(at time.Time, schema *manifest.Schema) string {
+		path := filepath.Join(dir, backupfile.Name("rulesdb", backupfile.Data, at, backupfile.None))
+		body := []byte("COPY public.scratch (id) FROM stdin;\n1\n\\.\n")
+		require.NoError(t, os.WriteFile(path, body, 0o600))
+		sum := sha256.Sum256(body)
+		require.NoError(t, manifest.Write(path, manifest.Manifest{
+			Format: manifest.Format, Database: "rulesdb", Kind: backupfile.Data, File: filepath.Base(path),
+			Created: at, Compression: backupfile.None, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Schema: schema,
+		}))
+		return path
+	}
+	part := manifest.NewSchema([]byte("CREATE TABLE public.scratch (id integer);\n"))
+	older := data(t0, part)
+	changed := *part
+	changed.SQL = "CREATE TABLE public.scratch (id bigint);\n"
+	newer := data(t0.Add(time.Hour), &changed)
+
+	items, err := c.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, items, 2)
+	for _, l := range items {
+		switch l.File {
+		case older:
+			assert.True(t, l.ChecksumOK, l.Problem)
+		case newer:
+			assert.False(t, l.ChecksumOK)
+			assert.Contains(t, l.Problem, "the schema part of")
+		}
+	}
+	plan, err := c.PlanPrune(ctx, retention.Policy{KeepLast: 1, SafetyKeepWithin: time.Hour}, t0.Add(2*time.Hour))
+	require.NoError(t, err)
+	assert.Empty(t, plan.Remove, "the damaged newer one does not push the intact one out")
+}

@@ -33,6 +33,12 @@ type Table struct {
 	Schema  string   `json:"schema"`
 	Name    string   `json:"name"`
 	Columns []string `json:"columns"`
+	// Types are the columns' types, one per column in Columns' order, as
+	// format_type writes them under the value settings' search path
+	// (pg_catalog: every other schema's type is qualified, public.mood).
+	// A data-only restore compares them with the target's. Absent in
+	// manifests written before they were recorded.
+	Types []string `json:"types,omitempty"`
 	// Rows and Hash are the row count and the content hash; absent when the
 	// data was not read (schema-only).
 	Rows *int64 `json:"rows,omitempty"`
@@ -183,12 +189,14 @@ const UserRelations = `
 	n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
 	AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
 
-// tables lists the user tables, and for each the columns a dump holds data
-// of: all but the generated ones, whose values a restore computes again.
+// tables lists the user tables with their columns and the columns' types,
+// and for each the columns a dump holds data of: all but the generated
+// ones, whose values a restore computes again.
 func tables(ctx context.Context, q Querier, exclude []string) ([]Table, [][]string, error) {
 	rows, err := q.Query(ctx, `
 		SELECT n.nspname, c.relname,
 		       coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}'),
+		       coalesce(array_agg(`+ColumnType+` ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}'),
 		       coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}')
 		FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -203,7 +211,7 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, [][]stri
 	var dataColumns [][]string
 	var t Table
 	var data []string
-	_, err = pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Columns, &data}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Columns, &t.Types, &data}, func() error {
 		if !slices.Contains(exclude, t.Key()) {
 			out = append(out, t)
 			dataColumns = append(dataColumns, data)
@@ -216,6 +224,12 @@ func tables(ctx context.Context, q Querier, exclude []string) ([]Table, [][]stri
 	}
 	return out, dataColumns, nil
 }
+
+// ColumnType is the SQL expression, over pg_attribute a, that writes a
+// column's type as Table.Types records it. Under the value settings
+// (Prepare; search_path pg_catalog) a type outside pg_catalog is written
+// with its schema, so the text does not depend on a session's path.
+const ColumnType = `pg_catalog.format_type(a.atttypid, a.atttypmod)`
 
 // OrderedColumnsSQL lists, as one text "t.a, t.b", the columns named in
 // $1 (text[]) in that order that table $2 (a qualified name, text) has

@@ -65,6 +65,11 @@ type Manifest struct {
 	// or removed data; nil for the user's own backups (and in manifests
 	// written before safety backups were marked).
 	Safety *Safety `json:"safety,omitempty"`
+	// Schema is the schema a data-only backup was taken from, kept with
+	// it: verification loads it before the data. Nil for the other kinds,
+	// and for data-only backups made before it was kept (those are
+	// verified on the migrations at their version, as before).
+	Schema *Schema `json:"schema,omitempty"`
 	// Encryption says the file is encrypted (its Compression is sealed),
 	// with what and to whom; SHA256 and Size are then the stored file's,
 	// PlainSHA256 the plain SQL's. nil for a file that is not encrypted.
@@ -79,6 +84,26 @@ type Encryption struct {
 	// Recipients are whom it is encrypted to: age public keys, and SSH
 	// keys by type and comment.
 	Recipients []string `json:"recipients"`
+}
+
+// Schema is a data-only backup's schema part: the plain SQL of a
+// schema-only pg_dump of the data's own snapshot, with the migration
+// bookkeeping rows (what a schema backup taken then would hold), and its
+// sha256. It lives in the manifest rather than in the data file, so that
+// a plain psql of the file still loads data only, and everything that
+// treats a file and its manifest as one backup (list, prune, sets, latest
+// pointers, litter) keeps the two together. A schema part that does not
+// match its sha256 makes the backup damaged, as a changed file does.
+type Schema struct {
+	// SQL is the dump, as pg_dump wrote it (`jq -r .schema.sql` prints it).
+	SQL    string `json:"sql"`
+	SHA256 string `json:"sha256"`
+}
+
+// NewSchema is the schema part holding sql.
+func NewSchema(sql []byte) *Schema {
+	sum := sha256.Sum256(sql)
+	return &Schema{SQL: string(sql), SHA256: hex.EncodeToString(sum[:])}
 }
 
 // Safety says why aidb took a safety backup and which command took it. A
@@ -167,7 +192,8 @@ func Check(file string, m Manifest) error {
 	return CheckFrom(f, file, m)
 }
 
-// CheckFrom is Check on the bytes of r, which file names in errors.
+// CheckFrom is Check on the bytes of r, which file names in errors. A
+// data-only backup's schema part is checked too (CheckSchema).
 func CheckFrom(r io.Reader, file string, m Manifest) error {
 	h := sha256.New()
 	n, err := io.Copy(h, r)
@@ -179,6 +205,23 @@ func CheckFrom(r io.Reader, file string, m Manifest) error {
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != m.SHA256 {
 		return &MismatchError{fmt.Sprintf("%s has sha256 %s but its manifest says %s: the file was changed or is corrupt", file, sum, m.SHA256)}
+	}
+	return CheckSchema(file, m)
+}
+
+// CheckSchema compares a data-only backup's schema part with its sha256: a
+// part that was changed, cut or removed is a *MismatchError. A manifest
+// without one (another kind, or made before schema parts) passes.
+func CheckSchema(file string, m Manifest) error {
+	if m.Schema == nil {
+		return nil
+	}
+	if m.Schema.SQL == "" {
+		return &MismatchError{fmt.Sprintf("the schema part of %s is missing from its manifest: the manifest was changed", file)}
+	}
+	sum := sha256.Sum256([]byte(m.Schema.SQL))
+	if got := hex.EncodeToString(sum[:]); got != m.Schema.SHA256 {
+		return &MismatchError{fmt.Sprintf("the schema part of %s has sha256 %s but its manifest says %s: the manifest was changed", file, got, m.Schema.SHA256)}
 	}
 	return nil
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -116,6 +119,65 @@ func TestCheck(t *testing.T) {
 
 	err = CheckFrom(iotest.ErrReader(errors.New("disk on fire")), "x.sql", m)
 	assert.ErrorContains(t, err, "read x.sql: disk on fire")
+}
+
+// A data-only backup's schema part lives in its manifest with its own
+// sha256: written and read back whole, and a part that was changed, cut
+// or removed makes the backup damaged (a MismatchError, as for the file).
+func TestSchemaPartWriteReadDamaged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rulesdb-data-20260101-000000.sql")
+	body := []byte("COPY public.scratch (id) FROM stdin;\n1\n\\.\n")
+	require.NoError(t, os.WriteFile(file, body, 0o600))
+	sum := sha256.Sum256(body)
+	sql := "CREATE TABLE public.scratch (\n    id integer NOT NULL\n);\n"
+	m := Manifest{Format: Format, Database: "rulesdb", Kind: backupfile.Data, File: filepath.Base(file),
+		Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Schema: NewSchema([]byte(sql))}
+	want := sha256.Sum256([]byte(sql))
+	assert.Equal(t, &Schema{SQL: sql, SHA256: hex.EncodeToString(want[:])}, m.Schema)
+	require.NoError(t, Write(file, m))
+
+	got, err := Read(file)
+	require.NoError(t, err)
+	require.NotNil(t, got.Schema)
+	assert.Equal(t, sql, got.Schema.SQL, "the SQL as pg_dump wrote it")
+	require.NoError(t, Check(file, got))
+	raw, err := os.ReadFile(PathFor(file))
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"schema": {`)
+
+	var mm *MismatchError
+	altered := got
+	altered.Schema = &Schema{SQL: strings.Replace(sql, "integer", "bigint", 1), SHA256: got.Schema.SHA256}
+	err = Check(file, altered)
+	require.ErrorAs(t, err, &mm)
+	assert.Equal(t, "the schema part of "+file+" has sha256 "+NewSchema([]byte(altered.Schema.SQL)).SHA256+" but its manifest says "+got.Schema.SHA256+": the manifest was changed", err.Error())
+
+	cut := got
+	cut.Schema = &Schema{SQL: sql[:10], SHA256: got.Schema.SHA256}
+	require.ErrorAs(t, Check(file, cut), &mm)
+
+	removed := got
+	removed.Schema = &Schema{SHA256: got.Schema.SHA256}
+	err = CheckSchema(file, removed)
+	require.ErrorAs(t, err, &mm)
+	assert.Equal(t, "the schema part of "+file+" is missing from its manifest: the manifest was changed", err.Error())
+
+	// A file that does not match is named first; a manifest without a
+	// schema part (another kind, or an older data-only backup) passes.
+	changedFile := altered
+	changedFile.Size++
+	assert.ErrorContains(t, Check(file, changedFile), fmt.Sprintf("is %d bytes but its manifest says %d", len(body), len(body)+1))
+	old := got
+	old.Schema = nil
+	require.NoError(t, Check(file, old))
+	b, err := json.Marshal(old)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), `"schema"`, "absent when there is none (omitempty)")
+	parsed, err := Parse([]byte(`{"format": 3, "kind": "data"}`), "old.sql")
+	require.NoError(t, err)
+	assert.Nil(t, parsed.Schema, "a manifest from before schema parts")
 }
 
 func TestSetNames(t *testing.T) {

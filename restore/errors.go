@@ -119,15 +119,23 @@ func (e *ForeignError) Error() string {
 func (e *ForeignError) Kind() fault.Kind { return fault.Invalid }
 
 // SchemaError refuses a data-only restore onto a target whose schema
-// cannot take the data: it lacks tables or columns the file loads, or its
-// migration version is older than the backup's. The schema is to be
-// restored first: by migrating, or from SchemaBackup.
+// cannot take the data: it lacks tables or columns the file loads, has a
+// column of another type than the backup's, has a column the backup lacks
+// that a loaded row cannot leave empty, or its migration version is older
+// than the backup's. The schema is to be restored first: by migrating,
+// from SchemaBackup, or as the backup's own schema has it.
 type SchemaError struct {
 	Database string
 	File     string
 	// Missing lists what the target lacks, in the file's order: "table
 	// schema.name", "column schema.name.column".
 	Missing []string
+	// Changed lists the columns whose type differs from the backup's:
+	// "column schema.name.column is text here, integer in the backup".
+	Changed []string
+	// Extra lists the target's columns the backup lacks that are NOT NULL
+	// without a default: "column schema.name.column".
+	Extra []string
 	// Older says the target's migration version (Version) is older than
 	// the backup's (BackupVersion).
 	Older                  bool
@@ -136,16 +144,32 @@ type SchemaError struct {
 	// backup's migration version in the backup folder, "" when there is
 	// none.
 	SchemaBackup string
+	// CarriesSchema says the backup's manifest holds the schema it was
+	// taken from (manifest.Schema): how it creates each table.
+	CarriesSchema bool
 }
 
 func (e *SchemaError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s cannot take the data of %s:", e.Database, e.File)
+	var says []string
 	if len(e.Missing) > 0 {
-		fmt.Fprintf(&b, " it lacks %s.", strings.Join(e.Missing, ", "))
+		says = append(says, "it lacks "+strings.Join(e.Missing, ", "))
+	}
+	for _, c := range e.Changed {
+		says = append(says, "its "+c)
+	}
+	if len(e.Extra) > 0 {
+		says = append(says, "it has "+strings.Join(e.Extra, ", ")+", which the backup lacks and its rows cannot leave empty (NOT NULL without a default)")
 	}
 	if e.Older {
-		fmt.Fprintf(&b, " Its migration version is %d; the backup was taken at %d.", e.Version, e.BackupVersion)
+		says = append(says, fmt.Sprintf("its migration version is %d; the backup was taken at %d", e.Version, e.BackupVersion))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s cannot take the data of %s:", e.Database, e.File)
+	for i, s := range says {
+		if i > 0 {
+			s = "I" + s[1:] // each starts with "it" or "its"
+		}
+		b.WriteString(" " + s + ".")
 	}
 	b.WriteString(" Restore the schema first; nothing was changed")
 	return b.String()

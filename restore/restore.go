@@ -222,17 +222,20 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, d
 	return nil
 }
 
-// planData lists the tables a data-only file loads and checks that the
-// target has each, with each column, at a recent enough migration version;
-// a target that cannot take the data is refused with a SchemaError saying
-// what it lacks.
+// planData lists the tables a data-only file loads and compares the
+// target's tables and columns with the backup's (compareColumns), at a
+// migration version not older than the backup's; a target that cannot
+// take the data is refused with a SchemaError naming each difference.
+// Columns the target has and the backup lacks, which the load fills with
+// their defaults, become warnings.
 func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Tables) error {
 	p.Tables = dataTables(p.Manifest, tables)
 	have, err := targetColumns(ctx, conn, p.DB.Name)
 	if err != nil {
 		return err
 	}
-	missing := missingColumns(p.Tables, have)
+	d := compareColumns(p.Tables, have)
+	p.Warnings = append(p.Warnings, d.warnings...)
 	var targetVersion int64
 	if p.Manifest != nil && p.Manifest.MigrationTable != "" {
 		if targetVersion, err = migrationVersion(ctx, conn, p.Manifest.MigrationTable); err != nil {
@@ -240,10 +243,13 @@ func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Table
 		}
 	}
 	older := p.Manifest != nil && !p.IgnoreMigrationVersion && targetVersion < p.Manifest.MigrationVersion
-	if len(missing) == 0 && !older {
+	if len(d.missing) == 0 && len(d.changed) == 0 && len(d.extra) == 0 && !older {
 		return nil
 	}
-	return p.cannotTakeData(missing, older, targetVersion, schemaBackupFor(ctx, p))
+	e := p.cannotTakeData(d.missing, older, targetVersion, schemaBackupFor(ctx, p))
+	e.Changed, e.Extra = d.changed, d.extra
+	e.CarriesSchema = p.Manifest != nil && p.Manifest.Schema != nil
+	return e
 }
 
 // dataTables are the tables a data-only file loads: the manifest's, or
@@ -259,49 +265,110 @@ func dataTables(m *manifest.Manifest, tables pgdump.Tables) []fingerprint.Table 
 	return out
 }
 
-// targetColumns reads the target's tables (schema.name) and, for each, its
-// columns.
-func targetColumns(ctx context.Context, conn *pgx.Conn, db string) (map[string]map[string]bool, error) {
-	rows, err := conn.Query(ctx, `
-		SELECT table_schema || '.' || table_name, column_name FROM information_schema.columns
-		WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`)
+// column is one of the target's columns, as a data-only restore sees it.
+type column struct {
+	Name string
+	// Type is written as fingerprint.Table.Types records it.
+	Type string
+	// NotNull, Default, Identity and Generated say how a row loaded
+	// without the column fills it.
+	NotNull, Default, Identity, Generated bool
+}
+
+// targetColumns reads the target's tables (schema.name) and, for each,
+// its columns in order, their types written as a backup's manifest
+// records them (under the value settings' search path).
+func targetColumns(ctx context.Context, conn *pgx.Conn, db string) (map[string][]column, error) {
+	have := map[string][]column{}
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, pgdump.SetLocal(pgdump.ValueSettings())); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT n.nspname || '.' || c.relname, a.attname, `+fingerprint.ColumnType+`,
+			       a.attnotnull, a.atthasdef, a.attidentity <> '', a.attgenerated <> ''
+			FROM pg_catalog.pg_attribute a
+			JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f')
+			  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+			ORDER BY 1, a.attnum`)
+		if err != nil {
+			return err
+		}
+		var t string
+		var c column
+		_, err = pgx.ForEachRow(rows, []any{&t, &c.Name, &c.Type, &c.NotNull, &c.Default, &c.Identity, &c.Generated}, func() error {
+			have[t] = append(have[t], c)
+			return nil
+		})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read the schema of %s: %w", db, err)
-	}
-	have := map[string]map[string]bool{}
-	for rows.Next() {
-		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
-			return nil, err
-		}
-		if have[t] == nil {
-			have[t] = map[string]bool{}
-		}
-		have[t][c] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	return have, nil
 }
 
-// missingColumns lists, in the order of tables, each table ("table a.b")
-// and column ("column a.b.c") that have lacks.
-func missingColumns(tables []fingerprint.Table, have map[string]map[string]bool) []string {
-	var missing []string
+// columnDiffs is how a target's tables differ from a backup's.
+type columnDiffs struct {
+	// missing: "table a.b", "column a.b.c" the target lacks.
+	missing []string
+	// changed: "column a.b.c is text here, integer in the backup".
+	changed []string
+	// extra: columns the target has and the backup lacks that a loaded
+	// row cannot leave empty (NOT NULL, no default): "column a.b.c".
+	extra []string
+	// warnings: the other columns the target has and the backup lacks;
+	// the load fills them with their defaults.
+	warnings []string
+}
+
+// compareColumns compares, in the order of tables, each table the backup
+// loads with the target's (have): tables and columns the target lacks,
+// columns of another type (where the manifest records types; older ones
+// are compared by name), and columns the backup lacks. Of those, one that
+// is NOT NULL without a default (nor identity, nor generated) would fail
+// the load: it is a difference; any other only means the restored rows
+// take its default, which is what a migration that added the column
+// since the backup intends: a warning. Generated columns are computed and
+// not compared.
+func compareColumns(tables []fingerprint.Table, have map[string][]column) columnDiffs {
+	var d columnDiffs
 	for _, t := range tables {
 		cols, ok := have[t.Key()]
 		if !ok {
-			missing = append(missing, "table "+t.Key())
+			d.missing = append(d.missing, "table "+t.Key())
 			continue
 		}
-		for _, c := range t.Columns {
-			if !cols[c] {
-				missing = append(missing, "column "+t.Key()+"."+c)
+		byName := map[string]column{}
+		for _, c := range cols {
+			byName[c.Name] = c
+		}
+		typed := len(t.Types) == len(t.Columns)
+		for i, name := range t.Columns {
+			c, ok := byName[name]
+			switch {
+			case !ok:
+				d.missing = append(d.missing, "column "+t.Key()+"."+name)
+			case typed && c.Type != t.Types[i]:
+				d.changed = append(d.changed, fmt.Sprintf("column %s.%s is %s here, %s in the backup", t.Key(), name, c.Type, t.Types[i]))
+			}
+		}
+		for _, c := range cols {
+			if c.Generated || slices.Contains(t.Columns, c.Name) {
+				continue
+			}
+			switch {
+			case c.NotNull && !c.Default && !c.Identity:
+				d.extra = append(d.extra, "column "+t.Key()+"."+c.Name)
+			case c.Default || c.Identity:
+				d.warnings = append(d.warnings, fmt.Sprintf("column %s.%s is not in the backup: the restored rows get its default", t.Key(), c.Name))
+			default:
+				d.warnings = append(d.warnings, fmt.Sprintf("column %s.%s is not in the backup: it will be NULL in the restored rows", t.Key(), c.Name))
 			}
 		}
 	}
-	return missing
+	return d
 }
 
 // migrationVersion is the target's migration version: the highest
@@ -327,7 +394,7 @@ func migrationVersion(ctx context.Context, conn *pgx.Conn, table string) (int64,
 // whose target lacks tables or columns, or is at an older migration
 // version than the backup; it names schema, a schema backup to restore, if
 // there is one.
-func (p *Plan) cannotTakeData(missing []string, older bool, targetVersion int64, schema string) error {
+func (p *Plan) cannotTakeData(missing []string, older bool, targetVersion int64, schema string) *SchemaError {
 	e := &SchemaError{Database: p.DB.Name, File: p.File, Missing: missing, Older: older, Version: targetVersion, SchemaBackup: schema}
 	if older {
 		e.BackupVersion = p.Manifest.MigrationVersion

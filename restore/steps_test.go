@@ -125,21 +125,70 @@ func TestDataTablesFromManifestOrFile(t *testing.T) {
 	assert.Equal(t, m.Tables, dataTables(m, tables), "the manifest wins")
 }
 
-func TestMissingColumns(t *testing.T) {
+func TestCompareColumns(t *testing.T) {
 	t.Parallel()
-	tables := []fingerprint.Table{
-		{Schema: "public", Name: "rules", Columns: []string{"id", "Name", "body"}},
-		{Schema: "public", Name: "projects", Columns: []string{"id"}},
-		{Schema: "My Schema", Name: "odd.table", Columns: []string{"x"}},
+	backup := []fingerprint.Table{
+		{Schema: "public", Name: "scores", Columns: []string{"player", "points"}, Types: []string{"text", "integer"}},
+		{Schema: "My Schema", Name: "odd.table", Columns: []string{"x"}, Types: []string{"public.mood"}},
 	}
-	have := map[string]map[string]bool{
-		"public.rules":        {"id": true, "body": true, "name": true},
-		"My Schema.odd.table": {"x": true},
+	// same is the target with exactly the backup's tables and columns.
+	same := func() map[string][]column {
+		return map[string][]column{
+			"public.scores":       {{Name: "player", Type: "text", NotNull: true}, {Name: "points", Type: "integer", NotNull: true}},
+			"My Schema.odd.table": {{Name: "x", Type: "public.mood"}},
+			"public.other":        {{Name: "id", Type: "integer", NotNull: true}},
+		}
 	}
-	assert.Equal(t, []string{"column public.rules.Name", "table public.projects"}, missingColumns(tables, have))
-	have["public.rules"]["Name"] = true
-	have["public.projects"] = map[string]bool{"id": true}
-	assert.Empty(t, missingColumns(tables, have))
+	tests := []struct {
+		name   string
+		tables []fingerprint.Table
+		change func(map[string][]column)
+		want   columnDiffs
+	}{
+		{name: "identical (a table the backup does not load is no concern)", tables: backup, change: func(map[string][]column) {}},
+		{name: "missing table", tables: backup, change: func(h map[string][]column) { delete(h, "public.scores") },
+			want: columnDiffs{missing: []string{"table public.scores"}}},
+		{name: "missing column", tables: backup, change: func(h map[string][]column) { h["public.scores"] = h["public.scores"][:1] },
+			want: columnDiffs{missing: []string{"column public.scores.points"}}},
+		{name: "changed type", tables: backup, change: func(h map[string][]column) {
+			h["public.scores"][1].Type = "text"
+			h["My Schema.odd.table"][0].Type = "text"
+		}, want: columnDiffs{changed: []string{"column public.scores.points is text here, integer in the backup",
+			"column My Schema.odd.table.x is text here, public.mood in the backup"}}},
+		{name: "extra column NOT NULL without a default: a row cannot be loaded", tables: backup, change: func(h map[string][]column) {
+			h["public.scores"] = append(h["public.scores"], column{Name: "team", Type: "text", NotNull: true})
+		}, want: columnDiffs{extra: []string{"column public.scores.team"}}},
+		{name: "extra columns the load fills: warnings", tables: backup, change: func(h map[string][]column) {
+			h["public.scores"] = append(h["public.scores"],
+				column{Name: "note", Type: "text"},
+				column{Name: "level", Type: "integer", NotNull: true, Default: true},
+				column{Name: "seq", Type: "bigint", NotNull: true, Identity: true},
+				column{Name: "total", Type: "integer", Generated: true})
+		}, want: columnDiffs{warnings: []string{
+			"column public.scores.note is not in the backup: it will be NULL in the restored rows",
+			"column public.scores.level is not in the backup: the restored rows get its default",
+			"column public.scores.seq is not in the backup: the restored rows get its default"}}},
+		{name: "every kind at once, in the file's order", tables: backup, change: func(h map[string][]column) {
+			h["public.scores"] = []column{{Name: "player", Type: "character varying(20)"}, {Name: "team", Type: "text", NotNull: true}}
+			delete(h, "My Schema.odd.table")
+		}, want: columnDiffs{missing: []string{"column public.scores.points", "table My Schema.odd.table"},
+			changed: []string{"column public.scores.player is character varying(20) here, text in the backup"},
+			extra:   []string{"column public.scores.team"}}},
+		{name: "a manifest without types is compared by name", tables: []fingerprint.Table{{Schema: "public", Name: "scores", Columns: []string{"player", "points"}}},
+			change: func(h map[string][]column) { h["public.scores"][1].Type = "text" }},
+		{name: "names are exact: Name is not name", tables: []fingerprint.Table{{Schema: "public", Name: "scores", Columns: []string{"Player", "points"}}},
+			change: func(h map[string][]column) { h["public.scores"][0].NotNull = false },
+			want: columnDiffs{missing: []string{"column public.scores.Player"},
+				warnings: []string{"column public.scores.player is not in the backup: it will be NULL in the restored rows"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			have := same()
+			tt.change(have)
+			assert.Equal(t, tt.want, compareColumns(tt.tables, have))
+		})
+	}
 }
 
 func TestCannotTakeDataSaysWhatIsMissing(t *testing.T) {

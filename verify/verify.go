@@ -2,18 +2,21 @@
 // throwaway container of the image the backup came from (so its extensions
 // are there), with the restore package's own checks, and compares what
 // arrived with the manifest table by table. A data-only backup is verified
-// on top of the schema it needs: the migrations at the manifest's version,
-// or the matching schema backup.
+// on the schema it carries (the schema it was taken from); one made before
+// data-only backups carried their schema, on the migrations at the
+// manifest's version, or the matching schema backup.
 package verify
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/backupfile"
@@ -21,6 +24,7 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/pgrun"
@@ -195,6 +199,11 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		return fail(err)
 	}
 	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, m.Image
+	// A schema part that does not match its sha256 is a damaged backup,
+	// found before a throwaway is started for it.
+	if err := manifest.CheckSchema(file, m); err != nil {
+		return fail(err)
+	}
 	db := compose.Database{Name: m.Database}
 	if opts.Project != nil {
 		if d, ok := opts.Project.Database(m.Database); ok {
@@ -221,7 +230,12 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 
 	usedSchemaBackup := false
 	if m.Kind == backupfile.Data {
-		if usedSchemaBackup, err = prepareSchema(ctx, t, db, m, opts); err != nil {
+		if m.Schema != nil {
+			err = loadSchemaPart(ctx, t, target, m, opts)
+		} else {
+			usedSchemaBackup, err = prepareSchema(ctx, t, db, m, opts)
+		}
+		if err != nil {
 			return fail(err)
 		}
 	}
@@ -289,8 +303,41 @@ func superuser(m manifest.Manifest, db compose.Database) string {
 	return db.User
 }
 
-// prepareSchema builds the schema a data-only backup needs in the
-// throwaway: the database's migrations up to the manifest's version, or
+// loadSchemaPart builds, in the throwaway's database (target), the schema
+// a data-only backup carries (manifest.Schema, checked against its sha256
+// before), in one transaction, and compares it with the manifest's schema
+// hash: a difference is a restore.DifferenceError (exit 3). The part holds
+// the migration bookkeeping rows, so the throwaway is at the backup's
+// migration version, as the data-only restore's check expects.
+func loadSchemaPart(ctx context.Context, t *pgrun.Throwaway, target compose.Database, m manifest.Manifest, opts Options) error {
+	// The roles the schema names (owners, grants, policies) must exist
+	// before it loads: the step that creates the missing ones goes here,
+	// before the schema is loaded.
+	script := io.MultiReader(strings.NewReader("BEGIN;\n"), strings.NewReader(m.Schema.SQL), strings.NewReader("\nCOMMIT;\n"))
+	if err := t.Psql(ctx, target, target.DBName, opts.Transport, opts.Dir, script); err != nil {
+		return fmt.Errorf("load the schema %s carries into the throwaway: %w", m.File, err)
+	}
+	conn, err := pgx.Connect(ctx, t.ConnString(target))
+	if err != nil {
+		return fmt.Errorf("connect to the throwaway: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := fingerprint.Prepare(ctx, conn); err != nil {
+		return err
+	}
+	got, err := fingerprint.SchemaHash(ctx, conn, m.ChildColumnOrder())
+	if err != nil {
+		return err
+	}
+	if got != m.SchemaHash {
+		return &restore.DifferenceError{Database: m.Database, Differences: []string{
+			fmt.Sprintf("schema: the schema %s carries loads with hash %s, the backup has %s", m.File, got, m.SchemaHash)}}
+	}
+	return nil
+}
+
+// prepareSchema builds the schema a data-only backup made before they
+// carried their schema needs in the throwaway: the database's migrations up to the manifest's version, or
 // else the newest schema backup of the database at that version.
 // It says whether it used a schema backup.
 func prepareSchema(ctx context.Context, t *pgrun.Throwaway, db compose.Database, m manifest.Manifest, opts Options) (bool, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/freshness"
+	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/orchestrator"
@@ -147,10 +148,21 @@ func advice(err error) []string {
 		case *pgrun.PathError:
 			add("use --via stream (or --via auto, which takes it by itself where the helper does not work)")
 		case *restore.SchemaError:
-			if e.SchemaBackup != "" {
-				add(fmt.Sprintf("run make -f Makefile.ai ai-db-migrate, or restore the schema backup %s (aidb restore %s %s)", e.SchemaBackup, e.Database, e.SchemaBackup))
-			} else {
-				add("run make -f Makefile.ai ai-db-migrate")
+			if len(e.Missing) > 0 || e.Older {
+				if e.SchemaBackup != "" {
+					add(fmt.Sprintf("run make -f Makefile.ai ai-db-migrate, or restore the schema backup %s (aidb restore %s %s)", e.SchemaBackup, e.Database, e.SchemaBackup))
+				} else {
+					add("run make -f Makefile.ai ai-db-migrate")
+				}
+			}
+			if len(e.Changed) > 0 {
+				add("give each column the backup's type (ALTER TABLE … ALTER COLUMN … TYPE …)")
+			}
+			if len(e.Extra) > 0 {
+				add("give each such column a default, or drop it (ALTER TABLE … ALTER COLUMN … SET DEFAULT …, or DROP COLUMN …)")
+			}
+			if e.CarriesSchema && (len(e.Missing) > 0 || len(e.Changed) > 0) {
+				add(fmt.Sprintf("the schema the backup was taken from is in its manifest: jq -r .schema.sql '%s' prints how it creates each table", manifest.PathFor(e.File)))
 			}
 		}
 		if e == pgimage.ErrNeedsRoot {

@@ -129,6 +129,17 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 			"aidb: rulesdb cannot take the data of d.sql: it lacks column public.rules.x. Restore the schema first; nothing was changed; run make -f Makefile.ai ai-db-migrate\n"},
 		{"backup: a forced helper where the helper path does not work", fmt.Errorf("dump rulesdb: %w", &pgrun.PathError{Reason: "the engine's containers see another folder at /b than aidb does"}), 2,
 			"aidb: dump rulesdb: the helper transport does not work with this engine: the engine's containers see another folder at /b than aidb does; use --via stream (or --via auto, which takes it by itself where the helper does not work)\n"},
+		{"restore: a target whose columns differ from the backup's, which carries its schema", &restore.SchemaError{Database: "rulesdb", File: "d.sql",
+			Missing: []string{"table public.scratch"}, Changed: []string{"column public.scores.points is text here, integer in the backup"},
+			Extra: []string{"column public.labels.color"}, CarriesSchema: true}, 2,
+			"aidb: rulesdb cannot take the data of d.sql: it lacks table public.scratch. Its column public.scores.points is text here, integer in the backup. " +
+				"It has column public.labels.color, which the backup lacks and its rows cannot leave empty (NOT NULL without a default). Restore the schema first; nothing was changed; " +
+				"run make -f Makefile.ai ai-db-migrate; give each column the backup's type (ALTER TABLE … ALTER COLUMN … TYPE …); " +
+				"give each such column a default, or drop it (ALTER TABLE … ALTER COLUMN … SET DEFAULT …, or DROP COLUMN …); " +
+				"the schema the backup was taken from is in its manifest: jq -r .schema.sql 'd.sql.manifest.json' prints how it creates each table\n"},
+		{"restore: only an extra column", &restore.SchemaError{Database: "rulesdb", File: "d.sql", Extra: []string{"column public.labels.color"}, CarriesSchema: true}, 2,
+			"aidb: rulesdb cannot take the data of d.sql: it has column public.labels.color, which the backup lacks and its rows cannot leave empty (NOT NULL without a default). " +
+				"Restore the schema first; nothing was changed; give each such column a default, or drop it (ALTER TABLE … ALTER COLUMN … SET DEFAULT …, or DROP COLUMN …)\n"},
 		{"restore: a difference", fmt.Errorf("restore rulesdb: %w", &restore.DifferenceError{Database: "rulesdb", Differences: []string{"public.rules: 1 rows (the backup has 2)"}}), 3,
 			"aidb: restore rulesdb: restore of rulesdb did not reproduce the backup, so the database was left as it was:\n  public.rules: 1 rows (the backup has 2)\n"},
 	} {

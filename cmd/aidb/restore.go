@@ -28,7 +28,9 @@ func (a *app) restoreCommand() *cobra.Command {
 A full restore loads the file into a temporary database on the same server,
 verifies it against the manifest, and swaps it in by rename: a failure leaves
 the database as it was. A data-only restore (--data-only) truncates, loads and
-verifies in one transaction on the migrated schema. --all restores several
+verifies in one transaction on the migrated schema, after checking that the
+target's tables, columns and column types match the backup's (each difference
+is named, and nothing changes). --all restores several
 databases all or nothing: aidb restore --all rulesdb=FILE memorydb=FILE.
 The data being replaced is backed up first (--no-backup skips that).`,
 		RunE: func(cmd *cobra.Command, args []string) error {

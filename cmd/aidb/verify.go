@@ -29,7 +29,9 @@ func (a *app) verifyCommand() *cobra.Command {
 		Long: `Prove backups restorable: each file is restored into a throwaway container
 of the image it came from (data on tmpfs, removed afterwards, also on Ctrl-C)
 and compared with its manifest table by table. A data-only backup is verified
-on top of the migrations at its version, or the matching schema backup.
+on the schema it carries (the one it was taken from); one made before data-only
+backups carried it, on top of the migrations at its version, or the matching
+schema backup.
 
 Exit codes: 0 every backup equal, 3 a difference (the table is named),
 1 a backup could not be verified, 2 bad input.`,
