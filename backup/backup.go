@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgdump"
 	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/roles"
 )
 
 // Engine is what a backup needs of the engine: the database (package
@@ -73,6 +75,13 @@ type Request struct {
 	// new files first and points it with PointLatest only at a file that
 	// proved restorable (a pointer is what users restore from).
 	HoldLatest bool
+	// NoOwner takes the backup without owners (pg_dump --no-owner): its
+	// objects belong to whoever restores it, for another environment.
+	// Privileges (GRANTs) are kept either way.
+	NoOwner bool
+	// RolePasswords puts the password hashes of the roles the database
+	// refers to into the file and the manifest, which then hold secrets.
+	RolePasswords bool
 }
 
 // File is one written backup.
@@ -186,9 +195,20 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	defer snap.close(ctx)
-	plan := planDump(req.Kind, snap.id, snap.migTable)
+	plan := planDump(req.Kind, snap.id, snap.migTable, req.NoOwner)
+	// The roles the database refers to, as the snapshot sees them: a full
+	// or schema file creates those a server lacks before its objects name
+	// them, so plain psql restores it onto an empty server.
+	rs, err := roles.Read(ctx, snap.tx, req.RolePasswords)
+	if err != nil {
+		return out, fmt.Errorf("back up %s: %w", db.Name, err)
+	}
+	preamble := ""
+	if req.Kind != backupfile.Data {
+		preamble = roles.File(rs)
+	}
 
-	bf, sink, err := createFile(req, db, at)
+	bf, sink, err := createFile(req, db, at, preamble)
 	if err != nil {
 		return out, err
 	}
@@ -215,6 +235,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	m := newManifest(req, db, image, at, bf.Path(), snap.migTable, sink, taken)
+	m.Roles = rs
 	if err := manifest.Write(bf.Path(), m); err != nil {
 		// A file without its manifest proves nothing: remove both.
 		_ = removeQuietly(bf.Path())
@@ -322,13 +343,21 @@ type dumpPlan struct {
 	split    []splitTable
 	lanes    int
 	encoding string
+	// noOwner is pg_dump --no-owner: the data comments name no owner.
+	noOwner bool
 }
 
 // planDump returns the pg_dump runs of a backup of kind in snapshot, for a
-// database whose migration table is migTable (quoted; "" for none).
-func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
-	p := dumpPlan{kind: kind, snapshot: snapshot, migTable: migTable}
-	p.args = []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
+// database whose migration table is migTable (quoted; "" for none). Owners
+// and privileges are kept (ALTER ... OWNER TO, GRANT, ALTER DEFAULT
+// PRIVILEGES), owners only without noOwner.
+func planDump(kind backupfile.Kind, snapshot, migTable string, noOwner bool) dumpPlan {
+	p := dumpPlan{kind: kind, snapshot: snapshot, migTable: migTable, noOwner: noOwner}
+	base := []string{"--format=plain", "--snapshot=" + snapshot}
+	if noOwner {
+		base = []string{"--format=plain", "--no-owner", "--snapshot=" + snapshot}
+	}
+	p.args = slices.Clone(base)
 	switch kind {
 	case backupfile.Schema:
 		p.args = append(p.args, "--schema-only")
@@ -337,8 +366,7 @@ func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
 			// sequence) travel with it, so that a database restored from
 			// it knows its migration version: pg_dump --schema-only holds
 			// no rows, so a data-only pg_dump of just that table follows.
-			p.then = append(p.then, []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot,
-				"--data-only", "--table=" + migTable})
+			p.then = append(p.then, append(slices.Clone(base), "--data-only", "--table="+migTable))
 			p.dataOf = append(p.dataOf, unquote(migTable))
 		}
 	case backupfile.Data:
@@ -354,14 +382,14 @@ func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
 }
 
 // createFile creates the backup's partial file in the folder and the sink
-// the dump writes it through. The caller commits or aborts the file, and
-// stops the sink.
-func createFile(req Request, db compose.Database, at time.Time) (*backupdir.File, *sink, error) {
+// the dump writes it through, which puts preamble after the dump's header.
+// The caller commits or aborts the file, and stops the sink.
+func createFile(req Request, db compose.Database, at time.Time, preamble string) (*backupdir.File, *sink, error) {
 	bf, err := backupdir.Create(req.Dir, backupfile.Name(db.Name, req.Kind, at, req.Compression))
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, func(n int64) {
+	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, preamble, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}
@@ -386,6 +414,11 @@ func (p *dumpPlan) chooseSplit(ctx context.Context, tx pgx.Tx, req Request, db c
 	var err error
 	if p.split, err = largeTables(ctx, tx, req.SplitOver, p.exclude, p.lanes, p.kind == backupfile.Data); err != nil {
 		return err
+	}
+	if p.noOwner {
+		for i := range p.split {
+			p.split[i].Owner = ""
+		}
 	}
 	if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&p.encoding); err != nil {
 		return fmt.Errorf("read the encoding of %s: %w", db.Name, err)
@@ -430,7 +463,11 @@ func dumpAndFingerprint(ctx context.Context, e Engine, db compose.Database, stre
 		t0 := time.Now()
 		defer func() { t.scanDur = time.Since(t0) }()
 		var err error
-		t.fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: p.exclude, MigrationTable: p.migTable, DataOf: p.dataOf})
+		privs := fingerprint.WithOwners
+		if p.noOwner {
+			privs = fingerprint.WithoutOwners
+		}
+		t.fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: p.exclude, MigrationTable: p.migTable, DataOf: p.dataOf, Privileges: privs})
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -467,6 +504,9 @@ func newManifest(req Request, db compose.Database, image string, at time.Time, p
 		SchemaHash:       t.fp.SchemaHash,
 		Tables:           t.fp.Tables,
 		Sequences:        s.sequences(),
+		Privileges:       t.fp.Privileges,
+		RolePasswords:    req.RolePasswords,
+		NoOwner:          req.NoOwner,
 		DumpSeconds:      t.dumpDur.Seconds(),
 		ScanSeconds:      t.scanDur.Seconds(),
 		Safety:           req.Safety,
@@ -517,34 +557,41 @@ func migrationTable(ctx context.Context, q fingerprint.Querier) (string, error) 
 }
 
 // sink is where the dump's bytes go: the setval scanner and the row hasher
-// see the plain SQL, then the compressor, then the file, counted and hashed.
+// see the plain SQL as pg_dump wrote it, then the preamble (the roles) is
+// put in after its header, then the compressor, then the file, counted and
+// hashed: the file's size and sha256 cover all of it.
 type sink struct {
 	mu       sync.Mutex
 	seqs     pgdump.SetvalScanner
 	rows     *fingerprint.RowHasher // nil for schema-only dumps
 	behind   *behind                // runs rows on a goroutine of its own
-	compress io.WriteCloser         // nil for none
+	preamble *pgdump.Preamble
+	compress io.WriteCloser // nil for none
 	counted  *countingWriter
 	h        hash.Hash
 }
 
-func newSink(f io.Writer, data bool, c backupfile.Compression, progress func(int64)) (*sink, error) {
+func newSink(f io.Writer, data bool, c backupfile.Compression, preamble string, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
 	if data {
 		s.rows = &fingerprint.RowHasher{}
 		s.behind = newBehind(s.rows)
 	}
 	s.counted = &countingWriter{w: io.MultiWriter(f, s.h), progress: progress}
+	var out io.Writer = s.counted
 	switch c {
 	case backupfile.Gzip:
 		s.compress = gzip.NewWriter(s.counted)
+		out = s.compress
 	case backupfile.Zstd:
 		zw, err := zstd.NewWriter(s.counted)
 		if err != nil {
 			return nil, err
 		}
 		s.compress = zw
+		out = zw
 	}
+	s.preamble = pgdump.NewPreamble(out, preamble)
 	return s, nil
 }
 
@@ -555,17 +602,18 @@ func (s *sink) Write(p []byte) (int, error) {
 	if s.behind != nil {
 		s.behind.write(p)
 	}
-	if s.compress != nil {
-		return s.compress.Write(p)
-	}
-	return s.counted.Write(p)
+	return s.preamble.Write(p)
 }
 
-// Close flushes the compressor and waits for the row hasher.
+// Close checks that the preamble went in, flushes the compressor and waits
+// for the row hasher.
 func (s *sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stop()
+	if err := s.preamble.Close(); err != nil {
+		return err
+	}
 	if s.compress != nil {
 		return s.compress.Close()
 	}
