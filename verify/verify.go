@@ -39,6 +39,10 @@ type Result struct {
 	Rows        int64           `json:"rows"`
 	Seconds     float64         `json:"duration_s"`
 	Differences []string        `json:"differences"`
+	// RolesCreated lists the roles created in the throwaway before the
+	// file loaded: the roles the backup's database refers to that the
+	// throwaway server lacked.
+	RolesCreated []string `json:"roles_created"`
 	// Error says why the file could not be verified (exit 1), as opposed
 	// to a difference found (exit 3).
 	Error string `json:"error,omitempty"`
@@ -141,7 +145,7 @@ func Code(ctx context.Context, results []Result) error {
 // Differences, any other failure into its Error.
 func one(ctx context.Context, e Engine, file string, opts Options) (res Result) {
 	start := time.Now()
-	res = Result{File: file, Differences: []string{}}
+	res = Result{File: file, Differences: []string{}, RolesCreated: []string{}}
 	defer func() { res.Seconds = time.Since(start).Seconds() }()
 	fail := func(err error) Result {
 		var de *restore.DifferenceError
@@ -217,6 +221,9 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		return fail(err)
 	}
 	res.OK, res.Tables, res.Rows = r.Verified, r.Tables, r.Rows
+	if r.RolesCreated != nil {
+		res.RolesCreated = r.RolesCreated
+	}
 	return res
 }
 
