@@ -197,13 +197,13 @@ func Missing(ctx context.Context, q Querier, rs []Role) ([]string, error) {
 }
 
 // Drop removes the roles names (created by a restore whose later steps
-// failed), members before the roles they are members of. A role that
-// something depends on by now stays; every failure is returned, joined.
+// failed; their memberships go with them). A role that something depends
+// on by now stays (DROP ROLE refuses); every failure is returned, joined.
 func Drop(ctx context.Context, q Querier, names []string) error {
 	var errs []error
-	for i := len(names) - 1; i >= 0; i-- {
-		if _, err := q.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{names[i]}.Sanitize()); err != nil {
-			errs = append(errs, fmt.Errorf("drop role %s, created by this restore: %w", names[i], err))
+	for _, name := range names {
+		if _, err := q.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+			errs = append(errs, fmt.Errorf("drop role %s, created by this restore: %w", name, err))
 		}
 	}
 	return errors.Join(errs...)
