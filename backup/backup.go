@@ -35,6 +35,7 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgdump"
 	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/roles"
 )
 
 // Engine is what a backup needs of the engine: the database (package
@@ -74,6 +75,13 @@ type Request struct {
 	// new files first and points it with PointLatest only at a file that
 	// proved restorable (a pointer is what users restore from).
 	HoldLatest bool
+	// NoOwner takes the backup without owners (pg_dump --no-owner): its
+	// objects belong to whoever restores it, for another environment.
+	// Privileges (GRANTs) are kept either way.
+	NoOwner bool
+	// RolePasswords puts the password hashes of the roles the database
+	// refers to into the file and the manifest, which then hold secrets.
+	RolePasswords bool
 	// Recipients, if set, encrypt every file with age as it is written
 	// (the compression becomes Compression.Sealed(): ….sql.zst.age).
 	Recipients *encryption.Recipients
@@ -193,9 +201,20 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	defer snap.close(ctx)
-	plan := planDump(req.Kind, snap.id, snap.migTable)
+	plan := planDump(req.Kind, snap.id, snap.migTable, req.NoOwner)
+	// The roles the database refers to, as the snapshot sees them: a full
+	// or schema file creates those a server lacks before its objects name
+	// them, so plain psql restores it onto an empty server.
+	rs, err := roles.Read(ctx, snap.tx, req.RolePasswords)
+	if err != nil {
+		return out, fmt.Errorf("back up %s: %w", db.Name, err)
+	}
+	preamble := ""
+	if req.Kind != backupfile.Data {
+		preamble = roles.File(rs)
+	}
 
-	bf, sink, err := createFile(req, db, at)
+	bf, sink, err := createFile(req, db, at, preamble)
 	if err != nil {
 		return out, err
 	}
@@ -222,6 +241,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	m := newManifest(req, db, image, at, bf.Path(), snap.migTable, sink, taken)
+	m.Roles = rs
 	if err := manifest.Write(bf.Path(), m); err != nil {
 		// A file without its manifest proves nothing: remove both.
 		_ = removeQuietly(bf.Path())
@@ -330,21 +350,28 @@ type dumpPlan struct {
 	split    []splitTable
 	lanes    int
 	encoding string
+	// noOwner is pg_dump --no-owner: the data comments name no owner.
+	noOwner bool
 }
 
 // dumpArgs are the options every pg_dump of a backup runs with, in the
 // backup's snapshot: a full dump, a schema-only one and a data-only
 // backup's schema part take them from here, so they keep (or leave out)
 // the same owners and privileges.
-func dumpArgs(snapshot string) []string {
-	return []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=" + snapshot}
+func dumpArgs(snapshot string, noOwner bool) []string {
+	if noOwner {
+		return []string{"--format=plain", "--no-owner", "--snapshot=" + snapshot}
+	}
+	return []string{"--format=plain", "--snapshot=" + snapshot}
 }
 
 // planDump returns the pg_dump runs of a backup of kind in snapshot, for a
-// database whose migration table is migTable (quoted; "" for none).
-func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
-	p := dumpPlan{kind: kind, snapshot: snapshot, migTable: migTable}
-	p.args = dumpArgs(snapshot)
+// database whose migration table is migTable (quoted; "" for none). Owners
+// and privileges are kept (ALTER ... OWNER TO, GRANT, ALTER DEFAULT
+// PRIVILEGES), owners only without noOwner.
+func planDump(kind backupfile.Kind, snapshot, migTable string, noOwner bool) dumpPlan {
+	p := dumpPlan{kind: kind, snapshot: snapshot, migTable: migTable, noOwner: noOwner}
+	p.args = dumpArgs(snapshot, noOwner)
 	switch kind {
 	case backupfile.Schema:
 		p.args = append(p.args, "--schema-only")
@@ -353,7 +380,7 @@ func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
 			// sequence) travel with it, so that a database restored from
 			// it knows its migration version: pg_dump --schema-only holds
 			// no rows, so a data-only pg_dump of just that table follows.
-			p.then = append(p.then, append(dumpArgs(snapshot), "--data-only", "--table="+migTable))
+			p.then = append(p.then, append(dumpArgs(snapshot, noOwner), "--data-only", "--table="+migTable))
 			p.dataOf = append(p.dataOf, unquote(migTable))
 		}
 	case backupfile.Data:
@@ -368,21 +395,21 @@ func planDump(kind backupfile.Kind, snapshot, migTable string) dumpPlan {
 		// manifest): what a schema backup of the same snapshot holds, so
 		// the data is verified on the schema it came from, tables made
 		// outside the migrations included.
-		sp := planDump(backupfile.Schema, snapshot, migTable)
+		sp := planDump(backupfile.Schema, snapshot, migTable, noOwner)
 		p.schema = append([][]string{sp.args}, sp.then...)
 	}
 	return p
 }
 
 // createFile creates the backup's partial file in the folder and the sink
-// the dump writes it through. The caller commits or aborts the file, and
-// stops the sink.
-func createFile(req Request, db compose.Database, at time.Time) (*backupdir.File, *sink, error) {
+// the dump writes it through, which puts preamble after the dump's header.
+// The caller commits or aborts the file, and stops the sink.
+func createFile(req Request, db compose.Database, at time.Time, preamble string) (*backupdir.File, *sink, error) {
 	bf, err := backupdir.Create(req.Dir, backupfile.Name(db.Name, req.Kind, at, req.Compression))
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, req.Recipients, func(n int64) {
+	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, req.Recipients, preamble, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}
@@ -407,6 +434,11 @@ func (p *dumpPlan) chooseSplit(ctx context.Context, tx pgx.Tx, req Request, db c
 	var err error
 	if p.split, err = largeTables(ctx, tx, req.SplitOver, p.exclude, p.lanes, p.kind == backupfile.Data); err != nil {
 		return err
+	}
+	if p.noOwner {
+		for i := range p.split {
+			p.split[i].Owner = ""
+		}
 	}
 	if err := tx.QueryRow(ctx, "SELECT current_setting('server_encoding')").Scan(&p.encoding); err != nil {
 		return fmt.Errorf("read the encoding of %s: %w", db.Name, err)
@@ -466,7 +498,11 @@ func dumpAndFingerprint(ctx context.Context, e Engine, db compose.Database, stre
 		t0 := time.Now()
 		defer func() { t.scanDur = time.Since(t0) }()
 		var err error
-		t.fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: p.exclude, MigrationTable: p.migTable, DataOf: p.dataOf})
+		privs := fingerprint.WithOwners
+		if p.noOwner {
+			privs = fingerprint.WithoutOwners
+		}
+		t.fp, err = fingerprint.Take(gctx, tx, fingerprint.Options{Exclude: p.exclude, MigrationTable: p.migTable, DataOf: p.dataOf, Privileges: privs})
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -506,6 +542,9 @@ func newManifest(req Request, db compose.Database, image string, at time.Time, p
 		SchemaHash:       t.fp.SchemaHash,
 		Tables:           t.fp.Tables,
 		Sequences:        s.sequences(),
+		Privileges:       t.fp.Privileges,
+		RolePasswords:    req.RolePasswords,
+		NoOwner:          req.NoOwner,
 		DumpSeconds:      t.dumpDur.Seconds(),
 		ScanSeconds:      t.scanDur.Seconds(),
 		Safety:           req.Safety,
@@ -563,20 +602,23 @@ func migrationTable(ctx context.Context, q fingerprint.Querier) (string, error) 
 }
 
 // sink is where the dump's bytes go: the setval scanner and the row hasher
-// see the plain SQL, then the compressor, then the file, counted and hashed.
+// see the plain SQL as pg_dump wrote it, then the preamble (the roles) is
+// put in after its header, then the compressor, then the file, counted and
+// hashed: the file's size and sha256 cover all of it.
 type sink struct {
 	mu       sync.Mutex
 	seqs     pgdump.SetvalScanner
 	rows     *fingerprint.RowHasher // nil for schema-only dumps
 	behind   *behind                // runs rows on a goroutine of its own
-	compress io.WriteCloser         // nil for none
-	seal     io.WriteCloser         // age encryption under the compression; nil for none
-	plain    hash.Hash              // of the plain SQL, when sealed
+	preamble *pgdump.Preamble
+	compress io.WriteCloser // nil for none
+	seal     io.WriteCloser // age encryption under the compression; nil for none
+	plain    hash.Hash      // of the plain SQL, when sealed
 	counted  *countingWriter
 	h        hash.Hash
 }
 
-func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, progress func(int64)) (*sink, error) {
+func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, preamble string, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
 	if data {
 		s.rows = &fingerprint.RowHasher{}
@@ -594,16 +636,25 @@ func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Re
 		}
 		s.seal, s.plain, under = seal, sha256.New(), seal
 	}
+	out := under
 	switch c.Inner() {
 	case backupfile.Gzip:
 		s.compress = gzip.NewWriter(under)
+		out = s.compress
 	case backupfile.Zstd:
 		zw, err := zstd.NewWriter(under)
 		if err != nil {
 			return nil, err
 		}
 		s.compress = zw
+		out = zw
 	}
+	if s.plain != nil {
+		// The plain SQL's sha256 covers the preamble too: what a
+		// decryption gives back.
+		out = io.MultiWriter(out, s.plain)
+	}
+	s.preamble = pgdump.NewPreamble(out, preamble)
 	return s, nil
 }
 
@@ -614,23 +665,18 @@ func (s *sink) Write(p []byte) (int, error) {
 	if s.behind != nil {
 		s.behind.write(p)
 	}
-	if s.plain != nil {
-		s.plain.Write(p)
-	}
-	switch {
-	case s.compress != nil:
-		return s.compress.Write(p)
-	case s.seal != nil:
-		return s.seal.Write(p)
-	}
-	return s.counted.Write(p)
+	return s.preamble.Write(p)
 }
 
-// Close flushes the compressor and waits for the row hasher.
+// Close checks that the preamble went in, flushes the compressor and waits
+// for the row hasher.
 func (s *sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stop()
+	if err := s.preamble.Close(); err != nil {
+		return err
+	}
 	if s.compress != nil {
 		if err := s.compress.Close(); err != nil {
 			return err

@@ -1,10 +1,14 @@
 package backup
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,14 +30,23 @@ func TestUnquote(t *testing.T) {
 
 func TestPlanDump(t *testing.T) {
 	t.Parallel()
-	base := []string{"--format=plain", "--no-owner", "--no-privileges", "--snapshot=00000003-1"}
+	// Owners and privileges are kept: no --no-owner, no --no-privileges.
+	base := []string{"--format=plain", "--snapshot=00000003-1"}
 	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	noOwner := []string{"--format=plain", "--no-owner", "--snapshot=00000003-1"}
 	tests := []struct {
 		name     string
 		kind     backupfile.Kind
 		migTable string
+		noOwner  bool
 		want     dumpPlan
 	}{
+		{name: "full without owners", kind: backupfile.Full, noOwner: true,
+			want: dumpPlan{args: noOwner, noOwner: true}},
+		{name: "schema without owners", kind: backupfile.Schema, migTable: "public.goose_db_version", noOwner: true,
+			want: dumpPlan{args: append(noOwner[:3:3], "--schema-only"), noOwner: true,
+				then:   [][]string{append(noOwner[:3:3], "--data-only", "--table=public.goose_db_version")},
+				dataOf: []string{"public.goose_db_version"}}},
 		{name: "full", kind: backupfile.Full, migTable: "public.goose_db_version",
 			want: dumpPlan{args: base}},
 		{name: "schema carries the bookkeeping rows", kind: backupfile.Schema, migTable: `"My Schema".goose_db_version`,
@@ -52,7 +65,7 @@ func TestPlanDump(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := planDump(tt.kind, "00000003-1", tt.migTable)
+			got := planDump(tt.kind, "00000003-1", tt.migTable, tt.noOwner)
 			tt.want.kind, tt.want.snapshot, tt.want.migTable = tt.kind, "00000003-1", tt.migTable
 			assert.Equal(t, tt.want, got)
 		})
@@ -65,15 +78,17 @@ func TestPlanDump(t *testing.T) {
 func TestPlanDumpSchemaPartIsTheSchemaBackupsRuns(t *testing.T) {
 	t.Parallel()
 	for _, mig := range []string{"", "public.goose_db_version"} {
-		data := planDump(backupfile.Data, "s-1", mig)
-		schema := planDump(backupfile.Schema, "s-1", mig)
-		full := planDump(backupfile.Full, "s-1", mig)
-		assert.Equal(t, append([][]string{schema.args}, schema.then...), data.schema, mig)
-		for _, run := range data.schema {
-			assert.Equal(t, full.args, run[:len(full.args)], "%s: the full dump's options", mig)
+		for _, noOwner := range []bool{false, true} {
+			data := planDump(backupfile.Data, "s-1", mig, noOwner)
+			schema := planDump(backupfile.Schema, "s-1", mig, noOwner)
+			full := planDump(backupfile.Full, "s-1", mig, noOwner)
+			assert.Equal(t, append([][]string{schema.args}, schema.then...), data.schema, mig)
+			for _, run := range data.schema {
+				assert.Equal(t, full.args, run[:len(full.args)], "%s: the full dump's options", mig)
+			}
+			assert.Empty(t, schema.schema, "only data-only backups carry a schema part")
+			assert.Empty(t, full.schema)
 		}
-		assert.Empty(t, schema.schema, "only data-only backups carry a schema part")
-		assert.Empty(t, full.schema)
 	}
 }
 
@@ -120,7 +135,7 @@ func TestPointLatest(t *testing.T) {
 
 func TestNewManifestHasNoNilSequences(t *testing.T) {
 	t.Parallel()
-	s, err := newSink(io.Discard, false, backupfile.None, nil, nil)
+	s, err := newSink(io.Discard, false, backupfile.None, nil, "", nil)
 	require.NoError(t, err)
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	m := newManifest(Request{Kind: backupfile.Schema, ToolVersion: "v1"}, compose.Database{Name: "rulesdb"}, "img", at,
@@ -131,4 +146,42 @@ func TestNewManifestHasNoNilSequences(t *testing.T) {
 	assert.Equal(t, 1.0, m.DumpSeconds)
 	assert.Equal(t, "img", m.Image)
 	assert.Equal(t, s.sum(), m.SHA256)
+}
+
+// The roles go in after pg_dump's header; the rows are hashed from the
+// dump's own stream, and the file's size and sha256 cover every byte.
+func TestSinkPutsTheRolesAfterTheHeaderAndHashesTheWholeFile(t *testing.T) {
+	t.Parallel()
+	dump := "--\n-- PostgreSQL database dump\n--\n\nSET row_security = off;\n\n" +
+		"--\n-- Name: t; Type: TABLE; Schema: public; Owner: rules\n--\n\nCREATE TABLE public.t (id integer);\n" +
+		"ALTER TABLE public.t OWNER TO rules;\n\n" +
+		"--\n-- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: rules\n--\n\nCOPY public.t (id) FROM stdin;\n1\n2\n\\.\n\n\n" +
+		"--\n-- PostgreSQL database dump complete\n--\n\n"
+	roles := "--\n-- Roles\n--\n\nDO $r$ BEGIN END $r$;\n\n"
+	var file bytes.Buffer
+	s, err := newSink(&file, true, backupfile.None, nil, roles, nil)
+	require.NoError(t, err)
+	for i := 0; i < len(dump); i += 7 {
+		_, err := s.Write([]byte(dump[i:min(i+7, len(dump))]))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	got := file.String()
+	assert.True(t, strings.HasPrefix(got, "--\n-- PostgreSQL database dump\n--\n\nSET row_security = off;\n\n"+roles+"--\n-- Name: t;"), got)
+	assert.Equal(t, len(dump)+len(roles), len(got))
+	sum := sha256.Sum256(file.Bytes())
+	assert.Equal(t, hex.EncodeToString(sum[:]), s.sum())
+	assert.Equal(t, int64(file.Len()), s.size())
+
+	tables := []fingerprint.Table{{Schema: "public", Name: "t", Columns: []string{"id"}}}
+	require.NoError(t, s.rows.Fill(tables))
+	require.NotNil(t, tables[0].Rows)
+	assert.Equal(t, int64(2), *tables[0].Rows)
+
+	// A dump cut within its header is no backup.
+	s, err = newSink(io.Discard, false, backupfile.Gzip, nil, roles, nil)
+	require.NoError(t, err)
+	_, err = s.Write([]byte("--\n-- PostgreSQL database dump\n--\n\nSET row_security = off;\n"))
+	require.NoError(t, err)
+	require.ErrorContains(t, s.Close(), "cut short")
 }

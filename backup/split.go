@@ -31,6 +31,9 @@ type splitTable struct {
 	// Qualified is the quoted name; Columns the quoted columns a dump
 	// holds (all but generated ones), as pg_dump lists them.
 	Qualified, Columns string
+	// Owner is the table's owner as pg_dump's comment names it; "" in a
+	// dump without owners (--no-owner).
+	Owner string
 	// Pages is the table's size in pages when the snapshot's transaction
 	// locked it. The last part has no upper bound, so the parts hold every
 	// row the snapshot sees whatever the size.
@@ -60,7 +63,8 @@ func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exc
 	rows, err := q.Query(ctx, `
 		SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
 		       coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-		                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '')
+		                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), ''),
+		       pg_catalog.pg_get_userbyid(c.relowner)::text
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_catalog.pg_class toast ON toast.oid = c.reltoastrelid
 		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND `+fingerprint.UserRelations+`
@@ -76,7 +80,7 @@ func largeTables(ctx context.Context, q fingerprint.Querier, minBytes int64, exc
 	}
 	var out []splitTable
 	var t splitTable
-	if _, err := pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Qualified, &t.Columns}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Qualified, &t.Columns, &t.Owner}, func() error {
 		if t.Columns != "" && !slices.Contains(exclude, t.Schema+"."+t.Name) {
 			out = append(out, t)
 		}
@@ -115,7 +119,7 @@ func splitLanes(dbs int) int {
 
 // header is what pg_dump writes before a table's rows.
 func (t splitTable) header() []byte {
-	return pgdump.DataHeader(t.Schema, t.Name, t.Qualified, t.Columns)
+	return pgdump.DataHeader(t.Schema, t.Name, t.Owner, t.Qualified, t.Columns)
 }
 
 // partQuery is the COPY of part k (from 0) of the table's n parts.

@@ -76,6 +76,11 @@ type Fingerprint struct {
 	Tables           []Table     `json:"tables"`
 	Sequences        []Sequence  `json:"sequences"`
 	MigrationVersion int64       `json:"migration_version"`
+	// Privileges are the lines of the schema's description that say who
+	// owns what and who may do what (PrivilegeQueries), sorted: the schema
+	// hash covers them, and a manifest keeps them so that a lost grant is
+	// named. Empty unless Options.Privileges asks for them.
+	Privileges []string `json:"privileges,omitempty"`
 }
 
 // Options says what to read.
@@ -107,6 +112,9 @@ type Options struct {
 	// inheritance children too, as it did before manifest format 3. A dump
 	// cannot keep that order, so it is left out since.
 	ChildColumnOrder bool
+	// Privileges says what the schema hash says of owners and privileges
+	// (none before manifest format 4).
+	Privileges PrivilegeForm
 }
 
 // Prepare sets the session settings a fingerprint depends on
@@ -136,7 +144,8 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	if fp.Extensions, err = extensions(ctx, q); err != nil {
 		return fp, err
 	}
-	if fp.SchemaHash, err = SchemaHash(ctx, q, opts.ChildColumnOrder); err != nil {
+	form := SchemaForm{ChildColumnOrder: opts.ChildColumnOrder, Privileges: opts.Privileges}
+	if fp.SchemaHash, fp.Privileges, err = schemaHash(ctx, q, form); err != nil {
 		return fp, err
 	}
 	var dataColumns [][]string
@@ -405,26 +414,45 @@ var schemaQueries = []string{
 }
 
 // SchemaHash is a sha256 over the sorted description of the schema
-// (SchemaLines).
-func SchemaHash(ctx context.Context, q Querier, childColumnOrder bool) (string, error) {
-	lines, err := SchemaLines(ctx, q, childColumnOrder)
+// (SchemaLines) in form.
+func SchemaHash(ctx context.Context, q Querier, form SchemaForm) (string, error) {
+	h, _, err := schemaHash(ctx, q, form)
+	return h, err
+}
+
+// schemaHash is SchemaHash, and the privilege lines of the description.
+func schemaHash(ctx context.Context, q Querier, form SchemaForm) (string, []string, error) {
+	structure, err := collect(ctx, q, SchemaQueries(form.ChildColumnOrder))
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	privs, err := collect(ctx, q, PrivilegeQueries(form.Privileges))
+	if err != nil {
+		return "", nil, err
 	}
 	h := sha256.New()
-	for _, l := range lines {
+	for _, l := range sortLines(append(structure, privs...)) {
 		h.Write([]byte(l))
 		h.Write([]byte{'\n'})
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), sortLines(privs), nil
 }
 
 // SchemaLines is the sorted description SchemaHash hashes; comparing two
-// of them shows what differs. childColumnOrder describes the schema as
-// manifests before format 3 did (SchemaQueries).
-func SchemaLines(ctx context.Context, q Querier, childColumnOrder bool) ([]string, error) {
-	var lines []string
-	for _, sq := range SchemaQueries(childColumnOrder) {
+// of them shows what differs. form describes the schema as the manifests
+// of a format did (SchemaQueries, PrivilegeQueries).
+func SchemaLines(ctx context.Context, q Querier, form SchemaForm) ([]string, error) {
+	lines, err := collect(ctx, q, append(SchemaQueries(form.ChildColumnOrder), PrivilegeQueries(form.Privileges)...))
+	if err != nil {
+		return nil, err
+	}
+	return sortLines(lines), nil
+}
+
+// collect runs queries of one text column each and returns their lines.
+func collect(ctx context.Context, q Querier, queries []string) ([]string, error) {
+	lines := []string{}
+	for _, sq := range queries {
 		rows, err := q.Query(ctx, sq)
 		if err != nil {
 			return nil, fmt.Errorf("fingerprint: schema: %w", err)
@@ -435,9 +463,15 @@ func SchemaLines(ctx context.Context, q Querier, childColumnOrder bool) ([]strin
 		}
 		lines = append(lines, part...)
 	}
+	return lines, nil
+}
+
+// sortLines sorts lines, then makes each line's runs of white space one
+// space (in this order, as the schema hash always did).
+func sortLines(lines []string) []string {
 	slices.Sort(lines)
 	for i, l := range lines {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
-	return lines, nil
+	return lines
 }

@@ -21,14 +21,19 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/roles"
 )
 
 // Format is the manifest format version this aidb writes. Format 1's
 // content hashes are md5 over every column of a row; format 2's are sha256
 // over the columns a dump holds (generated ones are left out). Format 3's
 // schema hash leaves out the column order of inheritance children (a dump
-// cannot keep it) and describes inheritance instead. All are read.
-const Format = 3
+// cannot keep it) and describes inheritance instead. Format 4's backups
+// keep owners and privileges (pg_dump without --no-owner --no-privileges)
+// and carry the cluster roles the database refers to; its schema hash
+// covers owners, ACLs, default privileges, row-level security and
+// policies. All are read.
+const Format = 4
 
 // Suffix follows the backup file's name.
 const Suffix = ".manifest.json"
@@ -57,6 +62,22 @@ type Manifest struct {
 	SchemaHash       string                  `json:"schema_hash"`
 	Tables           []fingerprint.Table     `json:"tables"`
 	Sequences        []fingerprint.Sequence  `json:"sequences"`
+	// Privileges are the lines of the schema's description that say who
+	// owns what and who may do what (format 4): a restore that lost a
+	// grant is told which.
+	Privileges []string `json:"privileges,omitempty"`
+	// Roles are the cluster roles the database refers to (owners,
+	// grantees, policy roles, default-privilege roles and the roles they
+	// are members of), which a restore creates where the server lacks
+	// them (format 4).
+	Roles []roles.Role `json:"roles,omitempty"`
+	// RolePasswords says Roles hold password hashes (backup
+	// --with-role-passwords): the manifest and the file hold secrets.
+	RolePasswords bool `json:"role_passwords,omitempty"`
+	// NoOwner says the backup was taken without owners (backup
+	// --no-owner): its objects belong to whoever restores it, and its
+	// schema hash leaves owners out.
+	NoOwner bool `json:"no_owner,omitempty"`
 	// DumpSeconds and ScanSeconds are how long the dump and the fingerprint
 	// scan took (they run concurrently).
 	DumpSeconds float64 `json:"dump_seconds"`
@@ -174,6 +195,19 @@ func (m Manifest) WholeRowHash() bool { return m.Format < 2 }
 // ChildColumnOrder says the schema hash covers the column order of
 // inheritance children, as it did before format 3.
 func (m Manifest) ChildColumnOrder() bool { return m.Format < 3 }
+
+// PrivilegeForm says what the schema hash says of owners and privileges:
+// nothing before format 4 (those backups held neither), no owners for a
+// --no-owner backup.
+func (m Manifest) PrivilegeForm() fingerprint.PrivilegeForm {
+	switch {
+	case m.Format < 4:
+		return fingerprint.NoPrivileges
+	case m.NoOwner:
+		return fingerprint.WithoutOwners
+	}
+	return fingerprint.WithOwners
+}
 
 // MismatchError says a file's bytes are not the ones its manifest
 // describes: cut, changed or corrupt.

@@ -73,8 +73,8 @@ func TestReadRefusals(t *testing.T) {
 
 	for body, msg := range map[string]string{
 		"{":                 "manifest of " + file + " is not valid JSON",
-		`{"format": 0}`:     "manifest of " + file + " has format 0; this aidb reads formats 1 to 3",
-		`{"format": 4}`:     "has format 4",
+		`{"format": 0}`:     "manifest of " + file + " has format 0; this aidb reads formats 1 to 4",
+		`{"format": 5}`:     "has format 5",
 		`{"format": "two"}`: "is not valid JSON",
 	} {
 		require.NoError(t, os.WriteFile(PathFor(file), []byte(body), 0o600))
@@ -82,12 +82,20 @@ func TestReadRefusals(t *testing.T) {
 		assert.ErrorContains(t, err, msg, body)
 		assert.NotErrorIs(t, err, ErrMissing, body)
 	}
-	for _, f := range []int{1, 2, 3} {
+	for _, f := range []int{1, 2, 3, 4} {
 		m, err := Parse([]byte(`{"format": `+string(rune('0'+f))+`}`), file)
 		require.NoError(t, err)
 		assert.Equal(t, f == 1, m.WholeRowHash(), "format 1 hashes whole rows")
 		assert.Equal(t, f < 3, m.ChildColumnOrder(), "formats 1 and 2 hash the column order of inheritance children")
+		want := fingerprint.NoPrivileges
+		if f >= 4 {
+			want = fingerprint.WithOwners
+		}
+		assert.Equal(t, want, m.PrivilegeForm(), "format %d: owners and privileges from format 4 on", f)
 	}
+	m, err := Parse([]byte(`{"format": 4, "no_owner": true}`), file)
+	require.NoError(t, err)
+	assert.Equal(t, fingerprint.WithoutOwners, m.PrivilegeForm(), "a --no-owner backup is compared without owners")
 }
 
 func TestCheck(t *testing.T) {

@@ -210,13 +210,16 @@ func hexDigit(c byte) int {
 	return -1
 }
 
-// DataHeader is what pg_dump writes before a table's rows, in a dump
-// without owners (--no-owner): its data comment and COPY header. schema and
-// name are unquoted (a line break in them is written as a space, as
-// pg_dump's comments do); qualified and columns are quoted as in SQL
-// (columns a comma-separated list).
-func DataHeader(schema, name, qualified, columns string) []byte {
+// DataHeader is what pg_dump writes before a table's rows: its data comment
+// and COPY header. schema, name and owner are unquoted (a line break in
+// them is written as a space, as pg_dump's comments do); owner is "" in a
+// dump without owners (--no-owner), which writes "-". qualified and
+// columns are quoted as in SQL (columns a comma-separated list).
+func DataHeader(schema, name, owner, qualified, columns string) []byte {
 	oneLine := strings.NewReplacer("\n", " ", "\r", " ")
-	return fmt.Appendf(nil, "--\n%s%s; Type: TABLE DATA; Schema: %s; Owner: -\n--\n\n%s%s (%s)%s\n",
-		DataComment, oneLine.Replace(name), oneLine.Replace(schema), copyPrefix, qualified, columns, copySuffix)
+	if owner == "" {
+		owner = "-"
+	}
+	return fmt.Appendf(nil, "--\n%s%s; Type: TABLE DATA; Schema: %s; Owner: %s\n--\n\n%s%s (%s)%s\n",
+		DataComment, oneLine.Replace(name), oneLine.Replace(schema), oneLine.Replace(owner), copyPrefix, qualified, columns, copySuffix)
 }

@@ -91,10 +91,12 @@ func TestUnescapeCopy(t *testing.T) {
 // What aidb writes before a table's rows reads back as pg_dump's header.
 func TestDataHeaderReadsBack(t *testing.T) {
 	t.Parallel()
-	h := DataHeader(`Sales "Data"`, "Cust\nomer", `"Sales ""Data"""."Cust`+"\n"+`omer"`, `"Id", name`)
+	h := DataHeader(`Sales "Data"`, "Cust\nomer", "", `"Sales ""Data"""."Cust`+"\n"+`omer"`, `"Id", name`)
 	assert.Equal(t, "--\n-- Data for Name: Cust omer; Type: TABLE DATA; Schema: Sales \"Data\"; Owner: -\n--\n\nCOPY \"Sales \"\"Data\"\"\".\"Cust\nomer\" (\"Id\", name) FROM stdin;\n", string(h))
+	// With owners (no --no-owner), the owner's name as pg_dump writes it.
+	assert.Contains(t, string(DataHeader("public", "t", "app owner", "public.t", "id")), "; Schema: public; Owner: app owner\n")
 
-	h = DataHeader("public", "rules", "public.rules", `id, "Body"`)
+	h = DataHeader("public", "rules", "rules", "public.rules", `id, "Body"`)
 	lines := bytes.Split(bytes.TrimSuffix(h, []byte("\n")), []byte("\n"))
 	assert.True(t, IsDataComment(lines[1]), "%q", lines[1])
 	c, ok, err := ParseCopy(lines[len(lines)-1])

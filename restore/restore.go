@@ -116,6 +116,10 @@ type Result struct {
 	// Cleaned lists databases left by an earlier, interrupted restore
 	// (its server died mid-way) that this one dropped.
 	Cleaned []string `json:"cleaned,omitempty"`
+	// RolesCreated lists the roles the restore created: the backup's
+	// database refers to them and the server lacked them. Roles the server
+	// had are left as they are.
+	RolesCreated []string `json:"roles_created"`
 }
 
 func differs(db string, diffs []string) error {

@@ -112,6 +112,16 @@ func TestCompare(t *testing.T) {
 	}, Compare(m, got))
 	got.Tables = m.Tables
 	assert.Empty(t, Compare(m, got))
+
+	// Format 4: a lost grant is named by its object's ACL line.
+	m.Format, m.SchemaHash = 4, "s4"
+	m.Privileges = []string{"acl relation public.a \"app_reader\":SELECT:rules rules:SELECT:rules", "owner relation public.a rules"}
+	got.SchemaHash, got.Privileges = "s5", []string{"acl relation public.a rules:SELECT:rules", "owner relation public.a rules"}
+	assert.Equal(t, []string{
+		"privileges: the backup has acl relation public.a \"app_reader\":SELECT:rules rules:SELECT:rules; the restored database does not",
+		"privileges: the restored database has acl relation public.a rules:SELECT:rules; the backup does not",
+		"schema: hash s5, the backup has s4",
+	}, Compare(m, got))
 }
 
 func TestCheckContentRefusesIncompleteManifest(t *testing.T) {

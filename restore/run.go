@@ -20,6 +20,7 @@ import (
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
+	"github.com/aidb/aidb/roles"
 )
 
 // script is the SQL psql runs: BEGIN, what comes before the file, the
@@ -141,6 +142,11 @@ type staging struct {
 	result Result
 	// dropped lists leftovers of earlier restores this one removed.
 	dropped []string
+	// created lists the roles the load created (missing on the server,
+	// named by the manifest), once the load committed: a failure after
+	// it (a difference, a failed swap) drops them again with the
+	// temporary database.
+	created []string
 }
 
 // stage creates the temporary database, loads the file and verifies it,
@@ -169,13 +175,44 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	missing, err := missingRoles(ctx, conn, p.Manifest)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
+	s.created = missing
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// missingRoles are the roles of the manifest (the roles the backup's
+// database refers to) that the server q is connected to lacks: those the
+// restore creates, and reports. None without a manifest.
+func missingRoles(ctx context.Context, q roles.Querier, m *manifest.Manifest) ([]string, error) {
+	if m == nil {
+		return []string{}, nil
+	}
+	missing, err := roles.Missing(ctx, q, m.Roles)
+	if missing == nil {
+		missing = []string{}
+	}
+	return missing, err
+}
+
+// rolesScript is what creates the roles of the manifest that the server
+// lacks (never altering one it has), at the start of the restore's
+// transaction: a failed load rolls the roles back with everything else.
+// A full backup's file holds the same at its start (for plain psql); a
+// data-only file does not.
+func rolesScript(m *manifest.Manifest) string {
+	if m == nil {
+		return ""
+	}
+	return roles.SQL(m.Roles)
 }
 
 // newStaging names the restore's databases: the target, the maintenance
@@ -216,7 +253,7 @@ func (s *staging) createTemp(ctx context.Context, conn *pgx.Conn) error {
 // its manifest (see Plan.script).
 func (s *staging) load(ctx context.Context) error {
 	p := s.p
-	script, closeScript, err := p.script("", "")
+	script, closeScript, err := p.script(rolesScript(p.Manifest), "")
 	if err != nil {
 		return err
 	}
@@ -236,7 +273,7 @@ func (s *staging) load(ctx context.Context) error {
 func (s *staging) check(ctx context.Context) error {
 	p := s.p
 	p.phase(PhaseCheck)
-	s.result = Result{Database: p.DB.Name, File: p.Path, Kind: p.Kind, Cleaned: s.dropped}
+	s.result = Result{Database: p.DB.Name, File: p.Path, Kind: p.Kind, Cleaned: s.dropped, RolesCreated: s.created}
 	tconn, err := pgx.Connect(ctx, withDatabase(s.e.ConnString(p.DB), s.temp))
 	if err != nil {
 		return err
@@ -274,6 +311,7 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 		opts.MigrationTable = p.Manifest.MigrationTable
 		opts.WholeRow = p.Manifest.WholeRowHash()
 		opts.ChildColumnOrder = p.Manifest.ChildColumnOrder()
+		opts.Privileges = p.Manifest.PrivilegeForm()
 		opts.Columns = manifestColumns(p.Manifest.Tables)
 		if p.Kind == backupfile.Schema && p.Manifest.MigrationTable != "" {
 			// A schema backup holds the bookkeeping rows: they are compared
@@ -374,9 +412,24 @@ func (s *staging) unswap(ctx context.Context, old string) error {
 	return nil
 }
 
-// drop removes the temporary database, also after Ctrl-C.
+// drop removes the temporary database, also after Ctrl-C, and then the
+// roles its load created: the server is left as it was. A role something
+// else came to depend on meanwhile stays (DROP ROLE refuses).
 func (s *staging) drop(ctx context.Context) {
 	s.dropDB(ctx, s.temp)
+	if len(s.created) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	if roles.Drop(ctx, conn, s.created) == nil {
+		s.created = nil
+	}
 }
 
 // dropOld removes the database the swap replaced.
@@ -413,7 +466,19 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 			res.Rows += *t.Rows
 		}
 	}
-	before := "SET LOCAL session_replication_role = replica;\n"
+	if err := e.RequireReady(ctx, p.DB); err != nil {
+		return res, err
+	}
+	conn, err := pgx.Connect(ctx, e.ConnString(p.DB))
+	if err != nil {
+		return res, fmt.Errorf("connect to %s: %w", p.DB.Name, err)
+	}
+	created, err := missingRoles(ctx, conn, p.Manifest)
+	conn.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return res, err
+	}
+	before := rolesScript(p.Manifest) + "SET LOCAL session_replication_role = replica;\n"
 	if len(names) > 0 {
 		before += "TRUNCATE TABLE " + strings.Join(names, ", ") + ";\n"
 	}
@@ -440,6 +505,7 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 		return res, fmt.Errorf("restore the data of %s (rolled back: nothing changed): %w", p.File, err)
 	}
 	res.Verified = p.Manifest != nil
+	res.RolesCreated = created
 	return res, nil
 }
 
@@ -537,6 +603,9 @@ func Compare(m manifest.Manifest, got fingerprint.Fingerprint) []string {
 	var diffs []string
 	if m.SchemaHash != got.SchemaHash {
 		diffs = append(diffs, fmt.Sprintf("schema: hash %s, the backup has %s", short(got.SchemaHash), short(m.SchemaHash)))
+		if m.PrivilegeForm() != fingerprint.NoPrivileges {
+			diffs = append(diffs, privilegeDiffs(m.Privileges, got.Privileges)...)
+		}
 	}
 	gotTables := map[string]fingerprint.Table{}
 	for _, t := range got.Tables {
@@ -574,6 +643,26 @@ func Compare(m manifest.Manifest, got fingerprint.Fingerprint) []string {
 	}
 	slices.Sort(diffs)
 	return diffs
+}
+
+// privilegeDiffs names the owner, ACL, default privilege, row-level
+// security and policy lines (fingerprint.PrivilegeQueries) that the backup
+// has and the restored database lacks, and those it has that the backup
+// does not: a lost grant shows as its object's ACL line in the backup and
+// the line without it here.
+func privilegeDiffs(want, got []string) []string {
+	var out []string
+	for _, l := range want {
+		if !slices.Contains(got, l) {
+			out = append(out, "privileges: the backup has "+l+"; the restored database does not")
+		}
+	}
+	for _, l := range got {
+		if !slices.Contains(want, l) {
+			out = append(out, "privileges: the restored database has "+l+"; the backup does not")
+		}
+	}
+	return out
 }
 
 func rowsText(n *int64) string {

@@ -96,18 +96,22 @@ func TestFingerprintOptionsMatchTheManifest(t *testing.T) {
 	}{
 		{name: "full without a manifest", kind: backupfile.Full, want: fingerprint.Options{Data: true}},
 		{name: "full", kind: backupfile.Full, m: &manifest.Manifest{Format: manifest.Format, MigrationTable: "public.goose_db_version"},
-			want: fingerprint.Options{Data: true, MigrationTable: "public.goose_db_version", Columns: map[string][]string{}}},
+			want: fingerprint.Options{Data: true, MigrationTable: "public.goose_db_version", Columns: map[string][]string{}, Privileges: fingerprint.WithOwners}},
 		{name: "full reads the manifest's columns by name, in its order", kind: backupfile.Full, m: &manifest.Manifest{Format: manifest.Format,
 			Tables: []fingerprint.Table{{Schema: "public", Name: "b_star", Columns: []string{"class", "a", "b", "z"}}, {Schema: "public", Name: "none"}}},
-			want: fingerprint.Options{Data: true, Columns: map[string][]string{"public.b_star": {"class", "a", "b", "z"}}}},
+			want: fingerprint.Options{Data: true, Columns: map[string][]string{"public.b_star": {"class", "a", "b", "z"}}, Privileges: fingerprint.WithOwners}},
 		{name: "full, format 2 schema hash with the children's column order", kind: backupfile.Full, m: &manifest.Manifest{Format: 2},
 			want: fingerprint.Options{Data: true, ChildColumnOrder: true, Columns: map[string][]string{}}},
 		{name: "full, format 1 hashes", kind: backupfile.Full, m: &manifest.Manifest{Format: 1},
 			want: fingerprint.Options{Data: true, WholeRow: true, ChildColumnOrder: true, Columns: map[string][]string{}}},
 		{name: "schema compares the bookkeeping rows", kind: backupfile.Schema, m: &manifest.Manifest{Format: manifest.Format, MigrationTable: "public.goose_db_version"},
-			want: fingerprint.Options{MigrationTable: "public.goose_db_version", DataOf: []string{"public.goose_db_version"}, Columns: map[string][]string{}}},
+			want: fingerprint.Options{MigrationTable: "public.goose_db_version", DataOf: []string{"public.goose_db_version"}, Columns: map[string][]string{}, Privileges: fingerprint.WithOwners}},
 		{name: "schema without migrations", kind: backupfile.Schema, m: &manifest.Manifest{Format: manifest.Format},
-			want: fingerprint.Options{Columns: map[string][]string{}}},
+			want: fingerprint.Options{Columns: map[string][]string{}, Privileges: fingerprint.WithOwners}},
+		{name: "full, format 3: taken without owners and privileges", kind: backupfile.Full, m: &manifest.Manifest{Format: 3},
+			want: fingerprint.Options{Data: true, Columns: map[string][]string{}}},
+		{name: "full taken with --no-owner: privileges without owners", kind: backupfile.Full, m: &manifest.Manifest{Format: 4, NoOwner: true},
+			want: fingerprint.Options{Data: true, Columns: map[string][]string{}, Privileges: fingerprint.WithoutOwners}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

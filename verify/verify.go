@@ -29,6 +29,7 @@ import (
 	"github.com/aidb/aidb/migrations"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/restore"
+	"github.com/aidb/aidb/roles"
 	"github.com/aidb/aidb/verifylog"
 )
 
@@ -47,6 +48,10 @@ type Result struct {
 	Rows        int64           `json:"rows"`
 	Seconds     float64         `json:"duration_s"`
 	Differences []string        `json:"differences"`
+	// RolesCreated lists the roles created in the throwaway before the
+	// file loaded: the roles the backup's database refers to that the
+	// throwaway server lacked.
+	RolesCreated []string `json:"roles_created"`
 	// Error says why the file could not be verified (exit 1), as opposed
 	// to a difference found (exit 3).
 	Error string `json:"error,omitempty"`
@@ -174,7 +179,7 @@ func Code(ctx context.Context, results []Result) error {
 // Differences, any other failure into its Error.
 func one(ctx context.Context, e Engine, file string, opts Options) (res Result) {
 	start := time.Now()
-	res = Result{File: file, Differences: []string{}}
+	res = Result{File: file, Differences: []string{}, RolesCreated: []string{}}
 	defer func() { res.Seconds = time.Since(start).Seconds() }()
 	fail := func(err error) Result {
 		var de *restore.DifferenceError
@@ -265,6 +270,9 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		return fail(err)
 	}
 	res.OK, res.Tables, res.Rows = r.Verified, r.Tables, r.Rows
+	if r.RolesCreated != nil {
+		res.RolesCreated = r.RolesCreated
+	}
 	return res
 }
 
@@ -311,9 +319,9 @@ func superuser(m manifest.Manifest, db compose.Database) string {
 // migration version, as the data-only restore's check expects.
 func loadSchemaPart(ctx context.Context, t *pgrun.Throwaway, target compose.Database, m manifest.Manifest, opts Options) error {
 	// The roles the schema names (owners, grants, policies) must exist
-	// before it loads: the step that creates the missing ones goes here,
-	// before the schema is loaded.
-	script := io.MultiReader(strings.NewReader("BEGIN;\n"), strings.NewReader(m.Schema.SQL), strings.NewReader("\nCOMMIT;\n"))
+	// before it loads: the missing ones are created first, in the same
+	// transaction.
+	script := io.MultiReader(strings.NewReader("BEGIN;\n"), strings.NewReader(roles.SQL(m.Roles)), strings.NewReader(m.Schema.SQL), strings.NewReader("\nCOMMIT;\n"))
 	if err := t.Psql(ctx, target, target.DBName, opts.Transport, opts.Dir, script); err != nil {
 		return fmt.Errorf("load the schema %s carries into the throwaway: %w", m.File, err)
 	}
@@ -325,7 +333,7 @@ func loadSchemaPart(ctx context.Context, t *pgrun.Throwaway, target compose.Data
 	if err := fingerprint.Prepare(ctx, conn); err != nil {
 		return err
 	}
-	got, err := fingerprint.SchemaHash(ctx, conn, m.ChildColumnOrder())
+	got, err := fingerprint.SchemaHash(ctx, conn, fingerprint.SchemaForm{ChildColumnOrder: m.ChildColumnOrder(), Privileges: m.PrivilegeForm()})
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ import (
 func (a *app) backupCommand() *cobra.Command {
 	var schemaOnly, dataOnly bool
 	var compress, via, splitOver string
-	var verifyAfter bool
+	var verifyAfter, noOwner, rolePasswords bool
 	cmd := &cobra.Command{
 		Use:   "backup [db...]",
 		Short: "Back up databases (full, --schema-only or --data-only) into the backup folder, with a manifest",
@@ -58,7 +58,8 @@ func (a *app) backupCommand() *cobra.Command {
 			defer s.Close()
 			// With --verify, <db>-latest moves only to a file that proved
 			// restorable: it is what users restore from.
-			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split, HoldLatest: verifyAfter})
+			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split, HoldLatest: verifyAfter,
+				NoOwner: noOwner, RolePasswords: rolePasswords})
 			if err != nil {
 				return err
 			}
@@ -83,7 +84,9 @@ func (a *app) backupCommand() *cobra.Command {
 	f.BoolVar(&schemaOnly, "schema-only", false, "the schema only, no rows")
 	f.BoolVar(&dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
 	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")
-	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; where the engine sees the folder and its pipes), stream (docker exec; any engine) or auto (helper where a check, once per run, shows it works; else stream, saying why)")
+	f.BoolVar(&noOwner, "no-owner", false, "leave out who owns each object (pg_dump --no-owner): restored, they belong to whoever restores them; grants are kept")
+	f.BoolVar(&rolePasswords, "with-role-passwords", false, "put the password hashes of the roles the database refers to into the file and its manifest (SENSITIVE: both then hold secrets)")
+		f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; where the engine sees the folder and its pipes), stream (docker exec; any engine) or auto (helper where a check, once per run, shows it works; else stream, saying why)")
 	f.StringVar(&splitOver, "split-over", units.BytesSize(backup.DefaultSplitOver), "read the rows of tables at least this large (by the server's statistics) in parts at the same time, one per core (helper transport; cores shared among the databases); 0 never")
 	return cmd
 }

@@ -102,6 +102,9 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				for _, c := range r.Cleaned {
 					a.say("%s: dropped %s, left by an interrupted restore", r.Database, c)
 				}
+				if len(r.RolesCreated) > 0 {
+					a.say("%s: created the role(s) %s, which the backup's objects name and the server lacked (roles it had are left as they are)", r.Database, strings.Join(r.RolesCreated, ", "))
+				}
 				if r.Verified {
 					a.say("%s: restored and verified: %d tables, %d rows, from %s", r.Database, r.Tables, r.Rows, r.File)
 				} else {
