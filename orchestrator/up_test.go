@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/pgimage"
 )
 
 // unitOrch is an Orchestrator of the default project (AIDB_PROJECT=unit,
@@ -36,7 +37,7 @@ func newUnitOrch(t *testing.T, f *fakeEngine, env ...string) *unitOrch {
 	require.NoError(t, err)
 	o.ping = f.ping
 	o.pollInterval = time.Millisecond
-	o.buildImage = func(context.Context, string, string) (string, error) {
+	o.buildImage = func(context.Context, pgimage.Recipe, string) (string, error) {
 		t.Error("no image build expected")
 		return "", errNotFaked
 	}
@@ -57,10 +58,12 @@ func (u *unitOrch) db(t *testing.T, name string) compose.Database {
 	return db
 }
 
-// withPostgres is a fake engine holding the default image.
+// withPostgres is a fake engine holding the default images (rulesdb's and
+// memorydb's).
 func withPostgres() *fakeEngine {
 	f := newFakeEngine()
 	f.images["postgres:15"] = true
+	f.images["pgvector/pgvector:pg17"] = true
 	return f
 }
 
