@@ -58,7 +58,7 @@ func TestMigrateWithOnlyDatabasesUpThenSeed(t *testing.T) {
 	r = p.aidb("migrate")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "rulesdb: up to date at version 3")
-	assert.Contains(t, r.stderr, "memorydb: up to date at version 2")
+	assert.Contains(t, r.stderr, "memorydb: up to date at version 3")
 	assert.Equal(t, []int64{1, 2, 3}, appliedVersions(t, rules))
 
 	r = p.aidb("migrate", "status", "--json")

@@ -81,7 +81,7 @@ func layerDockerfile(r Recipe, mirror string) ([]byte, error) {
 		run += fmt.Sprintf("echo 'deb %s %s main' > /etc/apt/sources.list; ", mirror, r.Suite)
 	}
 	run += "apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends " + strings.Join(r.Packages, " ") +
-		"; rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /usr/share/doc/*; mkdir -p /var/lib/apt/lists/partial"
+		"; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /usr/share/doc/*; mkdir -p /var/lib/apt/lists/partial"
 	fmt.Fprintf(&b, "RUN %s\n", run)
 	fmt.Fprintf(&b, "LABEL aidb.image=%s aidb.postgres.major=%s aidb.debian=%s\n", r.Name, r.Major, r.Suite)
 	return []byte(b.String()), nil
