@@ -116,3 +116,13 @@ func RecipeFor(ref string) (Recipe, error) {
 	}
 	return Recipe{}, unbuildable
 }
+
+// extensionImages names, for extensions that come with no postgres image,
+// an image that has them.
+var extensionImages = map[string]string{
+	"vector": pgvector17.For,
+}
+
+// ImageWith names an image that has the extension, for those that come
+// with no postgres image (vector: pgvector/pgvector:pg17); "" for the rest.
+func ImageWith(extension string) string { return extensionImages[extension] }

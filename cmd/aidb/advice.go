@@ -127,6 +127,18 @@ func advice(err error) []string {
 			} else {
 				add("restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema")
 			}
+		case *restore.ExtensionError:
+			img := ""
+			for _, x := range e.Missing {
+				if e.Images[x] != "" {
+					img = e.Images[x]
+					break
+				}
+			}
+			if img == "" {
+				img = "an image that has it"
+			}
+			add(fmt.Sprintf("run %s on %s (its image: in the compose file), then restore again", e.Database, img))
 		case *restore.ForeignError:
 			add(fmt.Sprintf("restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately", e.Target))
 		case *restore.SchemaError:
