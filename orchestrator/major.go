@@ -139,7 +139,7 @@ func (o *Orchestrator) volumeDataMajor(ctx context.Context, pl upPlan, image, vo
 		pgdata = *v
 	}
 	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
-		Config: &container.Config{Image: image, Entrypoint: []string{"true"}, Cmd: nil, Labels: Labels(o.project.Name, pl.db.Service, RoleCheck)},
+		Config:     &container.Config{Image: image, Entrypoint: []string{"true"}, Cmd: nil, Labels: Labels(o.project.Name, pl.db.Service, RoleCheck)},
 		HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: target, ReadOnly: true}}},
 	})
 	if err != nil {
