@@ -53,6 +53,7 @@ func TestMigrateWithOnlyDatabasesUpThenSeed(t *testing.T) {
 	assert.Equal(t, []string{"memories", "memory_links", "sessions"}, tables(t, mem))
 	var ext string
 	require.NoError(t, mem.QueryRow(t.Context(), "SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'").Scan(&ext))
+	require.NoError(t, mem.QueryRow(t.Context(), "SELECT extname FROM pg_extension WHERE extname = 'vector'").Scan(&ext), "memorydb keeps embeddings in pgvector")
 
 	// A second run changes nothing.
 	r = p.aidb("migrate")
