@@ -157,7 +157,13 @@ func restoreWithPlainPsql(t *testing.T, projectName, file string) *pgx.Conn {
 func restoreWithPlainPsqlIn(t *testing.T, projectName, file string) (*pgx.Conn, string) {
 	t.Helper()
 	ctx := t.Context()
-	ctr, err := testcontainers.Run(ctx, "aidb.local/postgres:15",
+	// The image the backup was taken on (memorydb's has pgvector), else
+	// the local postgres:15.
+	image := "aidb.local/postgres:15"
+	if _, err := os.Stat(file + ".manifest.json"); err == nil {
+		image = readManifest(t, file).Image
+	}
+	ctr, err := testcontainers.Run(ctx, image,
 		testcontainers.WithEnv(map[string]string{"POSTGRES_PASSWORD": "plain", "POSTGRES_DB": "restored"}),
 		testcontainers.WithExposedPorts("5432/tcp"),
 		testcontainers.WithLabels(orchestrator.Labels(projectName+"-plain", "plain", "test")),

@@ -65,8 +65,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 
-	// Make the default image available once (pull, or build it from
-	// Debian's packages), so parallel tests do not all build it at once.
+	// Make the default images available once (pull, or build them from
+	// Debian's packages), so parallel tests do not all build them at once.
 	if err := ensureDefaultImage(ctx, d); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: FAIL: no PostgreSQL image:", err)
 		return 1
@@ -91,8 +91,15 @@ func ensureDefaultImage(ctx context.Context, d *client.Client) error {
 	}
 	buildCtx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
-	_, err = o.EnsureImage(buildCtx, p.Databases[0].Image)
-	return err
+	// Every database's image, each once: rulesdb's postgres:15, and
+	// memorydb's pgvector/pgvector:pg17 with the postgres:17 image it is
+	// built on.
+	for _, db := range p.Databases {
+		if _, err := o.EnsureImage(buildCtx, db.Image); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // leftovers lists containers, volumes and networks labelled with a project

@@ -14,7 +14,7 @@ import (
 
 func TestDefaultSets(t *testing.T) {
 	t.Parallel()
-	for db, want := range map[string]int{"rulesdb": 3, "memorydb": 2} {
+	for db, want := range map[string]int{"rulesdb": 3, "memorydb": 3} {
 		f, ok := Default(db)
 		require.True(t, ok, db)
 		files, err := fs.Glob(f, "*.sql")

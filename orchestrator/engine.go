@@ -64,6 +64,7 @@ type Engine interface {
 	ContainerRename(ctx context.Context, id string, options client.ContainerRenameOptions) (client.ContainerRenameResult, error)
 	ContainerInspect(ctx context.Context, id string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
 	ContainerLogs(ctx context.Context, id string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
+	CopyFromContainer(ctx context.Context, id string, options client.CopyFromContainerOptions) (client.CopyFromContainerResult, error)
 
 	VolumeList(ctx context.Context, options client.VolumeListOptions) (client.VolumeListResult, error)
 	VolumeCreate(ctx context.Context, options client.VolumeCreateOptions) (client.VolumeCreateResult, error)
@@ -99,9 +100,28 @@ func (i importer) Import(ctx context.Context, tarball io.Reader, ref string, cha
 	return drainJSONStream(res)
 }
 
+// builder adapts the engine's ImageBuild to pgimage.Builder.
+type builder struct{ e Engine }
+
+// BuildDockerfile builds the Dockerfile of buildContext as ref (the classic
+// builder: the FROM image is local, nothing is pulled), intermediate
+// containers removed even on failure, and writes the build's output to log.
+func (b builder) BuildDockerfile(ctx context.Context, buildContext io.Reader, ref string, log io.Writer) error {
+	res, err := b.e.ImageBuild(ctx, buildContext, client.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	return copyJSONStream(res.Body, log)
+}
+
 // drainJSONStream reads an engine progress stream to its end and returns the
 // first error it carries.
-func drainJSONStream(r io.Reader) error {
+func drainJSONStream(r io.Reader) error { return copyJSONStream(r, io.Discard) }
+
+// copyJSONStream reads an engine progress stream to its end, writing its
+// text (a build's output) to w, and returns the first error it carries.
+func copyJSONStream(r io.Reader, w io.Writer) error {
 	dec := json.NewDecoder(r)
 	for {
 		var m jsonstream.Message
@@ -110,6 +130,9 @@ func drainJSONStream(r io.Reader) error {
 				return nil
 			}
 			return err
+		}
+		if m.Stream != "" {
+			_, _ = io.WriteString(w, m.Stream)
 		}
 		if m.Error != nil {
 			return errors.New(m.Error.Message)

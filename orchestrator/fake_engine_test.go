@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -48,6 +49,10 @@ type fakeEngine struct {
 	// onInspect, if set, runs on every ContainerInspect (under the lock).
 	onInspect func(c *fakeContainer)
 
+	// dataMajor is the PG_VERSION in a volume's data directory, by volume
+	// name (none: an empty volume).
+	dataMajor map[string]string
+
 	// calls counts the calls by method name.
 	calls map[string]int
 	pulls []string
@@ -75,6 +80,7 @@ func newFakeEngine() *fakeEngine {
 		images:     map[string]bool{},
 		pullable:   map[string]bool{},
 		removeErr:  map[string]error{},
+		dataMajor:  map[string]string{},
 		calls:      map[string]int{},
 	}
 }
@@ -163,6 +169,31 @@ func (f *fakeEngine) ContainerCreate(_ context.Context, o client.ContainerCreate
 	id := fmt.Sprintf("%064x", f.seq)
 	f.containers[id] = &fakeContainer{id: id, name: o.Name, cfg: o.Config, host: o.HostConfig, state: container.StateCreated}
 	return client.ContainerCreateResult{ID: id}, nil
+}
+
+// CopyFromContainer reads PG_VERSION of the volume the container mounts at
+// the data directory's folder; anything else is not found.
+func (f *fakeEngine) CopyFromContainer(_ context.Context, id string, o client.CopyFromContainerOptions) (client.CopyFromContainerResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.call("CopyFromContainer")
+	c, err := f.find(id)
+	if err != nil {
+		return client.CopyFromContainerResult{}, err
+	}
+	for _, m := range c.host.Mounts {
+		v, ok := f.dataMajor[m.Source]
+		if !ok || o.SourcePath != m.Target+"/PG_VERSION" {
+			continue
+		}
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		_ = tw.WriteHeader(&tar.Header{Name: "PG_VERSION", Mode: 0o600, Size: int64(len(v) + 1)})
+		_, _ = tw.Write([]byte(v + "\n"))
+		_ = tw.Close()
+		return client.CopyFromContainerResult{Content: io.NopCloser(&buf)}, nil
+	}
+	return client.CopyFromContainerResult{}, fmt.Errorf("no %s in container %s: %w", o.SourcePath, id, cerrdefs.ErrNotFound)
 }
 
 func (f *fakeEngine) ContainerStart(_ context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {

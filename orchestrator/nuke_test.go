@@ -82,6 +82,7 @@ func TestNukeGoesOnAfterAFailureAndCountsNotFoundAsRemoved(t *testing.T) {
 func TestEnsureImage(t *testing.T) {
 	t.Parallel()
 	local := pgimage.Tag("15")
+	const pg17, vector = "aidb.local/postgres:17", "aidb.local/pgvector:pg17"
 	for _, tc := range []struct {
 		name     string
 		ref      string
@@ -90,7 +91,8 @@ func TestEnsureImage(t *testing.T) {
 		buildErr error
 		want     string
 		pulls    int
-		builds   int
+		// builds are the tags built, in order.
+		builds []string
 		// wantErr is in the error; usage says it exits 2.
 		wantErr string
 		usage   bool
@@ -98,11 +100,19 @@ func TestEnsureImage(t *testing.T) {
 		{name: "present", ref: "postgres:15", present: []string{"postgres:15"}, want: "postgres:15"},
 		{name: "pulled", ref: "postgres:15", pullable: true, want: "postgres:15", pulls: 1},
 		{name: "the local build stands in", ref: "postgres:15", present: []string{local}, want: local, pulls: 1},
-		{name: "built", ref: "postgres:15", want: local, pulls: 1, builds: 1},
-		{name: "build fails", ref: "postgres:15", buildErr: errors.New("debootstrap failed"), pulls: 1, builds: 1,
+		{name: "built", ref: "postgres:15", want: local, pulls: 1, builds: []string{local}},
+		{name: "17 built on Debian 13", ref: "postgres:17", want: pg17, pulls: 1, builds: []string{pg17}},
+		{name: "pgvector: its base first, then its layer", ref: "pgvector/pgvector:pg17", want: vector, pulls: 1, builds: []string{pg17, vector}},
+		{name: "pgvector on the base there is", ref: "pgvector/pgvector:pg17", present: []string{pg17}, want: vector, pulls: 1, builds: []string{vector}},
+		{name: "a manifest's stand-in is rebuilt as itself", ref: vector, present: []string{pg17}, want: vector, pulls: 1, builds: []string{vector}},
+		{name: "build fails", ref: "postgres:15", buildErr: errors.New("debootstrap failed"), pulls: 1, builds: []string{local},
 			wantErr: "cannot pull postgres:15 (pull access denied for postgres:15: no registry here), and building " + local + " failed: debootstrap failed"},
+		{name: "base fails: no layer", ref: "pgvector/pgvector:pg17", buildErr: errors.New("debootstrap failed"), pulls: 1, builds: []string{pg17},
+			wantErr: "and building " + vector + " failed: debootstrap failed"},
 		{name: "no major to build", ref: "postgres:latest", pulls: 1, usage: true,
-			wantErr: "pull postgres:latest: pull access denied for postgres:latest: no registry here; and image \"postgres:latest\" names no PostgreSQL major version"},
+			wantErr: "pull postgres:latest: pull access denied for postgres:latest: no registry here; and aidb cannot build a stand-in for image postgres:latest: it builds postgres:15, postgres:17, pgvector/pgvector:pg17"},
+		{name: "a major Debian does not ship", ref: "postgres:16", pulls: 1, usage: true,
+			wantErr: "cannot build a stand-in for image postgres:16: it builds postgres:15, postgres:17, pgvector/pgvector:pg17"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -112,12 +122,17 @@ func TestEnsureImage(t *testing.T) {
 			}
 			f.pullable[tc.ref] = tc.pullable
 			o := newUnitOrch(t, f)
-			builds := 0
-			o.buildImage = func(_ context.Context, major, ref string) (string, error) {
-				builds++
-				assert.Equal(t, "15", major)
+			var builds []string
+			o.buildImage = func(_ context.Context, r pgimage.Recipe, ref string) (string, error) {
+				builds = append(builds, r.Tag)
 				assert.Empty(t, ref, "built under the default local tag")
-				return pgimage.Tag(major), tc.buildErr
+				if r.Base != nil {
+					assert.True(t, f.images[r.Base.Tag], "a layer is built on a present base")
+				}
+				if tc.buildErr == nil {
+					f.images[r.Tag] = true
+				}
+				return r.Tag, tc.buildErr
 			}
 			got, err := o.EnsureImage(t.Context(), tc.ref)
 			assert.Len(t, f.pulls, tc.pulls)
@@ -130,9 +145,66 @@ func TestEnsureImage(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
-			if tc.want != tc.ref {
-				assert.Contains(t, o.progressText(), local, "it says which image stands in for which")
+			if len(tc.builds) > 0 {
+				assert.Contains(t, o.progressText(), "building "+tc.want+" from Debian's packages instead", "it says which image stands in for which")
+				assert.Contains(t, o.progressText(), "built "+tc.want+"; it stands in for "+tc.ref)
+			} else if tc.want != tc.ref {
+				assert.Contains(t, o.progressText(), "; using the local build "+tc.want+" instead", "it says which image stands in for which")
 			}
+		})
+	}
+}
+
+// aidb image build: bases before their layers, a shared base once, every
+// reference checked before anything is built.
+func TestBuildImages(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		refs    []string
+		tag     string
+		present []string
+		builds  []string
+		wantErr string
+	}{
+		{name: "both defaults", refs: []string{"postgres:15", "pgvector/pgvector:pg17"},
+			builds: []string{"aidb.local/postgres:15", "aidb.local/postgres:17", "aidb.local/pgvector:pg17"}},
+		{name: "a shared base once", refs: []string{"postgres:17", "pgvector/pgvector:pg17", "postgres:17.2"},
+			builds: []string{"aidb.local/postgres:17", "aidb.local/pgvector:pg17"}},
+		{name: "the base is rebuilt too", refs: []string{"pgvector/pgvector:pg17"}, present: []string{"aidb.local/postgres:17"},
+			builds: []string{"aidb.local/postgres:17", "aidb.local/pgvector:pg17"}},
+		{name: "a tag uses the base there is", refs: []string{"pgvector/pgvector:pg17"}, tag: "try:1", present: []string{"aidb.local/postgres:17"},
+			builds: []string{"try:1"}},
+		{name: "an unbuildable reference builds nothing", refs: []string{"postgres:15", "mysql:8"},
+			wantErr: "aidb cannot build a stand-in for image mysql:8"},
+		{name: "a tag names one image", refs: []string{"postgres:15", "postgres:17"}, tag: "try:1",
+			wantErr: "--tag try:1 names one image, but the databases need postgres:15 and postgres:17"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeEngine()
+			for _, ref := range tc.present {
+				f.images[ref] = true
+			}
+			o := newUnitOrch(t, f)
+			var builds []string
+			o.buildImage = func(_ context.Context, r pgimage.Recipe, ref string) (string, error) {
+				if ref == "" {
+					ref = r.Tag
+				}
+				builds = append(builds, ref)
+				f.images[ref] = true
+				return ref, nil
+			}
+			_, err := o.BuildImages(t.Context(), tc.refs, tc.tag)
+			assert.Equal(t, tc.builds, builds)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				assert.Equal(t, fault.Invalid, fault.KindOf(err))
+				return
+			}
+			require.NoError(t, err)
 		})
 	}
 }

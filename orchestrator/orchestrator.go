@@ -20,10 +20,10 @@ type Orchestrator struct {
 	// progress receives one line per step a person would want to see
 	// (pulling, building an image, waiting for a database).
 	progress func(string)
-	// buildImage builds a local PostgreSQL image of a major version when the
-	// configured image cannot be pulled, tagged ref (empty: pgimage.Tag); it
-	// returns the image reference.
-	buildImage func(ctx context.Context, major, ref string) (string, error)
+	// buildImage builds the local PostgreSQL image of a recipe (a layered
+	// one on its base, which must be present), tagged ref (empty: the
+	// recipe's tag); it returns the image reference.
+	buildImage func(ctx context.Context, r pgimage.Recipe, ref string) (string, error)
 	// pollInterval is the readiness poll interval (100 ms; unit tests
 	// shorten it).
 	pollInterval time.Duration
@@ -61,8 +61,12 @@ func New(docker Engine, project *compose.Project, opts ...Option) (*Orchestrator
 		pollInterval: 100 * time.Millisecond,
 		ping:         selectOne,
 	}
-	o.buildImage = func(ctx context.Context, major, ref string) (string, error) {
-		return pgimage.Build(ctx, importer{e: o.docker}, pgimage.Options{Major: major, Ref: ref, Progress: o.progress})
+	o.buildImage = func(ctx context.Context, r pgimage.Recipe, ref string) (string, error) {
+		opts := pgimage.Options{Recipe: r, Ref: ref, Progress: o.progress}
+		if r.Base != nil {
+			return pgimage.AddLayer(ctx, builder{e: o.docker}, opts)
+		}
+		return pgimage.Build(ctx, importer{e: o.docker}, opts)
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {

@@ -166,6 +166,13 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 		}
 		images[pl.db.Image] = ref
 	}
+	// An image of another major than the volume's data would not start on
+	// it: refused before any container is touched.
+	for _, pl := range plans {
+		if err := o.checkMajor(ctx, pl, images[pl.db.Image]); err != nil {
+			return pl.kept(err)
+		}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, pl := range plans {

@@ -8,10 +8,13 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/pgimage"
 )
 
 // unitOrch is an Orchestrator of the default project (AIDB_PROJECT=unit,
@@ -36,7 +39,7 @@ func newUnitOrch(t *testing.T, f *fakeEngine, env ...string) *unitOrch {
 	require.NoError(t, err)
 	o.ping = f.ping
 	o.pollInterval = time.Millisecond
-	o.buildImage = func(context.Context, string, string) (string, error) {
+	o.buildImage = func(context.Context, pgimage.Recipe, string) (string, error) {
 		t.Error("no image build expected")
 		return "", errNotFaked
 	}
@@ -57,10 +60,12 @@ func (u *unitOrch) db(t *testing.T, name string) compose.Database {
 	return db
 }
 
-// withPostgres is a fake engine holding the default image.
+// withPostgres is a fake engine holding the default images (rulesdb's and
+// memorydb's).
 func withPostgres() *fakeEngine {
 	f := newFakeEngine()
 	f.images["postgres:15"] = true
+	f.images["pgvector/pgvector:pg17"] = true
 	return f
 }
 
@@ -311,4 +316,40 @@ func TestStartExistingRunsContainersAsTheyWereCreated(t *testing.T) {
 	c := f.byName("unit-rulesdb")
 	assert.Equal(t, id, c.id, "never replaced")
 	assert.Equal(t, container.StateRunning, c.state)
+}
+
+// An image of another major than the data in the volume is refused before
+// any container is touched: the old one runs on, a new one is never made,
+// and a container made only to read the volume is gone.
+func TestUpRefusesAnImageOfAnotherMajorThanTheData(t *testing.T) {
+	t.Parallel()
+	f := withPostgres()
+	o, oldID := replaced(t, f)
+	f.dataMajor["unit_rulesdb-data"] = "15"
+	require.NoError(t, o.Up(t.Context(), []compose.Database{o.db(t, "rulesdb")}), "the same major is replaced as before")
+	newID := f.byName("unit-rulesdb").id
+	assert.NotEqual(t, oldID, newID)
+
+	// The data is of 13 now, as a volume made by postgres:13 would be.
+	f.dataMajor["unit_rulesdb-data"] = "13"
+	o = newUnitOrch(t, f, "RULESDB_PASSWORD=changed-again")
+	err := o.Up(t.Context(), []compose.Database{o.db(t, "rulesdb")})
+	var me *MajorMismatchError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, fault.Invalid, fault.KindOf(err))
+	assert.Equal(t, MajorMismatchError{Database: "rulesdb", Image: "postgres:15", Major: "15", Volume: "unit_rulesdb-data", DataMajor: "13", OldImage: "postgres:15"}, *me)
+	assert.Contains(t, err.Error(), "PostgreSQL 15 cannot start on it")
+	assert.Contains(t, err.Error(), "nothing was changed")
+	c := f.byName("unit-rulesdb")
+	assert.Equal(t, newID, c.id, "the container was not replaced")
+	assert.Equal(t, container.StateRunning, c.state)
+
+	// No container, the volume there: read by a container never started.
+	_, err = f.ContainerRemove(t.Context(), newID, client.ContainerRemoveOptions{Force: true})
+	require.NoError(t, err)
+	err = o.Up(t.Context(), []compose.Database{o.db(t, "rulesdb")})
+	require.ErrorAs(t, err, &me)
+	assert.Empty(t, me.OldImage)
+	assert.Empty(t, f.names(), "no database container made; the one that read the volume removed")
+	assert.Contains(t, f.volumes, "unit_rulesdb-data")
 }

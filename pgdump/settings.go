@@ -46,6 +46,23 @@ func dumpSession() []Setting {
 	}
 }
 
+// LoadSettings are the settings of a session that loads a backup (a full
+// or data-only restore, a verification): they decide how fast its indexes
+// are built, not what is loaded. An HNSW index (pgvector) is built far
+// faster while its graph fits in maintenance_work_mem: 256MB holds the
+// graph of about 100,000 embeddings of 384 dimensions (past that the build
+// goes on, slower), where the server's default of 64MB holds a quarter of
+// that. Parallel maintenance workers are off because a parallel HNSW build
+// keeps its graph in shared memory of that size, and a container's
+// /dev/shm is 64MB unless the compose file raises shm_size: the build would
+// fail with "could not resize shared memory segment".
+func LoadSettings() []Setting {
+	return []Setting{
+		{"maintenance_work_mem", "256MB"},
+		{"max_parallel_maintenance_workers", "0"},
+	}
+}
+
 // SetStatements renders settings as SET statements, one each, without a
 // semicolon: SET TimeZone = 'UTC'. The value is a string literal, which
 // SET takes for every kind of setting.

@@ -1,9 +1,12 @@
-// Package pgimage builds a PostgreSQL image from Debian's packages, for
+// Package pgimage builds PostgreSQL images from Debian's packages, for
 // machines that run a Docker engine but reach no container registry.
 //
-// The image is a debootstrap of the host's Debian release with
-// postgresql-<major>, imported with `docker import`, and an entrypoint that
-// honours the official postgres image's contract (see entrypoint.sh).
+// Each image reference it can stand in for has a Recipe (recipe.go). A base
+// image is a debootstrap of the recipe's Debian release with its packages,
+// imported with `docker import`, and an entrypoint that honours the official
+// postgres image's contract (see entrypoint.sh); an image such as pgvector's
+// is a base image plus one layer of packages (AddLayer), so both share one
+// debootstrap.
 package pgimage
 
 import (
@@ -40,19 +43,17 @@ type Importer interface {
 
 // Options configures a build. Zero values take the host's settings.
 type Options struct {
-	// Major is the PostgreSQL major version, e.g. "15". Required.
-	Major string
-	// Suite is the Debian release to bootstrap; default: the host's
-	// VERSION_CODENAME from /etc/os-release.
-	Suite string
+	// Recipe is what to build (RecipeFor). Required.
+	Recipe Recipe
 	// Mirror is the Debian archive URL; default: AIDB_DEBIAN_MIRROR, else the
-	// first archive the host's apt sources name for Suite.
+	// first archive the host's apt sources name for the recipe's release,
+	// else the one they name for the host's own Debian release.
 	Mirror string
 	// Progress receives one line per step of the build (debootstrap's own
 	// lines included); nil discards them.
 	Progress func(line string)
 	// Ref is the image reference to tag the build with; default
-	// Tag(Major), the one aidb runs when it cannot pull. Another reference
+	// Recipe.Tag, the one aidb runs when it cannot pull. Another reference
 	// tries a build without replacing that one.
 	Ref string
 }
@@ -61,15 +62,17 @@ type Options struct {
 // postgresql-<major> package for.
 var ErrMajorNotShipped = errors.New("postgresql major version not shipped by this Debian release")
 
-// Build bootstraps, imports and tags opts.Ref (default Tag(opts.Major)),
-// and returns that reference. It runs as long as debootstrap needs (about
+// Build bootstraps, imports and tags opts.Ref (default opts.Recipe.Tag),
+// and returns that reference. The recipe must be a base one (no Base: see
+// AddLayer). It runs as long as debootstrap needs (about
 // two minutes here) and stops when ctx is cancelled: debootstrap's whole
 // process tree is killed, what it mounted in the temporary root filesystem
 // is unmounted, and the folder is removed (also on any failure). Nothing is
 // tagged unless the import completed.
 func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr error) {
-	if !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(opts.Major) {
-		return "", fmt.Errorf("build postgres image: major version %q is not a number like 15", opts.Major)
+	r := opts.Recipe
+	if !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(r.Major) || r.Suite == "" || len(r.Packages) == 0 || r.Base != nil {
+		return "", fmt.Errorf("build postgres image: %q is no base recipe (RecipeFor gives them)", r.For)
 	}
 	if err := supported(); err != nil {
 		return "", err
@@ -80,7 +83,7 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 	}
 	ref = opts.Ref
 	if ref == "" {
-		ref = Tag(opts.Major)
+		ref = r.Tag
 	}
 	// The whole output of apt-get and debootstrap (about 600 lines) goes to
 	// a log file; people see one line per stage, and the tail on failure.
@@ -98,7 +101,7 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 	if err := ensureHost(ctx, systemTools(), logFile, progress); err != nil {
 		return "", err
 	}
-	suite, mirror, err := resolveSource(opts.Suite, opts.Mirror)
+	suite, mirror, err := resolveSource(r.Suite, opts.Mirror)
 	if err != nil {
 		return "", err
 	}
@@ -117,7 +120,7 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 		}
 	}()
 
-	pkg := "postgresql-" + opts.Major
+	pkg := strings.Join(r.Packages, ",")
 	start := time.Now()
 	progress(fmt.Sprintf("debootstrap %s with %s from %s into %s (log: %s)", suite, pkg, mirror, root, logPath))
 	if err := debootstrap(ctx, root, suite, mirror, pkg, logFile, func(stage string) {
@@ -126,11 +129,11 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 		return "", err
 	}
 	progress(fmt.Sprintf("building %s: preparing the image filesystem (%s)", ref, time.Since(start).Round(time.Second)))
-	if err := prepareRoot(root, opts.Major); err != nil {
+	if err := prepareRoot(root, r.Major); err != nil {
 		return "", err
 	}
 	progress(fmt.Sprintf("building %s: importing it into the engine (%s)", ref, time.Since(start).Round(time.Second)))
-	if err := importRoot(ctx, imp, root, ref, opts.Major); err != nil {
+	if err := importRoot(ctx, imp, root, ref, r); err != nil {
 		return "", err
 	}
 	return ref, nil
@@ -209,8 +212,8 @@ func debootstrap(ctx context.Context, root, suite, mirror, pkg string, log io.Wr
 			return ctx.Err()
 		}
 		text := strings.Join(tail, "\n")
-		if strings.Contains(text, "Couldn't find these debs") && strings.Contains(text, pkg) {
-			return fmt.Errorf("%w: Debian %s has no package %s; use the major it ships (apt-cache search '^postgresql-[0-9]+$' lists them)", ErrMajorNotShipped, suite, pkg)
+		if strings.Contains(text, "Couldn't find these debs") {
+			return fmt.Errorf("%w: Debian %s lacks a package of %s (%s)", ErrMajorNotShipped, suite, pkg, text[strings.LastIndex(text, "Couldn't find these debs"):])
 		}
 		return fmt.Errorf("debootstrap %s with %s: %w\n%s", suite, pkg, err, text)
 	}
@@ -242,8 +245,8 @@ func prepareRoot(root, major string) error {
 	return errors.Join(errs...)
 }
 
-func importRoot(ctx context.Context, imp Importer, root, ref, major string) error {
-	bin := "/usr/lib/postgresql/" + major + "/bin"
+func importRoot(ctx context.Context, imp Importer, root, ref string, r Recipe) error {
+	bin := "/usr/lib/postgresql/" + r.Major + "/bin"
 	changes := []string{
 		"ENV PATH=" + bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"ENV PGDATA=/var/lib/postgresql/data",
@@ -254,7 +257,7 @@ func importRoot(ctx context.Context, imp Importer, root, ref, major string) erro
 		// No STOPSIGNAL: docker import does not take it; the orchestrator
 		// stops database containers with SIGINT (fast shutdown), as the
 		// official image's STOPSIGNAL does.
-		"LABEL aidb.image=postgres aidb.postgres.major=" + major,
+		"LABEL aidb.image=" + r.Name + " aidb.postgres.major=" + r.Major + " aidb.debian=" + r.Suite,
 	}
 	tar := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", root, "-cf", "-", ".")
 	var stderr strings.Builder
@@ -279,18 +282,11 @@ func importRoot(ctx context.Context, imp Importer, root, ref, major string) erro
 	return nil
 }
 
-// resolveSource finds the Debian suite and archive to bootstrap from.
+// resolveSource finds the archive to bootstrap suite from: mirror if
+// given, else AIDB_DEBIAN_MIRROR, else the host's apt source for suite, else
+// the host's apt source for its own Debian release (a Debian archive holds
+// every release: a Debian 12 host builds Debian 13 images from it).
 func resolveSource(suite, mirror string) (string, string, error) {
-	if suite == "" {
-		osRelease, err := os.ReadFile("/etc/os-release")
-		if err != nil {
-			return "", "", fmt.Errorf("build postgres image: read /etc/os-release: %w (is this Debian?)", err)
-		}
-		suite = osReleaseValue(string(osRelease), "VERSION_CODENAME")
-		if suite == "" || osReleaseValue(string(osRelease), "ID") != "debian" {
-			return "", "", errors.New("build postgres image: the host is not Debian; building needs Debian's debootstrap and archive")
-		}
-	}
 	if mirror == "" {
 		mirror = os.Getenv("AIDB_DEBIAN_MIRROR")
 	}
@@ -298,7 +294,14 @@ func resolveSource(suite, mirror string) (string, string, error) {
 		mirror = aptMirror(suite)
 	}
 	if mirror == "" {
-		return "", "", fmt.Errorf("build postgres image: no apt source for %s found in /etc/apt; set AIDB_DEBIAN_MIRROR to a Debian archive URL", suite)
+		if osRelease, err := os.ReadFile("/etc/os-release"); err == nil && osReleaseValue(string(osRelease), "ID") == "debian" {
+			if own := osReleaseValue(string(osRelease), "VERSION_CODENAME"); own != "" {
+				mirror = aptMirror(own)
+			}
+		}
+	}
+	if mirror == "" {
+		return "", "", fmt.Errorf("build postgres image: no apt source for Debian %s (or this host's Debian release) found in /etc/apt; set AIDB_DEBIAN_MIRROR to a Debian archive URL", suite)
 	}
 	return suite, mirror, nil
 }

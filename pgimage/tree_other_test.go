@@ -14,7 +14,7 @@ import (
 // why and what to do instead.
 func TestBuildNeedsLinux(t *testing.T) {
 	t.Parallel()
-	_, err := Build(t.Context(), nil, Options{Major: "15"})
+	_, err := Build(t.Context(), nil, Options{Recipe: postgres15})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "needs Linux (this is "+runtime.GOOS+")")
 	assert.Contains(t, err.Error(), "docker load")

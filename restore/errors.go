@@ -189,3 +189,39 @@ func (e *DifferenceError) Error() string {
 }
 
 func (e *DifferenceError) Kind() fault.Kind { return fault.Differs }
+
+// ExtensionError refuses a restore into a server that lacks extensions the
+// backup needs (its manifest's extensions, checked against the server's
+// pg_available_extensions), before anything changed: the load would fail
+// at the first CREATE EXTENSION. The target is to run an image that has
+// them.
+type ExtensionError struct {
+	Database string
+	File     string
+	// Image is the target's image (as the compose file names it).
+	Image string
+	// Missing are the extensions the server lacks, in the manifest's order.
+	Missing []string
+	// Images names, per missing extension, an image that has it, where
+	// one is known (pgimage.ImageWith).
+	Images map[string]string
+	// BackupImage is the image the backup was taken on.
+	BackupImage string
+}
+
+func (e *ExtensionError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s needs the extension %s, which %s's server (image %s) does not have", e.File, strings.Join(e.Missing, ", "), e.Database, e.Image)
+	for _, x := range e.Missing {
+		if img := e.Images[x]; img != "" {
+			fmt.Fprintf(&b, "; %s has %s", img, x)
+		}
+	}
+	if e.BackupImage != "" {
+		fmt.Fprintf(&b, " (the backup was taken on %s)", e.BackupImage)
+	}
+	b.WriteString("; nothing was changed")
+	return b.String()
+}
+
+func (e *ExtensionError) Kind() fault.Kind { return fault.Invalid }

@@ -16,6 +16,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgrun"
 )
@@ -113,4 +114,20 @@ func TestDifferenceErrorIsADifference(t *testing.T) {
 	var de *DifferenceError
 	require.ErrorAs(t, err, &de)
 	assert.Equal(t, "restore of rulesdb did not reproduce the backup, so the database was left as it was:\n  public.rules: 1 rows (the backup has 2)", err.Error())
+}
+
+// A backup whose extensions the server lacks is refused, naming an image
+// that has them where aidb knows one.
+func TestMissingExtensions(t *testing.T) {
+	t.Parallel()
+	m := manifest.Manifest{Image: "aidb.local/pgvector:pg17", Extensions: []fingerprint.Extension{{Name: "pg_trgm"}, {Name: "plpgsql"}, {Name: "vector"}, {Name: "postgis"}}}
+	db := compose.Database{Name: "memorydb", Image: "postgres:15"}
+	assert.NoError(t, missingExtensions(m, []string{"plpgsql", "pg_trgm", "vector", "postgis"}, db, "f.sql"))
+	err := missingExtensions(m, []string{"plpgsql", "pg_trgm"}, db, "f.sql")
+	var ee *ExtensionError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, []string{"vector", "postgis"}, ee.Missing)
+	assert.Equal(t, map[string]string{"vector": "pgvector/pgvector:pg17"}, ee.Images)
+	assert.Equal(t, fault.Invalid, fault.KindOf(err))
+	assert.Equal(t, "f.sql needs the extension vector, postgis, which memorydb's server (image postgres:15) does not have; pgvector/pgvector:pg17 has vector (the backup was taken on aidb.local/pgvector:pg17); nothing was changed", err.Error())
 }

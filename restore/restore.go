@@ -21,10 +21,10 @@ import (
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/encryption"
-	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
+	"github.com/aidb/aidb/pgimage"
 	"github.com/aidb/aidb/pgrun"
 )
 
@@ -134,7 +134,7 @@ func differs(db string, diffs []string) error {
 // every table and column it loads at a migration version not older than
 // the backup's. A refusal is bad input (fault.Invalid), one of the
 // package's typed errors where it has one (FileError, WrongDatabaseError,
-// KindError, ForeignError, SchemaError).
+// KindError, ExtensionError, ForeignError, SchemaError).
 func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	p := Plan{Request: req}
 	src, err := inspect(req.File)
@@ -185,7 +185,7 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	defer conn.Close(context.WithoutCancel(ctx))
 
 	if p.Manifest != nil {
-		if err := checkExtensions(ctx, conn, *p.Manifest, req.DB); err != nil {
+		if err := checkExtensions(ctx, conn, *p.Manifest, req.DB, req.File); err != nil {
 			return Plan{}, err
 		}
 	}
@@ -202,9 +202,9 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	return p, nil
 }
 
-// checkExtensions refuses (fault.Invalid) a target whose image lacks an extension
-// the backup's manifest lists.
-func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, db compose.Database) error {
+// checkExtensions refuses, with an ExtensionError, a target whose server
+// lacks an extension the backup's manifest lists.
+func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, db compose.Database, file string) error {
 	rows, err := conn.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
 	if err != nil {
 		return fmt.Errorf("list available extensions of %s: %w", db.Name, err)
@@ -213,17 +213,25 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, m manifest.Manifest, d
 	if err != nil {
 		return err
 	}
-	var missing []string
+	return missingExtensions(m, avail, db, file)
+}
+
+// missingExtensions is the ExtensionError for the extensions of m that
+// avail lacks, nil when it has them all.
+func missingExtensions(m manifest.Manifest, avail []string, db compose.Database, file string) error {
+	e := &ExtensionError{Database: db.Name, File: file, Image: db.Image, Images: map[string]string{}, BackupImage: m.Image}
 	for _, x := range m.Extensions {
 		if !slices.Contains(avail, x.Name) {
-			missing = append(missing, x.Name)
+			e.Missing = append(e.Missing, x.Name)
+			if img := pgimage.ImageWith(x.Name); img != "" {
+				e.Images[x.Name] = img
+			}
 		}
 	}
-	if len(missing) > 0 {
-		return fault.BadInput(fmt.Errorf("%s needs the extension(s) %s, which %s's image (%s) does not have; the backup came from %s: run %s on that image",
-			m.File, strings.Join(missing, ", "), db.Name, db.Image, m.Image, db.Name))
+	if len(e.Missing) == 0 {
+		return nil
 	}
-	return nil
+	return e
 }
 
 // planData lists the tables a data-only file loads and compares the

@@ -23,8 +23,9 @@ import (
 	"github.com/aidb/aidb/roles"
 )
 
-// script is the SQL psql runs: BEGIN, what comes before the file, the
-// file's content, what comes after, COMMIT. The COMMIT is only sent once
+// script is the SQL psql runs: BEGIN, the load settings (pgdump.LoadSettings:
+// the index builds' memory), what comes before the file, the file's
+// content, what comes after, COMMIT. The COMMIT is only sent once
 // the whole file was read and matched its manifest; a failure before that
 // ends psql's input without it, and the transaction rolls back.
 func (p Plan) script(before, after string) (io.Reader, func() error, error) {
@@ -41,7 +42,7 @@ func (p Plan) script(before, after string) (io.Reader, func() error, error) {
 		// What follows the file is the check (data-only restores).
 		tail = &firstRead{r: tail, f: func() { p.phase(PhaseCheck) }}
 	}
-	r := io.MultiReader(strings.NewReader("BEGIN;\n"+before+"\n"), ct, tail)
+	r := io.MultiReader(strings.NewReader("BEGIN;\n"+pgdump.SetLocal(pgdump.LoadSettings())+before+"\n"), ct, tail)
 	return r, ct.Close, nil
 }
 

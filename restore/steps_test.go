@@ -74,7 +74,8 @@ func TestStagingLoadRunsTheFileIntoTheTemporaryDatabase(t *testing.T) {
 	s := newStaging(e, plan(&phases))
 	require.NoError(t, s.load(t.Context()))
 	assert.Equal(t, s.temp, e.dbname, "loaded into the temporary database, never the target")
-	assert.Equal(t, "BEGIN;\n\n"+sampleDump+"\n\nCOMMIT;\n", string(e.script))
+	// The index builds get their memory for the whole load (LoadSettings).
+	assert.Equal(t, "BEGIN;\nSET LOCAL maintenance_work_mem = '256MB';\nSET LOCAL max_parallel_maintenance_workers = '0';\n\n"+sampleDump+"\n\nCOMMIT;\n", string(e.script))
 	assert.Equal(t, []Phase{PhaseLoad}, phases)
 
 	phases = nil

@@ -107,6 +107,9 @@ func (s Seeder) Seed(ctx context.Context, conn *pgx.Conn, rows int, progress fun
 	if err := s.checkEmpty(ctx, conn, tables); err != nil {
 		return res, err
 	}
+	if err := registerVector(ctx, conn); err != nil {
+		return res, fmt.Errorf("seed %s: %w", s.Database, err)
+	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return res, err

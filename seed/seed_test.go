@@ -91,3 +91,13 @@ func byName(ts []table) map[string]table {
 	}
 	return m
 }
+
+// An embedding is written as pgvector's vector_recv reads it.
+func TestEncodeVector(t *testing.T) {
+	t.Parallel()
+	got, err := encodeVector{}.Encode([]float32{1, -0.5}, []byte{0xff})
+	require.NoError(t, err)
+	assert.Equal(t, []byte{0xff, 0, 2, 0, 0, 0x3f, 0x80, 0, 0, 0xbf, 0, 0, 0}, got)
+	assert.NotNil(t, vectorCodec{}.PlanEncode(nil, 0, 1, []float32{}))
+	assert.Nil(t, vectorCodec{}.PlanEncode(nil, 0, 0, []float32{}), "text is not written")
+}

@@ -108,6 +108,8 @@ func advice(err error) []string {
 			add("take a backup with make -f Makefile.ai ai-db-backup-all (it verifies each file), and see why the scheduled one did not run")
 		case *orchestrator.LeftRunningError:
 			add("see them with aidb status; stop them with aidb down --all, or remove everything with make -f Makefile.ai ai-db-nuke")
+		case *orchestrator.MajorMismatchError:
+			add(fmt.Sprintf("while its container runs: aidb backup %s, aidb nuke %s, aidb up %s, aidb restore %s <that backup>, then make -f Makefile.ai ai-db-migrate", e.Database, e.Database, e.Database, e.Database))
 		case *oplock.BusyError:
 			if e.Folder != "" {
 				add("wait for it, or raise --lock-timeout")
@@ -143,6 +145,18 @@ func advice(err error) []string {
 			} else {
 				add("restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema")
 			}
+		case *restore.ExtensionError:
+			img := ""
+			for _, x := range e.Missing {
+				if e.Images[x] != "" {
+					img = e.Images[x]
+					break
+				}
+			}
+			if img == "" {
+				img = "an image that has it"
+			}
+			add(fmt.Sprintf("run %s on %s (its image: in the compose file), then restore again", e.Database, img))
 		case *restore.ForeignError:
 			add(fmt.Sprintf("restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately", e.Target))
 		case *pgrun.PathError:

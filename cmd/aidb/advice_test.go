@@ -82,6 +82,10 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 			"aidb: database is not migrated: rulesdb has no table rules; run make -f Makefile.ai ai-db-migrate first\n"},
 		{"seed: not empty", fault.BadInput(&seed.RefusedError{Database: "rulesdb", Table: "rules", Err: seed.ErrNotEmpty}), 2,
 			"aidb: database already holds data: rulesdb.rules has rows; seed fills empty databases only; for a fresh one: aidb nuke rulesdb, then up and migrate\n"},
+		{"restore: a missing extension names an image that has it", fmt.Errorf("restore memorydb: %w", &restore.ExtensionError{Database: "memorydb", File: "memorydb-1.sql", Image: "postgres:15",
+			Missing: []string{"vector"}, Images: map[string]string{"vector": "pgvector/pgvector:pg17"}, BackupImage: "aidb.local/pgvector:pg17"}), 2,
+			"aidb: restore memorydb: memorydb-1.sql needs the extension vector, which memorydb's server (image postgres:15) does not have; pgvector/pgvector:pg17 has vector (the backup was taken on aidb.local/pgvector:pg17); nothing was changed; " +
+				"run memorydb on pgvector/pgvector:pg17 (its image: in the compose file), then restore again\n"},
 		// was: "build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)"
 		{"image build needs root", fmt.Errorf("%w", pgimage.ErrNeedsRoot), 1,
 			"aidb: build postgres image: debootstrap needs root; run again as root (e.g. sudo make -f Makefile.ai ai-image)\n"},

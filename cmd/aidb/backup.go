@@ -86,7 +86,7 @@ func (a *app) backupCommand() *cobra.Command {
 	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")
 	f.BoolVar(&noOwner, "no-owner", false, "leave out who owns each object (pg_dump --no-owner): restored, they belong to whoever restores them; grants are kept")
 	f.BoolVar(&rolePasswords, "with-role-passwords", false, "put the password hashes of the roles the database refers to into the file and its manifest (SENSITIVE: both then hold secrets)")
-		f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; where the engine sees the folder and its pipes), stream (docker exec; any engine) or auto (helper where a check, once per run, shows it works; else stream, saying why)")
+	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; where the engine sees the folder and its pipes), stream (docker exec; any engine) or auto (helper where a check, once per run, shows it works; else stream, saying why)")
 	f.StringVar(&splitOver, "split-over", units.BytesSize(backup.DefaultSplitOver), "read the rows of tables at least this large (by the server's statistics) in parts at the same time, one per core (helper transport; cores shared among the databases); 0 never")
 	return cmd
 }

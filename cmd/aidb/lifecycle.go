@@ -212,15 +212,22 @@ func (a *app) imageCommand() *cobra.Command {
 	var tag string
 	build := &cobra.Command{
 		Use:   "build [db...]",
-		Short: "Build the databases' PostgreSQL image locally from Debian's packages (needs root and debootstrap)",
-		Long: `Build the databases' PostgreSQL image locally from Debian's packages (needs
-root and debootstrap): a debootstrap of the host's Debian release with
-postgresql-<major>, imported as aidb.local/postgres:<major>, the image aidb
-runs in place of one it cannot pull. An earlier build is replaced.
+		Short: "Build the databases' PostgreSQL images locally from Debian's packages (needs root and debootstrap)",
+		Long: `Build the images the databases' compose images stand for, locally from
+Debian's packages (needs root and debootstrap), the images aidb runs in
+place of those it cannot pull:
 
---tag builds under another reference instead, leaving aidb.local/postgres
-alone (to try a build, or for tests). Ctrl-C stops debootstrap and all it
-started, removes its folder, and tags nothing.`,
+  postgres:15             aidb.local/postgres:15   Debian 12, postgresql-15
+  postgres:17             aidb.local/postgres:17   Debian 13, postgresql-17
+  pgvector/pgvector:pg17  aidb.local/pgvector:pg17 aidb.local/postgres:17 plus
+                                                   postgresql-17-pgvector
+
+Each base image is a debootstrap imported into the engine; pgvector's is
+one layer on postgres:17's (rebuilt first, once). Earlier builds are replaced.
+
+--tag builds under another reference instead, leaving aidb.local/… alone (to
+try a build, or for tests). Ctrl-C stops debootstrap and all it started,
+removes its folder, and tags nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tag != "" {
 				if _, err := reference.ParseNormalizedNamed(tag); err != nil {
@@ -232,35 +239,25 @@ started, removes its folder, and tags nothing.`,
 				return err
 			}
 			defer s.Close()
-			// Every database's major first: bad input is refused before
-			// anything is built.
-			var majors []string
-			stands := map[string]string{}
+			var refs []string
 			for _, db := range s.dbs {
-				major, err := orchestrator.ImageMajor(db.Image)
-				if err != nil {
-					return fault.BadInput(err)
-				}
-				if _, seen := stands[major]; !seen {
-					majors = append(majors, major)
-					stands[major] = db.Image
-				}
+				refs = append(refs, db.Image)
 			}
-			if tag != "" && len(majors) > 1 {
-				return fault.BadInput(fmt.Errorf("--tag %s names one image, but the databases need PostgreSQL %s: name one database", tag, strings.Join(majors, " and ")))
-			}
+			images, err := s.orch.BuildImages(cmd.Context(), refs, tag)
 			var built []string
-			for _, major := range majors {
-				ref, err := s.orch.BuildImage(cmd.Context(), major, tag)
-				if err != nil {
-					return err
+			for _, b := range images {
+				built = append(built, b.Ref)
+				switch {
+				case b.BaseOf != "":
+					a.say("built %s (stands in for %s when it cannot be pulled; the base of %s)", b.Ref, b.For, b.BaseOf)
+				case b.For != "":
+					a.say("built %s (stands in for %s when it cannot be pulled)", b.Ref, b.For)
+				default:
+					a.say("built %s", b.Ref)
 				}
-				built = append(built, ref)
-				if tag == "" {
-					a.say("built %s (stands in for %s when it cannot be pulled)", ref, stands[major])
-				} else {
-					a.say("built %s", ref)
-				}
+			}
+			if err != nil {
+				return err
 			}
 			if a.json {
 				slices.Sort(built)
@@ -271,7 +268,7 @@ started, removes its folder, and tags nothing.`,
 			return nil
 		},
 	}
-	build.Flags().StringVar(&tag, "tag", "", "tag the build with this image reference instead of aidb.local/postgres:<major>")
+	build.Flags().StringVar(&tag, "tag", "", "tag the build with this image reference instead of its aidb.local/… tag")
 	img.AddCommand(build)
 	return img
 }

@@ -1,8 +1,7 @@
 -- memorydb: sessions and the memories recorded in them, with embeddings.
 --
--- Embeddings are real[] with a fixed dimension: the default image, built
--- from Debian's packages, has no pgvector. A schema on an image with
--- pgvector may use vector(384) instead; aidb does not depend on either.
+-- Embeddings start as real[] with a fixed dimension, as they were made
+-- before the default image had pgvector; 00003 turns them into vector(384).
 
 -- +goose Up
 CREATE EXTENSION IF NOT EXISTS pg_trgm;

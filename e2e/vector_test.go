@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// composeWithMemoryImage is the default compose file with memorydb on image.
+func composeWithMemoryImage(t *testing.T, image string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "compose", "docker-compose.yaml"))
+	require.NoError(t, err)
+	const def = "image: pgvector/pgvector:pg17"
+	require.Equal(t, 1, strings.Count(string(b), def), "memorydb's default image")
+	return strings.Replace(string(b), def, "image: "+image, 1)
+}
+
+// embeddings is the digest of every memory's embedding in its text form,
+// in id order, and the number of memories.
+func embeddings(t *testing.T, conn *pgx.Conn) (string, int64) {
+	t.Helper()
+	var sum string
+	var n int64
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT md5(string_agg(id::text || ' ' || embedding::text, ';' ORDER BY id)), count(*) FROM memories").Scan(&sum, &n))
+	return sum, n
+}
+
+// The default memorydb keeps pgvector embeddings; a verified backup
+// restored into a fresh database brings every vector back exactly and the
+// HNSW index valid and used by a nearest-neighbour query.
+func TestPgvectorRoundTrip(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vector")
+	p.backupDir()
+	for _, args := range [][]string{{"up", "memorydb"}, {"migrate", "memorydb"}, {"seed", "memorydb", "--rows", "400"}} {
+		r := p.aidb(args...)
+		require.Equal(t, 0, r.code, "aidb %v: %s", args, r.stderr)
+	}
+	conn := connect(t, p.status()["memorydb"].URL)
+	var typ string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = 'embedding'").Scan(&typ))
+	assert.Equal(t, "vector(384)", typ)
+	before, n := embeddings(t, conn)
+	assert.Equal(t, int64(400), n)
+	// The text form a content hash reads does not depend on the session's
+	// float settings: pgvector writes the shortest exact decimal.
+	_, err := conn.Exec(t.Context(), "SET extra_float_digits = 0")
+	require.NoError(t, err)
+	same, _ := embeddings(t, conn)
+	assert.Equal(t, before, same, "vector text under extra_float_digits 0 and pg_dump's 3")
+
+	res := p.backupJSON("memorydb")
+	require.Len(t, res.Files, 1)
+	file := res.Files[0].Path
+	r := p.aidb("verify", file)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "equal")
+	m := readManifest(t, file)
+	assert.Contains(t, m.Image, "pgvector")
+	var exts []string
+	for _, x := range m.Extensions {
+		exts = append(exts, x.Name)
+	}
+	assert.Contains(t, exts, "vector")
+
+	r = p.aidb("nuke", "--yes", "--no-backup", "memorydb")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = p.aidb("up", "memorydb")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = p.aidb("restore", "--yes", "--no-backup", "memorydb", file)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	conn = connect(t, p.status()["memorydb"].URL)
+	after, n := embeddings(t, conn)
+	assert.Equal(t, int64(400), n)
+	assert.Equal(t, before, after, "every vector back exactly")
+	var valid bool
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT indisvalid FROM pg_index WHERE indexrelid = 'memories_embedding_hnsw'::regclass").Scan(&valid))
+	assert.True(t, valid, "the HNSW index is valid after the restore")
+	var probe string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT embedding::text FROM memories WHERE id = 7").Scan(&probe))
+	_, err = conn.Exec(t.Context(), "SET enable_seqscan = off")
+	require.NoError(t, err)
+	rows, err := conn.Query(t.Context(), "EXPLAIN SELECT id FROM memories ORDER BY embedding <=> $1::vector LIMIT 5", probe)
+	require.NoError(t, err)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(plan, "\n"), "Index Scan using memories_embedding_hnsw on memories", "the KNN query uses the index")
+	var nearest int64
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT id FROM memories ORDER BY embedding <=> $1::vector LIMIT 1", probe).Scan(&nearest))
+	assert.Equal(t, int64(7), nearest, "a vector's nearest neighbour is itself")
+}
+
+// A memorydb backup (it needs pgvector's extension) restored into a server
+// without pgvector is refused before anything changes, naming an image
+// that has it: a full and a data-only restore.
+func TestRestoreWithoutPgvectorIsRefused(t *testing.T) {
+	t.Parallel()
+	src := newProject(t, "vecsrc")
+	src.backupDir()
+	for _, args := range [][]string{{"up", "memorydb"}, {"migrate", "memorydb"}, {"seed", "memorydb", "--rows", "30"}} {
+		r := src.aidb(args...)
+		require.Equal(t, 0, r.code, "aidb %v: %s", args, r.stderr)
+	}
+	full := src.backupJSON("memorydb").Files[0].Path
+	data := src.backupJSON("memorydb", "--data-only").Files[0].Path
+
+	dst := newProject(t, "vecdst")
+	dst.writeCompose(composeWithMemoryImage(t, "postgres:15"))
+	dst.backupDir()
+	r := dst.aidb("up", "memorydb")
+	require.Equal(t, 0, r.code, r.stderr)
+	conn := connect(t, dst.status()["memorydb"].URL)
+	_, err := conn.Exec(t.Context(), "CREATE TABLE memories (id bigint PRIMARY KEY, note text); INSERT INTO memories VALUES (1, 'kept')")
+	require.NoError(t, err)
+	databases := func() []string {
+		rows, err := conn.Query(t.Context(), "SELECT datname FROM pg_database ORDER BY datname")
+		require.NoError(t, err)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return names
+	}
+	dbsBefore := databases()
+
+	for _, args := range [][]string{{"restore", "--yes", "memorydb", full}, {"restore", "--yes", "--data-only", "memorydb", data}} {
+		r := dst.aidb(args...)
+		assert.Equal(t, 2, r.code, r.stderr)
+		assert.Contains(t, r.stderr, "needs the extension vector, which memorydb's server (image postgres:15) does not have")
+		assert.Contains(t, r.stderr, "pgvector/pgvector:pg17 has vector")
+		assert.Contains(t, r.stderr, "nothing was changed")
+		assert.Contains(t, r.stderr, "run memorydb on pgvector/pgvector:pg17")
+	}
+	var note string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT note FROM memories WHERE id = 1").Scan(&note))
+	assert.Equal(t, "kept", note)
+	assert.Equal(t, dbsBefore, databases(), "no temporary database made")
+	files, err := filepath.Glob(filepath.Join(dst.dir, "backups", "*.sql*"))
+	require.NoError(t, err)
+	assert.Empty(t, files, "no safety backup taken for a refused restore")
+}
+
+// A volume of PostgreSQL 15 data under a compose file switched to a 17
+// image: up refuses before touching the container, which runs on with its
+// data.
+func TestUpRefusesAnImageOfAnotherMajorThanTheData(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vecmajor")
+	p.writeCompose(composeWithMemoryImage(t, "postgres:15"))
+	r := p.aidb("up", "memorydb")
+	require.Equal(t, 0, r.code, r.stderr)
+	before := p.status()["memorydb"]
+	conn := connect(t, before.URL)
+	_, err := conn.Exec(t.Context(), "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'on 15')")
+	require.NoError(t, err)
+	labelled := p.labelled(t.Context())
+	idBefore := containerID(t, before.Container)
+
+	p.writeCompose(composeWithMemoryImage(t, "pgvector/pgvector:pg17"))
+	r = p.aidb("up", "memorydb")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "names image pgvector/pgvector:pg17, PostgreSQL 17, but volume "+p.name+"_memorydb-data holds the data of PostgreSQL 15")
+	assert.Contains(t, r.stderr, "nothing was changed")
+	assert.Contains(t, r.stderr, "aidb backup memorydb")
+	assert.NotContains(t, r.stderr, "aidb upgrade", "no command that does not exist")
+
+	after := p.status()["memorydb"]
+	assert.Equal(t, idBefore, containerID(t, after.Container), "the container was not replaced")
+	assert.Equal(t, "running", after.State)
+	assert.Equal(t, labelled, p.labelled(t.Context()), "nothing made, nothing left (the volume's reader is gone)")
+	var body string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT body FROM notes WHERE id = 1").Scan(&body))
+	assert.Equal(t, "on 15", body)
+	var version string
+	require.NoError(t, conn.QueryRow(t.Context(), "SHOW server_version_num").Scan(&version))
+	assert.True(t, strings.HasPrefix(version, "15"), version)
+}
