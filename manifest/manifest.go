@@ -215,6 +215,10 @@ type MismatchError struct{ msg string }
 
 func (e *MismatchError) Error() string { return e.msg }
 
+// Mismatch is a *MismatchError saying msg (for bytes checked elsewhere,
+// such as a repository object's recorded size and sha256).
+func Mismatch(msg string) *MismatchError { return &MismatchError{msg} }
+
 // Check hashes the file and compares its size and sha256 with the
 // manifest's; a difference is a *MismatchError saying which.
 func Check(file string, m Manifest) error {

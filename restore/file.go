@@ -36,6 +36,8 @@ type source struct {
 	// firstLine is the plain SQL's first line, for messages.
 	firstLine string
 	warnings  []string
+	// object is set for a backup in a repository (path is its URL).
+	object Object
 }
 
 // CheckFile refuses with a FileError (bad input, fault.Invalid) what cannot

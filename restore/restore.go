@@ -64,6 +64,9 @@ type Request struct {
 	// Keys open an encrypted (age) backup; nil: an encrypted file is
 	// refused (encryption.KeyError).
 	Keys *encryption.Keys
+	// Object, if set, is the backup in a repository that File names (its
+	// URL): it is streamed from there, never copied whole.
+	Object Object
 }
 
 // Phase is a step of a restore that takes time.
@@ -137,14 +140,20 @@ func differs(db string, diffs []string) error {
 // KindError, ExtensionError, ForeignError, SchemaError).
 func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	p := Plan{Request: req}
-	src, err := inspect(req.File)
+	var src source
+	var err error
+	if req.Object != nil {
+		src, err = inspectObject(ctx, req.Object)
+	} else {
+		src, err = inspect(req.File)
+	}
 	if err != nil {
 		return Plan{}, err
 	}
 	p.Path, p.Size, p.Compression = src.path, src.size, src.compression
 	p.Warnings = append(p.Warnings, src.warnings...)
 	if src.compression.IsSealed() {
-		if err := canOpen(src, req.Keys); err != nil {
+		if err := canOpen(ctx, src, req.Keys); err != nil {
 			return Plan{}, err
 		}
 	}
@@ -164,7 +173,13 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	} else {
 		m := *src.manifest
 		p.Manifest, p.Kind = &m, m.Kind
-		if err := manifest.Check(src.path, m); err != nil {
+		// A repository backup is not read twice: its recorded size and
+		// sha256 are checked here, its bytes as they stream (checkStored).
+		check := func() error { return manifest.Check(src.path, m) }
+		if req.Object != nil {
+			check = func() error { return checkStored(req.Object, m) }
+		}
+		if err := check(); err != nil {
 			return Plan{}, &FileError{File: req.File, Next: RestoreAnother, Err: err}
 		}
 		if m.Database != req.DB.Name && m.Database != req.AsDatabase {

@@ -28,12 +28,22 @@ import (
 // content, what comes after, COMMIT. The COMMIT is only sent once
 // the whole file was read and matched its manifest; a failure before that
 // ends psql's input without it, and the transaction rolls back.
-func (p Plan) script(before, after string) (io.Reader, func() error, error) {
-	ct, err := openContent(p.Path, p.Compression, p.Manifest, p.Keys, func(n int64) {
+func (p Plan) script(ctx context.Context, before, after string) (io.Reader, func() error, error) {
+	progress := func(n int64) {
 		if p.Progress != nil {
 			p.Progress(n, p.Size)
 		}
-	})
+	}
+	var ct *content
+	var err error
+	if p.Object != nil {
+		var f io.ReadCloser
+		if f, err = p.Object.Open(ctx); err == nil {
+			ct, err = readContent(f, p.Path, p.Compression, p.Manifest, p.Keys, progress)
+		}
+	} else {
+		ct, err = openContent(p.Path, p.Compression, p.Manifest, p.Keys, progress)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -254,7 +264,7 @@ func (s *staging) createTemp(ctx context.Context, conn *pgx.Conn) error {
 // its manifest (see Plan.script).
 func (s *staging) load(ctx context.Context) error {
 	p := s.p
-	script, closeScript, err := p.script(rolesScript(p.Manifest), "")
+	script, closeScript, err := p.script(ctx, rolesScript(p.Manifest), "")
 	if err != nil {
 		return err
 	}
@@ -491,7 +501,7 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 		}
 		after += check
 	}
-	script, closeScript, err := p.script(before, after)
+	script, closeScript, err := p.script(ctx, before, after)
 	if err != nil {
 		return res, err
 	}

@@ -88,13 +88,13 @@ func TestSealedFileRefusedWithoutItsKey(t *testing.T) {
 	src := source{name: path, path: path, compression: backupfile.None.Sealed(), manifest: m}
 
 	var ke *encryption.KeyError
-	require.True(t, errors.As(canOpen(src, nil), &ke), "no identity file")
+	require.True(t, errors.As(canOpen(t.Context(), src, nil), &ke), "no identity file")
 	assert.Empty(t, ke.KeyFile)
 	assert.Equal(t, []string{id.Recipient().String()}, ke.Recipients, "the manifest's recipients are named")
 
-	require.True(t, errors.As(canOpen(src, keysFor(t, stranger)), &ke), "a key that does not match")
+	require.True(t, errors.As(canOpen(t.Context(), src, keysFor(t, stranger)), &ke), "a key that does not match")
 	assert.NotEmpty(t, ke.KeyFile)
-	assert.NoError(t, canOpen(src, keysFor(t, id)))
+	assert.NoError(t, canOpen(t.Context(), src, keysFor(t, id)))
 }
 
 func TestSealedFileWithoutManifestIsRefused(t *testing.T) {

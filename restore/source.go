@@ -3,6 +3,7 @@ package restore
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -43,6 +44,72 @@ func detect(path string) (backupfile.Compression, error) {
 	return backupfile.None, nil
 }
 
+// Object is a backup kept in a repository, read as a stream: restore and
+// verify read it once, as psql loads it, and never copy it whole (package
+// repository's *Object answers it).
+type Object interface {
+	// URL names the backup (s3://BUCKET/PREFIX/FILE).
+	URL() string
+	// Manifest is the backup's manifest, read from its own object.
+	Manifest() manifest.Manifest
+	// Stored is the size the object storage holds and the sha256 its
+	// metadata carries ("" when it carries none).
+	Stored() (int64, string)
+	// Open streams the object's bytes.
+	Open(ctx context.Context) (io.ReadCloser, error)
+}
+
+// inspectObject is inspect for a repository backup: its compression by
+// its first bytes (one short read), its manifest from its object.
+func inspectObject(ctx context.Context, o Object) (source, error) {
+	m := o.Manifest()
+	s := source{name: o.URL(), path: o.URL(), object: o, manifest: &m}
+	s.size, _ = o.Stored()
+	f, err := o.Open(ctx)
+	if err != nil {
+		return s, &FileError{File: s.name, Err: fmt.Errorf("backup %s cannot be read: %w", s.name, err)}
+	}
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	_ = f.Close()
+	switch head = head[:n]; {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		s.compression = backupfile.Gzip
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		s.compression = backupfile.Zstd
+	case encryption.IsSealed(head):
+		s.compression = backupfile.None.Sealed()
+	default:
+		s.compression = backupfile.None
+	}
+	return s, nil
+}
+
+// checkStored is manifest.Check for a repository backup, without reading
+// it: the size the storage holds and the sha256 its metadata records must
+// be the manifest's. The bytes themselves are hashed as they stream into
+// the restore, and a mismatch at their end keeps the COMMIT (or the swap)
+// from happening: that check, not this one, is the proof.
+func checkStored(o Object, m manifest.Manifest) error {
+	size, sum := o.Stored()
+	if size != m.Size {
+		return manifest.Mismatch(fmt.Sprintf("%s holds %d bytes, but its manifest says %d: the object is damaged or was replaced", o.URL(), size, m.Size))
+	}
+	if sum != "" && sum != m.SHA256 {
+		return manifest.Mismatch(fmt.Sprintf("%s records sha256 %s, but its manifest says %s: the object is damaged or was replaced", o.URL(), sum, m.SHA256))
+	}
+	return nil
+}
+
+// openFile opens the backup's bytes: a repository object's stream, or the
+// file.
+func (s source) openFile(ctx context.Context) (io.ReadCloser, error) {
+	if s.object != nil {
+		return s.object.Open(ctx)
+	}
+	return os.Open(s.path)
+}
+
 // sniff tells the compression of a stream by its first bytes (detect's
 // rule), without consuming them.
 func sniff(r io.Reader) (backupfile.Compression, io.Reader) {
@@ -69,12 +136,22 @@ func CheckKeys(file string, m *manifest.Manifest, keys *encryption.Keys) error {
 	if err != nil || !c.IsSealed() {
 		return err
 	}
-	return canOpen(source{name: file, path: path, compression: c, manifest: m}, keys)
+	return canOpen(context.Background(), source{name: file, path: path, compression: c, manifest: m}, keys)
+}
+
+// CheckObjectKeys is CheckKeys for a backup in a repository: it reads the
+// object's first bytes and, when it is encrypted, its age header only.
+func CheckObjectKeys(ctx context.Context, o Object, keys *encryption.Keys) error {
+	src, err := inspectObject(ctx, o)
+	if err != nil || !src.compression.IsSealed() {
+		return err
+	}
+	return canOpen(ctx, src, keys)
 }
 
 // canOpen refuses a sealed file that keys cannot open, before anything
 // changes: it reads the age header only.
-func canOpen(src source, keys *encryption.Keys) error {
+func canOpen(ctx context.Context, src source, keys *encryption.Keys) error {
 	var recipients []string
 	if src.manifest != nil && src.manifest.Encryption != nil {
 		recipients = src.manifest.Encryption.Recipients
@@ -82,7 +159,7 @@ func canOpen(src source, keys *encryption.Keys) error {
 	if keys == nil {
 		return &encryption.KeyError{File: src.name, Recipients: recipients}
 	}
-	f, err := os.Open(src.path)
+	f, err := src.openFile(ctx)
 	if err != nil {
 		return err
 	}
@@ -103,7 +180,7 @@ func canOpen(src source, keys *encryption.Keys) error {
 // never reaches its COMMIT.
 type content struct {
 	tail     pgdump.Tail // the end of the plain SQL, for the end-of-dump check
-	f        *os.File
+	f        io.ReadCloser
 	raw      *countingReader
 	h        hash.Hash
 	plain    io.Reader
@@ -118,6 +195,12 @@ func openContent(path string, c backupfile.Compression, m *manifest.Manifest, ke
 	if err != nil {
 		return nil, err
 	}
+	return readContent(f, path, c, m, keys, progress)
+}
+
+// readContent is openContent on a stream (a repository object): f is
+// closed with the content, or at once on an error.
+func readContent(f io.ReadCloser, path string, c backupfile.Compression, m *manifest.Manifest, keys *encryption.Keys, progress func(int64)) (*content, error) {
 	ct := &content{f: f, h: sha256.New(), m: m, closer: func() {}, progress: progress}
 	ct.raw = &countingReader{r: io.TeeReader(f, ct.h), progress: progress}
 	var under io.Reader = ct.raw

@@ -65,6 +65,8 @@ type Result struct {
 	// Warnings are what went wrong beside the verification itself (its
 	// record could not be written).
 	Warnings []string `json:"warnings,omitempty"`
+	// remote says File is a backup in a repository.
+	remote bool
 }
 
 // NoManifestError is a file without a manifest: there is nothing to verify
@@ -112,6 +114,10 @@ type Options struct {
 	// its throwaway (see restore.Request).
 	Progress func(file string, read, total int64)
 	Phase    func(file string, ph restore.Phase)
+	// Locate, if set, finds the backups that are in a repository: the
+	// object a file names (its URL), or nil for a file in a folder. Such a
+	// backup is streamed from the repository, never copied whole.
+	Locate func(ctx context.Context, file string) (restore.Object, error)
 }
 
 // Files verifies each file, opts.Jobs at a time; results come in the
@@ -128,7 +134,8 @@ func Files(ctx context.Context, e Engine, files []string, opts Options) []Result
 				opts.Started(f)
 			}
 			results[i] = one(gctx, e, f, opts)
-			if opts.Record && gctx.Err() == nil {
+			// A repository backup has no folder beside it to keep a log in.
+			if opts.Record && gctx.Err() == nil && !results[i].remote {
 				record(&results[i])
 			}
 			return nil
@@ -196,8 +203,19 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		return res
 	}
 
-	m, err := manifest.Read(file)
-	if err != nil {
+	var obj restore.Object
+	if opts.Locate != nil {
+		o, err := opts.Locate(ctx, file)
+		if err != nil {
+			return fail(err)
+		}
+		obj, res.remote = o, o != nil
+	}
+	var m manifest.Manifest
+	var err error
+	if obj != nil {
+		m = obj.Manifest()
+	} else if m, err = manifest.Read(file); err != nil {
 		if errors.Is(err, manifest.ErrMissing) {
 			return fail(&NoManifestError{File: file})
 		}
@@ -218,7 +236,11 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 
 	// An encrypted file its keys cannot open is refused before a
 	// throwaway container starts.
-	if err := restore.CheckKeys(file, &m, opts.Keys); err != nil {
+	checkKeys := func() error { return restore.CheckKeys(file, &m, opts.Keys) }
+	if obj != nil {
+		checkKeys = func() error { return restore.CheckObjectKeys(ctx, obj, opts.Keys) }
+	}
+	if err := checkKeys(); err != nil {
 		return fail(err)
 	}
 	t, err := e.StartThrowaway(ctx, m.Image, m.Database, superuser(m, db))
@@ -246,7 +268,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	}
 	plan, err := restore.Preflight(ctx, t, restore.Request{
 		DB: target, File: file, DataOnly: m.Kind == backupfile.Data,
-		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys,
+		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys, Object: obj,
 		// A schema backup made before schema backups carried the
 		// migration bookkeeping rows leaves the version at 0.
 		IgnoreMigrationVersion: m.Kind == backupfile.Data && usedSchemaBackup,

@@ -11,6 +11,7 @@ import (
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/oplock"
 	"github.com/aidb/aidb/repository"
+	"github.com/aidb/aidb/restore"
 )
 
 // openRepository connects to the project's repository (AIDB_REPOSITORY or
@@ -27,13 +28,13 @@ func openRepository(ctx context.Context, p *compose.Project) (*repository.Reposi
 	return repository.Open(ctx, u)
 }
 
-// refuseURL refuses a repository URL where only a file is taken today
-// (restore, verify): the backup is pulled first.
-func refuseURL(file string) error {
+// locateBackup is the backup a repository URL (s3://…) names, read from
+// there as a stream, or nil for a file in a folder.
+func locateBackup(ctx context.Context, file string) (restore.Object, error) {
 	if !repository.IsURL(file) {
-		return nil
+		return nil, nil
 	}
-	return fault.BadInput(fmt.Errorf("%s is in a repository: restore and verify read files in the backup folder for now; run aidb pull %s first, then name the file it writes", file, file))
+	return repository.OpenObject(ctx, file)
 }
 
 func (a *app) pushCommand() *cobra.Command {

@@ -6,21 +6,22 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// A repository URL given to restore or verify is refused before anything
-// (the engine included) is touched, naming aidb pull as the next step.
-func TestRestoreAndVerifyOfAURLNamePull(t *testing.T) {
+// A repository URL that names no backup, given to restore or verify, is
+// refused before anything (the engine included) is touched.
+func TestRestoreAndVerifyOfABadURL(t *testing.T) {
 	t.Setenv("AIDB_COMPOSE_FILE", "")
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock") // never reached
-	url := "s3://team-backups/aidb/rulesdb-20260301-000000.sql.zst"
-	for _, args := range [][]string{
-		{"restore", "rulesdb", url},
-		{"restore", "--all", "rulesdb=" + url},
-		{"verify", url},
-	} {
-		code, _, stderr := runAidb(t, args...)
-		assert.Equal(t, 2, code, "%v: %s", args, stderr)
-		assert.Contains(t, stderr, "run aidb pull "+url+" first", "%v", args)
-		assert.NotContains(t, stderr, "Docker engine", "%v: refused before contacting the engine", args)
+	for _, url := range []string{"s3://team-backups/", "s3://No_Such/rulesdb-20260301-000000.sql.zst"} {
+		for _, args := range [][]string{
+			{"restore", "rulesdb", url},
+			{"restore", "--all", "rulesdb=" + url},
+			{"verify", url},
+		} {
+			code, _, stderr := runAidb(t, args...)
+			assert.Equal(t, 2, code, "%v: %s", args, stderr)
+			assert.Regexp(t, "names no backup in a repository|is no S3 bucket name", stderr, "%v", args)
+			assert.NotContains(t, stderr, "Docker engine", "%v: refused before contacting the engine", args)
+		}
 	}
 }
 

@@ -50,6 +50,15 @@ The data being replaced is backed up first (--no-backup skips that).`,
 				names[i] = p[0]
 			}
 			ctx := cmd.Context()
+			// A repository backup (s3://…) streams from there; a bad URL
+			// or one that is not a whole backup is refused before the
+			// engine is asked anything.
+			objs := make([]restore.Object, len(pairs))
+			for i, p := range pairs {
+				if objs[i], err = locateBackup(ctx, p[1]); err != nil {
+					return err
+				}
+			}
 			// The backup folder holds the helper transport's pipe and the
 			// safety backup; the lock keeps other operations off both.
 			s, err := a.openLocked(ctx, names, "restore", true)
@@ -66,7 +75,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			for i, db := range s.dbs {
 				job.Requests = append(job.Requests, restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
-					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir, Keys: keys,
+					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir, Keys: keys, Object: objs[i],
 				})
 			}
 			prog := a.newLoadProgress(false)
@@ -200,9 +209,6 @@ func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string
 	for _, p := range out {
 		if strings.TrimSpace(p[1]) == "" {
 			return nil, fault.BadInput(errors.New(hint.missing(p[0], out, all, dataOnly)))
-		}
-		if err := refuseURL(p[1]); err != nil {
-			return nil, err
 		}
 		if seen[p[0]] {
 			return nil, fault.BadInput(fmt.Errorf("%s is named twice", p[0]))

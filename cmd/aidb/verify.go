@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,9 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgrun"
+	"github.com/aidb/aidb/repository"
 	"github.com/aidb/aidb/restore"
 	"github.com/aidb/aidb/verify"
 )
@@ -47,8 +50,13 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				return fault.BadInput(err)
 			}
 			for _, f := range args {
-				if err := refuseURL(f); err != nil {
-					return err
+				if repository.IsURL(f) {
+					// Checked here too: a bad URL or a backup that is not
+					// whole is refused before anything is verified.
+					if _, err := repository.OpenObject(cmd.Context(), f); err != nil {
+						return err
+					}
+					continue
 				}
 				if err := restore.CheckFile(f); err != nil {
 					return err
@@ -73,6 +81,11 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				if files, err = catalog.New(catalog.Folder{Dir: s.project.BackupDir}).Files(cmd.Context()); err != nil {
 					return err
 				}
+				remote, err := a.repositoryBackups(cmd.Context(), s)
+				if err != nil {
+					return err
+				}
+				files = append(files, remote...)
 				if len(files) == 0 {
 					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
 				}
@@ -89,6 +102,43 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 	return cmd
 }
 
+// repositoryBackups are the URLs of the repository's backups (none without
+// a repository) that verify --all verifies beside the folder's: each one
+// with its manifest, except those the folder holds under the same name
+// with the same sha256 (the same bytes, verified from the folder). An
+// object without its manifest is an upload cut short, not a backup.
+func (a *app) repositoryBackups(ctx context.Context, s *session) ([]string, error) {
+	repo, err := openRepository(ctx, s.project)
+	if repo == nil || err != nil {
+		return nil, err
+	}
+	local, err := catalog.New(catalog.Folder{Dir: s.project.BackupDir}).Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	here := map[string]string{}
+	for _, d := range local {
+		if d.Err == nil {
+			here[d.Name] = d.Manifest.SHA256
+		}
+	}
+	theirs, err := catalog.New(repo).Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range theirs {
+		switch {
+		case errors.Is(d.Err, manifest.ErrMissing):
+			continue
+		case d.Err == nil && here[d.Name] == d.Manifest.SHA256:
+			continue
+		}
+		out = append(out, d.Path)
+	}
+	return out, nil
+}
+
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
 func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
@@ -102,7 +152,7 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
-		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys,
+		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys, Locate: locateBackup,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
 		Phase: func(f string, ph restore.Phase) {
