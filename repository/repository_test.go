@@ -172,6 +172,25 @@ func (f *fakeS3) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUp
 	return &s3.AbortMultipartUploadOutput{}, nil
 }
 
+// CopyObject copies an object onto itself with new metadata (the only
+// copy the repository makes).
+func (f *fakeS3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if *in.CopySource != "bucket/"+*in.Key || in.MetadataDirective != types.MetadataDirectiveReplace {
+		return nil, errors.New("the fake copies an object onto itself with new metadata only")
+	}
+	if _, ok := f.objects[*in.Key]; !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	f.meta[*in.Key] = in.Metadata
+	return &s3.CopyObjectOutput{}, nil
+}
+
+func (f *fakeS3) UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error) {
+	return nil, errors.New("the fake copies no object of more than 5 GiB")
+}
+
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
