@@ -1,8 +1,8 @@
 package repository
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -294,4 +294,3 @@ func (r *Repository) setSum(ctx context.Context, name string, size int64, meta m
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 	return r.classify(err, what)
 }
-
