@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,7 +86,48 @@ type Request struct {
 	// Recipients, if set, encrypt every file with age as it is written
 	// (the compression becomes Compression.Sealed(): ….sql.zst.age).
 	Recipients *encryption.Recipients
+	// Upload, if set, starts the upload of each file to a repository,
+	// which is sent the file's bytes as they are written (package
+	// repository's Repository.Upload); its manifest goes up once the file
+	// is whole (data object first, then manifest object, then the set
+	// manifest). An upload that fails leaves the local backup whole: Run
+	// returns an *UploadError after finishing every file.
+	Upload func(ctx context.Context, name string) Upload
+	// UploadSet, with Upload, writes the set manifest to the repository
+	// once every file of the set is there.
+	UploadSet func(ctx context.Context, name string, b []byte) error
+	// NoLocal removes each file and its manifest from the folder once
+	// its upload is complete (with Upload only): the folder then keeps
+	// one backup's file at a time while it is written. A file whose upload
+	// failed stays.
+	NoLocal bool
 }
+
+// Upload is one file's upload to a repository as it is written.
+type Upload interface {
+	io.Writer
+	// URL is where the file goes.
+	URL() string
+	// Finish completes the upload of size bytes with sha256 sum, then
+	// writes the manifest object (its bytes).
+	Finish(size int64, sum string, manifest []byte) error
+	// Abort drops an upload not finished.
+	Abort() error
+}
+
+// UploadError says files were backed up into the folder but not uploaded
+// to the repository: the repository does not list them (their uploads
+// were aborted); aidb push uploads them once it answers.
+type UploadError struct {
+	Files []string
+	Err   error
+}
+
+func (e *UploadError) Error() string {
+	return fmt.Sprintf("upload %s: %v; the backup is whole in the folder: run aidb push when the repository answers", strings.Join(e.Files, ", "), e.Err)
+}
+
+func (e *UploadError) Unwrap() error { return e.Err }
 
 // File is one written backup.
 type File struct {
@@ -102,6 +144,10 @@ type File struct {
 	Codec    backupfile.Compression `json:"compression"`
 	// Split names the tables whose rows were read in parts.
 	Split []SplitTable `json:"split,omitempty"`
+	// URL is where the file was uploaded, with Request.Upload ("" when
+	// its upload failed: UploadErr says why).
+	URL       string `json:"url,omitempty"`
+	UploadErr error  `json:"-"`
 	// Safety marks a safety backup (see Request.Safety).
 	Safety *manifest.Safety `json:"safety,omitempty"`
 }
@@ -123,7 +169,7 @@ type Result struct {
 // timestamp. Each file appears whole or not at all: on any error, or
 // Ctrl-C, no file with a final name is left for a database that failed,
 // and the partial files are removed.
-func Run(ctx context.Context, e Engine, req Request) (Result, error) {
+func Run(ctx context.Context, e Engine, req Request) (_ Result, retErr error) {
 	if req.Now == nil {
 		req.Now = time.Now
 	}
@@ -159,6 +205,21 @@ func Run(ctx context.Context, e Engine, req Request) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Files: files}
+	var upErr *UploadError
+	for _, f := range files {
+		if f.UploadErr != nil {
+			if upErr == nil {
+				upErr = &UploadError{}
+			}
+			upErr.Files = append(upErr.Files, f.Path)
+			upErr.Err = errors.Join(upErr.Err, f.UploadErr)
+		}
+	}
+	if upErr != nil {
+		// The set manifest is written locally; push uploads it with its
+		// files.
+		defer func() { retErr = errors.Join(retErr, upErr) }()
+	}
 	if len(files) > 1 {
 		set := manifest.Set{Format: manifest.Format, Created: at, Kind: req.Kind, Safety: req.Safety}
 		for _, f := range files {
@@ -171,6 +232,16 @@ func Run(ctx context.Context, e Engine, req Request) (Result, error) {
 		}
 		if err != nil {
 			return res, fmt.Errorf("write set manifest: %w", err)
+		}
+		if req.UploadSet != nil && upErr == nil {
+			if err := req.UploadSet(ctx, filepath.Base(res.Set), b); err != nil {
+				return res, &UploadError{Files: []string{res.Set}, Err: err}
+			}
+			if req.NoLocal {
+				if err := removeQuietly(res.Set); err != nil {
+					return res, err
+				}
+			}
 		}
 	}
 	return res, nil
@@ -214,7 +285,12 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		preamble = roles.File(rs)
 	}
 
-	bf, sink, err := createFile(req, db, at, preamble)
+	var up Upload
+	if req.Upload != nil {
+		up = req.Upload(ctx, backupfile.Name(db.Name, req.Kind, at, req.Compression))
+		defer func() { _ = up.Abort() }() // nothing once finished
+	}
+	bf, sink, err := createFile(req, db, at, preamble, up)
 	if err != nil {
 		return out, err
 	}
@@ -249,10 +325,24 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	committed = true
 	out.Safety = req.Safety
-	if out.Latest, err = pointLatest(ctx, req, db, bf.Path()); err != nil {
-		return out, err
-	}
 	out.Path, out.Manifest = bf.Path(), manifest.PathFor(bf.Path())
+	local := true
+	if up != nil {
+		if out.UploadErr = finishUpload(up, m, out.Manifest); out.UploadErr == nil {
+			out.URL = up.URL()
+			if req.NoLocal {
+				if err := errors.Join(removeQuietly(out.Path), removeQuietly(out.Manifest)); err != nil {
+					return out, err
+				}
+				local = false
+			}
+		}
+	}
+	if local {
+		if out.Latest, err = pointLatest(ctx, req, db, bf.Path()); err != nil {
+			return out, err
+		}
+	}
 	out.Size, out.SHA256, out.Tables = m.Size, m.SHA256, len(m.Tables)
 	for _, t := range m.Tables {
 		if t.Rows != nil {
@@ -261,6 +351,17 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	out.Seconds = time.Since(start).Seconds()
 	return out, nil
+}
+
+// finishUpload completes a file's upload with the manifest written at
+// manifestPath (its very bytes go up).
+func finishUpload(up Upload, m manifest.Manifest, manifestPath string) error {
+	b, err := os.ReadFile(manifestPath)
+	if err != nil {
+		_ = up.Abort()
+		return err
+	}
+	return up.Finish(m.Size, m.SHA256, b)
 }
 
 // startHelper starts the dump's helper container where the transport's
@@ -404,12 +505,16 @@ func planDump(kind backupfile.Kind, snapshot, migTable string, noOwner bool) dum
 // createFile creates the backup's partial file in the folder and the sink
 // the dump writes it through, which puts preamble after the dump's header.
 // The caller commits or aborts the file, and stops the sink.
-func createFile(req Request, db compose.Database, at time.Time, preamble string) (*backupdir.File, *sink, error) {
+func createFile(req Request, db compose.Database, at time.Time, preamble string, up Upload) (*backupdir.File, *sink, error) {
 	bf, err := backupdir.Create(req.Dir, backupfile.Name(db.Name, req.Kind, at, req.Compression))
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := newSink(bf, req.Kind != backupfile.Schema, req.Compression, req.Recipients, preamble, func(n int64) {
+	var w io.Writer = bf
+	if up != nil {
+		w = io.MultiWriter(bf, up) // the upload drops what it cannot send
+	}
+	s, err := newSink(w, req.Kind != backupfile.Schema, req.Compression, req.Recipients, preamble, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}

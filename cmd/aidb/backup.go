@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,13 +26,16 @@ import (
 func (a *app) backupCommand() *cobra.Command {
 	var schemaOnly, dataOnly bool
 	var compress, via, splitOver string
-	var verifyAfter, noOwner, rolePasswords bool
+	var verifyAfter, noOwner, rolePasswords, noLocal bool
 	cmd := &cobra.Command{
 		Use:   "backup [db...]",
 		Short: "Back up databases (full, --schema-only or --data-only) into the backup folder, with a manifest",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if schemaOnly && dataOnly {
 				return fault.BadInput(fmt.Errorf("--schema-only and --data-only exclude each other"))
+			}
+			if noLocal && verifyAfter {
+				return fault.BadInput(fmt.Errorf("--no-local and --verify exclude each other: verify the repository's backups with aidb verify --all"))
 			}
 			kind := backupfile.Full
 			if schemaOnly {
@@ -59,7 +63,7 @@ func (a *app) backupCommand() *cobra.Command {
 			// With --verify, <db>-latest moves only to a file that proved
 			// restorable: it is what users restore from.
 			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split, HoldLatest: verifyAfter,
-				NoOwner: noOwner, RolePasswords: rolePasswords})
+				NoOwner: noOwner, RolePasswords: rolePasswords, NoLocal: noLocal})
 			if err != nil {
 				return err
 			}
@@ -82,6 +86,7 @@ func (a *app) backupCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&verifyAfter, "verify", false, "verify each file right after writing it (restore into a throwaway container, compare)")
 	f.BoolVar(&schemaOnly, "schema-only", false, "the schema only, no rows")
+	f.BoolVar(&noLocal, "no-local", false, "with a repository (AIDB_REPOSITORY), keep no copy in the backup folder once a file is uploaded (a file whose upload failed stays)")
 	f.BoolVar(&dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
 	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")
 	f.BoolVar(&noOwner, "no-owner", false, "leave out who owns each object (pg_dump --no-owner): restored, they belong to whoever restores them; grants are kept")
@@ -152,6 +157,24 @@ func parseSize(s string) (int64, error) {
 	return n, nil
 }
 
+// withUpload makes req upload each file to the project's repository as it
+// is written, when one is set; --no-local without one is bad input.
+func withUpload(ctx context.Context, p *compose.Project, req *backup.Request) error {
+	repo, err := openRepository(ctx, p)
+	if err != nil {
+		return err
+	}
+	if repo == nil {
+		if req.NoLocal {
+			return fault.BadInput(fmt.Errorf("--no-local: no repository to upload to: set AIDB_REPOSITORY=s3://BUCKET[/PREFIX] (or repository: in %s)", p.ConfigFile))
+		}
+		return nil
+	}
+	req.Upload = func(ctx context.Context, name string) backup.Upload { return repo.Upload(ctx, name) }
+	req.UploadSet = repo.PutSmall
+	return nil
+}
+
 // runBackup runs a backup request in the session's backup folder, showing
 // progress: a bar per database on a terminal, one line per file otherwise.
 func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (backup.Result, error) {
@@ -159,6 +182,9 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 	req.ToolVersion = toolVersion()
 	var err error
 	if req.Recipients, err = ageRecipients(s.project); err != nil {
+		return backup.Result{}, err
+	}
+	if err := withUpload(cmd.Context(), s.project, &req); err != nil {
 		return backup.Result{}, err
 	}
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
@@ -183,12 +209,23 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 	for _, bar := range bars {
 		_ = bar.Finish()
 	}
-	if err != nil {
+	var upErr *backup.UploadError
+	if err != nil && !errors.As(err, &upErr) {
 		return res, err
 	}
 	for _, f := range res.Files {
 		rate := float64(f.Size) / max(f.Seconds, 1e-3) / (1 << 20)
-		a.say("%s: %s backup %s (%s, %d tables, %d rows, %.1fs, %.0f MiB/s)", f.Database, f.Kind, f.Path, humanBytes(f.Size), f.Tables, f.Rows, f.Seconds, rate)
+		where := f.Path
+		switch {
+		case f.URL != "" && req.NoLocal:
+			where = f.URL
+		case f.URL != "":
+			where += " and " + f.URL
+		}
+		a.say("%s: %s backup %s (%s, %d tables, %d rows, %.1fs, %.0f MiB/s)", f.Database, f.Kind, where, humanBytes(f.Size), f.Tables, f.Rows, f.Seconds, rate)
+	}
+	if err != nil {
+		return res, err
 	}
 	if res.Set != "" {
 		a.say("set manifest: %s", res.Set)

@@ -243,14 +243,26 @@ func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, co
 		add(scheduler.Outcome{Database: db.Name, Step: "verify", Err: err})
 		return
 	}
-	res, err := backup.Run(ctx, s.eng, backup.Request{Databases: []compose.Database{db}, Kind: backupfile.Full, Compression: comp,
-		Dir: s.project.BackupDir, ToolVersion: toolVersion(), HoldLatest: verifyFiles, Recipients: recipients})
-	if err != nil {
+	req := backup.Request{Databases: []compose.Database{db}, Kind: backupfile.Full, Compression: comp,
+		Dir: s.project.BackupDir, ToolVersion: toolVersion(), HoldLatest: verifyFiles, Recipients: recipients}
+	// With a repository, the file goes up as it is written; a failed
+	// upload is this step's failure, and the push step tries it again.
+	if err := withUpload(ctx, s.project, &req); err != nil {
+		add(scheduler.Outcome{Database: db.Name, Step: "backup", Err: err})
+		return
+	}
+	res, err := backup.Run(ctx, s.eng, req)
+	var upErr *backup.UploadError
+	if err != nil && !errors.As(err, &upErr) {
 		add(scheduler.Outcome{Database: db.Name, Step: "backup", Err: err})
 		return
 	}
 	f := res.Files[0]
 	add(scheduler.Outcome{Database: db.Name, Step: "backup", File: f.Path, Size: f.Size, Seconds: f.Seconds})
+	if upErr != nil {
+		// The local file is whole: it is still verified.
+		add(scheduler.Outcome{Database: db.Name, Step: "upload", File: f.Path, Err: upErr})
+	}
 	if !verifyFiles {
 		return
 	}
