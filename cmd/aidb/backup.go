@@ -158,8 +158,14 @@ func parseSize(s string) (int64, error) {
 }
 
 // withUpload makes req upload each file to the project's repository as it
-// is written, when one is set; --no-local without one is bad input.
+// is written, when one is set (not a safety backup's); --no-local without
+// one is bad input.
 func withUpload(ctx context.Context, p *compose.Project, req *backup.Request) error {
+	if req.Safety != nil {
+		// A safety backup undoes a command on this machine: it is taken
+		// even when the repository does not answer (push uploads it).
+		return nil
+	}
 	repo, err := openRepository(ctx, p)
 	if err != nil {
 		return err
