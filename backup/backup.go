@@ -318,6 +318,13 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	m := newManifest(req, db, image, at, bf.Path(), snap.migTable, sink, taken)
 	m.Roles = rs
+	if m.Encryption != nil {
+		// No schema SQL or password hash in plain text beside a file
+		// that hides them.
+		if err := m.Seal(req.Recipients.SealText); err != nil {
+			return out, err
+		}
+	}
 	if err := manifest.Write(bf.Path(), m); err != nil {
 		// A file without its manifest proves nothing: remove both.
 		_ = removeQuietly(bf.Path())

@@ -17,6 +17,7 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
+	"filippo.io/age/armor"
 
 	"github.com/aidb/aidb/fault"
 )
@@ -95,6 +96,37 @@ func (r *Recipients) Names() []string { return r.names }
 // writes the end of the age stream (it does not close w).
 func (r *Recipients) Seal(w io.Writer) (io.WriteCloser, error) {
 	return age.Encrypt(w, r.list...)
+}
+
+// SealText encrypts b to the recipients as armored (PEM-like) text, for a
+// field of a manifest.
+func (r *Recipients) SealText(b []byte) (string, error) {
+	var out strings.Builder
+	aw := armor.NewWriter(&out)
+	w, err := age.Encrypt(aw, r.list...)
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write(b); err != nil {
+		return "", err
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	if err := aw.Close(); err != nil {
+		return "", err
+	}
+	return out.String(), nil
+}
+
+// OpenText opens what SealText wrote (ErrNoMatch for keys that do not
+// match).
+func (k *Keys) OpenText(s string) ([]byte, error) {
+	r, err := k.Open(armor.NewReader(strings.NewReader(s)))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
 }
 
 // Keys are the identities that open encrypted backups.

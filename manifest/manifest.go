@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/aidb/aidb/backupdir"
@@ -94,8 +95,12 @@ type Manifest struct {
 	// Encryption says the file is encrypted (its Compression is sealed),
 	// with what and to whom; SHA256 and Size are then the stored file's,
 	// PlainSHA256 the plain SQL's. nil for a file that is not encrypted.
-	Encryption  *Encryption `json:"encryption,omitempty"`
-	PlainSHA256 string      `json:"plain_sha256,omitempty"`
+	Encryption *Encryption `json:"encryption,omitempty"`
+	// Sealed holds, for an encrypted backup, what the manifest must not
+	// show in plain text (a data-only backup's schema SQL, role password
+	// hashes), encrypted to the backup's recipients (Seal, Unseal).
+	Sealed      *Sealed `json:"sealed,omitempty"`
+	PlainSHA256 string  `json:"plain_sha256,omitempty"`
 }
 
 // Encryption is how a backup file is encrypted.
@@ -105,6 +110,95 @@ type Encryption struct {
 	// Recipients are whom it is encrypted to: age public keys, and SSH
 	// keys by type and comment.
 	Recipients []string `json:"recipients"`
+}
+
+// Sealed is the age encryption (armored) of a manifest's secret parts,
+// and its sha256: a changed sealed part is found without the identity,
+// as CheckSchema finds a changed schema part.
+type Sealed struct {
+	Age    string `json:"age"`
+	SHA256 string `json:"sha256"`
+}
+
+// secrets are the parts Seal moves into Sealed.
+type secrets struct {
+	SchemaSQL     string            `json:"schema_sql,omitempty"`
+	RolePasswords map[string]string `json:"role_passwords,omitempty"`
+}
+
+// Seal moves the schema part's SQL and the roles' password hashes into
+// Sealed, encrypted by seal (encryption.Recipients.SealText): the
+// manifest of an encrypted backup holds neither in plain text. The schema
+// part keeps its sha256. A manifest with neither is left as it is.
+func (m *Manifest) Seal(seal func([]byte) (string, error)) error {
+	var s secrets
+	if m.Schema != nil {
+		s.SchemaSQL = m.Schema.SQL
+	}
+	for _, r := range m.Roles {
+		if r.Password != "" {
+			if s.RolePasswords == nil {
+				s.RolePasswords = map[string]string{}
+			}
+			s.RolePasswords[r.Name] = r.Password
+		}
+	}
+	if s.SchemaSQL == "" && s.RolePasswords == nil {
+		return nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	text, err := seal(b)
+	if err != nil {
+		return fmt.Errorf("encrypt the manifest's schema part and role passwords: %w", err)
+	}
+	sum := sha256.Sum256([]byte(text))
+	m.Sealed = &Sealed{Age: text, SHA256: hex.EncodeToString(sum[:])}
+	if m.Schema != nil {
+		schema := *m.Schema
+		schema.SQL = ""
+		m.Schema = &schema
+	}
+	m.Roles = slices.Clone(m.Roles)
+	for i := range m.Roles {
+		m.Roles[i].Password = ""
+	}
+	return nil
+}
+
+// Unseal puts back what Seal moved, opened by open
+// (encryption.Keys.OpenText), and checks the schema part against its
+// sha256 (CheckSchema). A manifest without a sealed part is left as it is.
+func (m *Manifest) Unseal(file string, open func(string) ([]byte, error)) error {
+	if m.Sealed == nil {
+		return nil
+	}
+	if err := CheckSchema(file, *m); err != nil {
+		return err
+	}
+	b, err := open(m.Sealed.Age)
+	if err != nil {
+		return fmt.Errorf("decrypt the sealed part of the manifest of %s: %w", file, err)
+	}
+	var s secrets
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &MismatchError{fmt.Sprintf("the sealed part of the manifest of %s does not read (%v): the manifest was changed", file, err)}
+	}
+	if m.Schema != nil {
+		schema := *m.Schema
+		schema.SQL = s.SchemaSQL
+		m.Schema = &schema
+	}
+	m.Roles = slices.Clone(m.Roles)
+	for i, r := range m.Roles {
+		if pw, ok := s.RolePasswords[r.Name]; ok {
+			m.Roles[i].Password = pw
+		}
+	}
+	m.Sealed = nil
+	return CheckSchema(file, *m)
 }
 
 // Schema is a data-only backup's schema part: the plain SQL of a
@@ -251,6 +345,16 @@ func CheckFrom(r io.Reader, file string, m Manifest) error {
 // part that was changed, cut or removed is a *MismatchError. A manifest
 // without one (another kind, or made before schema parts) passes.
 func CheckSchema(file string, m Manifest) error {
+	if m.Sealed != nil {
+		// Sealed: its sha256 is checked here, the schema's once opened.
+		sum := sha256.Sum256([]byte(m.Sealed.Age))
+		if got := hex.EncodeToString(sum[:]); got != m.Sealed.SHA256 {
+			return &MismatchError{fmt.Sprintf("the sealed part of the manifest of %s has sha256 %s but the manifest says %s: the manifest was changed", file, got, m.Sealed.SHA256)}
+		}
+		if m.Schema == nil || m.Schema.SQL == "" {
+			return nil
+		}
+	}
 	if m.Schema == nil {
 		return nil
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/roles"
 )
 
 func TestWriteReadRoundTrip(t *testing.T) {
@@ -206,4 +207,53 @@ func TestSetNames(t *testing.T) {
 	_, err = ParseSet([]byte("["), "/b/set.json")
 	assert.ErrorContains(t, err, "set manifest /b/set.json is not valid JSON")
 	assert.ErrorContains(t, err, "move it out of the backup folder")
+}
+
+// Seal moves the schema SQL and role password hashes out of plain text;
+// Unseal puts them back; a changed sealed part is found without the key.
+func TestSealAndUnseal(t *testing.T) {
+	t.Parallel()
+	box := map[string][]byte{}
+	seal := func(b []byte) (string, error) {
+		k := fmt.Sprintf("SEALED-%d", len(box))
+		box[k] = append([]byte(nil), b...)
+		return k, nil
+	}
+	open := func(s string) ([]byte, error) {
+		b, ok := box[s]
+		if !ok {
+			return nil, errors.New("no such sealed text")
+		}
+		return b, nil
+	}
+	m := Manifest{Schema: NewSchema([]byte("CREATE TABLE rules (id int);\n")),
+		Roles: []roles.Role{{Name: "app", Password: "SCRAM-SHA-256$4096:x"}, {Name: "reader"}}}
+	orig := m
+	require.NoError(t, m.Seal(seal))
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "CREATE TABLE", "no schema SQL in plain text")
+	assert.NotContains(t, string(b), "SCRAM-SHA-256", "no password hash in plain text")
+	assert.Equal(t, "SCRAM-SHA-256$4096:x", orig.Roles[0].Password, "the caller's roles are not changed")
+	require.NoError(t, CheckSchema("f", m), "sealed and whole")
+
+	var back Manifest
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.NoError(t, back.Unseal("f", open))
+	assert.Equal(t, orig.Schema, back.Schema)
+	assert.Equal(t, orig.Roles, back.Roles)
+	assert.Nil(t, back.Sealed)
+
+	// A changed sealed part: damage, found with or without the key.
+	var changed Manifest
+	require.NoError(t, json.Unmarshal(b, &changed))
+	changed.Sealed.Age += "x"
+	var mm *MismatchError
+	require.ErrorAs(t, CheckSchema("f", changed), &mm)
+	require.ErrorAs(t, changed.Unseal("f", open), &mm)
+
+	// Nothing secret: nothing sealed.
+	plain := Manifest{Roles: []roles.Role{{Name: "reader"}}}
+	require.NoError(t, plain.Seal(seal))
+	assert.Nil(t, plain.Sealed)
 }

@@ -172,6 +172,16 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 		}
 	} else {
 		m := *src.manifest
+		if m.Sealed != nil {
+			// The schema part and role passwords of an encrypted backup's
+			// manifest are sealed with it (the keys were checked above).
+			if req.Keys == nil {
+				return Plan{}, &encryption.KeyError{File: req.File, Recipients: recipients(m)}
+			}
+			if err := m.Unseal(req.File, req.Keys.OpenText); err != nil {
+				return Plan{}, &FileError{File: req.File, Next: RestoreAnother, Err: err}
+			}
+		}
 		p.Manifest, p.Kind = &m, m.Kind
 		// A repository backup is not read twice: its recorded size and
 		// sha256 are checked here, its bytes as they stream (checkStored).
@@ -215,6 +225,13 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+func recipients(m manifest.Manifest) []string {
+	if m.Encryption == nil {
+		return nil
+	}
+	return m.Encryption.Recipients
 }
 
 // checkExtensions refuses, with an ExtensionError, a target whose server

@@ -243,6 +243,15 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	if err := checkKeys(); err != nil {
 		return fail(err)
 	}
+	if m.Sealed != nil {
+		// The schema part and role passwords are sealed with the file.
+		if opts.Keys == nil {
+			return fail(&encryption.KeyError{File: file})
+		}
+		if err := m.Unseal(file, opts.Keys.OpenText); err != nil {
+			return fail(err)
+		}
+	}
 	t, err := e.StartThrowaway(ctx, m.Image, m.Database, superuser(m, db))
 	if err != nil {
 		return fail(fmt.Errorf("start a throwaway container of %s: %w", m.Image, err))
