@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -169,4 +170,57 @@ func TestRepositoryInterruptedUploadAsWritten(t *testing.T) {
 		}
 		p.env = env
 	}
+}
+
+// An encrypted data-only backup taken --with-role-passwords: its manifest
+// holds neither the schema SQL nor a password hash in plain text (both
+// sealed with age to the backup's recipients), and it still verifies (the
+// schema part opened with the identity, the roles created with their
+// passwords in the throwaway).
+func TestEncryptedDataOnlyManifestHoldsNoSecrets(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "sealed")
+	p.backupDir()
+	recipients, identity, _ := ageKeyFiles(t)
+	p.env = append(p.env, "AIDB_AGE_RECIPIENTS_FILE="+recipients, "AIDB_AGE_IDENTITY_FILE="+identity)
+	p.seeded("20")
+	conn := connect(t, p.status()["rulesdb"].URL)
+	_, err := conn.Exec(t.Context(), `CREATE ROLE offsite_reader LOGIN PASSWORD 'not-in-the-manifest'; GRANT SELECT ON rules TO offsite_reader`)
+	require.NoError(t, err)
+	var hash string
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT rolpassword FROM pg_authid WHERE rolname = 'offsite_reader'`).Scan(&hash))
+	require.NotEmpty(t, hash)
+
+	res := p.backupJSON("rulesdb", "--data-only", "--with-role-passwords")
+	require.Len(t, res.Files, 1)
+	file := res.Files[0].Path
+	raw, err := os.ReadFile(file + ".manifest.json")
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "CREATE TABLE", "no schema SQL in plain text")
+	assert.NotContains(t, string(raw), hash, "no password hash in plain text")
+	assert.NotContains(t, string(raw), "SCRAM-SHA-256", "no password hash in plain text")
+	m := readManifest(t, file)
+	require.NotNil(t, m.Sealed, "the secret parts are sealed")
+	assert.Contains(t, m.Sealed.Age, "-----BEGIN AGE ENCRYPTED FILE-----")
+	require.NotNil(t, m.Schema)
+	assert.Len(t, m.Schema.SHA256, 64, "the schema part keeps its sha256")
+	var names []string
+	for _, r := range m.Roles {
+		names = append(names, r.Name)
+		assert.Empty(t, r.Password, r.Name)
+	}
+	assert.Contains(t, names, "offsite_reader")
+
+	r := p.aidb("verify", file)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "equal")
+
+	// A changed sealed part is damage, found before a throwaway starts.
+	m.Sealed.Age = strings.Replace(m.Sealed.Age, "\n", "\n\n", 1)
+	b, err := json.MarshalIndent(m, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(file+".manifest.json", b, 0o600))
+	r = p.aidb("verify", file)
+	assert.Equal(t, 3, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "the sealed part of the manifest")
 }
