@@ -28,6 +28,10 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // Measure is one comparison.
@@ -66,6 +70,8 @@ type Report struct {
 var targets = map[string]float64{
 	"backup": 0.5, "backup_vs_limit": 1.8, "backup_stream": 1.1, "restore": 1.3, "restore_data": 1.3,
 	"verify": 1.2, "up_warm": 1.3, "backup_all_parallel": 0.8,
+	// issue 19: uploading as it is written costs little beside the folder
+	"backup_repository": 1.3,
 }
 
 func main() {
@@ -148,7 +154,7 @@ func run(ctx context.Context) error {
 	}{
 		{"backup", b.backup}, {"backup_vs_limit", b.backupVsLimit}, {"backup_vs_floor", b.backupVsFloor}, {"backup_stream", b.backupStream},
 		{"restore", b.restore}, {"restore_data", b.restoreData}, {"verify", b.verify}, {"up_warm", b.upWarm},
-		{"backup_all_parallel", b.backupAllParallel},
+		{"backup_all_parallel", b.backupAllParallel}, {"backup_repository", b.backupRepository},
 	} {
 		if only != nil && !slices.Contains(only, m.name) {
 			continue
@@ -275,6 +281,79 @@ func (b *bench) backupStream() (Measure, error) {
 			defer os.Remove(out)
 			return b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s > %s", c, u, d, out))
 		})
+}
+
+// backupRepository is a backup streamed to a repository as it is written
+// (a versitygw on this machine, started here) against the same backup to
+// the folder alone.
+func (b *bench) backupRepository() (Measure, error) {
+	env, stop, err := b.startS3()
+	if err != nil {
+		return Measure{}, err
+	}
+	defer stop()
+	return b.pairsOf("backup_repository", "aidb backup memorydb to the folder alone",
+		func() (float64, error) {
+			saved := b.env
+			b.env = append(slices.Clone(saved), env...)
+			defer func() { b.env = saved }()
+			s, _, err := b.aidbTimed("backup", "memorydb")
+			b.removeBackups()
+			return s, err
+		},
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("backup", "memorydb")
+			b.removeBackups()
+			return s, err
+		})
+}
+
+// startS3 starts versitygw (on PATH, or where go install puts it) on a
+// free port of 127.0.0.1 with a folder of the run's, makes a bucket, and
+// returns the environment that points aidb at it, and its stop.
+func (b *bench) startS3() ([]string, func(), error) {
+	bin, err := exec.LookPath("versitygw")
+	if err != nil {
+		gopath, gerr := exec.Command("go", "env", "GOPATH").Output()
+		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
+		if _, serr := os.Stat(bin); gerr != nil || serr != nil {
+			return nil, nil, fmt.Errorf("versitygw is not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (.ci/run does)")
+		}
+	}
+	dir := filepath.Join(b.dir, "s3")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort())
+	const access, secret = "aidbbench", "aidbbenchsecret"
+	cmd := exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "posix", dir)
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, nil, fmt.Errorf("versitygw did not listen on %s within 30s", addr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
+	if _, err := client.CreateBucket(b.ctx, &s3.CreateBucketInput{Bucket: aws.String("aidb-bench")}); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("create the bench's bucket: %w", err)
+	}
+	return []string{"AIDB_REPOSITORY=s3://aidb-bench/run", "AWS_ENDPOINT_URL_S3=http://" + addr, "AWS_ENDPOINT_URL=",
+		"AWS_ACCESS_KEY_ID=" + access, "AWS_SECRET_ACCESS_KEY=" + secret, "AWS_SESSION_TOKEN=", "AWS_PROFILE=",
+		"AWS_REGION=us-east-1", "AWS_CONFIG_FILE=" + filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "none"),
+		"AWS_EC2_METADATA_DISABLED=true"}, stop, nil
 }
 
 func (b *bench) restore() (Measure, error) {
