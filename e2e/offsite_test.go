@@ -109,6 +109,17 @@ func TestRepositoryAloneBringsTheDataBack(t *testing.T) {
 	for _, db := range []string{"rulesdb", "memorydb"} {
 		assert.Equal(t, before[db], content(t, st[db].URL), "%s: row for row", db)
 	}
+
+	// --no-local: in the repository only, once uploaded.
+	r = p.aidb("backup", "rulesdb", "--no-local", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"url": "s3://aidb-offsite/team/rulesdb-`)
+	for f, b := range p.listAll() {
+		assert.Equal(t, "repository", b.Location, "%s: no copy in the folder", f)
+	}
+	assert.Len(t, p.listAll(), 3)
+	r = p.aidb("backup", "rulesdb", "--no-local", "--verify")
+	assert.Equal(t, 2, r.code, r.stderr)
 }
 
 // bulk gives rulesdb a table of about 25 MB of rows (uncompressed), so
