@@ -280,8 +280,9 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 // file without a manifest has nothing to be verified against and is not
 // recorded. A pointer (<db>-latest) is recorded as the file it names.
 func record(res *Result) {
-	if res.SHA256 == "" {
-		return
+	var ke *encryption.KeyError
+	if res.SHA256 == "" || errors.As(res.Err, &ke) {
+		return // nothing to verify against, or nothing was tried
 	}
 	path, err := filepath.EvalSymlinks(res.File)
 	if err != nil {
