@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"filippo.io/age"
+	fage "filippo.io/age"
 
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fault"
@@ -25,8 +25,8 @@ func TestSealedKeysRefuseUnverifiableBackups(t *testing.T) {
 		}
 		return p
 	}
-	id, _ := age.GenerateX25519Identity()
-	other, _ := age.GenerateX25519Identity()
+	id, _ := fage.GenerateX25519Identity()
+	other, _ := fage.GenerateX25519Identity()
 	rec := write("rec.txt", id.Recipient().String()+"\n")
 	mine := write("mine.key", id.String()+"\n")
 	theirs := write("theirs.key", other.String()+"\n")
