@@ -313,6 +313,7 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 		opts.WholeRow = p.Manifest.WholeRowHash()
 		opts.ChildColumnOrder = p.Manifest.ChildColumnOrder()
 		opts.Privileges = p.Manifest.PrivilegeForm()
+		opts.NoMaintain = p.Manifest.SchemaForm().NoMaintain
 		opts.Columns = manifestColumns(p.Manifest.Tables)
 		if p.Kind == backupfile.Schema && p.Manifest.MigrationTable != "" {
 			// A schema backup holds the bookkeeping rows: they are compared

@@ -333,7 +333,7 @@ func loadSchemaPart(ctx context.Context, t *pgrun.Throwaway, target compose.Data
 	if err := fingerprint.Prepare(ctx, conn); err != nil {
 		return err
 	}
-	got, err := fingerprint.SchemaHash(ctx, conn, fingerprint.SchemaForm{ChildColumnOrder: m.ChildColumnOrder(), Privileges: m.PrivilegeForm()})
+	got, err := fingerprint.SchemaHash(ctx, conn, m.SchemaForm())
 	if err != nil {
 		return err
 	}
