@@ -196,7 +196,7 @@ func (o *Orchestrator) RemoveVolume(ctx context.Context, name string) error {
 	return nil
 }
 
-// SwitchMajor switches db to image (the local reference of u.Image) on
+// SwitchMajor switches db to u.Image (pulled, or its local build) on
 // u.Volume, which holds its upgraded data, as up replaces a container
 // (replace): the current container is stopped and set aside, a new one is
 // created from the compose service with u.Volume in place of
@@ -204,7 +204,11 @@ func (o *Orchestrator) RemoveVolume(ctx context.Context, name string) error {
 // fails, it is removed and the old one put back and started (a KeptError).
 // Once the new one is ready, the old container is kept, stopped, as
 // <name>-aidb-pre-upgrade, with its volume, for --finish or --rollback.
-func (o *Orchestrator) SwitchMajor(ctx context.Context, db compose.Database, image string, u Upgrade) error {
+func (o *Orchestrator) SwitchMajor(ctx context.Context, db compose.Database, u Upgrade) error {
+	image, err := o.EnsureImage(ctx, u.Image)
+	if err != nil {
+		return err
+	}
 	current, _, err := o.databaseContainerSets(ctx)
 	if err != nil {
 		return err
