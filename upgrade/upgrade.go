@@ -90,9 +90,9 @@ func (r Request) progress(format string, args ...any) {
 }
 
 // Run upgrades req.DB to req.Image: checks (the database runs, no upgrade
-// waits to be finished, the image names a newer major; refusals change
-// nothing), a full backup, a new volume with a server of the new major on
-// it, the restore of the backup there compared with its manifest, then
+// waits to be finished, the image names a newer major, the new volume's
+// name is free; refusals change nothing), the new volume, a full backup, a
+// server of the new major on the volume, the restore of the backup there compared with its manifest, then
 // the switch. Any failure before the switch removes what it made (the
 // volume, the staging container) and leaves the database running as it
 // was; a failed switch puts the old container back.
@@ -109,10 +109,6 @@ func Run(ctx context.Context, e Engine, req Request) (res Result, retErr error) 
 	res = Result{Database: db.Name, From: st.DataMajor, Image: req.Image, Volume: u.Volume, PreviousVolume: u.Replaces}
 	res.To, _ = orchestrator.ImageMajor(req.Image)
 
-	req.progress("%s: backing up PostgreSQL %s's data", db.Name, st.DataMajor)
-	if res.Backup, err = req.Backup(ctx); err != nil {
-		return res, fmt.Errorf("back up %s before its upgrade: %w; nothing was changed", db.Name, err)
-	}
 	if err := e.CreateUpgradeVolume(ctx, db, u); err != nil {
 		return res, err
 	}
@@ -127,6 +123,11 @@ func Run(ctx context.Context, e Engine, req Request) (res Result, retErr error) 
 		}
 		retErr = fmt.Errorf("%w; %s runs on PostgreSQL %s as before (volume %s was removed again)", retErr, db.Name, st.DataMajor, u.Volume)
 	}()
+
+	req.progress("%s: backing up PostgreSQL %s's data", db.Name, st.DataMajor)
+	if res.Backup, err = req.Backup(ctx); err != nil {
+		return res, fmt.Errorf("back up %s before its upgrade: %w", db.Name, err)
+	}
 
 	req.progress("%s: starting %s on the new volume %s", db.Name, req.Image, u.Volume)
 	stage, err := req.Stage(ctx, req.Image, db, u.Volume, db.DataMount)

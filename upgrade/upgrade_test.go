@@ -97,7 +97,7 @@ func TestRunInOrder(t *testing.T) {
 	f := newFake()
 	res, err := Run(t.Context(), f, f.request())
 	require.NoError(t, err)
-	assert.Equal(t, []string{"state", "backup", "create volume p_rulesdb-data-pg17", "stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data",
+	assert.Equal(t, []string{"state", "create volume p_rulesdb-data-pg17", "backup", "stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data",
 		"restore", "stop stage", "close stage", "switch to postgres:17 on p_rulesdb-data-pg17", "state"}, f.calls)
 	assert.Equal(t, Result{Database: "rulesdb", From: "15", To: "17", Image: "postgres:17", Backup: "backups/rulesdb-1.sql",
 		Volume: "p_rulesdb-data-pg17", PreviousVolume: "p_rulesdb-data", Tables: 3, Rows: 10,
@@ -115,8 +115,8 @@ func TestRunFailuresLeaveTheOldDatabase(t *testing.T) {
 		failAt string
 		after  []string // calls after the failed one
 	}{
-		{"backup", nil},
 		{"create volume p_rulesdb-data-pg17", nil},
+		{"backup", []string{"remove volume p_rulesdb-data-pg17"}},
 		{"stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data", []string{"remove volume p_rulesdb-data-pg17"}},
 		{"restore", []string{"close stage", "remove volume p_rulesdb-data-pg17"}},
 		{"stop stage", []string{"close stage", "remove volume p_rulesdb-data-pg17"}},
@@ -136,7 +136,7 @@ func TestRunFailuresLeaveTheOldDatabase(t *testing.T) {
 			if tc.failAt != "switch to postgres:17 on p_rulesdb-data-pg17" {
 				assert.NotContains(t, f.calls, "switch to postgres:17 on p_rulesdb-data-pg17")
 			}
-			if tc.failAt != "backup" && tc.failAt != "create volume p_rulesdb-data-pg17" {
+			if tc.failAt != "create volume p_rulesdb-data-pg17" {
 				assert.Contains(t, err.Error(), "rulesdb runs on PostgreSQL 15 as before")
 			}
 		})
