@@ -217,6 +217,93 @@ func TestUpgradeRollbackAndFinish(t *testing.T) {
 	assert.Equal(t, before, viewOf(t, p.status()["rulesdb"].URL), "up after --finish runs on the upgraded volume")
 	r = p.aidb("upgrade", "rulesdb", "--rollback")
 	assert.Equal(t, 2, r.code, "nothing to roll back to: %s", r.stderr)
+
+	// A compose file of one's own that still names postgres:15: status
+	// names the line to change, up keeps 17; once it names postgres:17,
+	// up runs that, on the upgraded volume, and status has nothing to say.
+	b, err := os.ReadFile(filepath.Join("..", "compose", "docker-compose.yaml"))
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(string(b), "image: postgres:15"))
+	p.writeCompose(string(b))
+	r = p.aidb("status")
+	assert.Contains(t, r.stderr, "compose.yaml, change service rulesdb's line image: postgres:15 to image: postgres:17")
+	r = p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "17", serverMajor(t, p.status()["rulesdb"].URL))
+	p.writeCompose(strings.Replace(string(b), "image: postgres:15", "image: postgres:17", 1))
+	r = p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	st = p.status()["rulesdb"]
+	assert.Equal(t, "17", serverMajor(t, st.URL))
+	assert.Equal(t, before, viewOf(t, st.URL), "the compose file's postgres:17 runs on the upgraded volume")
+	require.NotNil(t, st.Upgrade)
+	assert.False(t, st.Upgrade.ComposeBehind)
+	assert.Equal(t, volume+"-pg17", st.Volume)
+	assert.NotContains(t, p.aidb("status").stderr, "since aidb upgrade")
+}
+
+// startUpgrade starts aidb upgrade rulesdb --image postgres:17 and returns
+// once the backup is being restored into the new server, with that
+// server's container.
+func (p *project) startUpgrade() (*exec.Cmd, *safeBuffer, string) {
+	p.t.Helper()
+	cmd := p.command(p.t.Context(), "upgrade", "rulesdb", "--image", "postgres:17")
+	stderr := &safeBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(p.t, cmd.Start())
+	f := make(client.Filters).Add("label", orchestrator.LabelProject+"="+p.name).Add("label", orchestrator.LabelRole+"="+orchestrator.RoleUpgrade)
+	var staging string
+	waitFor(p.t, 5*time.Minute, func() bool {
+		if !strings.Contains(stderr.String(), "restoring") {
+			return false
+		}
+		cs, err := docker.ContainerList(p.t.Context(), client.ContainerListOptions{Filters: f})
+		require.NoError(p.t, err)
+		if len(cs.Items) == 1 {
+			staging = cs.Items[0].ID
+		}
+		return staging != ""
+	})
+	return cmd, stderr, staging
+}
+
+// exitCode waits for cmd and returns its exit code.
+func exitCode(t *testing.T, cmd *exec.Cmd, stderr *safeBuffer) int {
+	t.Helper()
+	err := cmd.Wait()
+	if err == nil {
+		return 0
+	}
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, stderr.String())
+	return exit.ExitCode()
+}
+
+// A row written to the old database while the upgrade restores its
+// backup: the upgrade does not switch (the row would be lost), and the
+// database runs on with it.
+func TestUpgradeRefusesToLoseWritesMadeDuringIt(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "upgwrite")
+	p.backupDir()
+	url := p.rulesOn15("400")
+	labelled := p.labelled(t.Context())
+	id := containerID(t, p.status()["rulesdb"].Container)
+
+	cmd, stderr, _ := p.startUpgrade()
+	_, err := connect(t, url).Exec(t.Context(), "INSERT INTO notes VALUES (5, 'app_reader', 'written meanwhile', 's5')")
+	require.NoError(t, err)
+	assert.Equal(t, 1, exitCode(t, cmd, stderr), stderr.String())
+	assert.Contains(t, stderr.String(), "rulesdb changed after its backup was taken (public.notes: 4 rows, the backup has 3)")
+	assert.Contains(t, stderr.String(), "runs on PostgreSQL 15 as before")
+
+	st := p.status()["rulesdb"]
+	assert.Equal(t, id, containerID(t, st.Container))
+	assert.Equal(t, "15", serverMajor(t, st.URL))
+	var body string
+	require.NoError(t, connect(t, st.URL).QueryRow(t.Context(), "SELECT body FROM notes WHERE id = 5").Scan(&body))
+	assert.Equal(t, "written meanwhile", body)
+	assert.Equal(t, labelled, p.labelled(t.Context()), "no new volume, no staging container")
 }
 
 // A failure mid-upgrade (the new server killed while the backup is
@@ -231,29 +318,10 @@ func TestUpgradeKilledMidRestoreLeavesTheOldDatabase(t *testing.T) {
 	labelled := p.labelled(t.Context())
 	id := containerID(t, p.status()["rulesdb"].Container)
 
-	cmd := p.command(t.Context(), "upgrade", "rulesdb", "--image", "postgres:17")
-	var stderr safeBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	f := make(client.Filters).Add("label", orchestrator.LabelProject+"="+p.name).Add("label", orchestrator.LabelRole+"="+orchestrator.RoleUpgrade)
-	var staging string
-	waitFor(t, 5*time.Minute, func() bool {
-		if !strings.Contains(stderr.String(), "restoring") {
-			return false
-		}
-		cs, err := docker.ContainerList(t.Context(), client.ContainerListOptions{Filters: f})
-		require.NoError(t, err)
-		if len(cs.Items) == 1 {
-			staging = cs.Items[0].ID
-		}
-		return staging != ""
-	})
+	cmd, stderr, staging := p.startUpgrade()
 	_, err := docker.ContainerKill(t.Context(), staging, client.ContainerKillOptions{Signal: "SIGKILL"})
 	require.NoError(t, err)
-	err = cmd.Wait()
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit, stderr.String())
-	assert.Equal(t, 1, exit.ExitCode(), stderr.String())
+	assert.Equal(t, 1, exitCode(t, cmd, stderr), stderr.String())
 	assert.Contains(t, stderr.String(), "runs on PostgreSQL 15 as before")
 
 	st := p.status()["rulesdb"]

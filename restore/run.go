@@ -324,6 +324,13 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 	return opts
 }
 
+// ManifestOptions are the fingerprint options that describe a database
+// the way m describes its backup: what a restore takes to compare with m
+// (Compare), for a caller that compares a live database with it.
+func ManifestOptions(m *manifest.Manifest) fingerprint.Options {
+	return fingerprintOptions(Plan{Kind: m.Kind, Manifest: m})
+}
+
 // manifestColumns is each table's columns as the manifest records them (in
 // the source's order), for the content hashes to read them by name in that
 // order; a table whose manifest lists no columns is left out.

@@ -59,6 +59,10 @@ type Request struct {
 	// Stage starts a server of image on volume (mounted at target) with
 	// db's credentials. Required.
 	Stage func(ctx context.Context, image string, db compose.Database, volume, target string) (Stage, error)
+	// Unchanged, if set, checks just before the switch that the database
+	// still holds what the backup file holds (see Unchanged): what was
+	// written after the backup would not be on the new major.
+	Unchanged func(ctx context.Context, file string) error
 	// Progress, if set, is told each step.
 	Progress func(string)
 }
@@ -148,6 +152,12 @@ func Run(ctx context.Context, e Engine, req Request) (res Result, retErr error) 
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
+	}
+	if req.Unchanged != nil {
+		req.progress("%s: checking that nothing was written to PostgreSQL %s since the backup", db.Name, st.DataMajor)
+		if err := req.Unchanged(ctx, res.Backup); err != nil {
+			return res, err
+		}
 	}
 	req.progress("%s: restored and equal (%d tables, %d rows); switching to PostgreSQL %s", db.Name, r.Tables, r.Rows, res.To)
 	if err := e.SwitchMajor(ctx, db, u); err != nil {

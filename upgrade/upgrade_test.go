@@ -81,7 +81,8 @@ func newFake() *fake {
 func (f *fake) request() Request {
 	return Request{
 		DB: rulesdb, Image: "postgres:17", ComposeFile: "/app/compose.yaml",
-		Backup: func(context.Context) (string, error) { return "backups/rulesdb-1.sql", f.step("backup") },
+		Backup:    func(context.Context) (string, error) { return "backups/rulesdb-1.sql", f.step("backup") },
+		Unchanged: func(context.Context, string) error { return f.step("unchanged") },
 		Stage: func(_ context.Context, image string, db compose.Database, volume, target string) (Stage, error) {
 			if err := f.step("stage " + image + " on " + volume + " at " + target); err != nil {
 				return nil, err
@@ -98,7 +99,7 @@ func TestRunInOrder(t *testing.T) {
 	res, err := Run(t.Context(), f, f.request())
 	require.NoError(t, err)
 	assert.Equal(t, []string{"state", "create volume p_rulesdb-data-pg17", "backup", "stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data",
-		"restore", "stop stage", "close stage", "switch to postgres:17 on p_rulesdb-data-pg17", "state"}, f.calls)
+		"restore", "stop stage", "close stage", "unchanged", "switch to postgres:17 on p_rulesdb-data-pg17", "state"}, f.calls)
 	assert.Equal(t, Result{Database: "rulesdb", From: "15", To: "17", Image: "postgres:17", Backup: "backups/rulesdb-1.sql",
 		Volume: "p_rulesdb-data-pg17", PreviousVolume: "p_rulesdb-data", Tables: 3, Rows: 10,
 		ComposeChange: "in /app/compose.yaml, change service rulesdb's line image: postgres:15 to image: postgres:17 (aidb does not edit your files; until then aidb runs postgres:17 for rulesdb by its upgrade)"}, res)
@@ -120,6 +121,7 @@ func TestRunFailuresLeaveTheOldDatabase(t *testing.T) {
 		{"stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data", []string{"remove volume p_rulesdb-data-pg17"}},
 		{"restore", []string{"close stage", "remove volume p_rulesdb-data-pg17"}},
 		{"stop stage", []string{"close stage", "remove volume p_rulesdb-data-pg17"}},
+		{"unchanged", []string{"remove volume p_rulesdb-data-pg17"}},
 		{"switch to postgres:17 on p_rulesdb-data-pg17", []string{"remove volume p_rulesdb-data-pg17"}},
 	} {
 		t.Run(tc.failAt, func(t *testing.T) {

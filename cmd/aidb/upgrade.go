@@ -33,7 +33,9 @@ with the backup's manifest, then switches the database to it: its container
 is replaced by one of REF on the new volume. The old container and volume stay,
 stopped, until --finish removes them or --rollback switches back (what was
 written on the new major since is saved first as a safety backup). Any
-failure leaves the old database running as before.
+failure leaves the old database running as before, and so does a write to it
+after the backup (found just before the switch: stop the application's writers
+first).
 
 aidb does not edit your compose file: it says which line (or .env variable)
 to change; until then aidb runs the new image for the database, and status
@@ -112,7 +114,8 @@ after the backup is not carried over.`,
 					}
 					return r.Files[0].Path, nil
 				},
-				Stage: upgrade.Stager(s.tools, upgrade.RestoreOptions{Transport: t, Dir: s.project.BackupDir, Keys: keys}),
+				Stage:     upgrade.Stager(s.tools, upgrade.RestoreOptions{Transport: t, Dir: s.project.BackupDir, Keys: keys}),
+				Unchanged: upgrade.Unchanged(s.orch.ConnString(db)),
 			})
 			if err != nil {
 				return err
