@@ -294,7 +294,7 @@ func (o *Orchestrator) Status(ctx context.Context, dbs []compose.Database) ([]St
 			st.Container = containerName(c)
 			if u := upgradeOf(c.Labels); u != nil {
 				st.Volume = u.Volume
-				st.Upgrade = &UpgradeStatus{Image: u.Image, ComposeImage: db.Image, ComposeBehind: db.Image == u.FromImage, Volume: u.Volume}
+				st.Upgrade = &UpgradeStatus{Image: u.Image, ComposeImage: db.Image, ComposeBehind: db.Image == u.FromImage && db.Image != u.Image, Volume: u.Volume}
 				if prev, err := o.kept(ctx, db, preUpgradeSuffix); err == nil && prev != nil {
 					st.Upgrade.Previous, st.Upgrade.PreviousVolume = containerName(*prev), u.Replaces
 				}

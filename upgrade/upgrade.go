@@ -215,6 +215,8 @@ func plan(db compose.Database, st orchestrator.UpgradeState, image string) (orch
 // the file takes the image from one, else the line to write.
 func ComposeChange(db compose.Database, image, composeFile string) string {
 	switch {
+	case db.Image == image:
+		return fmt.Sprintf("the compose file names %s for %s already: nothing to change there", image, db.Service)
 	case len(db.ImageVars) > 0:
 		return fmt.Sprintf("the compose file takes %s's image from %s: set %s in .env so that it reads %s (aidb does not edit your files; until then aidb runs %s for %s by its upgrade)",
 			db.Service, strings.Join(db.ImageVars, ", "), strings.Join(db.ImageVars, ", "), image, image, db.Name)

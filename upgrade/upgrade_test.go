@@ -251,6 +251,7 @@ func TestComposeChange(t *testing.T) {
 	db := rulesdb
 	assert.Contains(t, ComposeChange(db, "postgres:17", "/app/compose.yaml"), "in /app/compose.yaml, change service rulesdb's line image: postgres:15 to image: postgres:17")
 	assert.Contains(t, ComposeChange(db, "postgres:17", compose.DefaultComposeName), "use a compose file of your own")
+	assert.Contains(t, ComposeChange(db, "postgres:15", "/app/compose.yaml"), "nothing to change")
 	db.ImageVars = []string{"RULESDB_IMAGE"}
 	assert.Contains(t, ComposeChange(db, "postgres:17", "/app/compose.yaml"), "set RULESDB_IMAGE in .env so that it reads postgres:17")
 }
