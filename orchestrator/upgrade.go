@@ -133,17 +133,11 @@ func (o *Orchestrator) UpgradeState(ctx context.Context, db compose.Database) (U
 		return st, nil
 	}
 	st.Container, st.Running, st.Upgrade = containerName(c), c.State == container.StateRunning, upgradeOf(c.Labels)
-	st.Volume = st.ComposeVolume
-	for _, m := range c.Mounts {
-		if m.Type == mount.TypeVolume && m.Name != "" && (m.Destination == db.DataMount || db.DataMount == "") {
-			st.Volume = m.Name
-			break
-		}
-	}
 	in, err := o.docker.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		return st, fmt.Errorf("inspect container %s: %w", st.Container, err)
 	}
+	st.Volume = dataVolumeOf(in.Container, db.DataMount, st.ComposeVolume)
 	pgdata := defaultPGDATA
 	if in.Container.Config != nil {
 		if v := envValue(in.Container.Config.Env, "PGDATA"); v != "" {
@@ -154,6 +148,25 @@ func (o *Orchestrator) UpgradeState(ctx context.Context, db compose.Database) (U
 		return st, fmt.Errorf("%s: read the PostgreSQL version of its data: %w", db.Name, err)
 	}
 	return st, nil
+}
+
+// dataVolumeOf is the named volume container c mounts at target (any
+// path when target is ""), or def when it mounts none there: from what the
+// engine reports mounted, else from what c was created with.
+func dataVolumeOf(c container.InspectResponse, target, def string) string {
+	for _, m := range c.Mounts {
+		if m.Type == mount.TypeVolume && m.Name != "" && (m.Destination == target || target == "") {
+			return m.Name
+		}
+	}
+	if c.HostConfig != nil {
+		for _, m := range c.HostConfig.Mounts {
+			if m.Type == mount.TypeVolume && m.Source != "" && (m.Target == target || target == "") {
+				return m.Source
+			}
+		}
+	}
+	return def
 }
 
 // kept is db's container named <name><suffix>, nil when there is none.
