@@ -1,6 +1,6 @@
 // Package verify proves a backup restorable: it restores the file into a
 // throwaway container of the image the backup came from (so its extensions
-// are there), with the restore package's own checks, and compares what
+// are there), or of another one for an upgrade rehearsal, with the restore package's own checks, and compares what
 // arrived with the manifest table by table. A data-only backup is verified
 // on the schema it carries (the schema it was taken from); one made before
 // data-only backups carried their schema, on the migrations at the
@@ -101,6 +101,10 @@ type Options struct {
 	// Dir is the backup folder: schema backups for data-only files, and
 	// the helper transport's pipes.
 	Dir string
+	// Image, if set, is the image every file is restored into instead of
+	// the one its manifest names: an upgrade rehearsal (a backup of 15 on
+	// postgres:17), compared with its manifest as any verification is.
+	Image string
 	// Keys open encrypted backups (nil: an encrypted one is not verified).
 	Keys *encryption.Keys
 	// Record writes each verification's outcome into the verification log
@@ -203,7 +207,11 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		}
 		return fail(err)
 	}
-	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, m.Image
+	image := m.Image
+	if opts.Image != "" {
+		image = opts.Image
+	}
+	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, image
 	// A schema part that does not match its sha256 is a damaged backup,
 	// found before a throwaway is started for it.
 	if err := manifest.CheckSchema(file, m); err != nil {
@@ -221,9 +229,9 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	if err := restore.CheckKeys(file, &m, opts.Keys); err != nil {
 		return fail(err)
 	}
-	t, err := e.StartThrowaway(ctx, m.Image, m.Database, superuser(m, db))
+	t, err := e.StartThrowaway(ctx, image, m.Database, superuser(m, db))
 	if err != nil {
-		return fail(fmt.Errorf("start a throwaway container of %s: %w", m.Image, err))
+		return fail(fmt.Errorf("start a throwaway container of %s: %w", image, err))
 	}
 	defer func() {
 		if err := t.Close(ctx); err != nil && res.Error == "" {
@@ -334,7 +342,7 @@ func loadSchemaPart(ctx context.Context, t *pgrun.Throwaway, target compose.Data
 	if err := fingerprint.Prepare(ctx, conn); err != nil {
 		return err
 	}
-	got, err := fingerprint.SchemaHash(ctx, conn, fingerprint.SchemaForm{ChildColumnOrder: m.ChildColumnOrder(), Privileges: m.PrivilegeForm()})
+	got, err := fingerprint.SchemaHash(ctx, conn, m.SchemaForm())
 	if err != nil {
 		return err
 	}
