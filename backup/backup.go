@@ -762,8 +762,8 @@ func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Re
 		out = zw
 	}
 	if s.plain != nil {
-		// The plain SQL's sha256 covers the preamble too: what a
-		// decryption gives back.
+		// The plain SQL's sha256 (the preamble included): what a
+		// decryption and then a decompression give back.
 		out = io.MultiWriter(out, s.plain)
 	}
 	s.preamble = pgdump.NewPreamble(out, preamble)

@@ -117,6 +117,10 @@ type Database struct {
 	// the variables the compose file interpolates it from
 	// (RULESDB_PASSWORD), for messages that say what to change.
 	EnvVars map[string][]string
+	// ImageVars are the variables the compose file interpolates the
+	// service's image from (image: postgres:${RULESDB_PG:-15} gives
+	// RULESDB_PG), sorted; none when it writes the image out.
+	ImageVars []string
 }
 
 // Select returns the named databases, or all of them for no names. An
@@ -369,6 +373,11 @@ func database(cp *types.Project, name string, dc DatabaseConfig, wd string, raw 
 	}
 	if vars := environmentVariables(raw[svcName]); len(vars) > 0 {
 		db.EnvVars = vars
+	}
+	if def, ok := raw[svcName].(map[string]any); ok {
+		if img, ok := def["image"]; ok {
+			db.ImageVars = variablesIn(img)
+		}
 	}
 	if db.User == "" {
 		db.User = "postgres"

@@ -286,3 +286,21 @@ func TestLoadProfiles(t *testing.T) {
 		})
 	}
 }
+
+// ImageVars names the variables a database's image is interpolated from
+// (what to set in .env after an upgrade); none where the image is written
+// out.
+func TestImageVars(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f := filepath.Join(dir, "compose.yaml")
+	content := strings.Replace(string(defaultCompose), "image: postgres:15", "image: postgres:${RULESDB_PG:-15}", 1)
+	require.NoError(t, os.WriteFile(f, []byte(content), 0o600))
+	p, err := Load(t.Context(), Options{ComposeFile: f, WorkingDir: dir})
+	require.NoError(t, err)
+	rules, _ := p.Database("rulesdb")
+	mem, _ := p.Database("memorydb")
+	assert.Equal(t, "postgres:15", rules.Image)
+	assert.Equal(t, []string{"RULESDB_PG"}, rules.ImageVars)
+	assert.Empty(t, mem.ImageVars)
+}

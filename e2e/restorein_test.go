@@ -85,9 +85,10 @@ func TestSchemaRestoreKeepsMigrationBookkeeping(t *testing.T) {
 	assert.Contains(t, r.stderr, "public.goose_db_version: same 4 rows but different content")
 }
 
-// A plain pg_dump of memorydb, without a manifest, restored into rulesdb:
+// A plain pg_dump of rulesdb, without a manifest, restored into memorydb:
 // refused, naming both sets of tables, unless --as-database says it is
-// meant.
+// meant. (rulesdb's PostgreSQL 15 dump into memorydb's 17: a dump restores
+// into the same or a newer major; the other way round it would not.)
 func TestForeignFileWithoutManifestIsRefused(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "riforeign")
@@ -95,15 +96,15 @@ func TestForeignFileWithoutManifestIsRefused(t *testing.T) {
 	p.seeded("40")
 	st := p.status()
 	rules, mem := st["rulesdb"].URL, st["memorydb"].URL
-	before := content(t, rules)
+	before := content(t, mem)
 
-	out, err := execIn(t, st["memorydb"].Container, "pg_dump", "-U", "memory", "memorydb")
+	out, err := execIn(t, st["rulesdb"].Container, "pg_dump", "-U", "rules", "rulesdb")
 	require.NoError(t, err)
-	plain := filepath.Join(p.dir, "memorydb-plain.sql")
+	plain := filepath.Join(p.dir, "rulesdb-plain.sql")
 	require.NoError(t, os.WriteFile(plain, out, 0o600))
-	out, err = execIn(t, st["memorydb"].Container, "pg_dump", "-U", "memory", "--no-owner", "--no-privileges", "memorydb")
+	out, err = execIn(t, st["rulesdb"].Container, "pg_dump", "-U", "rules", "--no-owner", "--no-privileges", "rulesdb")
 	require.NoError(t, err)
-	noOwner := filepath.Join(p.dir, "memorydb-no-owner.sql.gz")
+	noOwner := filepath.Join(p.dir, "rulesdb-no-owner.sql.gz")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	_, _ = zw.Write(out)
@@ -111,21 +112,21 @@ func TestForeignFileWithoutManifestIsRefused(t *testing.T) {
 	require.NoError(t, os.WriteFile(noOwner, gz.Bytes(), 0o600))
 
 	for _, f := range []string{plain, noOwner} {
-		r := p.aidb("restore", "--yes", "rulesdb", f)
+		r := p.aidb("restore", "--yes", "memorydb", f)
 		assert.Equal(t, 2, r.code, r.stderr)
 		assert.Contains(t, r.stderr, f+" looks like a backup of another database")
-		assert.Contains(t, r.stderr, "public.memories", "the file's tables are named")
-		assert.Contains(t, r.stderr, "public.rules", "the target's tables are named")
+		assert.Contains(t, r.stderr, "public.rules", "the file's tables are named")
+		assert.Contains(t, r.stderr, "public.memories", "the target's tables are named")
 		assert.NotContains(t, r.stderr, "goose_db_version", "the bookkeeping table, which both have, is not a shared table")
 		assert.Contains(t, r.stderr, "--as-database")
-		assert.Equal(t, before, content(t, rules), "rulesdb is as it was")
+		assert.Equal(t, before, content(t, mem), "memorydb is as it was")
 		assert.Empty(t, backupFiles(t, dir), "refused before the safety backup")
 	}
 
 	// Deliberately: it goes ahead.
-	r := p.aidb("restore", "--yes", "--no-backup", "--as-database", "memorydb", "rulesdb", noOwner)
+	r := p.aidb("restore", "--yes", "--no-backup", "--as-database", "rulesdb", "memorydb", noOwner)
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.Equal(t, dataContent(t, mem), dataContent(t, rules), "rulesdb now holds memorydb's tables")
+	assert.Equal(t, dataContent(t, rules), dataContent(t, mem), "memorydb now holds rulesdb's tables")
 }
 
 // Files that are not plain SQL backups are named as what they are, with

@@ -166,8 +166,8 @@ func TestUpRefusesAnImageOfAnotherMajorThanTheData(t *testing.T) {
 	assert.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "names image pgvector/pgvector:pg17, PostgreSQL 17, but volume "+p.name+"_memorydb-data holds the data of PostgreSQL 15")
 	assert.Contains(t, r.stderr, "nothing was changed")
-	assert.Contains(t, r.stderr, "aidb backup memorydb")
-	assert.NotContains(t, r.stderr, "aidb upgrade", "no command that does not exist")
+	assert.Contains(t, r.stderr, "aidb upgrade memorydb --image pgvector/pgvector:pg17", "the command that moves the data is named")
+	assert.Contains(t, r.stderr, "ai-db-upgrade DB=memorydb IMAGE=pgvector/pgvector:pg17")
 
 	after := p.status()["memorydb"]
 	assert.Equal(t, idBefore, containerID(t, after.Container), "the container was not replaced")

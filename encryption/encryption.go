@@ -156,6 +156,24 @@ func LoadKeys(path string) (*Keys, error) {
 	return &Keys{ids: ids, file: path}, nil
 }
 
+// Opens says whether the keys can open what is encrypted to r: an age
+// identity opens what is encrypted to its own public key. An SSH identity
+// cannot be told from here, and counts as opening.
+func (k *Keys) Opens(r *Recipients) bool {
+	for _, id := range k.ids {
+		x, ok := id.(*age.X25519Identity)
+		if !ok {
+			return true
+		}
+		for _, n := range r.names {
+			if n == x.Recipient().String() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // File is the identity file the keys came from.
 func (k *Keys) File() string { return k.file }
 

@@ -71,9 +71,19 @@ func TestSealAndOpen(t *testing.T) {
 			t.Fatalf("opened %d bytes (err %v), want the %d written", len(got), err, len(plain))
 		}
 	}
+	mine, err := LoadKeys(write(t, a.String()+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mine.Opens(to) {
+		t.Error("a recipient's own identity does not open what is encrypted to it")
+	}
 	other, err := LoadKeys(write(t, newIdentity(t).String()+"\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if other.Opens(to) {
+		t.Error("a stranger's identity says it opens the backups")
 	}
 	if _, err := other.Open(bytes.NewReader(sealed.Bytes())); !errors.Is(err, ErrNoMatch) {
 		t.Errorf("a stranger's key: err = %v, want ErrNoMatch", err)

@@ -115,6 +115,10 @@ type Options struct {
 	// Privileges says what the schema hash says of owners and privileges
 	// (none before manifest format 4).
 	Privileges PrivilegeForm
+	// NoMaintain leaves the MAINTAIN privilege out of the ACLs the schema
+	// hash describes (SchemaForm.NoMaintain): for a backup of a server
+	// before PostgreSQL 17 restored on 17 or later.
+	NoMaintain bool
 }
 
 // Prepare sets the session settings a fingerprint depends on
@@ -144,7 +148,7 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	if fp.Extensions, err = extensions(ctx, q); err != nil {
 		return fp, err
 	}
-	form := SchemaForm{ChildColumnOrder: opts.ChildColumnOrder, Privileges: opts.Privileges}
+	form := SchemaForm{ChildColumnOrder: opts.ChildColumnOrder, Privileges: opts.Privileges, NoMaintain: opts.NoMaintain}
 	if fp.SchemaHash, fp.Privileges, err = schemaHash(ctx, q, form); err != nil {
 		return fp, err
 	}
@@ -426,7 +430,7 @@ func schemaHash(ctx context.Context, q Querier, form SchemaForm) (string, []stri
 	if err != nil {
 		return "", nil, err
 	}
-	privs, err := collect(ctx, q, PrivilegeQueries(form.Privileges))
+	privs, err := collect(ctx, q, withPrivilegeFilter(PrivilegeQueries(form.Privileges), form))
 	if err != nil {
 		return "", nil, err
 	}
@@ -442,7 +446,7 @@ func schemaHash(ctx context.Context, q Querier, form SchemaForm) (string, []stri
 // of them shows what differs. form describes the schema as the manifests
 // of a format did (SchemaQueries, PrivilegeQueries).
 func SchemaLines(ctx context.Context, q Querier, form SchemaForm) ([]string, error) {
-	lines, err := collect(ctx, q, append(SchemaQueries(form.ChildColumnOrder), PrivilegeQueries(form.Privileges)...))
+	lines, err := collect(ctx, q, append(SchemaQueries(form.ChildColumnOrder), withPrivilegeFilter(PrivilegeQueries(form.Privileges), form)...))
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,39 @@ type SchemaForm struct {
 	// children (formats 1 and 2; see SchemaQueries).
 	ChildColumnOrder bool
 	Privileges       PrivilegeForm
+	// NoMaintain leaves the MAINTAIN privilege out of every ACL: a
+	// backup taken on a server before PostgreSQL 17 (which added it) is
+	// described so on any server. Restored on 17 or later, its owners and
+	// its ALL grants (GRANT ALL, and the default ACL of an object) hold
+	// MAINTAIN as well, though nothing was granted that the backup lacks;
+	// on an earlier server no ACL holds it, so the description of such a
+	// backup's source is the same with it or without.
+	NoMaintain bool
 }
+
+// privilegeFilter stands in aclItems for the condition on the exploded
+// ACL items: replaced by noMaintain where the form asks, else left as
+// the comment it is (withPrivilegeFilter).
+const privilegeFilter = "/*privilege filter*/"
+
+// noMaintain leaves MAINTAIN items out (SchemaForm.NoMaintain).
+const noMaintain = "WHERE x.privilege_type <> 'MAINTAIN'"
+
+// withPrivilegeFilter makes queries' ACLs leave MAINTAIN out when form
+// says so.
+func withPrivilegeFilter(queries []string, form SchemaForm) []string {
+	out := make([]string, len(queries))
+	for i, q := range queries {
+		if form.NoMaintain {
+			q = strings.ReplaceAll(q, privilegeFilter, noMaintain)
+		}
+		out[i] = q
+	}
+	return out
+}
+
+// MaintainMajor is the PostgreSQL major that added the MAINTAIN privilege.
+const MaintainMajor = 17
 
 // userSchemas is the SQL condition, over pg_namespace n, that selects the
 // schemas of the user (public included) that no extension owns.
@@ -69,7 +101,7 @@ func aclItems(acl, objtype, owner string, relative bool) string {
 	}
 	return `coalesce((SELECT string_agg(s.i, ' ' ORDER BY s.i) FROM (SELECT ` + roleName("x.grantee", rel) +
 		` || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END || ':' || ` + roleName("x.grantor", rel) +
-		` AS i FROM pg_catalog.aclexplode(coalesce(` + acl + `, pg_catalog.acldefault(` + objtype + `, ` + owner + `))) x) s), '')`
+		` AS i FROM pg_catalog.aclexplode(coalesce(` + acl + `, pg_catalog.acldefault(` + objtype + `, ` + owner + `))) x ` + privilegeFilter + `) s), '')`
 }
 
 const (

@@ -63,3 +63,28 @@ func TestOrderedColumnsSQL(t *testing.T) {
 	assert.Contains(t, OrderedColumnsSQL, "a.attgenerated = ''")
 	assert.Contains(t, OrderedColumnsSQL, "NOT a.attisdropped")
 }
+
+// A backup of a server before 17 is described without MAINTAIN: every
+// ACL query of the description leaves it out (and only it), in both
+// privilege forms; without NoMaintain the queries keep every privilege.
+func TestNoMaintainFilter(t *testing.T) {
+	t.Parallel()
+	for _, p := range []PrivilegeForm{WithOwners, WithoutOwners} {
+		plain := withPrivilegeFilter(PrivilegeQueries(p), SchemaForm{Privileges: p})
+		filtered := withPrivilegeFilter(PrivilegeQueries(p), SchemaForm{Privileges: p, NoMaintain: true})
+		require.Len(t, filtered, len(plain))
+		acls := 0
+		for i := range plain {
+			assert.NotContains(t, plain[i], "MAINTAIN", "query %d keeps every privilege", i)
+			if strings.Contains(plain[i], "aclexplode") {
+				acls++
+				assert.Contains(t, filtered[i], "x "+noMaintain+") s)", "query %d leaves MAINTAIN out of its ACL items", i)
+				assert.Equal(t, plain[i], strings.ReplaceAll(filtered[i], noMaintain, privilegeFilter), "query %d: nothing else changes", i)
+			} else {
+				assert.Equal(t, plain[i], filtered[i], "query %d has no ACL", i)
+			}
+		}
+		assert.Equal(t, 6, acls, "relations, columns, schemas, functions, types, default privileges")
+	}
+	assert.Empty(t, withPrivilegeFilter(PrivilegeQueries(NoPrivileges), SchemaForm{NoMaintain: true}))
+}

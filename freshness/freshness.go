@@ -94,10 +94,11 @@ func Check(ctx context.Context, c Catalog, dbs []string, p Policy, now time.Time
 		}
 		if p.Verified && path != "" {
 			vpath, vm, err := c.Newest(ctx, db, backupfile.Full, func(m manifest.Manifest) bool {
-				// The last word on those bytes: a verification that found
+				// The last verdict on those bytes: a verification that found
 				// a difference since (a manifest edited, a server changed)
-				// outweighs an earlier equal one.
-				r, ok := log.Last(m.File, m.SHA256)
+				// outweighs an earlier equal one; one that could not run
+				// (no key, no container) says nothing of them.
+				r, ok := log.LastVerdict(m.File, m.SHA256)
 				return userBackup(m) && ok && r.Outcome == verifylog.Equal
 			})
 			if err != nil {

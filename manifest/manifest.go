@@ -303,6 +303,35 @@ func (m Manifest) PrivilegeForm() fingerprint.PrivilegeForm {
 	return fingerprint.WithOwners
 }
 
+// ServerMajor is the major of the server the backup was taken on, read
+// from ServerVersion ("15.14 (Debian 15.14-0+deb12u1)": 15); 0 when it
+// does not say.
+func (m Manifest) ServerMajor() int {
+	n := 0
+	for _, c := range m.ServerVersion {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// SchemaForm is how the schema hash describes the schema, by format, by
+// the backup's options and by the source's major: a backup of a server
+// before PostgreSQL 17 is described without the MAINTAIN privilege (which
+// a server of 17 on gives its owners and ALL grants), so that it compares
+// equal where it is restored on a later major (an upgrade or its
+// rehearsal, verify --image).
+func (m Manifest) SchemaForm() fingerprint.SchemaForm {
+	major := m.ServerMajor()
+	return fingerprint.SchemaForm{
+		ChildColumnOrder: m.ChildColumnOrder(),
+		Privileges:       m.PrivilegeForm(),
+		NoMaintain:       major > 0 && major < fingerprint.MaintainMajor,
+	}
+}
+
 // MismatchError says a file's bytes are not the ones its manifest
 // describes: cut, changed or corrupt.
 type MismatchError struct{ msg string }

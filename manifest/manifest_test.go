@@ -257,3 +257,31 @@ func TestSealAndUnseal(t *testing.T) {
 	require.NoError(t, plain.Seal(seal))
 	assert.Nil(t, plain.Sealed)
 }
+
+// The schema form follows the format, the options and the source's major:
+// MAINTAIN is left out for a backup of a server before 17 only.
+func TestSchemaForm(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		version string
+		major   int
+		noMaint bool
+	}{
+		{"15.14 (Debian 15.14-0+deb12u1)", 15, true},
+		{"16.4", 16, true},
+		{"17.6 (Debian 17.6-0+deb13u1)", 17, false},
+		{"18beta1", 18, false},
+		{"", 0, false},
+	} {
+		m := Manifest{Format: Format, ServerVersion: tc.version}
+		assert.Equal(t, tc.major, m.ServerMajor(), tc.version)
+		f := m.SchemaForm()
+		assert.Equal(t, tc.noMaint, f.NoMaintain, tc.version)
+		assert.Equal(t, fingerprint.WithOwners, f.Privileges, tc.version)
+		assert.False(t, f.ChildColumnOrder, tc.version)
+	}
+	old := Manifest{Format: 2, ServerVersion: "15.4", NoOwner: true}.SchemaForm()
+	assert.True(t, old.ChildColumnOrder)
+	assert.Equal(t, fingerprint.NoPrivileges, old.Privileges)
+	assert.Equal(t, fingerprint.WithoutOwners, Manifest{Format: 4, NoOwner: true}.SchemaForm().Privileges)
+}

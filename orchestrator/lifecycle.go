@@ -239,6 +239,24 @@ type Status struct {
 	// URL is a working postgres:// URL on this host, password included
 	// (local development databases); never log it.
 	URL string `json:"url"`
+	// Upgrade says what an aidb upgrade of the database changed (nil:
+	// none).
+	Upgrade *UpgradeStatus `json:"upgrade,omitempty"`
+}
+
+// UpgradeStatus is an upgraded database as status shows it.
+type UpgradeStatus struct {
+	// Image is the reference it runs since its upgrade; ComposeImage the
+	// one the compose file names, and ComposeBehind says that is still
+	// the one it was upgraded from (the compose file wants changing).
+	Image         string `json:"image"`
+	ComposeImage  string `json:"compose_image"`
+	ComposeBehind bool   `json:"compose_behind"`
+	// Volume holds its data; Previous and PreviousVolume are what it was
+	// upgraded from, kept until upgrade --finish ("" once removed).
+	Volume         string `json:"volume"`
+	Previous       string `json:"previous,omitempty"`
+	PreviousVolume string `json:"previous_volume,omitempty"`
 }
 
 // StatusReadyTimeout bounds the SELECT 1 a status check runs per database.
@@ -274,6 +292,13 @@ func (o *Orchestrator) Status(ctx context.Context, dbs []compose.Database) ([]St
 			st.State = string(c.State)
 			st.Image = c.Image
 			st.Container = containerName(c)
+			if u := upgradeOf(c.Labels); u != nil {
+				st.Volume = u.Volume
+				st.Upgrade = &UpgradeStatus{Image: u.Image, ComposeImage: db.Image, ComposeBehind: db.Image == u.FromImage && db.Image != u.Image, Volume: u.Volume}
+				if prev, err := o.kept(ctx, db, preUpgradeSuffix); err == nil && prev != nil {
+					st.Upgrade.Previous, st.Upgrade.PreviousVolume = containerName(*prev), u.Replaces
+				}
+			}
 			if c.State == container.StateRunning {
 				pctx, cancel := context.WithTimeout(ctx, StatusReadyTimeout)
 				st.Ready = o.ping(pctx, st.URL) == nil

@@ -41,13 +41,16 @@ type MajorMismatchError struct {
 }
 
 func (e *MajorMismatchError) Error() string {
-	was := ""
+	was, first := "", fmt.Sprintf(" (put the image of PostgreSQL %s back in the compose file and run aidb up %s first: the upgrade starts from the database as it runs)", e.DataMajor, e.Database)
 	if e.OldImage != "" {
-		was = fmt.Sprintf(" (its container runs %s, and keeps running as before)", e.OldImage)
+		was, first = fmt.Sprintf(" (its container runs %s, and keeps running as before)", e.OldImage), ""
 	}
-	return fmt.Sprintf("%s: the compose file names image %s, PostgreSQL %s, but volume %s holds the data of PostgreSQL %s%s: PostgreSQL %s cannot start on it, and aidb does not convert data between majors by itself; nothing was changed. "+
-		"To move to %s: back the data up on the image it was made with, remove the database with its volume, bring it up on %s and restore the backup there; or keep the image of PostgreSQL %s for %s in the compose file",
-		e.Database, e.Image, e.Major, e.Volume, e.DataMajor, was, e.Major, e.Image, e.Image, e.DataMajor, e.Database)
+	return fmt.Sprintf("%s: the compose file names image %s, PostgreSQL %s, but volume %s holds the data of PostgreSQL %s%s: PostgreSQL %s cannot start on it; nothing was changed. "+
+		"To move %s to PostgreSQL %s with its data, run aidb upgrade %s --image %s (make -f Makefile.ai ai-db-upgrade DB=%s IMAGE=%s)%s: it backs the data up, restores it on %s in a new volume, verifies it against the backup and switches, keeping the old container and volume until aidb upgrade %s --finish; "+
+		"or keep the image of PostgreSQL %s for %s in the compose file",
+		e.Database, e.Image, e.Major, e.Volume, e.DataMajor, was, e.Major,
+		e.Database, e.Major, e.Database, e.Image, e.Database, e.Image, first, e.Image, e.Database,
+		e.DataMajor, e.Database)
 }
 
 func (e *MajorMismatchError) Kind() fault.Kind { return fault.Invalid }

@@ -83,7 +83,7 @@ func (o *Orchestrator) replace(ctx context.Context, pl upPlan, image string, u *
 	}
 	oldDB := asRun(pl.db, in.Container)
 	wasRunning := in.Container.State != nil && in.Container.State.Running
-	if err := o.ensureVolumes(ctx, pl.db, u); err != nil {
+	if err := o.ensureVolumes(ctx, pl.db, u, pl.volumes); err != nil {
 		return pl.kept(err)
 	}
 
@@ -96,7 +96,11 @@ func (o *Orchestrator) replace(ctx context.Context, pl upPlan, image string, u *
 		}
 	}()
 
-	o.progress(fmt.Sprintf("%s: configuration changed; replacing container %s (the volume is kept; the old container waits, stopped, as %s until the new one is ready)", pl.db.Name, pl.name, previous))
+	if pl.keepAs != "" {
+		o.progress(fmt.Sprintf("%s: switching to the upgraded data; the old container waits, stopped, as %s until the new one is ready, and is then kept as %s with its volume", pl.db.Name, previous, pl.keepAs))
+	} else {
+		o.progress(fmt.Sprintf("%s: configuration changed; replacing container %s (the volume is kept; the old container waits, stopped, as %s until the new one is ready)", pl.db.Name, pl.name, previous))
+	}
 	if wasRunning {
 		timeout := int(StopTimeout / time.Second)
 		if _, err := o.docker.ContainerStop(bg, old.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
@@ -122,7 +126,11 @@ func (o *Orchestrator) replace(ctx context.Context, pl upPlan, image string, u *
 		return err
 	}
 
-	if _, err := o.docker.ContainerRemove(bg, old.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if pl.keepAs != "" {
+		if _, err := o.docker.ContainerRename(bg, old.ID, client.ContainerRenameOptions{NewName: pl.keepAs}); err != nil {
+			o.progress(fmt.Sprintf("%s: could not rename the previous container %s to %s (%v); rename it by hand: docker rename %s %s", pl.db.Name, previous, pl.keepAs, err, previous, pl.keepAs))
+		}
+	} else if _, err := o.docker.ContainerRemove(bg, old.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		o.progress(fmt.Sprintf("%s: could not remove the previous container %s (%v); the next aidb up removes it", pl.db.Name, previous, err))
 	}
 	o.progress(fmt.Sprintf("%s: ready on %s:%d", pl.db.Name, engineHostIP(o.docker.DaemonHost(), pl.db.HostIP), pl.db.HostPort))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -199,6 +200,14 @@ type upPlan struct {
 	name   string
 	old    *container.Summary // the existing container, if any
 	action int
+	// volumes maps a volume the compose file names to the one mounted in
+	// its place (an upgraded database's: applyUpgrade).
+	volumes map[string]string
+	// labels are added to the new container's (an upgrade's).
+	labels map[string]string
+	// keepAs, if set, is the name a replaced container keeps, stopped,
+	// instead of being removed (an upgrade's previous container).
+	keepAs string
 }
 
 func (o *Orchestrator) plan(db compose.Database, existing map[string]container.Summary) upPlan {
@@ -209,6 +218,7 @@ func (o *Orchestrator) plan(db compose.Database, existing map[string]container.S
 		return pl
 	}
 	pl.old = &c
+	pl.applyUpgrade(c.Labels)
 	switch {
 	case c.Labels[LabelConfigHash] != pl.hash:
 		pl.action = actionReplace
@@ -244,7 +254,7 @@ func (o *Orchestrator) upOne(ctx context.Context, pl upPlan, image string, u *un
 			return err
 		}
 	case actionCreate:
-		if err := o.ensureVolumes(ctx, db, u); err != nil {
+		if err := o.ensureVolumes(ctx, db, u, nil); err != nil {
 			return err
 		}
 		id, err := o.createContainer(ctx, pl, image)
@@ -270,6 +280,12 @@ func (o *Orchestrator) createContainer(ctx context.Context, pl upPlan, image str
 	if err != nil {
 		return "", fault.BadInput(err)
 	}
+	for i, m := range spec.HostConfig.Mounts {
+		if m.Type == mount.TypeVolume {
+			spec.HostConfig.Mounts[i].Source = pl.volumeFor(m.Source)
+		}
+	}
+	maps.Copy(spec.Config.Labels, pl.labels)
 	// Created without cancellation: a create abandoned mid-flight could
 	// still happen in the engine, unrecorded, and escape the undo.
 	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), spec)
@@ -347,6 +363,9 @@ func (o *Orchestrator) databaseContainerSets(ctx context.Context) (current, prev
 	}
 	current, previous = map[string]container.Summary{}, map[string]container.Summary{}
 	for _, c := range res.Items {
+		if n := containerName(c); strings.HasSuffix(n, preUpgradeSuffix) || strings.HasSuffix(n, upgradedSuffix) {
+			continue // an upgrade's previous container, or the upgraded one while a rollback runs
+		}
 		if strings.HasSuffix(containerName(c), previousSuffix) {
 			previous[c.Labels[LabelService]] = c
 		} else {
@@ -425,15 +444,20 @@ func (o *Orchestrator) ensureNetwork(ctx context.Context, u *undo) error {
 	return nil
 }
 
-// ensureVolumes creates the service's named volumes that do not exist yet.
-// An existing volume is used as it is, labelled or not: it may hold data.
-func (o *Orchestrator) ensureVolumes(ctx context.Context, db compose.Database, u *undo) error {
+// ensureVolumes creates the service's named volumes that do not exist yet,
+// but for those another stands in for (an upgraded database's, in
+// instead). An existing volume is used as it is, labelled or not: it may
+// hold data.
+func (o *Orchestrator) ensureVolumes(ctx context.Context, db compose.Database, u *undo, instead map[string]string) error {
 	svc, _ := o.project.Service(db.Service)
 	for _, v := range svc.Volumes {
 		if v.Type != "volume" || v.Source == "" {
 			continue
 		}
 		name := volumeName(o.project, v.Source)
+		if _, ok := instead[name]; ok {
+			continue
+		}
 		if _, err := o.docker.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
 			continue
 		} else if !cerrdefs.IsNotFound(err) {
@@ -528,7 +552,7 @@ func (o *Orchestrator) checkDataVolumes(pl upPlan) error {
 		switch v.Type {
 		case types.VolumeTypeVolume:
 			if v.Source != "" {
-				want[v.Target] = volumeName(o.project, v.Source)
+				want[v.Target] = pl.volumeFor(volumeName(o.project, v.Source))
 			} else {
 				want[v.Target] = "an anonymous volume"
 			}

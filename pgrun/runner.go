@@ -41,6 +41,7 @@ type Docker interface {
 	ContainerInspect(ctx context.Context, id string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
 	ContainerLogs(ctx context.Context, id string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
 	ContainerRemove(ctx context.Context, id string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
+	ContainerStop(ctx context.Context, id string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
 	ExecCreate(ctx context.Context, id string, options client.ExecCreateOptions) (client.ExecCreateResult, error)
 	ExecAttach(ctx context.Context, execID string, options client.ExecAttachOptions) (client.ExecAttachResult, error)
 	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
@@ -98,7 +99,7 @@ func workLabels(project, service, role string) map[string]string {
 // isWorkRole says whether containers of role live only as long as the
 // command that started them (helpers and throwaways).
 func isWorkRole(role string) bool {
-	return role == orchestrator.RoleDump || role == orchestrator.RoleLoad || role == orchestrator.RoleVerify
+	return role == orchestrator.RoleDump || role == orchestrator.RoleLoad || role == orchestrator.RoleVerify || role == orchestrator.RoleUpgrade
 }
 
 func containerName(c container.Summary) string {

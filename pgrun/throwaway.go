@@ -11,6 +11,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -131,4 +132,81 @@ func (t *Throwaway) ConnString(compose.Database) string { return t.r.dbs.ConnStr
 func (t *Throwaway) Psql(ctx context.Context, _ compose.Database, dbname string, tr Transport, workDir string, script io.Reader) error {
 	err := t.r.psqlIn(ctx, container.Summary{ID: t.id, Image: t.image, Names: []string{"/" + t.id[:12]}}, t.DB, dbname, tr, workDir, script)
 	return t.r.explainStopped(ctx, t.id, "throwaway container "+t.id[:12], t.DB, err)
+}
+
+// StartStaging starts a container of image on volume (mounted at target,
+// the database's data path) for an upgrade to restore db's backup into:
+// PostgreSQL initialises the empty volume with db's superuser, password
+// and database, as the database's own container would, with durability
+// on (the volume becomes the database's). It publishes on a free port of
+// 127.0.0.1 (the database's own port is still its old container's), is
+// labelled aidb.role=upgrade, and waits until it answers SELECT 1 (the
+// project's ready timeout). The returned Throwaway's DB is db on that
+// port; Stop shuts PostgreSQL down cleanly and Close removes the
+// container, never the volume. On any error the container is removed.
+func (r *Runner) StartStaging(ctx context.Context, image string, db compose.Database, volume, target string) (_ *Throwaway, retErr error) {
+	ref, err := r.dbs.EnsureImage(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	staged := db
+	staged.HostIP, staged.HostPort = "127.0.0.1", 0
+	port := network.MustParsePort("5432/tcp")
+	res, err := r.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
+		Config: &container.Config{
+			Image:        ref,
+			Cmd:          []string{"postgres", "-c", "maintenance_work_mem=256MB"},
+			Env:          []string{"POSTGRES_USER=" + db.User, "POSTGRES_PASSWORD=" + db.Password, "POSTGRES_DB=" + db.DBName},
+			Labels:       workLabels(r.dbs.Project().Name, db.Service, orchestrator.RoleUpgrade),
+			ExposedPorts: network.PortSet{port: {}},
+			StopSignal:   "SIGINT",
+		},
+		HostConfig: &container.HostConfig{
+			Mounts:       []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: target}},
+			PortBindings: network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
+			ShmSize:      256 << 20,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	t := &Throwaway{r: r, id: res.ID, image: ref, DB: staged}
+	defer func() {
+		if retErr != nil {
+			retErr = errors.Join(retErr, t.Close(ctx))
+		}
+	}()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if _, err := r.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return nil, fmt.Errorf("start container %.12s: %w", res.ID, err)
+	}
+	in, err := r.docker.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if in.Container.NetworkSettings == nil || len(in.Container.NetworkSettings.Ports[port]) == 0 {
+		return nil, fmt.Errorf("container %.12s has no published port", res.ID)
+	}
+	if t.DB.HostPort, err = strconv.Atoi(in.Container.NetworkSettings.Ports[port][0].HostPort); err != nil {
+		return nil, fmt.Errorf("read the published port of container %.12s: %w", res.ID, err)
+	}
+	if err := r.dbs.WaitReady(ctx, res.ID, t.DB); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ID is the container's ID.
+func (t *Throwaway) ID() string { return t.id }
+
+// Stop shuts PostgreSQL down cleanly (a fast shutdown: everything written
+// is on disk), within the engine's stop timeout.
+func (t *Throwaway) Stop(ctx context.Context) error {
+	timeout := int(orchestrator.StopTimeout / time.Second)
+	if _, err := t.r.docker.ContainerStop(context.WithoutCancel(ctx), t.id, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %.12s: %w", t.id, err)
+	}
+	return nil
 }

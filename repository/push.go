@@ -198,6 +198,9 @@ func (r *Repository) Pull(ctx context.Context, name, dir string) (Pulled, error)
 	}
 	path := filepath.Join(dir, name)
 	out := Pulled{File: path, Size: m.Size}
+	if err := manifest.CheckSchema(url, m); err != nil {
+		return out, fmt.Errorf("pull %s: %w: the backup in the repository is damaged; nothing was written", url, err)
+	}
 	if _, err := os.Lstat(path); err == nil {
 		if err := manifest.Check(path, m); err != nil {
 			return out, fault.BadInput(fmt.Errorf("pull %s: %s is in the folder already with other bytes (%v): move it away first; nothing was changed", url, path, err))

@@ -293,7 +293,7 @@ func whatIs(file string, c backupfile.Compression, head []byte) error {
 		return refuseFile(file, FixFile, "%s is %s: aidb reads plain SQL, gzip and zstd files; decompress it and restore what it holds%s", file, other, nothing)
 	}
 	if bytes.HasPrefix(head, []byte("age-encryption.org/")) || bytes.HasPrefix(head, []byte("-----BEGIN AGE ENCRYPTED FILE-----")) {
-		return refuseFile(file, FixFile, "%s is encrypted with age: decrypt it first (age -d -i KEYFILE %s > %s.sql), then restore the .sql file%s", file, file, file, nothing)
+		return refuseFile(file, FixFile, "%s is encrypted with age and has no manifest, so aidb cannot check what it holds: decrypt it first (age -d -i KEYFILE -o %s %s), then restore that file%s", file, strings.TrimSuffix(file, ".age")+".decrypted", file, nothing)
 	}
 	if binary(head) {
 		return refuseFile(file, NameAnother, "%s is %sbinary data, not SQL (it starts with % x): it is not a backup%s", file, in, head[:min(len(head), 8)], nothing)

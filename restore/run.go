@@ -323,6 +323,7 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 		opts.WholeRow = p.Manifest.WholeRowHash()
 		opts.ChildColumnOrder = p.Manifest.ChildColumnOrder()
 		opts.Privileges = p.Manifest.PrivilegeForm()
+		opts.NoMaintain = p.Manifest.SchemaForm().NoMaintain
 		opts.Columns = manifestColumns(p.Manifest.Tables)
 		if p.Kind == backupfile.Schema && p.Manifest.MigrationTable != "" {
 			// A schema backup holds the bookkeeping rows: they are compared
@@ -331,6 +332,13 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 		}
 	}
 	return opts
+}
+
+// ManifestOptions are the fingerprint options that describe a database
+// the way m describes its backup: what a restore takes to compare with m
+// (Compare), for a caller that compares a live database with it.
+func ManifestOptions(m *manifest.Manifest) fingerprint.Options {
+	return fingerprintOptions(Plan{Kind: m.Kind, Manifest: m})
 }
 
 // manifestColumns is each table's columns as the manifest records them (in

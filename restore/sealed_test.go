@@ -105,5 +105,5 @@ func TestSealedFileWithoutManifestIsRefused(t *testing.T) {
 	err = CheckFile(path)
 	var fe *FileError
 	require.True(t, errors.As(err, &fe), "%v", err)
-	assert.Contains(t, err.Error(), "encrypted with age: decrypt it first", "without a manifest there is nothing to check it against")
+	assert.Contains(t, err.Error(), "encrypted with age and has no manifest", "without a manifest there is nothing to check it against")
 }

@@ -1,6 +1,6 @@
 // Package verify proves a backup restorable: it restores the file into a
 // throwaway container of the image the backup came from (so its extensions
-// are there), with the restore package's own checks, and compares what
+// are there), or of another one for an upgrade rehearsal, with the restore package's own checks, and compares what
 // arrived with the manifest table by table. A data-only backup is verified
 // on the schema it carries (the schema it was taken from); one made before
 // data-only backups carried their schema, on the migrations at the
@@ -103,6 +103,10 @@ type Options struct {
 	// Dir is the backup folder: schema backups for data-only files, and
 	// the helper transport's pipes.
 	Dir string
+	// Image, if set, is the image every file is restored into instead of
+	// the one its manifest names: an upgrade rehearsal (a backup of 15 on
+	// postgres:17), compared with its manifest as any verification is.
+	Image string
 	// Keys open encrypted backups (nil: an encrypted one is not verified).
 	Keys *encryption.Keys
 	// Record writes each verification's outcome into the verification log
@@ -221,7 +225,11 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		}
 		return fail(err)
 	}
-	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, m.Image
+	image := m.Image
+	if opts.Image != "" {
+		image = opts.Image
+	}
+	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, image
 	// A schema part that does not match its sha256 is a damaged backup,
 	// found before a throwaway is started for it.
 	if err := manifest.CheckSchema(file, m); err != nil {
@@ -252,9 +260,9 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 			return fail(err)
 		}
 	}
-	t, err := e.StartThrowaway(ctx, m.Image, m.Database, superuser(m, db))
+	t, err := e.StartThrowaway(ctx, image, m.Database, superuser(m, db))
 	if err != nil {
-		return fail(fmt.Errorf("start a throwaway container of %s: %w", m.Image, err))
+		return fail(fmt.Errorf("start a throwaway container of %s: %w", image, err))
 	}
 	defer func() {
 		if err := t.Close(ctx); err != nil && res.Error == "" {
@@ -311,8 +319,9 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 // file without a manifest has nothing to be verified against and is not
 // recorded. A pointer (<db>-latest) is recorded as the file it names.
 func record(res *Result) {
-	if res.SHA256 == "" {
-		return
+	var ke *encryption.KeyError
+	if res.SHA256 == "" || errors.As(res.Err, &ke) {
+		return // nothing to verify against, or nothing was tried
 	}
 	path, err := filepath.EvalSymlinks(res.File)
 	if err != nil {
@@ -364,7 +373,7 @@ func loadSchemaPart(ctx context.Context, t *pgrun.Throwaway, target compose.Data
 	if err := fingerprint.Prepare(ctx, conn); err != nil {
 		return err
 	}
-	got, err := fingerprint.SchemaHash(ctx, conn, fingerprint.SchemaForm{ChildColumnOrder: m.ChildColumnOrder(), Privileges: m.PrivilegeForm()})
+	got, err := fingerprint.SchemaHash(ctx, conn, m.SchemaForm())
 	if err != nil {
 		return err
 	}

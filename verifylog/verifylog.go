@@ -135,3 +135,18 @@ func (l Log) Last(name, sha256 string) (Record, bool) {
 	}
 	return best, found
 }
+
+// LastVerdict is the newest record of the file name with those bytes that
+// says whether they restore to their manifest (Equal or Differs): a
+// verification that could not run (Failed: no container, the engine gone)
+// says nothing of the bytes, and does not outweigh an earlier verdict.
+func (l Log) LastVerdict(name, sha256 string) (Record, bool) {
+	var best Record
+	found := false
+	for _, r := range l {
+		if r.File == name && r.SHA256 == sha256 && r.Outcome != Failed && (!found || !r.At.Before(best.At)) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}

@@ -99,3 +99,22 @@ func TestDetailIsBounded(t *testing.T) {
 		t.Fatalf("detail of %d bytes kept; want at most %d", len(log[0].Detail), maxDetail)
 	}
 }
+
+func TestLastVerdictIgnoresFailures(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	log := Log{
+		{File: "a.sql", SHA256: "aa", At: base, Outcome: Equal},
+		{File: "a.sql", SHA256: "aa", At: base.Add(time.Hour), Outcome: Failed},
+	}
+	if r, ok := log.LastVerdict("a.sql", "aa"); !ok || r.Outcome != Equal {
+		t.Errorf("LastVerdict = %+v, %v; want the equal verdict (a failure to run says nothing of the bytes)", r, ok)
+	}
+	if r, _ := log.Last("a.sql", "aa"); r.Outcome != Failed {
+		t.Errorf("Last = %+v; want the failure (list shows it)", r)
+	}
+	log = append(log, Record{File: "a.sql", SHA256: "aa", At: base.Add(2 * time.Hour), Outcome: Differs})
+	if r, _ := log.LastVerdict("a.sql", "aa"); r.Outcome != Differs {
+		t.Errorf("LastVerdict = %+v; want the later difference", r)
+	}
+}

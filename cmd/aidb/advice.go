@@ -109,7 +109,7 @@ func advice(err error) []string {
 		case *orchestrator.LeftRunningError:
 			add("see them with aidb status; stop them with aidb down --all, or remove everything with make -f Makefile.ai ai-db-nuke")
 		case *orchestrator.MajorMismatchError:
-			add(fmt.Sprintf("while its container runs: aidb backup %s, aidb nuke %s, aidb up %s, aidb restore %s <that backup>, then make -f Makefile.ai ai-db-migrate", e.Database, e.Database, e.Database, e.Database))
+			add(fmt.Sprintf("make -f Makefile.ai ai-db-upgrade DB=%s IMAGE=%s; then make -f Makefile.ai ai-db-migrate", e.Database, e.Image))
 		case *oplock.BusyError:
 			if e.Folder != "" {
 				add("wait for it, or raise --lock-timeout")

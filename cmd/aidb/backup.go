@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,13 @@ func (a *app) backupCommand() *cobra.Command {
 			split, err := parseSize(splitOver)
 			if err != nil {
 				return fault.BadInput(fmt.Errorf("--split-over: %w", err))
+			}
+			p, err := a.loadProject(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if _, _, err := sealedKeys(p, verifyAfter); err != nil {
+				return err
 			}
 			s, err := a.openLocked(cmd.Context(), args, "backup", true)
 			if err != nil {
@@ -143,6 +151,32 @@ func ageKeys(p *compose.Project) (*encryption.Keys, error) {
 		return nil, fmt.Errorf("AIDB_AGE_IDENTITY_FILE: %w", err)
 	}
 	return k, nil
+}
+
+// sealedKeys loads the keys that verify encrypted backups, and, where new
+// backups are encrypted and verified, refuses before anything is dumped
+// when they cannot be: no identity file, or one whose identities open
+// nothing encrypted to the recipients. A backup that cannot be verified
+// would leave <db>-latest where it was, on older data.
+func sealedKeys(p *compose.Project, verifyFiles bool) (*encryption.Recipients, *encryption.Keys, error) {
+	recipients, err := ageRecipients(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := ageKeys(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if recipients == nil || !verifyFiles {
+		return recipients, keys, nil
+	}
+	switch {
+	case keys == nil:
+		return nil, nil, fault.BadInput(fmt.Errorf("backups are encrypted to %s (AIDB_AGE_RECIPIENTS_FILE) and verified, but no identity to open them is given: set AIDB_AGE_IDENTITY_FILE, or skip the verification (VERIFY=0, --no-verify); nothing was changed", strings.Join(recipients.Names(), ", ")))
+	case !keys.Opens(recipients):
+		return nil, nil, fault.BadInput(fmt.Errorf("backups are encrypted to %s (AIDB_AGE_RECIPIENTS_FILE), and no identity in %s (AIDB_AGE_IDENTITY_FILE) opens them, so none could be verified: point AIDB_AGE_IDENTITY_FILE at one of their identities; nothing was changed", strings.Join(recipients.Names(), ", "), keys.File()))
+	}
+	return recipients, keys, nil
 }
 
 // parseSize reads a size such as 32MB or 1GiB (powers of 1024), or 0.

@@ -37,18 +37,26 @@ manifest.`,
 			if err != nil {
 				return err
 			}
+			// The folder is listed whatever the repository does: an
+			// unreachable one is named after the list, and the command
+			// fails (exit 1) then.
+			var repoErr error
 			repo, err := openRepository(cmd.Context(), p)
 			if err != nil {
-				return err
+				repo, repoErr = nil, err
 			}
 			where := p.BackupDir
 			if repo != nil {
 				remote, err := catalog.New(repo).List(cmd.Context())
 				if err != nil {
-					return err
+					repoErr = err
+				} else {
+					items = append(items, remote...)
+					where += " or " + repo.Location()
 				}
-				items = append(items, remote...)
-				where += " or " + repo.Location()
+			}
+			if repoErr != nil {
+				repoErr = fmt.Errorf("the repository %s was not listed: %w", p.Repository, repoErr)
 			}
 			if a.json {
 				doc := struct {
@@ -59,11 +67,14 @@ manifest.`,
 				if repo != nil {
 					doc.Repository = repo.Location()
 				}
-				return a.printJSON(doc)
+				if err := a.printJSON(doc); err != nil {
+					return err
+				}
+				return repoErr
 			}
 			if len(items) == 0 {
 				a.say("no backups in %s", where)
-				return nil
+				return repoErr
 			}
 			w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "FILE\tDATABASE\tKIND\tSIZE\tAGE\tCHECKSUM\tVERIFIED")
@@ -90,7 +101,10 @@ manifest.`,
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, b.Database, b.Kind, humanBytes(b.Size), age(time.Since(b.Created)), check, verified)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return repoErr
 		},
 	}
 }

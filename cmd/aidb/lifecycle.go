@@ -17,6 +17,7 @@ import (
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/safety"
+	"github.com/aidb/aidb/upgrade"
 )
 
 func (a *app) upCommand() *cobra.Command {
@@ -198,13 +199,32 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	for _, x := range st {
 		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%d\t%s\n", x.Name, x.State, x.Ready, x.Container, x.Image, x.Port, orchestrator.RedactURL(x.URL))
 	}
+	var notes []string
+	for i, x := range st {
+		if x.Upgrade == nil {
+			continue
+		}
+		if x.Upgrade.ComposeBehind {
+			notes = append(notes, fmt.Sprintf("%s runs %s since aidb upgrade, but the compose file names %s: %s", x.Name, x.Upgrade.Image, x.Upgrade.ComposeImage,
+				upgrade.ComposeChange(dbs[i], x.Upgrade.Image, s.project.ComposeFile)))
+		}
+		if x.Upgrade.Previous != "" {
+			notes = append(notes, fmt.Sprintf("%s: the container it was upgraded from, %s, and its volume %s are kept, stopped: aidb upgrade %s --finish removes them, --rollback switches back", x.Name, x.Upgrade.Previous, x.Upgrade.PreviousVolume, x.Name))
+		}
+	}
 	if len(services) > 0 {
 		fmt.Fprintln(w, "\nSERVICE\tSTATE\tHEALTH\tCONTAINER\tIMAGE\t\t")
 		for _, x := range services {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\t\n", x.Service, x.State, x.Health, x.Container, x.Image)
 		}
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(a.stderr, n)
+	}
+	return nil
 }
 
 func (a *app) imageCommand() *cobra.Command {

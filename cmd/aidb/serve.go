@@ -17,6 +17,7 @@ import (
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/encryption"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgrun"
@@ -80,9 +81,15 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return fault.BadInput(err)
 	}
 	if o.keepLast < 0 {
-		return fault.BadInput(fmt.Errorf("--keep-last %d: give 1 or more, or 0 not to prune", o.keepLast))
+		return fault.BadInput(fmt.Errorf("--keep-last %d: give 1 or more, or 0 for aidb.yaml's retention rules (none: no prune)", o.keepLast))
 	}
 	p, err := a.loadProject(ctx)
+	if err != nil {
+		return err
+	}
+	// Keys are read once, here: a broken identity file is refused now,
+	// not found by each run, which would then take no backup.
+	recipients, keys, err := sealedKeys(p, !o.noVerify)
 	if err != nil {
 		return err
 	}
@@ -102,7 +109,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	s, err := scheduler.New(scheduler.Config{
 		Spec: o.schedule, NotifyURL: o.notifyURL, PingURL: o.pingURL,
-		Run:    func(ctx context.Context) scheduler.Report { return a.routine(ctx, comp, !o.noVerify, policy) },
+		Run: func(ctx context.Context) scheduler.Report {
+			return a.routine(ctx, routineOptions{comp: comp, verify: !o.noVerify, policy: policy, recipients: recipients, keys: keys})
+		},
 		Events: a.sayEvent,
 	})
 	if err != nil {
@@ -164,7 +173,16 @@ func (a *app) sayEvent(e scheduler.Event) {
 // routine is one scheduled run: each database backed up on its own (one
 // that is down does not stop the others), each new file verified and
 // <db>-latest moved to it once verified, then the prune.
-func (a *app) routine(ctx context.Context, comp backupfile.Compression, verifyFiles bool, policy *retention.Policy) scheduler.Report {
+// routineOptions are what each run does.
+type routineOptions struct {
+	comp       backupfile.Compression
+	verify     bool
+	policy     *retention.Policy
+	recipients *encryption.Recipients
+	keys       *encryption.Keys
+}
+
+func (a *app) routine(ctx context.Context, o routineOptions) scheduler.Report {
 	var rep scheduler.Report
 	var mu sync.Mutex
 	add := func(o scheduler.Outcome) {
@@ -191,14 +209,14 @@ func (a *app) routine(ctx context.Context, comp backupfile.Compression, verifyFi
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.backupOne(ctx, s, db, comp, verifyFiles, add)
+			a.backupOne(ctx, s, db, o, add)
 		}()
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
 		return rep
 	}
-	// Prune and push read the folder only: an error of one is its own
+	// Push and prune read the folder only: an error of one is its own
 	// outcome, and the other still runs.
 	var repo *repository.Repository
 	if s.project.Repository != "" {
@@ -206,14 +224,20 @@ func (a *app) routine(ctx context.Context, comp backupfile.Compression, verifyFi
 			add(scheduler.Outcome{Database: "*", Step: "push", Err: err})
 		}
 	}
-	if policy != nil {
+	// Push first: the repository gets the new backups before any prune,
+	// there or here, removes older ones.
+	if repo != nil {
+		res, err := repo.Push(ctx, catalog.Folder{Dir: s.project.BackupDir}, nil)
+		add(scheduler.Outcome{Database: "*", Step: "push", Err: err, File: fmt.Sprintf("%s: %d uploaded", repo.Location(), len(res.Uploaded))})
+	}
+	if o.policy != nil {
 		stores := []catalog.Store{catalog.Folder{Dir: s.project.BackupDir}}
 		if repo != nil {
 			stores = append(stores, repo)
 		}
 		for _, st := range stores {
 			c := catalog.New(st)
-			plan, err := c.PlanPrune(ctx, *policy, time.Now())
+			plan, err := c.PlanPrune(ctx, *o.policy, time.Now())
 			if err == nil {
 				err = c.Prune(ctx, plan)
 			}
@@ -224,25 +248,12 @@ func (a *app) routine(ctx context.Context, comp backupfile.Compression, verifyFi
 			}
 		}
 	}
-	if repo != nil {
-		res, err := repo.Push(ctx, catalog.Folder{Dir: s.project.BackupDir}, nil)
-		add(scheduler.Outcome{Database: "*", Step: "push", Err: err, File: fmt.Sprintf("%s: %d uploaded", repo.Location(), len(res.Uploaded))})
-	}
 	return rep
 }
 
 // backupOne backs one database up and verifies the file.
-func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, comp backupfile.Compression, verifyFiles bool, add func(scheduler.Outcome)) {
-	recipients, err := ageRecipients(s.project)
-	if err != nil {
-		add(scheduler.Outcome{Database: db.Name, Step: "backup", Err: err})
-		return
-	}
-	keys, err := ageKeys(s.project)
-	if err != nil && verifyFiles {
-		add(scheduler.Outcome{Database: db.Name, Step: "verify", Err: err})
-		return
-	}
+func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, o routineOptions, add func(scheduler.Outcome)) {
+	comp, verifyFiles, recipients, keys := o.comp, o.verify, o.recipients, o.keys
 	req := backup.Request{Databases: []compose.Database{db}, Kind: backupfile.Full, Compression: comp,
 		Dir: s.project.BackupDir, ToolVersion: toolVersion(), HoldLatest: verifyFiles, Recipients: recipients}
 	// With a repository, the file goes up as it is written; a failed
@@ -272,7 +283,7 @@ func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, co
 	case ctx.Err() != nil:
 		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: ctx.Err()})
 	case r.Error != "":
-		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: errors.New(r.Error)})
+		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: errors.New(withAdvice(r.Error, r.Err))})
 	case !r.OK:
 		add(scheduler.Outcome{Database: db.Name, Step: "verify", File: f.Path, Err: fmt.Errorf("differs from its manifest: %v", r.Differences)})
 	default:

@@ -16,6 +16,7 @@ import (
 	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/orchestrator"
 	"github.com/aidb/aidb/pgrun"
 	"github.com/aidb/aidb/repository"
 	"github.com/aidb/aidb/restore"
@@ -25,7 +26,7 @@ import (
 func (a *app) verifyCommand() *cobra.Command {
 	var all bool
 	var jobs int
-	var junit, via string
+	var junit, via, image string
 	cmd := &cobra.Command{
 		Use:   "verify <file>... | --all",
 		Short: "Prove backups restorable: restore each into a throwaway container of its image and compare with its manifest",
@@ -36,6 +37,10 @@ on the schema it carries (the one it was taken from); one made before data-only
 backups carried it, on top of the migrations at its version, or the matching
 schema backup.
 
+--image REF restores into a throwaway container of REF instead (an upgrade
+rehearsal: a backup of PostgreSQL 15 on postgres:17), compared with the
+manifest the same way.
+
 Exit codes: 0 every backup equal, 3 a difference (the table is named),
 1 a backup could not be verified, 2 bad input.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -44,6 +49,11 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			}
 			if jobs < 1 {
 				return fault.BadInput(fmt.Errorf("--jobs %d: at least 1", jobs))
+			}
+			if image != "" {
+				if _, err := orchestrator.ImageMajor(image); err != nil {
+					return fault.BadInput(fmt.Errorf("--image: %w", err))
+				}
 			}
 			t, err := pgrun.ParseTransport(via)
 			if err != nil {
@@ -90,7 +100,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
 				}
 			}
-			_, err = a.runVerify(cmd, s, files, jobs, t, junit)
+			_, err = a.runVerifyOn(cmd, s, files, jobs, t, junit, image)
 			return err
 		},
 	}
@@ -99,6 +109,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 	f.IntVar(&jobs, "jobs", 2, "backups verified at once, each in its own container")
 	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
 	f.StringVar(&via, "via", "auto", "how files reach psql: helper, stream or auto")
+	f.StringVar(&image, "image", "", "restore into a throwaway of this image instead of the backup's (upgrade rehearsal, e.g. postgres:17)")
 	return cmd
 }
 
@@ -142,6 +153,11 @@ func (a *app) repositoryBackups(ctx context.Context, s *session) ([]string, erro
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
 func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
+	return a.runVerifyOn(cmd, s, files, jobs, t, junit, "")
+}
+
+// runVerifyOn is runVerify into throwaways of image ("": each backup's own).
+func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit, image string) ([]verify.Result, error) {
 	// The backup folder holds the helper transport's pipes.
 	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 		return nil, err
@@ -152,7 +168,7 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
-		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys, Locate: locateBackup,
+		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys, Locate: locateBackup, Image: image,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
 		Phase: func(f string, ph restore.Phase) {
