@@ -26,7 +26,7 @@ import (
 func (a *app) verifyCommand() *cobra.Command {
 	var all bool
 	var jobs int
-	var junit, via, image string
+	var junit, via, image, shard string
 	cmd := &cobra.Command{
 		Use:   "verify <file>... | --all",
 		Short: "Prove backups restorable: restore each into a throwaway container of its image and compare with its manifest",
@@ -36,6 +36,10 @@ and compared with its manifest table by table. A data-only backup is verified
 on the schema it carries (the one it was taken from); one made before data-only
 backups carried it, on top of the migrations at its version, or the matching
 schema backup.
+
+--shard I/N (with --all) verifies the I-th of N parts of the backups, each
+file in exactly one part by a hash of its name: N CI runners split a folder
+between them, each writing its own --junit report.
 
 --image REF restores into a throwaway container of REF instead (an upgrade
 rehearsal: a backup of PostgreSQL 15 on postgres:17), compared with the
@@ -49,6 +53,17 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			}
 			if jobs < 1 {
 				return fault.BadInput(fmt.Errorf("--jobs %d: at least 1", jobs))
+			}
+			var part *verify.Shard
+			if shard != "" {
+				if !all {
+					return fault.BadInput(errors.New("--shard splits the backups of --all between runners: give --all with it"))
+				}
+				sh, err := verify.ParseShard(shard)
+				if err != nil {
+					return fault.BadInput(fmt.Errorf("--shard: %w", err))
+				}
+				part = &sh
 			}
 			if image != "" {
 				if _, err := orchestrator.ImageMajor(image); err != nil {
@@ -99,6 +114,15 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				if len(files) == 0 {
 					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
 				}
+				if part != nil {
+					all := len(files)
+					files = part.Of(files)
+					a.say("shard %s: %d of the %d backups", part, len(files), all)
+					if len(files) == 0 {
+						// Nothing of this runner's: an empty report, not a failure.
+						return a.emptyShard(junit)
+					}
+				}
 			}
 			_, err = a.runVerifyOn(cmd, s, files, jobs, t, junit, image)
 			return err
@@ -109,8 +133,33 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 	f.IntVar(&jobs, "jobs", 2, "backups verified at once, each in its own container")
 	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
 	f.StringVar(&via, "via", "auto", "how files reach psql: helper, stream or auto")
+	f.StringVar(&shard, "shard", "", "with --all, verify only part I of N (I/N): each backup in exactly one part, by its name")
 	f.StringVar(&image, "image", "", "restore into a throwaway of this image instead of the backup's (upgrade rehearsal, e.g. postgres:17)")
 	return cmd
+}
+
+// emptyShard is a shard with no backups: an empty JUnit report where one
+// is asked for, exit 0.
+func (a *app) emptyShard(junit string) error {
+	if junit != "" {
+		out, err := os.Create(junit)
+		if err != nil {
+			return fmt.Errorf("write JUnit report: %w", err)
+		}
+		err = verify.WriteJUnit(out, nil)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write JUnit report %s: %w", junit, err)
+		}
+	}
+	if a.json {
+		return a.printJSON(struct {
+			Results []verify.Result `json:"results"`
+		}{})
+	}
+	return nil
 }
 
 // repositoryBackups are the URLs of the repository's backups (none without
