@@ -102,6 +102,11 @@ func TestRepositoryAloneBringsTheDataBack(t *testing.T) {
 		}
 	}
 
+	// check sees the repository's backups, verified (recorded in the
+	// folder's log by name and sha256), though the folder holds none.
+	r = p.aidb("check", "--max-age", "1h", "--verified")
+	assert.Equal(t, 0, r.code, "check over the repository: %s", r.stderr)
+
 	r = p.makeTarget("ai-db-restore", "BACKUP="+urls["rulesdb"])
 	require.Equal(t, 0, r.code, r.stderr)
 	r = p.aidb("restore", "--yes", "--no-backup", "memorydb", urls["memorydb"])

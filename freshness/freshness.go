@@ -162,3 +162,36 @@ func Age(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dd", days)
 }
+
+// Union is several catalogs (the backup folder and the repository) as one:
+// the newest of their newest backups, and every verification they record.
+func Union(cs ...Catalog) Catalog { return union(cs) }
+
+type union []Catalog
+
+func (u union) Newest(ctx context.Context, db string, kind backupfile.Kind, match func(manifest.Manifest) bool) (string, manifest.Manifest, error) {
+	var best string
+	var bm manifest.Manifest
+	for _, c := range u {
+		path, m, err := c.Newest(ctx, db, kind, match)
+		if err != nil {
+			return "", manifest.Manifest{}, err
+		}
+		if path != "" && (best == "" || m.Created.After(bm.Created)) {
+			best, bm = path, m
+		}
+	}
+	return best, bm, nil
+}
+
+func (u union) Verifications(ctx context.Context) (verifylog.Log, error) {
+	var out verifylog.Log
+	for _, c := range u {
+		l, err := c.Verifications(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l...)
+	}
+	return out, nil
+}

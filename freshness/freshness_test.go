@@ -150,3 +150,23 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+// With a repository, the newest backup of either place counts, and a
+// verification recorded in the folder's log counts for the same bytes in
+// the repository.
+func TestCheckOverTheFolderAndTheRepository(t *testing.T) {
+	t.Parallel()
+	folder := fakeCatalog{backups: []manifest.Manifest{full("rulesdb", "old.sql", 40*time.Hour)},
+		log: verifylog.Log{verified("new.sql", verifylog.Equal)}}
+	repo := fakeCatalog{backups: []manifest.Manifest{full("rulesdb", "new.sql", time.Hour)}}
+	st, err := Check(t.Context(), Union(folder, repo), []string{"rulesdb"}, Policy{MaxAge: 26 * time.Hour, Verified: true}, now)
+	if err != nil {
+		t.Fatalf("the repository's new backup, verified from the folder's log, is fresh: %v", err)
+	}
+	if st[0].Newest != "backups/new.sql" {
+		t.Errorf("newest = %q, want the repository's", st[0].Newest)
+	}
+	if _, err := Check(t.Context(), folder, []string{"rulesdb"}, Policy{MaxAge: 26 * time.Hour}, now); err == nil {
+		t.Error("the folder alone holds only a 40h-old backup: stale")
+	}
+}

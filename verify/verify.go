@@ -138,9 +138,10 @@ func Files(ctx context.Context, e Engine, files []string, opts Options) []Result
 				opts.Started(f)
 			}
 			results[i] = one(gctx, e, f, opts)
-			// A repository backup has no folder beside it to keep a log in.
-			if opts.Record && gctx.Err() == nil && !results[i].remote {
-				record(&results[i])
+			// A repository backup is recorded in the backup folder's log
+			// (record).
+			if opts.Record && gctx.Err() == nil {
+				record(&results[i], opts.Dir)
 			}
 			return nil
 		})
@@ -318,7 +319,10 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 // record writes res into the verification log of its file's folder; a
 // file without a manifest has nothing to be verified against and is not
 // recorded. A pointer (<db>-latest) is recorded as the file it names.
-func record(res *Result) {
+// A repository backup (a URL) is recorded in the backup folder dir, by its
+// name and sha256: the same bytes under the same name are the same backup
+// wherever they are.
+func record(res *Result, dir string) {
 	var ke *encryption.KeyError
 	if res.SHA256 == "" || errors.As(res.Err, &ke) {
 		return // nothing to verify against, or nothing was tried
@@ -326,6 +330,9 @@ func record(res *Result) {
 	path, err := filepath.EvalSymlinks(res.File)
 	if err != nil {
 		path = res.File
+	}
+	if res.remote {
+		path = filepath.Join(dir, res.File[strings.LastIndex(res.File, "/")+1:])
 	}
 	rec := verifylog.Record{File: filepath.Base(path), SHA256: res.SHA256, Database: res.Database, Kind: res.Kind,
 		At: time.Now(), Image: res.Image, Outcome: verifylog.Equal}

@@ -19,7 +19,7 @@ func (a *app) checkCommand() *cobra.Command {
 		Use:   "check [db...] --max-age DURATION",
 		Short: "Say whether each database has a recent backup (and a verified one, with --verified); exit 4 if not",
 		Long: `For each database (no name: every one), the newest intact full backup in the
-backup folder (safety backups do not count), its age, and when it was last
+backup folder or, when one is set, the repository (safety backups do not count), its age, and when it was last
 verified. Exit 0 when each is younger than --max-age; with --verified, when
 each has a backup younger than --max-age that a verification found equal to
 its manifest (aidb verify, and backups taken with verification, record it).
@@ -42,8 +42,18 @@ no Docker engine.`,
 			for i, db := range dbs {
 				names[i] = db.Name
 			}
+			// The folder's backups and, with a repository, its too: the
+			// newest of either counts.
+			var backups freshness.Catalog = catalog.New(catalog.Folder{Dir: p.BackupDir})
+			repo, err := openRepository(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if repo != nil {
+				backups = freshness.Union(backups, catalog.New(repo))
+			}
 			now := time.Now()
-			st, err := freshness.Check(cmd.Context(), catalog.New(catalog.Folder{Dir: p.BackupDir}), names, freshness.Policy{MaxAge: maxAge, Verified: verified}, now)
+			st, err := freshness.Check(cmd.Context(), backups, names, freshness.Policy{MaxAge: maxAge, Verified: verified}, now)
 			if st == nil {
 				return err
 			}
