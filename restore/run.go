@@ -180,6 +180,15 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.jobs() > 1 && len(missing) > 0 {
+		// Several sessions share no transaction: the roles are created
+		// first, in one of their own, and dropped again (drop) if the
+		// restore fails.
+		if _, err := conn.Exec(ctx, rolesScript(p.Manifest)); err != nil {
+			return nil, fmt.Errorf("create the roles %s names: %w", p.File, err)
+		}
+		s.created = missing
+	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
@@ -254,6 +263,9 @@ func (s *staging) createTemp(ctx context.Context, conn *pgx.Conn) error {
 // its manifest (see Plan.script).
 func (s *staging) load(ctx context.Context) error {
 	p := s.p
+	if p.jobs() > 1 {
+		return s.loadParallel(ctx)
+	}
 	script, closeScript, err := p.script(rolesScript(p.Manifest), "")
 	if err != nil {
 		return err
@@ -261,6 +273,30 @@ func (s *staging) load(ctx context.Context) error {
 	p.phase(PhaseLoad)
 	err = s.e.Psql(ctx, p.DB, s.temp, p.Transport, p.WorkDir, script)
 	closeScript()
+	if err != nil {
+		return fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
+	}
+	return nil
+}
+
+// loadParallel loads the file into the temporary database on p.jobs()
+// sessions (see parallelLoad), streaming it from the file (through its
+// decryption and decompression) once: the file is read once, never held
+// whole, and its size and sha256 are checked against the manifest at its
+// end, before the post-data runs.
+func (s *staging) loadParallel(ctx context.Context) error {
+	p := s.p
+	ct, err := openContent(p.Path, p.Compression, p.Manifest, p.Keys, func(n int64) {
+		if p.Progress != nil {
+			p.Progress(n, p.Size)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer ct.Close()
+	p.phase(PhaseLoad)
+	err = loadParallel(ctx, withDatabase(s.e.ConnString(p.DB), s.temp), p.jobs(), ct, func() { p.phase(PhasePostData) })
 	if err != nil {
 		return fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
 	}

@@ -21,7 +21,7 @@ import (
 
 func (a *app) verifyCommand() *cobra.Command {
 	var all bool
-	var jobs int
+	var jobs, loadJobs int
 	var junit, via string
 	cmd := &cobra.Command{
 		Use:   "verify <file>... | --all",
@@ -41,6 +41,9 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			}
 			if jobs < 1 {
 				return fault.BadInput(fmt.Errorf("--jobs %d: at least 1", jobs))
+			}
+			if loadJobs < 0 {
+				return fault.BadInput(fmt.Errorf("--load-jobs %d: at least 1 (0: the cores)", loadJobs))
 			}
 			t, err := pgrun.ParseTransport(via)
 			if err != nil {
@@ -77,13 +80,14 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
 				}
 			}
-			_, err = a.runVerify(cmd, s, files, jobs, t, junit)
+			_, err = a.runVerify(cmd, s, files, jobs, loadJobs, t, junit)
 			return err
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&all, "all", false, "verify every backup in the backup folder")
 	f.IntVar(&jobs, "jobs", 2, "backups verified at once, each in its own container")
+	f.IntVar(&loadJobs, "load-jobs", 0, "sessions each backup loads on in its container (0: the cores, at least 2; 1: one psql stream)")
 	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
 	f.StringVar(&via, "via", "auto", "how files reach psql: helper, stream or auto")
 	return cmd
@@ -91,7 +95,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
-func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
+func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs, loadJobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
 	// The backup folder holds the helper transport's pipes.
 	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 		return nil, err
@@ -102,7 +106,7 @@ func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int
 	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
-		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys,
+		Project: s.project, Jobs: jobs, LoadJobs: loadJobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
 		Phase: func(f string, ph restore.Phase) {
