@@ -74,6 +74,13 @@ func containersWithRole(t *testing.T, p *project, role string) []string {
 	return ids
 }
 
+// copying says whether a session copies rows into a restore's temporary
+// database in container ctr (asked through its own psql, as its superuser).
+func copying(t *testing.T, ctr string) bool {
+	out, err := execIn(t, ctr, "sh", "-c", `psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\_aidb\_restore\_%' AND query LIKE 'COPY %'"`)
+	return err == nil && strings.TrimSpace(string(out)) != "0" && strings.TrimSpace(string(out)) != ""
+}
+
 // TestVerifyThrowawayKilledMidLoad kills the throwaway container a
 // verification restores into while the file is loading.
 func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
@@ -92,11 +99,13 @@ func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	// The load is under way once aidb streams the file (opened after the
-	// checksum pass) to a psql helper. The throwaway is frozen first, so
-	// the kill lands before the load can finish.
+	// checksum pass) and its sessions copy rows into the throwaway's
+	// temporary database. The throwaway is frozen first, so the kill lands
+	// before the load can finish.
 	waitFor(t, 2*time.Minute, func() bool {
 		_, open := readPosition(t, cmd.Process.Pid, file)
-		return open && len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0
+		ids := containersWithRole(t, p, orchestrator.RoleVerify)
+		return open && len(ids) == 1 && copying(t, ids[0])
 	})
 	ids := containersWithRole(t, p, orchestrator.RoleVerify)
 	require.Len(t, ids, 1)

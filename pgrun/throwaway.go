@@ -132,3 +132,10 @@ func (t *Throwaway) Psql(ctx context.Context, _ compose.Database, dbname string,
 	err := t.r.psqlIn(ctx, container.Summary{ID: t.id, Image: t.image, Names: []string{"/" + t.id[:12]}}, t.DB, dbname, tr, workDir, script)
 	return t.r.explainStopped(ctx, t.id, "throwaway container "+t.id[:12], t.DB, err)
 }
+
+// WatchLoad is Runner.WatchLoad for the throwaway's container.
+func (t *Throwaway) WatchLoad(ctx context.Context, _ compose.Database) (func(error) error, error) {
+	return func(err error) error {
+		return asLoad(t.r.explainStopped(ctx, t.id, "throwaway container "+t.id[:12], t.DB, err))
+	}, nil
+}

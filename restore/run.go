@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
@@ -295,12 +296,28 @@ func (s *staging) loadParallel(ctx context.Context) error {
 		return err
 	}
 	defer ct.Close()
+	explain := func(err error) error { return err }
+	if w, ok := s.e.(loadWatcher); ok {
+		if explain, err = w.WatchLoad(ctx, p.DB); err != nil {
+			return err
+		}
+	}
 	p.phase(PhaseLoad)
-	err = loadParallel(ctx, withDatabase(s.e.ConnString(p.DB), s.temp), p.jobs(), ct, func() { p.phase(PhasePostData) })
+	err = explain(loadParallel(ctx, withDatabase(s.e.ConnString(p.DB), s.temp), p.jobs(), ct, func() { p.phase(PhasePostData) }))
+	if errors.Is(err, pgdump.ErrMetaCommand) {
+		err = fmt.Errorf("%w: restore it with --jobs 1 (one psql stream)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
 	}
 	return nil
+}
+
+// loadWatcher is an engine that can say that a load failed because its
+// server's container stopped under it (pgrun.Runner, pgrun.Throwaway),
+// as psql's failures are explained.
+type loadWatcher interface {
+	WatchLoad(ctx context.Context, db compose.Database) (func(error) error, error)
 }
 
 // check takes the fingerprint of the temporary database, fills s.result
