@@ -336,7 +336,21 @@ func (s *staging) check(ctx context.Context) error {
 	if err := fingerprint.Prepare(ctx, tconn); err != nil {
 		return err
 	}
-	got, err := fingerprint.Take(ctx, tconn, fingerprintOptions(p))
+	opts := fingerprintOptions(p)
+	// The check scans the tables on as many sessions as the load had: no
+	// one else writes to the temporary database.
+	for range p.jobs() - 1 {
+		c, err := pgx.Connect(ctx, withDatabase(s.e.ConnString(p.DB), s.temp))
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		if err := fingerprint.Prepare(ctx, c); err != nil {
+			return err
+		}
+		opts.Scanners = append(opts.Scanners, c)
+	}
+	got, err := fingerprint.Take(ctx, tconn, opts)
 	if err != nil {
 		return err
 	}
