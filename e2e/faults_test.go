@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,10 +77,38 @@ func containersWithRole(t *testing.T, p *project, role string) []string {
 }
 
 // copying says whether a session copies rows into a restore's temporary
-// database in container ctr (asked through its own psql, as its superuser).
+// database in container ctr, asked over its published port as its
+// superuser (from the container's environment): no process is started in
+// the container, which the test freezes next.
 func copying(t *testing.T, ctr string) bool {
-	out, err := execIn(t, ctr, "sh", "-c", `psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\_aidb\_restore\_%' AND query LIKE 'COPY %'"`)
-	return err == nil && strings.TrimSpace(string(out)) != "0" && strings.TrimSpace(string(out)) != ""
+	in, err := docker.ContainerInspect(t.Context(), ctr, client.ContainerInspectOptions{})
+	if err != nil || in.Container.Config == nil || in.Container.NetworkSettings == nil {
+		return false
+	}
+	env := map[string]string{}
+	for _, kv := range in.Container.Config.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	var port string
+	for _, bs := range in.Container.NetworkSettings.Ports {
+		for _, b := range bs {
+			port = b.HostPort
+		}
+	}
+	if port == "" {
+		return false
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]),
+		Host: "127.0.0.1:" + port, Path: "/" + env["POSTGRES_DB"], RawQuery: "sslmode=disable"}
+	conn, err := pgx.Connect(t.Context(), u.String())
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	var n int
+	err = conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\_aidb\_restore\_%' AND query LIKE 'COPY %'`).Scan(&n)
+	return err == nil && n > 0
 }
 
 // TestVerifyThrowawayKilledMidLoad kills the throwaway container a
