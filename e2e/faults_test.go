@@ -101,7 +101,13 @@ func copying(t *testing.T, ctr string) bool {
 	}
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]),
 		Host: "127.0.0.1:" + port, Path: "/" + env["POSTGRES_DB"], RawQuery: "sslmode=disable"}
-	conn, err := pgx.Connect(t.Context(), u.String())
+	return copyingAt(t, u.String())
+}
+
+// copyingAt says whether a session copies rows into a restore's temporary
+// database on the server at dbURL.
+func copyingAt(t *testing.T, dbURL string) bool {
+	conn, err := pgx.Connect(t.Context(), dbURL)
 	if err != nil {
 		return false
 	}
@@ -139,8 +145,15 @@ func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
 	})
 	ids := containersWithRole(t, p, orchestrator.RoleVerify)
 	require.Len(t, ids, 1)
-	_, err = docker.ContainerPause(t.Context(), ids[0], client.ContainerPauseOptions{})
-	require.NoError(t, err)
+	// The freezer can refuse a container whose sessions are busy writing
+	// ("unable to freeze"): it is asked again until it succeeds.
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := docker.ContainerPause(t.Context(), ids[0], client.ContainerPauseOptions{})
+		if err != nil {
+			t.Logf("pause the throwaway: %v", err)
+		}
+		return err == nil
+	})
 	pos, open := readPosition(t, cmd.Process.Pid, file)
 	require.True(t, open, "aidb still streams the file")
 	require.Less(t, pos, st.Size(), "the file is still loading when its server dies")
@@ -242,12 +255,23 @@ func TestBackupFileChangedDuringRestore(t *testing.T) {
 		var stderr safeBuffer
 		cmd.Stderr = &stderr
 		require.NoError(t, cmd.Start())
-		// The file is open and streaming once the psql helper exists;
-		// freezing the server then holds the stream near its start
-		// while the file changes.
-		waitFor(t, 2*time.Minute, func() bool { return len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0 })
-		_, err := docker.ContainerPause(t.Context(), db, client.ContainerPauseOptions{})
-		require.NoError(t, err)
+		// The file is open and streaming once the psql helper exists (a
+		// data-only restore) or a session copies rows into the temporary
+		// database (a full restore's parallel load); freezing the server
+		// then holds the stream near its start while the file changes.
+		waitFor(t, 2*time.Minute, func() bool {
+			if c.kind == "" {
+				return copyingAt(t, url)
+			}
+			return len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0
+		})
+		waitFor(t, 30*time.Second, func() bool {
+			_, err := docker.ContainerPause(t.Context(), db, client.ContainerPauseOptions{})
+			if err != nil {
+				t.Logf("pause the database: %v", err)
+			}
+			return err == nil
+		})
 		pos, open := readPosition(t, cmd.Process.Pid, file)
 		if assert.True(t, open, "%s: aidb streams the file", c.name) {
 			assert.Less(t, pos, size/2, "%s: the change lands mid-stream", c.name)
