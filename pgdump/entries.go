@@ -76,7 +76,7 @@ func SessionSettings(headerSQL string) []string {
 // ("--", the entry's comment, "--") at the start of a line, outside a COPY
 // block. Nothing is held but one entry's statements and one part of rows.
 func Split(r io.Reader, chunk int, l Loader) error {
-	s := &splitter{br: bufio.NewReaderSize(r, 1<<20), chunk: chunk, l: l}
+	s := &splitter{br: bufio.NewReaderSize(r, 256<<10), chunk: chunk, l: l}
 	return s.run()
 }
 
