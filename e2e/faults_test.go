@@ -76,11 +76,11 @@ func containersWithRole(t *testing.T, p *project, role string) []string {
 	return ids
 }
 
-// copying says whether a session copies rows into a restore's temporary
-// database in container ctr, asked over its published port as its
+// loading says whether a restore's parallel load is under way in
+// container ctr (see loadingAt), asked over its published port as its
 // superuser (from the container's environment): no process is started in
 // the container, which the test freezes next.
-func copying(t *testing.T, ctr string) bool {
+func loading(t *testing.T, ctr string) bool {
 	in, err := docker.ContainerInspect(t.Context(), ctr, client.ContainerInspectOptions{})
 	if err != nil || in.Container.Config == nil || in.Container.NetworkSettings == nil {
 		return false
@@ -101,19 +101,20 @@ func copying(t *testing.T, ctr string) bool {
 	}
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]),
 		Host: "127.0.0.1:" + port, Path: "/" + env["POSTGRES_DB"], RawQuery: "sslmode=disable"}
-	return copyingAt(t, u.String())
+	return loadingAt(t, u.String())
 }
 
-// copyingAt says whether a session copies rows into a restore's temporary
-// database on the server at dbURL.
-func copyingAt(t *testing.T, dbURL string) bool {
+// loadingAt says whether a restore's parallel load is under way on the
+// server at dbURL: a session of it is connected to the temporary database,
+// which it does once it opened the file, before it reads past its start.
+func loadingAt(t *testing.T, dbURL string) bool {
 	conn, err := pgx.Connect(t.Context(), dbURL)
 	if err != nil {
 		return false
 	}
 	defer conn.Close(context.WithoutCancel(t.Context()))
 	var n int
-	err = conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\_aidb\_restore\_%' AND query LIKE 'COPY %'`).Scan(&n)
+	err = conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\_aidb\_restore\_%'`).Scan(&n)
 	return err == nil && n > 0
 }
 
@@ -135,13 +136,13 @@ func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	// The load is under way once aidb streams the file (opened after the
-	// checksum pass) and its sessions copy rows into the throwaway's
-	// temporary database. The throwaway is frozen first, so the kill lands
+	// checksum pass) and its sessions load the throwaway's temporary
+	// database. The throwaway is frozen first, so the kill lands
 	// before the load can finish.
 	waitFor(t, 2*time.Minute, func() bool {
 		_, open := readPosition(t, cmd.Process.Pid, file)
 		ids := containersWithRole(t, p, orchestrator.RoleVerify)
-		return open && len(ids) == 1 && copying(t, ids[0])
+		return open && len(ids) == 1 && loading(t, ids[0])
 	})
 	ids := containersWithRole(t, p, orchestrator.RoleVerify)
 	require.Len(t, ids, 1)
@@ -256,12 +257,12 @@ func TestBackupFileChangedDuringRestore(t *testing.T) {
 		cmd.Stderr = &stderr
 		require.NoError(t, cmd.Start())
 		// The file is open and streaming once the psql helper exists (a
-		// data-only restore) or a session copies rows into the temporary
-		// database (a full restore's parallel load); freezing the server
+		// data-only restore) or a session of a full restore's parallel
+		// load is connected to the temporary database; freezing the server
 		// then holds the stream near its start while the file changes.
 		waitFor(t, 2*time.Minute, func() bool {
 			if c.kind == "" {
-				return copyingAt(t, url)
+				return loadingAt(t, url)
 			}
 			return len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0
 		})
