@@ -2,6 +2,7 @@ package restore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -273,6 +274,17 @@ func (l *parallelLoad) postData(ctx context.Context) error {
 			rest = append(rest, postItem{e: e})
 		}
 	}
+	// The largest tables' indexes first, as pg_restore orders them: the
+	// longest build (an HNSW index, say) starts at once, and the others
+	// fill the other sessions beside it. Within a tree the file's order
+	// stays (a stable sort on the tree's size).
+	sizes, err := treeSizes(ctx, l.first, roots)
+	if err != nil {
+		return err
+	}
+	for _, step := range [][]postItem{indexes, fks} {
+		slices.SortStableFunc(step, func(a, b postItem) int { return cmp.Compare(sizes[b.keys[0]], sizes[a.keys[0]]) })
+	}
 	sessions := []*pgx.Conn{l.first}
 	l.mu.Lock()
 	sessions = append(sessions, l.conns...)
@@ -325,6 +337,34 @@ func rootTables(ctx context.Context, conn *pgx.Conn) (roots, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the tables' inheritance: %w", err)
+	}
+	return out, nil
+}
+
+// treeSizes is the size on disk of each table (schema.name), its
+// inheritance or partition children's added to each of their roots.
+func treeSizes(ctx context.Context, conn *pgx.Conn, r roots) (map[string]int64, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname || '.' || c.relname, pg_catalog.pg_relation_size(c.oid)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`)
+	if err != nil {
+		return nil, fmt.Errorf("read the tables' sizes: %w", err)
+	}
+	out := map[string]int64{}
+	var name string
+	var size int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &size}, func() error {
+		for _, root := range r.of(name) {
+			out[root] += size
+		}
+		if _, ok := r[name]; ok {
+			out[name] += size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the tables' sizes: %w", err)
 	}
 	return out, nil
 }
