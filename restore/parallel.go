@@ -73,7 +73,7 @@ type part struct {
 
 // loadParallel runs r (a plain dump) into the database at connString on
 // jobs sessions (see parallelLoad).
-func loadParallel(ctx context.Context, connString string, jobs int, r io.Reader, onPost func()) (retErr error) {
+func loadParallel(ctx context.Context, connString string, jobs int, r io.Reader, onPost func()) error {
 	l := &parallelLoad{connString: connString, jobs: jobs, onPost: onPost}
 	defer l.close(ctx)
 	first, err := l.connect(ctx)
