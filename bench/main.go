@@ -68,7 +68,7 @@ type Report struct {
 
 // targets are issue 7's ratio targets (aidb median / baseline median).
 var targets = map[string]float64{
-	"backup": 0.5, "backup_vs_limit": 1.8, "backup_stream": 1.1, "restore": 1.3, "restore_data": 1.3,
+	"backup": 0.5, "backup_vs_limit": 1.8, "backup_stream": 1.1, "restore": 1.3, "restore_vs_pg_restore_j": 1.1, "restore_data": 1.3,
 	"verify": 1.2, "up_warm": 1.3, "backup_all_parallel": 0.8,
 	// issue 19: uploading as it is written costs little beside the folder
 	"backup_repository": 1.3,
@@ -153,7 +153,7 @@ func run(ctx context.Context) error {
 		run  func() (Measure, error)
 	}{
 		{"backup", b.backup}, {"backup_vs_limit", b.backupVsLimit}, {"backup_vs_floor", b.backupVsFloor}, {"backup_stream", b.backupStream},
-		{"restore", b.restore}, {"restore_data", b.restoreData}, {"verify", b.verify}, {"up_warm", b.upWarm},
+		{"restore", b.restore}, {"restore_vs_pg_restore_j", b.restoreVsPgRestoreJ}, {"restore_data", b.restoreData}, {"verify", b.verify}, {"up_warm", b.upWarm},
 		{"backup_all_parallel", b.backupAllParallel}, {"backup_repository", b.backupRepository},
 	} {
 		if only != nil && !slices.Contains(only, m.name) {
@@ -374,6 +374,36 @@ func (b *bench) restore() (Measure, error) {
 			}
 			defer b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
 			return b.shellTimed(fmt.Sprintf("docker exec -i %s psql -q -v ON_ERROR_STOP=1 -U %s -d bench_empty < %s > /dev/null", c, u, file))
+		})
+}
+
+// restoreVsPgRestoreJ is aidb's full restore against pg_restore -j <cores>
+// of a directory-format dump of the same database (made in the container,
+// untimed) into an empty database: what the server allows a parallel load.
+func (b *bench) restoreVsPgRestoreJ() (Measure, error) {
+	if _, _, err := b.aidbTimed("backup", "memorydb"); err != nil {
+		return Measure{}, err
+	}
+	file := b.newest("memorydb-2")
+	defer b.removeBackups()
+	c, u, db := b.container("memorydb")
+	jobs := max(2, runtime.NumCPU())
+	dir := "/tmp/aidb-bench-dir"
+	if _, err := b.shellTimed(fmt.Sprintf("docker exec %s sh -c 'rm -rf %s && pg_dump -U %s -Fd -j %d -f %s %s'", c, dir, u, jobs, dir, db)); err != nil {
+		return Measure{}, err
+	}
+	defer b.shellTimed(fmt.Sprintf("docker exec %s rm -rf %s", c, dir))
+	return b.pairsOf("restore_vs_pg_restore_j", fmt.Sprintf("docker exec c pg_restore -j %d of a directory-format dump (into an empty database)", jobs),
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
+			return s, err
+		},
+		func() (float64, error) {
+			if _, err := b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty' -c 'CREATE DATABASE bench_empty'", c, u)); err != nil {
+				return 0, err
+			}
+			defer b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
+			return b.shellTimed(fmt.Sprintf("docker exec %s pg_restore -U %s -j %d -d bench_empty %s", c, u, jobs, dir))
 		})
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -74,6 +76,48 @@ func containersWithRole(t *testing.T, p *project, role string) []string {
 	return ids
 }
 
+// loading says whether a restore's parallel load is under way in
+// container ctr (see loadingAt), asked over its published port as its
+// superuser (from the container's environment): no process is started in
+// the container, which the test freezes next.
+func loading(t *testing.T, ctr string) bool {
+	in, err := docker.ContainerInspect(t.Context(), ctr, client.ContainerInspectOptions{})
+	if err != nil || in.Container.Config == nil || in.Container.NetworkSettings == nil {
+		return false
+	}
+	env := map[string]string{}
+	for _, kv := range in.Container.Config.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	var port string
+	for _, bs := range in.Container.NetworkSettings.Ports {
+		for _, b := range bs {
+			port = b.HostPort
+		}
+	}
+	if port == "" {
+		return false
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]),
+		Host: "127.0.0.1:" + port, Path: "/" + env["POSTGRES_DB"], RawQuery: "sslmode=disable"}
+	return loadingAt(t, u.String())
+}
+
+// loadingAt says whether a restore's parallel load is under way on the
+// server at dbURL: a session of it is connected to the temporary database,
+// which it does once it opened the file, before it reads past its start.
+func loadingAt(t *testing.T, dbURL string) bool {
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	var n int
+	err = conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\_aidb\_restore\_%'`).Scan(&n)
+	return err == nil && n > 0
+}
+
 // TestVerifyThrowawayKilledMidLoad kills the throwaway container a
 // verification restores into while the file is loading.
 func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
@@ -92,16 +136,25 @@ func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	// The load is under way once aidb streams the file (opened after the
-	// checksum pass) to a psql helper. The throwaway is frozen first, so
-	// the kill lands before the load can finish.
+	// checksum pass) and its sessions load the throwaway's temporary
+	// database. The throwaway is frozen first, so the kill lands
+	// before the load can finish.
 	waitFor(t, 2*time.Minute, func() bool {
 		_, open := readPosition(t, cmd.Process.Pid, file)
-		return open && len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0
+		ids := containersWithRole(t, p, orchestrator.RoleVerify)
+		return open && len(ids) == 1 && loading(t, ids[0])
 	})
 	ids := containersWithRole(t, p, orchestrator.RoleVerify)
 	require.Len(t, ids, 1)
-	_, err = docker.ContainerPause(t.Context(), ids[0], client.ContainerPauseOptions{})
-	require.NoError(t, err)
+	// The freezer can refuse a container whose sessions are busy writing
+	// ("unable to freeze"): it is asked again until it succeeds.
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := docker.ContainerPause(t.Context(), ids[0], client.ContainerPauseOptions{})
+		if err != nil {
+			t.Logf("pause the throwaway: %v", err)
+		}
+		return err == nil
+	})
 	pos, open := readPosition(t, cmd.Process.Pid, file)
 	require.True(t, open, "aidb still streams the file")
 	require.Less(t, pos, st.Size(), "the file is still loading when its server dies")
@@ -203,12 +256,23 @@ func TestBackupFileChangedDuringRestore(t *testing.T) {
 		var stderr safeBuffer
 		cmd.Stderr = &stderr
 		require.NoError(t, cmd.Start())
-		// The file is open and streaming once the psql helper exists;
-		// freezing the server then holds the stream near its start
-		// while the file changes.
-		waitFor(t, 2*time.Minute, func() bool { return len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0 })
-		_, err := docker.ContainerPause(t.Context(), db, client.ContainerPauseOptions{})
-		require.NoError(t, err)
+		// The file is open and streaming once the psql helper exists (a
+		// data-only restore) or a session of a full restore's parallel
+		// load is connected to the temporary database; freezing the server
+		// then holds the stream near its start while the file changes.
+		waitFor(t, 2*time.Minute, func() bool {
+			if c.kind == "" {
+				return loadingAt(t, url)
+			}
+			return len(containersWithRole(t, p, orchestrator.RoleLoad)) > 0
+		})
+		waitFor(t, 30*time.Second, func() bool {
+			_, err := docker.ContainerPause(t.Context(), db, client.ContainerPauseOptions{})
+			if err != nil {
+				t.Logf("pause the database: %v", err)
+			}
+			return err == nil
+		})
 		pos, open := readPosition(t, cmd.Process.Pid, file)
 		if assert.True(t, open, "%s: aidb streams the file", c.name) {
 			assert.Less(t, pos, size/2, "%s: the change lands mid-stream", c.name)

@@ -8,6 +8,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/pgdump"
 )
@@ -119,6 +121,11 @@ type Options struct {
 	// hash describes (SchemaForm.NoMaintain): for a backup of a server
 	// before PostgreSQL 17 restored on 17 or later.
 	NoMaintain bool
+	// Scanners are more sessions to the same database (each Prepared):
+	// the tables' data scans are spread over them and q, the largest
+	// first. They read no common snapshot, so use them only on a database
+	// no one writes to (a restore's temporary database, a throwaway).
+	Scanners []Querier
 }
 
 // Prepare sets the session settings a fingerprint depends on
@@ -156,18 +163,29 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	if fp.Tables, dataColumns, err = tables(ctx, q, opts.Exclude); err != nil {
 		return fp, err
 	}
+	var todo []int
 	for i := range fp.Tables {
 		if opts.Data || slices.Contains(opts.DataOf, fp.Tables[i].Key()) {
-			cols := ColumnList(dataColumns[i])
-			if names := opts.Columns[fp.Tables[i].Key()]; len(names) > 0 && !opts.WholeRow {
-				if err := q.QueryRow(ctx, OrderedColumnsSQL, names, fp.Tables[i].QualifiedName()).Scan(&cols); err != nil {
-					return fp, fmt.Errorf("fingerprint: columns of %s: %w", fp.Tables[i].Key(), err)
-				}
+			todo = append(todo, i)
+		}
+	}
+	scanOne := func(ctx context.Context, q Querier, i int) error {
+		cols := ColumnList(dataColumns[i])
+		if names := opts.Columns[fp.Tables[i].Key()]; len(names) > 0 && !opts.WholeRow {
+			if err := q.QueryRow(ctx, OrderedColumnsSQL, names, fp.Tables[i].QualifiedName()).Scan(&cols); err != nil {
+				return fmt.Errorf("fingerprint: columns of %s: %w", fp.Tables[i].Key(), err)
 			}
-			if err := scan(ctx, q, &fp.Tables[i], cols, opts.WholeRow); err != nil {
+		}
+		return scan(ctx, q, &fp.Tables[i], cols, opts.WholeRow)
+	}
+	if len(opts.Scanners) == 0 || len(todo) < 2 {
+		for _, i := range todo {
+			if err := scanOne(ctx, q, i); err != nil {
 				return fp, err
 			}
 		}
+	} else if err := scanAll(ctx, append([]Querier{q}, opts.Scanners...), fp.Tables, todo, scanOne); err != nil {
+		return fp, err
 	}
 	if fp.Sequences, err = Sequences(ctx, q); err != nil {
 		return fp, err
@@ -178,6 +196,39 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 		}
 	}
 	return fp, nil
+}
+
+// scanAll scans the tables todo (indexes into tables) on sessions at
+// once, the largest (by the server's estimate) first; the first failure
+// stops the others.
+func scanAll(ctx context.Context, sessions []Querier, tables []Table, todo []int, scanOne func(context.Context, Querier, int) error) error {
+	sizes := map[int]int64{}
+	for _, i := range todo {
+		var n int64
+		if err := sessions[0].QueryRow(ctx, "SELECT pg_catalog.pg_total_relation_size($1::regclass)", tables[i].QualifiedName()).Scan(&n); err != nil {
+			return fmt.Errorf("fingerprint: size of %s: %w", tables[i].Key(), err)
+		}
+		sizes[i] = n
+	}
+	order := slices.Clone(todo)
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	next := make(chan int, len(order))
+	for _, i := range order {
+		next <- i
+	}
+	close(next)
+	g, gctx := errgroup.WithContext(ctx)
+	for _, q := range sessions {
+		g.Go(func() error {
+			for i := range next {
+				if err := scanOne(gctx, q, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 func extensions(ctx context.Context, q Querier) ([]Extension, error) {

@@ -116,13 +116,13 @@ func ParseName(s string) (Table, error) {
 
 // parseIdent reads one identifier, quoted ("a""b") or not, and returns it
 // unquoted with the rest of s. An unquoted one ends at a dot, space,
-// parenthesis, comma, semicolon or tab.
+// parenthesis, comma, semicolon, tab or line break.
 func parseIdent(s []byte) (string, []byte, error) {
 	if len(s) == 0 {
 		return "", nil, fmt.Errorf("missing identifier")
 	}
 	if s[0] != '"' {
-		i := bytes.IndexAny(s, ". (),;\t")
+		i := bytes.IndexAny(s, ". (),;\t\r\n")
 		if i < 0 {
 			i = len(s)
 		}

@@ -47,6 +47,9 @@ type StoppedError struct {
 	State     orchestrator.ContainerState
 	// Err is what psql reported.
 	Err error
+	// By names who reported Err: "" for psql, else (a parallel load's
+	// sessions) what to call them.
+	By string
 }
 
 func (e *StoppedError) Error() string {
@@ -57,7 +60,34 @@ func (e *StoppedError) Error() string {
 	case e.State.ExitCode == 137:
 		how += ": killed (docker kill, or the kernel for lack of memory)"
 	}
-	return fmt.Sprintf("the %s stopped while the file was loading (%s); psql said: %v", e.Container, how, e.Err)
+	by := e.By
+	if by == "" {
+		by = "psql"
+	}
+	return fmt.Sprintf("the %s stopped while the file was loading (%s); %s said: %v", e.Container, how, by, e.Err)
+}
+
+// WatchLoad returns what turns the failure of a load into db's server by
+// aidb's own sessions (a parallel restore) into a StoppedError when the
+// database's container stopped under it (see explainStopped); the
+// container must be running now.
+func (r *Runner) WatchLoad(ctx context.Context, db compose.Database) (func(error) error, error) {
+	c, err := r.dbs.Running(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return func(err error) error {
+		return asLoad(r.explainStopped(ctx, c.ID, "database container "+containerName(c), db, err))
+	}, nil
+}
+
+// asLoad marks a StoppedError as reported by a parallel load's sessions.
+func asLoad(err error) error {
+	var st *StoppedError
+	if errors.As(err, &st) {
+		st.By = "the loading session"
+	}
+	return err
 }
 
 func (e *StoppedError) Unwrap() error { return e.Err }

@@ -210,3 +210,10 @@ func (t *Throwaway) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// WatchLoad is Runner.WatchLoad for the throwaway's container.
+func (t *Throwaway) WatchLoad(ctx context.Context, _ compose.Database) (func(error) error, error) {
+	return func(err error) error {
+		return asLoad(t.r.explainStopped(ctx, t.id, "throwaway container "+t.id[:12], t.DB, err))
+	}, nil
+}

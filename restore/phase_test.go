@@ -50,3 +50,19 @@ func TestScriptReportsCheckAfterTheFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, phases)
 }
+
+func TestReadyKeepsTheFileOrderWithinATable(t *testing.T) {
+	t.Parallel()
+	items := []postItem{
+		{keys: []string{"public.a"}},
+		{keys: []string{"public.a"}},
+		{keys: []string{"public.b"}},
+		{keys: []string{"public.b", "public.c"}},
+		{keys: []string{"public.c"}},
+	}
+	assert.Equal(t, 0, ready(items, map[string]int{}), "the first item first")
+	assert.Equal(t, 2, ready(items, map[string]int{"public.a": 1}), "a table being built waits; another goes ahead")
+	assert.Equal(t, -1, ready(items[3:], map[string]int{"public.b": 1}),
+		"an item waits for all its tables, and a later one on them waits for it")
+	assert.Equal(t, 0, ready(items[3:], map[string]int{"public.a": 1}), "tables of other items do not hold it")
+}

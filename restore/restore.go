@@ -67,6 +67,11 @@ type Request struct {
 	// Object, if set, is the backup in a repository that File names (its
 	// URL): it is streamed from there, never copied whole.
 	Object Object
+	// Jobs is how many sessions a full restore loads on (see
+	// loadParallel); 0 is the machine's cores, at least 2; 1 loads the
+	// file through one psql stream in one transaction, as plain psql
+	// would. Data-only restores always load in one transaction.
+	Jobs int
 }
 
 // Phase is a step of a restore that takes time.
@@ -75,6 +80,9 @@ type Phase string
 const (
 	// PhaseLoad: psql loads the file (Progress counts its bytes).
 	PhaseLoad Phase = "load"
+	// PhasePostData: the file was read and its rows loaded; the indexes
+	// and constraints are being built (parallel loads only).
+	PhasePostData Phase = "post-data"
 	// PhaseCheck: the file was read; what was loaded is compared with the
 	// manifest (or, without one, its tables are counted).
 	PhaseCheck Phase = "check"

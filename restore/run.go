@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgdump"
@@ -29,21 +30,7 @@ import (
 // the whole file was read and matched its manifest; a failure before that
 // ends psql's input without it, and the transaction rolls back.
 func (p Plan) script(ctx context.Context, before, after string) (io.Reader, func() error, error) {
-	progress := func(n int64) {
-		if p.Progress != nil {
-			p.Progress(n, p.Size)
-		}
-	}
-	var ct *content
-	var err error
-	if p.Object != nil {
-		var f io.ReadCloser
-		if f, err = p.Object.Open(ctx); err == nil {
-			ct, err = readContent(f, p.Path, p.Compression, p.Manifest, p.Keys, progress)
-		}
-	} else {
-		ct, err = openContent(p.Path, p.Compression, p.Manifest, p.Keys, progress)
-	}
+	ct, err := p.content(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -54,6 +41,25 @@ func (p Plan) script(ctx context.Context, before, after string) (io.Reader, func
 	}
 	r := io.MultiReader(strings.NewReader("BEGIN;\n"+pgdump.SetLocal(pgdump.LoadSettings())+before+"\n"), ct, tail)
 	return r, ct.Close, nil
+}
+
+// content streams the file's plain SQL (from the folder, or from the
+// repository's object, never copied whole), checked against its manifest
+// at its end.
+func (p Plan) content(ctx context.Context) (*content, error) {
+	progress := func(n int64) {
+		if p.Progress != nil {
+			p.Progress(n, p.Size)
+		}
+	}
+	if p.Object != nil {
+		f, err := p.Object.Open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return readContent(f, p.Path, p.Compression, p.Manifest, p.Keys, progress)
+	}
+	return openContent(p.Path, p.Compression, p.Manifest, p.Keys, progress)
 }
 
 // firstRead calls f when r is first read: psql has been sent everything
@@ -190,6 +196,15 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.jobs() > 1 && len(missing) > 0 {
+		// Several sessions share no transaction: the roles are created
+		// first, in one of their own, and dropped again (drop) if the
+		// restore fails.
+		if _, err := conn.Exec(ctx, rolesScript(p.Manifest)); err != nil {
+			return nil, fmt.Errorf("create the roles %s names: %w", p.File, err)
+		}
+		s.created = missing
+	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
@@ -264,6 +279,9 @@ func (s *staging) createTemp(ctx context.Context, conn *pgx.Conn) error {
 // its manifest (see Plan.script).
 func (s *staging) load(ctx context.Context) error {
 	p := s.p
+	if p.jobs() > 1 {
+		return s.loadParallel(ctx)
+	}
 	script, closeScript, err := p.script(ctx, rolesScript(p.Manifest), "")
 	if err != nil {
 		return err
@@ -275,6 +293,42 @@ func (s *staging) load(ctx context.Context) error {
 		return fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
 	}
 	return nil
+}
+
+// loadParallel loads the file into the temporary database on p.jobs()
+// sessions (see parallelLoad), streaming it from the file (through its
+// decryption and decompression) once: the file is read once, never held
+// whole, and its size and sha256 are checked against the manifest at its
+// end, before the post-data runs.
+func (s *staging) loadParallel(ctx context.Context) error {
+	p := s.p
+	ct, err := p.content(ctx)
+	if err != nil {
+		return err
+	}
+	defer ct.Close()
+	explain := func(err error) error { return err }
+	if w, ok := s.e.(loadWatcher); ok {
+		if explain, err = w.WatchLoad(ctx, p.DB); err != nil {
+			return err
+		}
+	}
+	p.phase(PhaseLoad)
+	err = explain(loadParallel(ctx, withDatabase(s.e.ConnString(p.DB), s.temp), p.jobs(), ct, func() { p.phase(PhasePostData) }))
+	if errors.Is(err, pgdump.ErrMetaCommand) {
+		err = fmt.Errorf("%w: restore it with --jobs 1 (one psql stream)", err)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
+	}
+	return nil
+}
+
+// loadWatcher is an engine that can say that a load failed because its
+// server's container stopped under it (pgrun.Runner, pgrun.Throwaway),
+// as psql's failures are explained.
+type loadWatcher interface {
+	WatchLoad(ctx context.Context, db compose.Database) (func(error) error, error)
 }
 
 // check takes the fingerprint of the temporary database, fills s.result
@@ -293,7 +347,21 @@ func (s *staging) check(ctx context.Context) error {
 	if err := fingerprint.Prepare(ctx, tconn); err != nil {
 		return err
 	}
-	got, err := fingerprint.Take(ctx, tconn, fingerprintOptions(p))
+	opts := fingerprintOptions(p)
+	// The check scans the tables on as many sessions as the load had: no
+	// one else writes to the temporary database.
+	for range p.jobs() - 1 {
+		c, err := pgx.Connect(ctx, withDatabase(s.e.ConnString(p.DB), s.temp))
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		if err := fingerprint.Prepare(ctx, c); err != nil {
+			return err
+		}
+		opts.Scanners = append(opts.Scanners, c)
+	}
+	got, err := fingerprint.Take(ctx, tconn, opts)
 	if err != nil {
 		return err
 	}

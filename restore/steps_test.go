@@ -57,13 +57,15 @@ func TestNewStagingNamesItsDatabases(t *testing.T) {
 	assert.Regexp(t, `^postgres_aidb_restore_[0-9a-f]{8}$`, s.temp)
 }
 
-func TestStagingLoadRunsTheFileIntoTheTemporaryDatabase(t *testing.T) {
+// With one job (--jobs 1) the file goes through one psql stream, in one
+// transaction, as before parallel loads.
+func TestStagingLoadWithOneJobRunsTheFileThroughPsql(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "rulesdb-20250102-030405.sql")
 	require.NoError(t, os.WriteFile(path, []byte(sampleDump), 0o600))
 	plan := func(phases *[]Phase) Plan {
 		return Plan{
-			Request: Request{DB: compose.Database{Name: "rulesdb", DBName: "rules"}, File: "rulesdb-latest.sql",
+			Request: Request{DB: compose.Database{Name: "rulesdb", DBName: "rules"}, File: "rulesdb-latest.sql", Jobs: 1,
 				Phase: func(ph Phase) { *phases = append(*phases, ph) }},
 			Path: path, Size: int64(len(sampleDump)), Compression: backupfile.None, Kind: backupfile.Full,
 		}

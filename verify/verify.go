@@ -98,6 +98,9 @@ type Options struct {
 	Project *compose.Project
 	// Jobs is how many files are verified at once (default 1).
 	Jobs int
+	// LoadJobs is how many sessions each file loads on in its throwaway
+	// (restore.Request.Jobs: 0 the cores, at least 2; 1 one psql stream).
+	LoadJobs int
 	// Transport is how files reach psql in the throwaway.
 	Transport pgrun.Transport
 	// Dir is the backup folder: schema backups for data-only files, and
@@ -285,7 +288,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		}
 	}
 	plan, err := restore.Preflight(ctx, t, restore.Request{
-		DB: target, File: file, DataOnly: m.Kind == backupfile.Data,
+		DB: target, File: file, DataOnly: m.Kind == backupfile.Data, Jobs: opts.LoadJobs,
 		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys, Object: obj,
 		// A schema backup made before schema backups carried the
 		// migration bookkeeping rows leaves the version at 0.
@@ -417,7 +420,7 @@ func prepareSchema(ctx context.Context, t *pgrun.Throwaway, db compose.Database,
 	}
 	target := t.DB
 	target.Name = m.Database
-	plan, err := restore.Preflight(ctx, t, restore.Request{DB: target, File: schema, Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys})
+	plan, err := restore.Preflight(ctx, t, restore.Request{DB: target, File: schema, Jobs: opts.LoadJobs, Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys})
 	if err != nil {
 		return true, err
 	}

@@ -81,7 +81,7 @@ func (a *app) backupCommand() *cobra.Command {
 					files[i] = f.Path
 				}
 				// With --json, the verification's document is the output.
-				results, err := a.runVerify(cmd, s, files, len(files), t, "")
+				results, err := a.runVerify(cmd, s, files, len(files), 0, t, "")
 				a.pointLatestAtVerified(cmd, s, res, results)
 				return err
 			}

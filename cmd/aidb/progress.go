@@ -55,6 +55,8 @@ func (p *loadProgress) phase(name, file string, size int64, ph restore.Phase) {
 		} else {
 			p.a.say("%s: loading %s (%s)", name, file, humanBytes(size))
 		}
+	case restore.PhasePostData:
+		p.a.say("%s: building indexes and constraints", name)
 	case restore.PhaseCheck:
 		p.a.say("%s: checking what was loaded against the manifest", name)
 	case restore.PhaseSwap:

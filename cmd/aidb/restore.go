@@ -19,6 +19,7 @@ import (
 func (a *app) restoreCommand() *cobra.Command {
 	var dataOnly, all, noBackup bool
 	var asDatabase, via string
+	var jobs int
 	var hint fileHint
 	cmd := &cobra.Command{
 		Use:   "restore <db> <file> | --all <db>=<file>...",
@@ -44,6 +45,9 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			t, err := pgrun.ParseTransport(via)
 			if err != nil {
 				return fault.BadInput(err)
+			}
+			if jobs < 0 {
+				return fault.BadInput(fmt.Errorf("--jobs %d: at least 1 (0: the cores)", jobs))
 			}
 			names := make([]string, len(pairs))
 			for i, p := range pairs {
@@ -75,7 +79,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			for i, db := range s.dbs {
 				job.Requests = append(job.Requests, restore.Request{
 					DB: db, File: pairs[i][1], DataOnly: dataOnly, AsDatabase: asDatabase,
-					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir, Keys: keys, Object: objs[i],
+					Transport: t, WorkDir: s.project.BackupDir, BackupDir: s.project.BackupDir, Keys: keys, Object: objs[i], Jobs: jobs,
 				})
 			}
 			prog := a.newLoadProgress(false)
@@ -134,6 +138,7 @@ The data being replaced is backed up first (--no-backup skips that).`,
 	f.BoolVar(&noBackup, "no-backup", false, "skip the safety backup of the data being replaced")
 	f.StringVar(&asDatabase, "as-database", "", "accept a backup taken from this other database (a deliberate cross-restore)")
 	f.StringVar(&via, "via", "auto", "how the file reaches psql: helper, stream or auto (see aidb backup --help)")
+	f.IntVar(&jobs, "jobs", 0, "sessions a full restore loads on (0: the cores, at least 2; 1: one psql stream in one transaction)")
 	// Set by Makefile.ai, so a missing file is named by the target's own
 	// variable (BACKUP_FILE, RULESDB_FILE, ...).
 	f.StringVar(&hint.target, "make-target", "", "the make target that runs this command")

@@ -25,7 +25,7 @@ import (
 
 func (a *app) verifyCommand() *cobra.Command {
 	var all bool
-	var jobs int
+	var jobs, loadJobs int
 	var junit, via, image, shard string
 	cmd := &cobra.Command{
 		Use:   "verify <file>... | --all",
@@ -69,6 +69,9 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				if _, err := orchestrator.ImageMajor(image); err != nil {
 					return fault.BadInput(fmt.Errorf("--image: %w", err))
 				}
+			}
+			if loadJobs < 0 {
+				return fault.BadInput(fmt.Errorf("--load-jobs %d: at least 1 (0: the cores)", loadJobs))
 			}
 			t, err := pgrun.ParseTransport(via)
 			if err != nil {
@@ -124,13 +127,14 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 					}
 				}
 			}
-			_, err = a.runVerifyOn(cmd, s, files, jobs, t, junit, image)
+			_, err = a.runVerifyOn(cmd, s, files, jobs, loadJobs, t, junit, image)
 			return err
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&all, "all", false, "verify every backup in the backup folder")
 	f.IntVar(&jobs, "jobs", 2, "backups verified at once, each in its own container")
+	f.IntVar(&loadJobs, "load-jobs", 0, "sessions each backup loads on in its container (0: the cores, at least 2; 1: one psql stream)")
 	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
 	f.StringVar(&via, "via", "auto", "how files reach psql: helper, stream or auto")
 	f.StringVar(&shard, "shard", "", "with --all, verify only part I of N (I/N): each backup in exactly one part, by its name")
@@ -201,12 +205,13 @@ func (a *app) repositoryBackups(ctx context.Context, s *session) ([]string, erro
 
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
-func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
-	return a.runVerifyOn(cmd, s, files, jobs, t, junit, "")
+func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs, loadJobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
+	return a.runVerifyOn(cmd, s, files, jobs, loadJobs, t, junit, "")
 }
 
-// runVerifyOn is runVerify into throwaways of image ("": each backup's own).
-func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs int, t pgrun.Transport, junit, image string) ([]verify.Result, error) {
+// runVerifyOn is runVerify with each backup loaded on loadJobs sessions
+// (0: the cores), into throwaways of image ("": each backup's own).
+func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs, loadJobs int, t pgrun.Transport, junit, image string) ([]verify.Result, error) {
 	// The backup folder holds the helper transport's pipes.
 	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 		return nil, err
@@ -217,7 +222,7 @@ func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs i
 	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
-		Project: s.project, Jobs: jobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys, Locate: locateBackup, Image: image,
+		Project: s.project, Jobs: jobs, LoadJobs: loadJobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys, Locate: locateBackup, Image: image,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
 		Phase: func(f string, ph restore.Phase) {
