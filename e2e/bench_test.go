@@ -54,7 +54,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		assert.Equal(t, 1, m.Pairs, m.Name)
 		assert.Contains(t, string(printed), m.Name)
 	}
-	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_data",
+	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_vs_pg_restore_j", "restore_data",
 		"verify", "up_warm", "backup_all_parallel", "backup_repository"}, names)
 	assert.Len(t, rep.PeakRSSMB, 4, "backup and restore at the size and an eighth of it: %v", rep.PeakRSSMB)
 	for k, v := range rep.PeakRSSMB {

@@ -140,9 +140,15 @@ func TestBackupFolderTheEngineDoesNotSee(t *testing.T) {
 	assert.Contains(t, r.stderr, "restored and verified")
 	clean("restore")
 
-	r = p.unshared(dir, shadow, "verify", "--json", rules)
+	// Verify's load through one psql stream (--load-jobs 1) goes through
+	// the transport: said once. Its parallel load connects to the
+	// throwaway's sessions itself, through no folder, and needs no path.
+	r = p.unshared(dir, shadow, "verify", "--json", "--load-jobs", "1", rules)
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, 1, strings.Count(r.stderr, fallbackSaid), r.stderr)
+	clean("verify")
+	r = p.unshared(dir, shadow, "verify", "--json", rules)
+	require.Equal(t, 0, r.code, r.stderr)
 	clean("verify")
 
 	// Forced: refused, naming the reason and the way out; no file written.
