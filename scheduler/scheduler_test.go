@@ -225,11 +225,14 @@ func TestOverlappingRunIsSkipped(t *testing.T) {
 func TestServeStopsAfterTheRunningStepUndoes(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{}, 10)
+	undoing, release := make(chan struct{}), make(chan struct{})
 	var undone atomic.Bool
 	run := func(ctx context.Context) Report {
 		started <- struct{}{}
 		<-ctx.Done()
-		time.Sleep(50 * time.Millisecond) // the step's undo
+		// The step's undo: it lasts until the test lets it end.
+		close(undoing)
+		<-release
 		undone.Store(true)
 		return Report{Outcomes: []Outcome{{Database: "rulesdb", Step: "backup", Err: ctx.Err(), At: time.Now()}}}
 	}
@@ -246,6 +249,15 @@ func TestServeStopsAfterTheRunningStepUndoes(t *testing.T) {
 		t.Fatal("no run within 10 s of an @every 1s schedule")
 	}
 	cancel()
+	<-undoing
+	// While the step undoes, Serve must not return; a Serve that did not
+	// wait for it would return at once on its cancellation.
+	select {
+	case <-errc:
+		t.Fatal("Serve returned while the running step was still undoing its work")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, context.Canceled) {

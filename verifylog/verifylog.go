@@ -126,14 +126,7 @@ func Parse(r io.Reader) (Log, error) {
 
 // Last is the newest record of the file name with those bytes (sha256).
 func (l Log) Last(name, sha256 string) (Record, bool) {
-	var best Record
-	found := false
-	for _, r := range l {
-		if r.File == name && r.SHA256 == sha256 && (!found || !r.At.Before(best.At)) {
-			best, found = r, true
-		}
-	}
-	return best, found
+	return l.newest(name, sha256, func(Record) bool { return true })
 }
 
 // LastVerdict is the newest record of the file name with those bytes that
@@ -141,10 +134,15 @@ func (l Log) Last(name, sha256 string) (Record, bool) {
 // verification that could not run (Failed: no container, the engine gone)
 // says nothing of the bytes, and does not outweigh an earlier verdict.
 func (l Log) LastVerdict(name, sha256 string) (Record, bool) {
+	return l.newest(name, sha256, func(r Record) bool { return r.Outcome != Failed })
+}
+
+// newest is the newest record of name and sha256 that keep accepts.
+func (l Log) newest(name, sha256 string, keep func(Record) bool) (Record, bool) {
 	var best Record
 	found := false
 	for _, r := range l {
-		if r.File == name && r.SHA256 == sha256 && r.Outcome != Failed && (!found || !r.At.Before(best.At)) {
+		if r.File == name && r.SHA256 == sha256 && keep(r) && (!found || !r.At.Before(best.At)) {
 			best, found = r, true
 		}
 	}
