@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aws/smithy-go/logging"
 	"io/fs"
 	"net"
 	"net/http"
@@ -48,6 +49,10 @@ func Open(ctx context.Context, u URL) (*Repository, error) {
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
 		WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = headerTimeout })
 	cfg, err := config.LoadDefaultConfig(ctx,
+		// The SDK logs to stderr by itself (an EC2 metadata fallback
+		// warning, say); a library of aidb's prints nothing: what went
+		// wrong comes back as the error.
+		config.WithLogger(logging.Nop{}),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
