@@ -180,3 +180,111 @@ func TestUpRefusesAnImageOfAnotherMajorThanTheData(t *testing.T) {
 	require.NoError(t, conn.QueryRow(t.Context(), "SHOW server_version_num").Scan(&version))
 	assert.True(t, strings.HasPrefix(version, "15"), version)
 }
+
+// indexState is what a data-only restore must keep of memorydb's indexes:
+// each index's definition, comment, CLUSTER ON and REPLICA IDENTITY flags
+// and column statistics targets, by name; and each index's OID (a rebuilt
+// index has a new one).
+func indexState(t *testing.T, conn *pgx.Conn) (map[string]string, map[string]uint32) {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), `
+		SELECT c.relname, c.oid,
+		       pg_get_indexdef(i.indexrelid) || ' comment=' || coalesce(obj_description(i.indexrelid, 'pg_class'), '-')
+		       || ' clustered=' || i.indisclustered || ' replident=' || i.indisreplident || ' valid=' || i.indisvalid
+		       || ' stats=' || coalesce((SELECT string_agg(a.attnum || ':' || a.attstattarget, ',' ORDER BY a.attnum)
+		                                FROM pg_attribute a WHERE a.attrelid = i.indexrelid AND coalesce(a.attstattarget::int, -1) >= 0), '-')
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public'`)
+	require.NoError(t, err)
+	defs, oids := map[string]string{}, map[string]uint32{}
+	for rows.Next() {
+		var name, def string
+		var oid uint32
+		require.NoError(t, rows.Scan(&name, &oid, &def))
+		defs[name], oids[name] = def, oid
+	}
+	require.NoError(t, rows.Err())
+	return defs, oids
+}
+
+// A data-only restore into memorydb drops the tables' own indexes (the
+// HNSW index among them) after its TRUNCATE and builds them again before
+// its COMMIT, with what each carried (comment, CLUSTER ON, REPLICA
+// IDENTITY, statistics targets); the indexes of constraints, and a unique
+// index a foreign key depends on, stay and are kept row by row. The schema
+// is the same as before, every vector is back, and the rebuilt HNSW index
+// serves a nearest-neighbour query.
+func TestDataOnlyRestoreRebuildsIndexes(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vecdata")
+	p.backupDir()
+	for _, args := range [][]string{{"up", "memorydb"}, {"migrate", "memorydb"}, {"seed", "memorydb", "--rows", "300"}} {
+		r := p.aidb(args...)
+		require.Equal(t, 0, r.code, "aidb %v: %s", args, r.stderr)
+	}
+	conn := connect(t, p.status()["memorydb"].URL)
+	_, err := conn.Exec(t.Context(), `
+		COMMENT ON INDEX memories_embedding_hnsw IS 'nearest memories; it''s HNSW';
+		CREATE INDEX memories_lower_kind ON memories (lower(kind)) WHERE id > 10;
+		ALTER INDEX memories_lower_kind ALTER COLUMN 1 SET STATISTICS 321;
+		ALTER TABLE memories CLUSTER ON memories_session;
+		CREATE TABLE tags (tag text NOT NULL, memory_id bigint NOT NULL);
+		CREATE UNIQUE INDEX tags_tag ON tags (tag);
+		CREATE TABLE tag_uses (tag text REFERENCES tags (tag));
+		ALTER TABLE tags REPLICA IDENTITY USING INDEX tags_tag;
+		CREATE INDEX tags_memory ON tags (memory_id);
+		INSERT INTO tags SELECT 'tag' || id, id FROM memories;
+		INSERT INTO tag_uses SELECT 'tag' || id FROM memories WHERE id % 3 = 0;`)
+	require.NoError(t, err)
+	defs, oids := indexState(t, conn)
+	before, n := embeddings(t, conn)
+	require.Equal(t, int64(300), n)
+	full := p.backupJSON("memorydb")
+	require.Len(t, full.Files, 1)
+	data := p.backupJSON("--data-only", "memorydb")
+	require.Len(t, data.Files, 1)
+
+	// Different rows in every table, so the restore has something to do.
+	_, err = conn.Exec(t.Context(), "DELETE FROM tag_uses; DELETE FROM tags WHERE memory_id % 2 = 0; DELETE FROM memories WHERE id % 5 = 0")
+	require.NoError(t, err)
+	conn.Close(t.Context())
+
+	r := p.aidb("restore", "--yes", "--no-backup", "--data-only", "memorydb", data.Files[0].Path)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "memorydb: building indexes and constraints", "the index builds are the phase after the file")
+
+	conn = connect(t, p.status()["memorydb"].URL)
+	after, n := embeddings(t, conn)
+	assert.Equal(t, int64(300), n)
+	assert.Equal(t, before, after, "every vector back exactly")
+	gotDefs, gotOIDs := indexState(t, conn)
+	assert.Equal(t, defs, gotDefs, "every index as it was: definition, comment, flags, statistics")
+	for _, rebuilt := range []string{"memories_embedding_hnsw", "memories_content_trgm", "memories_session", "memories_lower_kind", "tags_memory"} {
+		assert.NotEqual(t, oids[rebuilt], gotOIDs[rebuilt], "%s was dropped and built again", rebuilt)
+	}
+	for _, kept := range []string{"memories_pkey", "tags_tag"} {
+		assert.Equal(t, oids[kept], gotOIDs[kept], "%s (a key, or one a foreign key depends on) stayed", kept)
+	}
+	var probe string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT embedding::text FROM memories WHERE id = 10").Scan(&probe))
+	var nearest int64
+	tx, err := conn.Begin(t.Context())
+	require.NoError(t, err)
+	defer tx.Rollback(t.Context())
+	_, err = tx.Exec(t.Context(), "SET LOCAL enable_seqscan = off")
+	require.NoError(t, err)
+	rows, err := tx.Query(t.Context(), "EXPLAIN SELECT id FROM memories ORDER BY embedding <=> $1::vector LIMIT 1", probe)
+	require.NoError(t, err)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(plan, "\n"), "Index Scan using memories_embedding_hnsw", "the KNN query uses the rebuilt index")
+	require.NoError(t, tx.QueryRow(t.Context(), "SELECT id FROM memories ORDER BY embedding <=> $1::vector LIMIT 1", probe).Scan(&nearest))
+	assert.Equal(t, int64(10), nearest, "a vector's nearest neighbour is itself")
+	require.NoError(t, tx.Rollback(t.Context()))
+
+	// The schema is the backup's: a schema-only backup now has the full
+	// backup's schema hash.
+	schema := p.backupJSON("--schema-only", "memorydb")
+	require.Len(t, schema.Files, 1)
+	assert.Equal(t, readManifest(t, full.Files[0].Path).SchemaHash, readManifest(t, schema.Files[0].Path).SchemaHash)
+}

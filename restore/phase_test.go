@@ -31,7 +31,7 @@ func TestScriptReportsCheckAfterTheFile(t *testing.T) {
 		},
 		Path: path, Size: int64(len(sampleDump)), Compression: backupfile.None,
 	}
-	r, closeScript, err := p.script(t.Context(), "TRUNCATE x;", "SELECT check();")
+	r, closeScript, err := p.script(t.Context(), "TRUNCATE x;", "SELECT check();", PhaseCheck)
 	require.NoError(t, err)
 	defer closeScript()
 	b, err := io.ReadAll(r)
@@ -43,7 +43,7 @@ func TestScriptReportsCheckAfterTheFile(t *testing.T) {
 	// A full restore's script has nothing after the file: its check is the
 	// fingerprint after psql, reported by stage.
 	phases = nil
-	r, closeScript2, err := p.script(t.Context(), "", "")
+	r, closeScript2, err := p.script(t.Context(), "", "", "")
 	require.NoError(t, err)
 	defer closeScript2()
 	_, err = io.ReadAll(r)

@@ -29,15 +29,16 @@ import (
 // content, what comes after, COMMIT. The COMMIT is only sent once
 // the whole file was read and matched its manifest; a failure before that
 // ends psql's input without it, and the transaction rolls back.
-func (p Plan) script(ctx context.Context, before, after string) (io.Reader, func() error, error) {
+func (p Plan) script(ctx context.Context, before, after string, afterPhase Phase) (io.Reader, func() error, error) {
 	ct, err := p.content(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	var tail io.Reader = strings.NewReader("\n" + after + "\nCOMMIT;\n")
-	if after != "" {
-		// What follows the file is the check (data-only restores).
-		tail = &firstRead{r: tail, f: func() { p.phase(PhaseCheck) }}
+	if afterPhase != "" {
+		// What follows the file (a data-only restore's index builds and
+		// check) is told as its phase when the file has been read.
+		tail = &firstRead{r: tail, f: func() { p.phase(afterPhase) }}
 	}
 	r := io.MultiReader(strings.NewReader("BEGIN;\n"+pgdump.SetLocal(pgdump.LoadSettings())+before+"\n"), ct, tail)
 	return r, ct.Close, nil
@@ -282,7 +283,7 @@ func (s *staging) load(ctx context.Context) error {
 	if p.jobs() > 1 {
 		return s.loadParallel(ctx)
 	}
-	script, closeScript, err := p.script(ctx, rolesScript(p.Manifest), "")
+	script, closeScript, err := p.script(ctx, rolesScript(p.Manifest), "", "")
 	if err != nil {
 		return err
 	}
@@ -561,15 +562,19 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 		return res, fmt.Errorf("connect to %s: %w", p.DB.Name, err)
 	}
 	created, err := missingRoles(ctx, conn, p.Manifest)
+	var indexes []deferredIndex
+	if err == nil {
+		indexes, err = deferredIndexes(ctx, conn, names)
+	}
 	conn.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return res, err
 	}
 	before := rolesScript(p.Manifest) + "SET LOCAL session_replication_role = replica;\n"
 	if len(names) > 0 {
-		before += "TRUNCATE TABLE " + strings.Join(names, ", ") + ";\n"
+		before += "TRUNCATE TABLE " + strings.Join(names, ", ") + ";\n" + dropIndexes(indexes)
 	}
-	after := "SET LOCAL session_replication_role = origin;\n" + raiseSequences(names)
+	after := buildIndexes(indexes) + "SET LOCAL session_replication_role = origin;\n" + raiseSequences(names)
 	if p.Manifest != nil {
 		check, err := checkContent(p.DB.Name, p.Tables, p.Manifest.WholeRowHash())
 		if err != nil {
@@ -577,7 +582,14 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 		}
 		after += check
 	}
-	script, closeScript, err := p.script(ctx, before, after)
+	// psql reads ahead of the server: the phase after the file is told
+	// once, when the file has been read. With indexes to build, that is
+	// the longer part.
+	tailPhase := PhaseCheck
+	if len(indexes) > 0 {
+		tailPhase = PhasePostData
+	}
+	script, closeScript, err := p.script(ctx, before, after, tailPhase)
 	if err != nil {
 		return res, err
 	}

@@ -1,0 +1,151 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// deferredIndex is an index of a table a data-only restore loads that the
+// restore drops after its TRUNCATE and builds again after the rows are in,
+// inside the same transaction, as a bulk load does: one build sorts (or,
+// for pgvector's HNSW, links) every row at once, where keeping the index
+// while the rows arrive inserts them one by one. Measured on memorydb with
+// 20,000 memories (vector(384), HNSW): the load took 61.7 s with the index
+// kept, against 5.0 s plus a 13 s build.
+//
+// What the index carries besides its definition comes back with it: its
+// comment, CLUSTER ON, REPLICA IDENTITY USING INDEX, and the statistics
+// targets of its columns. An index a constraint owns (primary key, unique,
+// exclusion), one another object depends on (a foreign key's referenced
+// unique index), a partition's index attached to its parent's, an
+// extension's, one in a tablespace of its own, and an invalid one are left
+// in place and kept row by row.
+type deferredIndex struct {
+	// Name is the index's qualified, quoted name; Table its table's.
+	Name, Table string
+	// Bare is the index's quoted name without its schema (CLUSTER ON and
+	// REPLICA IDENTITY take it so).
+	Bare string
+	// Def is pg_get_indexdef under an empty search_path: every name in it
+	// is qualified.
+	Def        string
+	Comment    *string
+	Clustered  bool
+	ReplIdent  bool
+	StatTarget map[int]int // index column number: its statistics target
+}
+
+// deferredIndexesSQL lists the indexes a data-only restore of the tables
+// $1 (qualified names) drops and builds again: see deferredIndex. Run
+// under an empty search_path, so that every name it returns is qualified.
+const deferredIndexesSQL = `
+SELECT i.indexrelid::regclass::text,
+       i.indrelid::regclass::text,
+       pg_catalog.quote_ident(c.relname),
+       pg_catalog.pg_get_indexdef(i.indexrelid),
+       pg_catalog.obj_description(i.indexrelid, 'pg_class'),
+       i.indisclustered,
+       i.indisreplident,
+       coalesce((SELECT pg_catalog.array_agg(a.attnum::int ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = i.indexrelid AND coalesce(a.attstattarget::int, -1) >= 0), '{}'),
+       coalesce((SELECT pg_catalog.array_agg(a.attstattarget::int ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = i.indexrelid AND coalesce(a.attstattarget::int, -1) >= 0), '{}')
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+WHERE i.indrelid = ANY (SELECT pg_catalog.to_regclass(n)::oid FROM pg_catalog.unnest($1::text[]) AS n)
+  AND t.relkind = 'r' AND c.relkind = 'i'
+  AND i.indisvalid AND i.indisready AND i.indislive
+  AND c.reltablespace = 0
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indexrelid)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid AND d.deptype = 'e')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
+ORDER BY pg_catalog.pg_relation_size(i.indexrelid) DESC, 1`
+
+// deferredIndexes reads the indexes of tables that a data-only restore
+// drops and builds again. conn is the restore's own short connection: its
+// search_path is emptied for the read.
+func deferredIndexes(ctx context.Context, conn *pgx.Conn, tables []string) ([]deferredIndex, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	if _, err := conn.Exec(ctx, "SET search_path = ''"); err != nil {
+		return nil, fmt.Errorf("read the indexes of the tables to load: %w", err)
+	}
+	rows, err := conn.Query(ctx, deferredIndexesSQL, tables)
+	if err != nil {
+		return nil, fmt.Errorf("read the indexes of the tables to load: %w", err)
+	}
+	var out []deferredIndex
+	for rows.Next() {
+		var d deferredIndex
+		var cols, targets []int32
+		if err := rows.Scan(&d.Name, &d.Table, &d.Bare, &d.Def, &d.Comment, &d.Clustered, &d.ReplIdent, &cols, &targets); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the indexes of the tables to load: %w", err)
+		}
+		for i, c := range cols {
+			if d.StatTarget == nil {
+				d.StatTarget = map[int]int{}
+			}
+			d.StatTarget[int(c)] = int(targets[i])
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the indexes of the tables to load: %w", err)
+	}
+	return out, nil
+}
+
+// dropIndexes is the script that drops the indexes (after the TRUNCATE,
+// which holds their tables' exclusive locks already).
+func dropIndexes(idx []deferredIndex) string {
+	var b strings.Builder
+	for _, d := range idx {
+		b.WriteString("DROP INDEX " + d.Name + ";\n")
+	}
+	return b.String()
+}
+
+// buildIndexes is the script that builds the indexes again, with what they
+// carried, under an empty search_path (their definitions name everything
+// qualified), in one DO block so that psql prints nothing; the session's
+// search_path is as before afterwards. The builds take the load's
+// maintenance_work_mem (pgdump.LoadSettings).
+func buildIndexes(idx []deferredIndex) string {
+	if len(idx) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("DO $aidb_indexes$\nDECLARE sp text := pg_catalog.current_setting('search_path');\nBEGIN\n")
+	b.WriteString("  PERFORM pg_catalog.set_config('search_path', '', true);\n")
+	exec := func(format string, a ...any) {
+		b.WriteString("  EXECUTE " + literal(fmt.Sprintf(format, a...)) + ";\n")
+	}
+	for _, d := range idx {
+		exec("%s", d.Def)
+		for _, col := range slices.Sorted(maps.Keys(d.StatTarget)) {
+			exec("ALTER INDEX %s ALTER COLUMN %d SET STATISTICS %d", d.Name, col, d.StatTarget[col])
+		}
+		if d.Comment != nil {
+			exec("COMMENT ON INDEX %s IS %s", d.Name, literal(*d.Comment))
+		}
+		if d.Clustered {
+			exec("ALTER TABLE %s CLUSTER ON %s", d.Table, d.Bare)
+		}
+		if d.ReplIdent {
+			exec("ALTER TABLE %s REPLICA IDENTITY USING INDEX %s", d.Table, d.Bare)
+		}
+	}
+	b.WriteString("  PERFORM pg_catalog.set_config('search_path', sp, true);\nEND\n$aidb_indexes$;\n")
+	return b.String()
+}
