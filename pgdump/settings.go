@@ -46,22 +46,35 @@ func dumpSession() []Setting {
 	}
 }
 
-// LoadSettings are the settings of a session that loads a backup (a full
-// or data-only restore, a verification): they decide how fast its indexes
-// are built, not what is loaded. An HNSW index (pgvector) is built far
-// faster while its graph fits in maintenance_work_mem: 256MB holds the
-// graph of about 100,000 embeddings of 384 dimensions (past that the build
-// goes on, slower), where the server's default of 64MB holds a quarter of
-// that. Parallel maintenance workers are off because a parallel HNSW build
-// keeps its graph in shared memory of that size, and a container's
-// /dev/shm is 64MB unless the compose file raises shm_size: the build would
-// fail with "could not resize shared memory segment".
+// LoadSettings are the settings of a psql stream that loads a backup (a
+// full restore with --jobs 1, a verification's fallback): they decide how
+// fast its indexes are built, not what is loaded. An HNSW index (pgvector)
+// is built far faster while its graph fits in maintenance_work_mem: 256MB
+// holds the graph of about 100,000 embeddings of 384 dimensions (past that
+// the build goes on, slower), where the server's default of 64MB holds a
+// quarter of that. Parallel maintenance workers are off in a stream: a
+// parallel HNSW build keeps its graph in shared memory of that size, and
+// where /dev/shm is smaller (Docker's default is 64MB) the build fails
+// with "could not resize shared memory segment" (SQLSTATE 53100), which a
+// stream cannot take back. Statements aidb runs itself use
+// BuildSettings and fall back to a serial build on that error.
 func LoadSettings() []Setting {
-	return []Setting{
-		{"maintenance_work_mem", "256MB"},
-		{"max_parallel_maintenance_workers", "0"},
-	}
+	return append(BuildSettings(), Setting{"max_parallel_maintenance_workers", "0"})
 }
+
+// BuildSettings are the settings of a session in which aidb runs a
+// load's statements itself (the parallel load, a data-only restore's
+// index builds): LoadSettings' memory, with the server's parallel
+// maintenance workers, since such a session retries a build serially when
+// the parallel one finds /dev/shm too small (ShmExhausted).
+func BuildSettings() []Setting {
+	return []Setting{{"maintenance_work_mem", "256MB"}}
+}
+
+// ShmExhaustedState is the SQLSTATE (disk_full) of a parallel build whose
+// shared memory did not fit in /dev/shm: "could not resize shared memory
+// segment ... No space left on device". It fails at the build's start.
+const ShmExhaustedState = "53100"
 
 // SetStatements renders settings as SET statements, one each, without a
 // semicolon: SET TimeZone = 'UTC'. The value is a string literal, which

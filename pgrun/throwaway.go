@@ -38,6 +38,12 @@ var throwawaySettings = []string{
 	"-c", "checkpoint_timeout=30min", "-c", "max_wal_size=4GB",
 }
 
+// shmSize is a throwaway's and a staging container's /dev/shm: room for a
+// parallel index build's shared memory (pgvector's HNSW keeps its graph
+// there, maintenance_work_mem's 256MB) beside the server's own. A tmpfs
+// takes memory only for what is written into it.
+const shmSize = 1 << 30
+
 // ThrowawayUser is a throwaway's superuser when the caller names none.
 const ThrowawayUser = "aidb"
 
@@ -73,7 +79,7 @@ func (r *Runner) StartThrowaway(ctx context.Context, image, service, user string
 		HostConfig: &container.HostConfig{
 			Tmpfs:        map[string]string{"/var/lib/postgresql/data": "rw,mode=0700"},
 			PortBindings: network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
-			ShmSize:      256 << 20,
+			ShmSize:      shmSize,
 		},
 	})
 	if err != nil {
@@ -164,7 +170,7 @@ func (r *Runner) StartStaging(ctx context.Context, image string, db compose.Data
 		HostConfig: &container.HostConfig{
 			Mounts:       []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: target}},
 			PortBindings: network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
-			ShmSize:      256 << 20,
+			ShmSize:      shmSize,
 		},
 	})
 	if err != nil {

@@ -120,7 +120,8 @@ func dropIndexes(idx []deferredIndex) string {
 // carried, under an empty search_path (their definitions name everything
 // qualified), in one DO block so that psql prints nothing; the session's
 // search_path is as before afterwards. The builds take the load's
-// maintenance_work_mem (pgdump.LoadSettings).
+// maintenance_work_mem (pgdump.LoadSettings) and the server's parallel
+// maintenance workers where /dev/shm holds them.
 func buildIndexes(idx []deferredIndex) string {
 	if len(idx) == 0 {
 		return ""
@@ -128,11 +129,17 @@ func buildIndexes(idx []deferredIndex) string {
 	var b strings.Builder
 	b.WriteString("DO $aidb_indexes$\nDECLARE sp text := pg_catalog.current_setting('search_path');\nBEGIN\n")
 	b.WriteString("  PERFORM pg_catalog.set_config('search_path', '', true);\n")
+	// The server's parallel maintenance workers (the load's stream has
+	// none); a build whose shared memory does not fit in /dev/shm fails at
+	// its start (disk_full) and runs again serially, as do the rest.
+	b.WriteString("  PERFORM pg_catalog.set_config('max_parallel_maintenance_workers', (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'max_parallel_maintenance_workers'), true);\n")
 	exec := func(format string, a ...any) {
 		b.WriteString("  EXECUTE " + literal(fmt.Sprintf(format, a...)) + ";\n")
 	}
 	for _, d := range idx {
-		exec("%s", d.Def)
+		def := literal(d.Def)
+		b.WriteString("  BEGIN\n    EXECUTE " + def + ";\n  EXCEPTION WHEN disk_full THEN\n" +
+			"    PERFORM pg_catalog.set_config('max_parallel_maintenance_workers', '0', true);\n    EXECUTE " + def + ";\n  END;\n")
 		for _, col := range slices.Sorted(maps.Keys(d.StatTarget)) {
 			exec("ALTER INDEX %s ALTER COLUMN %d SET STATISTICS %d", d.Name, col, d.StatTarget[col])
 		}

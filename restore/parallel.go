@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aidb/aidb/pgdump"
@@ -108,8 +110,8 @@ func loadParallel(ctx context.Context, connString string, jobs int, r io.Reader,
 	return l.postData(ctx)
 }
 
-// connect opens a session with the load settings (pgdump.LoadSettings:
-// the index builds' memory) and synchronous_commit off: nothing is
+// connect opens a session with the build settings (pgdump.BuildSettings:
+// the index builds' memory, the server's parallel workers) and synchronous_commit off: nothing is
 // visible before the swap, whose own commit flushes the log of all that
 // came before it, and a failure drops the database anyway.
 func (l *parallelLoad) connect(ctx context.Context) (*pgx.Conn, error) {
@@ -117,7 +119,7 @@ func (l *parallelLoad) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range pgdump.LoadSettings() {
+	for _, s := range pgdump.BuildSettings() {
 		cfg.RuntimeParams[s.Name] = s.Value
 	}
 	cfg.RuntimeParams["synchronous_commit"] = "off"
@@ -218,12 +220,29 @@ func (l *parallelLoad) loadParts(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// execEntry runs an entry's statements on conn.
+// execEntry runs an entry's statements on conn. An index build that finds
+// /dev/shm too small for its parallel workers (pgvector's HNSW keeps its
+// graph there) runs again serially, and the session builds serially from
+// then on: the failure comes at the build's start, and a post-data entry
+// runs outside a transaction, so nothing of it stays.
 func execEntry(ctx context.Context, conn *pgx.Conn, e pgdump.Entry) error {
-	if err := conn.PgConn().Exec(ctx, e.SQL).Close(); err != nil {
+	err := conn.PgConn().Exec(ctx, e.SQL).Close()
+	if shmExhausted(err) && e.Type == "INDEX" {
+		if _, serr := conn.Exec(ctx, "SET max_parallel_maintenance_workers = 0"); serr == nil {
+			err = conn.PgConn().Exec(ctx, e.SQL).Close()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("run %s: %w", describe(e), err)
 	}
 	return nil
+}
+
+// shmExhausted says whether err is a parallel build's shared memory not
+// fitting in /dev/shm.
+func shmExhausted(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == pgdump.ShmExhaustedState && strings.Contains(pe.Message, "shared memory")
 }
 
 // describe names an entry in an error: "the INDEX rules_body_idx (public)".
