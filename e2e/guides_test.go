@@ -466,7 +466,9 @@ func TestAdminGuideRuns(t *testing.T) {
 	d := p.aidb("down", "rulesdb")
 	require.Equal(t, 0, d.code, d.stderr)
 	waitFor(t, 5*time.Minute, func() bool {
-		return received(http.MethodPost, "/notify", func(n scheduler.Notification) bool { return n.Database == "rulesdb" && n.Step == "backup" && n.Error != "" })
+		return received(http.MethodPost, "/notify", func(n scheduler.Notification) bool {
+			return n.Database == "rulesdb" && n.Step == "backup" && n.Error != ""
+		})
 	})
 	var pid int
 	waitFor(t, 10*time.Second, func() bool { pid = descendant(t, cmd.Process.Pid, aidbBin); return pid != 0 })
