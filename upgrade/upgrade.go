@@ -20,6 +20,7 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/orchestrator"
+	"github.com/aidb/aidb/pgimage"
 	"github.com/aidb/aidb/restore"
 )
 
@@ -186,6 +187,10 @@ func plan(db compose.Database, st orchestrator.UpgradeState, image string) (orch
 	case st.ComposeVolume == "":
 		return orchestrator.Upgrade{}, fault.BadInput(fmt.Errorf("%s keeps its data in no named volume: aidb upgrade restores into a new named volume beside the old one; nothing was changed", db.Name))
 	}
+	if !postgresImage(image) {
+		return orchestrator.Upgrade{}, fault.BadInput(fmt.Errorf("--image %s does not name a PostgreSQL image: aidb upgrade takes one whose name says postgres or pg and whose tag names the major (aidb builds %s where they cannot be pulled); nothing was changed",
+			image, strings.Join(knownImages(), ", ")))
+	}
 	want, err := orchestrator.ImageMajor(image)
 	if err != nil {
 		return orchestrator.Upgrade{}, fault.BadInput(fmt.Errorf("--image: %w", err))
@@ -283,4 +288,32 @@ func Finish(ctx context.Context, e Engine, db compose.Database) ([]string, error
 		return nil, fault.BadInput(fmt.Errorf("%s has no upgrade waiting to be finished (no container it was upgraded from is kept); nothing was changed", db.Name))
 	}
 	return e.RemovePrevious(ctx, db)
+}
+
+// postgresImage says whether ref names a PostgreSQL image by its
+// repository: one aidb builds a stand-in for, or one whose name says
+// postgres or pg (postgres:17, pgvector/pgvector:pg17,
+// timescale/timescaledb:2.17.2-pg17, bitnami/postgresql:17). A tag alone
+// cannot tell PostgreSQL 8 from mysql:8.
+func postgresImage(ref string) bool {
+	for _, r := range pgimage.Recipes() {
+		if ref == r.For || ref == r.Tag {
+			return true
+		}
+	}
+	name := strings.ToLower(ref)
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	name = name[strings.LastIndex(name, "/")+1:]
+	return strings.Contains(name, "postgres") || strings.Contains(name, "pg") || strings.Contains(ref, "-pg") || strings.Contains(ref, ":pg")
+}
+
+// knownImages are the references aidb builds stand-ins for.
+func knownImages() []string {
+	var out []string
+	for _, r := range pgimage.Recipes() {
+		out = append(out, r.For)
+	}
+	return out
 }

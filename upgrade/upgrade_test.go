@@ -180,6 +180,7 @@ func TestRunRefusals(t *testing.T) {
 		{"older major", func(s *orchestrator.UpgradeState, _ *Request) { s.DataMajor = "18" }, fault.Invalid, "newer major only"},
 		{"no major", func(_ *orchestrator.UpgradeState, r *Request) { r.Image = "postgres:latest" }, fault.Invalid, "--image"},
 		{"no volume", func(s *orchestrator.UpgradeState, _ *Request) { s.ComposeVolume = "" }, fault.Invalid, "no named volume"},
+		{"not postgres", func(_ *orchestrator.UpgradeState, r *Request) { r.Image = "mysql:8" }, fault.Invalid, "mysql:8 does not name a PostgreSQL image"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -254,4 +255,15 @@ func TestComposeChange(t *testing.T) {
 	assert.Contains(t, ComposeChange(db, "postgres:15", "/app/compose.yaml"), "nothing to change")
 	db.ImageVars = []string{"RULESDB_IMAGE"}
 	assert.Contains(t, ComposeChange(db, "postgres:17", "/app/compose.yaml"), "set RULESDB_IMAGE in .env so that it reads postgres:17")
+}
+
+func TestPostgresImage(t *testing.T) {
+	t.Parallel()
+	for _, ref := range []string{"postgres:17", "pgvector/pgvector:pg17", "aidb.local/postgres:17", "timescale/timescaledb:2.17.2-pg17",
+		"bitnami/postgresql:17", "registry.internal:5000/team/postgres:17.2"} {
+		assert.True(t, postgresImage(ref), ref)
+	}
+	for _, ref := range []string{"mysql:8", "redis:7", "registry.internal:5000/team/mariadb:11"} {
+		assert.False(t, postgresImage(ref), ref)
+	}
 }
