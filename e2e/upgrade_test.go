@@ -195,6 +195,21 @@ func TestUpgradeRollbackAndFinish(t *testing.T) {
 	assert.Equal(t, before, viewOf(t, st.URL), "15 as it was")
 	assert.Equal(t, labelled, p.labelled(t.Context()), "the upgraded container and volume are gone, nothing else")
 
+	// The safety backup was taken on 17: restoring it into 15 is refused
+	// before anything changes (no safety backup of its own), naming both
+	// majors and the way to 17.
+	files, err := os.ReadDir(filepath.Join(p.dir, "backups"))
+	require.NoError(t, err)
+	r = p.aidb("restore", "--yes", "rulesdb", rb.SafetyBackup)
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "taken from PostgreSQL 17")
+	assert.Contains(t, r.stderr, "runs PostgreSQL 15")
+	assert.Contains(t, r.stderr, "aidb upgrade rulesdb --image")
+	after, err := os.ReadDir(filepath.Join(p.dir, "backups"))
+	require.NoError(t, err)
+	assert.Len(t, after, len(files), "no safety backup was taken")
+	assert.Equal(t, before, viewOf(t, st.URL), "15 as it was")
+
 	// Upgraded again and finished: the old container and volume go,
 	// nothing else; the data stays.
 	p.upgradeJSON("rulesdb", "--image", "postgres:17")

@@ -22,6 +22,7 @@ import (
 	"github.com/aidb/aidb/backupdir"
 	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/pgdump"
 	"github.com/aidb/aidb/roles"
 )
 
@@ -307,14 +308,7 @@ func (m Manifest) PrivilegeForm() fingerprint.PrivilegeForm {
 // from ServerVersion ("15.14 (Debian 15.14-0+deb12u1)": 15); 0 when it
 // does not say.
 func (m Manifest) ServerMajor() int {
-	n := 0
-	for _, c := range m.ServerVersion {
-		if c < '0' || c > '9' {
-			break
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
+	return pgdump.LeadingNumber(m.ServerVersion)
 }
 
 // SchemaForm is how the schema hash describes the schema, by format, by

@@ -19,6 +19,9 @@ type Tables struct {
 	// \connect: a dump made with pg_dump --create (-C), which makes and
 	// switches to a database of its own; 0 when there is none.
 	CreatesDatabase int
+	// SourceMajor is the PostgreSQL major the dump was taken from, from
+	// its "-- Dumped from database version 15.14" line; 0 without one.
+	SourceMajor int
 }
 
 // All is every table the dump creates or loads, each once, in the order
@@ -70,6 +73,9 @@ func ScanTables(r io.Reader) (Tables, error) {
 			out.Copies = append(out.Copies, Copy{Table: inPublic(c.Table), Columns: c.Columns})
 			continue
 		}
+		if v, ok := bytes.CutPrefix(line, []byte(dumpedFrom)); ok && out.SourceMajor == 0 {
+			out.SourceMajor = LeadingNumber(string(v))
+		}
 		if out.CreatesDatabase == 0 && (bytes.HasPrefix(line, []byte("CREATE DATABASE ")) || bytes.HasPrefix(line, []byte(`\connect `))) {
 			out.CreatesDatabase = n
 		}
@@ -82,6 +88,22 @@ func ScanTables(r io.Reader) (Tables, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// dumpedFrom starts the header line that names the source's version.
+const dumpedFrom = "-- Dumped from database version "
+
+// LeadingNumber is the number a version string starts with: 15 in "15.14
+// (Debian 15.14-0+deb12u1)"; 0 when it starts otherwise.
+func LeadingNumber(v string) int {
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // inPublic puts an unqualified name in public.

@@ -225,3 +225,24 @@ func (e *ExtensionError) Error() string {
 }
 
 func (e *ExtensionError) Kind() fault.Kind { return fault.Invalid }
+
+// NewerMajorError refuses a backup taken from a newer PostgreSQL major
+// than the target's server runs, before anything changed: pg_dump's files
+// load into the same or a newer major only (a 17 dump sets
+// transaction_timeout, which 15 does not know, and may use what 15 lacks).
+type NewerMajorError struct {
+	Database, File     string
+	Backup, Server     int
+	Image, BackupImage string
+}
+
+func (e *NewerMajorError) Error() string {
+	from := ""
+	if e.BackupImage != "" {
+		from = " (" + e.BackupImage + ")"
+	}
+	return fmt.Sprintf("%s was taken from PostgreSQL %d%s and %s's server runs PostgreSQL %d (image %s): a backup loads into the same or a newer major only; restore it where PostgreSQL %d or newer runs (aidb upgrade %s --image IMAGE moves %s to a newer major first); nothing was changed",
+		e.File, e.Backup, from, e.Database, e.Server, e.Image, e.Backup, e.Database, e.Database)
+}
+
+func (e *NewerMajorError) Kind() fault.Kind { return fault.Invalid }

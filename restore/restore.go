@@ -217,6 +217,9 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
+	if err := p.checkMajor(conn, tables); err != nil {
+		return Plan{}, err
+	}
 	if p.Manifest != nil {
 		if err := checkExtensions(ctx, conn, *p.Manifest, req.DB, req.File); err != nil {
 			return Plan{}, err
@@ -233,6 +236,20 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// checkMajor refuses a backup of a newer major than the server's (its
+// manifest's server version, or a plain file's header).
+func (p *Plan) checkMajor(conn *pgx.Conn, tables pgdump.Tables) error {
+	backup, image := tables.SourceMajor, ""
+	if p.Manifest != nil {
+		backup, image = p.Manifest.ServerMajor(), p.Manifest.Image
+	}
+	server := pgdump.LeadingNumber(conn.PgConn().ParameterStatus("server_version"))
+	if backup == 0 || server == 0 || backup <= server {
+		return nil
+	}
+	return &NewerMajorError{Database: p.DB.Name, File: p.File, Backup: backup, Server: server, Image: p.DB.Image, BackupImage: image}
 }
 
 func recipients(m manifest.Manifest) []string {

@@ -162,23 +162,26 @@ func Code(ctx context.Context, results []Result) error {
 		return ctx.Err()
 	}
 	var failed, differ []string
-	var keyErrs []error
+	refused := 0
 	for _, r := range results {
-		var ke *encryption.KeyError
-		if errors.As(r.Err, &ke) {
-			keyErrs = append(keyErrs, ke)
-		}
 		switch {
 		case r.Error != "":
 			failed = append(failed, r.File)
+			// A refusal of what was asked (a key missing or wrong, a backup
+			// of a newer major than the image's): bad input, nothing ran.
+			// A damaged file is not: it could not be verified (exit 1).
+			var ke *encryption.KeyError
+			var me *restore.NewerMajorError
+			if errors.As(r.Err, &ke) || errors.As(r.Err, &me) {
+				refused++
+			}
 		case !r.OK:
 			differ = append(differ, r.File)
 		}
 	}
 	if len(failed) > 0 {
 		err := fmt.Errorf("could not verify %d of %d backup(s): %v", len(failed), len(results), failed)
-		if len(keyErrs) == len(failed) {
-			// Only keys missing or wrong: bad input (exit 2), nothing ran.
+		if refused == len(failed) {
 			return fault.BadInput(err)
 		}
 		return err
