@@ -288,3 +288,59 @@ func TestDataOnlyRestoreRebuildsIndexes(t *testing.T) {
 	require.Len(t, schema.Files, 1)
 	assert.Equal(t, readManifest(t, full.Files[0].Path).SchemaHash, readManifest(t, schema.Files[0].Path).SchemaHash)
 }
+
+// Where /dev/shm cannot hold a parallel HNSW build (a compose file without
+// shm_size: Docker's 64 MB), the builds aidb runs itself fail at their
+// start and run again serially: a data-only restore's rebuild and a full
+// restore's parallel post-data both succeed, with the index valid. The
+// server is made to plan parallel builds even for this small table
+// (min_parallel_table_scan_size = 0), and the test first shows that such a
+// build does fail there.
+func TestIndexBuildsFallBackToSerialWhereShmIsSmall(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vecshm")
+	p.backupDir()
+	b, err := os.ReadFile(filepath.Join("..", "compose", "docker-compose.yaml"))
+	require.NoError(t, err)
+	const shm = "    shm_size: 1gb\n"
+	require.Equal(t, 2, strings.Count(string(b), shm), "both databases set shm_size")
+	i := strings.LastIndex(string(b), shm)
+	p.writeCompose(string(b[:i]) + "    command: [\"postgres\", \"-c\", \"min_parallel_table_scan_size=0\"]\n" + string(b[i+len(shm):]))
+	for _, args := range [][]string{{"up", "memorydb"}, {"migrate", "memorydb"}, {"seed", "memorydb", "--rows", "300"}} {
+		r := p.aidb(args...)
+		require.Equal(t, 0, r.code, "aidb %v: %s", args, r.stderr)
+	}
+	out, err := execIn(t, p.name+"-memorydb", "df", "-k", "--output=size", "/dev/shm")
+	require.NoError(t, err, string(out))
+	fields := strings.Fields(string(out))
+	require.Len(t, fields, 2, string(out))
+	assert.Equal(t, "65536", fields[1], "Docker's default /dev/shm of 64 MB")
+
+	url := p.status()["memorydb"].URL
+	conn := connect(t, url)
+	_, err = conn.Exec(t.Context(), "SET maintenance_work_mem = '256MB'; SET max_parallel_maintenance_workers = 2")
+	require.NoError(t, err)
+	_, err = conn.Exec(t.Context(), "CREATE INDEX probe_hnsw ON memories USING hnsw (embedding vector_cosine_ops)")
+	require.Error(t, err, "a parallel HNSW build cannot fit in this /dev/shm")
+	assert.Contains(t, err.Error(), "53100")
+	before, _ := embeddings(t, conn)
+	conn.Close(t.Context())
+
+	full := p.backupJSON("memorydb").Files[0].Path
+	data := p.backupJSON("--data-only", "memorydb").Files[0].Path
+	for _, args := range [][]string{
+		{"restore", "--yes", "--no-backup", "--data-only", "memorydb", data},
+		{"restore", "--yes", "--no-backup", "memorydb", full},
+	} {
+		r := p.aidb(args...)
+		require.Equal(t, 0, r.code, "aidb %v: %s", args, r.stderr)
+		conn := connect(t, url)
+		after, n := embeddings(t, conn)
+		assert.Equal(t, int64(300), n)
+		assert.Equal(t, before, after, "every vector back exactly after %v", args)
+		var valid bool
+		require.NoError(t, conn.QueryRow(t.Context(), "SELECT indisvalid FROM pg_index WHERE indexrelid = 'memories_embedding_hnsw'::regclass").Scan(&valid))
+		assert.True(t, valid, "the HNSW index is valid after %v", args)
+		conn.Close(t.Context())
+	}
+}
