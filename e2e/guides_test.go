@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -439,12 +438,12 @@ func TestAdminGuideRuns(t *testing.T) {
 	cmd := guideShell(t.Context(), p, p.dir, subst(serve[0]))
 	var serveOut safeBuffer
 	cmd.Stdout, cmd.Stderr = &serveOut, &serveOut
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group, should it still run
+		killGroup(cmd) // its own process group, should it still run
 		<-exited
 	})
 	lastSuccess := regexp.MustCompile(`(?m)^aidb_backup_last_success_timestamp_seconds\{database="rulesdb"\} (\S+)$`)
@@ -474,7 +473,7 @@ func TestAdminGuideRuns(t *testing.T) {
 	})
 	var pid int
 	waitFor(t, 10*time.Second, func() bool { pid = descendant(t, cmd.Process.Pid, aidbBin); return pid != 0 })
-	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	require.NoError(t, terminate(pid))
 	select {
 	case <-exited:
 	case <-time.After(60 * time.Second):
