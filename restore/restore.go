@@ -217,13 +217,15 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	if err := p.checkMajor(conn, tables); err != nil {
-		return Plan{}, err
-	}
+	// A missing extension first: its advice names an image that has it,
+	// of the backup's major or newer, which settles both.
 	if p.Manifest != nil {
 		if err := checkExtensions(ctx, conn, *p.Manifest, req.DB, req.File); err != nil {
 			return Plan{}, err
 		}
+	}
+	if err := p.checkMajor(conn, tables); err != nil {
+		return Plan{}, err
 	}
 	if p.Manifest == nil && !req.DataOnly && req.AsDatabase == "" {
 		if err := p.checkForeign(ctx, conn, tables); err != nil {
