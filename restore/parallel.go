@@ -111,9 +111,10 @@ func loadParallel(ctx context.Context, connString string, jobs int, r io.Reader,
 }
 
 // connect opens a session with the build settings (pgdump.BuildSettings:
-// the index builds' memory, the server's parallel workers) and synchronous_commit off: nothing is
-// visible before the swap, whose own commit flushes the log of all that
-// came before it, and a failure drops the database anyway.
+// the index builds' memory, the server's parallel workers) and
+// synchronous_commit off: nothing is visible before the swap, whose own
+// commit flushes the log of all that came before it, and a failure drops
+// the database anyway.
 func (l *parallelLoad) connect(ctx context.Context) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(l.connString)
 	if err != nil {
