@@ -56,7 +56,7 @@ const ThrowawayUser = "aidb"
 // again. Its errors name the step that failed; the caller says what the
 // throwaway was for ("start a throwaway container of IMAGE: ..."), so they
 // do not repeat it.
-func (r *Runner) StartThrowaway(ctx context.Context, image, service, user string) (_ *Throwaway, retErr error) {
+func (r *Runner) StartThrowaway(ctx context.Context, image, service, user string) (*Throwaway, error) {
 	ref, err := r.dbs.EnsureImage(ctx, image)
 	if err != nil {
 		return nil, err
@@ -65,22 +65,32 @@ func (r *Runner) StartThrowaway(ctx context.Context, image, service, user string
 		user = ThrowawayUser
 	}
 	db := compose.Database{Name: "throwaway-" + service, Service: service, Image: ref, User: user, Password: randomTag() + randomTag(), DBName: "verify", HostIP: "127.0.0.1"}
+	return r.startPostgres(ctx, ref, db, orchestrator.RoleVerify, append([]string{"postgres"}, throwawaySettings...),
+		container.HostConfig{Tmpfs: map[string]string{"/var/lib/postgresql/data": "rw,mode=0700"}})
+}
+
+// startPostgres creates and starts a PostgreSQL container of ref (its
+// superuser, password and database db's), labelled as db.Service's role,
+// running cmd, with host's storage; it publishes on a free port of
+// 127.0.0.1 and has shmSize of /dev/shm. It waits until the server
+// answers SELECT 1 (the project's ready timeout) and returns it with db on
+// that port. On any error, also Ctrl-C, the container is removed again.
+func (r *Runner) startPostgres(ctx context.Context, ref string, db compose.Database, role string, cmd []string, host container.HostConfig) (_ *Throwaway, retErr error) {
+	db.HostIP, db.HostPort = "127.0.0.1", 0
 	port := network.MustParsePort("5432/tcp")
+	host.PortBindings = network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
+	host.ShmSize = shmSize
 	// Created without cancellation, so Ctrl-C cannot leave an unrecorded one.
 	res, err := r.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:        ref,
-			Cmd:          append([]string{"postgres"}, throwawaySettings...),
+			Cmd:          cmd,
 			Env:          []string{"POSTGRES_USER=" + db.User, "POSTGRES_PASSWORD=" + db.Password, "POSTGRES_DB=" + db.DBName},
-			Labels:       workLabels(r.dbs.Project().Name, service, orchestrator.RoleVerify),
+			Labels:       workLabels(r.dbs.Project().Name, db.Service, role),
 			ExposedPorts: network.PortSet{port: {}},
 			StopSignal:   "SIGINT",
 		},
-		HostConfig: &container.HostConfig{
-			Tmpfs:        map[string]string{"/var/lib/postgresql/data": "rw,mode=0700"},
-			PortBindings: network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
-			ShmSize:      shmSize,
-		},
+		HostConfig: &host,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
@@ -150,58 +160,13 @@ func (t *Throwaway) Psql(ctx context.Context, _ compose.Database, dbname string,
 // project's ready timeout). The returned Throwaway's DB is db on that
 // port; Stop shuts PostgreSQL down cleanly and Close removes the
 // container, never the volume. On any error the container is removed.
-func (r *Runner) StartStaging(ctx context.Context, image string, db compose.Database, volume, target string) (_ *Throwaway, retErr error) {
+func (r *Runner) StartStaging(ctx context.Context, image string, db compose.Database, volume, target string) (*Throwaway, error) {
 	ref, err := r.dbs.EnsureImage(ctx, image)
 	if err != nil {
 		return nil, err
 	}
-	staged := db
-	staged.HostIP, staged.HostPort = "127.0.0.1", 0
-	port := network.MustParsePort("5432/tcp")
-	res, err := r.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
-		Config: &container.Config{
-			Image:        ref,
-			Cmd:          []string{"postgres", "-c", "maintenance_work_mem=256MB"},
-			Env:          []string{"POSTGRES_USER=" + db.User, "POSTGRES_PASSWORD=" + db.Password, "POSTGRES_DB=" + db.DBName},
-			Labels:       workLabels(r.dbs.Project().Name, db.Service, orchestrator.RoleUpgrade),
-			ExposedPorts: network.PortSet{port: {}},
-			StopSignal:   "SIGINT",
-		},
-		HostConfig: &container.HostConfig{
-			Mounts:       []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: target}},
-			PortBindings: network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
-			ShmSize:      shmSize,
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create container: %w", err)
-	}
-	t := &Throwaway{r: r, id: res.ID, image: ref, DB: staged}
-	defer func() {
-		if retErr != nil {
-			retErr = errors.Join(retErr, t.Close(ctx))
-		}
-	}()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if _, err := r.docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("start container %.12s: %w", res.ID, err)
-	}
-	in, err := r.docker.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	if in.Container.NetworkSettings == nil || len(in.Container.NetworkSettings.Ports[port]) == 0 {
-		return nil, fmt.Errorf("container %.12s has no published port", res.ID)
-	}
-	if t.DB.HostPort, err = strconv.Atoi(in.Container.NetworkSettings.Ports[port][0].HostPort); err != nil {
-		return nil, fmt.Errorf("read the published port of container %.12s: %w", res.ID, err)
-	}
-	if err := r.dbs.WaitReady(ctx, res.ID, t.DB); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return r.startPostgres(ctx, ref, db, orchestrator.RoleUpgrade, []string{"postgres", "-c", "maintenance_work_mem=256MB"},
+		container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: target}}})
 }
 
 // ID is the container's ID.
