@@ -309,16 +309,22 @@ func (b *bench) backupRepository() (Measure, error) {
 		})
 }
 
-// startS3 starts versitygw (on PATH, or where go install puts it) on a
-// free port of 127.0.0.1 with a folder of the run's, makes a bucket, and
-// returns the environment that points aidb at it, and its stop.
+// startS3 starts versitygw (on PATH, as make bench puts it, or built here
+// from tools/go.mod, where it is pinned as a Go tool) on a free port of
+// 127.0.0.1 with a folder of the run's, makes a bucket, and returns the
+// environment that points aidb at it, and its stop.
 func (b *bench) startS3() ([]string, func(), error) {
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
-		gopath, gerr := exec.Command("go", "env", "GOPATH").Output()
-		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
-		if _, serr := os.Stat(bin); gerr != nil || serr != nil {
-			return nil, nil, fmt.Errorf("versitygw is not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (.ci/run does)")
+		gomod, gerr := exec.Command("go", "env", "GOMOD").Output()
+		if gerr != nil {
+			return nil, nil, fmt.Errorf("find the module's root for tools/go.mod: %w", gerr)
+		}
+		tools := filepath.Join(filepath.Dir(strings.TrimSpace(string(gomod))), "tools")
+		bin = filepath.Join(b.dir, "versitygw")
+		build := exec.Command("go", "build", "-C", tools, "-o", bin, "github.com/versity/versitygw/cmd/versitygw")
+		if out, berr := build.CombinedOutput(); berr != nil {
+			return nil, nil, fmt.Errorf("build versitygw from %s (make -f Makefile.ai tools does too): %w\n%s", tools, berr, out)
 		}
 	}
 	dir := filepath.Join(b.dir, "s3")

@@ -27,6 +27,9 @@ import (
 var (
 	// aidbBin is the binary under test, built once by TestMain.
 	aidbBin string
+	// testAppBin is the ai-up tests' web server (./testapp), built once by
+	// TestMain.
+	testAppBin string
 	// runPrefix starts every project name of this run.
 	runPrefix = fmt.Sprintf("e2e%d", os.Getpid())
 	// docker is the engine the tests inspect.
@@ -62,6 +65,14 @@ func testMain(m *testing.M) int {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build aidb:", err)
+		return 1
+	}
+	if err := bringTestTools(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
+		return 1
+	}
+	if testAppBin, err = buildTestApp(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
 		return 1
 	}
 

@@ -42,32 +42,13 @@ type s3Server struct {
 	cmd  *exec.Cmd
 }
 
-// versitygwBin finds versitygw: on PATH or in GOPATH/bin (.ci/run installs
-// it there). Under CI a missing one fails the test; elsewhere it skips.
+// versitygwBin finds versitygw, which TestMain put on PATH (a Go tool of
+// ../tools/go.mod): a missing one fails the test, never skips it.
 func versitygwBin(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(string(trimNL(out)), "bin", "versitygw")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	msg := "versitygw is not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (.ci/run does)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
+	p, err := exec.LookPath("versitygw")
+	require.NoError(t, err, "versitygw should be on PATH: TestMain builds it from ../tools/go.mod")
+	return p
 }
 
 // newS3Server starts versitygw for t and registers its stop.

@@ -21,13 +21,14 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 )
 
-// apiImage imports a tiny web server image (Debian's static busybox, whose
-// httpd serves /www) for the test, and removes it afterwards, after the
-// project's containers (an image in use would only lose its tag).
+// apiImage imports a tiny web server image (./testapp, a static Go
+// program, whose serve command serves /www) for the test, and removes it
+// afterwards, after the project's containers (an image in use would only
+// lose its tag).
 func apiImage(t *testing.T, p *project, ref string) {
 	t.Helper()
-	busybox, err := os.ReadFile("/bin/busybox")
-	require.NoError(t, err, "the test needs busybox-static (apt-get install busybox-static)")
+	app, err := os.ReadFile(testAppBin)
+	require.NoError(t, err, "the ai-up tests' web server, built by TestMain")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	add := func(name string, mode int64, body []byte) {
@@ -35,12 +36,11 @@ func apiImage(t *testing.T, p *project, ref string) {
 		_, err := tw.Write(body)
 		require.NoError(t, err)
 	}
-	add("bin/busybox", 0o755, busybox)
+	add("bin/testapp", 0o755, app)
 	add("www/index.html", 0o644, []byte("ok\n"))
-	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "bin/sh", Linkname: "busybox", Typeflag: tar.TypeSymlink, Mode: 0o777}))
 	require.NoError(t, tw.Close())
 	res, err := docker.ImageImport(t.Context(), client.ImageImportSource{Source: &buf, SourceName: "-"}, ref, client.ImageImportOptions{
-		Changes: []string{`CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]`},
+		Changes: []string{`CMD ["/bin/testapp", "serve", "-p", "8080", "-h", "/www"]`},
 	})
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, res)
@@ -185,7 +185,7 @@ func TestUpAllRefusalsAndFailures(t *testing.T) {
 	p.writeCompose("services:" + dbs + fmt.Sprintf(`
   sick:
     image: %[1]s
-    healthcheck: {test: ["CMD", "/bin/busybox", "false"], interval: 1s, retries: 100}
+    healthcheck: {test: ["CMD", "/bin/testapp", "false"], interval: 1s, retries: 100}
   api:
     image: %[1]s
     depends_on: {sick: {condition: service_healthy}}
@@ -407,10 +407,10 @@ func TestUpAllRunsAnApplicationsComposeFile(t *testing.T) {
 		NanoCPUs:   5e8,
 		Secret:     secret + " rw=false",
 	}, got)
-	out, err := execIn(t, api, "/bin/busybox", "cat", "/run/secrets/apikey")
+	out, err := execIn(t, api, "/bin/testapp", "cat", "/run/secrets/apikey")
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret\n", string(out), "the secret is readable where Compose puts it")
-	out, err = execIn(t, api, "/bin/busybox", "nslookup", "rulesdb")
+	out, err = execIn(t, api, "/bin/testapp", "nslookup", "rulesdb")
 	assert.NoError(t, err, "the api resolves the database by its service name")
 	in, err := docker.ContainerInspect(t.Context(), api, client.ContainerInspectOptions{})
 	require.NoError(t, err)
