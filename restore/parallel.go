@@ -259,41 +259,85 @@ func describe(e pgdump.Entry) string {
 	return fmt.Sprintf("the %s %s", e.Type, e.Name)
 }
 
-// A postItem is a post-data entry and the tables it locks: the roots of
+// A postItem is a post-data entry (with the comments and security labels
+// pg_dump writes right after it) and the tables it locks: the roots of
 // their inheritance trees, so that no two items on one tree run at once
 // (their locks would queue, or deadlock).
 type postItem struct {
-	e    pgdump.Entry
-	keys []string
+	e     pgdump.Entry
+	after []pgdump.Entry
+	keys  []string
 }
 
-// postData runs the post-data entries in three steps, as pg_restore -j
-// orders them: the indexes and constraints (primary keys, unique, check)
-// of different tables in parallel; then the foreign keys, after the keys
-// they refer to, in parallel where they share no table; then the rest
-// (triggers, policies, grants, comments, index attachments, ...) in file
-// order in one session. Entries pg_dump puts before the first index or
-// constraint run first, in order. Within a table, entries keep the file's
+// A postStep is a run of post-data items that may go in any order: items
+// with keys run in parallel where they share no tree; a step of items
+// without keys runs in file order on one session.
+type postStep []postItem
+
+// postKind sorts post-data entries for planPost: indexes and the keys of
+// tables (primary, unique, check, exclusion) build in parallel, foreign
+// keys too once the keys they refer to exist, and everything else keeps
+// the file's order.
+type postKind int
+
+const (
+	postSerial postKind = iota
+	postIndex
+	postFK
+)
+
+// planPost splits the post-data entries, in the file's order, into steps
+// run one after another. pg_dump writes them in an order that already
+// respects every dependency between them (its priorities: constraints,
+// indexes, index attachments, extended statistics, rules, triggers,
+// foreign keys, policies, publications, event triggers, ..., each after
+// what it depends on), so the file's order is kept between steps and only
+// a run of indexes and constraints, or a run of foreign keys, is
+// reordered: within such a run no entry depends on another of a different
+// table. Where pg_dump had to move an entry out of its priority's place
+// (an index a foreign key of another table needs, a partitioned key that
+// its partitions' ATTACH PARTITION entries complete), the step ends there,
+// and so the entry waits for what comes before it. A comment or security
+// label rides with the entry it follows.
+func planPost(post []pgdump.Entry, r roots) []postStep {
+	var steps []postStep
+	last := postKind(-1)
+	for _, e := range post {
+		if (e.Type == "COMMENT" || e.Type == "SECURITY LABEL") && len(steps) > 0 && last != postSerial {
+			cur := steps[len(steps)-1]
+			cur[len(cur)-1].after = append(cur[len(cur)-1].after, e)
+			continue
+		}
+		kind, it := postSerial, postItem{e: e}
+		if on, refs, ok := pgdump.EntryTables(e); ok {
+			switch e.Type {
+			case "INDEX", "CONSTRAINT", "CHECK CONSTRAINT":
+				kind, it.keys = postIndex, r.of(on.Key())
+			case "FK CONSTRAINT":
+				kind, it.keys = postFK, append(r.of(on.Key()), r.of(refs.Key())...)
+			}
+		}
+		if kind != last || len(steps) == 0 {
+			steps = append(steps, nil)
+			last = kind
+		}
+		steps[len(steps)-1] = append(steps[len(steps)-1], it)
+	}
+	return steps
+}
+
+// postData runs the post-data entries step by step (planPost), as
+// pg_restore -j orders them by the dump's dependencies: the indexes and
+// constraints of different tables in parallel, the largest tables' first;
+// the foreign keys in parallel where they share no table; the rest in
+// file order on one session. Within a table, entries keep the file's
 // order.
 func (l *parallelLoad) postData(ctx context.Context) error {
 	roots, err := rootTables(ctx, l.first)
 	if err != nil {
 		return err
 	}
-	var before, indexes, fks, rest []postItem
-	for _, e := range l.post {
-		on, refs, ok := pgdump.EntryTables(e)
-		switch {
-		case ok && (e.Type == "INDEX" || e.Type == "CONSTRAINT"):
-			indexes = append(indexes, postItem{e: e, keys: roots.of(on.Key())})
-		case ok && e.Type == "FK CONSTRAINT":
-			fks = append(fks, postItem{e: e, keys: append(roots.of(on.Key()), roots.of(refs.Key())...)})
-		case len(indexes) == 0 && len(fks) == 0:
-			before = append(before, postItem{e: e})
-		default:
-			rest = append(rest, postItem{e: e})
-		}
-	}
+	steps := planPost(l.post, roots)
 	// The largest tables' indexes first, as pg_restore orders them: the
 	// longest build (an HNSW index, say) starts at once, and the others
 	// fill the other sessions beside it. Within a tree the file's order
@@ -302,23 +346,22 @@ func (l *parallelLoad) postData(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, step := range [][]postItem{indexes, fks} {
-		slices.SortStableFunc(step, func(a, b postItem) int { return cmp.Compare(sizes[b.keys[0]], sizes[a.keys[0]]) })
-	}
 	sessions := []*pgx.Conn{l.first}
 	l.mu.Lock()
 	sessions = append(sessions, l.conns...)
 	l.mu.Unlock()
-	for _, step := range [][]postItem{before, indexes, fks} {
+	for _, step := range steps {
 		n := len(sessions)
-		if len(step) > 0 && step[0].keys == nil {
+		if step[0].keys == nil {
 			n = 1
+		} else {
+			slices.SortStableFunc(step, func(a, b postItem) int { return cmp.Compare(sizes[b.keys[0]], sizes[a.keys[0]]) })
 		}
 		if err := runItems(ctx, step, sessions[:n]); err != nil {
 			return err
 		}
 	}
-	return runItems(ctx, rest, sessions[:1])
+	return nil
 }
 
 // roots maps a table (schema.name) to the roots of its inheritance trees.
@@ -425,7 +468,7 @@ func runItems(ctx context.Context, items []postItem, sessions []*pgx.Conn) error
 				busy[k]++
 			}
 			running++
-			go func() { done <- finished{it: it, conn: conn, err: execEntry(ctx, conn, it.e)} }()
+			go func() { done <- finished{it: it, conn: conn, err: execItem(ctx, conn, it)} }()
 		}
 		f := <-done
 		running--
@@ -439,6 +482,20 @@ func runItems(ctx context.Context, items []postItem, sessions []*pgx.Conn) error
 		}
 	}
 	return firstErr
+}
+
+// execItem runs an item's entry and then the comments and labels that
+// ride with it, on one session.
+func execItem(ctx context.Context, conn *pgx.Conn, it postItem) error {
+	if err := execEntry(ctx, conn, it.e); err != nil {
+		return err
+	}
+	for _, e := range it.after {
+		if err := execEntry(ctx, conn, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ready is the index of the first pending item whose tables are neither

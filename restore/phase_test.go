@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/backupfile"
+	"github.com/aidb/aidb/pgdump"
 )
 
 // A data-only restore's check runs in psql after the file: the check phase
@@ -65,4 +66,50 @@ func TestReadyKeepsTheFileOrderWithinATable(t *testing.T) {
 	assert.Equal(t, -1, ready(items[3:], map[string]int{"public.b": 1}),
 		"an item waits for all its tables, and a later one on them waits for it")
 	assert.Equal(t, 0, ready(items[3:], map[string]int{"public.a": 1}), "tables of other items do not hold it")
+}
+
+// The post-data plan keeps the file's order between kinds: a foreign key
+// on a partitioned table that refers to its own key waits for the index
+// attachments that complete that key (the partitioned self-reference of
+// issue 27), and a comment rides with the index it follows instead of
+// splitting the run of indexes.
+func TestPlanPostKeepsTheDumpsOrderBetweenKinds(t *testing.T) {
+	t.Parallel()
+	e := func(typ, name, sql string) pgdump.Entry {
+		return pgdump.Entry{Type: typ, Name: name, Schema: "public", SQL: sql}
+	}
+	post := []pgdump.Entry{
+		e("CONSTRAINT", "p p_pkey", "ALTER TABLE ONLY public.p\n    ADD CONSTRAINT p_pkey PRIMARY KEY (id);"),
+		e("CONSTRAINT", "p1 p1_pkey", "ALTER TABLE ONLY public.p1\n    ADD CONSTRAINT p1_pkey PRIMARY KEY (id);"),
+		e("INDEX", "t_x", "CREATE INDEX t_x ON public.t USING btree (x);"),
+		e("COMMENT", "INDEX t_x", "COMMENT ON INDEX public.t_x IS 'x';"),
+		e("INDEX", "u_y", "CREATE INDEX u_y ON public.u USING btree (y);"),
+		e("INDEX ATTACH", "p1_pkey", "ALTER INDEX public.p_pkey ATTACH PARTITION public.p1_pkey;"),
+		e("TRIGGER", "t trg", "CREATE TRIGGER trg AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.f();"),
+		e("FK CONSTRAINT", "p p_parent_fkey", "ALTER TABLE public.p\n    ADD CONSTRAINT p_parent_fkey FOREIGN KEY (parent) REFERENCES public.p(id);"),
+		e("FK CONSTRAINT", "u u_t_fkey", "ALTER TABLE ONLY public.u\n    ADD CONSTRAINT u_t_fkey FOREIGN KEY (t) REFERENCES public.t(id);"),
+		e("POLICY", "t own", "CREATE POLICY own ON public.t USING (true);"),
+	}
+	r := roots{"public.p1": {"public.p"}}
+	var got [][]string
+	for _, step := range planPost(post, r) {
+		var names []string
+		for _, it := range step {
+			n := it.e.Type + " " + it.e.Name
+			for _, a := range it.after {
+				n += " + " + a.Type + " " + a.Name
+			}
+			names = append(names, n)
+		}
+		got = append(got, names)
+	}
+	assert.Equal(t, [][]string{
+		{"CONSTRAINT p p_pkey", "CONSTRAINT p1 p1_pkey", "INDEX t_x + COMMENT INDEX t_x", "INDEX u_y"},
+		{"INDEX ATTACH p1_pkey", "TRIGGER t trg"},
+		{"FK CONSTRAINT p p_parent_fkey", "FK CONSTRAINT u u_t_fkey"},
+		{"POLICY t own"},
+	}, got)
+	steps := planPost(post, r)
+	assert.Equal(t, []string{"public.p"}, steps[0][1].keys, "a partition's key locks its tree's root")
+	assert.Nil(t, steps[1][0].keys, "a serial step's items have no keys")
 }
