@@ -220,27 +220,39 @@ services:
 volumes:
   data:
 `)
-	cmd := p.command(t.Context(), "up", "rulesdb", "--timeout", "5m")
-	var stderr safeBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// Ctrl-C, and SIGHUP (the terminal closed) and SIGPIPE (| head gone)
+	// handled as Ctrl-C is, each with its shell exit code.
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+		says string
+	}{
+		{syscall.SIGINT, 130, "interrupted"},
+		{syscall.SIGHUP, 129, "stopped by SIGHUP"},
+		{syscall.SIGPIPE, 141, "stopped by SIGPIPE"},
+	} {
+		cmd := p.command(t.Context(), "up", "rulesdb", "--timeout", "5m")
+		var stderr safeBuffer
+		cmd.Stderr = &stderr
+		require.NoError(t, cmd.Start())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
 
-	// Interrupt once the container runs, as a person pressing Ctrl-C would.
-	waitFor(t, time.Minute, func() bool {
-		cs, err := docker.ContainerList(t.Context(), client.ContainerListOptions{
-			Filters: make(client.Filters).Add("label", orchestrator.LabelProject+"="+p.name),
+		// Signal once the container runs, as a person pressing Ctrl-C would.
+		waitFor(t, time.Minute, func() bool {
+			cs, err := docker.ContainerList(t.Context(), client.ContainerListOptions{
+				Filters: make(client.Filters).Add("label", orchestrator.LabelProject+"="+p.name),
+			})
+			return err == nil && len(cs.Items) == 1
 		})
-		return err == nil && len(cs.Items) == 1
-	})
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("aidb up did not stop within 30 s of SIGINT")
+		require.NoError(t, cmd.Process.Signal(tc.sig))
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("aidb up did not stop within 30 s of %v", tc.sig)
+		}
+		assert.Equal(t, tc.code, cmd.ProcessState.ExitCode(), stderr.String())
+		assert.Contains(t, stderr.String(), tc.says)
+		assert.Empty(t, p.labelled(context.WithoutCancel(t.Context())), "%v: what the interrupted up created is removed", tc.sig)
 	}
-	assert.Equal(t, 130, cmd.ProcessState.ExitCode(), stderr.String())
-	assert.Contains(t, stderr.String(), "interrupted")
-	assert.Empty(t, p.labelled(context.WithoutCancel(t.Context())), "what the interrupted up created is removed")
 }

@@ -140,6 +140,15 @@ func TestUpgradeRollbackAndFinish(t *testing.T) {
 	labelled := p.labelled(t.Context())
 	volume := p.name + "_rulesdb-data"
 
+	// An image that cannot be had is refused before the backup: no file
+	// is written, no pointer moved, no volume made (issue 32).
+	filesBefore := dirNames(t, dir)
+	r := p.aidb("upgrade", "rulesdb", "--image", "postgres:99")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "nothing was backed up or changed")
+	assert.Equal(t, filesBefore, dirNames(t, dir), "the backup folder as it was")
+	assert.Equal(t, labelled, p.labelled(t.Context()), "no volume or container made")
+
 	res := p.upgradeJSON("rulesdb", "--image", "postgres:17")
 	assert.Equal(t, "15", res.From)
 	assert.Equal(t, "17", res.To)
@@ -157,7 +166,7 @@ func TestUpgradeRollbackAndFinish(t *testing.T) {
 	assert.Equal(t, orchestrator.UpgradeStatus{Image: "postgres:17", ComposeImage: "postgres:15", ComposeBehind: true, Volume: volume + "-pg17",
 		Previous: p.name + "-rulesdb-aidb-pre-upgrade", PreviousVolume: volume}, *st.Upgrade)
 	id := containerID(t, st.Container)
-	r := p.aidb("status")
+	r = p.aidb("status")
 	assert.Contains(t, r.stderr, "rulesdb runs postgres:17 since aidb upgrade, but the compose file names postgres:15")
 	assert.Contains(t, r.stderr, "aidb upgrade rulesdb --finish")
 
@@ -346,4 +355,16 @@ func TestUpgradeKilledMidRestoreLeavesTheOldDatabase(t *testing.T) {
 	assert.Nil(t, st.Upgrade)
 	assert.Equal(t, before, viewOf(t, st.URL))
 	assert.Equal(t, labelled, p.labelled(t.Context()), "no new volume, no staging container")
+}
+
+// dirNames lists the names in dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,6 +125,14 @@ func New(cfg Config) (*Scheduler, error) {
 	sched, err := cron.ParseStandard(cfg.Spec)
 	if err != nil {
 		return nil, fault.BadInput(fmt.Errorf("schedule %q: %v; write five cron fields (minute hour day month weekday, e.g. \"30 2 * * *\" for 02:30 daily) or a descriptor (@daily, @hourly, @every 6h)", cfg.Spec, err))
+	}
+	// cron takes "@every 0s" and "@every -5s" and rounds them up to a
+	// second: serve would run back to back. An interval is at least one
+	// second, as cron can keep it.
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(cfg.Spec), "@every "); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d < time.Second {
+			return nil, fault.BadInput(fmt.Errorf("schedule %q: the interval must be at least 1s (a backup every %s would run back to back); e.g. @every 6h", cfg.Spec, d))
+		}
 	}
 	for _, u := range []string{cfg.NotifyURL, cfg.PingURL} {
 		if u == "" {

@@ -36,11 +36,17 @@ func TestNewRefusesBadSchedulesAndURLs(t *testing.T) {
 			t.Errorf("schedule %q: err = %v, want bad input naming the forms", spec, err)
 		}
 	}
+	for _, spec := range []string{"@every 0s", "@every -5s", "@every 500ms"} {
+		_, err := New(Config{Spec: spec, Run: okRun})
+		if fault.KindOf(err) != fault.Invalid || !strings.Contains(err.Error(), "at least 1s") {
+			t.Errorf("schedule %q: err = %v, want bad input: the interval must be at least 1s", spec, err)
+		}
+	}
 	_, err := New(Config{Spec: "@daily", Run: okRun, NotifyURL: "://nope"})
 	if fault.KindOf(err) != fault.Invalid {
 		t.Errorf("bad notify URL: err = %v, want bad input", err)
 	}
-	for _, spec := range []string{"30 2 * * *", "@daily", "@every 6h", "*/5 * * * *"} {
+	for _, spec := range []string{"30 2 * * *", "@daily", "@every 6h", "@every 1s", "*/5 * * * *"} {
 		if _, err := New(Config{Spec: spec, Run: okRun}); err != nil {
 			t.Errorf("schedule %q: %v", spec, err)
 		}

@@ -27,6 +27,8 @@ import (
 // Engine is what an upgrade asks of the databases' lifecycle
 // (*orchestrator.Orchestrator satisfies it).
 type Engine interface {
+	// EnsureImage makes ref present (pulled, or built locally).
+	EnsureImage(ctx context.Context, ref string) (string, error)
 	UpgradeState(ctx context.Context, db compose.Database) (orchestrator.UpgradeState, error)
 	CreateUpgradeVolume(ctx context.Context, db compose.Database, u orchestrator.Upgrade) error
 	RemoveVolume(ctx context.Context, name string) error
@@ -114,6 +116,13 @@ func Run(ctx context.Context, e Engine, req Request) (res Result, retErr error) 
 	res = Result{Database: db.Name, From: st.DataMajor, Image: req.Image, Volume: u.Volume, PreviousVolume: u.Replaces}
 	res.To, _ = orchestrator.ImageMajor(req.Image)
 
+	// The image first: one that cannot be had (postgres:99, a registry
+	// out of reach with no local build) is refused before the backup,
+	// the volume or anything else is made.
+	req.progress("%s: making %s available", db.Name, req.Image)
+	if _, err := e.EnsureImage(ctx, req.Image); err != nil {
+		return res, fmt.Errorf("get the image %s for %s's upgrade (nothing was backed up or changed): %w", req.Image, db.Name, err)
+	}
 	if err := e.CreateUpgradeVolume(ctx, db, u); err != nil {
 		return res, err
 	}

@@ -36,6 +36,9 @@ func (f *fake) step(name string) error {
 	return nil
 }
 
+func (f *fake) EnsureImage(_ context.Context, ref string) (string, error) {
+	return ref, f.step("image " + ref)
+}
 func (f *fake) UpgradeState(context.Context, compose.Database) (orchestrator.UpgradeState, error) {
 	return f.state, f.step("state")
 }
@@ -98,7 +101,7 @@ func TestRunInOrder(t *testing.T) {
 	f := newFake()
 	res, err := Run(t.Context(), f, f.request())
 	require.NoError(t, err)
-	assert.Equal(t, []string{"state", "create volume p_rulesdb-data-pg17", "backup", "stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data",
+	assert.Equal(t, []string{"state", "image postgres:17", "create volume p_rulesdb-data-pg17", "backup", "stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data",
 		"restore", "stop stage", "close stage", "unchanged", "switch to postgres:17 on p_rulesdb-data-pg17", "state"}, f.calls)
 	assert.Equal(t, Result{Database: "rulesdb", From: "15", To: "17", Image: "postgres:17", Backup: "backups/rulesdb-1.sql",
 		Volume: "p_rulesdb-data-pg17", PreviousVolume: "p_rulesdb-data", Tables: 3, Rows: 10,
@@ -116,6 +119,7 @@ func TestRunFailuresLeaveTheOldDatabase(t *testing.T) {
 		failAt string
 		after  []string // calls after the failed one
 	}{
+		{"image postgres:17", nil},
 		{"create volume p_rulesdb-data-pg17", nil},
 		{"backup", []string{"remove volume p_rulesdb-data-pg17"}},
 		{"stage postgres:17 on p_rulesdb-data-pg17 at /var/lib/postgresql/data", []string{"remove volume p_rulesdb-data-pg17"}},
@@ -138,7 +142,12 @@ func TestRunFailuresLeaveTheOldDatabase(t *testing.T) {
 			if tc.failAt != "switch to postgres:17 on p_rulesdb-data-pg17" {
 				assert.NotContains(t, f.calls, "switch to postgres:17 on p_rulesdb-data-pg17")
 			}
-			if tc.failAt != "create volume p_rulesdb-data-pg17" {
+			switch tc.failAt {
+			case "image postgres:17":
+				assert.NotContains(t, f.calls, "backup", "an image that cannot be had is refused before the backup")
+				assert.Contains(t, err.Error(), "nothing was backed up or changed")
+			case "create volume p_rulesdb-data-pg17":
+			default:
 				assert.Contains(t, err.Error(), "rulesdb runs on PostgreSQL 15 as before")
 			}
 		})

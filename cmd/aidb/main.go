@@ -55,19 +55,37 @@ type signalError struct{ sig os.Signal }
 
 func (e signalError) Error() string { return "interrupted by " + e.sig.String() }
 
-// signalContext is cancelled by Ctrl-C (SIGINT) or SIGTERM, with the
-// signal as its cause: the exit code says which (130, 143). Cleanup runs
-// under contexts that are not cancelled.
+// signalContext is cancelled by Ctrl-C (SIGINT), SIGTERM, SIGHUP (the
+// terminal closed) or SIGPIPE (stdout or stderr read by a reader that went
+// away, as with | head), with the signal as its cause: the exit code says
+// which (130, 143, 129, 141). Each stops the run as Ctrl-C does, so what
+// it started (pipes, helper containers, lock and partial files) is cleared
+// at once; left to Go, SIGHUP and SIGPIPE would kill the process where it
+// stands. Cleanup runs under contexts that are not cancelled.
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	go func() {
 		if sig, ok := <-ch; ok {
 			cancel(signalError{sig})
 		}
 	}()
 	return ctx, func() { signal.Stop(ch); cancel(nil) }
+}
+
+// signalExit is the exit code for a run stopped by sig (128 + its number,
+// as shells report it) and how to say so.
+func signalExit(sig os.Signal) (int, string) {
+	switch sig {
+	case syscall.SIGTERM:
+		return exitTerminated, "stopped by SIGTERM"
+	case syscall.SIGHUP:
+		return exitHangup, "stopped by SIGHUP (the terminal went away)"
+	case syscall.SIGPIPE:
+		return exitBrokenPipe, "stopped by SIGPIPE (the reader of its output went away)"
+	}
+	return exitInterrupted, "interrupted"
 }
 
 // run executes one command line and returns its exit code.
@@ -90,11 +108,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if ctx.Err() != nil {
 		code = exitInterrupted
+		what := "interrupted"
 		var sig signalError
-		if errors.As(context.Cause(ctx), &sig) && sig.sig == syscall.SIGTERM {
-			code = exitTerminated
+		if errors.As(context.Cause(ctx), &sig) {
+			code, what = signalExit(sig.sig)
 		}
-		fmt.Fprintln(stderr, "aidb: interrupted; this run's partial work was undone")
+		fmt.Fprintf(stderr, "aidb: %s; what this run had started was stopped, and any partial work undone\n", what)
 		return code
 	}
 	fmt.Fprint(stderr, errorText(err))
@@ -116,8 +135,9 @@ func (a *app) rootCommand() *cobra.Command {
 on the Docker engine, and backs them up and restores them with proof.
 
 Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
-3 verification found a difference, 130 Ctrl-C, 143 SIGTERM. Through make
-every failure is make's exit 2: call aidb itself where the code matters.
+3 verification found a difference, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP,
+141 SIGPIPE. Through make every failure is make's exit 2: call aidb itself
+where the code matters.
 
 Requested output (--help, --version, completion, --json) goes to stdout;
 messages and progress go to stderr.`,
