@@ -33,7 +33,6 @@ const (
 	exitInterrupted = 130 // Ctrl-C (SIGINT)
 	exitTerminated  = 143 // SIGTERM
 	exitHangup      = 129 // SIGHUP
-	exitBrokenPipe  = 141 // SIGPIPE
 )
 
 // exitCode is the code err ends a command with: 0 for nil; 2 for bad input

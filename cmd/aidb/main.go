@@ -55,17 +55,22 @@ type signalError struct{ sig os.Signal }
 
 func (e signalError) Error() string { return "interrupted by " + e.sig.String() }
 
-// signalContext is cancelled by Ctrl-C (SIGINT), SIGTERM, SIGHUP (the
-// terminal closed) or SIGPIPE (stdout or stderr read by a reader that went
-// away, as with | head), with the signal as its cause: the exit code says
-// which (130, 143, 129, 141). Each stops the run as Ctrl-C does, so what
-// it started (pipes, helper containers, lock and partial files) is cleared
-// at once; left to Go, SIGHUP and SIGPIPE would kill the process where it
-// stands. Cleanup runs under contexts that are not cancelled.
+// signalContext is cancelled by Ctrl-C (SIGINT), SIGTERM or SIGHUP (the
+// terminal closed), with the signal as its cause: the exit code says which
+// (130, 143, 129). Each stops the run as Ctrl-C does, so what it started
+// (pipes, helper containers, lock and partial files) is cleared at once;
+// left to Go, SIGHUP would kill the process where it stands. Cleanup runs
+// under contexts that are not cancelled.
+//
+// SIGPIPE is left to Go on purpose: once notified, Go delivers every
+// SIGPIPE, including the ones a write to a reset socket raises (a server
+// still starting closes its connections), so a run would stop while it
+// waits for a database to come up. Left alone, only a write to a closed
+// stdout or stderr ends the process, as it ends any Unix tool.
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		if sig, ok := <-ch; ok {
 			cancel(signalError{sig})
@@ -82,8 +87,6 @@ func signalExit(sig os.Signal) (int, string) {
 		return exitTerminated, "stopped by SIGTERM"
 	case syscall.SIGHUP:
 		return exitHangup, "stopped by SIGHUP (the terminal went away)"
-	case syscall.SIGPIPE:
-		return exitBrokenPipe, "stopped by SIGPIPE (the reader of its output went away)"
 	}
 	return exitInterrupted, "interrupted"
 }
@@ -135,9 +138,9 @@ func (a *app) rootCommand() *cobra.Command {
 on the Docker engine, and backs them up and restores them with proof.
 
 Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
-3 verification found a difference, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP,
-141 SIGPIPE. Through make every failure is make's exit 2: call aidb itself
-where the code matters.
+3 verification found a difference, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
+Through make every failure is make's exit 2: call aidb itself where the
+code matters.
 
 Requested output (--help, --version, completion, --json) goes to stdout;
 messages and progress go to stderr.`,
