@@ -238,3 +238,61 @@ func foreignKeys(t *testing.T, url string) []string {
 	require.NoError(t, err)
 	return out
 }
+
+// verify --amcheck proves what a row compare cannot see: an index that
+// does not match its table. An expression index on a function declared
+// IMMUTABLE that is not (it adds random()) restores with rows equal to
+// the manifest, so plain verify says equal; pg_amcheck --heapallindexed
+// recomputes each row's index entry, misses it, and verify exits 3 naming
+// the index. Indexes pg_amcheck cannot check (a GIN one here) are named.
+func TestVerifyAmcheckFindsAnIndexThatDoesNotMatchItsTable(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "amcheck")
+	p.backupDir()
+	r := p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	url := p.status()["rulesdb"].URL
+	_, err := connect(t, url).Exec(t.Context(), `CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL, tags text[]);
+		CREATE INDEX notes_body ON notes (body);
+		CREATE INDEX notes_tags ON notes USING gin (tags);
+		INSERT INTO notes SELECT g, 'note ' || g, ARRAY['t' || (g % 7)] FROM generate_series(1, 500) g`)
+	require.NoError(t, err)
+
+	verifyJSON := func(args ...string) (int, verify.Result) {
+		t.Helper()
+		r := p.aidb(append([]string{"verify", "--json"}, args...)...)
+		var doc struct {
+			Results []verify.Result `json:"results"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc), "stdout %q stderr %s", r.stdout, r.stderr)
+		require.Len(t, doc.Results, 1)
+		return r.code, doc.Results[0]
+	}
+
+	good := p.backupJSON("rulesdb").Files[0].Path
+	code, res := verifyJSON("--amcheck", good)
+	require.Equal(t, 0, code, "%v %s", res.Differences, res.Error)
+	require.NotNil(t, res.Amcheck, "--amcheck ran")
+	assert.Empty(t, res.Amcheck.Corruption)
+	assert.Equal(t, []string{"public.notes_tags (gin)"}, res.Amcheck.NotChecked)
+
+	_, err = connect(t, url).Exec(t.Context(), `CREATE FUNCTION jitter(int) RETURNS float8 IMMUTABLE LANGUAGE sql AS 'SELECT $1 + random()';
+		CREATE INDEX notes_jitter ON notes (jitter(id))`)
+	require.NoError(t, err)
+	bad := p.backupJSON("rulesdb").Files[0].Path
+	code, res = verifyJSON(bad)
+	require.Equal(t, 0, code, "rows and schema are equal: %v %s", res.Differences, res.Error)
+	assert.Nil(t, res.Amcheck, "no --amcheck, no check")
+
+	code, res = verifyJSON("--amcheck", bad)
+	assert.Equal(t, 3, code, "an index that does not match its table is a difference")
+	assert.False(t, res.OK)
+	require.NotNil(t, res.Amcheck)
+	require.NotEmpty(t, res.Amcheck.Corruption)
+	assert.Contains(t, strings.Join(res.Differences, "\n"), "amcheck: ")
+	assert.Contains(t, strings.Join(res.Differences, "\n"), "notes_jitter", "the index is named")
+
+	r = p.aidb("verify", "--amcheck", bad)
+	assert.Equal(t, 3, r.code)
+	assert.Contains(t, r.stdout+r.stderr, "notes_jitter")
+}

@@ -62,6 +62,9 @@ type Result struct {
 	// restored into, from its manifest (empty without one).
 	SHA256 string `json:"sha256,omitempty"`
 	Image  string `json:"image,omitempty"`
+	// Amcheck is what pg_amcheck found after the compare (Options.Amcheck):
+	// an index that does not match its table is a difference.
+	Amcheck *pgrun.Amcheck `json:"amcheck,omitempty"`
 	// Warnings are what went wrong beside the verification itself (its
 	// record could not be written).
 	Warnings []string `json:"warnings,omitempty"`
@@ -110,6 +113,11 @@ type Options struct {
 	// the one its manifest names: an upgrade rehearsal (a backup of 15 on
 	// postgres:17), compared with its manifest as any verification is.
 	Image string
+	// Amcheck, after an equal compare, checks the restored database's
+	// physical integrity with pg_amcheck --heapallindexed (every btree
+	// index against its table: what a row compare cannot see, such as an
+	// index built under another collation); corruption is a difference.
+	Amcheck bool
 	// Keys open encrypted backups (nil: an encrypted one is not verified).
 	Keys *encryption.Keys
 	// Record writes each verification's outcome into the verification log
@@ -318,6 +326,19 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	res.OK, res.Tables, res.Rows = r.Verified, r.Tables, r.Rows
 	if r.RolesCreated != nil {
 		res.RolesCreated = r.RolesCreated
+	}
+	if opts.Amcheck && res.OK {
+		a, err := t.Amcheck(ctx, target.Name)
+		if err != nil {
+			return fail(err)
+		}
+		res.Amcheck = &a
+		if len(a.Corruption) > 0 {
+			res.OK = false
+			for _, c := range a.Corruption {
+				res.Differences = append(res.Differences, "amcheck: "+c)
+			}
+		}
 	}
 	return res
 }

@@ -33,6 +33,8 @@ type app struct {
 	// profiles are the compose profiles aidb up --profile enables
 	// (empty: COMPOSE_PROFILES).
 	profiles []string
+	// amcheck is verify --amcheck: pg_amcheck after each equal compare.
+	amcheck bool
 }
 
 // say prints a line for people, on stderr.

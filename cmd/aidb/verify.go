@@ -136,6 +136,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 	f.IntVar(&jobs, "jobs", 2, "backups verified at once, each in its own container")
 	f.IntVar(&loadJobs, "load-jobs", 0, "sessions each backup loads on in its container (0: the cores, at least 2; 1: one psql stream)")
 	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
+	f.BoolVar(&a.amcheck, "amcheck", false, "after an equal compare, check every btree index against its table with pg_amcheck --heapallindexed (a mismatch is a difference, exit 3)")
 	f.StringVar(&via, "via", "auto", "how files reach psql: helper, stream or auto")
 	f.StringVar(&shard, "shard", "", "with --all, verify only part I of N (I/N): each backup in exactly one part, by its name")
 	f.StringVar(&image, "image", "", "restore into a throwaway of this image instead of the backup's (upgrade rehearsal, e.g. postgres:17)")
@@ -222,7 +223,7 @@ func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs, 
 	}
 	prog := a.newLoadProgress(true)
 	results := verify.Files(cmd.Context(), s.tools, files, verify.Options{
-		Project: s.project, Jobs: jobs, LoadJobs: loadJobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys, Locate: locateBackup, Image: image,
+		Project: s.project, Jobs: jobs, LoadJobs: loadJobs, Transport: t, Dir: s.project.BackupDir, Record: true, Keys: keys, Locate: locateBackup, Image: image, Amcheck: a.amcheck,
 		Started:  func(f string) { a.say("verifying %s", f) },
 		Progress: func(f string, read, total int64) { prog.bytes(filepath.Base(f), read, total) },
 		Phase: func(f string, ph restore.Phase) {
@@ -280,6 +281,13 @@ func writeVerifyTable(out io.Writer, results []verify.Result) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%.1fs\n", name, r.Database, r.Kind, result, r.Tables, r.Rows, r.Seconds)
 		for _, warn := range r.Warnings {
 			reasons = append(reasons, fmt.Sprintf("%s: warning: %s", name, warn))
+		}
+		if r.Amcheck != nil && len(r.Amcheck.Corruption) == 0 {
+			line := fmt.Sprintf("%s: pg_amcheck found every btree index matching its table", name)
+			if len(r.Amcheck.NotChecked) > 0 {
+				line += fmt.Sprintf("; not checked (pg_amcheck checks btree indexes only): %s", strings.Join(r.Amcheck.NotChecked, ", "))
+			}
+			reasons = append(reasons, line)
 		}
 	}
 	_ = w.Flush()
