@@ -280,9 +280,18 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	if err != nil {
 		return out, fmt.Errorf("back up %s: %w", db.Name, err)
 	}
-	preamble := ""
+	preamble, postscript := "", ""
+	var props *fingerprint.Database
 	if req.Kind != backupfile.Data {
 		preamble = roles.File(rs)
+		// What belongs to the database rather than to its schema (its
+		// settings, comment, ACL, owner), which pg_dump leaves out
+		// without --create: at the end of the file, and in the manifest.
+		d, err := fingerprint.ReadDatabase(ctx, snap.tx, !req.NoOwner)
+		if err != nil {
+			return out, fmt.Errorf("back up %s: %w", db.Name, err)
+		}
+		props, postscript = &d, databaseEntry(d)
 	}
 
 	var up Upload
@@ -290,7 +299,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		up = req.Upload(ctx, backupfile.Name(db.Name, req.Kind, at, req.Compression))
 		defer func() { _ = up.Abort() }() // nothing once finished
 	}
-	bf, sink, err := createFile(req, db, at, preamble, up)
+	bf, sink, err := createFile(req, db, at, preamble, postscript, up)
 	if err != nil {
 		return out, err
 	}
@@ -318,6 +327,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	m := newManifest(req, db, image, at, bf.Path(), snap.migTable, sink, taken)
 	m.Roles = rs
+	m.DatabaseProperties = props
 	if m.Encryption != nil {
 		// No schema SQL or password hash in plain text beside a file
 		// that hides them.
@@ -512,7 +522,7 @@ func planDump(kind backupfile.Kind, snapshot, migTable string, noOwner bool) dum
 // createFile creates the backup's partial file in the folder and the sink
 // the dump writes it through, which puts preamble after the dump's header.
 // The caller commits or aborts the file, and stops the sink.
-func createFile(req Request, db compose.Database, at time.Time, preamble string, up Upload) (*backupdir.File, *sink, error) {
+func createFile(req Request, db compose.Database, at time.Time, preamble, postscript string, up Upload) (*backupdir.File, *sink, error) {
 	bf, err := backupdir.Create(req.Dir, backupfile.Name(db.Name, req.Kind, at, req.Compression))
 	if err != nil {
 		return nil, nil, err
@@ -521,7 +531,7 @@ func createFile(req Request, db compose.Database, at time.Time, preamble string,
 	if up != nil {
 		w = io.MultiWriter(bf, up) // the upload drops what it cannot send
 	}
-	s, err := newSink(w, req.Kind != backupfile.Schema, req.Compression, req.Recipients, preamble, func(n int64) {
+	s, err := newSink(w, req.Kind != backupfile.Schema, req.Compression, req.Recipients, preamble, postscript, func(n int64) {
 		if req.Progress != nil {
 			req.Progress(db.Name, n)
 		}
@@ -723,6 +733,9 @@ type sink struct {
 	rows     *fingerprint.RowHasher // nil for schema-only dumps
 	behind   *behind                // runs rows on a goroutine of its own
 	preamble *pgdump.Preamble
+	// postscript puts the database's own properties in before the
+	// dump's closing comment.
+	postscript *pgdump.Postscript
 	compress io.WriteCloser // nil for none
 	seal     io.WriteCloser // age encryption under the compression; nil for none
 	plain    hash.Hash      // of the plain SQL, when sealed
@@ -730,7 +743,7 @@ type sink struct {
 	h        hash.Hash
 }
 
-func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, preamble string, progress func(int64)) (*sink, error) {
+func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, preamble, postscript string, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
 	if data {
 		s.rows = &fingerprint.RowHasher{}
@@ -766,7 +779,8 @@ func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Re
 		// decryption and then a decompression give back.
 		out = io.MultiWriter(out, s.plain)
 	}
-	s.preamble = pgdump.NewPreamble(out, preamble)
+	s.postscript = pgdump.NewPostscript(out, postscript)
+	s.preamble = pgdump.NewPreamble(s.postscript, preamble)
 	return s, nil
 }
 
@@ -787,6 +801,9 @@ func (s *sink) Close() error {
 	defer s.mu.Unlock()
 	s.stop()
 	if err := s.preamble.Close(); err != nil {
+		return err
+	}
+	if err := s.postscript.Close(); err != nil {
 		return err
 	}
 	if s.compress != nil {

@@ -135,7 +135,7 @@ func TestPointLatest(t *testing.T) {
 
 func TestNewManifestHasNoNilSequences(t *testing.T) {
 	t.Parallel()
-	s, err := newSink(io.Discard, false, backupfile.None, nil, "", nil)
+	s, err := newSink(io.Discard, false, backupfile.None, nil, "", "", nil)
 	require.NoError(t, err)
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	m := newManifest(Request{Kind: backupfile.Schema, ToolVersion: "v1"}, compose.Database{Name: "rulesdb"}, "img", at,
@@ -159,7 +159,8 @@ func TestSinkPutsTheRolesAfterTheHeaderAndHashesTheWholeFile(t *testing.T) {
 		"--\n-- PostgreSQL database dump complete\n--\n\n"
 	roles := "--\n-- Roles\n--\n\nDO $r$ BEGIN END $r$;\n\n"
 	var file bytes.Buffer
-	s, err := newSink(&file, true, backupfile.None, nil, roles, nil)
+	props := "--\n-- Name: DATABASE; Type: DATABASE PROPERTIES; Schema: -; Owner: -\n--\n\nDO $d$ BEGIN END $d$;\n\n"
+	s, err := newSink(&file, true, backupfile.None, nil, roles, props, nil)
 	require.NoError(t, err)
 	for i := 0; i < len(dump); i += 7 {
 		_, err := s.Write([]byte(dump[i:min(i+7, len(dump))]))
@@ -168,7 +169,8 @@ func TestSinkPutsTheRolesAfterTheHeaderAndHashesTheWholeFile(t *testing.T) {
 	require.NoError(t, s.Close())
 	got := file.String()
 	assert.True(t, strings.HasPrefix(got, "--\n-- PostgreSQL database dump\n--\n\nSET row_security = off;\n\n"+roles+"--\n-- Name: t;"), got)
-	assert.Equal(t, len(dump)+len(roles), len(got))
+	assert.True(t, strings.HasSuffix(got, "\\.\n\n\n"+props+"--\n-- PostgreSQL database dump complete\n--\n\n"), "the database's properties before the closing comment: %s", got)
+	assert.Equal(t, len(dump)+len(roles)+len(props), len(got))
 	sum := sha256.Sum256(file.Bytes())
 	assert.Equal(t, hex.EncodeToString(sum[:]), s.sum())
 	assert.Equal(t, int64(file.Len()), s.size())
@@ -179,7 +181,7 @@ func TestSinkPutsTheRolesAfterTheHeaderAndHashesTheWholeFile(t *testing.T) {
 	assert.Equal(t, int64(2), *tables[0].Rows)
 
 	// A dump cut within its header is no backup.
-	s, err = newSink(io.Discard, false, backupfile.Gzip, nil, roles, nil)
+	s, err = newSink(io.Discard, false, backupfile.Gzip, nil, roles, props, nil)
 	require.NoError(t, err)
 	_, err = s.Write([]byte("--\n-- PostgreSQL database dump\n--\n\nSET row_security = off;\n"))
 	require.NoError(t, err)

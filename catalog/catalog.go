@@ -110,14 +110,25 @@ func (l listing) has(name string) bool {
 type backup struct {
 	Entry
 	backupfile.Parsed
+	// byManifest marks a file whose name is not aidb's (copied to "my
+	// backup.sql", say) but that has a manifest beside it: its Parsed is
+	// empty, and what it is comes from its manifest.
+	byManifest bool
 }
 
-// backups are the listing's backup files, newest first by their names.
+// backups are the listing's backup files, newest first by their names:
+// those named as aidb names them, and those of any other name with a
+// manifest beside them (last, until their manifests are read).
 func (l listing) backups() []backup {
 	var out []backup
 	for _, e := range l.entries {
-		if p, ok := backupfile.Parse(e.Name); ok && !e.Pointer {
-			out = append(out, backup{e, p})
+		if e.Pointer {
+			continue
+		}
+		if p, ok := backupfile.Parse(e.Name); ok {
+			out = append(out, backup{Entry: e, Parsed: p})
+		} else if _, ok := l.byName[e.Name+manifest.Suffix]; ok {
+			out = append(out, backup{Entry: e, byManifest: true})
 		}
 	}
 	slices.SortFunc(out, func(a, b backup) int {
@@ -188,7 +199,11 @@ func (c *Catalog) list(ctx context.Context, l listing) []Listed {
 			if !m.Created.IsZero() {
 				it.Created = m.Created
 			}
-			if m.Database != b.Database || m.Kind != b.Kind {
+			if b.byManifest {
+				// Its name says nothing: it is what its manifest says.
+				it.Database, it.Kind, it.Compression = m.Database, m.Kind, m.Compression
+			}
+			if !b.byManifest && (m.Database != b.Database || m.Kind != b.Kind) {
 				// A file renamed (or copied) under another database's or
 				// kind's name must not count as one of that database's
 				// backups, nor push its real ones out of a keep rule.

@@ -198,3 +198,49 @@ func TestADataOnlyBackupWithAChangedSchemaPartIsDamaged(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, plan.Remove, "the damaged newer one does not push the intact one out")
 }
+
+// A backup copied to a name of the user's own ("my $HOME backup.sql",
+// manifest beside it) is what its manifest says: listed as rulesdb's,
+// intact, ranked by its manifest's time, and pruned with its manifest
+// like any other. A file of such a name without a manifest is no backup
+// aidb lists.
+func TestAFileOfAnyNameWithAManifestIsListedAndPrunedByIt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	c := New(Folder{Dir: dir})
+	older := write(t, dir, "rulesdb", t0, ptr(t0), nil)
+	newest := write(t, dir, "rulesdb", t0.Add(2*time.Hour), ptr(t0.Add(2*time.Hour)), nil)
+	copied := filepath.Join(dir, "my $HOME backup.sql")
+	src := write(t, t.TempDir(), "rulesdb", t0.Add(time.Hour), ptr(t0.Add(time.Hour)), nil)
+	body, err := os.ReadFile(src)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(copied, body, 0o600))
+	mb, err := os.ReadFile(manifest.PathFor(src))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(manifest.PathFor(copied), mb, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine\n"), 0o600))
+
+	items, err := c.List(ctx)
+	require.NoError(t, err)
+	var files []string
+	for _, l := range items {
+		files = append(files, l.File)
+		if l.File == copied {
+			assert.Equal(t, "rulesdb", l.Database)
+			assert.Equal(t, backupfile.Full, l.Kind)
+			assert.Equal(t, t0.Add(time.Hour), l.Created)
+			assert.Equal(t, retention.Intact, l.State(), l.Problem)
+		}
+	}
+	assert.Equal(t, []string{newest, copied, older}, files, "newest first by the manifests; notes.txt is no backup")
+
+	plan, err := c.PlanPrune(ctx, retention.Policy{KeepLast: 1}, t0.Add(3*time.Hour))
+	require.NoError(t, err)
+	require.NoError(t, c.Prune(ctx, plan))
+	assert.NoFileExists(t, copied)
+	assert.NoFileExists(t, manifest.PathFor(copied))
+	assert.NoFileExists(t, older)
+	assert.FileExists(t, newest)
+	assert.FileExists(t, filepath.Join(dir, "notes.txt"))
+}

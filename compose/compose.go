@@ -40,8 +40,14 @@ const PostgresPort = 5432
 // Options says where to load from. Zero values mean the embedded defaults and
 // the current directory.
 type Options struct {
-	// ComposeFile is the compose file; empty: the embedded default.
+	// ComposeFile is the compose file; empty: with Discover, the one
+	// Docker Compose would use (FindComposeFile, from WorkingDir or the
+	// current directory up), else the embedded default.
 	ComposeFile string
+	// Discover looks for the project's own compose file when ComposeFile
+	// is empty, as docker compose does, from WorkingDir (else the current
+	// directory) up; the folder of the file it finds is the project's.
+	Discover bool
 	// ConfigFile is aidb.yaml; empty: aidb.yaml in WorkingDir if present,
 	// else the embedded default.
 	ConfigFile string
@@ -171,6 +177,23 @@ var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // input (fault.Invalid) naming the file, and the line where known.
 func Load(ctx context.Context, opts Options) (*Project, error) {
 	env := envMap(opts.Env)
+	if opts.ComposeFile == "" && opts.Discover {
+		from := opts.WorkingDir
+		if from == "" {
+			var err error
+			if from, err = os.Getwd(); err != nil {
+				return nil, err
+			}
+		}
+		found, err := FindComposeFile(from)
+		if err != nil {
+			return nil, err
+		}
+		if found != "" {
+			// The project's folder is then the file's, as in Compose.
+			opts.ComposeFile, opts.WorkingDir = found, ""
+		}
+	}
 	wd, err := workingDir(opts)
 	if err != nil {
 		return nil, err
@@ -268,7 +291,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		enableDatabase(cp, n, cfg.Databases[n])
 	}
 	for _, n := range names {
-		db, err := database(cp, n, cfg.Databases[n], wd, raw)
+		db, err := database(cp, composeName, cfgName, n, cfg.Databases[n], wd, raw)
 		if err != nil {
 			return nil, fault.BadInput(fmt.Errorf("%s: database %s: %w", cfgName, n, err))
 		}
@@ -345,14 +368,14 @@ func envMap(env []string) map[string]string {
 }
 
 // database derives what aidb needs from the compose service.
-func database(cp *types.Project, name string, dc DatabaseConfig, wd string, raw map[string]any) (Database, error) {
+func database(cp *types.Project, composeName, cfgName, name string, dc DatabaseConfig, wd string, raw map[string]any) (Database, error) {
 	svcName := dc.Service
 	if svcName == "" {
 		svcName = name
 	}
 	svc, err := cp.GetService(svcName)
 	if err != nil {
-		return Database{}, fmt.Errorf("service %q is not in the compose file (services: %s)", svcName, strings.Join(cp.ServiceNames(), ", "))
+		return Database{}, fmt.Errorf("service %q is not in the compose file %s (services: %s)%s", svcName, composeName, strings.Join(cp.ServiceNames(), ", "), configAdvice(composeName, cfgName))
 	}
 	if svc.Image == "" {
 		return Database{}, fmt.Errorf("service %q has no image: aidb runs database services from a PostgreSQL image", svcName)
@@ -501,4 +524,45 @@ func (d *duration) UnmarshalText(b []byte) error {
 	}
 	d.Duration = v
 	return nil
+}
+
+// ComposeFileNames are the compose files Docker Compose looks for, in
+// its order of preference.
+var ComposeFileNames = []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"}
+
+// FindComposeFile finds the compose file Docker Compose would use from
+// folder dir: the first of ComposeFileNames in dir, else in its parent,
+// and so on up; "" when no folder up to the root has one. Two names in
+// the folder it stops at are used as Compose uses them: the first, with
+// no error.
+func FindComposeFile(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		for _, n := range ComposeFileNames {
+			p := filepath.Join(dir, n)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				return p, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", nil
+		}
+		dir = parent
+	}
+}
+
+// configAdvice says what to do when aidb.yaml names a database the compose
+// file does not serve: the two files do not belong together.
+func configAdvice(composeName, cfgName string) string {
+	switch {
+	case cfgName == DefaultConfigName && composeName != DefaultComposeName:
+		return fmt.Sprintf("; no aidb.yaml was found beside %s, so the embedded default's databases were asked for: run aidb init there to write an aidb.yaml for this compose file's PostgreSQL services (or pass --config)", composeName)
+	case composeName == DefaultComposeName && cfgName != DefaultConfigName:
+		return fmt.Sprintf("; no compose file was found in this folder or above it (%s), so the embedded default's was used: pass -f FILE (or set AIDB_COMPOSE_FILE)", strings.Join(ComposeFileNames, ", "))
+	}
+	return "; name the database's service in aidb.yaml (databases.<name>.service), or pass another compose file with -f"
 }

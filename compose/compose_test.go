@@ -304,3 +304,46 @@ func TestImageVars(t *testing.T) {
 	assert.Equal(t, []string{"RULESDB_PG"}, rules.ImageVars)
 	assert.Empty(t, mem.ImageVars)
 }
+
+// Without -f, aidb finds the project's compose file as Docker Compose
+// does: the first of compose.yaml, compose.yml, docker-compose.yaml and
+// docker-compose.yml in the folder, else in the nearest folder above; the
+// project's folder is then the file's (aidb.yaml, .env and the backups
+// beside it). Without an aidb.yaml there, the error names both files and
+// says to run aidb init.
+func TestLoadDiscoversTheProjectsComposeFile(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	deep := filepath.Join(root, "src", "app")
+	require.NoError(t, os.MkdirAll(deep, 0o700))
+	service := []byte("services:\n  appdb:\n    image: postgres:15\n    environment:\n      POSTGRES_PASSWORD: pw\n    ports: [\"127.0.0.1:5499:5432\"]\n")
+	require.NoError(t, os.WriteFile(filepath.Join(root, "docker-compose.yml"), service, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "compose.yaml"), service, 0o600))
+
+	found, err := FindComposeFile(deep)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "compose.yaml"), found, "compose.yaml before docker-compose.yml, from a folder below")
+
+	_, err = Load(t.Context(), Options{Discover: true, WorkingDir: deep})
+	require.Error(t, err)
+	assert.Equal(t, fault.Invalid, fault.KindOf(err), "%v", err)
+	for _, want := range []string{filepath.Join(root, "compose.yaml"), DefaultConfigName, "aidb init", `service "memorydb" is not in the compose file`, "services: appdb"} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	require.NoError(t, os.WriteFile(filepath.Join(root, "aidb.yaml"), []byte("databases:\n  app:\n    service: appdb\n"), 0o600))
+	p, err := Load(t.Context(), Options{Discover: true, WorkingDir: deep})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "compose.yaml"), p.ComposeFile)
+	assert.Equal(t, filepath.Join(root, "aidb.yaml"), p.ConfigFile, "aidb.yaml beside the compose file found")
+	assert.Equal(t, filepath.Join(root, "backups"), p.BackupDir)
+	_, ok := p.Database("app")
+	assert.True(t, ok)
+
+	none, err := FindComposeFile("/")
+	require.NoError(t, err)
+	assert.Empty(t, none, "no compose file at the root: the embedded default")
+	p, err = Load(t.Context(), Options{Discover: false, WorkingDir: deep})
+	require.NoError(t, err)
+	assert.Equal(t, DefaultComposeName, p.ComposeFile, "without Discover, the embedded default")
+}

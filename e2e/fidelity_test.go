@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/fingerprint"
 	"github.com/aidb/aidb/verify"
 )
 
@@ -295,4 +296,82 @@ func TestVerifyAmcheckFindsAnIndexThatDoesNotMatchItsTable(t *testing.T) {
 	r = p.aidb("verify", "--amcheck", bad)
 	assert.Equal(t, 3, r.code)
 	assert.Contains(t, r.stdout+r.stderr, "notes_jitter")
+}
+
+// What belongs to the database rather than to its schema (ALTER DATABASE
+// … SET, ALTER ROLE … IN DATABASE … SET, its comment, owner, connection
+// limit and ACL: a REVOKE CONNECT … FROM PUBLIC) travels with a full
+// backup: in the file, before its closing comment, and in the manifest. A
+// full restore (parallel and --jobs 1) brings it back over a database
+// that had lost it, verify compares it, and a file whose statement for a
+// setting was taken out differs (exit 3), the setting named.
+func TestDatabasePropertiesTravelWithFullBackups(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "dbprops")
+	p.backupDir()
+	r := p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	url := p.status()["rulesdb"].URL
+	conn := connect(t, url)
+	_, err := conn.Exec(t.Context(), `CREATE ROLE app_reader NOLOGIN; CREATE ROLE "App Owner" NOLOGIN;
+		CREATE SCHEMA app; CREATE TABLE app.t (id int PRIMARY KEY); INSERT INTO app.t SELECT generate_series(1, 10);
+		DO $$ DECLARE db text := quote_ident(current_database()); BEGIN
+			EXECUTE 'ALTER DATABASE ' || db || ' SET search_path TO app, "$user", public';
+			EXECUTE 'ALTER DATABASE ' || db || $q$ SET work_mem TO '8MB'$q$;
+			EXECUTE 'ALTER ROLE app_reader IN DATABASE ' || db || $q$ SET statement_timeout TO '5s'$q$;
+			EXECUTE 'COMMENT ON DATABASE ' || db || $q$ IS 'the rules, and what''s in them'$q$;
+			EXECUTE 'REVOKE CONNECT, TEMPORARY ON DATABASE ' || db || ' FROM PUBLIC';
+			EXECUTE 'GRANT CONNECT ON DATABASE ' || db || ' TO app_reader';
+			EXECUTE 'ALTER DATABASE ' || db || ' CONNECTION LIMIT 50';
+			EXECUTE 'ALTER DATABASE ' || db || ' OWNER TO "App Owner"';
+		END $$`)
+	require.NoError(t, err)
+	source, err := fingerprint.ReadDatabase(t.Context(), conn, true)
+	require.NoError(t, err)
+	require.Equal(t, "App Owner", source.Owner)
+	require.Contains(t, source.ACL, "app_reader CONNECT")
+	require.NotContains(t, source.ACL, "PUBLIC CONNECT")
+	require.Len(t, source.RoleSettings, 1)
+
+	r = p.aidb("backup", "--json", "--verify", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	var doc struct {
+		Results []verify.Result `json:"results"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc), r.stdout)
+	require.Len(t, doc.Results, 1)
+	require.True(t, doc.Results[0].OK, "%v %s", doc.Results[0].Differences, doc.Results[0].Error)
+	file := doc.Results[0].File
+	m := readManifest(t, file)
+	require.NotNil(t, m.DatabaseProperties, "the manifest keeps them")
+	assert.Equal(t, source, *m.DatabaseProperties)
+	raw := readAllPlain(t, file)
+	assert.Contains(t, raw, "Type: DATABASE PROPERTIES", "the file holds them")
+
+	for _, jobs := range []string{"4", "1"} {
+		_, err := connect(t, url).Exec(t.Context(), `DO $$ DECLARE db text := quote_ident(current_database()); BEGIN
+			EXECUTE 'ALTER DATABASE ' || db || ' RESET ALL';
+			EXECUTE 'ALTER ROLE app_reader IN DATABASE ' || db || ' RESET ALL';
+			EXECUTE 'COMMENT ON DATABASE ' || db || ' IS NULL';
+			EXECUTE 'GRANT CONNECT, TEMPORARY ON DATABASE ' || db || ' TO PUBLIC';
+			EXECUTE 'ALTER DATABASE ' || db || ' CONNECTION LIMIT -1';
+		END $$`)
+		require.NoError(t, err)
+		r := p.aidb("restore", "--yes", "--no-backup", "--jobs", jobs, "rulesdb", file)
+		require.Equal(t, 0, r.code, "--jobs %s: %s", jobs, r.stderr)
+		got, err := fingerprint.ReadDatabase(t.Context(), connect(t, url), true)
+		require.NoError(t, err)
+		assert.Equal(t, source, got, "--jobs %s: the database's own properties came back", jobs)
+	}
+
+	// The setting's statement taken out of the file, its manifest kept:
+	// the restored database lacks it, and verify says which.
+	line := "\tEXECUTE 'ALTER DATABASE ' || db || ' SET work_mem TO ''8MB''';\n"
+	require.Contains(t, raw, line)
+	edited := filepath.Join(filepath.Dir(file), strings.Replace(filepath.Base(file), "rulesdb", "rulesdb-edited", 1))
+	writeWithManifest(t, file, edited, []byte(strings.Replace(raw, line, "", 1)))
+	code, results, stderr := p.verifyJSON(edited)
+	assert.Equal(t, 3, code, stderr)
+	require.Len(t, results, 1)
+	assert.Contains(t, strings.Join(results[0].Differences, "\n"), "database: setting work_mem=8MB: the backup has it, the restored database does not")
 }

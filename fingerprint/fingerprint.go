@@ -83,6 +83,9 @@ type Fingerprint struct {
 	// hash covers them, and a manifest keeps them so that a lost grant is
 	// named. Empty unless Options.Privileges asks for them.
 	Privileges []string `json:"privileges,omitempty"`
+	// Database is what belongs to the database rather than to its schema
+	// (ReadDatabase), when Options.Database asks for it.
+	Database *Database `json:"database,omitempty"`
 }
 
 // Options says what to read.
@@ -126,6 +129,9 @@ type Options struct {
 	// first. They read no common snapshot, so use them only on a database
 	// no one writes to (a restore's temporary database, a throwaway).
 	Scanners []Querier
+	// Database reads the database's own properties too (ReadDatabase,
+	// with owners).
+	Database bool
 }
 
 // Prepare sets the session settings a fingerprint depends on
@@ -194,6 +200,13 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 		if fp.MigrationVersion, err = migrationVersion(ctx, q, opts.MigrationTable); err != nil {
 			return fp, err
 		}
+	}
+	if opts.Database {
+		d, err := ReadDatabase(ctx, q, true)
+		if err != nil {
+			return fp, err
+		}
+		fp.Database = &d
 	}
 	return fp, nil
 }

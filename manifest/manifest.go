@@ -73,6 +73,12 @@ type Manifest struct {
 	// are members of), which a restore creates where the server lacks
 	// them (format 4).
 	Roles []roles.Role `json:"roles,omitempty"`
+	// DatabaseProperties are what belongs to the database rather than to
+	// its schema (owner, connection limit, comment, ACL, its settings and
+	// its roles' settings there), which a full or schema file sets at its
+	// end and a restore compares; nil for data-only backups and in
+	// manifests written before they were kept.
+	DatabaseProperties *fingerprint.Database `json:"database_properties,omitempty"`
 	// RolePasswords says Roles hold password hashes (backup
 	// --with-role-passwords): the manifest and the file hold secrets.
 	RolePasswords bool `json:"role_passwords,omitempty"`

@@ -73,3 +73,48 @@ func (p *Preamble) Close() error {
 	}
 	return nil
 }
+
+// A Postscript passes a plain dump (one, or several one after another) on
+// to its writer with text put in before the last closing comment: the
+// file still ends as pg_dump ends its files, and text runs after every
+// object and row. It holds back the last TailSize bytes until Close.
+type Postscript struct {
+	w    io.Writer
+	hb   *Holdback
+	text []byte
+}
+
+// NewPostscript passes what is written to it on to w, with text put in
+// before the last closing comment; an empty text is put nowhere.
+func NewPostscript(w io.Writer, text string) *Postscript {
+	p := &Postscript{w: w, text: []byte(text)}
+	if text != "" {
+		p.hb = NewHoldback(w)
+	}
+	return p
+}
+
+// Write passes b on (all but its last bytes, until Close).
+func (p *Postscript) Write(b []byte) (int, error) {
+	if p.hb == nil {
+		return p.w.Write(b)
+	}
+	return p.hb.Write(b)
+}
+
+// Close writes what was held back, with the text before the closing
+// comment; a dump without one was cut short (an error, and the text is
+// not written).
+func (p *Postscript) Close() error {
+	if p.hb == nil {
+		return nil
+	}
+	if err := p.hb.Finish(); err != nil {
+		return err
+	}
+	if _, err := p.w.Write(p.text); err != nil {
+		return err
+	}
+	_, err := p.w.Write(p.hb.Trailer())
+	return err
+}

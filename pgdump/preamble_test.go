@@ -98,3 +98,37 @@ func TestPreambleRefusesWhatIsNoDump(t *testing.T) {
 	require.NoError(t, p.Close())
 	assert.Equal(t, "abc", out.String())
 }
+
+// A postscript goes in before the last closing comment of what was
+// written (of several dumps, the last one's), however the writes fall.
+func TestPostscriptPutsTextBeforeTheLastClosingComment(t *testing.T) {
+	t.Parallel()
+	in := dumpHead + dumpBody + dumpHead + dumpBody
+	i := strings.LastIndex(in, "--\n-- PostgreSQL database dump complete")
+	want := in[:i] + "POST;\n\n" + in[i:]
+	for cut := 0; cut <= len(in); cut += 7 {
+		var out bytes.Buffer
+		p := NewPostscript(&out, "POST;\n\n")
+		_, err := p.Write([]byte(in[:cut]))
+		require.NoError(t, err)
+		_, err = p.Write([]byte(in[cut:]))
+		require.NoError(t, err)
+		require.NoError(t, p.Close())
+		require.Equal(t, want, out.String(), "cut at %d", cut)
+	}
+	assert.True(t, Complete([]byte(want[max(0, len(want)-TailSize):])), "the file still ends as a dump does")
+
+	var out bytes.Buffer
+	p := NewPostscript(&out, "POST;\n")
+	_, err := p.Write([]byte(dumpHead + "--\n-- Name: t; Type: TABLE; Schema: public; Owner: rules\n"))
+	require.NoError(t, err)
+	assert.ErrorContains(t, p.Close(), "cut short", "a dump without its closing comment")
+	assert.NotContains(t, out.String(), "POST;")
+
+	out.Reset()
+	p = NewPostscript(&out, "")
+	_, err = p.Write([]byte(in))
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+	assert.Equal(t, in, out.String(), "no text, the dump as it came")
+}

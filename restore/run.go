@@ -394,6 +394,7 @@ func fingerprintOptions(p Plan) fingerprint.Options {
 		opts.Privileges = p.Manifest.PrivilegeForm()
 		opts.NoMaintain = p.Manifest.SchemaForm().NoMaintain
 		opts.Columns = manifestColumns(p.Manifest.Tables)
+		opts.Database = p.Manifest.DatabaseProperties != nil && p.Kind != backupfile.Data
 		if p.Kind == backupfile.Schema && p.Manifest.MigrationTable != "" {
 			// A schema backup holds the bookkeeping rows: they are compared
 			// too (a manifest from before it did has no rows to compare).
@@ -728,6 +729,9 @@ func Compare(m manifest.Manifest, got fingerprint.Fingerprint) []string {
 	}
 	for k := range gotTables {
 		diffs = append(diffs, fmt.Sprintf("%s: not in the backup", k))
+	}
+	if m.DatabaseProperties != nil && got.Database != nil {
+		diffs = append(diffs, m.DatabaseProperties.Differences(*got.Database)...)
 	}
 	gotSeqs := map[string]int64{}
 	for _, q := range got.Sequences {

@@ -68,9 +68,11 @@ func Names(rs []Role) []string {
 // to: the owners of its objects, every grantor and grantee in its ACLs
 // (relations, columns, schemas, functions, types, languages, foreign data
 // wrappers and servers, large objects, default privileges), the roles its
-// policies apply to, the roles whose default privileges it sets, and the
-// bootstrap superuser (OID 10), which owns the system's objects; then,
-// transitively, the roles these are members of. PUBLIC (OID 0) is no role.
+// policies apply to, the roles whose default privileges it sets, the
+// database's owner, the roles in its own ACL and those with settings in
+// it (ALTER ROLE … IN DATABASE), and the bootstrap superuser (OID 10),
+// which owns the system's objects; then, transitively, the roles these
+// are members of. PUBLIC (OID 0) is no role.
 const referencedSQL = `
 	WITH RECURSIVE acls(acl) AS (
 		SELECT relacl FROM pg_catalog.pg_class WHERE relacl IS NOT NULL
@@ -83,6 +85,7 @@ const referencedSQL = `
 		UNION ALL SELECT srvacl FROM pg_catalog.pg_foreign_server WHERE srvacl IS NOT NULL
 		UNION ALL SELECT lomacl FROM pg_catalog.pg_largeobject_metadata WHERE lomacl IS NOT NULL
 		UNION ALL SELECT defaclacl FROM pg_catalog.pg_default_acl
+		UNION ALL SELECT datacl FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database() AND datacl IS NOT NULL
 	), direct(oid) AS (
 		SELECT 10::oid
 		UNION SELECT x.grantee FROM acls, pg_catalog.aclexplode(acls.acl) x
@@ -108,6 +111,9 @@ const referencedSQL = `
 		UNION SELECT lomowner FROM pg_catalog.pg_largeobject_metadata
 		UNION SELECT defaclrole FROM pg_catalog.pg_default_acl
 		UNION SELECT unnest(polroles) FROM pg_catalog.pg_policy
+		UNION SELECT datdba FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()
+		UNION SELECT s.setrole FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+			WHERE d.datname = pg_catalog.current_database()
 	), closure(oid) AS (
 		SELECT oid FROM direct WHERE oid <> 0
 		UNION SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN closure c ON m.member = c.oid

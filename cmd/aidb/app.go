@@ -108,7 +108,7 @@ func (a *app) loadProject(ctx context.Context) (*compose.Project, error) {
 	if cfg == "" {
 		cfg = os.Getenv("AIDB_CONFIG")
 	}
-	return compose.Load(ctx, compose.Options{ComposeFile: file, ConfigFile: cfg, Env: os.Environ(), Profiles: a.profiles})
+	return compose.Load(ctx, compose.Options{ComposeFile: file, Discover: true, ConfigFile: cfg, Env: os.Environ(), Profiles: a.profiles})
 }
 
 // session is a loaded project, the databases a command names, and the

@@ -190,10 +190,13 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	}
 	if a.json {
 		return a.printJSON(struct {
-			Databases []orchestrator.Status        `json:"databases"`
-			Services  []orchestrator.ServiceStatus `json:"services"`
-		}{st, services})
+			ComposeFile string                       `json:"compose_file"`
+			ConfigFile  string                       `json:"config_file"`
+			Databases   []orchestrator.Status        `json:"databases"`
+			Services    []orchestrator.ServiceStatus `json:"services"`
+		}{s.project.ComposeFile, s.project.ConfigFile, st, services})
 	}
+	fmt.Fprintf(a.stderr, "project %s: compose file %s, aidb config %s\n", s.project.Name, s.project.ComposeFile, s.project.ConfigFile)
 	w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "DATABASE\tSTATE\tREADY\tCONTAINER\tIMAGE\tPORT\tURL")
 	for _, x := range st {

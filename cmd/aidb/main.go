@@ -157,7 +157,7 @@ messages and progress go to stderr.`,
 		return nil
 	}
 	f := root.PersistentFlags()
-	f.StringVarP(&a.composeFile, "file", "f", "", "compose file (default: AIDB_COMPOSE_FILE, else the embedded default)")
+	f.StringVarP(&a.composeFile, "file", "f", "", "compose file (default: AIDB_COMPOSE_FILE, else compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml in this folder or the nearest above it that has one, else the embedded default)")
 	f.StringVar(&a.configFile, "config", "", "aidb.yaml (default: AIDB_CONFIG, else ./aidb.yaml, else the embedded default)")
 	f.BoolVar(&a.json, "json", false, "print one JSON document on stdout")
 	f.BoolVar(&a.yes, "yes", false, "do not ask before removing or replacing data")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/manifest"
 	"github.com/aidb/aidb/pgrun"
@@ -71,6 +72,14 @@ The data being replaced is backed up first (--no-backup skips that).`,
 			}
 			defer s.Close()
 
+			for i, db := range s.dbs {
+				if objs[i] != nil {
+					continue
+				}
+				if pairs[i][1], err = latestFile(s.project.BackupDir, db.Name, pairs[i][1], dataOnly); err != nil {
+					return err
+				}
+			}
 			keys, err := ageKeys(s.project)
 			if err != nil {
 				return err
@@ -221,4 +230,26 @@ func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string
 		seen[p[0]] = true
 	}
 	return out, nil
+}
+
+// latestFile resolves "latest" (or "<db>-latest"), as a restore's file,
+// to db's latest pointer in the backup folder whatever its compression
+// and encryption (rulesdb-latest.sql, .sql.zst, .sql.age, ...); other
+// names are returned as they are. A data-only restore is refused it:
+// latest names a full backup.
+func latestFile(dir, db, file string, dataOnly bool) (string, error) {
+	if file != "latest" && file != db+"-latest" {
+		return file, nil
+	}
+	if dataOnly {
+		return "", fault.BadInput(fmt.Errorf("%s: latest names the newest full backup of %s, and --data-only restores a data-only backup: name that file (aidb list shows them)", file, db))
+	}
+	names := append([]string{backupfile.LatestName(db, backupfile.None)}, backupfile.OtherLatestNames(db, backupfile.None)...)
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if _, err := os.Lstat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fault.BadInput(fmt.Errorf("%s: %s has no latest pointer for %s (%s): take a full backup first (aidb backup %s --verify), or name a backup file (aidb list shows them); nothing was changed", file, dir, db, names[0], db))
 }
