@@ -736,11 +736,11 @@ type sink struct {
 	// postscript puts the database's own properties in before the
 	// dump's closing comment.
 	postscript *pgdump.Postscript
-	compress io.WriteCloser // nil for none
-	seal     io.WriteCloser // age encryption under the compression; nil for none
-	plain    hash.Hash      // of the plain SQL, when sealed
-	counted  *countingWriter
-	h        hash.Hash
+	compress   io.WriteCloser // nil for none
+	seal       io.WriteCloser // age encryption under the compression; nil for none
+	plain      hash.Hash      // of the plain SQL, when sealed
+	counted    *countingWriter
+	h          hash.Hash
 }
 
 func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, preamble, postscript string, progress func(int64)) (*sink, error) {
