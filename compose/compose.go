@@ -566,3 +566,43 @@ func configAdvice(composeName, cfgName string) string {
 	}
 	return "; name the database's service in aidb.yaml (databases.<name>.service), or pass another compose file with -f"
 }
+
+// ServiceImages reads the compose file at file (interpolated from env and
+// the .env beside it, every profile on) and returns each service's image
+// by service name: what aidb init looks at to find the PostgreSQL ones.
+func ServiceImages(ctx context.Context, file string, env []string) (map[string]string, error) {
+	content, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fault.BadInput(fmt.Errorf("read compose file: %w", err))
+	}
+	wd, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return nil, err
+	}
+	m := envMap(env)
+	if dotEnv := filepath.Join(wd, ".env"); m["COMPOSE_DISABLE_ENV_FILE"] == "" {
+		if fromFile, err := dotenv.GetEnvFromFile(m, []string{dotEnv}); err == nil {
+			for k, v := range fromFile {
+				if _, set := m[k]; !set {
+					m[k] = v
+				}
+			}
+		}
+	}
+	cp, err := loader.LoadWithContext(ctx, types.ConfigDetails{
+		WorkingDir:  wd,
+		ConfigFiles: []types.ConfigFile{{Filename: file, Content: content}},
+		Environment: m,
+	}, func(o *loader.Options) {
+		o.Profiles = []string{"*"}
+		o.SetProjectName(loader.NormalizeProjectName(filepath.Base(wd)), false)
+	})
+	if err != nil {
+		return nil, fault.BadInput(fmt.Errorf("load compose file %s: %w%s", file, err, yamlLine(err)))
+	}
+	out := map[string]string{}
+	for name, svc := range cp.Services {
+		out[name] = svc.Image
+	}
+	return out, nil
+}

@@ -32,7 +32,14 @@ func makefile(t *testing.T) string {
 // under test as bin/aidb (SOURCES= keeps make from rebuilding it).
 func (p *project) makeTarget(target string, vars ...string) result {
 	p.t.Helper()
-	args := append([]string{"-f", makefile(p.t), "AIDB=" + aidbBin, "SOURCES=", target}, vars...)
+	return p.makeWith(makefile(p.t), target, vars...)
+}
+
+// makeWith runs make -f file target with vars as makeTarget does, with
+// the binary under test as AIDB.
+func (p *project) makeWith(file, target string, vars ...string) result {
+	p.t.Helper()
+	args := append([]string{"-f", file, "AIDB=" + aidbBin, "SOURCES=", target}, vars...)
 	cmd := p.command(p.t.Context())
 	mk, err := exec.LookPath("make")
 	require.NoError(p.t, err, "make is needed to test Makefile.ai")

@@ -226,6 +226,6 @@ func TestMigrateWhenDatabaseIsNotUp(t *testing.T) {
 	p := newProject(t, "mignotup")
 	r := p.aidb("migrate")
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "run make -f Makefile.ai ai-db-up")
+	assert.Regexp(t, `run aidb up (memorydb rulesdb|rulesdb memorydb|rulesdb|memorydb) first`, r.stderr, "run by hand, advice names aidb commands")
 	assert.Empty(t, p.labelled(t.Context()), "migrate starts nothing")
 }

@@ -262,7 +262,7 @@ func TestRestoreRefusalsAndFailuresChangeNothing(t *testing.T) {
 	r := p.aidb("restore", "--yes", "--no-backup", "--data-only", "rulesdb", data)
 	assert.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "lacks table public.rule_tags")
-	assert.Contains(t, r.stderr, "run make -f Makefile.ai ai-db-migrate")
+	assert.Contains(t, r.stderr, "run aidb migrate")
 	assert.Equal(t, current, content(t, url))
 }
 

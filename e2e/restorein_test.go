@@ -201,8 +201,8 @@ func TestBadBackupFilesAreNamed(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"no file", []string{""}, []string{"no backup file given", "make -f Makefile.ai ai-db-list"}},
-		{"symlink loop", []string{loopA}, []string{"symbolic link that leads back to itself", "make -f Makefile.ai ai-db-list"}},
+		{"no file", []string{""}, []string{"no backup file given", "aidb list"}},
+		{"symlink loop", []string{loopA}, []string{"symbolic link that leads back to itself", "aidb list"}},
 		{"custom format", []string{filepath.Join(p.dir, "rulesdb.dump")}, []string{"custom-format (pg_dump -Fc) archive", "pg_restore -f - "}},
 	} {
 		r := p.aidb(append([]string{"verify"}, c.args...)...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -70,10 +71,27 @@ func exitCode(err error) int {
 	return exitFailed
 }
 
-// advice is what to run next for err, naming the flags and make targets
-// the library errors leave out: one line per typed error in err's tree that
-// has a next step, in the tree's order, without repeats.
-func advice(err error) []string {
+// viaMake says aidb runs from a target of Makefile.ai (which sets
+// AIDB_VIA_MAKE): its advice then names make targets, else aidb commands.
+var viaMake = os.Getenv("AIDB_VIA_MAKE") != ""
+
+// advice is what to run next for err, naming the flags and the commands
+// (make targets from Makefile.ai, else aidb's) the library errors leave
+// out: one line per typed error in err's tree that has a next step, in the
+// tree's order, without repeats.
+func advice(err error) []string { return adviceIn(err, viaMake) }
+
+// next names what to run: make target when run from Makefile.ai, else the
+// aidb command.
+func next(mk bool, target, command string) string {
+	if mk {
+		return "make -f Makefile.ai " + target
+	}
+	return command
+}
+
+func adviceIn(err error, mk bool) []string {
+	run := func(target, command string) string { return next(mk, target, command) }
 	var out, notUp []string
 	add := func(s string) {
 		if !slices.Contains(out, s) {
@@ -106,11 +124,11 @@ func advice(err error) []string {
 				add("point AIDB_AGE_IDENTITY_FILE at the identity of one of its recipients")
 			}
 		case *freshness.StaleError:
-			add("take a backup with make -f Makefile.ai ai-db-backup-all (it verifies each file), and see why the scheduled one did not run")
+			add("take a backup with " + run("ai-db-backup-all", "aidb backup --verify") + " (it verifies each file), and see why the scheduled one did not run")
 		case *orchestrator.LeftRunningError:
-			add("see them with aidb status; stop them with aidb down --all, or remove everything with make -f Makefile.ai ai-db-nuke")
+			add("see them with aidb status; stop them with aidb down --all, or remove everything with " + run("ai-db-nuke", "aidb nuke"))
 		case *orchestrator.MajorMismatchError:
-			add(fmt.Sprintf("make -f Makefile.ai ai-db-upgrade DB=%s IMAGE=%s; then make -f Makefile.ai ai-db-migrate", e.Database, e.Image))
+			add(run(fmt.Sprintf("ai-db-upgrade DB=%s IMAGE=%s", e.Database, e.Image), fmt.Sprintf("aidb upgrade %s --image %s", e.Database, e.Image)) + "; then " + run("ai-db-migrate", "aidb migrate"))
 		case *oplock.BusyError:
 			if e.Folder != "" {
 				add("wait for it, or raise --lock-timeout")
@@ -121,7 +139,7 @@ func advice(err error) []string {
 			add("give --to 0 or more (0 reverts every migration)")
 		case *seed.RefusedError:
 			if errors.Is(e.Err, seed.ErrNotMigrated) {
-				add("run make -f Makefile.ai ai-db-migrate first")
+				add("run " + run("ai-db-migrate", "aidb migrate") + " first")
 			} else {
 				add(fmt.Sprintf("for a fresh one: aidb nuke %s, then up and migrate", e.Database))
 			}
@@ -132,9 +150,9 @@ func advice(err error) []string {
 		case *restore.FileError:
 			switch e.Next {
 			case restore.NameAnother:
-				add("make -f Makefile.ai ai-db-list shows the backups there are")
+				add(run("ai-db-list", "aidb list") + " shows the backups there are")
 			case restore.RestoreAnother:
-				add("restore another backup (make -f Makefile.ai ai-db-list shows which are whole)")
+				add("restore another backup (" + run("ai-db-list", "aidb list") + " shows which are whole)")
 			case restore.RunInContainer:
 				add("CONTAINER is the database's container, as aidb status shows it")
 			}
@@ -142,9 +160,9 @@ func advice(err error) []string {
 			add(fmt.Sprintf("restore it into %s, or pass --as-database %s to restore it into %s deliberately", e.Backup, e.Backup, e.Target))
 		case *restore.KindError:
 			if e.DataOnly {
-				add("restore it without --data-only (make -f Makefile.ai ai-db-restore BACKUP=…)")
+				add("restore it without --data-only (" + run("ai-db-restore BACKUP=…", "aidb restore <db> "+e.File) + ")")
 			} else {
-				add("restore it with --data-only (make -f Makefile.ai ai-db-restore-data BACKUP=…) onto a migrated schema")
+				add("restore it with --data-only (" + run("ai-db-restore-data BACKUP=…", "aidb restore --data-only <db> "+e.File) + ") onto a migrated schema")
 			}
 		case *restore.ExtensionError:
 			img := ""
@@ -165,9 +183,9 @@ func advice(err error) []string {
 		case *restore.SchemaError:
 			if len(e.Missing) > 0 || e.Older {
 				if e.SchemaBackup != "" {
-					add(fmt.Sprintf("run make -f Makefile.ai ai-db-migrate, or restore the schema backup %s (aidb restore %s %s)", e.SchemaBackup, e.Database, e.SchemaBackup))
+					add(fmt.Sprintf("run %s, or restore the schema backup %s (aidb restore %s %s)", run("ai-db-migrate", "aidb migrate"), e.SchemaBackup, e.Database, e.SchemaBackup))
 				} else {
-					add("run make -f Makefile.ai ai-db-migrate")
+					add("run " + run("ai-db-migrate", "aidb migrate"))
 				}
 			}
 			if len(e.Changed) > 0 {
@@ -181,11 +199,11 @@ func advice(err error) []string {
 			}
 		}
 		if e == pgimage.ErrNeedsRoot {
-			add("run again as root (e.g. sudo make -f Makefile.ai ai-image)")
+			add("run again as root (e.g. sudo " + run("ai-image", "aidb image build") + ")")
 		}
 	})
 	if i := slices.Index(out, ""); i >= 0 {
-		out[i] = fmt.Sprintf("run make -f Makefile.ai ai-db-up (or aidb up %s) first", strings.Join(notUp, " "))
+		out[i] = fmt.Sprintf("run %s first", run("ai-db-up (or aidb up "+strings.Join(notUp, " ")+")", "aidb up "+strings.Join(notUp, " ")))
 	}
 	return out
 }

@@ -200,7 +200,7 @@ func (h fileHint) missing(db string, pairs [][2]string, all, dataOnly bool) stri
 // restorePairs reads "<db> <file>" or, with --all, "<db>=<file>..." into
 // (db, file) pairs.
 func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string, error) {
-	usage := "usage: aidb restore <db> <file>, or aidb restore --all <db>=<file>...; make -f Makefile.ai ai-db-list shows the backups"
+	usage := "usage: aidb restore <db> <file>, or aidb restore --all <db>=<file>...; " + next(viaMake, "ai-db-list", "aidb list") + " shows the backups"
 	var out [][2]string
 	if !all {
 		if len(args) != 2 {

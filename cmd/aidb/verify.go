@@ -115,7 +115,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				}
 				files = append(files, remote...)
 				if len(files) == 0 {
-					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with make -f Makefile.ai ai-db-backup-all", s.project.BackupDir))
+					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with %s", s.project.BackupDir, next(viaMake, "ai-db-backup-all", "aidb backup --verify")))
 				}
 				if part != nil {
 					all := len(files)
