@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -357,10 +359,13 @@ func TestUpgradeKilledMidRestoreLeavesTheOldDatabase(t *testing.T) {
 	assert.Equal(t, labelled, p.labelled(t.Context()), "no new volume, no staging container")
 }
 
-// dirNames lists the names in dir, sorted.
+// dirNames lists the names in dir, sorted (none when dir does not exist).
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	require.NoError(t, err)
 	var out []string
 	for _, e := range ents {

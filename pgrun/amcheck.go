@@ -31,7 +31,7 @@ type Amcheck struct {
 func (t *Throwaway) Amcheck(ctx context.Context, dbname string) (Amcheck, error) {
 	out := Amcheck{Corruption: []string{}, NotChecked: []string{}}
 	stdout, stderr, code, err := t.r.exec(ctx, t.id, []string{"pg_amcheck", "--heapallindexed", "--install-missing",
-		"--username=" + t.DB.User, "--dbname=" + dbname})
+		"--username=" + t.DB.User, dbname})
 	if err != nil {
 		return out, fmt.Errorf("run pg_amcheck in throwaway container %s: %w", t.id[:12], err)
 	}

@@ -140,7 +140,7 @@ func (p Policy) Validate() error {
 		any = any || r.count > 0
 	}
 	if !any {
-		return &PolicyError{"keep-last", fmt.Sprintf("keep-last %d with no calendar rule would remove every backup of a database: keep at least 1 (keep-last, or keep-hourly, -daily, -weekly, -monthly, -yearly)", p.KeepLast)}
+		return &PolicyError{"keep-last", "every keep rule is 0, which would remove every backup of a database: keep at least 1 (keep-last, or keep-hourly, -daily, -weekly, -monthly, -yearly)"}
 	}
 	if p.SafetyKeepWithin < 0 {
 		return &PolicyError{"keep-safety-within", fmt.Sprintf("keep-safety-within %s is negative: give a duration such as 168h, or 0 to keep no safety backup by age", p.SafetyKeepWithin)}

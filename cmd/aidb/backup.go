@@ -262,7 +262,7 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 		case f.URL != "":
 			where += " and " + f.URL
 		}
-		a.say("%s: %s backup %s (%s, %d tables, %d rows, %.1fs, %.0f MiB/s)", f.Database, f.Kind, where, humanBytes(f.Size), f.Tables, f.Rows, f.Seconds, rate)
+		a.say("%s: %s backup %s (%s, %s, %s, %.1fs, %s)", f.Database, f.Kind, where, humanBytes(f.Size), counted(int64(f.Tables), "table"), counted(f.Rows, "row"), f.Seconds, rateText(rate))
 	}
 	if err != nil {
 		return res, err
@@ -284,4 +284,21 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// counted says n things: "1 table", "3 tables".
+func counted(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// rateText says a rate in MiB/s to a precision that does not round a
+// small file's to 0.
+func rateText(mibs float64) string {
+	if mibs < 10 {
+		return fmt.Sprintf("%.2g MiB/s", mibs)
+	}
+	return fmt.Sprintf("%.0f MiB/s", mibs)
 }

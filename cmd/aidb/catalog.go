@@ -182,6 +182,19 @@ restore and nuke) do not count toward --keep-last: they stay for
 						}
 					}
 				}
+				if pe != nil && pe.Rule == "keep-last" && fromFlags && viaMake == "" && !cmd.Flags().Changed("keep-last") {
+					// Every rule is 0 and --keep-last was not given: the
+					// flags that were are at fault.
+					var given []string
+					for _, k := range keepFlags {
+						if cmd.Flags().Changed(k.flag) {
+							given = append(given, "--"+k.flag)
+						}
+					}
+					if len(given) > 0 {
+						setting = strings.Join(given, ", ")
+					}
+				}
 				return fault.BadInput(fmt.Errorf("%s: %w; nothing was removed", setting, err))
 			}
 			if a.yes {

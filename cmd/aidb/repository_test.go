@@ -59,7 +59,8 @@ func TestPruneNamesTheBadKeepSetting(t *testing.T) {
 	}{
 		{[]string{"prune", "--keep-daily", "-1"}, "--keep-daily: keep-daily -1 is negative"},
 		{[]string{"prune", "--make-target=ai-db-prune", "--keep-weekly", "-2"}, "KEEP_WEEKLY: keep-weekly -2 is negative"},
-		{[]string{"prune", "--keep-last", "0"}, "--keep-last: keep-last 0 with no calendar rule"},
+		{[]string{"prune", "--keep-last", "0"}, "--keep-last: every keep rule is 0"},
+		{[]string{"prune", "--keep-daily", "0"}, "--keep-daily: every keep rule is 0"}, // not --keep-last, which was not given
 	} {
 		code, _, stderr := runAidb(t, tc.args...)
 		assert.Equal(t, 2, code, "%v: %s", tc.args, stderr)

@@ -128,9 +128,9 @@ The data being replaced is backed up first (--no-backup skips that).`,
 					a.say("%s: created the role(s) %s, which the backup's objects name and the server lacked (roles it had are left as they are)", r.Database, strings.Join(r.RolesCreated, ", "))
 				}
 				if r.Verified {
-					a.say("%s: restored and verified: %d tables, %d rows, from %s", r.Database, r.Tables, r.Rows, r.File)
+					a.say("%s: restored and verified: %s, %s, from %s", r.Database, counted(int64(r.Tables), "table"), counted(r.Rows, "row"), r.File)
 				} else {
-					a.say("%s: restored from %s (%d tables), not verified: the file has no manifest", r.Database, r.File, r.Tables)
+					a.say("%s: restored from %s (%s), not verified: the file has no manifest", r.Database, r.File, counted(int64(r.Tables), "table"))
 				}
 			}
 			if a.json {

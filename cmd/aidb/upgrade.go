@@ -120,7 +120,7 @@ after the backup is not carried over.`,
 			if err != nil {
 				return err
 			}
-			a.say("%s: upgraded from PostgreSQL %s to %s (%s): %d tables, %d rows restored from %s and equal to its manifest", res.Database, res.From, res.To, res.Image, res.Tables, res.Rows, res.Backup)
+			a.say("%s: upgraded from PostgreSQL %s to %s (%s): %s, %s restored from %s and equal to its manifest", res.Database, res.From, res.To, res.Image, counted(int64(res.Tables), "table"), counted(res.Rows, "row"), res.Backup)
 			a.say("%s: the old container %s and volume %s are kept, stopped: aidb upgrade %s --finish removes them, aidb upgrade %s --rollback switches back", res.Database, res.Previous, res.PreviousVolume, res.Database, res.Database)
 			a.say("%s: %s", res.Database, res.ComposeChange)
 			return a.printUpgradeJSON(res)
