@@ -34,6 +34,7 @@ const (
 	exitInterrupted = 130 // Ctrl-C (SIGINT)
 	exitTerminated  = 143 // SIGTERM
 	exitHangup      = 129 // SIGHUP
+	exitBrokenPipe  = 141 // stdout or stderr lost its reader (SIGPIPE)
 )
 
 // exitCode is the code err ends a command with: 0 for nil; 2 for bad input

@@ -23,10 +23,29 @@ import (
 )
 
 func main() {
-	ctx, stop := signalContext()
+	ctx, stop, broken := signalContext()
 	defer stop()
-	os.Exit(profiled(func() int { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) }))
+	stdout, stderr := &pipeWatch{f: os.Stdout, broken: broken}, &pipeWatch{f: os.Stderr, broken: broken}
+	os.Exit(profiled(func() int { return run(ctx, os.Args[1:], stdout, stderr) }))
 }
+
+// pipeWatch is stdout or stderr, telling broken when a write finds its
+// reader gone (EPIPE: aidb | head once head exits).
+type pipeWatch struct {
+	f      *os.File
+	broken func()
+}
+
+func (p *pipeWatch) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		p.broken()
+	}
+	return n, err
+}
+
+// Fd is the file's descriptor: whether it is a terminal is asked of it.
+func (p *pipeWatch) Fd() uintptr { return p.f.Fd() }
 
 // profiled runs f with a CPU profile written to $AIDB_CPUPROFILE, when
 // set: what make -f Makefile.ai bench finds slow is looked at with
@@ -56,27 +75,42 @@ type signalError struct{ sig os.Signal }
 func (e signalError) Error() string { return "interrupted by " + e.sig.String() }
 
 // signalContext is cancelled by Ctrl-C (SIGINT), SIGTERM or SIGHUP (the
-// terminal closed), with the signal as its cause: the exit code says which
-// (130, 143, 129). Each stops the run as Ctrl-C does, so what it started
-// (pipes, helper containers, lock and partial files) is cleared at once;
-// left to Go, SIGHUP would kill the process where it stands. Cleanup runs
+// terminal closed), with the signal as its cause, and by its third
+// result, called when stdout or stderr has lost its reader (SIGPIPE as the
+// cause): the exit code says which (130, 143, 129, 141). Each stops the
+// run as Ctrl-C does, so what it started (pipes, helper containers, lock
+// and partial files) is cleared at once; left to Go, SIGHUP and a write to
+// a closed stdout would kill the process where it stands. Cleanup runs
 // under contexts that are not cancelled.
 //
-// SIGPIPE is left to Go on purpose: once notified, Go delivers every
-// SIGPIPE, including the ones a write to a reset socket raises (a server
-// still starting closes its connections), so a run would stop while it
-// waits for a database to come up. Left alone, only a write to a closed
-// stdout or stderr ends the process, as it ends any Unix tool.
-func signalContext() (context.Context, func()) {
+// SIGPIPE itself is caught and dropped: Go then hands a write to a closed
+// stdout or stderr its EPIPE error (pipeWatch sees it) instead of killing
+// the process, and the SIGPIPEs a reset socket raises (a server still
+// starting closes its connections) stop nothing. A caught signal is reset
+// for the programs aidb runs, which see SIGPIPE as usual.
+func signalContext() (context.Context, func(), func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-pipe:
+			case <-done:
+				return
+			}
+		}
+	}()
 	go func() {
 		if sig, ok := <-ch; ok {
 			cancel(signalError{sig})
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel(nil) }
+	broken := func() { cancel(signalError{syscall.SIGPIPE}) }
+	return ctx, func() { signal.Stop(ch); signal.Stop(pipe); close(done); cancel(nil) }, broken
 }
 
 // signalExit is the exit code for a run stopped by sig (128 + its number,
@@ -87,6 +121,8 @@ func signalExit(sig os.Signal) (int, string) {
 		return exitTerminated, "stopped by SIGTERM"
 	case syscall.SIGHUP:
 		return exitHangup, "stopped by SIGHUP (the terminal went away)"
+	case syscall.SIGPIPE:
+		return exitBrokenPipe, "stopped: the reader of its output went away (SIGPIPE)"
 	}
 	return exitInterrupted, "interrupted"
 }
@@ -138,9 +174,9 @@ func (a *app) rootCommand() *cobra.Command {
 on the Docker engine, and backs them up and restores them with proof.
 
 Exit codes: 0 ok, 1 operation failed, 2 bad usage or input (nothing changed),
-3 verification found a difference, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
-Through make every failure is make's exit 2: call aidb itself where the
-code matters.
+3 verification found a difference, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP,
+141 its output's reader gone (| head). Through make every failure is
+make's exit 2: call aidb itself where the code matters.
 
 Requested output (--help, --version, completion, --json) goes to stdout;
 messages and progress go to stderr.`,

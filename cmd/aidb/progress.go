@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"sync"
 
 	"github.com/schollz/progressbar/v3"
@@ -13,7 +12,7 @@ import (
 // stderrIsTerminal says whether messages go to a terminal, where progress
 // can redraw a line.
 func (a *app) stderrIsTerminal() bool {
-	f, ok := a.stderr.(*os.File)
+	f, ok := a.stderr.(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
