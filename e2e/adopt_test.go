@@ -151,7 +151,9 @@ services:
 	for _, c := range cmds {
 		line := c
 		for _, e := range table {
-			line = strings.ReplaceAll(line, e.from, e.to())
+			if strings.Contains(line, e.from) {
+				line = strings.ReplaceAll(line, e.from, e.to())
+			}
 		}
 		if strings.HasPrefix(line, "make -f Makefile.ai ai-db-restore") && notes == nil {
 			// Before the first restore: what it must bring back, then a change.

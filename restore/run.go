@@ -536,7 +536,44 @@ func (s *staging) dropDB(ctx context.Context, name string) {
 		return
 	}
 	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(name)))
+	_ = s.dropDatabase(ctx, conn, name)
+}
+
+// dropDatabase drops database name over conn (to the maintenance
+// database), its subscriptions first: PostgreSQL refuses to drop a
+// database that has one ("is being used by logical replication
+// subscription"), and a restored database has those its backup had
+// (disabled, without a slot, as pg_dump writes them). A subscription is
+// dropped from within its database: connections are let in again for it
+// (a swapped-out database had them closed).
+func (s *staging) dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
+	var subs int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_subscription s
+		JOIN pg_catalog.pg_database d ON d.oid = s.subdbid WHERE d.datname = $1`, name).Scan(&subs); err != nil {
+		return err
+	}
+	if subs > 0 {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident(name))); err != nil {
+			return err
+		}
+		in, err := pgx.Connect(ctx, withDatabase(s.e.ConnString(s.p.DB), name))
+		if err != nil {
+			return fmt.Errorf("connect to %s to drop its subscriptions: %w", name, err)
+		}
+		_, err = in.Exec(ctx, `DO $$ DECLARE s text; BEGIN
+			FOR s IN SELECT quote_ident(subname) FROM pg_catalog.pg_subscription
+				WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) LOOP
+				EXECUTE 'ALTER SUBSCRIPTION ' || s || ' DISABLE';
+				EXECUTE 'ALTER SUBSCRIPTION ' || s || ' SET (slot_name = NONE)';
+				EXECUTE 'DROP SUBSCRIPTION ' || s;
+			END LOOP; END $$`)
+		in.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("drop the subscriptions of %s: %w", name, err)
+		}
+	}
+	_, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(name)))
+	return err
 }
 
 // DataOnly restores a data-only backup onto the target's schema in one
@@ -811,7 +848,7 @@ func (s *staging) dropLeftovers(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	for _, n := range names {
-		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(n))); err != nil {
+		if err := s.dropDatabase(ctx, conn, n); err != nil {
 			return fmt.Errorf("drop %s, left by an interrupted restore: %w", n, err)
 		}
 		s.dropped = append(s.dropped, n)

@@ -328,7 +328,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		res.RolesCreated = r.RolesCreated
 	}
 	if opts.Amcheck && res.OK {
-		a, err := t.Amcheck(ctx, target.Name)
+		a, err := t.Amcheck(ctx, target.DBName)
 		if err != nil {
 			return fail(err)
 		}
