@@ -375,3 +375,36 @@ func TestDatabasePropertiesTravelWithFullBackups(t *testing.T) {
 	require.Len(t, results, 1)
 	assert.Contains(t, strings.Join(results[0].Differences, "\n"), "database: setting work_mem=8MB: the backup has it, the restored database does not")
 }
+
+// up compares the collation versions recorded with the data with the
+// running image's C library: data written under another glibc (Debian 12
+// and 13 images differ) gets a warning naming the version and what to run;
+// once reindexed and refreshed, none.
+func TestUpWarnsOfCollationDrift(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "colldrift")
+	r := p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "collation", "a fresh database matches its image")
+	url := p.status()["rulesdb"].URL
+	_, err := connect(t, url).Exec(t.Context(), `UPDATE pg_database SET datcollversion = '0.1' WHERE datname = current_database()`)
+	require.NoError(t, err)
+
+	r = p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb: warning: the collation versions of its data do not match this image's C library")
+	assert.Contains(t, r.stderr, "was recorded at version 0.1")
+	assert.Contains(t, r.stderr, "REINDEX DATABASE")
+	assert.Contains(t, r.stderr, "REFRESH COLLATION VERSION")
+
+	conn := connect(t, url)
+	var db string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT quote_ident(current_database())").Scan(&db))
+	for _, stmt := range []string{"REINDEX DATABASE " + db, "ALTER DATABASE " + db + " REFRESH COLLATION VERSION"} {
+		_, err = conn.Exec(t.Context(), stmt)
+		require.NoError(t, err, stmt)
+	}
+	r = p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "collation", "reindexed and refreshed: no warning")
+}

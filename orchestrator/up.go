@@ -269,6 +269,9 @@ func (o *Orchestrator) upOne(ctx context.Context, pl upPlan, image string, u *un
 		}
 	}
 	o.progress(fmt.Sprintf("%s: ready on %s:%d", db.Name, engineHostIP(o.docker.DaemonHost(), db.HostIP), db.HostPort))
+	if drift := o.CollationDrift(ctx, db); drift != "" {
+		o.progress(fmt.Sprintf("%s: warning: %s", db.Name, drift))
+	}
 	return nil
 }
 
