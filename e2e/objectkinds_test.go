@@ -176,13 +176,13 @@ func objectKinds(t *testing.T, url string) map[string]int {
 	t.Helper()
 	conn := connect(t, url)
 	q := `SELECT kind, count FROM (
-		SELECT 'relkind ' || relkind AS kind, count(*) AS count FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		SELECT 'relkind ' || relkind::text AS kind, count(*) AS count FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') GROUP BY relkind
-		UNION ALL SELECT 'proc ' || prokind, count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		UNION ALL SELECT 'proc ' || prokind::text, count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 			WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') GROUP BY prokind
-		UNION ALL SELECT 'type ' || typtype, count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+		UNION ALL SELECT 'type ' || typtype::text, count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 			WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') GROUP BY typtype
-		UNION ALL SELECT 'constraint ' || contype, count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+		UNION ALL SELECT 'constraint ' || contype::text, count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
 			WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') GROUP BY contype
 		UNION ALL SELECT 'trigger', count(*) FROM pg_trigger WHERE NOT tgisinternal
 		UNION ALL SELECT 'event trigger', count(*) FROM pg_event_trigger
@@ -210,7 +210,7 @@ func objectKinds(t *testing.T, url string) map[string]int {
 		UNION ALL SELECT 'inherits', count(*) FROM pg_inherits
 		UNION ALL SELECT 'index ' || a.amname, count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
 			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') GROUP BY a.amname
-		UNION ALL SELECT 'enabled ' || evtenabled, count(*) FROM pg_event_trigger GROUP BY evtenabled
+		UNION ALL SELECT 'enabled ' || evtenabled::text, count(*) FROM pg_event_trigger GROUP BY evtenabled
 	) k WHERE count > 0`
 	rows, err := conn.Query(t.Context(), q)
 	require.NoError(t, err)
