@@ -22,6 +22,9 @@ type Tables struct {
 	// SourceMajor is the PostgreSQL major the dump was taken from, from
 	// its "-- Dumped from database version 15.14" line; 0 without one.
 	SourceMajor int
+	// LargeObjects says the dump creates large objects (pg_dump's
+	// "SELECT pg_catalog.lo_create('…')" lines, in a data-only dump too).
+	LargeObjects bool
 }
 
 // All is every table the dump creates or loads, each once, in the order
@@ -76,6 +79,9 @@ func ScanTables(r io.Reader) (Tables, error) {
 		if v, ok := bytes.CutPrefix(line, []byte(dumpedFrom)); ok && out.SourceMajor == 0 {
 			out.SourceMajor = LeadingNumber(string(v))
 		}
+		if bytes.HasPrefix(line, []byte(loCreate)) {
+			out.LargeObjects = true
+		}
 		if out.CreatesDatabase == 0 && (bytes.HasPrefix(line, []byte("CREATE DATABASE ")) || bytes.HasPrefix(line, []byte(`\connect `))) {
 			out.CreatesDatabase = n
 		}
@@ -89,6 +95,9 @@ func ScanTables(r io.Reader) (Tables, error) {
 	}
 	return out, sc.Err()
 }
+
+// loCreate starts the line with which pg_dump creates a large object.
+const loCreate = "SELECT pg_catalog.lo_create("
 
 // dumpedFrom starts the header line that names the source's version.
 const dumpedFrom = "-- Dumped from database version "

@@ -110,6 +110,10 @@ type Plan struct {
 	// Tables the file loads (data-only): from the manifest, or the file's
 	// COPY lines without one.
 	Tables []fingerprint.Table
+	// LargeObjects says the file carries the database's large objects: a
+	// data-only restore replaces the target's with them, as it replaces
+	// rows.
+	LargeObjects bool
 	// Warnings to show before going on.
 	Warnings []string
 }
@@ -301,6 +305,10 @@ func missingExtensions(m manifest.Manifest, avail []string, db compose.Database,
 // their defaults, become warnings.
 func (p *Plan) planData(ctx context.Context, conn *pgx.Conn, tables pgdump.Tables) error {
 	p.Tables = dataTables(p.Manifest, tables)
+	// aidb's data-only backups carry every large object of their
+	// database (pg_dump --data-only does); a file without a manifest, those
+	// its lines create.
+	p.LargeObjects = p.Manifest != nil || tables.LargeObjects
 	have, err := targetColumns(ctx, conn, p.DB.Name)
 	if err != nil {
 		return err

@@ -612,6 +612,12 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 	if len(names) > 0 {
 		before += "TRUNCATE TABLE " + strings.Join(names, ", ") + ";\n" + dropIndexes(indexes)
 	}
+	if p.LargeObjects {
+		// The file creates its large objects by their OIDs: the target's
+		// go first, as its rows do (a pg_dump --data-only carries every
+		// large object of the database).
+		before += "SELECT count(pg_catalog.lo_unlink(oid)) FROM pg_catalog.pg_largeobject_metadata;\n"
+	}
 	after := buildIndexes(indexes) + "SET LOCAL session_replication_role = origin;\n" + raiseSequences(names)
 	if p.Manifest != nil {
 		check, err := checkContent(p.DB.Name, p.Tables, p.Manifest.WholeRowHash())
