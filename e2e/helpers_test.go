@@ -47,7 +47,9 @@ func newProject(t *testing.T, suffix string) *project {
 	}
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
-		if r := p.run(ctx, "nuke", "--yes", "--all-volumes"); r.code != 0 {
+		// No safety backup: the test's data is not kept, and nuke's own
+		// backups are tested where they are the point (nukekeeps_test.go).
+		if r := p.run(ctx, "nuke", "--yes", "--all-volumes", "--no-backup"); r.code != 0 {
 			t.Errorf("cleanup: aidb nuke: exit %d: %s", r.code, r.stderr)
 		}
 		require.Empty(t, p.labelled(ctx), "cleanup left resources of project %s", p.name)
@@ -84,7 +86,9 @@ func (p *project) run(ctx context.Context, args ...string) result {
 	cmd := p.command(ctx, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
 	err := cmd.Run()
+	took := time.Since(start)
 	var exit *exec.ExitError
 	code := 0
 	if errors.As(err, &exit) {
@@ -92,7 +96,7 @@ func (p *project) run(ctx context.Context, args ...string) result {
 	} else if err != nil {
 		p.t.Fatalf("run aidb %v: %v", args, err)
 	}
-	p.t.Logf("aidb %s -> exit %d\n%s", strings.Join(args, " "), code, errOut.String())
+	p.t.Logf("aidb %s -> exit %d (%.1fs)\n%s", strings.Join(args, " "), code, took.Seconds(), errOut.String())
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
