@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -114,7 +115,13 @@ type Scheduler struct {
 	metrics  *Metrics
 	running  sync.Mutex
 	wg       sync.WaitGroup
+	// active counts the scheduled runs Serve started that have not ended.
+	active atomic.Int32
 }
+
+// ErrStoppedIdle is Serve's error (with ctx's) when it was stopped between
+// runs: no run was in progress, so nothing was stopped or undone.
+var ErrStoppedIdle = errors.New("stopped between runs: no run was in progress")
 
 // New checks cfg and returns its scheduler. A schedule that does not parse
 // is bad input.
@@ -172,7 +179,8 @@ func (s *Scheduler) Handler() http.Handler {
 
 // Serve runs the routine each time the schedule is due until ctx is
 // cancelled; then it waits for a run in progress (which sees ctx
-// cancelled and undoes its partial work) and returns ctx's error.
+// cancelled and undoes its partial work) and returns ctx's error, joined
+// with ErrStoppedIdle when no run was in progress.
 func (s *Scheduler) Serve(ctx context.Context) error {
 	defer s.wg.Wait()
 	for {
@@ -182,12 +190,17 @@ func (s *Scheduler) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			if s.active.Load() == 0 {
+				return fmt.Errorf("%w (%w)", ErrStoppedIdle, ctx.Err())
+			}
 			return ctx.Err()
 		case <-timer.C:
 		}
 		s.wg.Add(1)
+		s.active.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.active.Add(-1)
 			s.Tick(ctx)
 		}()
 	}

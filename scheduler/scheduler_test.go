@@ -266,14 +266,49 @@ func TestServeStopsAfterTheRunningStepUndoes(t *testing.T) {
 	close(release)
 	select {
 	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Serve = %v, want context.Canceled", err)
+		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrStoppedIdle) {
+			t.Errorf("Serve = %v, want context.Canceled, not ErrStoppedIdle (a run was in progress)", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return within 10 s of its cancellation")
 	}
 	if !undone.Load() {
 		t.Error("Serve returned before the running step had undone its work")
+	}
+}
+
+// Serve stopped while it waits for the next run says that no run was in
+// progress.
+func TestServeStoppedBetweenRunsSaysSo(t *testing.T) {
+	t.Parallel()
+	ran, waiting := make(chan struct{}, 1), make(chan struct{}, 1)
+	s, err := New(Config{
+		Spec: "@every 1h",
+		Run:  func(context.Context) Report { ran <- struct{}{}; return Report{} },
+		Events: func(e Event) {
+			if e.Kind == Waiting {
+				waiting <- struct{}{}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error)
+	go func() { errc <- s.Serve(ctx) }()
+	<-waiting
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrStoppedIdle) || !errors.Is(err, context.Canceled) {
+			t.Errorf("Serve = %v, want ErrStoppedIdle and context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return within 10 s of its cancellation")
+	}
+	if len(ran) != 0 {
+		t.Error("a run started on an @every 1h schedule")
 	}
 }
 

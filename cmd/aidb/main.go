@@ -20,6 +20,7 @@ import (
 
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/scheduler"
 )
 
 func main() {
@@ -152,7 +153,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.As(context.Cause(ctx), &sig) {
 			code, what = signalExit(sig.sig)
 		}
-		fmt.Fprintf(stderr, "aidb: %s; what this run had started was stopped, and any partial work undone\n", what)
+		undone := "what this run had started was stopped, and any partial work undone"
+		if errors.Is(err, scheduler.ErrStoppedIdle) {
+			undone = "it was waiting for its next run: nothing was running, nothing to undo"
+		}
+		fmt.Fprintf(stderr, "aidb: %s; %s\n", what, undone)
 		return code
 	}
 	fmt.Fprint(stderr, errorText(err))
