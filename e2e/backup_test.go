@@ -440,6 +440,16 @@ func TestListAndPrune(t *testing.T) {
 	require.NoError(t, os.WriteFile(files[0], []byte("tampered"), 0o600))
 	r = p.aidb("list", "--json")
 	assert.Equal(t, 1, strings.Count(r.stdout, `"checksum_ok": false`), r.stdout)
+	// As text: the folder once, its files by name, what is wrong below
+	// the table; and such a name is what verify and restore take.
+	r = p.aidb("list")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "in "+dir+":")
+	assert.NotContains(t, strings.SplitN(r.stderr, "\n", 2)[1], dir+string(filepath.Separator), "names, not paths, under the folder's line")
+	assert.Contains(t, r.stderr, "BAD (1, below)")
+	assert.Contains(t, r.stderr, "BAD (1) "+filepath.Base(files[0])+": ")
+	r = p.aidb("verify", filepath.Base(files[2]))
+	assert.Equal(t, 0, r.code, "a bare name is the backup folder's file: %s", r.stderr)
 
 	r = p.aidb("prune", "--keep-last", "0")
 	assert.Equal(t, 2, r.code, "refuses to remove every backup")

@@ -76,14 +76,23 @@ manifest.`,
 				a.say("no backups in %s", where)
 				return repoErr
 			}
+			// The folder's files by name (restore and verify take a bare
+			// name as the folder's); what is wrong with a damaged one
+			// goes below the table, which it would make too wide.
+			a.say("in %s:", where)
 			w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "FILE\tDATABASE\tKIND\tSIZE\tAGE\tCHECKSUM\tVERIFIED")
+			var problems []string
 			for _, b := range items {
+				name := b.File
+				if b.Location == "local" && filepath.Dir(b.File) == filepath.Clean(p.BackupDir) {
+					name = filepath.Base(b.File)
+				}
 				check := "ok"
 				if !b.ChecksumOK {
-					check = "BAD: " + b.Problem
+					problems = append(problems, fmt.Sprintf("%s: %s", name, strings.ReplaceAll(b.Problem, b.File, name)))
+					check = fmt.Sprintf("BAD (%d, below)", len(problems))
 				}
-				name := b.File
 				if b.Latest {
 					name += " (latest)"
 				}
@@ -103,6 +112,9 @@ manifest.`,
 			}
 			if err := w.Flush(); err != nil {
 				return err
+			}
+			for i, pr := range problems {
+				a.say("BAD (%d) %s", i+1, pr)
 			}
 			return repoErr
 		},

@@ -34,7 +34,9 @@ verifies in one transaction on the migrated schema, after checking that the
 target's tables, columns and column types match the backup's (each difference
 is named, and nothing changes). --all restores several
 databases all or nothing: aidb restore --all rulesdb=FILE memorydb=FILE.
-The data being replaced is backed up first (--no-backup skips that).`,
+The data being replaced is backed up first (--no-backup skips that).
+FILE may be latest (the database's newest verified full backup) or a name
+as aidb list shows it (a file of the backup folder).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pairs, err := restorePairs(args, all, dataOnly, hint)
 			if err != nil {
@@ -239,7 +241,7 @@ func restorePairs(args []string, all, dataOnly bool, hint fileHint) ([][2]string
 // latest names a full backup.
 func latestFile(dir, db, file string, dataOnly bool) (string, error) {
 	if file != "latest" && file != db+"-latest" {
-		return file, nil
+		return inFolder(dir, file), nil
 	}
 	if dataOnly {
 		return "", fault.BadInput(fmt.Errorf("%s: latest names the newest full backup of %s, and --data-only restores a data-only backup: name that file (aidb list shows them)", file, db))
@@ -252,4 +254,22 @@ func latestFile(dir, db, file string, dataOnly bool) (string, error) {
 		}
 	}
 	return "", fault.BadInput(fmt.Errorf("%s: %s has no latest pointer for %s (%s): take a full backup first (aidb backup %s --verify), or name a backup file (aidb list shows them); nothing was changed", file, dir, db, names[0], db))
+}
+
+// inFolder is file as the user meant it: a bare name (no folder, as aidb
+// list shows the backup folder's files) that is not in the working
+// folder but is in the backup folder dir names the file there; anything
+// else is file as it is.
+func inFolder(dir, file string) string {
+	if file == "" || file != filepath.Base(file) {
+		return file
+	}
+	if _, err := os.Lstat(file); err == nil {
+		return file
+	}
+	p := filepath.Join(dir, file)
+	if _, err := os.Lstat(p); err == nil {
+		return p
+	}
+	return file
 }

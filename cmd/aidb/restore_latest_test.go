@@ -40,3 +40,20 @@ func TestLatestFileFindsThePointerWhateverItsSuffix(t *testing.T) {
 	assert.Equal(t, fault.Invalid, fault.KindOf(err))
 	assert.Contains(t, err.Error(), "--data-only")
 }
+
+// A bare name that is not in the working folder names the backup folder's
+// file (aidb list shows those names); a name with a folder, or one found
+// where the command runs, is taken as it is.
+func TestInFolderFindsABareNameInTheBackupFolder(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(t.TempDir())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rulesdb-1.sql"), nil, 0o600))
+	assert.Equal(t, filepath.Join(dir, "rulesdb-1.sql"), inFolder(dir, "rulesdb-1.sql"))
+	got, err := latestFile(dir, "rulesdb", "rulesdb-1.sql", false)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "rulesdb-1.sql"), got)
+	assert.Equal(t, "other/rulesdb-1.sql", inFolder(dir, "other/rulesdb-1.sql"), "a name with a folder is as given")
+	assert.Equal(t, "gone.sql", inFolder(dir, "gone.sql"), "a name found nowhere is as given (and refused as missing)")
+	require.NoError(t, os.WriteFile("rulesdb-1.sql", nil, 0o600))
+	assert.Equal(t, "rulesdb-1.sql", inFolder(dir, "rulesdb-1.sql"), "the working folder's file first")
+}

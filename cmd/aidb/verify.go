@@ -45,6 +45,8 @@ between them, each writing its own --junit report.
 rehearsal: a backup of PostgreSQL 15 on postgres:17), compared with the
 manifest the same way.
 
+A FILE named as aidb list shows it (no folder) is the backup folder's file.
+
 Exit codes: 0 every backup equal, 3 a difference (the table is named),
 1 a backup could not be verified, 2 bad input.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,7 +79,20 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			if err != nil {
 				return fault.BadInput(err)
 			}
-			for _, f := range args {
+			// A bare name not in the working folder is the backup
+			// folder's file, as aidb list shows it.
+			files := args
+			if len(args) > 0 {
+				p, err := a.loadProject(cmd.Context())
+				if err != nil {
+					return err
+				}
+				files = make([]string, len(args))
+				for i, f := range args {
+					files[i] = inFolder(p.BackupDir, f)
+				}
+			}
+			for _, f := range files {
 				if repository.IsURL(f) {
 					// Checked here too: a bad URL or a backup that is not
 					// whole is refused before anything is verified.
@@ -104,7 +119,6 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				return err
 			}
 			defer s.Close()
-			files := args
 			if all {
 				if files, err = catalog.New(catalog.Folder{Dir: s.project.BackupDir}).Files(cmd.Context()); err != nil {
 					return err
