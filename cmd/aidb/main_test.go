@@ -133,6 +133,7 @@ func TestVersionNamesTheRevision(t *testing.T) {
 		{"ldflags override", "v2.0.0", tagged, "v2.0.0 (revision abc)"},
 		{"no vcs", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "devel (no VCS revision: built outside a git checkout or with -buildvcs=false)"},
 		{"no build info", "", nil, "devel"},
+		{"go install @version", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}}, "v1.4.0"},
 	} {
 		assert.Equal(t, tc.want, versionOf(tc.override, tc.info), tc.name)
 	}

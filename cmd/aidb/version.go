@@ -45,6 +45,9 @@ func versionOf(override string, info *debug.BuildInfo) string {
 			modified = s.Value == "true"
 		}
 	}
+	if rev == "" && v != "devel" {
+		return v // go install …@version: the module version is the whole story
+	}
 	if rev == "" {
 		return v + " (no VCS revision: built outside a git checkout or with -buildvcs=false)"
 	}

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// go install …/cmd/aidb@version, as docs/adopt.md says, from a module
+// proxy that holds aidb's module at a version (made here from the
+// checkout's HEAD by git archive, as a module zip) and the module cache
+// (or the configured proxy) for its dependencies: the binary installs,
+// runs and says its version.
+func TestGoInstallAtAVersion(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	if out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").CombinedOutput(); err != nil {
+		t.Skipf("not a git checkout, no module to publish: %v: %s", err, out)
+	}
+	const mod, ver = "github.com/aidb/aidb", "v0.0.1-e2e"
+	proxy := t.TempDir()
+	at := filepath.Join(proxy, mod, "@v")
+	require.NoError(t, os.MkdirAll(at, 0o755))
+	// The module zip: HEAD's files under module@version/, without the
+	// tools module (a module of its own).
+	zipFile := filepath.Join(at, ver+".zip")
+	out, err := exec.Command("git", "-C", root, "archive", "--format=zip", "--prefix="+mod+"@"+ver+"/", "-o", zipFile, "HEAD", "--", ".", ":(exclude)tools").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	gomod, err := exec.Command("git", "-C", root, "show", "HEAD:go.mod").Output()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(at, ver+".mod"), gomod, 0o644))
+	info := fmt.Sprintf(`{"Version":%q,"Time":%q}`, ver, time.Now().UTC().Format(time.RFC3339))
+	require.NoError(t, os.WriteFile(filepath.Join(at, ver+".info"), []byte(info), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(at, "list"), []byte(ver+"\n"), 0o644))
+
+	upstream, err := exec.Command("go", "env", "GOPROXY").Output()
+	require.NoError(t, err)
+	gobin := t.TempDir()
+	install := exec.Command("go", "install", mod+"/cmd/aidb@"+ver)
+	install.Dir = t.TempDir() // outside any module, as a user runs it
+	install.Env = append(os.Environ(),
+		"GOBIN="+gobin,
+		"GOPROXY=file://"+filepath.ToSlash(proxy)+","+strings.TrimSpace(string(upstream)),
+		"GONOSUMDB="+mod, "GOFLAGS=",
+	)
+	out, err = install.CombinedOutput()
+	require.NoError(t, err, "go install %s/cmd/aidb@%s:\n%s", mod, ver, out)
+
+	bin := filepath.Join(gobin, "aidb")
+	if _, err := os.Stat(bin + ".exe"); err == nil {
+		bin += ".exe"
+	}
+	v, err := exec.Command(bin, "--version").CombinedOutput()
+	require.NoError(t, err, "%s", v)
+	assert.Contains(t, string(v), ver, "the installed binary says the version it was installed at")
+	assert.NotContains(t, string(v), "devel")
+	assert.NotContains(t, string(v), "no VCS revision", "a module version needs no revision beside it")
+	t.Logf("aidb --version: %s", v)
+	h, err := exec.Command(bin, "init", "--help").CombinedOutput()
+	require.NoError(t, err, "%s", h)
+	assert.Contains(t, string(h), "aidb.yaml", "the installed binary has aidb init")
+}
