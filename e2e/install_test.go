@@ -41,15 +41,31 @@ func TestGoInstallAtAVersion(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(at, ver+".info"), []byte(info), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(at, "list"), []byte(ver+"\n"), 0o644))
 
-	upstream, err := exec.Command("go", "env", "GOPROXY").Output()
-	require.NoError(t, err)
+	goenv := func(name string) string {
+		v, err := exec.Command("go", "env", name).Output()
+		require.NoError(t, err)
+		return strings.TrimSpace(string(v))
+	}
+	// A module cache of the test's own, so that the user's keeps no copy
+	// of this made-up version; the dependencies come from the user's
+	// module cache (its download folder is a proxy), else the proxy.
+	modcache := t.TempDir()
+	env := append(os.Environ(), "GOMODCACHE="+modcache, "GOFLAGS=")
+	t.Cleanup(func() {
+		// The module cache is read-only; go clean makes it go.
+		c := exec.Command("go", "clean", "-modcache")
+		c.Env = env
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Errorf("go clean -modcache %s: %v: %s", modcache, err, out)
+		}
+	})
 	gobin := t.TempDir()
 	install := exec.Command("go", "install", mod+"/cmd/aidb@"+ver)
 	install.Dir = t.TempDir() // outside any module, as a user runs it
-	install.Env = append(os.Environ(),
+	install.Env = append(env,
 		"GOBIN="+gobin,
-		"GOPROXY=file://"+filepath.ToSlash(proxy)+","+strings.TrimSpace(string(upstream)),
-		"GONOSUMDB="+mod, "GOFLAGS=",
+		"GOPROXY=file://"+filepath.ToSlash(proxy)+",file://"+filepath.ToSlash(filepath.Join(goenv("GOMODCACHE"), "cache", "download"))+","+goenv("GOPROXY"),
+		"GONOSUMDB="+mod,
 	)
 	out, err = install.CombinedOutput()
 	require.NoError(t, err, "go install %s/cmd/aidb@%s:\n%s", mod, ver, out)
