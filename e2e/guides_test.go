@@ -538,7 +538,8 @@ func TestAdminGuideRuns(t *testing.T) {
 		case "push":
 			assert.Subset(t, s3srv.keys(bucket), []string{"app/" + pulled, "app/" + pulled + manifest.Suffix})
 		case "list": // both locations
-			assert.Contains(t, r.stdout+r.stderr, filepath.Join(dir, pulled))
+			assert.Contains(t, r.stdout+r.stderr, "in "+dir+" or s3://"+bucket+"/app:", "the folder named once")
+			assert.Contains(t, r.stdout+r.stderr, "\n"+pulled+" ", "the folder's file by name")
 			assert.Contains(t, r.stdout+r.stderr, "s3://"+bucket+"/app/"+pulled)
 		case "pull":
 			assert.Equal(t, pushed, fileSum(t, local), "the pulled file is the pushed one")
