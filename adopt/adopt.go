@@ -205,7 +205,7 @@ func isGoose(path string) bool {
 func (p Plan) Config() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# aidb's settings for this project, written by aidb init from %s.\n", filepath.Base(p.ComposeFile))
-	b.WriteString("# The compose file stays the source of truth for the services; aidb's README\n# says what else this file takes (ready_timeout, retention, repository).\n\n")
+	b.WriteString("# The compose file stays the source of truth for the services; aidb's docs/reference.md\n# (Configuration) says what else this file takes (ready_timeout, retention, repository).\n\n")
 	b.WriteString("# Where backups land (AIDB_BACKUP_DIR overrides), relative to this folder.\nbackup_dir: backups\n\n")
 	b.WriteString("# The compose services that are databases aidb runs, migrates, backs up and\n# restores; migrations: a folder of goose SQL migrations.\ndatabases:\n")
 	for _, db := range p.Databases {
