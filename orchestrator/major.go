@@ -46,7 +46,7 @@ func (e *MajorMismatchError) Error() string {
 		was, first = fmt.Sprintf(" (its container runs %s, and keeps running as before)", e.OldImage), ""
 	}
 	return fmt.Sprintf("%s: the compose file names image %s, PostgreSQL %s, but volume %s holds the data of PostgreSQL %s%s: PostgreSQL %s cannot start on it; nothing was changed. "+
-		"To move %s to PostgreSQL %s with its data, upgrade it to %s%s: it backs the data up, restores it on %s in a new volume, verifies it against the backup and switches, keeping the old container and volume until aidb upgrade %s --finish; "+
+		"To move %s to PostgreSQL %s with its data, upgrade it to %s%s: the upgrade backs the data up, restores it on %s in a new volume, verifies it against the backup and switches, keeping the old container and volume until aidb upgrade %s --finish; "+
 		"or keep the image of PostgreSQL %s for %s in the compose file",
 		e.Database, e.Image, e.Major, e.Volume, e.DataMajor, was, e.Major,
 		e.Database, e.Major, e.Image, first, e.Image, e.Database,

@@ -152,6 +152,11 @@ func (a *app) open(ctx context.Context, names []string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.openProject(ctx, p, names)
+}
+
+// openProject is open for a project the command has already loaded.
+func (a *app) openProject(ctx context.Context, p *compose.Project, names []string) (*session, error) {
 	dbs, err := p.Select(names)
 	if err != nil {
 		return nil, err

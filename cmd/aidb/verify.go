@@ -81,16 +81,13 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			}
 			// A bare name not in the working folder is the backup
 			// folder's file, as aidb list shows it.
-			files := args
-			if len(args) > 0 {
-				p, err := a.loadProject(cmd.Context())
-				if err != nil {
-					return err
-				}
-				files = make([]string, len(args))
-				for i, f := range args {
-					files[i] = inFolder(p.BackupDir, f)
-				}
+			p, err := a.loadProject(cmd.Context())
+			if err != nil {
+				return err
+			}
+			files := make([]string, len(args))
+			for i, f := range args {
+				files[i] = inFolder(p.BackupDir, f)
 			}
 			for _, f := range files {
 				if repository.IsURL(f) {
@@ -114,7 +111,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 				}
 				_ = out.Close()
 			}
-			s, err := a.open(cmd.Context(), nil)
+			s, err := a.openProject(cmd.Context(), p, nil)
 			if err != nil {
 				return err
 			}
