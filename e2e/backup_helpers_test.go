@@ -17,8 +17,8 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/ops/backup"
 )
 
 // backupDir points the project's backups at a folder of its own and

@@ -21,11 +21,11 @@ import (
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 	"github.com/testcontainers/testcontainers-go/wait"
 
-	"github.com/aidb/aidb/backupdir"
-	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/fingerprint"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/internal/archive/backupfile"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/postgres/fingerprint"
+	"github.com/aidb/aidb/internal/postgres/migrations"
+	"github.com/aidb/aidb/internal/store/folder"
 	"github.com/aidb/aidb/orchestrator"
 )
 
@@ -357,7 +357,7 @@ func TestBackupInterruptedOrKilledLeavesNoFile(t *testing.T) {
 	assert.Equal(t, 130, cmd.ProcessState.ExitCode(), stderr.String())
 	release()
 	assert.Empty(t, partials(t, dir), "the partial file and the pipe are removed")
-	entries, err := backupdir.List(dir)
+	entries, err := folder.List(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "no file with a final name")
 	assert.Zero(t, dumpHelpers(t, p), "the helper container is removed")
@@ -376,7 +376,7 @@ func TestBackupInterruptedOrKilledLeavesNoFile(t *testing.T) {
 	assert.Equal(t, 1, cmd.ProcessState.ExitCode(), stderr.String())
 	release()
 	assert.Empty(t, partials(t, dir))
-	entries, err = backupdir.List(dir)
+	entries, err = folder.List(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
 	assert.Zero(t, dumpHelpers(t, p))
@@ -473,7 +473,7 @@ func TestListAndPrune(t *testing.T) {
 	target, err := filepath.EvalSymlinks(filepath.Join(dir, "rulesdb-latest.sql"))
 	require.NoError(t, err)
 	assert.Equal(t, files[2], target)
-	entries, err := backupdir.List(dir)
+	entries, err := folder.List(dir)
 	require.NoError(t, err)
 	assert.Len(t, entries, 2, "the newest rulesdb and the memorydb data backup remain")
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/catalog"
-	"github.com/aidb/aidb/freshness"
-	"github.com/aidb/aidb/verify"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/freshness"
 )
 
 // TestCheckSaysWhenBackupsAreStaleOrUnverified: aidb check exits 4 for a

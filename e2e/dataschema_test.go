@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/manifest"
 )
 
 // handMadeTables are tables a developer created outside the migrations, by

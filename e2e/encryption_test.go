@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/ops/backup"
 )
 
 // TestEncryptedBackupsRestoreOnlyWithTheirKey: with AIDB_AGE_RECIPIENTS_FILE

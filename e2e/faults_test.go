@@ -25,11 +25,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/postgres/pgimage"
+	"github.com/aidb/aidb/internal/runs/oplock"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/pgimage"
 )
 
 // readPosition says whether process pid has file open and, if so, how far

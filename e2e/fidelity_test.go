@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/fingerprint"
-	"github.com/aidb/aidb/verify"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/fingerprint"
 )
 
 // handMade are tables created outside the migrations, as in PostgreSQL's

@@ -25,8 +25,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/scheduler"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/ops/scheduler"
 )
 
 // guideBlock is one fenced block of a guide: its language and its lines.

@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/runs/owner"
+	"github.com/aidb/aidb/internal/store/folder"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/owner"
 )
 
 // TestKilledBackupLeavesNoSecretAndNoLitter kills aidb backup with SIGKILL
@@ -80,7 +80,7 @@ func TestKilledBackupLeavesNoSecretAndNoLitter(t *testing.T) {
 	assert.Empty(t, workFiles(t, dir, ".fifo"), "no pipe is left")
 	assert.Empty(t, workFiles(t, dir, ".pgpass"), "no credentials file is left")
 	assert.Empty(t, workContainers(t, p), "no helper or throwaway container of the project is left")
-	entries, err := backupdir.List(dir)
+	entries, err := folder.List(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "the second backup, whole")
 	require.NoError(t, manifest.Check(entries[0].Path, readManifest(t, entries[0].Path)))
@@ -114,7 +114,7 @@ func TestKilledBackupLeavesNoSecretAndNoLitter(t *testing.T) {
 // and removes it.
 func liveWork(t *testing.T, dir string) func() {
 	t.Helper()
-	path := owner.Name(filepath.Join(dir, "rulesdb-20990101-000000.sql"), backupdir.PartialSuffix)
+	path := owner.Name(filepath.Join(dir, "rulesdb-20990101-000000.sql"), folder.PartialSuffix)
 	require.NoError(t, os.WriteFile(path, []byte("COPY"), 0o600))
 	return func() {
 		assert.FileExists(t, path, "a live run's partial file stays")

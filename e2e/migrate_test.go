@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/migrations"
-	"github.com/aidb/aidb/seed"
+	"github.com/aidb/aidb/internal/ops/seed"
+	"github.com/aidb/aidb/internal/postgres/migrations"
 )
 
 // tables lists the base tables of the public schema, the migration

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/internal/postgres/migrations"
 )
 
 // everyKind creates one of each kind of object PostgreSQL 15 and 17 can

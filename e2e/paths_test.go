@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/internal/ops/backup"
 	"github.com/aidb/aidb/orchestrator"
 )
 

@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupdir"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/runs/oplock"
+	"github.com/aidb/aidb/internal/store/folder"
 )
 
 func TestOneOperationAtATimePerDatabase(t *testing.T) {
@@ -33,7 +33,7 @@ func TestOneOperationAtATimePerDatabase(t *testing.T) {
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "waiting for another aidb operation to finish (aidb test-holder")
 	assert.Contains(t, r.stderr, "rulesdb is busy")
-	entries, err := backupdir.List(filepath.Join(p.dir, "backups"))
+	entries, err := folder.List(filepath.Join(p.dir, "backups"))
 	require.NoError(t, err)
 	assert.Empty(t, entries, "the refused backup wrote nothing")
 
@@ -63,7 +63,7 @@ func TestWorldWritableBackupFolderIsRefused(t *testing.T) {
 	assert.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "writable by everyone")
 	assert.Contains(t, r.stderr, "chmod 700")
-	entries, err := backupdir.List(dir)
+	entries, err := folder.List(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
 
@@ -127,7 +127,7 @@ func TestBackupFolderThatFillsUp(t *testing.T) {
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "no space left on device")
 	assert.Empty(t, partials(t, dir), "the partial file is removed")
-	entries, err := backupdir.List(dir)
+	entries, err := folder.List(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "no file with a final name")
 	assert.Zero(t, dumpHelpers(t, p))
@@ -160,7 +160,7 @@ func TestNukeWaitsForARunningBackup(t *testing.T) {
 	release()
 	require.NoError(t, backup.Wait(), bout.String())
 	require.NoError(t, nuke.Wait(), nout.String())
-	entries, err := backupdir.List(dir)
+	entries, err := folder.List(dir)
 	require.NoError(t, err)
 	require.NotEmpty(t, entries)
 	for _, e := range entries {
@@ -251,7 +251,7 @@ func TestEngineGoneDuringBackup(t *testing.T) {
 	assert.Error(t, err)
 	assert.Equal(t, 1, cmd.ProcessState.ExitCode(), stderr.String())
 	assert.Empty(t, partials(t, dir))
-	entries, err := backupdir.List(dir)
+	entries, err := folder.List(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
 	assert.Equal(t, before, content(t, url))

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/postgres/migrations"
 )
 
 // content is an independent reading of a database: every row of every

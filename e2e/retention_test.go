@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/manifest"
 )
 
 // listedJSON is one backup as list --json and prune --json name it: one

@@ -15,10 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/fingerprint"
-	"github.com/aidb/aidb/restore"
-	"github.com/aidb/aidb/roles"
-	"github.com/aidb/aidb/verify"
+	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/fingerprint"
+	"github.com/aidb/aidb/internal/postgres/roles"
 )
 
 // withRoles is an application's access rules, created outside the

@@ -22,8 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/backupfile"
+	"github.com/aidb/aidb/internal/archive/manifest"
 )
 
 const (

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/internal/ops/scheduler"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/scheduler"
 )
 
 // TestServeRunsTheRoutineAndSaysHowItWent: aidb serve backs up and

@@ -9,7 +9,7 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/aidb/aidb/backup"
+	"github.com/aidb/aidb/internal/ops/backup"
 	"github.com/aidb/aidb/orchestrator"
 
 	"github.com/stretchr/testify/assert"

@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/fingerprint"
+	"github.com/aidb/aidb/internal/ops/upgrade"
+	"github.com/aidb/aidb/internal/postgres/fingerprint"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/upgrade"
 )
 
 // withAllGrants adds to withRoles what PostgreSQL 17 describes otherwise

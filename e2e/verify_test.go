@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aidb/aidb/internal/ops/verify"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/verify"
 )
 
 // verifyJSON runs aidb verify --json with args.

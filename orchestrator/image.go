@@ -9,8 +9,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/postgres/pgimage"
 )
 
 // EnsureImage returns the image to run for ref: ref itself when present or

@@ -15,7 +15,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
-	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/internal/fault"
 )
 
 // RoleCheck is a container that is created, never started, to read a

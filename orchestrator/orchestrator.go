@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/internal/postgres/pgimage"
 )
 
 // Orchestrator drives one compose project's databases on one engine.

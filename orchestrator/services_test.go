@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/internal/fault"
 )
 
 // fakeComposer stands in for Docker Compose's engine: it records what it

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/pgimage"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/postgres/pgimage"
 )
 
 // unitOrch is an Orchestrator of the default project (AIDB_PROJECT=unit,

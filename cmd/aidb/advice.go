@@ -8,18 +8,18 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aidb/aidb/encryption"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/freshness"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/migrations"
-	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/internal/archive/encryption"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/ops/seed"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/migrations"
+	"github.com/aidb/aidb/internal/postgres/pgimage"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
+	"github.com/aidb/aidb/internal/runs/oplock"
+	"github.com/aidb/aidb/internal/store/freshness"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/pgimage"
-	"github.com/aidb/aidb/pgrun"
-	"github.com/aidb/aidb/restore"
-	"github.com/aidb/aidb/seed"
-	"github.com/aidb/aidb/verify"
 )
 
 // The exit codes of every aidb command, as --help and docs/ document them.
@@ -179,7 +179,7 @@ func adviceIn(err error, mk bool) []string {
 			add(fmt.Sprintf("run %s on %s (its image: in the compose file), then restore again", e.Database, img))
 		case *restore.ForeignError:
 			add(fmt.Sprintf("restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately", e.Target))
-		case *pgrun.PathError:
+		case *pgtools.PathError:
 			add("use --via stream (or --via auto, which takes it by itself where the helper does not work)")
 		case *restore.SchemaError:
 			if len(e.Missing) > 0 || e.Older {

@@ -11,17 +11,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/freshness"
-	"github.com/aidb/aidb/migrations"
-	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/internal/archive/backupfile"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/ops/seed"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/migrations"
+	"github.com/aidb/aidb/internal/postgres/pgimage"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
+	"github.com/aidb/aidb/internal/runs/oplock"
+	"github.com/aidb/aidb/internal/store/freshness"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/pgimage"
-	"github.com/aidb/aidb/pgrun"
-	"github.com/aidb/aidb/restore"
-	"github.com/aidb/aidb/seed"
-	"github.com/aidb/aidb/verify"
 )
 
 // The library errors say what was wrong; cmd alone maps them to exit codes
@@ -132,7 +132,7 @@ func TestErrorsMapToExitCodesAndAdvice(t *testing.T) {
 				"run aidb migrate, or restore the schema backup s.sql (aidb restore rulesdb s.sql)\n"},
 		{"restore: a schema that cannot take the data, no schema backup", &restore.SchemaError{Database: "rulesdb", File: "d.sql", Missing: []string{"column public.rules.x"}}, 2,
 			"aidb: rulesdb cannot take the data of d.sql: it lacks column public.rules.x. Restore the schema first; nothing was changed; run aidb migrate\n"},
-		{"backup: a forced helper where the helper path does not work", fmt.Errorf("dump rulesdb: %w", &pgrun.PathError{Reason: "the engine's containers see another folder at /b than aidb does"}), 2,
+		{"backup: a forced helper where the helper path does not work", fmt.Errorf("dump rulesdb: %w", &pgtools.PathError{Reason: "the engine's containers see another folder at /b than aidb does"}), 2,
 			"aidb: dump rulesdb: the helper transport does not work with this engine: the engine's containers see another folder at /b than aidb does; use --via stream (or --via auto, which takes it by itself where the helper does not work)\n"},
 		{"restore: a target whose columns differ from the backup's, which carries its schema", &restore.SchemaError{Database: "rulesdb", File: "d.sql",
 			Missing: []string{"table public.scratch"}, Changed: []string{"column public.scores.points is text here, integer in the backup"},

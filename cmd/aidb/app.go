@@ -15,11 +15,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/engine"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/oplock"
+	"github.com/aidb/aidb/internal/engine"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
+	"github.com/aidb/aidb/internal/runs/oplock"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/pgrun"
 )
 
 // app holds the global flags and the output streams of one invocation.
@@ -119,7 +119,7 @@ type session struct {
 	dbs     []compose.Database
 	eng     *engine.Engine
 	orch    *orchestrator.Orchestrator
-	tools   *pgrun.Runner
+	tools   *pgtools.Runner
 	// release gives up the locks the session took (lock), if any.
 	release func()
 }

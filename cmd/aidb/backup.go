@@ -15,13 +15,13 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/encryption"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/pgrun"
-	"github.com/aidb/aidb/verify"
+	"github.com/aidb/aidb/internal/archive/backupfile"
+	"github.com/aidb/aidb/internal/archive/encryption"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
 )
 
 func (a *app) backupCommand() *cobra.Command {
@@ -48,7 +48,7 @@ func (a *app) backupCommand() *cobra.Command {
 			if err != nil {
 				return fault.BadInput(err)
 			}
-			t, err := pgrun.ParseTransport(via)
+			t, err := pgtools.ParseTransport(via)
 			if err != nil {
 				return fault.BadInput(err)
 			}

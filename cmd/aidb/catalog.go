@@ -11,11 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/catalog"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/oplock"
-	"github.com/aidb/aidb/retention"
-	"github.com/aidb/aidb/verifylog"
+	"github.com/aidb/aidb/internal/archive/verifylog"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/runs/oplock"
+	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/retention"
 )
 
 func (a *app) listCommand() *cobra.Command {

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/catalog"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/freshness"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/freshness"
 )
 
 func (a *app) checkCommand() *cobra.Command {

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/internal/fault"
 )
 
 // docsCommand writes the manual pages of every command (cobra's doc

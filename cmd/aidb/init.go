@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/adopt"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/adopt"
 )
 
 func (a *app) initCommand() *cobra.Command {

@@ -11,13 +11,13 @@ import (
 	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backup"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/safety"
+	"github.com/aidb/aidb/internal/ops/upgrade"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/safety"
-	"github.com/aidb/aidb/upgrade"
 )
 
 func (a *app) upCommand() *cobra.Command {

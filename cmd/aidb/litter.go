@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/aidb/aidb/litter"
+	"github.com/aidb/aidb/internal/runs/litter"
+	"github.com/aidb/aidb/internal/runs/owner"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/owner"
 )
 
 // sayCleared says what clearing the litter of killed aidb runs (done once

@@ -18,9 +18,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/oplock"
-	"github.com/aidb/aidb/scheduler"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/scheduler"
+	"github.com/aidb/aidb/internal/runs/oplock"
 )
 
 func main() {

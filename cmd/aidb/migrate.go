@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/postgres/migrations"
 )
 
 // dbMigration is one database's part of the migrate commands' --json output.

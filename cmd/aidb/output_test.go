@@ -12,14 +12,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/catalog"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/migrations"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/ops/seed"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/migrations"
+	"github.com/aidb/aidb/internal/store/catalog"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/restore"
-	"github.com/aidb/aidb/seed"
-	"github.com/aidb/aidb/verify"
 )
 
 func TestVerifyTableStaysNarrowReasonsBelow(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/aidb/aidb/restore"
+	"github.com/aidb/aidb/internal/ops/restore"
 )
 
 // stderrIsTerminal says whether messages go to a terminal, where progress

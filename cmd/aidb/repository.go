@@ -6,12 +6,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/oplock"
-	"github.com/aidb/aidb/repository"
-	"github.com/aidb/aidb/restore"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/runs/oplock"
+	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/repository"
 )
 
 // openRepository connects to the project's repository (AIDB_REPOSITORY or

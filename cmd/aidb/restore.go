@@ -10,11 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/pgrun"
-	"github.com/aidb/aidb/restore"
+	"github.com/aidb/aidb/internal/archive/backupfile"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
 )
 
 func (a *app) restoreCommand() *cobra.Command {
@@ -45,7 +45,7 @@ as aidb list shows it (a file of the backup folder).`,
 			if all && dataOnly {
 				return fault.BadInput(errors.New("--all restores full backups; restore data-only backups one database at a time"))
 			}
-			t, err := pgrun.ParseTransport(via)
+			t, err := pgtools.ParseTransport(via)
 			if err != nil {
 				return fault.BadInput(err)
 			}

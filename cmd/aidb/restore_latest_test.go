@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/internal/fault"
 )
 
 // "latest" names the database's latest pointer whatever its compression

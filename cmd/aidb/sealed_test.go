@@ -9,7 +9,7 @@ import (
 	fage "filippo.io/age"
 
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/fault"
+	"github.com/aidb/aidb/internal/fault"
 )
 
 // Backups that would be encrypted and verified, with no identity that

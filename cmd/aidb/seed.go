@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/seed"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/seed"
 )
 
 func (a *app) seedCommand() *cobra.Command {

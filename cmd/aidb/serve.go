@@ -13,19 +13,19 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/backupfile"
-	"github.com/aidb/aidb/catalog"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/encryption"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/manifest"
-	"github.com/aidb/aidb/pgrun"
-	"github.com/aidb/aidb/repository"
-	"github.com/aidb/aidb/retention"
-	"github.com/aidb/aidb/scheduler"
-	"github.com/aidb/aidb/verify"
-	"github.com/aidb/aidb/verifylog"
+	"github.com/aidb/aidb/internal/archive/backupfile"
+	"github.com/aidb/aidb/internal/archive/encryption"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/archive/verifylog"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/scheduler"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
+	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/repository"
+	"github.com/aidb/aidb/internal/store/retention"
 )
 
 // serveOptions are serve's flags.
@@ -277,7 +277,7 @@ func (a *app) backupOne(ctx context.Context, s *session, db compose.Database, o 
 	if !verifyFiles {
 		return
 	}
-	r := verify.Files(ctx, s.tools, []string{f.Path}, verify.Options{Project: s.project, Jobs: 1, Transport: pgrun.TransportAuto,
+	r := verify.Files(ctx, s.tools, []string{f.Path}, verify.Options{Project: s.project, Jobs: 1, Transport: pgtools.TransportAuto,
 		Dir: s.project.BackupDir, Record: true, Keys: keys})[0]
 	switch {
 	case ctx.Err() != nil:

@@ -8,15 +8,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backup"
-	"github.com/aidb/aidb/backupdir"
-	"github.com/aidb/aidb/backupfile"
 	"github.com/aidb/aidb/compose"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/backupfile"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/upgrade"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
+	"github.com/aidb/aidb/internal/store/folder"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/pgrun"
-	"github.com/aidb/aidb/upgrade"
 )
 
 func (a *app) upgradeCommand() *cobra.Command {
@@ -59,7 +59,7 @@ after the backup is not carried over.`,
 					return fault.BadInput(fmt.Errorf("--image: %w", err))
 				}
 			}
-			t, err := pgrun.ParseTransport(via)
+			t, err := pgtools.ParseTransport(via)
 			if err != nil {
 				return fault.BadInput(err)
 			}
@@ -93,7 +93,7 @@ after the backup is not carried over.`,
 				a.say("%s: rolled back to its container before the upgrade; removed %s", db.Name, strings.Join(res.Removed, " and "))
 				return a.printUpgradeJSON(res)
 			}
-			if err := backupdir.Ensure(s.project.BackupDir); err != nil {
+			if err := folder.Ensure(s.project.BackupDir); err != nil {
 				return err
 			}
 			keys, err := ageKeys(s.project)

@@ -12,15 +12,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/backupdir"
-	"github.com/aidb/aidb/catalog"
-	"github.com/aidb/aidb/fault"
-	"github.com/aidb/aidb/manifest"
+	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/ops/verify"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
+	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/folder"
+	"github.com/aidb/aidb/internal/store/repository"
 	"github.com/aidb/aidb/orchestrator"
-	"github.com/aidb/aidb/pgrun"
-	"github.com/aidb/aidb/repository"
-	"github.com/aidb/aidb/restore"
-	"github.com/aidb/aidb/verify"
 )
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -75,7 +75,7 @@ Exit codes: 0 every backup equal, 3 a difference (the table is named),
 			if loadJobs < 0 {
 				return fault.BadInput(fmt.Errorf("--load-jobs %d: at least 1 (0: the cores)", loadJobs))
 			}
-			t, err := pgrun.ParseTransport(via)
+			t, err := pgtools.ParseTransport(via)
 			if err != nil {
 				return fault.BadInput(err)
 			}
@@ -217,15 +217,15 @@ func (a *app) repositoryBackups(ctx context.Context, s *session) ([]string, erro
 
 // runVerify verifies files, prints the table (or JSON) and returns the
 // exit status error.
-func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs, loadJobs int, t pgrun.Transport, junit string) ([]verify.Result, error) {
+func (a *app) runVerify(cmd *cobra.Command, s *session, files []string, jobs, loadJobs int, t pgtools.Transport, junit string) ([]verify.Result, error) {
 	return a.runVerifyOn(cmd, s, files, jobs, loadJobs, t, junit, "")
 }
 
 // runVerifyOn is runVerify with each backup loaded on loadJobs sessions
 // (0: the cores), into throwaways of image ("": each backup's own).
-func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs, loadJobs int, t pgrun.Transport, junit, image string) ([]verify.Result, error) {
+func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs, loadJobs int, t pgtools.Transport, junit, image string) ([]verify.Result, error) {
 	// The backup folder holds the helper transport's pipes.
-	if err := backupdir.Ensure(s.project.BackupDir); err != nil {
+	if err := folder.Ensure(s.project.BackupDir); err != nil {
 		return nil, err
 	}
 	keys, err := ageKeys(s.project)

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package backupdir
-
-import "os"
-
-// startWriteback has no portable equivalent; the final fsync does it all.
-func startWriteback(*os.File, int64, int64) {}
