@@ -17,6 +17,8 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/engine"
 	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/verify"
 	"github.com/aidb/aidb/internal/postgres/pgtools"
 	"github.com/aidb/aidb/internal/runs/oplock"
 	"github.com/aidb/aidb/orchestrator"
@@ -236,3 +238,9 @@ func (a *app) lockRequest(op string) oplock.Request {
 		Cleared: a.sayCleared,
 	}
 }
+
+// Databases, Dumper and Verifier make a session what a routine run works
+// on (routine.Session).
+func (s *session) Databases() []compose.Database { return s.dbs }
+func (s *session) Dumper() backup.Engine         { return s.eng }
+func (s *session) Verifier() verify.Engine       { return s.tools }

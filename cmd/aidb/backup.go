@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/aidb/aidb/internal/archive/encryption"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/routine"
 	"github.com/aidb/aidb/internal/ops/verify"
 	"github.com/aidb/aidb/internal/postgres/pgtools"
 )
@@ -105,24 +104,16 @@ func (a *app) backupCommand() *cobra.Command {
 }
 
 // pointLatestAtVerified moves each database's <db>-latest to its new full
-// backup if verification found it equal; of the others it says that the
-// pointer stayed, and why. It runs after Ctrl-C too (the pointer then
-// stays: the file was not proven).
+// backup if verification found it equal (routine.PointLatest); of the
+// others it says that the pointer stayed, and why.
 func (a *app) pointLatestAtVerified(cmd *cobra.Command, s *session, res backup.Result, results []verify.Result) {
-	ok := map[string]bool{}
-	for _, r := range results {
-		ok[r.File] = r.OK && r.Error == "" && cmd.Context().Err() == nil
-	}
-	for _, f := range res.Files {
-		if f.Kind != backupfile.Full {
-			continue
-		}
-		if !ok[f.Path] {
-			a.say("%s: %s not moved: %s was not verified", f.Database, backupfile.LatestName(f.Database, f.Codec), filepath.Base(f.Path))
-			continue
-		}
-		if _, err := backup.PointLatest(context.WithoutCancel(cmd.Context()), s.project.BackupDir, f.Database, f.Codec, f.Path); err != nil {
-			a.say("%s: could not point %s at %s: %v", f.Database, backupfile.LatestName(f.Database, f.Codec), filepath.Base(f.Path), err)
+	for _, l := range routine.PointLatest(cmd.Context(), s.project.BackupDir, res.Files, results) {
+		var nv *routine.NotVerifiedError
+		switch {
+		case errors.As(l.Err, &nv):
+			a.say("%s: %s not moved: %v", l.Database, l.Pointer, l.Err)
+		case l.Err != nil:
+			a.say("%s: could not %v", l.Database, l.Err)
 		}
 	}
 }
@@ -191,30 +182,6 @@ func parseSize(s string) (int64, error) {
 	return n, nil
 }
 
-// withUpload makes req upload each file to the project's repository as it
-// is written, when one is set (not a safety backup's); --no-local without
-// one is bad input.
-func withUpload(ctx context.Context, p *compose.Project, req *backup.Request) error {
-	if req.Safety != nil {
-		// A safety backup undoes a command on this machine: it is taken
-		// even when the repository does not answer (push uploads it).
-		return nil
-	}
-	repo, err := openRepository(ctx, p)
-	if err != nil {
-		return err
-	}
-	if repo == nil {
-		if req.NoLocal {
-			return fault.BadInput(fmt.Errorf("--no-local: no repository to upload to: set AIDB_REPOSITORY=s3://BUCKET[/PREFIX] (or repository: in %s)", p.ConfigFile))
-		}
-		return nil
-	}
-	req.Upload = func(ctx context.Context, name string) backup.Upload { return repo.Upload(ctx, name) }
-	req.UploadSet = repo.PutSmall
-	return nil
-}
-
 // runBackup runs a backup request in the session's backup folder, showing
 // progress: a bar per database on a terminal, one line per file otherwise.
 func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (backup.Result, error) {
@@ -224,7 +191,7 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 	if req.Recipients, err = ageRecipients(s.project); err != nil {
 		return backup.Result{}, err
 	}
-	if err := withUpload(cmd.Context(), s.project, &req); err != nil {
+	if err := routine.UploadTo(cmd.Context(), s.project, &req); err != nil {
 		return backup.Result{}, err
 	}
 	tty := term.IsTerminal(int(os.Stderr.Fd()))

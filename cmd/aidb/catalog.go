@@ -15,6 +15,7 @@ import (
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/runs/oplock"
 	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/repository"
 	"github.com/aidb/aidb/internal/store/retention"
 )
 
@@ -41,7 +42,7 @@ manifest.`,
 			// unreachable one is named after the list, and the command
 			// fails (exit 1) then.
 			var repoErr error
-			repo, err := openRepository(cmd.Context(), p)
+			repo, err := repository.ForProject(cmd.Context(), p)
 			if err != nil {
 				repo, repoErr = nil, err
 			}
@@ -226,7 +227,7 @@ restore and nuke) do not count toward --keep-last: they stay for
 			}
 			// The repository's plan is made before anything is removed, so
 			// a repository that cannot be reached changes nothing.
-			repo, err := openRepository(cmd.Context(), p)
+			repo, err := repository.ForProject(cmd.Context(), p)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/store/catalog"
 	"github.com/aidb/aidb/internal/store/freshness"
+	"github.com/aidb/aidb/internal/store/repository"
 )
 
 func (a *app) checkCommand() *cobra.Command {
@@ -45,7 +46,7 @@ no Docker engine.`,
 			// The folder's backups and, with a repository, its too: the
 			// newest of either counts.
 			var backups freshness.Catalog = catalog.New(catalog.Folder{Dir: p.BackupDir})
-			repo, err := openRepository(cmd.Context(), p)
+			repo, err := repository.ForProject(cmd.Context(), p)
 			if err != nil {
 				return err
 			}

@@ -6,27 +6,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/restore"
 	"github.com/aidb/aidb/internal/runs/oplock"
 	"github.com/aidb/aidb/internal/store/catalog"
 	"github.com/aidb/aidb/internal/store/repository"
 )
-
-// openRepository connects to the project's repository (AIDB_REPOSITORY or
-// aidb.yaml repository); nil when none is set. A bad URL is bad input
-// naming where it came from.
-func openRepository(ctx context.Context, p *compose.Project) (*repository.Repository, error) {
-	if p.Repository == "" {
-		return nil, nil
-	}
-	u, err := repository.ParseURL(p.Repository)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.RepositoryFrom, err)
-	}
-	return repository.Open(ctx, u)
-}
 
 // locateBackup is the backup a repository URL (s3://…) names, read from
 // there as a stream, or nil for a file in a folder.
@@ -59,7 +44,7 @@ repository never lists a backup that is not whole.`,
 			if p.Repository == "" {
 				return fault.BadInput(fmt.Errorf("push: no repository: set AIDB_REPOSITORY=s3://BUCKET[/PREFIX] (or repository: in %s)", p.ConfigFile))
 			}
-			repo, err := openRepository(ctx, p)
+			repo, err := repository.ForProject(ctx, p)
 			if err != nil {
 				return err
 			}

@@ -184,7 +184,7 @@ func (a *app) emptyShard(junit string) error {
 // with the same sha256 (the same bytes, verified from the folder). An
 // object without its manifest is an upload cut short, not a backup.
 func (a *app) repositoryBackups(ctx context.Context, s *session) ([]string, error) {
-	repo, err := openRepository(ctx, s.project)
+	repo, err := repository.ForProject(ctx, s.project)
 	if repo == nil || err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/store/catalog"
 )
 
@@ -241,4 +242,17 @@ func (r *Repository) Put(ctx context.Context, name string, src io.Reader, size i
 	_, err = r.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: key, UploadId: id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 	return r.classify(err, "upload "+path)
+}
+
+// ForProject opens the project's repository (AIDB_REPOSITORY, or
+// repository: in aidb.yaml); nil, and no error, when none is set.
+func ForProject(ctx context.Context, p *compose.Project) (*Repository, error) {
+	if p.Repository == "" {
+		return nil, nil
+	}
+	u, err := ParseURL(p.Repository)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.RepositoryFrom, err)
+	}
+	return Open(ctx, u)
 }
