@@ -20,49 +20,57 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 )
 
+// upOptions are up's flags (--profile sets app.profiles).
+type upOptions struct {
+	timeout time.Duration
+	all     bool
+}
+
 func (a *app) upCommand() *cobra.Command {
-	var timeout time.Duration
-	var all bool
+	o := &upOptions{}
 	cmd := &cobra.Command{
 		Use:   "up [db...]",
 		Short: "Bring the databases up and ready (image, network, volume, container, SELECT 1)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(a.profiles) > 0 && !all {
-				return fault.BadInput(fmt.Errorf("--profile selects services that are not databases; give it with --all (aidb up --all --profile %s)", a.profiles[0]))
-			}
-			s, err := a.open(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			dbs := s.dbs
-			if timeout != 0 {
-				if timeout < 0 {
-					return fault.BadInput(fmt.Errorf("--timeout %s: must be positive", timeout))
-				}
-				s.project.ReadyTimeout = timeout
-			}
-			if all {
-				if len(args) > 0 {
-					return fault.BadInput(fmt.Errorf("--all brings up every service; name no databases with it"))
-				}
-				err = s.orch.UpAll(cmd.Context())
-			} else {
-				err = s.orch.Up(cmd.Context(), dbs)
-			}
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printStatus(cmd, s, dbs)
-			}
-			return nil
-		},
+		RunE:  func(cmd *cobra.Command, args []string) error { return a.up(cmd, args, o) },
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each database to answer SELECT 1, or a dependency to meet its condition (default: ready_timeout in aidb.yaml, 60s)")
-	cmd.Flags().BoolVar(&all, "all", false, "every service of the compose file (API, frontend, ...): the databases, then the others through Docker Compose's engine, as docker compose up -d would")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "how long to wait for each database to answer SELECT 1, or a dependency to meet its condition (default: ready_timeout in aidb.yaml, 60s)")
+	cmd.Flags().BoolVar(&o.all, "all", false, "every service of the compose file (API, frontend, ...): the databases, then the others through Docker Compose's engine, as docker compose up -d would")
 	cmd.Flags().StringSliceVar(&a.profiles, "profile", nil, "with --all: enable the services of this compose profile (repeat, or separate with commas; default: COMPOSE_PROFILES)")
 	return cmd
+}
+
+// up brings the named databases (with --all, every service) up and
+// ready; with --json it prints their status.
+func (a *app) up(cmd *cobra.Command, args []string, o *upOptions) error {
+	if len(a.profiles) > 0 && !o.all {
+		return fault.BadInput(fmt.Errorf("--profile selects services that are not databases; give it with --all (aidb up --all --profile %s)", a.profiles[0]))
+	}
+	s, err := a.open(cmd.Context(), args)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if o.timeout != 0 {
+		if o.timeout < 0 {
+			return fault.BadInput(fmt.Errorf("--timeout %s: must be positive", o.timeout))
+		}
+		s.project.ReadyTimeout = o.timeout
+	}
+	if o.all {
+		if len(args) > 0 {
+			return fault.BadInput(fmt.Errorf("--all brings up every service; name no databases with it"))
+		}
+		err = s.orch.UpAll(cmd.Context())
+	} else {
+		err = s.orch.Up(cmd.Context(), s.dbs)
+	}
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printStatus(cmd, s, s.dbs)
+	}
+	return nil
 }
 
 func (a *app) downCommand() *cobra.Command {
@@ -86,56 +94,72 @@ func (a *app) downCommand() *cobra.Command {
 	return cmd
 }
 
+// nukeOptions are nuke's flags.
+type nukeOptions struct {
+	noBackup, allVolumes bool
+}
+
 func (a *app) nukeCommand() *cobra.Command {
-	var noBackup, allVolumes bool
+	o := &nukeOptions{}
 	cmd := &cobra.Command{
 		Use:   "nuke [db...]",
 		Short: "Remove the databases' containers and volumes (all their data) after a safety backup, and the project network",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			dbs := s.dbs
-			names := make([]string, len(dbs))
-			for i, db := range dbs {
-				names[i] = db.Name
-			}
-			if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
-				return err
-			}
-			// Asked before any lock is waited for.
-			if err := s.lock(cmd.Context(), a, "nuke", false); err != nil {
-				return err
-			}
-			var safety []backup.File
-			if !noBackup {
-				why := manifest.Safety{Command: "aidb nuke", Reason: "the data before aidb nuke removed the containers and volumes of " + strings.Join(names, " and ")}
-				if safety, err = a.safetyBackup(cmd, s, dbs, true, why); err != nil {
-					return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
-				}
-			}
-			rm, err := s.orch.Nuke(cmd.Context(), dbs, len(args) == 0, allVolumes)
-			if a.json {
-				if jerr := a.printJSON(struct {
-					orchestrator.Removed
-					SafetyBackups []backup.File `json:"safety_backups"`
-				}{rm, safety}); jerr != nil && err == nil {
-					err = jerr
-				}
-			} else {
-				a.say("removed %d container(s), %d volume(s), %d network(s) of project %s", len(rm.Containers), len(rm.Volumes), len(rm.Networks), s.project.Name)
-				for _, k := range rm.Kept {
-					a.say("kept volume %s: %s; remove it with docker volume rm %s, or nuke with --all-volumes", k.Name, k.Reason, k.Name)
-				}
-			}
-			return err
-		},
+		RunE:  func(cmd *cobra.Command, args []string) error { return a.nuke(cmd, args, o) },
 	}
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "skip the safety backup of databases that hold data")
-	cmd.Flags().BoolVar(&allVolumes, "all-volumes", false, "also remove the project's volumes that hold none of the nuked databases (other services', or a database's this configuration no longer names): aidb backs none of them up")
+	cmd.Flags().BoolVar(&o.noBackup, "no-backup", false, "skip the safety backup of databases that hold data")
+	cmd.Flags().BoolVar(&o.allVolumes, "all-volumes", false, "also remove the project's volumes that hold none of the nuked databases (other services', or a database's this configuration no longer names): aidb backs none of them up")
 	return cmd
+}
+
+// nuke asks, takes a safety backup (unless --no-backup), then removes the
+// named databases' containers and volumes (none named: the project's
+// network too) and says what it removed.
+func (a *app) nuke(cmd *cobra.Command, args []string, o *nukeOptions) error {
+	s, err := a.open(cmd.Context(), args)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	names := make([]string, len(s.dbs))
+	for i, db := range s.dbs {
+		names[i] = db.Name
+	}
+	if err := a.confirm(fmt.Sprintf("remove %s of project %s with all their data", strings.Join(names, " and "), s.project.Name)); err != nil {
+		return err
+	}
+	// Asked before any lock is waited for.
+	if err := s.lock(cmd.Context(), a, "nuke", false); err != nil {
+		return err
+	}
+	var safety []backup.File
+	if !o.noBackup {
+		why := manifest.Safety{Command: "aidb nuke", Reason: "the data before aidb nuke removed the containers and volumes of " + strings.Join(names, " and ")}
+		if safety, err = a.safetyBackup(cmd, s, s.dbs, true, why); err != nil {
+			return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
+		}
+	}
+	rm, err := s.orch.Nuke(cmd.Context(), s.dbs, len(args) == 0, o.allVolumes)
+	return a.printNuked(s, rm, safety, err)
+}
+
+// printNuked says what nuke removed and kept (or prints the --json
+// document, even after a failure); err is the nuke's own error, returned
+// unless it is nil and printing fails.
+func (a *app) printNuked(s *session, rm orchestrator.Removed, safety []backup.File, err error) error {
+	if a.json {
+		if jerr := a.printJSON(struct {
+			orchestrator.Removed
+			SafetyBackups []backup.File `json:"safety_backups"`
+		}{rm, safety}); jerr != nil && err == nil {
+			err = jerr
+		}
+		return err
+	}
+	a.say("removed %d container(s), %d volume(s), %d network(s) of project %s", len(rm.Containers), len(rm.Volumes), len(rm.Networks), s.project.Name)
+	for _, k := range rm.Kept {
+		a.say("kept volume %s: %s; remove it with docker volume rm %s, or nuke with --all-volumes", k.Name, k.Reason, k.Name)
+	}
+	return err
 }
 
 // safetyBackup takes a full backup of each database that exists and holds
@@ -197,11 +221,35 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 		}{s.project.ComposeFile, s.project.ConfigFile, st, services})
 	}
 	fmt.Fprintf(a.stderr, "project %s: compose file %s, aidb config %s\n", s.project.Name, s.project.ComposeFile, s.project.ConfigFile)
+	if err := a.statusTable(st, services); err != nil {
+		return err
+	}
+	for _, n := range upgradeNotes(s, dbs, st) {
+		fmt.Fprintln(a.stderr, n)
+	}
+	return nil
+}
+
+// statusTable prints the databases' and the other services' status as
+// a table.
+func (a *app) statusTable(st []orchestrator.Status, services []orchestrator.ServiceStatus) error {
 	w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "DATABASE\tSTATE\tREADY\tCONTAINER\tIMAGE\tPORT\tURL")
 	for _, x := range st {
 		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%d\t%s\n", x.Name, x.State, x.Ready, x.Container, x.Image, x.Port, orchestrator.RedactURL(x.URL))
 	}
+	if len(services) > 0 {
+		fmt.Fprintln(w, "\nSERVICE\tSTATE\tHEALTH\tCONTAINER\tIMAGE\t\t")
+		for _, x := range services {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\t\n", x.Service, x.State, x.Health, x.Container, x.Image)
+		}
+	}
+	return w.Flush()
+}
+
+// upgradeNotes are status's notes on upgraded databases: a compose file
+// that still names the old image, an old container and volume kept.
+func upgradeNotes(s *session, dbs []compose.Database, st []orchestrator.Status) []string {
 	var notes []string
 	for i, x := range st {
 		if x.Upgrade == nil {
@@ -215,28 +263,10 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 			notes = append(notes, fmt.Sprintf("%s: the container it was upgraded from, %s, and its volume %s are kept, stopped: aidb upgrade %s --finish removes them, --rollback switches back", x.Name, x.Upgrade.Previous, x.Upgrade.PreviousVolume, x.Name))
 		}
 	}
-	if len(services) > 0 {
-		fmt.Fprintln(w, "\nSERVICE\tSTATE\tHEALTH\tCONTAINER\tIMAGE\t\t")
-		for _, x := range services {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\t\n", x.Service, x.State, x.Health, x.Container, x.Image)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	for _, n := range notes {
-		fmt.Fprintln(a.stderr, n)
-	}
-	return nil
+	return notes
 }
 
-func (a *app) imageCommand() *cobra.Command {
-	img := &cobra.Command{Use: "image", Short: "Manage the PostgreSQL images aidb runs"}
-	var tag string
-	build := &cobra.Command{
-		Use:   "build [db...]",
-		Short: "Build the databases' PostgreSQL images locally from Debian's packages (needs root and debootstrap)",
-		Long: `Build the images the databases' compose images stand for, locally from
+const imageBuildLong = `Build the images the databases' compose images stand for, locally from
 Debian's packages (needs root and debootstrap), the images aidb runs in
 place of those it cannot pull:
 
@@ -250,48 +280,67 @@ one layer on postgres:17's (rebuilt first, once). Earlier builds are replaced.
 
 --tag builds under another reference instead, leaving aidb.local/… alone (to
 try a build, or for tests). Ctrl-C stops debootstrap and all it started,
-removes its folder, and tags nothing.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if tag != "" {
-				if _, err := reference.ParseNormalizedNamed(tag); err != nil {
-					return fault.BadInput(fmt.Errorf("--tag %s: %v", tag, err))
-				}
-			}
-			s, err := a.open(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var refs []string
-			for _, db := range s.dbs {
-				refs = append(refs, db.Image)
-			}
-			images, err := s.orch.BuildImages(cmd.Context(), refs, tag)
-			var built []string
-			for _, b := range images {
-				built = append(built, b.Ref)
-				switch {
-				case b.BaseOf != "":
-					a.say("built %s (stands in for %s when it cannot be pulled; the base of %s)", b.Ref, b.For, b.BaseOf)
-				case b.For != "":
-					a.say("built %s (stands in for %s when it cannot be pulled)", b.Ref, b.For)
-				default:
-					a.say("built %s", b.Ref)
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if a.json {
-				slices.Sort(built)
-				return a.printJSON(struct {
-					Images []string `json:"images"`
-				}{built})
-			}
-			return nil
-		},
+removes its folder, and tags nothing.`
+
+func (a *app) imageCommand() *cobra.Command {
+	img := &cobra.Command{Use: "image", Short: "Manage the PostgreSQL images aidb runs"}
+	var tag string
+	build := &cobra.Command{
+		Use:   "build [db...]",
+		Short: "Build the databases' PostgreSQL images locally from Debian's packages (needs root and debootstrap)",
+		Long:  imageBuildLong,
+		RunE:  func(cmd *cobra.Command, args []string) error { return a.buildImages(cmd.Context(), args, tag) },
 	}
 	build.Flags().StringVar(&tag, "tag", "", "tag the build with this image reference instead of its aidb.local/… tag")
 	img.AddCommand(build)
 	return img
+}
+
+// buildImages builds the named databases' images (tag: under that
+// reference instead) and says what each stands in for.
+func (a *app) buildImages(ctx context.Context, names []string, tag string) error {
+	if tag != "" {
+		if _, err := reference.ParseNormalizedNamed(tag); err != nil {
+			return fault.BadInput(fmt.Errorf("--tag %s: %v", tag, err))
+		}
+	}
+	s, err := a.open(ctx, names)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var refs []string
+	for _, db := range s.dbs {
+		refs = append(refs, db.Image)
+	}
+	images, err := s.orch.BuildImages(ctx, refs, tag)
+	built := a.sayBuilt(images)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		slices.Sort(built)
+		return a.printJSON(struct {
+			Images []string `json:"images"`
+		}{built})
+	}
+	return nil
+}
+
+// sayBuilt says what each built image stands in for, and returns their
+// references.
+func (a *app) sayBuilt(images []orchestrator.Built) []string {
+	var built []string
+	for _, b := range images {
+		built = append(built, b.Ref)
+		switch {
+		case b.BaseOf != "":
+			a.say("built %s (stands in for %s when it cannot be pulled; the base of %s)", b.Ref, b.For, b.BaseOf)
+		case b.For != "":
+			a.say("built %s (stands in for %s when it cannot be pulled)", b.Ref, b.For)
+		default:
+			a.say("built %s", b.Ref)
+		}
+	}
+	return built
 }
