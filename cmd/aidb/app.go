@@ -244,3 +244,16 @@ func (a *app) lockRequest(op string) oplock.Request {
 func (s *session) Databases() []compose.Database { return s.dbs }
 func (s *session) Dumper() backup.Engine         { return s.eng }
 func (s *session) Verifier() verify.Engine       { return s.tools }
+
+// lockFolder takes the backup folder's lock alone, for an operation that
+// needs no engine (prune, push, pull): no backup or prune changes what it
+// reads meanwhile. The returned release gives it up.
+func (a *app) lockFolder(ctx context.Context, dir, op string) (func(), error) {
+	req := a.lockRequest(op)
+	req.Folder = dir
+	h, err := oplock.Take(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return h.Release, nil
+}

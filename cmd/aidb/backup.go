@@ -23,84 +23,96 @@ import (
 	"github.com/aidb/aidb/internal/postgres/pgtools"
 )
 
+// backupOptions are backup's flags.
+type backupOptions struct {
+	schemaOnly, dataOnly                         bool
+	compress, via, splitOver                     string
+	verifyAfter, noOwner, rolePasswords, noLocal bool
+}
+
 func (a *app) backupCommand() *cobra.Command {
-	var schemaOnly, dataOnly bool
-	var compress, via, splitOver string
-	var verifyAfter, noOwner, rolePasswords, noLocal bool
+	var o backupOptions
 	cmd := &cobra.Command{
 		Use:   "backup [db...]",
 		Short: "Back up databases (full, --schema-only or --data-only) into the backup folder, with a manifest",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if schemaOnly && dataOnly {
-				return fault.BadInput(fmt.Errorf("--schema-only and --data-only exclude each other"))
-			}
-			if noLocal && verifyAfter {
-				return fault.BadInput(fmt.Errorf("--no-local and --verify exclude each other: verify the repository's backups with aidb verify --all"))
-			}
-			kind := backupfile.Full
-			if schemaOnly {
-				kind = backupfile.Schema
-			} else if dataOnly {
-				kind = backupfile.Data
-			}
-			c, err := backupfile.ParseCompression(compress)
-			if err != nil {
-				return fault.BadInput(err)
-			}
-			t, err := pgtools.ParseTransport(via)
-			if err != nil {
-				return fault.BadInput(err)
-			}
-			split, err := parseSize(splitOver)
-			if err != nil {
-				return fault.BadInput(fmt.Errorf("--split-over: %w", err))
-			}
-			p, err := a.loadProject(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if _, _, err := sealedKeys(p, verifyAfter); err != nil {
-				return err
-			}
-			s, err := a.openLocked(cmd.Context(), args, "backup", true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			// With --verify, <db>-latest moves only to a file that proved
-			// restorable: it is what users restore from.
-			res, err := a.runBackup(cmd, s, backup.Request{Databases: s.dbs, Kind: kind, Compression: c, Transport: t, SplitOver: split, HoldLatest: verifyAfter,
-				NoOwner: noOwner, RolePasswords: rolePasswords, NoLocal: noLocal})
-			if err != nil {
-				return err
-			}
-			if verifyAfter {
-				files := make([]string, len(res.Files))
-				for i, f := range res.Files {
-					files[i] = f.Path
-				}
-				// With --json, the verification's document is the output.
-				results, err := a.runVerify(cmd, s, files, len(files), 0, t, "")
-				a.pointLatestAtVerified(cmd, s, res, results)
-				return err
-			}
-			if a.json {
-				return a.printJSON(res)
-			}
-			return nil
-		},
+		RunE:  func(cmd *cobra.Command, args []string) error { return a.backup(cmd, args, o) },
 	}
 	f := cmd.Flags()
-	f.BoolVar(&verifyAfter, "verify", false, "verify each file right after writing it (restore into a throwaway container, compare)")
-	f.BoolVar(&schemaOnly, "schema-only", false, "the schema only, no rows")
-	f.BoolVar(&noLocal, "no-local", false, "with a repository (AIDB_REPOSITORY), keep no copy in the backup folder once a file is uploaded (a file whose upload failed stays)")
-	f.BoolVar(&dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
-	f.StringVar(&compress, "compress", "none", "none, gzip or zstd")
-	f.BoolVar(&noOwner, "no-owner", false, "leave out who owns each object (pg_dump --no-owner): restored, they belong to whoever restores them; grants are kept")
-	f.BoolVar(&rolePasswords, "with-role-passwords", false, "put the password hashes of the roles the database refers to into the file and its manifest (SENSITIVE: both then hold secrets)")
-	f.StringVar(&via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; where the engine sees the folder and its pipes), stream (docker exec; any engine) or auto (helper where a check, once per run, shows it works; else stream, saying why)")
-	f.StringVar(&splitOver, "split-over", units.BytesSize(backup.DefaultSplitOver), "read the rows of tables at least this large (by the server's statistics) in parts at the same time, one per core (helper transport; cores shared among the databases); 0 never")
+	f.BoolVar(&o.verifyAfter, "verify", false, "verify each file right after writing it (restore into a throwaway container, compare)")
+	f.BoolVar(&o.schemaOnly, "schema-only", false, "the schema only, no rows")
+	f.BoolVar(&o.noLocal, "no-local", false, "with a repository (AIDB_REPOSITORY), keep no copy in the backup folder once a file is uploaded (a file whose upload failed stays)")
+	f.BoolVar(&o.dataOnly, "data-only", false, "the rows only (restore them onto a migrated schema); leaves out the migration table")
+	f.StringVar(&o.compress, "compress", "none", "none, gzip or zstd")
+	f.BoolVar(&o.noOwner, "no-owner", false, "leave out who owns each object (pg_dump --no-owner): restored, they belong to whoever restores them; grants are kept")
+	f.BoolVar(&o.rolePasswords, "with-role-passwords", false, "put the password hashes of the roles the database refers to into the file and its manifest (SENSITIVE: both then hold secrets)")
+	f.StringVar(&o.via, "via", "auto", "how pg_dump's output reaches the folder: helper (a helper container and a pipe; where the engine sees the folder and its pipes), stream (docker exec; any engine) or auto (helper where a check, once per run, shows it works; else stream, saying why)")
+	f.StringVar(&o.splitOver, "split-over", units.BytesSize(backup.DefaultSplitOver), "read the rows of tables at least this large (by the server's statistics) in parts at the same time, one per core (helper transport; cores shared among the databases); 0 never")
 	return cmd
+}
+
+// request is the backup request the flags ask for (its databases, folder
+// and keys are the session's).
+func (o backupOptions) request() (backup.Request, error) {
+	switch {
+	case o.schemaOnly && o.dataOnly:
+		return backup.Request{}, fault.BadInput(fmt.Errorf("--schema-only and --data-only exclude each other"))
+	case o.noLocal && o.verifyAfter:
+		return backup.Request{}, fault.BadInput(fmt.Errorf("--no-local and --verify exclude each other: verify the repository's backups with aidb verify --all"))
+	}
+	req := backup.Request{Kind: backupfile.Full, HoldLatest: o.verifyAfter, NoOwner: o.noOwner, RolePasswords: o.rolePasswords, NoLocal: o.noLocal}
+	if o.schemaOnly {
+		req.Kind = backupfile.Schema
+	} else if o.dataOnly {
+		req.Kind = backupfile.Data
+	}
+	var err error
+	if req.Compression, err = backupfile.ParseCompression(o.compress); err != nil {
+		return req, fault.BadInput(err)
+	}
+	if req.Transport, err = pgtools.ParseTransport(o.via); err != nil {
+		return req, fault.BadInput(err)
+	}
+	if req.SplitOver, err = parseSize(o.splitOver); err != nil {
+		return req, fault.BadInput(fmt.Errorf("--split-over: %w", err))
+	}
+	return req, nil
+}
+
+// backup backs up; with --verify, <db>-latest moves only to a file that
+// proved restorable: it is what users restore from.
+func (a *app) backup(cmd *cobra.Command, args []string, o backupOptions) error {
+	req, err := o.request()
+	if err != nil {
+		return err
+	}
+	p, err := a.loadProject(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if _, _, err := sealedKeys(p, o.verifyAfter); err != nil {
+		return err
+	}
+	s, err := a.openLocked(cmd.Context(), args, "backup", true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	req.Databases = s.dbs
+	res, err := a.runBackup(cmd, s, req)
+	if err != nil || !o.verifyAfter {
+		if err == nil && a.json {
+			return a.printJSON(res)
+		}
+		return err
+	}
+	files := make([]string, len(res.Files))
+	for i, f := range res.Files {
+		files[i] = f.Path
+	}
+	// With --json, the verification's document is the output.
+	results, err := a.runVerify(cmd, s, files, len(files), 0, req.Transport, "")
+	a.pointLatestAtVerified(cmd, s, res, results)
+	return err
 }
 
 // pointLatestAtVerified moves each database's <db>-latest to its new full
@@ -194,42 +206,20 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 	if err := routine.UploadTo(cmd.Context(), s.project, &req); err != nil {
 		return backup.Result{}, err
 	}
-	tty := term.IsTerminal(int(os.Stderr.Fd()))
-	var mu sync.Mutex
-	bars := map[string]*progressbar.ProgressBar{}
-	if tty {
-		req.Progress = func(db string, n int64) {
-			mu.Lock()
-			defer mu.Unlock()
-			bar, ok := bars[db]
-			if !ok {
-				bar = progressbar.NewOptions64(-1, progressbar.OptionSetDescription(db),
-					progressbar.OptionSetWriter(a.stderr), progressbar.OptionShowBytes(true),
-					progressbar.OptionSetWidth(20), progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionClearOnFinish())
-				bars[db] = bar
-			}
-			_ = bar.Set64(n)
-		}
+	var finish func()
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		req.Progress, finish = a.backupBars()
 	}
 	res, err := backup.Run(cmd.Context(), s.eng, req)
-	for _, bar := range bars {
-		_ = bar.Finish()
+	if finish != nil {
+		finish()
 	}
 	var upErr *backup.UploadError
 	if err != nil && !errors.As(err, &upErr) {
 		return res, err
 	}
 	for _, f := range res.Files {
-		rate := float64(f.Size) / max(f.Seconds, 1e-3) / (1 << 20)
-		where := f.Path
-		switch {
-		case f.URL != "" && req.NoLocal:
-			where = f.URL
-		case f.URL != "":
-			where += " and " + f.URL
-		}
-		a.say("%s: %s backup %s (%s, %s, %s, %.1fs, %s)", f.Database, f.Kind, where, humanBytes(f.Size), counted(int64(f.Tables), "table"), counted(f.Rows, "row"), f.Seconds, rateText(rate))
+		a.sayBackupFile(f, req.NoLocal)
 	}
 	if err != nil {
 		return res, err
@@ -240,17 +230,49 @@ func (a *app) runBackup(cmd *cobra.Command, s *session, req backup.Request) (bac
 	return res, nil
 }
 
+// backupBars are a progress bar per database, and what finishes them.
+func (a *app) backupBars() (progress func(db string, n int64), finish func()) {
+	var mu sync.Mutex
+	bars := map[string]*progressbar.ProgressBar{}
+	progress = func(db string, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		bar, ok := bars[db]
+		if !ok {
+			bar = progressbar.NewOptions64(-1, progressbar.OptionSetDescription(db),
+				progressbar.OptionSetWriter(a.stderr), progressbar.OptionShowBytes(true),
+				progressbar.OptionSetWidth(20), progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish())
+			bars[db] = bar
+		}
+		_ = bar.Set64(n)
+	}
+	return progress, func() {
+		for _, bar := range bars {
+			_ = bar.Finish()
+		}
+	}
+}
+
+// sayBackupFile says what one file of a backup holds and where it went.
+func (a *app) sayBackupFile(f backup.File, noLocal bool) {
+	rate := float64(f.Size) / max(f.Seconds, 1e-3) / (1 << 20)
+	where := f.Path
+	switch {
+	case f.URL != "" && noLocal:
+		where = f.URL
+	case f.URL != "":
+		where += " and " + f.URL
+	}
+	a.say("%s: %s backup %s (%s, %s, %s, %.1fs, %s)", f.Database, f.Kind, where, humanBytes(f.Size), counted(int64(f.Tables), "table"), counted(f.Rows, "row"), f.Seconds, rateText(rate))
+}
+
+// humanBytes says a size in binary units, as "512 B" or "1.5 MiB".
 func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
+	if n < 1024 {
 		return fmt.Sprintf("%d B", n)
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return units.CustomSize("%.1f %s", float64(n), 1024, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"})
 }
 
 // counted says n things: "1 table", "3 tables".

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -8,9 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/internal/fault"
-	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/ops/routine"
 	"github.com/aidb/aidb/internal/store/freshness"
-	"github.com/aidb/aidb/internal/store/repository"
 )
 
 func (a *app) checkCommand() *cobra.Command {
@@ -19,65 +19,62 @@ func (a *app) checkCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [db...] --max-age DURATION",
 		Short: "Say whether each database has a recent backup (and a verified one, with --verified); exit 4 if not",
-		Long: `For each database (no name: every one), the newest intact full backup in the
-backup folder or, when one is set, the repository (safety backups do not count), its age, and when it was last
-verified. Exit 0 when each is younger than --max-age; with --verified, when
-each has a backup younger than --max-age that a verification found equal to
-its manifest (aidb verify, and backups taken with verification, record it).
-Otherwise exit 4, naming each database and why. Fit for cron, CI schedules
-and Nagios-style monitors; it reads the folder and changes nothing, and needs
-no Docker engine.`,
+		Long:  checkLong,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if maxAge <= 0 {
-				return fault.BadInput(fmt.Errorf("--max-age: give how old the newest backup may be, e.g. --max-age 26h for a nightly backup"))
-			}
-			p, err := a.loadProject(cmd.Context())
-			if err != nil {
-				return err
-			}
-			dbs, err := p.Select(args)
-			if err != nil {
-				return err
-			}
-			names := make([]string, len(dbs))
-			for i, db := range dbs {
-				names[i] = db.Name
-			}
-			// The folder's backups and, with a repository, its too: the
-			// newest of either counts.
-			var backups freshness.Catalog = catalog.New(catalog.Folder{Dir: p.BackupDir})
-			repo, err := repository.ForProject(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			if repo != nil {
-				backups = freshness.Union(backups, catalog.New(repo))
-			}
-			now := time.Now()
-			st, err := freshness.Check(cmd.Context(), backups, names, freshness.Policy{MaxAge: maxAge, Verified: verified}, now)
-			if st == nil {
-				return err
-			}
-			if a.json {
-				if jerr := a.printJSON(struct {
-					Dir       string             `json:"dir"`
-					MaxAgeS   float64            `json:"max_age_s"`
-					Verified  bool               `json:"verified_required"`
-					Fresh     bool               `json:"fresh"`
-					Databases []freshness.Status `json:"databases"`
-				}{p.BackupDir, maxAge.Seconds(), verified, err == nil, st}); jerr != nil {
-					return jerr
-				}
-			} else {
-				writeCheckTable(a, st, now)
-			}
-			return err
+			return a.check(cmd.Context(), args, freshness.Policy{MaxAge: maxAge, Verified: verified})
 		},
 	}
 	f := cmd.Flags()
 	f.DurationVar(&maxAge, "max-age", 0, "how old the newest backup may be (e.g. 26h)")
 	f.BoolVar(&verified, "verified", false, "also require a backup younger than --max-age that a verification found equal")
 	return cmd
+}
+
+const checkLong = `For each database (no name: every one), the newest intact full backup in the
+backup folder or, when one is set, the repository (safety backups do not count), its age, and when it was last
+verified. Exit 0 when each is younger than --max-age; with --verified, when
+each has a backup younger than --max-age that a verification found equal to
+its manifest (aidb verify, and backups taken with verification, record it).
+Otherwise exit 4, naming each database and why. Fit for cron, CI schedules
+and Nagios-style monitors; it reads the folder and changes nothing, and needs
+no Docker engine.`
+
+// check prints each database's freshness; a stale one is the error.
+func (a *app) check(ctx context.Context, args []string, pol freshness.Policy) error {
+	if pol.MaxAge <= 0 {
+		return fault.BadInput(fmt.Errorf("--max-age: give how old the newest backup may be, e.g. --max-age 26h for a nightly backup"))
+	}
+	p, err := a.loadProject(ctx)
+	if err != nil {
+		return err
+	}
+	dbs, err := p.Select(args)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(dbs))
+	for i, db := range dbs {
+		names[i] = db.Name
+	}
+	now := time.Now()
+	st, err := routine.Check(ctx, p, names, pol, now)
+	if st == nil {
+		return err
+	}
+	if !a.json {
+		writeCheckTable(a, st, now)
+		return err
+	}
+	if jerr := a.printJSON(struct {
+		Dir       string             `json:"dir"`
+		MaxAgeS   float64            `json:"max_age_s"`
+		Verified  bool               `json:"verified_required"`
+		Fresh     bool               `json:"fresh"`
+		Databases []freshness.Status `json:"databases"`
+	}{p.BackupDir, pol.MaxAge.Seconds(), pol.Verified, err == nil, st}); jerr != nil {
+		return jerr
+	}
+	return err
 }
 
 func writeCheckTable(a *app, st []freshness.Status, now time.Time) {

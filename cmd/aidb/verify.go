@@ -12,25 +12,45 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/restore"
+	"github.com/aidb/aidb/internal/ops/routine"
 	"github.com/aidb/aidb/internal/ops/verify"
 	"github.com/aidb/aidb/internal/postgres/pgtools"
-	"github.com/aidb/aidb/internal/store/catalog"
 	"github.com/aidb/aidb/internal/store/folder"
 	"github.com/aidb/aidb/internal/store/repository"
 	"github.com/aidb/aidb/orchestrator"
 )
 
+// verifyOptions are verify's flags.
+type verifyOptions struct {
+	all                      bool
+	jobs, loadJobs           int
+	junit, via, image, shard string
+}
+
 func (a *app) verifyCommand() *cobra.Command {
-	var all bool
-	var jobs, loadJobs int
-	var junit, via, image, shard string
+	var o verifyOptions
 	cmd := &cobra.Command{
 		Use:   "verify <file>... | --all",
 		Short: "Prove backups restorable: restore each into a throwaway container of its image and compare with its manifest",
-		Long: `Prove backups restorable: each file is restored into a throwaway container
+		Long:  verifyLong,
+		RunE:  func(cmd *cobra.Command, args []string) error { return a.verify(cmd, args, o) },
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.all, "all", false, "verify every backup in the backup folder")
+	f.IntVar(&o.jobs, "jobs", 2, "backups verified at once, each in its own container")
+	f.IntVar(&o.loadJobs, "load-jobs", 0, "sessions each backup loads on in its container (0: the cores, at least 2; 1: one psql stream)")
+	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
+	f.BoolVar(&a.amcheck, "amcheck", false, "after an equal compare, check every btree index against its table with pg_amcheck --heapallindexed (a mismatch is a difference, exit 3)")
+	f.StringVar(&o.via, "via", "auto", "how files reach psql: helper, stream or auto")
+	f.StringVar(&o.shard, "shard", "", "with --all, verify only part I of N (I/N): each backup in exactly one part, by its name")
+	f.StringVar(&o.image, "image", "", "restore into a throwaway of this image instead of the backup's (upgrade rehearsal, e.g. postgres:17)")
+	return cmd
+}
+
+const verifyLong = `Prove backups restorable: each file is restored into a throwaway container
 of the image it came from (data on tmpfs, removed afterwards, also on Ctrl-C)
 and compared with its manifest table by table. A data-only backup is verified
 on the schema it carries (the one it was taken from); one made before data-only
@@ -48,127 +68,127 @@ manifest the same way.
 A FILE named as aidb list shows it (no folder) is the backup folder's file.
 
 Exit codes: 0 every backup equal, 3 a difference (the table is named),
-1 a backup could not be verified, 2 bad input.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if all == (len(args) > 0) {
-				return fault.BadInput(errors.New("name backup files, or --all for every backup in the folder (not both)"))
-			}
-			if jobs < 1 {
-				return fault.BadInput(fmt.Errorf("--jobs %d: at least 1", jobs))
-			}
-			var part *verify.Shard
-			if shard != "" {
-				if !all {
-					return fault.BadInput(errors.New("--shard splits the backups of --all between runners: give --all with it"))
-				}
-				sh, err := verify.ParseShard(shard)
-				if err != nil {
-					return fault.BadInput(fmt.Errorf("--shard: %w", err))
-				}
-				part = &sh
-			}
-			if image != "" {
-				if _, err := orchestrator.ImageMajor(image); err != nil {
-					return fault.BadInput(fmt.Errorf("--image: %w", err))
-				}
-			}
-			if loadJobs < 0 {
-				return fault.BadInput(fmt.Errorf("--load-jobs %d: at least 1 (0: the cores)", loadJobs))
-			}
-			t, err := pgtools.ParseTransport(via)
-			if err != nil {
-				return fault.BadInput(err)
-			}
-			// A bare name not in the working folder is the backup
-			// folder's file, as aidb list shows it.
-			p, err := a.loadProject(cmd.Context())
-			if err != nil {
-				return err
-			}
-			files := make([]string, len(args))
-			for i, f := range args {
-				files[i] = inFolder(p.BackupDir, f)
-			}
-			for _, f := range files {
-				if repository.IsURL(f) {
-					// Checked here too: a bad URL or a backup that is not
-					// whole is refused before anything is verified.
-					if _, err := repository.OpenObject(cmd.Context(), f); err != nil {
-						return err
-					}
-					continue
-				}
-				if err := restore.CheckFile(f); err != nil {
-					return err
-				}
-			}
-			// The report is written last: a path it cannot be written to
-			// is found before minutes of verification, not after.
-			if junit != "" {
-				out, err := os.OpenFile(junit, os.O_WRONLY|os.O_CREATE, 0o644)
-				if err != nil {
-					return fault.BadInput(fmt.Errorf("--junit %s: cannot write the report there (%v); nothing was verified", junit, errors.Unwrap(err)))
-				}
-				_ = out.Close()
-			}
-			s, err := a.openProject(cmd.Context(), p, nil)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if all {
-				if files, err = catalog.New(catalog.Folder{Dir: s.project.BackupDir}).Files(cmd.Context()); err != nil {
-					return err
-				}
-				remote, err := a.repositoryBackups(cmd.Context(), s)
-				if err != nil {
-					return err
-				}
-				files = append(files, remote...)
-				if len(files) == 0 {
-					return fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with %s", s.project.BackupDir, next(viaMake, "ai-db-backup-all", "aidb backup --verify")))
-				}
-				if part != nil {
-					all := len(files)
-					files = part.Of(files)
-					a.say("shard %s: %d of the %d backups", part, len(files), all)
-					if len(files) == 0 {
-						// Nothing of this runner's: an empty report, not a failure.
-						return a.emptyShard(junit)
-					}
-				}
-			}
-			_, err = a.runVerifyOn(cmd, s, files, jobs, loadJobs, t, junit, image)
-			return err
-		},
+1 a backup could not be verified, 2 bad input.`
+
+// check refuses flags that do not go together, before anything is read.
+func (o verifyOptions) check(args []string) (*verify.Shard, pgtools.Transport, error) {
+	switch {
+	case o.all == (len(args) > 0):
+		return nil, "", fault.BadInput(errors.New("name backup files, or --all for every backup in the folder (not both)"))
+	case o.jobs < 1:
+		return nil, "", fault.BadInput(fmt.Errorf("--jobs %d: at least 1", o.jobs))
+	case o.shard != "" && !o.all:
+		return nil, "", fault.BadInput(errors.New("--shard splits the backups of --all between runners: give --all with it"))
 	}
-	f := cmd.Flags()
-	f.BoolVar(&all, "all", false, "verify every backup in the backup folder")
-	f.IntVar(&jobs, "jobs", 2, "backups verified at once, each in its own container")
-	f.IntVar(&loadJobs, "load-jobs", 0, "sessions each backup loads on in its container (0: the cores, at least 2; 1: one psql stream)")
-	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
-	f.BoolVar(&a.amcheck, "amcheck", false, "after an equal compare, check every btree index against its table with pg_amcheck --heapallindexed (a mismatch is a difference, exit 3)")
-	f.StringVar(&via, "via", "auto", "how files reach psql: helper, stream or auto")
-	f.StringVar(&shard, "shard", "", "with --all, verify only part I of N (I/N): each backup in exactly one part, by its name")
-	f.StringVar(&image, "image", "", "restore into a throwaway of this image instead of the backup's (upgrade rehearsal, e.g. postgres:17)")
-	return cmd
+	var part *verify.Shard
+	if o.shard != "" {
+		sh, err := verify.ParseShard(o.shard)
+		if err != nil {
+			return nil, "", fault.BadInput(fmt.Errorf("--shard: %w", err))
+		}
+		part = &sh
+	}
+	if o.image != "" {
+		if _, err := orchestrator.ImageMajor(o.image); err != nil {
+			return nil, "", fault.BadInput(fmt.Errorf("--image: %w", err))
+		}
+	}
+	if o.loadJobs < 0 {
+		return nil, "", fault.BadInput(fmt.Errorf("--load-jobs %d: at least 1 (0: the cores)", o.loadJobs))
+	}
+	t, err := pgtools.ParseTransport(o.via)
+	if err != nil {
+		return nil, "", fault.BadInput(err)
+	}
+	return part, t, nil
+}
+
+func (a *app) verify(cmd *cobra.Command, args []string, o verifyOptions) error {
+	ctx := cmd.Context()
+	part, t, err := o.check(args)
+	if err != nil {
+		return err
+	}
+	p, err := a.loadProject(ctx)
+	if err != nil {
+		return err
+	}
+	files, err := checkedFiles(ctx, p.BackupDir, args)
+	if err != nil {
+		return err
+	}
+	// The report is written last: a path it cannot be written to is
+	// found before minutes of verification, not after.
+	if o.junit != "" {
+		out, err := os.OpenFile(o.junit, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return fault.BadInput(fmt.Errorf("--junit %s: cannot write the report there (%v); nothing was verified", o.junit, errors.Unwrap(err)))
+		}
+		_ = out.Close()
+	}
+	s, err := a.openProject(ctx, p, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if o.all {
+		if files, err = a.allBackups(ctx, p, part); err != nil {
+			return err
+		}
+		if len(files) == 0 {
+			// Nothing of this runner's: an empty report, not a failure.
+			return a.emptyShard(o.junit)
+		}
+	}
+	_, err = a.runVerifyOn(cmd, s, files, o.jobs, o.loadJobs, t, o.junit, o.image)
+	return err
+}
+
+// checkedFiles are the files verify was given, each checked before
+// anything is verified (a bad URL or a backup that is not whole is
+// refused); a bare name not in the working folder is the backup folder's
+// file, as aidb list shows it.
+func checkedFiles(ctx context.Context, dir string, args []string) ([]string, error) {
+	files := make([]string, len(args))
+	for i, f := range args {
+		files[i] = inFolder(dir, f)
+		var err error
+		if repository.IsURL(files[i]) {
+			_, err = repository.OpenObject(ctx, files[i])
+		} else {
+			err = restore.CheckFile(files[i])
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// allBackups are the backups of --all (routine.AllBackups), this runner's
+// part of them with --shard; none of this runner's is an empty report (no
+// files and no error), none at all is bad input.
+func (a *app) allBackups(ctx context.Context, p *compose.Project, part *verify.Shard) ([]string, error) {
+	files, err := routine.AllBackups(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fault.BadInput(fmt.Errorf("no backups in %s to verify: take one with %s", p.BackupDir, next(viaMake, "ai-db-backup-all", "aidb backup --verify")))
+	}
+	if part != nil {
+		all := len(files)
+		files = part.Of(files)
+		a.say("shard %s: %d of the %d backups", part, len(files), all)
+	}
+	return files, nil
 }
 
 // emptyShard is a shard with no backups: an empty JUnit report where one
 // is asked for, exit 0.
 func (a *app) emptyShard(junit string) error {
-	if junit != "" {
-		out, err := os.Create(junit)
-		if err != nil {
-			return fmt.Errorf("write JUnit report: %w", err)
-		}
-		err = verify.WriteJUnit(out, nil)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("write JUnit report %s: %w", junit, err)
-		}
+	if err := writeJUnit(junit, nil); err != nil {
+		return err
 	}
 	if a.json {
 		return a.printJSON(struct {
@@ -178,41 +198,23 @@ func (a *app) emptyShard(junit string) error {
 	return nil
 }
 
-// repositoryBackups are the URLs of the repository's backups (none without
-// a repository) that verify --all verifies beside the folder's: each one
-// with its manifest, except those the folder holds under the same name
-// with the same sha256 (the same bytes, verified from the folder). An
-// object without its manifest is an upload cut short, not a backup.
-func (a *app) repositoryBackups(ctx context.Context, s *session) ([]string, error) {
-	repo, err := repository.ForProject(ctx, s.project)
-	if repo == nil || err != nil {
-		return nil, err
+// writeJUnit writes the JUnit report of results to path, if one is asked.
+func writeJUnit(path string, results []verify.Result) error {
+	if path == "" {
+		return nil
 	}
-	local, err := catalog.New(catalog.Folder{Dir: s.project.BackupDir}).Describe(ctx)
+	out, err := os.Create(path)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("write JUnit report: %w", err)
 	}
-	here := map[string]string{}
-	for _, d := range local {
-		if d.Err == nil {
-			here[d.Name] = d.Manifest.SHA256
-		}
+	err = verify.WriteJUnit(out, results)
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
-	theirs, err := catalog.New(repo).Describe(ctx)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("write JUnit report %s: %w", path, err)
 	}
-	var out []string
-	for _, d := range theirs {
-		switch {
-		case errors.Is(d.Err, manifest.ErrMissing):
-			continue
-		case d.Err == nil && here[d.Name] == d.Manifest.SHA256:
-			continue
-		}
-		out = append(out, d.Path)
-	}
-	return out, nil
+	return nil
 }
 
 // runVerify verifies files, prints the table (or JSON) and returns the
@@ -246,18 +248,8 @@ func (a *app) runVerifyOn(cmd *cobra.Command, s *session, files []string, jobs, 
 		},
 	})
 	prog.finish()
-	if junit != "" {
-		out, err := os.Create(junit)
-		if err != nil {
-			return results, fmt.Errorf("write JUnit report: %w", err)
-		}
-		err = verify.WriteJUnit(out, results)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return results, fmt.Errorf("write JUnit report %s: %w", junit, err)
-		}
+	if err := writeJUnit(junit, results); err != nil {
+		return results, err
 	}
 	if a.json {
 		if err := a.printJSON(struct {

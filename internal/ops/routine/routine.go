@@ -26,6 +26,7 @@ import (
 	"github.com/aidb/aidb/internal/ops/verify"
 	"github.com/aidb/aidb/internal/postgres/pgtools"
 	"github.com/aidb/aidb/internal/store/catalog"
+	"github.com/aidb/aidb/internal/store/freshness"
 	"github.com/aidb/aidb/internal/store/repository"
 	"github.com/aidb/aidb/internal/store/retention"
 )
@@ -323,4 +324,93 @@ func SeedMetrics(ctx context.Context, m *scheduler.Metrics, p *compose.Project) 
 		}
 		m.Seed(db, last, verified)
 	}
+}
+
+// Listing is every backup of a project's stores: the folder's, then the
+// repository's.
+type Listing struct {
+	Backups []catalog.Listed
+	// Repository is the repository's location when it was listed.
+	Repository string
+	// RepositoryErr says why a repository that is set was not listed;
+	// the folder is listed whatever the repository does.
+	RepositoryErr error
+}
+
+// List lists the backups of the folder and, when one is set, of the
+// repository, each checked against its manifest (catalog.List).
+func List(ctx context.Context, p *compose.Project) (Listing, error) {
+	items, err := catalog.New(catalog.Folder{Dir: p.BackupDir}).List(ctx)
+	if err != nil {
+		return Listing{}, err
+	}
+	l := Listing{Backups: items}
+	repo, err := repository.ForProject(ctx, p)
+	if err == nil && repo != nil {
+		var remote []catalog.Listed
+		if remote, err = catalog.New(repo).List(ctx); err == nil {
+			l.Backups = append(l.Backups, remote...)
+			l.Repository = repo.Location()
+		}
+	}
+	if err != nil {
+		l.RepositoryErr = fmt.Errorf("the repository %s was not listed: %w", p.Repository, err)
+	}
+	return l, nil
+}
+
+// Check says whether each named database has a fresh (and, as pol asks,
+// verified) backup in the folder or, when one is set, the repository: the
+// newest of either counts (freshness.Check).
+func Check(ctx context.Context, p *compose.Project, names []string, pol freshness.Policy, now time.Time) ([]freshness.Status, error) {
+	stores, err := Stores(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	var backups freshness.Catalog = catalog.New(stores[0])
+	for _, st := range stores[1:] {
+		backups = freshness.Union(backups, catalog.New(st))
+	}
+	return freshness.Check(ctx, backups, names, pol, now)
+}
+
+// AllBackups are the backups verify --all proves: the folder's files and,
+// with a repository, the URLs of its backups, each one with its manifest,
+// except those the folder holds under the same name with the same sha256
+// (the same bytes, verified from the folder). An object without its
+// manifest is an upload cut short, not a backup.
+func AllBackups(ctx context.Context, p *compose.Project) ([]string, error) {
+	local := catalog.New(catalog.Folder{Dir: p.BackupDir})
+	files, err := local.Files(ctx)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := repository.ForProject(ctx, p)
+	if repo == nil || err != nil {
+		return files, err
+	}
+	here := map[string]string{}
+	described, err := local.Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range described {
+		if d.Err == nil {
+			here[d.Name] = d.Manifest.SHA256
+		}
+	}
+	theirs, err := catalog.New(repo).Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range theirs {
+		switch {
+		case errors.Is(d.Err, manifest.ErrMissing):
+			continue
+		case d.Err == nil && here[d.Name] == d.Manifest.SHA256:
+			continue
+		}
+		files = append(files, d.Path)
+	}
+	return files, nil
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/docker/go-units"
+
 	"github.com/aidb/aidb/internal/archive/manifest"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/store/catalog"
@@ -98,7 +100,7 @@ func (r *Repository) Push(ctx context.Context, local catalog.Store, progress fun
 			// Its manifest is there but its data object is not whole: upload
 			// it again below.
 		}
-		say("upload %s (%s)", url, humanBytes(d.Manifest.Size))
+		say("upload %s (%s)", url, units.BytesSize(float64(d.Manifest.Size)))
 		if err := r.pushOne(ctx, local, d); err != nil {
 			errs = append(errs, err)
 			continue
@@ -250,16 +252,4 @@ func (r *Repository) readAll(ctx context.Context, name string) ([]byte, error) {
 	}
 	defer b.Close()
 	return io.ReadAll(b)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
