@@ -91,122 +91,173 @@ func next(mk bool, target, command string) string {
 	return command
 }
 
+// adviceIn is advice, naming make targets when mk: each error in err's
+// tree is asked of each family of typed errors in turn (a type belongs to
+// one family, so at most one answers).
 func adviceIn(err error, mk bool) []string {
-	run := func(target, command string) string { return next(mk, target, command) }
-	var out, notUp []string
-	add := func(s string) {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
+	v := &adviser{mk: mk}
 	walk(err, func(e error) {
-		switch e := e.(type) {
-		case *orchestrator.NotUpError:
-			if len(notUp) == 0 {
-				add("") // where the advice for every database not up goes
-			}
-			if !slices.Contains(notUp, e.Database) {
-				notUp = append(notUp, e.Database)
-			}
-		case *orchestrator.NotReadyError:
-			if e.Timeout > 0 {
-				add("raise ready_timeout in aidb.yaml or --timeout")
-			}
-		case *orchestrator.LoginError:
-			add("once they match, run aidb up again")
-		case *orchestrator.PutBackError:
-			if e.Renamed {
-				add("the next aidb up puts it back")
-			}
-		case *encryption.KeyError:
-			if e.KeyFile == "" {
-				add("set AIDB_AGE_IDENTITY_FILE to a file holding the age identity (age-keygen's output) of one of its recipients")
-			} else {
-				add("point AIDB_AGE_IDENTITY_FILE at the identity of one of its recipients")
-			}
-		case *freshness.StaleError:
-			add("take a backup with " + run("ai-db-backup-all", "aidb backup --verify") + " (it verifies each file), and see why the scheduled one did not run")
-		case *orchestrator.LeftRunningError:
-			add("see them with aidb status; stop them with aidb down --all, or remove everything with " + run("ai-db-nuke", "aidb nuke"))
-		case *orchestrator.MajorMismatchError:
-			add(run(fmt.Sprintf("ai-db-upgrade DB=%s IMAGE=%s", e.Database, e.Image), fmt.Sprintf("aidb upgrade %s --image %s", e.Database, e.Image)) + "; then " + run("ai-db-migrate", "aidb migrate"))
-		case *oplock.BusyError:
-			if e.Folder != "" {
-				add("wait for it, or raise --lock-timeout")
-			} else {
-				add("wait for it to finish, or raise --lock-timeout")
-			}
-		case *migrations.VersionError:
-			add("give --to 0 or more (0 reverts every migration)")
-		case *seed.RefusedError:
-			if errors.Is(e.Err, seed.ErrNotMigrated) {
-				add("run " + run("ai-db-migrate", "aidb migrate") + " first")
-			} else {
-				add(fmt.Sprintf("for a fresh one: aidb nuke %s, then up and migrate", e.Database))
-			}
-		case *verify.NoManifestError:
-			add("restore it, unverified, with aidb restore")
-		case *verify.NoSchemaError:
-			add(fmt.Sprintf("take one with aidb backup %s --schema-only", e.Database))
-		case *restore.FileError:
-			switch e.Next {
-			case restore.NameAnother:
-				add(run("ai-db-list", "aidb list") + " shows the backups there are")
-			case restore.RestoreAnother:
-				add("restore another backup (" + run("ai-db-list", "aidb list") + " shows which are whole)")
-			case restore.RunInContainer:
-				add("CONTAINER is the database's container, as aidb status shows it")
-			}
-		case *restore.WrongDatabaseError:
-			add(fmt.Sprintf("restore it into %s, or pass --as-database %s to restore it into %s deliberately", e.Backup, e.Backup, e.Target))
-		case *restore.KindError:
-			if e.DataOnly {
-				add("restore it without --data-only (" + run("ai-db-restore BACKUP=…", "aidb restore <db> "+e.File) + ")")
-			} else {
-				add("restore it with --data-only (" + run("ai-db-restore-data BACKUP=…", "aidb restore --data-only <db> "+e.File) + ") onto a migrated schema")
-			}
-		case *restore.ExtensionError:
-			img := ""
-			for _, x := range e.Missing {
-				if e.Images[x] != "" {
-					img = e.Images[x]
-					break
-				}
-			}
-			if img == "" {
-				img = "an image that has it"
-			}
-			add(fmt.Sprintf("run %s on %s (its image: in the compose file), then restore again", e.Database, img))
-		case *restore.ForeignError:
-			add(fmt.Sprintf("restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately", e.Target))
-		case *pgtools.PathError:
-			add("use --via stream (or --via auto, which takes it by itself where the helper does not work)")
-		case *restore.SchemaError:
-			if len(e.Missing) > 0 || e.Older {
-				if e.SchemaBackup != "" {
-					add(fmt.Sprintf("run %s, or restore the schema backup %s (aidb restore %s %s)", run("ai-db-migrate", "aidb migrate"), e.SchemaBackup, e.Database, e.SchemaBackup))
-				} else {
-					add("run " + run("ai-db-migrate", "aidb migrate"))
-				}
-			}
-			if len(e.Changed) > 0 {
-				add("give each column the backup's type (ALTER TABLE … ALTER COLUMN … TYPE …)")
-			}
-			if len(e.Extra) > 0 {
-				add("give each such column a default, or drop it (ALTER TABLE … ALTER COLUMN … SET DEFAULT …, or DROP COLUMN …)")
-			}
-			if e.CarriesSchema && (len(e.Missing) > 0 || len(e.Changed) > 0) {
-				add(fmt.Sprintf("the schema the backup was taken from is in its manifest: jq -r .schema.sql '%s' prints how it creates each table", manifest.PathFor(e.File)))
-			}
+		v.engine(e)
+		v.operation(e)
+		v.restoreFile(e)
+		v.restoreTarget(e)
+		if e, ok := e.(*restore.SchemaError); ok {
+			v.schema(e)
 		}
 		if e == pgimage.ErrNeedsRoot {
-			add("run again as root (e.g. sudo " + run("ai-image", "aidb image build") + ")")
+			v.add("run again as root (e.g. sudo " + v.run("ai-image", "aidb image build") + ")")
 		}
 	})
-	if i := slices.Index(out, ""); i >= 0 {
-		out[i] = fmt.Sprintf("run %s first", run("ai-db-up (or aidb up "+strings.Join(notUp, " ")+")", "aidb up "+strings.Join(notUp, " ")))
+	if i := slices.Index(v.out, ""); i >= 0 {
+		v.out[i] = fmt.Sprintf("run %s first", v.run("ai-db-up (or aidb up "+strings.Join(v.notUp, " ")+")", "aidb up "+strings.Join(v.notUp, " ")))
 	}
-	return out
+	return v.out
+}
+
+// adviser gathers the advice for one error's tree.
+type adviser struct {
+	mk    bool
+	out   []string // the advice, in order, without repeats
+	notUp []string // the databases not up, advised together at the first's place
+}
+
+// add appends s unless it is there already.
+func (v *adviser) add(s string) {
+	if !slices.Contains(v.out, s) {
+		v.out = append(v.out, s)
+	}
+}
+
+// run names what to run (next).
+func (v *adviser) run(target, command string) string { return next(v.mk, target, command) }
+
+// engine advises on the orchestrator's errors: the databases' containers.
+func (v *adviser) engine(e error) {
+	switch e := e.(type) {
+	case *orchestrator.NotUpError:
+		if len(v.notUp) == 0 {
+			v.add("") // where the advice for every database not up goes
+		}
+		if !slices.Contains(v.notUp, e.Database) {
+			v.notUp = append(v.notUp, e.Database)
+		}
+	case *orchestrator.NotReadyError:
+		if e.Timeout > 0 {
+			v.add("raise ready_timeout in aidb.yaml or --timeout")
+		}
+	case *orchestrator.LoginError:
+		v.add("once they match, run aidb up again")
+	case *orchestrator.PutBackError:
+		if e.Renamed {
+			v.add("the next aidb up puts it back")
+		}
+	case *orchestrator.LeftRunningError:
+		v.add("see them with aidb status; stop them with aidb down --all, or remove everything with " + v.run("ai-db-nuke", "aidb nuke"))
+	case *orchestrator.MajorMismatchError:
+		v.add(v.run(fmt.Sprintf("ai-db-upgrade DB=%s IMAGE=%s", e.Database, e.Image), fmt.Sprintf("aidb upgrade %s --image %s", e.Database, e.Image)) + "; then " + v.run("ai-db-migrate", "aidb migrate"))
+	}
+}
+
+// operation advises on the errors of the other operations: keys, locks,
+// freshness, migrations, seed, verify and the transport.
+func (v *adviser) operation(e error) {
+	switch e := e.(type) {
+	case *encryption.KeyError:
+		if e.KeyFile == "" {
+			v.add("set AIDB_AGE_IDENTITY_FILE to a file holding the age identity (age-keygen's output) of one of its recipients")
+		} else {
+			v.add("point AIDB_AGE_IDENTITY_FILE at the identity of one of its recipients")
+		}
+	case *freshness.StaleError:
+		v.add("take a backup with " + v.run("ai-db-backup-all", "aidb backup --verify") + " (it verifies each file), and see why the scheduled one did not run")
+	case *oplock.BusyError:
+		if e.Folder != "" {
+			v.add("wait for it, or raise --lock-timeout")
+		} else {
+			v.add("wait for it to finish, or raise --lock-timeout")
+		}
+	case *migrations.VersionError:
+		v.add("give --to 0 or more (0 reverts every migration)")
+	case *seed.RefusedError:
+		if errors.Is(e.Err, seed.ErrNotMigrated) {
+			v.add("run " + v.run("ai-db-migrate", "aidb migrate") + " first")
+		} else {
+			v.add(fmt.Sprintf("for a fresh one: aidb nuke %s, then up and migrate", e.Database))
+		}
+	case *verify.NoManifestError:
+		v.add("restore it, unverified, with aidb restore")
+	case *verify.NoSchemaError:
+		v.add(fmt.Sprintf("take one with aidb backup %s --schema-only", e.Database))
+	case *pgtools.PathError:
+		v.add("use --via stream (or --via auto, which takes it by itself where the helper does not work)")
+	}
+}
+
+// restoreFile advises on a restore's errors about its file: which to name,
+// and its kind.
+func (v *adviser) restoreFile(e error) {
+	switch e := e.(type) {
+	case *restore.FileError:
+		switch e.Next {
+		case restore.NameAnother:
+			v.add(v.run("ai-db-list", "aidb list") + " shows the backups there are")
+		case restore.RestoreAnother:
+			v.add("restore another backup (" + v.run("ai-db-list", "aidb list") + " shows which are whole)")
+		case restore.RunInContainer:
+			v.add("CONTAINER is the database's container, as aidb status shows it")
+		}
+	case *restore.KindError:
+		if e.DataOnly {
+			v.add("restore it without --data-only (" + v.run("ai-db-restore BACKUP=…", "aidb restore <db> "+e.File) + ")")
+		} else {
+			v.add("restore it with --data-only (" + v.run("ai-db-restore-data BACKUP=…", "aidb restore --data-only <db> "+e.File) + ") onto a migrated schema")
+		}
+	}
+}
+
+// restoreTarget advises on a restore's errors about the database it goes
+// into: another database's backup, a missing extension.
+func (v *adviser) restoreTarget(e error) {
+	switch e := e.(type) {
+	case *restore.WrongDatabaseError:
+		v.add(fmt.Sprintf("restore it into %s, or pass --as-database %s to restore it into %s deliberately", e.Backup, e.Backup, e.Target))
+	case *restore.ExtensionError:
+		v.add(fmt.Sprintf("run %s on %s (its image: in the compose file), then restore again", e.Database, extensionImage(e)))
+	case *restore.ForeignError:
+		v.add(fmt.Sprintf("restore it into the database it came from, or pass --as-database <that database> to replace %s's tables with it deliberately", e.Target))
+	}
+}
+
+// extensionImage is the image known to have the first missing extension
+// that has one, else words for it.
+func extensionImage(e *restore.ExtensionError) string {
+	for _, x := range e.Missing {
+		if e.Images[x] != "" {
+			return e.Images[x]
+		}
+	}
+	return "an image that has it"
+}
+
+// schema advises on a data-only restore's schema differences, one piece
+// per kind of difference.
+func (v *adviser) schema(e *restore.SchemaError) {
+	if len(e.Missing) > 0 || e.Older {
+		if e.SchemaBackup != "" {
+			v.add(fmt.Sprintf("run %s, or restore the schema backup %s (aidb restore %s %s)", v.run("ai-db-migrate", "aidb migrate"), e.SchemaBackup, e.Database, e.SchemaBackup))
+		} else {
+			v.add("run " + v.run("ai-db-migrate", "aidb migrate"))
+		}
+	}
+	if len(e.Changed) > 0 {
+		v.add("give each column the backup's type (ALTER TABLE … ALTER COLUMN … TYPE …)")
+	}
+	if len(e.Extra) > 0 {
+		v.add("give each such column a default, or drop it (ALTER TABLE … ALTER COLUMN … SET DEFAULT …, or DROP COLUMN …)")
+	}
+	if e.CarriesSchema && (len(e.Missing) > 0 || len(e.Changed) > 0) {
+		v.add(fmt.Sprintf("the schema the backup was taken from is in its manifest: jq -r .schema.sql '%s' prints how it creates each table", manifest.PathFor(e.File)))
+	}
 }
 
 // walk calls f on err and every error it wraps, depth first, in the order
