@@ -20,7 +20,9 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "bench")
 	out := filepath.Join(t.TempDir(), "bench.json")
-	cmd := exec.CommandContext(t.Context(), "go", "run", "../bench")
+	// bench is a package of aidb's module (the folder above), not of e2e's.
+	cmd := exec.CommandContext(t.Context(), "go", "run", "./bench")
+	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "AIDB_BIN="+aidbBin, "AIDB_BENCH_SIZE=4MB", "AIDB_BENCH_PAIRS=1",
 		"AIDB_BENCH_OUT="+out, "AIDB_BENCH_PROJECT="+p.name)
 	printed, err := cmd.CombinedOutput()

@@ -30,9 +30,10 @@ func TestGoInstallAtAVersion(t *testing.T) {
 	at := filepath.Join(proxy, mod, "@v")
 	require.NoError(t, os.MkdirAll(at, 0o755))
 	// The module zip: HEAD's files under module@version/, without the
-	// tools module (a module of its own).
+	// modules of their own below it (tools, e2e), as the go command leaves
+	// a folder with a go.mod out of the module above it.
 	zipFile := filepath.Join(at, ver+".zip")
-	out, err := exec.Command("git", "-C", root, "archive", "--format=zip", "--prefix="+mod+"@"+ver+"/", "-o", zipFile, "HEAD", "--", ".", ":(exclude)tools").CombinedOutput()
+	out, err := exec.Command("git", "-C", root, "archive", "--format=zip", "--prefix="+mod+"@"+ver+"/", "-o", zipFile, "HEAD", "--", ".", ":(exclude)tools", ":(exclude)e2e").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	gomod, err := exec.Command("git", "-C", root, "show", "HEAD:go.mod").Output()
 	require.NoError(t, err)

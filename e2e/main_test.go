@@ -52,16 +52,20 @@ func testMain(m *testing.M) int {
 		return 0
 	}
 	docker = d
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 
 	dir, err := os.MkdirTemp("", "aidb-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	aidbBin = filepath.Join(dir, "aidb")
-	build := exec.Command("go", "build", "-o", aidbBin, "../cmd/aidb")
+	// Built in aidb's own module (the folder above), so the binary under
+	// test has the dependency versions aidb's go.mod selects, not the ones
+	// this module's test dependencies might raise.
+	build := exec.Command("go", "build", "-o", aidbBin, "./cmd/aidb")
+	build.Dir = ".."
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build aidb:", err)
