@@ -57,7 +57,7 @@ func parseConfig(content []byte) (Config, error) {
 		return Config{}, err
 	}
 	if len(cfg.Databases) == 0 {
-		return Config{}, errors.New("no databases: list the compose services aidb manages under databases:")
+		return Config{}, errors.New("no databases: list the compose services aidb manages under the databases: key")
 	}
 	if cfg.BackupDir == "" {
 		cfg.BackupDir = "backups"

@@ -81,7 +81,7 @@ func checkPortVariables(file string, services map[string]any, env map[string]str
 			if defaults {
 				next += ", or unset it for the file's default"
 			}
-			return fmt.Errorf("%s gives no host port: service %s publishes %s in compose file %s: %v; %s",
+			return fmt.Errorf("%s gives no host port: service %s publishes %s in compose file %s: %w; %s",
 				strings.Join(set, ", "), svc, quoteEntry(entry), file, err, next)
 		}
 	}

@@ -53,7 +53,7 @@ func openPlain(t *testing.T, path string) io.Reader {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	switch {
 	case strings.HasSuffix(path, ".gz"):
 		zr, err := gzip.NewReader(f)

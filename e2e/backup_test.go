@@ -232,7 +232,7 @@ func TestBackupManifestMatchesFileWithConcurrentWriters(t *testing.T) {
 		if err != nil {
 			return
 		}
-		defer conn.Close(context.WithoutCancel(ctx))
+		defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 		for ctx.Err() == nil {
 			if _, err := conn.Exec(ctx, "INSERT INTO rules (project_id, name, body) VALUES (1, 'w-' || clock_timestamp(), repeat('x', 500))"); err == nil {
 				n++

@@ -112,7 +112,7 @@ func loadingAt(t *testing.T, dbURL string) bool {
 	if err != nil {
 		return false
 	}
-	defer conn.Close(context.WithoutCancel(t.Context()))
+	defer func() { _ = conn.Close(context.WithoutCancel(t.Context())) }()
 	var n int
 	err = conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\_aidb\_restore\_%'`).Scan(&n)
 	return err == nil && n > 0

@@ -122,7 +122,7 @@ func TestFidelityInheritanceAndACLItems(t *testing.T) {
 	edited := raw[:j] + "\tmumbles\t" + raw[j+len("\tmumble\t"):]
 	tampered := filepath.Join(filepath.Dir(file), strings.Replace(filepath.Base(file), "rulesdb", "rulesdb-tampered", 1))
 	writeWithManifest(t, file, tampered, []byte(edited))
-	t.Cleanup(func() { os.Remove(tampered); os.Remove(tampered + ".manifest.json") })
+	t.Cleanup(func() { _ = os.Remove(tampered); _ = os.Remove(tampered + ".manifest.json") })
 
 	code, results, stderr := p.verifyJSON(tampered)
 	assert.Equal(t, 3, code, stderr)

@@ -43,7 +43,7 @@ func guideBlocks(t *testing.T, path string) []guideBlock {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []guideBlock
 	var cur *guideBlock
 	pending := ""
@@ -240,7 +240,7 @@ func TestAdminGuideRuns(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var requests []request
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		rq := request{method: r.Method, path: r.URL.Path}
 		if r.URL.Path == "/notify" {
 			b, _ := io.ReadAll(r.Body)
@@ -446,7 +446,7 @@ func TestAdminGuideRuns(t *testing.T) {
 		if err != nil {
 			return false // not listening yet
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		m := lastSuccess.FindSubmatch(b)

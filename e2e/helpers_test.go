@@ -162,7 +162,7 @@ func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -225,14 +225,14 @@ func newEngineProxy(t *testing.T) *engineProxy {
 			}
 			up, err := net.Dial("unix", "/var/run/docker.sock")
 			if err != nil {
-				c.Close()
+				_ = c.Close()
 				continue
 			}
 			p.mu.Lock()
 			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
 		}
 	}()
 	return p
@@ -241,10 +241,10 @@ func newEngineProxy(t *testing.T) *engineProxy {
 func (p *engineProxy) addr() string { return p.l.Addr().String() }
 
 func (p *engineProxy) cut() {
-	p.l.Close()
+	_ = p.l.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
-		c.Close()
+		_ = c.Close()
 	}
 }

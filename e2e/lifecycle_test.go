@@ -137,7 +137,7 @@ func TestPortTakenByAnotherProgram(t *testing.T) {
 	p := newProject(t, "portprog")
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.rulesPort))
 	require.NoError(t, err)
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 
 	r := p.aidb("up", "rulesdb")
 	assert.Equal(t, 1, r.code)
@@ -246,7 +246,8 @@ volumes:
 		})
 		require.NoError(t, cmd.Process.Signal(tc.sig))
 		select {
-		case <-done:
+		case err := <-done:
+			t.Logf("aidb up ended: %v", err) // its exit code is checked below
 		case <-time.After(30 * time.Second):
 			t.Fatalf("aidb up did not stop within 30 s of %v", tc.sig)
 		}

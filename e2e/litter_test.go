@@ -155,7 +155,7 @@ func holding(t *testing.T, dir, password string) []string {
 func workFiles(t *testing.T, dir, suffix string) []string {
 	t.Helper()
 	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasSuffix(d.Name(), suffix) {
 			out = append(out, d.Name())
 		}

@@ -39,7 +39,7 @@ func contentExcept(t *testing.T, url, skip string) map[string][]string {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
 	require.NoError(t, err)
-	defer conn.Close(context.WithoutCancel(t.Context()))
+	defer func() { _ = conn.Close(context.WithoutCancel(t.Context())) }()
 	_, err = conn.Exec(t.Context(), "SET TimeZone = 'UTC'; SET extra_float_digits = 3")
 	require.NoError(t, err)
 	rows, err := conn.Query(t.Context(), `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
@@ -294,7 +294,7 @@ func TestRestoreInterruptedChangesNothing(t *testing.T) {
 	// Ctrl-C while a data-only restore waits in its transaction.
 	conn, err := pgx.Connect(t.Context(), url)
 	require.NoError(t, err)
-	defer conn.Close(context.WithoutCancel(t.Context()))
+	defer func() { _ = conn.Close(context.WithoutCancel(t.Context())) }()
 	tx, err := conn.Begin(t.Context())
 	require.NoError(t, err)
 	_, err = tx.Exec(t.Context(), "LOCK TABLE memory_links IN ACCESS SHARE MODE")

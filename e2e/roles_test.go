@@ -237,7 +237,7 @@ func TestRolesOwnersAndPrivilegesTravelWithBackups(t *testing.T) {
 	psql := exec.CommandContext(t.Context(), "docker", "exec", "-i", pst.Container, "psql", "-U", "rules", "-d", "rulesdb", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-q")
 	f, err := os.Open(full)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	psql.Stdin = f
 	out, err := psql.CombinedOutput()
 	require.NoError(t, err, "%s", out)

@@ -175,12 +175,12 @@ func newCutProxy(t *testing.T, target string, after int64) *cutProxy {
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				s, err := net.Dial("tcp", target)
 				if err != nil {
 					return
 				}
-				defer s.Close()
+				defer func() { _ = s.Close() }()
 				go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
 				buf := make([]byte, 64<<10)
 				for {

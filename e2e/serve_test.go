@@ -37,7 +37,7 @@ func TestServeRunsTheRoutineAndSaysHowItWent(t *testing.T) {
 	var mu sync.Mutex
 	var notices []scheduler.Notification
 	pings := 0
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch r.URL.Path {
@@ -77,7 +77,7 @@ func TestServeRunsTheRoutineAndSaysHowItWent(t *testing.T) {
 		t.Helper()
 		resp, err := http.Get(metricsURL + "/metrics")
 		require.NoError(t, err)
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		return string(b)
@@ -102,7 +102,7 @@ func TestServeRunsTheRoutineAndSaysHowItWent(t *testing.T) {
 	assert.Greater(t, value(body, `aidb_runs_skipped_total`), 0.0, "runs due every second while one ran for longer")
 	resp, err := http.Get(metricsURL + "/healthz")
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
 	c := p.aidb("check", "--max-age", "1h", "--verified")
 	assert.Equal(t, 0, c.code, "the scheduled run's backups are fresh and verified: %s", c.stderr)

@@ -44,7 +44,7 @@ func apiImage(t *testing.T, p *project, ref string) {
 	})
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, res)
-	res.Close()
+	_ = res.Close()
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
 		if r := p.run(ctx, "nuke", "--yes", "--no-backup", "--all-volumes"); r.code != 0 {
@@ -265,7 +265,7 @@ func httpBody(t *testing.T, port int) string {
 		if err != nil {
 			return false
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
 		body = string(b)
 		return resp.StatusCode == 200
@@ -411,7 +411,7 @@ func TestUpAllRunsAnApplicationsComposeFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret\n", string(out), "the secret is readable where Compose puts it")
 	out, err = execIn(t, api, "/bin/testapp", "nslookup", "rulesdb")
-	assert.NoError(t, err, "the api resolves the database by its service name")
+	assert.NoError(t, err, "the api resolves the database by its service name: %s", out)
 	in, err := docker.ContainerInspect(t.Context(), api, client.ContainerInspectOptions{})
 	require.NoError(t, err)
 	for k, v := range map[string]string{orchestrator.LabelProject: p.name, orchestrator.LabelService: "api", orchestrator.LabelRole: orchestrator.RoleService, orchestrator.ComposeProjectLabel: p.name} {

@@ -79,7 +79,7 @@ func TestUpOntoATakenPortKeepsTheRunningDatabase(t *testing.T) {
 	// Another program holds the port rulesdb is asked to move to.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	taken := l.Addr().(*net.TCPAddr).Port
 	base := p.env
 	p.env = append(base, "RULESDB_PORT="+strconv.Itoa(taken))
@@ -198,7 +198,8 @@ func TestUpInterruptedDuringAReplacementPutsTheOldOneBack(t *testing.T) {
 	})
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	select {
-	case <-done:
+	case err := <-done:
+		t.Logf("aidb up ended: %v", err) // its exit code is checked below
 	case <-time.After(90 * time.Second):
 		t.Fatal("aidb up did not stop within 90 s of SIGINT")
 	}

@@ -247,7 +247,7 @@ func TestDataOnlyRestoreRebuildsIndexes(t *testing.T) {
 	// Different rows in every table, so the restore has something to do.
 	_, err = conn.Exec(t.Context(), "DELETE FROM tag_uses; DELETE FROM tags WHERE memory_id % 2 = 0; DELETE FROM memories WHERE id % 5 = 0")
 	require.NoError(t, err)
-	conn.Close(t.Context())
+	_ = conn.Close(t.Context())
 
 	r := p.aidb("restore", "--yes", "--no-backup", "--data-only", "memorydb", data.Files[0].Path)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -270,7 +270,7 @@ func TestDataOnlyRestoreRebuildsIndexes(t *testing.T) {
 	var nearest int64
 	tx, err := conn.Begin(t.Context())
 	require.NoError(t, err)
-	defer tx.Rollback(t.Context())
+	defer func() { _ = tx.Rollback(t.Context()) }()
 	_, err = tx.Exec(t.Context(), "SET LOCAL enable_seqscan = off")
 	require.NoError(t, err)
 	rows, err := tx.Query(t.Context(), "EXPLAIN SELECT id FROM memories ORDER BY embedding <=> $1::vector LIMIT 1", probe)
@@ -324,7 +324,7 @@ func TestIndexBuildsFallBackToSerialWhereShmIsSmall(t *testing.T) {
 	require.Error(t, err, "a parallel HNSW build cannot fit in this /dev/shm")
 	assert.Contains(t, err.Error(), "53100")
 	before, _ := embeddings(t, conn)
-	conn.Close(t.Context())
+	_ = conn.Close(t.Context())
 
 	full := p.backupJSON("memorydb").Files[0].Path
 	data := p.backupJSON("--data-only", "memorydb").Files[0].Path
@@ -341,6 +341,6 @@ func TestIndexBuildsFallBackToSerialWhereShmIsSmall(t *testing.T) {
 		var valid bool
 		require.NoError(t, conn.QueryRow(t.Context(), "SELECT indisvalid FROM pg_index WHERE indexrelid = 'memories_embedding_hnsw'::regclass").Scan(&valid))
 		assert.True(t, valid, "the HNSW index is valid after %v", args)
-		conn.Close(t.Context())
+		_ = conn.Close(t.Context())
 	}
 }

@@ -39,7 +39,7 @@ func (o *Orchestrator) CollationDrift(ctx context.Context, db compose.Database) 
 	if err != nil {
 		return ""
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	rows, err := conn.Query(ctx, collationSQL)
 	if err != nil {
 		return ""

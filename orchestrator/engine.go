@@ -30,10 +30,10 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Connect opens a client for the engine DOCKER_HOST (and DOCKER_API_VERSION,
 // DOCKER_CERT_PATH, DOCKER_TLS_VERIFY) names, the local socket by default,
-// negotiates the API version and checks that the engine answers within
-// PingTimeout. The caller closes the client.
+// negotiates the API version (the client does by default) and checks that
+// the engine answers within PingTimeout. The caller closes the client.
 func Connect(ctx context.Context) (*client.Client, error) {
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("configure Docker client: %w (check DOCKER_HOST)", err)
 	}
@@ -96,7 +96,7 @@ func (i importer) Import(ctx context.Context, tarball io.Reader, ref string, cha
 	if err != nil {
 		return err
 	}
-	defer res.Close()
+	defer func() { _ = res.Close() }()
 	return drainJSONStream(res)
 }
 
@@ -111,7 +111,7 @@ func (b builder) BuildDockerfile(ctx context.Context, buildContext io.Reader, re
 	if err != nil {
 		return err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	return copyJSONStream(res.Body, log)
 }
 

@@ -31,9 +31,12 @@ func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, err
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
+	// The pull's error is told (%v), not wrapped, below: what failed in
+	// the end is the fallback, and the pull's error in the chain would
+	// give that failure the engine's kinds and advice.
 	recipe, err := pgimage.RecipeFor(ref)
 	if err != nil {
-		return "", fault.BadInput(fmt.Errorf("pull %s: %v; and %w", ref, pullErr, err))
+		return "", fault.BadInput(fmt.Errorf("pull %s: %v; and %w", ref, pullErr, err)) //nolint:errorlint // told, not wrapped (above)
 	}
 	local := recipe.Tag
 	if present, err := o.imagePresent(ctx, local); err != nil {
@@ -45,9 +48,9 @@ func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, err
 		return local, nil
 	}
 	o.progress(fmt.Sprintf("cannot pull %s (%v); building %s from Debian's packages instead (a minute or two)", ref, pullErr, local))
-	built, err := o.buildLocal(ctx, recipe, ref)
+	built, err := o.buildLocal(ctx, recipe)
 	if err != nil {
-		return "", fmt.Errorf("cannot pull %s (%v), and building %s failed: %w", ref, pullErr, local, err)
+		return "", fmt.Errorf("cannot pull %s (%v), and building %s failed: %w", ref, pullErr, local, err) //nolint:errorlint // told, not wrapped (above)
 	}
 	o.progress(fmt.Sprintf("built %s; it stands in for %s", built, ref))
 	return built, nil
@@ -55,7 +58,7 @@ func (o *Orchestrator) EnsureImage(ctx context.Context, ref string) (string, err
 
 // buildLocal builds recipe r under its own tag, its base image first when
 // that is not there yet (a base shared by two images is built once).
-func (o *Orchestrator) buildLocal(ctx context.Context, r pgimage.Recipe, forRef string) (string, error) {
+func (o *Orchestrator) buildLocal(ctx context.Context, r pgimage.Recipe) (string, error) {
 	if r.Base != nil {
 		present, err := o.imagePresent(ctx, r.Base.Tag)
 		if err != nil {
@@ -179,6 +182,6 @@ func (o *Orchestrator) pull(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	defer res.Close()
+	defer func() { _ = res.Close() }()
 	return res.Wait(ctx)
 }

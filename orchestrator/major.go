@@ -53,6 +53,8 @@ func (e *MajorMismatchError) Error() string {
 		e.DataMajor, e.Database)
 }
 
+// Kind is Invalid: the compose file and the volume disagree; nothing was
+// changed.
 func (e *MajorMismatchError) Kind() fault.Kind { return fault.Invalid }
 
 // checkMajor refuses (MajorMismatchError) a plan whose image runs another
@@ -165,7 +167,7 @@ func (o *Orchestrator) readVersion(ctx context.Context, id, pgdata string) (stri
 		}
 		return "", err
 	}
-	defer res.Content.Close()
+	defer func() { _ = res.Content.Close() }()
 	tr := tar.NewReader(res.Content)
 	if _, err := tr.Next(); err != nil {
 		return "", err

@@ -31,7 +31,7 @@ type fakeComposer struct {
 	restarts [][]string
 }
 
-func (c *fakeComposer) Up(_ context.Context, p *types.Project, opts ComposeOptions) error {
+func (c *fakeComposer) Up(_ context.Context, p *types.Project, _ ComposeOptions) error {
 	c.ups = append(c.ups, p)
 	if c.onUp != nil {
 		if err := c.onUp(p); err != nil {
@@ -187,7 +187,7 @@ func TestComposeProjectRefusesWaitingForADatabaseToComplete(t *testing.T) {
 func TestUpAllStartsServicesAfterTheDatabases(t *testing.T) {
 	t.Parallel()
 	f, c, o := appOrch(t, "", "COMPOSE_PROFILES=app")
-	c.onUp = func(p *types.Project) error {
+	c.onUp = func(_ *types.Project) error {
 		for _, name := range []string{"unit-rulesdb", "unit-memorydb"} {
 			db := f.byName(name)
 			require.NotNil(t, db, name)
@@ -258,7 +258,7 @@ func TestUpAllWaitsForAHealthyDatabase(t *testing.T) {
 func TestUpAllNamesTheServiceThatFailed(t *testing.T) {
 	t.Parallel()
 	f, c, o := appOrch(t, "", "COMPOSE_PROFILES=app")
-	c.onUp = func(p *types.Project) error {
+	c.onUp = func(_ *types.Project) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.containers["api-id"] = &fakeContainer{id: "api-id", name: "unit-api-1", state: container.StateExited, exitCode: 3, logs: "api: cannot reach rulesdb\n",
@@ -281,7 +281,7 @@ func TestUpAllNamesTheServiceThatFailed(t *testing.T) {
 func TestUpAllReportsAServiceThatExitedAtOnce(t *testing.T) {
 	t.Parallel()
 	f, c, o := appOrch(t, "")
-	c.onUp = func(p *types.Project) error {
+	c.onUp = func(_ *types.Project) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.containers["cache-id"] = &fakeContainer{id: "cache-id", name: "unit-cache-1", state: container.StateExited, exitCode: 1, logs: "no config\n",

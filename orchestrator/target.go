@@ -46,7 +46,7 @@ func selectOne(ctx context.Context, connString string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	var one int
 	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
@@ -57,7 +57,7 @@ func containerLogs(ctx context.Context, d Engine, id string, n int) (string, err
 	if err != nil {
 		return "", err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	var out bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
 		return out.String(), err

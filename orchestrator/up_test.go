@@ -175,7 +175,7 @@ func TestUpReplacesAChangedContainerOnceItsSuccessorIsReady(t *testing.T) {
 	// When the successor starts, the old container waits, stopped, under
 	// its -aidb-previous name.
 	var atStart []string
-	f.onStart = func(c *fakeContainer) {
+	f.onStart = func(_ *fakeContainer) {
 		old := f.containers[oldID]
 		atStart = append(atStart, old.name+" "+string(old.state))
 	}

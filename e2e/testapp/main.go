@@ -46,7 +46,7 @@ func run(cmd string, args []string) error {
 				return err
 			}
 			_, err = io.Copy(os.Stdout, f)
-			f.Close()
+			_ = f.Close()
 			if err != nil {
 				return err
 			}

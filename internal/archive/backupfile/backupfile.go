@@ -15,6 +15,7 @@ import (
 // Kind is what a backup holds.
 type Kind string
 
+// The kinds: a whole database, its schema alone, or its data alone.
 const (
 	Full   Kind = "full"
 	Schema Kind = "schema"
@@ -24,6 +25,7 @@ const (
 // Compression of a backup file.
 type Compression string
 
+// The compressions a backup file can have (its name says which).
 const (
 	None Compression = "none"
 	Gzip Compression = "gzip"

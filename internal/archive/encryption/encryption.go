@@ -47,7 +47,7 @@ func LoadRecipients(path string) (*Recipients, error) {
 	if err != nil {
 		return nil, fault.BadInput(fmt.Errorf("age recipients file %s: %w", path, err))
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	r := &Recipients{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
@@ -62,7 +62,7 @@ func LoadRecipients(path string) (*Recipients, error) {
 			rec, err = age.ParseX25519Recipient(line)
 		}
 		if err != nil {
-			return nil, fault.BadInput(fmt.Errorf("age recipients file %s, line %d: %v (write an age1… public key or an SSH public key)", path, n, err))
+			return nil, fault.BadInput(fmt.Errorf("age recipients file %s, line %d: %w (write an age1… public key or an SSH public key)", path, n, err))
 		}
 		r.list = append(r.list, rec)
 		r.names = append(r.names, short(line))
@@ -145,13 +145,13 @@ func LoadKeys(path string) (*Keys, error) {
 	if bytes.Contains(b, []byte("PRIVATE KEY-----")) {
 		id, err := agessh.ParseIdentity(b)
 		if err != nil {
-			return nil, fault.BadInput(fmt.Errorf("age identity file %s: %v (an SSH key protected by a passphrase is not read: decrypt it, or use an age identity)", path, err))
+			return nil, fault.BadInput(fmt.Errorf("age identity file %s: %w (an SSH key protected by a passphrase is not read: decrypt it, or use an age identity)", path, err))
 		}
 		return &Keys{ids: []age.Identity{id}, file: path}, nil
 	}
 	ids, err := age.ParseIdentities(bytes.NewReader(b))
 	if err != nil {
-		return nil, fault.BadInput(fmt.Errorf("age identity file %s: %v", path, err))
+		return nil, fault.BadInput(fmt.Errorf("age identity file %s: %w", path, err))
 	}
 	return &Keys{ids: ids, file: path}, nil
 }

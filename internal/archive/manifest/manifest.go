@@ -349,7 +349,7 @@ func Check(file string, m Manifest) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return CheckFrom(f, file, m)
 }
 

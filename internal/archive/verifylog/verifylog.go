@@ -33,11 +33,11 @@ const Name = ".aidb.verified.jsonl"
 type Outcome string
 
 const (
-	// Equal: restored and equal to the manifest.
+	// Equal means restored and equal to the manifest.
 	Equal Outcome = "equal"
-	// Differs: restored, and something differs from the manifest.
+	// Differs means restored, and something differs from the manifest.
 	Differs Outcome = "differs"
-	// Failed: the file could not be verified (it did not restore, or the
+	// Failed means the file could not be verified (it did not restore, or the
 	// throwaway server did not start).
 	Failed Outcome = "failed"
 )
@@ -102,7 +102,7 @@ func Read(dir string) (Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the verification log: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return Parse(f)
 }
 

@@ -36,7 +36,7 @@ func (p Plan) Write(force bool, load func(configFile string) error) (Written, er
 	if err != nil {
 		return w, fmt.Errorf("write into %s: %w", p.Dir, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if err := writeTemp(tmp, p.Config()); err != nil {
 		return w, err
 	}
@@ -71,7 +71,7 @@ func writeFile(path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if err := writeTemp(tmp, b); err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func TestWriteInOrderInterleavesWholeRows(t *testing.T) {
 				_, _ = io.WriteString(w, data[:n])
 				data = data[n:]
 			}
-			w.Close()
+			_ = w.Close()
 		}()
 	}
 	var out bytes.Buffer
@@ -92,7 +92,7 @@ func TestWriteInOrderRefusesARowCutShort(t *testing.T) {
 	open, w := pipeStream()
 	go func() {
 		_, _ = io.WriteString(w, "1\ta\n2\tb")
-		w.Close()
+		_ = w.Close()
 	}()
 	err := writeInOrder(t.Context(), io.Discard, t.TempDir(), []segment{{rows: []func(context.Context) (io.ReadCloser, error){open}}})
 	require.ErrorContains(t, err, "ended inside a row")

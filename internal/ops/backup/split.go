@@ -268,7 +268,7 @@ func writeAll(ctx context.Context, s *pgtools.Streams, w io.Writer) error {
 	r, err := s.Stream(ctx, 0)
 	if err == nil {
 		// Closing the stream ends a read that waits for pg_dump.
-		stop := context.AfterFunc(ctx, func() { r.Close() })
+		stop := context.AfterFunc(ctx, func() { _ = r.Close() })
 		_, err = io.CopyBuffer(onlyWriter{w}, r, make([]byte, drainBuffer))
 		stop()
 	}

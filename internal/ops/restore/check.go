@@ -31,7 +31,7 @@ func (s *staging) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer tconn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = tconn.Close(context.WithoutCancel(ctx)) }()
 	if err := fingerprint.Prepare(ctx, tconn); err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (s *staging) check(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defer c.Close(context.WithoutCancel(ctx))
+		defer func() { _ = c.Close(context.WithoutCancel(ctx)) }()
 		if err := fingerprint.Prepare(ctx, c); err != nil {
 			return err
 		}

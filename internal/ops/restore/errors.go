@@ -29,26 +29,28 @@ type FileError struct {
 type FileNext uint8
 
 const (
-	// FixFile: the message says how to make the file restorable, or the
+	// FixFile means the message says how to make the file restorable, or the
 	// file is to be fixed where it is (its manifest, its permissions).
 	FixFile FileNext = iota
-	// NameAnother: the name holds no backup (none given, no such file, a
+	// NameAnother means the name holds no backup (none given, no such file, a
 	// folder, a link that leads nowhere, data that is not a backup):
 	// another file is to be named, one of the backups there are.
 	NameAnother
-	// RestoreAnother: the file is a damaged backup (cut short, changed,
+	// RestoreAnother means the file is a damaged backup (cut short, changed,
 	// corrupt, unreadable to its end): another, whole backup is to be
 	// restored.
 	RestoreAnother
-	// RunInContainer: the message says how to make a restorable file of
+	// RunInContainer means the message says how to make a restorable file of
 	// this one (pg_restore of an archive, pg_dump of one database) with a
 	// command run in the database's container, CONTAINER in the command,
 	// which the caller can say how to find.
 	RunInContainer
 )
 
-func (e *FileError) Error() string    { return e.Err.Error() }
-func (e *FileError) Unwrap() error    { return e.Err }
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Kind is Invalid: the file is refused before anything is changed.
 func (e *FileError) Kind() fault.Kind { return fault.Invalid }
 
 // refuseFile is a FileError for file whose message is format's.
@@ -71,6 +73,7 @@ func (e *WrongDatabaseError) Error() string {
 	return fmt.Sprintf("%s is a backup of %s, not of %s", e.File, e.Backup, e.Target)
 }
 
+// Kind is Invalid: the restore is refused before anything is changed.
 func (e *WrongDatabaseError) Kind() fault.Kind { return fault.Invalid }
 
 // KindError refuses a backup of a kind the restore does not load: a full
@@ -91,6 +94,7 @@ func (e *KindError) Error() string {
 	return fmt.Sprintf("%s is a data-only backup, not a full or schema one", e.File)
 }
 
+// Kind is Invalid: the restore is refused before anything is changed.
 func (e *KindError) Kind() fault.Kind { return fault.Invalid }
 
 // ForeignError refuses a full restore of a file without a manifest into a
@@ -116,6 +120,7 @@ func (e *ForeignError) Error() string {
 		e.File, has, e.Target, e.Target, fewNames(e.TargetTables))
 }
 
+// Kind is Invalid: the restore is refused before anything is changed.
 func (e *ForeignError) Kind() fault.Kind { return fault.Invalid }
 
 // SchemaError refuses a data-only restore onto a target whose schema
@@ -175,6 +180,7 @@ func (e *SchemaError) Error() string {
 	return b.String()
 }
 
+// Kind is Invalid: the restore is refused before anything is changed.
 func (e *SchemaError) Kind() fault.Kind { return fault.Invalid }
 
 // DifferenceError says the restored content differs from the manifest
@@ -188,6 +194,7 @@ func (e *DifferenceError) Error() string {
 	return fmt.Sprintf("restore of %s did not reproduce the backup, so the database was left as it was:\n  %s", e.Database, strings.Join(e.Differences, "\n  "))
 }
 
+// Kind is Differs: what was restored does not match the manifest.
 func (e *DifferenceError) Kind() fault.Kind { return fault.Differs }
 
 // ExtensionError refuses a restore into a server that lacks extensions the
@@ -224,6 +231,7 @@ func (e *ExtensionError) Error() string {
 	return b.String()
 }
 
+// Kind is Invalid: the restore is refused before anything is changed.
 func (e *ExtensionError) Kind() fault.Kind { return fault.Invalid }
 
 // NewerMajorError refuses a backup taken from a newer PostgreSQL major
@@ -245,4 +253,5 @@ func (e *NewerMajorError) Error() string {
 		e.File, e.Backup, from, e.Database, e.Server, e.Image, e.Backup, e.Database, e.Database)
 }
 
+// Kind is Invalid: the restore is refused before anything is changed.
 func (e *NewerMajorError) Kind() fault.Kind { return fault.Invalid }

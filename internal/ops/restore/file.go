@@ -147,7 +147,7 @@ func locate(file string) (string, int64, error) {
 		}
 		return bad(FixFile, "backup file %s cannot be read: %v", file, err)
 	}
-	f.Close()
+	_ = f.Close()
 	if st.Size() == 0 {
 		return bad(RestoreAnother, "backup file %s is empty (0 bytes), so it holds no backup (was it cut off while it was written?)", file)
 	}
@@ -217,7 +217,7 @@ func plainHead(path string, c backupfile.Compression) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var r io.Reader = f
 	switch c {
 	case backupfile.Gzip:
@@ -367,7 +367,7 @@ func readDump(src source) (dumpformat.Tables, error) {
 	if err != nil {
 		return bad(FixFile, "backup file %s cannot be read: %v; nothing was changed", src.name, err)
 	}
-	defer ct.Close()
+	defer func() { _ = ct.Close() }()
 	d, err := dumpformat.ScanTables(ct)
 	switch {
 	case errors.Is(err, errCutShort) && src.dumpHeader:

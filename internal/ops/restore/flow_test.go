@@ -60,7 +60,7 @@ func (f *flowLog) job(all, dataOnly bool, names ...string) Job {
 		Warn:         func(w string) { f.log = append(f.log, "warn "+w) },
 		Confirm:      func(plans []Plan) error { return f.step("confirm " + planNames(plans)) },
 		SafetyBackup: func(_ context.Context, plans []Plan) error { return f.step("safety " + planNames(plans)) },
-		Progress:     func(p Plan, read, total int64) { f.log = append(f.log, "progress "+p.DB.Name) },
+		Progress:     func(p Plan, _, _ int64) { f.log = append(f.log, "progress "+p.DB.Name) },
 		Phase:        func(p Plan, ph Phase) { f.log = append(f.log, "phase "+p.DB.Name+" "+string(ph)) },
 	}
 	for _, n := range names {

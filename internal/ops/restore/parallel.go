@@ -134,12 +134,12 @@ func (l *parallelLoad) connect(ctx context.Context) (*pgx.Conn, error) {
 func (l *parallelLoad) close(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	if l.first != nil {
-		l.first.Close(ctx)
+		_ = l.first.Close(ctx)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, c := range l.conns {
-		c.Close(ctx)
+		_ = c.Close(ctx)
 	}
 }
 

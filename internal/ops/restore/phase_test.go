@@ -34,7 +34,7 @@ func TestScriptReportsCheckAfterTheFile(t *testing.T) {
 	}
 	r, closeScript, err := p.script(t.Context(), "TRUNCATE x;", "SELECT check();", PhaseCheck)
 	require.NoError(t, err)
-	defer closeScript()
+	defer func() { _ = closeScript() }()
 	b, err := io.ReadAll(r)
 	require.NoError(t, err)
 	assert.True(t, strings.HasSuffix(string(b), "SELECT check();\nCOMMIT;\n"))
@@ -46,7 +46,7 @@ func TestScriptReportsCheckAfterTheFile(t *testing.T) {
 	phases = nil
 	r, closeScript2, err := p.script(t.Context(), "", "", "")
 	require.NoError(t, err)
-	defer closeScript2()
+	defer func() { _ = closeScript2() }()
 	_, err = io.ReadAll(r)
 	require.NoError(t, err)
 	assert.Empty(t, phases)

@@ -71,7 +71,7 @@ func TestPreflightRefusesByTheManifest(t *testing.T) {
 		{"a full backup for a full restore", Request{DB: rules, File: full}, errNotReady},
 	} {
 		_, err := Preflight(t.Context(), notReady{}, tc.req)
-		if tc.want == errNotReady {
+		if errors.Is(tc.want, errNotReady) {
 			assert.ErrorIs(t, err, errNotReady, tc.name)
 			continue
 		}

@@ -74,7 +74,7 @@ func readWhole(path string, c backupfile.Compression) error {
 	if err != nil {
 		return err
 	}
-	defer ct.Close()
+	defer func() { _ = ct.Close() }()
 	_, err = io.Copy(io.Discard, ct)
 	return err
 }
@@ -86,7 +86,7 @@ func TestContentChecksManifestAtTheEnd(t *testing.T) {
 	m := &manifest.Manifest{Size: int64(len(sampleDump)), SHA256: "0000"}
 	ct, err := openContent(path, backupfile.None, m, nil, nil)
 	require.NoError(t, err)
-	defer ct.Close()
+	defer func() { _ = ct.Close() }()
 	var out bytes.Buffer
 	_, err = out.ReadFrom(ct)
 	assert.ErrorContains(t, err, "changed while it was being restored", "a wrong checksum ends the stream with an error, not a clean end")

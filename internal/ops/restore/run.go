@@ -176,7 +176,7 @@ func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s's server: %w", p.DB.Name, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	if err := s.dropLeftovers(ctx, conn); err != nil {
 		return nil, err
 	}
@@ -287,7 +287,7 @@ func (s *staging) load(ctx context.Context) error {
 	}
 	p.phase(PhaseLoad)
 	err = s.e.Psql(ctx, p.DB, s.temp, p.Transport, p.WorkDir, script)
-	closeScript()
+	_ = closeScript()
 	if err != nil {
 		return fmt.Errorf("restore %s into a temporary database (the target was not touched): %w", p.File, err)
 	}
@@ -305,7 +305,7 @@ func (s *staging) loadParallel(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer ct.Close()
+	defer func() { _ = ct.Close() }()
 	explain := func(err error) error { return err }
 	if w, ok := s.e.(loadWatcher); ok {
 		if explain, err = w.WatchLoad(ctx, p.DB); err != nil {
@@ -335,7 +335,7 @@ func (s *staging) swap(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	old := shortName(s.target, "_aidb_old_")
 	// No new sessions while the target is swapped out; its old sessions
 	// are ended (applications reconnect to the restored database).
@@ -385,7 +385,7 @@ func (s *staging) unswap(ctx context.Context, old string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	_, _ = conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()", s.target)
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", ident(s.target), ident(s.temp))); err != nil {
@@ -418,7 +418,7 @@ func (s *staging) drop(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if roles.Drop(ctx, conn, s.created) == nil {
 		s.created = nil
 	}
@@ -438,7 +438,7 @@ func (s *staging) dropDB(ctx context.Context, name string) {
 	if err != nil {
 		return
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	_ = s.dropDatabase(ctx, conn, name)
 }
 
@@ -470,7 +470,7 @@ func (s *staging) dropDatabase(ctx context.Context, conn *pgx.Conn, name string)
 				EXECUTE 'ALTER SUBSCRIPTION ' || s || ' SET (slot_name = NONE)';
 				EXECUTE 'DROP SUBSCRIPTION ' || s;
 			END LOOP; END $$`)
-		in.Close(ctx)
+		_ = in.Close(ctx)
 		if err != nil {
 			return fmt.Errorf("drop the subscriptions of %s: %w", name, err)
 		}
@@ -507,7 +507,7 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 	if err == nil {
 		indexes, err = deferredIndexes(ctx, conn, names)
 	}
-	conn.Close(context.WithoutCancel(ctx))
+	_ = conn.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return res, err
 	}
@@ -540,7 +540,7 @@ func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer closeScript()
+	defer func() { _ = closeScript() }()
 	p.phase(PhaseLoad)
 	if err := e.Psql(ctx, p.DB, p.DB.DBName, p.Transport, p.WorkDir, script); err != nil {
 		// psql reports the check's exception as text on its stderr (no

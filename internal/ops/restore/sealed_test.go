@@ -65,7 +65,7 @@ func TestSealedFileReadsBackWithItsKey(t *testing.T) {
 
 	ct, err := openContent(path, c, m, keysFor(t, id), nil)
 	require.NoError(t, err)
-	defer ct.Close()
+	defer func() { _ = ct.Close() }()
 	got, err := io.ReadAll(ct)
 	require.NoError(t, err, "the stored file's checksum is checked at the end, through the decryption")
 	assert.Equal(t, sampleDump, string(got), "decrypted, then decompressed by what is under the encryption")
@@ -73,7 +73,7 @@ func TestSealedFileReadsBackWithItsKey(t *testing.T) {
 	m.SHA256 = "0000"
 	ct2, err := openContent(path, c, m, keysFor(t, id), nil)
 	require.NoError(t, err)
-	defer ct2.Close()
+	defer func() { _ = ct2.Close() }()
 	_, err = io.ReadAll(ct2)
 	assert.ErrorContains(t, err, "changed while it was being restored")
 }

@@ -28,7 +28,7 @@ func detect(path string) (backupfile.Compression, error) {
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	head := make([]byte, 4)
 	n, _ := io.ReadFull(f, head)
 	head = head[:n]
@@ -163,7 +163,7 @@ func canOpen(ctx context.Context, src source, keys *encryption.Keys) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if _, err := keys.Open(f); err != nil {
 		if errors.Is(err, encryption.ErrNoMatch) {
 			return &encryption.KeyError{File: src.name, KeyFile: keys.File(), Recipients: recipients}
@@ -206,12 +206,12 @@ func readContent(f io.ReadCloser, path string, c backupfile.Compression, m *mani
 	var under io.Reader = ct.raw
 	if c.IsSealed() {
 		if keys == nil {
-			f.Close()
+			_ = f.Close()
 			return nil, &encryption.KeyError{File: path}
 		}
 		opened, err := keys.Open(ct.raw)
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("decrypt %s: %w", path, err)
 		}
 		c, under = sniff(opened)
@@ -220,14 +220,14 @@ func readContent(f io.ReadCloser, path string, c backupfile.Compression, m *mani
 	case backupfile.Gzip:
 		zr, err := gzip.NewReader(under)
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("%s is not a readable gzip file: %w", path, err)
 		}
 		ct.plain = zr
 	case backupfile.Zstd:
 		zr, err := zstd.NewReader(under)
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 		ct.plain, ct.closer = zr, zr.Close

@@ -77,18 +77,20 @@ type Event struct {
 type EventKind uint8
 
 const (
-	// Waiting: nothing runs; Next is when the next run is due.
+	// Waiting means nothing runs; Next is when the next run is due.
 	Waiting EventKind = iota
-	// Started: a run started.
+	// Started means a run started.
 	Started
-	// Skipped: a run was due while the one before still ran; it was not
+	// Skipped means a run was due while the one before still ran; it was not
 	// started (counted in aidb_runs_skipped_total).
 	Skipped
-	// Finished: a run ended; Report says how.
+	// Finished means a run ended; Report says how.
 	Finished
-	// NotifyFailed, PingFailed: the notify or ping URL could not be
-	// reached; the run's outcome stands.
+	// NotifyFailed means the notify URL could not be reached; the run's
+	// outcome stands.
 	NotifyFailed
+	// PingFailed means the ping URL could not be reached; the run's
+	// outcome stands.
 	PingFailed
 )
 
@@ -131,7 +133,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	sched, err := cron.ParseStandard(cfg.Spec)
 	if err != nil {
-		return nil, fault.BadInput(fmt.Errorf("schedule %q: %v; write five cron fields (minute hour day month weekday, e.g. \"30 2 * * *\" for 02:30 daily) or a descriptor (@daily, @hourly, @every 6h)", cfg.Spec, err))
+		return nil, fault.BadInput(fmt.Errorf("schedule %q: %w; write five cron fields (minute hour day month weekday, e.g. \"30 2 * * *\" for 02:30 daily) or a descriptor (@daily, @hourly, @every 6h)", cfg.Spec, err))
 	}
 	// cron takes "@every 0s" and "@every -5s" and rounds them up to a
 	// second: serve would run back to back. An interval is at least one
@@ -146,7 +148,7 @@ func New(cfg Config) (*Scheduler, error) {
 			continue
 		}
 		if _, err := http.NewRequest(http.MethodGet, u, nil); err != nil {
-			return nil, fault.BadInput(fmt.Errorf("URL %q: %v", u, err))
+			return nil, fault.BadInput(fmt.Errorf("URL %q: %w", u, err))
 		}
 	}
 	if cfg.Client == nil {
@@ -172,7 +174,7 @@ func (s *Scheduler) Handler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
+		_, _ = fmt.Fprintln(w, "ok")
 	})
 	return mux
 }
@@ -273,7 +275,7 @@ func (s *Scheduler) send(req *http.Request, what string) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", what, req.URL.Redacted(), err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("%s %s: %s", what, req.URL.Redacted(), resp.Status)
 	}

@@ -68,7 +68,7 @@ func TestNextFollowsTheSpec(t *testing.T) {
 func TestTickRecordsMetricsAndPings(t *testing.T) {
 	t.Parallel()
 	var pings atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			pings.Add(1)
 		}
@@ -107,7 +107,7 @@ func TestFailuresNotifyAndDoNotPing(t *testing.T) {
 	var mu sync.Mutex
 	var got []Notification
 	var pings atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			pings.Add(1)
 			return
@@ -168,7 +168,7 @@ func TestFailuresNotifyAndDoNotPing(t *testing.T) {
 
 func TestUnreachableNotifyIsAnEventNotAFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer srv.Close()
@@ -259,8 +259,8 @@ func TestServeStopsAfterTheRunningStepUndoes(t *testing.T) {
 	// While the step undoes, Serve must not return; a Serve that did not
 	// wait for it would return at once on its cancellation.
 	select {
-	case <-errc:
-		t.Fatal("Serve returned while the running step was still undoing its work")
+	case err := <-errc:
+		t.Fatalf("Serve returned (%v) while the running step was still undoing its work", err)
 	case <-time.After(300 * time.Millisecond):
 	}
 	close(release)
@@ -326,7 +326,7 @@ func TestHandlerServesMetricsAndHealth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		if resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %s", path, resp.Status)
 		}

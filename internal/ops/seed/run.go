@@ -58,7 +58,7 @@ func dial(ctx context.Context, connString string, s Seeder, rows int, progress f
 	if err != nil {
 		return Result{}, fmt.Errorf("connect to %s: %w", s.Database, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	return s.Seed(ctx, conn, rows, progress)
 }
 

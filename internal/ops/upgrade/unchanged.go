@@ -40,7 +40,7 @@ func Unchanged(connString string) func(ctx context.Context, file string) error {
 		if err != nil {
 			return fmt.Errorf("connect to %s: %w", m.Database, err)
 		}
-		defer conn.Close(context.WithoutCancel(ctx))
+		defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 		tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {
 			return err

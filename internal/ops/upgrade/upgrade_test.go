@@ -86,7 +86,7 @@ func (f *fake) request() Request {
 		DB: rulesdb, Image: "postgres:17", ComposeFile: "/app/compose.yaml",
 		Backup:    func(context.Context) (string, error) { return "backups/rulesdb-1.sql", f.step("backup") },
 		Unchanged: func(context.Context, string) error { return f.step("unchanged") },
-		Stage: func(_ context.Context, image string, db compose.Database, volume, target string) (Stage, error) {
+		Stage: func(_ context.Context, image string, _ compose.Database, volume, target string) (Stage, error) {
 			if err := f.step("stage " + image + " on " + volume + " at " + target); err != nil {
 				return nil, err
 			}

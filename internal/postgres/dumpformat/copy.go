@@ -33,8 +33,6 @@ const (
 	// CopyTrailer ends a table's rows as pg_dump ends them: the end marker
 	// and two empty lines.
 	CopyTrailer = CopyEnd + "\n\n\n"
-	// copyNull is NULL in COPY's text format.
-	copyNull = `\N`
 )
 
 // IsDataComment says whether a line is pg_dump's comment before a table's

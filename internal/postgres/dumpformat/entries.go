@@ -120,7 +120,7 @@ func (s *splitter) unread(l []byte) { s.pending = append(s.pending, bytes.Clone(
 func (s *splitter) run() error {
 	for {
 		l, err := s.line()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return s.flush()
 		}
 		if err != nil {
@@ -151,7 +151,7 @@ func (s *splitter) run() error {
 // lines read are put back.
 func (s *splitter) commentBlock() (Entry, bool, error) {
 	m, err := s.line()
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return Entry{}, false, nil
 	}
 	if err != nil {
@@ -163,7 +163,7 @@ func (s *splitter) commentBlock() (Entry, bool, error) {
 	}
 	m = bytes.Clone(m)
 	n, err := s.line()
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return Entry{}, false, err
 	}
 	if !isLine(n, "--") {
@@ -238,7 +238,7 @@ func (s *splitter) rows() error {
 	buf := make([]byte, 0, s.chunk+64<<10)
 	for {
 		l, err := s.line()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("the COPY block of %s has no end marker (%s): the file was cut short", s.cur.Copy.Key(), CopyEnd)
 		}
 		if err != nil {

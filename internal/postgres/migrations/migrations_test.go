@@ -74,7 +74,7 @@ func TestDownToRefusesANegativeVersion(t *testing.T) {
 	good := fstest.MapFS{"00001_a.sql": {Data: []byte("-- +goose Up\nSELECT 1;\n")}}
 	r, err := Open("postgres://u:p@127.0.0.1:1/db", Source{FS: good, Name: "good"}, Options{})
 	require.NoError(t, err)
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	_, err = r.DownTo(t.Context(), -1)
 	var ve *VersionError
 	require.ErrorAs(t, err, &ve)

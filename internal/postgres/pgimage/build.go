@@ -92,7 +92,7 @@ func Build(ctx context.Context, imp Importer, opts Options) (ref string, retErr 
 	if err != nil {
 		return "", fmt.Errorf("build postgres image: create its log: %w", err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	defer func() {
 		if retErr != nil && ctx.Err() == nil {
 			retErr = fmt.Errorf("%w\n(the whole build log is in %s)", retErr, logPath)
@@ -197,7 +197,7 @@ func debootstrap(ctx context.Context, root, suite, mirror, pkg string, log io.Wr
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
-		fmt.Fprintln(log, line)
+		_, _ = fmt.Fprintln(log, line)
 		if st := stageOf(line); st != "" && st != current {
 			current = st
 			stage(st)

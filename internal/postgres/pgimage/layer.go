@@ -42,7 +42,7 @@ func AddLayer(ctx context.Context, b Builder, opts Options) (ref string, retErr 
 	if err != nil {
 		return "", fmt.Errorf("build %s: create its log: %w", ref, err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	mirror := opts.Mirror
 	if mirror == "" {
 		mirror = os.Getenv("AIDB_DEBIAN_MIRROR")

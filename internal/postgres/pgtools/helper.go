@@ -177,12 +177,12 @@ func (h *helper) handOver(ctx context.Context, body string, gone <-chan struct{}
 	default:
 		if r, rerr := openReaderNow(h.script); rerr == nil {
 			<-opened
-			r.Close()
+			_ = r.Close()
 		} else {
 			<-opened
 		}
 		if f != nil {
-			f.Close()
+			_ = f.Close()
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -235,7 +235,7 @@ func (h *helper) abandon(ctx context.Context) error {
 		go func() {
 			select {
 			case <-h.wait.Result:
-			case <-h.wait.Error:
+			case <-h.wait.Error: //nolint:errcheck // drained so the engine's report is let go; the helper is abandoned
 			}
 		}()
 	}

@@ -116,7 +116,7 @@ func (r *Runner) explainStopped(ctx context.Context, id, what string, db compose
 		w := r.docker.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 		select {
 		case <-w.Result:
-		case <-w.Error:
+		case <-w.Error: //nolint:errcheck // only its arrival counts: the state, read next, says how it ended
 		}
 		wcancel()
 		st, ierr = r.state(ictx, id)
@@ -285,7 +285,7 @@ func (r *Runner) psqlViaHelper(ctx context.Context, h *helper, db compose.Databa
 	case err := <-wait.Error:
 		_ = kill()
 		stop := release()
-		<-fed
+		<-fed //nolint:errcheck // the feeder's error follows from the kill: the wait's is the one to report
 		stop()
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -115,7 +115,7 @@ func (r *Runner) logs(ctx context.Context, id string, n int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	var out bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
 		return out.String(), err

@@ -75,7 +75,7 @@ func (p *pipe) release() {
 	u, err := os.OpenFile(p.path, os.O_RDWR, 0)
 	<-p.opened
 	if err == nil {
-		u.Close()
+		_ = u.Close()
 	}
 }
 
@@ -312,7 +312,7 @@ func (s *Streams) Close(ctx context.Context) error {
 	for _, p := range s.pipes {
 		<-p.opened
 		if p.f != nil {
-			p.f.Close()
+			_ = p.f.Close()
 		}
 	}
 	return errors.Join(err, s.h.close(ctx))

@@ -50,7 +50,7 @@ type project struct {
 }
 
 func (d project) Project() *compose.Project { return d.p }
-func (d project) EnsureImage(_ context.Context, ref string) (string, error) {
+func (d project) EnsureImage(_ context.Context, _ string) (string, error) {
 	return "aidb.local/postgres:15", nil
 }
 

@@ -35,7 +35,7 @@ func TestFolderBusyAfterTimeout(t *testing.T) {
 	dir := t.TempDir()
 	held, err := Folder(t.Context(), dir, "aidb backup", time.Second, nil)
 	require.NoError(t, err)
-	defer held.Release()
+	defer func() { _ = held.Release() }()
 
 	var told string
 	_, err = Folder(t.Context(), dir, "aidb prune", 50*time.Millisecond, func(holder string) { told = holder })

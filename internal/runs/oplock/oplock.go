@@ -100,7 +100,7 @@ func Database(ctx context.Context, connString, op string, timeout time.Duration,
 	l := &DBLock{conn: conn, key: key(target)}
 	var got bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", l.key).Scan(&got); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
+		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("take the operation lock of %s: %w", target, err)
 	}
 	if got {
@@ -113,12 +113,12 @@ func Database(ctx context.Context, connString, op string, timeout time.Duration,
 	// The server ends the wait at the timeout (lock_not_available); Ctrl-C
 	// cancels the query.
 	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", timeout.Milliseconds())); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
+		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock($1)", l.key)
 	if err != nil {
-		conn.Close(context.WithoutCancel(ctx))
+		_ = conn.Close(context.WithoutCancel(ctx))
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -183,7 +183,7 @@ func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait f
 			break
 		}
 		if !errors.Is(err, errLocked) {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("lock the backup folder %s: %w", dir, err)
 		}
 		holder := "another aidb"
@@ -195,12 +195,12 @@ func Folder(ctx context.Context, dir, op string, timeout time.Duration, onWait f
 			told = true
 		}
 		if time.Now().After(deadline) {
-			f.Close()
+			_ = f.Close()
 			return nil, &BusyError{Folder: dir, Holder: holder, Timeout: timeout}
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close()
 			return nil, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}

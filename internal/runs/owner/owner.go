@@ -117,11 +117,11 @@ type Processes interface {
 type Verdict int
 
 const (
-	// Alive: the owner runs (or might): its work is left alone.
+	// Alive means the owner runs (or might): its work is left alone.
 	Alive Verdict = iota
-	// Dead: the owner is gone; its work is litter to remove.
+	// Dead means the owner is gone; its work is litter to remove.
 	Dead
-	// Elsewhere: the owner ran on another host (or in another pid
+	// Elsewhere means the owner ran on another host (or in another pid
 	// namespace), whose processes this one cannot see: left alone.
 	Elsewhere
 )

@@ -243,7 +243,7 @@ func (c *Catalog) verifications(ctx context.Context, l listing) verifylog.Log {
 	if err != nil {
 		return nil
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	log, _ := verifylog.Parse(r)
 	return log
 }
@@ -304,7 +304,7 @@ func (c *Catalog) check(ctx context.Context, name string, m manifest.Manifest) e
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	return manifest.CheckFrom(r, c.store.Path(name), m)
 }
 
@@ -313,7 +313,7 @@ func (c *Catalog) readAll(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	return io.ReadAll(r)
 }
 

@@ -44,7 +44,9 @@ func (r *Repository) Object(ctx context.Context, name string) (*Object, error) {
 	}
 	size, sum, err := r.Sum(ctx, name)
 	if err != nil {
-		return nil, fault.BadInput(fmt.Errorf("read %s: its manifest is there but its data object is not (%v): it is not a whole backup", url, err))
+		// %v, not %w: the object's error (fs.ErrNotExist among them) is
+		// detail here; this is an incomplete backup, not a missing one.
+		return nil, fault.BadInput(fmt.Errorf("read %s: its manifest is there but its data object is not (%v): it is not a whole backup", url, err)) //nolint:errorlint // told, not wrapped (above)
 	}
 	return &Object{repo: r, name: name, manifest: m, size: size, sum: sum}, nil
 }

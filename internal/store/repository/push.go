@@ -123,7 +123,7 @@ func (r *Repository) pushOne(ctx context.Context, local catalog.Store, d catalog
 	if err != nil {
 		return fmt.Errorf("push %s: %w", d.Path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := r.Put(ctx, d.Name, f, d.Manifest.Size, d.Manifest.SHA256); err != nil {
 		return err
 	}
@@ -205,7 +205,9 @@ func (r *Repository) Pull(ctx context.Context, name, dir string) (Pulled, error)
 	}
 	if _, err := os.Lstat(path); err == nil {
 		if err := manifest.Check(path, m); err != nil {
-			return out, fault.BadInput(fmt.Errorf("pull %s: %s is in the folder already with other bytes (%v): move it away first; nothing was changed", url, path, err))
+			// %v, not %w: the local file's *manifest.MismatchError is detail
+			// here; the refusal is the pull's, not a damaged backup's.
+			return out, fault.BadInput(fmt.Errorf("pull %s: %s is in the folder already with other bytes (%v): move it away first; nothing was changed", url, path, err)) //nolint:errorlint // told, not wrapped (above)
 		}
 		if _, err := os.Stat(manifest.PathFor(path)); err != nil {
 			if err := folder.WriteFileAtomic(manifest.PathFor(path), mb); err != nil {
@@ -221,12 +223,12 @@ func (r *Repository) Pull(ctx context.Context, name, dir string) (Pulled, error)
 	if err != nil {
 		return out, fmt.Errorf("pull %s: %w", url, err)
 	}
-	defer body.Close()
+	defer func() { _ = body.Close() }()
 	f, err := folder.Create(dir, name)
 	if err != nil {
 		return out, fmt.Errorf("pull %s: %w", url, err)
 	}
-	defer f.Abort()
+	defer func() { _ = f.Abort() }()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), body)
 	if err != nil {
@@ -250,6 +252,6 @@ func (r *Repository) readAll(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	return io.ReadAll(b)
 }

@@ -37,12 +37,12 @@ import (
 type State string
 
 const (
-	// Intact: the file's size and sha256 match its manifest.
+	// Intact means the file's size and sha256 match its manifest.
 	Intact State = "intact"
-	// Damaged: the file does not match its manifest, or the manifest
+	// Damaged means the file does not match its manifest, or the manifest
 	// cannot be read.
 	Damaged State = "damaged"
-	// Foreign: no manifest (a plain pg_dump file, or its manifest was
+	// Foreign means no manifest (a plain pg_dump file, or its manifest was
 	// removed).
 	Foreign State = "foreign"
 )
