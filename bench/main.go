@@ -111,12 +111,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	b := &bench{ctx: ctx, bin: bin, dir: dir, project: envOr("AIDB_BENCH_PROJECT", fmt.Sprintf("bench%d", os.Getpid())), pairs: pairs}
 	rp, mp := freePort(), freePort()
 	b.env = append(os.Environ(), "AIDB_PROJECT="+b.project, "RULESDB_PORT="+strconv.Itoa(rp), "MEMORYDB_PORT="+strconv.Itoa(mp),
 		"AIDB_BACKUP_DIR="+filepath.Join(dir, "backups"), "AIDB_COMPOSE_FILE=", "AIDB_CONFIG=")
-	defer b.aidbQuiet(context.WithoutCancel(ctx), "nuke", "--yes", "--no-backup")
+	defer func() { _ = b.aidbQuiet(context.WithoutCancel(ctx), "nuke", "--yes", "--no-backup") }()
 
 	rep := Report{SizeBytes: size, Machine: machine(), PeakRSSMB: map[string]float64{}, Started: time.Now().UTC()}
 	start := time.Now()
@@ -126,16 +126,35 @@ func run(ctx context.Context) error {
 		only = strings.Split(o, ",")
 	}
 
+	if err := b.measureAll(&rep, size, only); err != nil {
+		return err
+	}
+	rep.Seconds = time.Since(start).Seconds()
+
+	out := envOr("AIDB_BENCH_OUT", "bench-results.json")
+	j, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(out, append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	printTable(rep)
+	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
+	return nil
+}
+
+// measureAll fills rep: the peak memory at one eighth of size, then at
+// size, each measure, and the compression codecs; only, when not nil, names
+// the measures to run, and then neither memory nor codecs are measured.
+func (b *bench) measureAll(rep *Report, size int64, only []string) error {
 	// Peak memory at one eighth of the size first, then the full size.
 	if only == nil {
 		small := size / 8
 		if err := b.generate(small); err != nil {
 			return err
 		}
-		if err := b.rss(&rep, small); err != nil {
+		if err := b.rss(rep, small); err != nil {
 			return err
 		}
-		if err := b.aidbQuiet(ctx, "nuke", "--yes", "--no-backup"); err != nil {
+		if err := b.aidbQuiet(b.ctx, "nuke", "--yes", "--no-backup"); err != nil {
 			return err
 		}
 	}
@@ -143,7 +162,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	if only == nil {
-		if err := b.rss(&rep, size); err != nil {
+		if err := b.rss(rep, size); err != nil {
 			return err
 		}
 	}
@@ -168,21 +187,12 @@ func run(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "bench: %s: aidb %.2fs, baseline %.2fs, ratio %.2f (target %.2f)\n", meas.Name, meas.AidbS, meas.BaselineS, meas.Ratio, meas.Target)
 		rep.Measures = append(rep.Measures, meas)
 	}
-	if only == nil {
-		if rep.Compression, err = b.compression(); err != nil {
-			return err
-		}
+	if only != nil {
+		return nil
 	}
-	rep.Seconds = time.Since(start).Seconds()
-
-	out := envOr("AIDB_BENCH_OUT", "bench-results.json")
-	j, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(out, append(j, '\n'), 0o644); err != nil {
-		return err
-	}
-	printTable(rep)
-	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
-	return nil
+	var err error
+	rep.Compression, err = b.compression()
+	return err
 }
 
 // generate brings the databases up, migrated, and fills them to about size
@@ -233,7 +243,7 @@ func (b *bench) backup() (Measure, error) {
 			return s, err
 		},
 		func() (float64, error) {
-			defer os.Remove(out)
+			defer func() { _ = os.Remove(out) }()
 			return b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s > %s", c, u, d, out))
 		})
 }
@@ -279,7 +289,7 @@ func (b *bench) backupStream() (Measure, error) {
 			return s, err
 		},
 		func() (float64, error) {
-			defer os.Remove(out)
+			defer func() { _ = os.Remove(out) }()
 			return b.shellTimed(fmt.Sprintf("docker exec %s pg_dump -U %s -d %s > %s", c, u, d, out))
 		})
 }
@@ -379,7 +389,9 @@ func (b *bench) restore() (Measure, error) {
 			if _, err := b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty' -c 'CREATE DATABASE bench_empty'", c, u)); err != nil {
 				return 0, err
 			}
-			defer b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
+			defer func() {
+				_, _ = b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
+			}()
 			return b.shellTimed(fmt.Sprintf("docker exec -i %s psql -q -v ON_ERROR_STOP=1 -U %s -d bench_empty < %s > /dev/null", c, u, file))
 		})
 }
@@ -399,7 +411,7 @@ func (b *bench) restoreVsPgRestoreJ() (Measure, error) {
 	if _, err := b.shellTimed(fmt.Sprintf("docker exec %s sh -c 'rm -rf %s && pg_dump -U %s -Fd -j %d -f %s %s'", c, dir, u, jobs, dir, db)); err != nil {
 		return Measure{}, err
 	}
-	defer b.shellTimed(fmt.Sprintf("docker exec %s rm -rf %s", c, dir))
+	defer func() { _, _ = b.shellTimed(fmt.Sprintf("docker exec %s rm -rf %s", c, dir)) }()
 	return b.pairsOf("restore_vs_pg_restore_j", fmt.Sprintf("docker exec c pg_restore -j %d of a directory-format dump (into an empty database)", jobs),
 		func() (float64, error) {
 			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
@@ -409,7 +421,9 @@ func (b *bench) restoreVsPgRestoreJ() (Measure, error) {
 			if _, err := b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty' -c 'CREATE DATABASE bench_empty'", c, u)); err != nil {
 				return 0, err
 			}
-			defer b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
+			defer func() {
+				_, _ = b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
+			}()
 			return b.shellTimed(fmt.Sprintf("docker exec %s pg_restore -U %s -j %d -d bench_empty %s", c, u, jobs, dir))
 		})
 }
@@ -677,23 +691,25 @@ func machine() string {
 	return fmt.Sprintf("%s/%s, %d cores, Docker engine %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), strings.TrimSpace(string(engine)))
 }
 
+// printTable prints rep on stdout, aligned. Its writes are not checked: the
+// table is buffered until Flush, and the report file is the record.
 func printTable(rep Report) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "size %s (databases %s on disk), %s\n", human(rep.SizeBytes), human(rep.DBBytes), rep.Machine)
-	fmt.Fprintln(w, "MEASURE\tAIDB (s)\tBASELINE (s)\tRATIO\tTARGET\tMET")
+	_, _ = fmt.Fprintf(w, "size %s (databases %s on disk), %s\n", human(rep.SizeBytes), human(rep.DBBytes), rep.Machine)
+	_, _ = fmt.Fprintln(w, "MEASURE\tAIDB (s)\tBASELINE (s)\tRATIO\tTARGET\tMET")
 	for _, m := range rep.Measures {
 		if m.Target == 0 {
-			fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%.2f\t-\tinfo\n", m.Name, m.AidbS, m.BaselineS, m.Ratio)
+			_, _ = fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%.2f\t-\tinfo\n", m.Name, m.AidbS, m.BaselineS, m.Ratio)
 			continue
 		}
 		met := "yes"
 		if m.Ratio > m.Target {
 			met = "NO"
 		}
-		fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%.2f\t<= %.2f\t%s\n", m.Name, m.AidbS, m.BaselineS, m.Ratio, m.Target, met)
+		_, _ = fmt.Fprintf(w, "%s\t%.2f\t%.2f\t%.2f\t<= %.2f\t%s\n", m.Name, m.AidbS, m.BaselineS, m.Ratio, m.Target, met)
 	}
 	for _, c := range rep.Compression {
-		fmt.Fprintf(w, "compress %s\t%.2f\t\t%.2f x time\t%.2f x size\t\n", c.Codec, c.Seconds, c.TimeRatio, c.SizeRatio)
+		_, _ = fmt.Fprintf(w, "compress %s\t%.2f\t\t%.2f x time\t%.2f x size\t\n", c.Codec, c.Seconds, c.TimeRatio, c.SizeRatio)
 	}
 	for _, op := range []string{"backup", "restore"} {
 		large, ok := rep.PeakRSSMB[op+"@"+human(rep.SizeBytes)]
@@ -705,10 +721,10 @@ func printTable(rep Report) {
 		if large > 100 || large > 1.5*small {
 			met = "NO"
 		}
-		fmt.Fprintf(w, "peak RSS %s\t%.0f MB\t%.0f MB at 1/8\t%.2f\t<= 100 MB, <= 1.50\t%s\n", op, large, small, large/small, met)
+		_, _ = fmt.Fprintf(w, "peak RSS %s\t%.0f MB\t%.0f MB at 1/8\t%.2f\t<= 100 MB, <= 1.50\t%s\n", op, large, small, large/small, met)
 	}
 	if !rssMeasured {
-		fmt.Fprintf(w, "peak RSS\tn/a on %s\n", runtime.GOOS)
+		_, _ = fmt.Fprintf(w, "peak RSS\tn/a on %s\n", runtime.GOOS)
 	}
 	_ = w.Flush()
 }
@@ -725,6 +741,6 @@ func freePort() int {
 	if err != nil {
 		return 0
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }

@@ -171,28 +171,94 @@ func (p *Project) Service(name string) (types.ServiceConfig, bool) {
 	return s, err == nil
 }
 
+// newProject is the project of compose project cp and aidb config cfg,
+// without its databases: its settings, from cfg under the environment's.
+func newProject(cp *types.Project, composeName, cfgName, wd string, cfg Config, env map[string]string) *Project {
+	p := &Project{
+		Name:             cp.Name,
+		ComposeFile:      composeName,
+		ConfigFile:       cfgName,
+		WorkingDir:       wd,
+		ReadyTimeout:     cfg.ReadyTimeout.Duration,
+		SafetyKeepWithin: cfg.Retention.SafetyKeepWithin.Duration,
+		Keep: KeepRules{Last: cfg.Retention.KeepLast.n, Hourly: cfg.Retention.KeepHourly.n, Daily: cfg.Retention.KeepDaily.n,
+			Weekly: cfg.Retention.KeepWeekly.n, Monthly: cfg.Retention.KeepMonthly.n, Yearly: cfg.Retention.KeepYearly.n},
+		Compose: cp,
+	}
+	if cfg.Repository != "" {
+		p.Repository, p.RepositoryFrom = cfg.Repository, cfgName+" repository"
+	}
+	p.AgeRecipientsFile, p.AgeIdentityFile = env["AIDB_AGE_RECIPIENTS_FILE"], env["AIDB_AGE_IDENTITY_FILE"]
+	if v := env["AIDB_REPOSITORY"]; v != "" {
+		p.Repository, p.RepositoryFrom = v, "AIDB_REPOSITORY"
+	}
+	p.BackupDir = cfg.BackupDir
+	if v := env["AIDB_BACKUP_DIR"]; v != "" {
+		p.BackupDir = v
+	}
+	if !filepath.IsAbs(p.BackupDir) {
+		p.BackupDir = filepath.Join(wd, p.BackupDir)
+	}
+	return p
+}
+
+// discover is opts with the compose file FindComposeFile finds from the
+// working directory, when opts asks for discovery and names none.
+func discover(opts Options) (Options, error) {
+	if opts.ComposeFile != "" || !opts.Discover {
+		return opts, nil
+	}
+	from := opts.WorkingDir
+	if from == "" {
+		var err error
+		if from, err = os.Getwd(); err != nil {
+			return opts, err
+		}
+	}
+	found, err := FindComposeFile(from)
+	if err != nil {
+		return opts, err
+	}
+	if found != "" {
+		// The project's folder is then the file's, as in Compose.
+		opts.ComposeFile, opts.WorkingDir = found, ""
+	}
+	return opts, nil
+}
+
+// addDotEnv adds to env the variables of .env in the working directory wd
+// that env does not set: .env is under the process environment, as Docker
+// Compose has it (COMPOSE_DISABLE_ENV_FILE turns it off).
+func addDotEnv(env map[string]string, wd string) error {
+	dotEnv := filepath.Join(wd, ".env")
+	if env["COMPOSE_DISABLE_ENV_FILE"] != "" {
+		return nil
+	}
+	st, err := os.Stat(dotEnv)
+	if err != nil || st.IsDir() {
+		return nil
+	}
+	fromFile, err := dotenv.GetEnvFromFile(env, []string{dotEnv})
+	if err != nil {
+		return fault.BadInput(fmt.Errorf("read %s: %w", dotEnv, err))
+	}
+	for k, v := range fromFile {
+		if _, set := env[k]; !set {
+			env[k] = v
+		}
+	}
+	return nil
+}
+
 var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // Load reads the compose file and aidb.yaml. Every problem with them is bad
 // input (fault.Invalid) naming the file, and the line where known.
 func Load(ctx context.Context, opts Options) (*Project, error) {
 	env := envMap(opts.Env)
-	if opts.ComposeFile == "" && opts.Discover {
-		from := opts.WorkingDir
-		if from == "" {
-			var err error
-			if from, err = os.Getwd(); err != nil {
-				return nil, err
-			}
-		}
-		found, err := FindComposeFile(from)
-		if err != nil {
-			return nil, err
-		}
-		if found != "" {
-			// The project's folder is then the file's, as in Compose.
-			opts.ComposeFile, opts.WorkingDir = found, ""
-		}
+	opts, err := discover(opts)
+	if err != nil {
+		return nil, err
 	}
 	wd, err := workingDir(opts)
 	if err != nil {
@@ -207,20 +273,8 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		}
 	}
 
-	// .env in the working directory, under the process environment, as
-	// Docker Compose does (COMPOSE_DISABLE_ENV_FILE turns it off).
-	if dotEnv := filepath.Join(wd, ".env"); env["COMPOSE_DISABLE_ENV_FILE"] == "" {
-		if st, err := os.Stat(dotEnv); err == nil && !st.IsDir() {
-			fromFile, err := dotenv.GetEnvFromFile(env, []string{dotEnv})
-			if err != nil {
-				return nil, fault.BadInput(fmt.Errorf("read %s: %w", dotEnv, err))
-			}
-			for k, v := range fromFile {
-				if _, set := env[k]; !set {
-					env[k] = v
-				}
-			}
-		}
+	if err := addDotEnv(env, wd); err != nil {
+		return nil, err
 	}
 
 	name := env["AIDB_PROJECT"]
@@ -256,31 +310,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Project{
-		Name:             cp.Name,
-		ComposeFile:      composeName,
-		ConfigFile:       cfgName,
-		WorkingDir:       wd,
-		ReadyTimeout:     cfg.ReadyTimeout.Duration,
-		SafetyKeepWithin: cfg.Retention.SafetyKeepWithin.Duration,
-		Keep: KeepRules{Last: cfg.Retention.KeepLast.n, Hourly: cfg.Retention.KeepHourly.n, Daily: cfg.Retention.KeepDaily.n,
-			Weekly: cfg.Retention.KeepWeekly.n, Monthly: cfg.Retention.KeepMonthly.n, Yearly: cfg.Retention.KeepYearly.n},
-		Compose: cp,
-	}
-	if cfg.Repository != "" {
-		p.Repository, p.RepositoryFrom = cfg.Repository, cfgName+" repository"
-	}
-	p.AgeRecipientsFile, p.AgeIdentityFile = env["AIDB_AGE_RECIPIENTS_FILE"], env["AIDB_AGE_IDENTITY_FILE"]
-	if v := env["AIDB_REPOSITORY"]; v != "" {
-		p.Repository, p.RepositoryFrom = v, "AIDB_REPOSITORY"
-	}
-	p.BackupDir = cfg.BackupDir
-	if v := env["AIDB_BACKUP_DIR"]; v != "" {
-		p.BackupDir = v
-	}
-	if !filepath.IsAbs(p.BackupDir) {
-		p.BackupDir = filepath.Join(wd, p.BackupDir)
-	}
+	p := newProject(cp, composeName, cfgName, wd, cfg, env)
 
 	names := make([]string, 0, len(cfg.Databases))
 	for n := range cfg.Databases {

@@ -83,102 +83,145 @@ type KeptVolume struct {
 // removal reported as done.
 func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole, allVolumes bool) (Removed, error) {
 	ctx = context.WithoutCancel(ctx)
-	rm := Removed{Containers: []string{}, Volumes: []string{}, Networks: []string{}, Kept: []KeptVolume{}}
-	var errs []error
-	nuked := map[string]bool{}
-	dataVolumes := map[string]bool{}
+	n := &nuke{o: o, whole: whole, allVolumes: allVolumes,
+		rm:          Removed{Containers: []string{}, Volumes: []string{}, Networks: []string{}, Kept: []KeptVolume{}},
+		nuked:       map[string]bool{},
+		dataVolumes: map[string]bool{},
+		f:           projectFilter(o.project.Name, "", ""),
+		// Compose's containers, networks and volumes of the project are
+		// found by its project label too (whatever made them: aidb labels
+		// its own).
+		cf: make(client.Filters).Add("label", ComposeProjectLabel+"="+o.project.Name),
+	}
 	for _, db := range dbs {
-		nuked[db.Service] = true
+		n.nuked[db.Service] = true
 		if svc, ok := o.project.Service(db.Service); ok {
 			for _, v := range svc.Volumes {
 				if v.Type == types.VolumeTypeVolume && v.Source != "" {
-					dataVolumes[volumeName(o.project, v.Source)] = true
+					n.dataVolumes[volumeName(o.project, v.Source)] = true
 				}
 			}
 		}
 	}
-	f := projectFilter(o.project.Name, "", "")
-	// Compose's containers, networks and volumes of the project are found
-	// by its project label too (whatever made them: aidb labels its own).
-	cf := make(client.Filters).Add("label", ComposeProjectLabel+"="+o.project.Name)
-	cs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		return rm, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+	if err := n.containers(ctx); err != nil {
+		return n.rm, err
+	}
+	if err := n.volumes(ctx); err != nil {
+		return n.rm, err
 	}
 	if whole {
-		ccs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: cf})
+		if err := n.networks(ctx); err != nil {
+			return n.rm, err
+		}
+	}
+	return n.rm, errors.Join(n.errs...)
+}
+
+// nuke is one Nuke: what it removes, what it removed and the errors it
+// met removing things (a failure to list stops it).
+type nuke struct {
+	o                 *Orchestrator
+	whole, allVolumes bool
+	nuked             map[string]bool // the services nuked
+	dataVolumes       map[string]bool // their data volumes, removed with them
+	f, cf             client.Filters  // aidb's project label; Compose's
+	rm                Removed
+	errs              []error
+}
+
+// containers removes the nuked services' containers (every container of
+// the project when whole).
+func (n *nuke) containers(ctx context.Context) error {
+	o := n.o
+	cs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: n.f})
+	if err != nil {
+		return fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+	}
+	if n.whole {
+		ccs, err := o.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: n.cf})
 		if err != nil {
-			return rm, fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
+			return fmt.Errorf("list containers of project %s: %w", o.project.Name, err)
 		}
 		cs.Items = unionBy(cs.Items, ccs.Items, func(c container.Summary) string { return c.ID })
 	}
 	for _, c := range cs.Items {
 		svc := c.Labels[LabelService]
-		if !whole && !nuked[svc] {
+		if !n.whole && !n.nuked[svc] {
 			continue
 		}
-		database := nuked[svc] && c.Labels[LabelRole] == RoleDatabase
+		database := n.nuked[svc] && c.Labels[LabelRole] == RoleDatabase
 		if database {
 			for _, m := range c.Mounts {
 				if m.Type == mount.TypeVolume && m.Name != "" {
-					dataVolumes[m.Name] = true
+					n.dataVolumes[m.Name] = true
 				}
 			}
 		}
 		// A database container's anonymous volumes go with it; another
 		// service's stay (Docker keeps them, dangling), as its data might.
 		if _, err := o.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: database}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
+			n.errs = append(n.errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
 			continue
 		}
-		rm.Containers = append(rm.Containers, containerName(c))
+		n.rm.Containers = append(n.rm.Containers, containerName(c))
 	}
-	vs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	return nil
+}
+
+// volumes removes the nuked services' data volumes (every volume of theirs
+// with allVolumes; of the whole project when whole) and reports the rest
+// as kept.
+func (n *nuke) volumes(ctx context.Context) error {
+	o := n.o
+	vs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: n.f})
 	if err != nil {
-		return rm, fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
+		return fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
 	}
-	if whole {
-		cvs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: cf})
+	if n.whole {
+		cvs, err := o.docker.VolumeList(ctx, client.VolumeListOptions{Filters: n.cf})
 		if err != nil {
-			return rm, fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
+			return fmt.Errorf("list volumes of project %s: %w", o.project.Name, err)
 		}
 		vs.Items = unionBy(vs.Items, cvs.Items, func(v volume.Volume) string { return v.Name })
 	}
 	for _, v := range vs.Items {
 		svc := v.Labels[LabelService]
-		if !whole && !nuked[svc] {
+		if !n.whole && !n.nuked[svc] {
 			continue
 		}
-		if !dataVolumes[v.Name] && !allVolumes {
-			rm.Kept = append(rm.Kept, KeptVolume{Name: v.Name, Service: svc, Reason: o.keptReason(svc, nuked)})
+		if !n.dataVolumes[v.Name] && !n.allVolumes {
+			n.rm.Kept = append(n.rm.Kept, KeptVolume{Name: v.Name, Service: svc, Reason: o.keptReason(svc, n.nuked)})
 			continue
 		}
 		if _, err := o.docker.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+			n.errs = append(n.errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
 			continue
 		}
-		rm.Volumes = append(rm.Volumes, v.Name)
+		n.rm.Volumes = append(n.rm.Volumes, v.Name)
 	}
-	if !whole {
-		return rm, errors.Join(errs...)
-	}
-	ns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	return nil
+}
+
+// networks removes the project's networks (a whole nuke's).
+func (n *nuke) networks(ctx context.Context) error {
+	o := n.o
+	ns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: n.f})
 	if err != nil {
-		return rm, fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
+		return fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
 	}
-	cns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: cf})
+	cns, err := o.docker.NetworkList(ctx, client.NetworkListOptions{Filters: n.cf})
 	if err != nil {
-		return rm, fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
+		return fmt.Errorf("list networks of project %s: %w", o.project.Name, err)
 	}
 	ns.Items = unionBy(ns.Items, cns.Items, func(n network.Summary) string { return n.ID })
-	for _, n := range ns.Items {
-		if _, err := o.docker.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+	for _, nw := range ns.Items {
+		if _, err := o.docker.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			n.errs = append(n.errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
 			continue
 		}
-		rm.Networks = append(rm.Networks, n.Name)
+		n.rm.Networks = append(n.rm.Networks, nw.Name)
 	}
-	return rm, errors.Join(errs...)
+	return nil
 }
 
 // keptReason says why Nuke keeps a volume of service svc.

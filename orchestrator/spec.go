@@ -38,45 +38,13 @@ func containerSpec(p *compose.Project, svc types.ServiceConfig, name, role, imag
 		}
 	}
 
-	exposed := network.PortSet{}
-	bindings := network.PortMap{}
-	for _, sp := range svc.Ports {
-		proto := sp.Protocol
-		if proto == "" {
-			proto = "tcp"
-		}
-		port, err := network.ParsePort(fmt.Sprintf("%d/%s", sp.Target, proto))
-		if err != nil {
-			return client.ContainerCreateOptions{}, fmt.Errorf("service %s: port %d: %w", svc.Name, sp.Target, err)
-		}
-		exposed[port] = struct{}{}
-		b := network.PortBinding{HostPort: sp.Published}
-		if sp.HostIP != "" {
-			if b.HostIP, err = netip.ParseAddr(sp.HostIP); err != nil {
-				return client.ContainerCreateOptions{}, fmt.Errorf("service %s: host address %q: %w", svc.Name, sp.HostIP, err)
-			}
-		}
-		bindings[port] = append(bindings[port], b)
+	exposed, bindings, err := portBindings(svc)
+	if err != nil {
+		return client.ContainerCreateOptions{}, err
 	}
-
-	var mounts []mount.Mount
-	for _, v := range svc.Volumes {
-		m := mount.Mount{Target: v.Target, ReadOnly: v.ReadOnly}
-		switch v.Type {
-		case types.VolumeTypeVolume:
-			m.Type = mount.TypeVolume
-			m.Source = volumeName(p, v.Source)
-		case types.VolumeTypeBind:
-			m.Type, m.Source = mount.TypeBind, v.Source
-			if !filepath.IsAbs(m.Source) {
-				m.Source = filepath.Join(p.WorkingDir, m.Source)
-			}
-		case types.VolumeTypeTmpfs:
-			m.Type = mount.TypeTmpfs
-		default:
-			return client.ContainerCreateOptions{}, fmt.Errorf("service %s: volume type %q is not supported", svc.Name, v.Type)
-		}
-		mounts = append(mounts, m)
+	mounts, err := serviceMounts(p, svc)
+	if err != nil {
+		return client.ContainerCreateOptions{}, err
 	}
 
 	restart, err := restartPolicy(svc.Restart)
@@ -117,6 +85,55 @@ func containerSpec(p *compose.Project, svc types.ServiceConfig, name, role, imag
 			netName: {Aliases: nets[0].aliases},
 		}},
 	}, nil
+}
+
+// portBindings are the ports svc's container exposes and their host bindings.
+func portBindings(svc types.ServiceConfig) (network.PortSet, network.PortMap, error) {
+	exposed := network.PortSet{}
+	bindings := network.PortMap{}
+	for _, sp := range svc.Ports {
+		proto := sp.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		port, err := network.ParsePort(fmt.Sprintf("%d/%s", sp.Target, proto))
+		if err != nil {
+			return nil, nil, fmt.Errorf("service %s: port %d: %w", svc.Name, sp.Target, err)
+		}
+		exposed[port] = struct{}{}
+		b := network.PortBinding{HostPort: sp.Published}
+		if sp.HostIP != "" {
+			if b.HostIP, err = netip.ParseAddr(sp.HostIP); err != nil {
+				return nil, nil, fmt.Errorf("service %s: host address %q: %w", svc.Name, sp.HostIP, err)
+			}
+		}
+		bindings[port] = append(bindings[port], b)
+	}
+	return exposed, bindings, nil
+}
+
+// serviceMounts are the volumes, binds and tmpfs svc's container mounts.
+func serviceMounts(p *compose.Project, svc types.ServiceConfig) ([]mount.Mount, error) {
+	var mounts []mount.Mount
+	for _, v := range svc.Volumes {
+		m := mount.Mount{Target: v.Target, ReadOnly: v.ReadOnly}
+		switch v.Type {
+		case types.VolumeTypeVolume:
+			m.Type = mount.TypeVolume
+			m.Source = volumeName(p, v.Source)
+		case types.VolumeTypeBind:
+			m.Type, m.Source = mount.TypeBind, v.Source
+			if !filepath.IsAbs(m.Source) {
+				m.Source = filepath.Join(p.WorkingDir, m.Source)
+			}
+		case types.VolumeTypeTmpfs:
+			m.Type = mount.TypeTmpfs
+		default:
+			return nil, fmt.Errorf("service %s: volume type %q is not supported", svc.Name, v.Type)
+		}
+		mounts = append(mounts, m)
+	}
+	return mounts, nil
 }
 
 // volumeName is the engine name of a compose volume: <project>_<key> unless

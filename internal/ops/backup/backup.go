@@ -265,7 +265,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	if streams != nil {
-		defer streams.Close(context.WithoutCancel(ctx))
+		defer func() { _ = streams.Close(context.WithoutCancel(ctx)) }()
 	}
 	snap, err := openSnapshot(ctx, e, db)
 	if err != nil {
@@ -273,25 +273,9 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	}
 	defer snap.close(ctx)
 	plan := planDump(req.Kind, snap.id, snap.migTable, req.NoOwner)
-	// The roles the database refers to, as the snapshot sees them: a full
-	// or schema file creates those a server lacks before its objects name
-	// them, so plain psql restores it onto an empty server.
-	rs, err := roles.Read(ctx, snap.tx, req.RolePasswords)
+	w, err := readWrapping(ctx, snap, req, db)
 	if err != nil {
-		return out, fmt.Errorf("back up %s: %w", db.Name, err)
-	}
-	preamble, postscript := "", ""
-	var props *fingerprint.Database
-	if req.Kind != backupfile.Data {
-		preamble = roles.File(rs)
-		// What belongs to the database rather than to its schema (its
-		// settings, comment, ACL, owner), which pg_dump leaves out
-		// without --create: at the end of the file, and in the manifest.
-		d, err := fingerprint.ReadDatabase(ctx, snap.tx, !req.NoOwner)
-		if err != nil {
-			return out, fmt.Errorf("back up %s: %w", db.Name, err)
-		}
-		props, postscript = &d, databaseEntry(d)
+		return out, err
 	}
 
 	var up Upload
@@ -299,7 +283,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		up = req.Upload(ctx, backupfile.Name(db.Name, req.Kind, at, req.Compression))
 		defer func() { _ = up.Abort() }() // nothing once finished
 	}
-	bf, sink, err := createFile(req, db, at, preamble, postscript, up)
+	bf, sink, err := createFile(req, db, at, w.preamble, w.postscript, up)
 	if err != nil {
 		return out, err
 	}
@@ -326,8 +310,8 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 		return out, err
 	}
 	m := newManifest(req, db, image, at, bf.Path(), snap.migTable, sink, taken)
-	m.Roles = rs
-	m.DatabaseProperties = props
+	m.Roles = w.roles
+	m.DatabaseProperties = w.props
 	if m.Encryption != nil {
 		// No schema SQL or password hash in plain text beside a file
 		// that hides them.
@@ -343,21 +327,71 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 	committed = true
 	out.Safety = req.Safety
 	out.Path, out.Manifest = bf.Path(), manifest.PathFor(bf.Path())
+	if err := place(ctx, req, db, m, up, &out); err != nil {
+		return out, err
+	}
+	out.Seconds = time.Since(start).Seconds()
+	return out, nil
+}
+
+// wrapping is what a file holds around pg_dump's output, read in the
+// backup's snapshot.
+type wrapping struct {
+	// roles are those the database refers to: a full or schema file
+	// creates those a server lacks (preamble) before its objects name
+	// them, so plain psql restores it onto an empty server.
+	roles    []roles.Role
+	preamble string
+	// props is what belongs to the database rather than to its schema
+	// (its settings, comment, ACL, owner), which pg_dump leaves out
+	// without --create: at the end of the file (postscript), and in the
+	// manifest. A data-only file has neither.
+	props      *fingerprint.Database
+	postscript string
+}
+
+// readWrapping reads db's roles and properties in snap for a file of
+// req.Kind.
+func readWrapping(ctx context.Context, snap *snapshot, req Request, db compose.Database) (wrapping, error) {
+	var w wrapping
+	rs, err := roles.Read(ctx, snap.tx, req.RolePasswords)
+	if err != nil {
+		return w, fmt.Errorf("back up %s: %w", db.Name, err)
+	}
+	w.roles = rs
+	if req.Kind == backupfile.Data {
+		return w, nil
+	}
+	w.preamble = roles.File(rs)
+	d, err := fingerprint.ReadDatabase(ctx, snap.tx, !req.NoOwner)
+	if err != nil {
+		return w, fmt.Errorf("back up %s: %w", db.Name, err)
+	}
+	w.props, w.postscript = &d, databaseEntry(d)
+	return w, nil
+}
+
+// place finishes a committed file out with manifest m where it goes: the
+// upload up finished (and the local copy removed with req.NoLocal, once
+// uploaded), or else the <db>-latest pointer moved to it; out records
+// where it is and what it holds.
+func place(ctx context.Context, req Request, db compose.Database, m manifest.Manifest, up Upload, out *File) error {
 	local := true
 	if up != nil {
 		if out.UploadErr = finishUpload(up, m, out.Manifest); out.UploadErr == nil {
 			out.URL = up.URL()
 			if req.NoLocal {
 				if err := errors.Join(removeQuietly(out.Path), removeQuietly(out.Manifest)); err != nil {
-					return out, err
+					return err
 				}
 				local = false
 			}
 		}
 	}
 	if local {
-		if out.Latest, err = pointLatest(ctx, req, db, bf.Path()); err != nil {
-			return out, err
+		var err error
+		if out.Latest, err = pointLatest(ctx, req, db, out.Path); err != nil {
+			return err
 		}
 	}
 	out.Size, out.SHA256, out.Tables = m.Size, m.SHA256, len(m.Tables)
@@ -366,8 +400,7 @@ func one(ctx context.Context, e Engine, req Request, db compose.Database, at tim
 			out.Rows += *t.Rows
 		}
 	}
-	out.Seconds = time.Since(start).Seconds()
-	return out, nil
+	return nil
 }
 
 // finishUpload completes a file's upload with the manifest written at
@@ -444,7 +477,7 @@ func (s *snapshot) close(ctx context.Context) {
 	if s.tx != nil {
 		_ = s.tx.Rollback(context.WithoutCancel(ctx))
 	}
-	s.conn.Close(context.WithoutCancel(ctx))
+	_ = s.conn.Close(context.WithoutCancel(ctx))
 }
 
 // dumpPlan is what one database's dump runs.
@@ -875,7 +908,7 @@ func HasData(ctx context.Context, connString string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	var has bool
 	err = conn.QueryRow(ctx, `
 		SELECT EXISTS (

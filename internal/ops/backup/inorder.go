@@ -122,9 +122,9 @@ func readLines(ctx context.Context, open func(context.Context) (io.ReadCloser, e
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { r.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = r.Close() })
 	defer stop()
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	var carry []byte
 	for {
 		var buf []byte
@@ -174,59 +174,20 @@ func drainInTurn(ctx context.Context, s segment, w io.Writer, dir string, turn <
 		return err
 	}
 	// Closing the stream ends a read that waits for a producer.
-	stop := context.AfterFunc(ctx, func() { r.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = r.Close() })
 	defer stop()
-	defer r.Close()
+	defer func() { _ = r.Close() }()
+	t := &inTurn{w: w, dir: dir}
 	if s.to != nil {
-		w = s.to
+		t.w = s.to
 	}
-	var spill *os.File
-	defer func() {
-		if spill != nil {
-			spill.Close()
-		}
-	}()
-	mine := false
+	defer t.close()
 	buf := make([]byte, drainBuffer)
-	// takeTurn writes what waited in the spill file, once the turn came.
-	takeTurn := func() error {
-		mine = true
-		if spill == nil {
-			return nil
-		}
-		defer func() { spill.Close(); spill = nil }()
-		if _, err := spill.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("read back spill file: %w", err)
-		}
-		_, err := io.Copy(w, spill)
-		return err
-	}
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			if !mine {
-				select {
-				case <-turn:
-					// What waited goes first, then this read's bytes.
-					if err := takeTurn(); err != nil {
-						return err
-					}
-				default:
-				}
-			}
-			if mine {
-				if _, err := w.Write(buf[:n]); err != nil {
-					return err
-				}
-			} else {
-				if spill == nil {
-					if spill, err = spillFile(dir); err != nil {
-						return err
-					}
-				}
-				if _, err := spill.Write(buf[:n]); err != nil {
-					return fmt.Errorf("write spill file in %s: %w", dir, err)
-				}
+			if err := t.write(buf[:n], turn); err != nil {
+				return err
 			}
 		}
 		if errors.Is(rerr, io.EOF) {
@@ -239,13 +200,13 @@ func drainInTurn(ctx context.Context, s segment, w io.Writer, dir string, turn <
 			return rerr
 		}
 	}
-	if !mine {
+	if !t.mine {
 		select {
 		case <-turn:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if err := takeTurn(); err != nil {
+		if err := t.takeTurn(); err != nil {
 			return err
 		}
 	}
@@ -253,6 +214,66 @@ func drainInTurn(ctx context.Context, s segment, w io.Writer, dir string, turn <
 		return s.end()
 	}
 	return nil
+}
+
+// inTurn is where drainInTurn writes a segment's bytes: to w once the
+// segment's turn came, to a spill file in dir before it did.
+type inTurn struct {
+	w     io.Writer
+	dir   string
+	spill *os.File // what waited for the turn; nil until something did
+	mine  bool     // the turn came
+}
+
+// write writes p: to w once the turn came (taking it when turn says it
+// has, what waited going first), else to the spill file.
+func (t *inTurn) write(p []byte, turn <-chan struct{}) error {
+	if !t.mine {
+		select {
+		case <-turn:
+			// What waited goes first, then this read's bytes.
+			if err := t.takeTurn(); err != nil {
+				return err
+			}
+		default:
+		}
+	}
+	if t.mine {
+		_, err := t.w.Write(p)
+		return err
+	}
+	if t.spill == nil {
+		var err error
+		if t.spill, err = spillFile(t.dir); err != nil {
+			return err
+		}
+	}
+	if _, err := t.spill.Write(p); err != nil {
+		return fmt.Errorf("write spill file in %s: %w", t.dir, err)
+	}
+	return nil
+}
+
+// takeTurn writes what waited in the spill file, once the turn came.
+func (t *inTurn) takeTurn() error {
+	t.mine = true
+	if t.spill == nil {
+		return nil
+	}
+	defer t.close()
+	if _, err := t.spill.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("read back spill file: %w", err)
+	}
+	_, err := io.Copy(t.w, t.spill)
+	return err
+}
+
+// close closes the spill file, if any, which removes it (it has no name).
+func (t *inTurn) close() {
+	if t.spill != nil {
+		_ = t.spill.Close()
+		t.spill = nil
+	}
 }
 
 // spillFile is a file in dir with no name: gone when closed, even after a
@@ -263,7 +284,7 @@ func spillFile(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("create spill file in %s: %w", dir, err)
 	}
 	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("create spill file in %s: %w", dir, err)
 	}
 	return f, nil

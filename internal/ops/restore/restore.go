@@ -78,15 +78,15 @@ type Request struct {
 type Phase string
 
 const (
-	// PhaseLoad: psql loads the file (Progress counts its bytes).
+	// PhaseLoad means psql loads the file (Progress counts its bytes).
 	PhaseLoad Phase = "load"
-	// PhasePostData: the file was read and its rows loaded; the indexes
+	// PhasePostData means the file was read and its rows loaded; the indexes
 	// and constraints are being built (parallel loads only).
 	PhasePostData Phase = "post-data"
-	// PhaseCheck: the file was read; what was loaded is compared with the
+	// PhaseCheck means the file was read; what was loaded is compared with the
 	// manifest (or, without one, its tables are counted).
 	PhaseCheck Phase = "check"
-	// PhaseSwap: the restored database replaces the target (full
+	// PhaseSwap means the restored database replaces the target (full
 	// restores only).
 	PhaseSwap Phase = "swap"
 )
@@ -182,34 +182,8 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 		if tables, err = readDump(src); err != nil {
 			return Plan{}, err
 		}
-	} else {
-		m := *src.manifest
-		if m.Sealed != nil {
-			// The schema part and role passwords of an encrypted backup's
-			// manifest are sealed with it (the keys were checked above).
-			if req.Keys == nil {
-				return Plan{}, &encryption.KeyError{File: req.File, Recipients: recipients(m)}
-			}
-			if err := m.Unseal(req.File, req.Keys.OpenText); err != nil {
-				return Plan{}, &FileError{File: req.File, Next: RestoreAnother, Err: err}
-			}
-		}
-		p.Manifest, p.Kind = &m, m.Kind
-		// A repository backup is not read twice: its recorded size and
-		// sha256 are checked here, its bytes as they stream (checkStored).
-		check := func() error { return manifest.Check(src.path, m) }
-		if req.Object != nil {
-			check = func() error { return checkStored(req.Object, m) }
-		}
-		if err := check(); err != nil {
-			return Plan{}, &FileError{File: req.File, Next: RestoreAnother, Err: err}
-		}
-		if m.Database != req.DB.Name && m.Database != req.AsDatabase {
-			return Plan{}, &WrongDatabaseError{File: req.File, Backup: m.Database, Target: req.DB.Name}
-		}
-		if req.DataOnly != (m.Kind == backupfile.Data) {
-			return Plan{}, &KindError{File: req.File, Backup: m.Kind, DataOnly: req.DataOnly}
-		}
+	} else if err := p.takeManifest(src, *src.manifest); err != nil {
+		return Plan{}, err
 	}
 
 	if err := e.RequireReady(ctx, req.DB); err != nil {
@@ -219,7 +193,7 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("connect to %s: %w", req.DB.Name, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 
 	// A missing extension first: its advice names an image that has it,
 	// of the backup's major or newer, which settles both.
@@ -242,6 +216,40 @@ func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// takeManifest checks the file against its manifest m (unsealing m's
+// sealed part with the request's keys) and that m is of the target
+// database and of the kind of restore asked for; p keeps m.
+func (p *Plan) takeManifest(src source, m manifest.Manifest) error {
+	req := p.Request
+	if m.Sealed != nil {
+		// The schema part and role passwords of an encrypted backup's
+		// manifest are sealed with it (Preflight checked the keys open it).
+		if req.Keys == nil {
+			return &encryption.KeyError{File: req.File, Recipients: recipients(m)}
+		}
+		if err := m.Unseal(req.File, req.Keys.OpenText); err != nil {
+			return &FileError{File: req.File, Next: RestoreAnother, Err: err}
+		}
+	}
+	p.Manifest, p.Kind = &m, m.Kind
+	// A repository backup is not read twice: its recorded size and
+	// sha256 are checked here, its bytes as they stream (checkStored).
+	check := func() error { return manifest.Check(src.path, m) }
+	if req.Object != nil {
+		check = func() error { return checkStored(req.Object, m) }
+	}
+	if err := check(); err != nil {
+		return &FileError{File: req.File, Next: RestoreAnother, Err: err}
+	}
+	if m.Database != req.DB.Name && m.Database != req.AsDatabase {
+		return &WrongDatabaseError{File: req.File, Backup: m.Database, Target: req.DB.Name}
+	}
+	if req.DataOnly != (m.Kind == backupfile.Data) {
+		return &KindError{File: req.File, Backup: m.Kind, DataOnly: req.DataOnly}
+	}
+	return nil
 }
 
 // checkMajor refuses a backup of a newer major than the server's (its

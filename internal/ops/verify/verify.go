@@ -222,59 +222,11 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		return res
 	}
 
-	var obj restore.Object
-	if opts.Locate != nil {
-		o, err := opts.Locate(ctx, file)
-		if err != nil {
-			return fail(err)
-		}
-		obj, res.remote = o, o != nil
-	}
-	var m manifest.Manifest
-	var err error
-	if obj != nil {
-		m = obj.Manifest()
-	} else if m, err = manifest.Read(file); err != nil {
-		if errors.Is(err, manifest.ErrMissing) {
-			return fail(&NoManifestError{File: file})
-		}
+	sub, err := readSubject(ctx, file, opts, &res)
+	if err != nil {
 		return fail(err)
 	}
-	image := m.Image
-	if opts.Image != "" {
-		image = opts.Image
-	}
-	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, image
-	// A schema part that does not match its sha256 is a damaged backup,
-	// found before a throwaway is started for it.
-	if err := manifest.CheckSchema(file, m); err != nil {
-		return fail(err)
-	}
-	db := compose.Database{Name: m.Database}
-	if opts.Project != nil {
-		if d, ok := opts.Project.Database(m.Database); ok {
-			db = d
-		}
-	}
-
-	// An encrypted file its keys cannot open is refused before a
-	// throwaway container starts.
-	checkKeys := func() error { return restore.CheckKeys(file, &m, opts.Keys) }
-	if obj != nil {
-		checkKeys = func() error { return restore.CheckObjectKeys(ctx, obj, opts.Keys) }
-	}
-	if err := checkKeys(); err != nil {
-		return fail(err)
-	}
-	if m.Sealed != nil {
-		// The schema part and role passwords are sealed with the file.
-		if opts.Keys == nil {
-			return fail(&encryption.KeyError{File: file})
-		}
-		if err := m.Unseal(file, opts.Keys.OpenText); err != nil {
-			return fail(err)
-		}
-	}
+	m, db, image := sub.m, sub.db, sub.image
 	t, err := e.StartThrowaway(ctx, image, m.Database, superuser(m, db))
 	if err != nil {
 		return fail(fmt.Errorf("start a throwaway container of %s: %w", image, err))
@@ -287,39 +239,7 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 	target := t.DB
 	target.Name = m.Database // the file's database, as the restore checks it
 
-	usedSchemaBackup := false
-	if m.Kind == backupfile.Data {
-		if m.Schema != nil {
-			err = loadSchemaPart(ctx, t, target, m, opts)
-		} else {
-			usedSchemaBackup, err = prepareSchema(ctx, t, db, m, opts)
-		}
-		if err != nil {
-			return fail(err)
-		}
-	}
-	plan, err := restore.Preflight(ctx, t, restore.Request{
-		DB: target, File: file, DataOnly: m.Kind == backupfile.Data, Jobs: opts.LoadJobs,
-		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys, Object: obj,
-		// A schema backup made before schema backups carried the
-		// migration bookkeeping rows leaves the version at 0.
-		IgnoreMigrationVersion: m.Kind == backupfile.Data && usedSchemaBackup,
-	})
-	if opts.Progress != nil {
-		plan.Progress = func(read, total int64) { opts.Progress(file, read, total) }
-	}
-	if opts.Phase != nil {
-		plan.Phase = func(ph restore.Phase) { opts.Phase(file, ph) }
-	}
-	if err != nil {
-		return fail(err)
-	}
-	var r restore.Result
-	if m.Kind == backupfile.Data {
-		r, err = restore.DataOnly(ctx, t, plan)
-	} else {
-		r, err = restore.Full(ctx, t, plan)
-	}
+	r, err := load(ctx, t, target, file, sub, opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -341,6 +261,114 @@ func one(ctx context.Context, e Engine, file string, opts Options) (res Result) 
 		}
 	}
 	return res
+}
+
+// subject is the file one verifies: its manifest, where it is, the
+// database it is of and the image to restore it in.
+type subject struct {
+	obj   restore.Object // nil for a file in the folder
+	m     manifest.Manifest
+	db    compose.Database
+	image string
+}
+
+// readSubject reads what one needs of file before it starts a throwaway: its
+// manifest (unsealed), checked as far as it can be without restoring it,
+// and the keys that open it. res gets the file's database, kind, sha256
+// and image.
+func readSubject(ctx context.Context, file string, opts Options, res *Result) (subject, error) {
+	var obj restore.Object
+	if opts.Locate != nil {
+		o, err := opts.Locate(ctx, file)
+		if err != nil {
+			return subject{}, err
+		}
+		obj, res.remote = o, o != nil
+	}
+	var m manifest.Manifest
+	var err error
+	if obj != nil {
+		m = obj.Manifest()
+	} else if m, err = manifest.Read(file); err != nil {
+		if errors.Is(err, manifest.ErrMissing) {
+			return subject{}, &NoManifestError{File: file}
+		}
+		return subject{}, err
+	}
+	image := m.Image
+	if opts.Image != "" {
+		image = opts.Image
+	}
+	res.Database, res.Kind, res.SHA256, res.Image = m.Database, m.Kind, m.SHA256, image
+	// A schema part that does not match its sha256 is a damaged backup,
+	// found before a throwaway is started for it.
+	if err := manifest.CheckSchema(file, m); err != nil {
+		return subject{}, err
+	}
+	db := compose.Database{Name: m.Database}
+	if opts.Project != nil {
+		if d, ok := opts.Project.Database(m.Database); ok {
+			db = d
+		}
+	}
+
+	// An encrypted file its keys cannot open is refused before a
+	// throwaway container starts.
+	checkKeys := func() error { return restore.CheckKeys(file, &m, opts.Keys) }
+	if obj != nil {
+		checkKeys = func() error { return restore.CheckObjectKeys(ctx, obj, opts.Keys) }
+	}
+	if err := checkKeys(); err != nil {
+		return subject{}, err
+	}
+	if m.Sealed != nil {
+		// The schema part and role passwords are sealed with the file.
+		if opts.Keys == nil {
+			return subject{}, &encryption.KeyError{File: file}
+		}
+		if err := m.Unseal(file, opts.Keys.OpenText); err != nil {
+			return subject{}, err
+		}
+	}
+	return subject{obj: obj, m: m, db: db, image: image}, nil
+}
+
+// load restores file (of sub) into the throwaway t's database target,
+// loading the schema of a data-only backup first.
+func load(ctx context.Context, t *pgtools.Throwaway, target compose.Database, file string, sub subject, opts Options) (restore.Result, error) {
+	m, db, obj := sub.m, sub.db, sub.obj
+	var err error
+	usedSchemaBackup := false
+	if m.Kind == backupfile.Data {
+		if m.Schema != nil {
+			err = loadSchemaPart(ctx, t, target, m, opts)
+		} else {
+			usedSchemaBackup, err = prepareSchema(ctx, t, db, m, opts)
+		}
+		if err != nil {
+			return restore.Result{}, err
+		}
+	}
+	plan, err := restore.Preflight(ctx, t, restore.Request{
+		DB: target, File: file, DataOnly: m.Kind == backupfile.Data, Jobs: opts.LoadJobs,
+		Transport: opts.Transport, WorkDir: opts.Dir, BackupDir: opts.Dir, Keys: opts.Keys, Object: obj,
+		// A schema backup made before schema backups carried the
+		// migration bookkeeping rows leaves the version at 0.
+		IgnoreMigrationVersion: m.Kind == backupfile.Data && usedSchemaBackup,
+	})
+	if opts.Progress != nil {
+		plan.Progress = func(read, total int64) { opts.Progress(file, read, total) }
+	}
+	if opts.Phase != nil {
+		plan.Phase = func(ph restore.Phase) { opts.Phase(file, ph) }
+	}
+	if err != nil {
+		return restore.Result{}, err
+	}
+	if m.Kind == backupfile.Data {
+		return restore.DataOnly(ctx, t, plan)
+	}
+	return restore.Full(ctx, t, plan)
 }
 
 // record writes res into the verification log of its file's folder; a
@@ -403,7 +431,7 @@ func loadSchemaPart(ctx context.Context, t *pgtools.Throwaway, target compose.Da
 	if err != nil {
 		return fmt.Errorf("connect to the throwaway: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	if err := fingerprint.Prepare(ctx, conn); err != nil {
 		return err
 	}
@@ -432,7 +460,7 @@ func prepareSchema(ctx context.Context, t *pgtools.Throwaway, db compose.Databas
 		if err != nil {
 			return false, err
 		}
-		defer r.Close()
+		defer func() { _ = r.Close() }()
 		if _, err := r.UpTo(ctx, m.MigrationVersion); err != nil {
 			return false, fmt.Errorf("migrate the throwaway to version %d for %s: %w", m.MigrationVersion, m.File, err)
 		}

@@ -78,43 +78,69 @@ func Clear(ctx context.Context, opts Options) (Report, error) {
 	if opts.Procs == nil {
 		opts.Procs = owner.Local()
 	}
-	var rep Report
-	var errs []error
-	runs := map[owner.Owner]*Left{}
-	left := func(o owner.Owner) *Left {
-		if runs[o] == nil {
-			runs[o] = &Left{Owner: o}
-		}
-		return runs[o]
-	}
-	dead := func(o owner.Owner) bool { return owner.Judge(o, opts.Self, opts.Procs) == owner.Dead }
-
+	c := &clearing{opts: opts, runs: map[owner.Owner]*Left{}}
 	if opts.Engine != nil {
-		cs, err := opts.Engine.WorkContainers(ctx)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, c := range cs {
-			if c.Owner == "" {
-				rep.UnownedContainers = append(rep.UnownedContainers, c)
-				continue
-			}
-			o, err := owner.Parse(c.Owner)
-			if err != nil || !dead(o) {
-				continue
-			}
-			if err := opts.Engine.RemoveWorkContainer(ctx, c.ID); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			l := left(o)
-			l.Containers = append(l.Containers, c)
-		}
+		c.containers(ctx)
 	}
+	c.files()
+	for _, l := range c.runs {
+		c.rep.Removed = append(c.rep.Removed, *l)
+	}
+	slices.SortFunc(c.rep.Removed, func(a, b Left) int { return a.Owner.PID - b.Owner.PID })
+	return c.rep, errors.Join(c.errs...)
+}
 
-	des, err := os.ReadDir(opts.Dir)
+// clearing is one Clear: what it removed of each dead run, what it
+// reported, and the errors it met.
+type clearing struct {
+	opts Options
+	rep  Report
+	errs []error
+	runs map[owner.Owner]*Left
+}
+
+// left is what run o left, as removed so far.
+func (c *clearing) left(o owner.Owner) *Left {
+	if c.runs[o] == nil {
+		c.runs[o] = &Left{Owner: o}
+	}
+	return c.runs[o]
+}
+
+func (c *clearing) dead(o owner.Owner) bool {
+	return owner.Judge(o, c.opts.Self, c.opts.Procs) == owner.Dead
+}
+
+// containers removes the project's work containers that dead runs started.
+func (c *clearing) containers(ctx context.Context) {
+	cs, err := c.opts.Engine.WorkContainers(ctx)
+	if err != nil {
+		c.errs = append(c.errs, err)
+	}
+	for _, ct := range cs {
+		if ct.Owner == "" {
+			c.rep.UnownedContainers = append(c.rep.UnownedContainers, ct)
+			continue
+		}
+		o, err := owner.Parse(ct.Owner)
+		if err != nil || !c.dead(o) {
+			continue
+		}
+		if err := c.opts.Engine.RemoveWorkContainer(ctx, ct.ID); err != nil {
+			c.errs = append(c.errs, err)
+			continue
+		}
+		l := c.left(o)
+		l.Containers = append(l.Containers, ct)
+	}
+}
+
+// files removes the work files of dead runs in the backup folder.
+func (c *clearing) files() {
+	dir := c.opts.Dir
+	des, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("read backup folder %s: %w", opts.Dir, err))
+		c.errs = append(c.errs, fmt.Errorf("read backup folder %s: %w", dir, err))
 	}
 	for _, de := range des {
 		name := de.Name()
@@ -122,13 +148,13 @@ func Clear(ctx context.Context, opts Options) (Report, error) {
 		if kind == "" {
 			continue
 		}
-		path := filepath.Join(opts.Dir, name)
+		path := filepath.Join(dir, name)
 		o, ok := owner.FromName(name)
 		if !ok {
-			rep.UnownedFiles = append(rep.UnownedFiles, path)
+			c.rep.UnownedFiles = append(c.rep.UnownedFiles, path)
 			continue
 		}
-		if !dead(o) {
+		if !c.dead(o) {
 			continue
 		}
 		var size int64
@@ -136,10 +162,10 @@ func Clear(ctx context.Context, opts Options) (Report, error) {
 			size = info.Size()
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove %s: %w", path, err))
+			c.errs = append(c.errs, fmt.Errorf("remove %s: %w", path, err))
 			continue
 		}
-		l := left(o)
+		l := c.left(o)
 		if kind == "pipe" {
 			l.Pipes = append(l.Pipes, name)
 		} else {
@@ -147,12 +173,6 @@ func Clear(ctx context.Context, opts Options) (Report, error) {
 			l.Bytes += size
 		}
 	}
-
-	for _, l := range runs {
-		rep.Removed = append(rep.Removed, *l)
-	}
-	slices.SortFunc(rep.Removed, func(a, b Left) int { return a.Owner.PID - b.Owner.PID })
-	return rep, errors.Join(errs...)
 }
 
 // workFile says what a folder entry is if a run makes it while it works:
