@@ -199,6 +199,9 @@ func adviceIn(err error, mk bool) []string {
 				add(fmt.Sprintf("the schema the backup was taken from is in its manifest: jq -r .schema.sql '%s' prints how it creates each table", manifest.PathFor(e.File)))
 			}
 		}
+		if s := snapshotAdvice(e, mk); s != "" {
+			add(s)
+		}
 		if e == pgimage.ErrNeedsRoot {
 			add("run again as root (e.g. sudo " + run("ai-image", "aidb image build") + ")")
 		}

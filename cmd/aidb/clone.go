@@ -34,7 +34,7 @@ exist at once. Go tests: the aidbtest package does this with t.Cleanup.`,
 			if ttl < 0 {
 				return fault.BadInput(fmt.Errorf("--ttl %s: give a positive duration, or none", ttl))
 			}
-			s, ts, err := a.snapshotTargets(cmd.Context(), argv, "clone")
+			s, ts, err := a.snapshotTargets(cmd.Context(), argv, "clone", false)
 			if err != nil {
 				return err
 			}
@@ -109,7 +109,7 @@ func (a *app) clonePruneCommand() *cobra.Command {
 		Short: "Remove the clones whose --ttl ran out",
 		Args:  args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, names []string) error {
-			s, ts, err := a.snapshotTargets(cmd.Context(), names, "clone prune")
+			s, ts, err := a.snapshotTargets(cmd.Context(), names, "clone prune", true)
 			if err != nil {
 				return err
 			}

@@ -116,16 +116,19 @@ func (a *app) nukeCommand() *cobra.Command {
 					return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
 				}
 			}
+			copies := countCopies(cmd.Context(), s, dbs)
 			rm, err := s.orch.Nuke(cmd.Context(), dbs, len(args) == 0, allVolumes)
 			if a.json {
 				if jerr := a.printJSON(struct {
 					orchestrator.Removed
-					SafetyBackups []backup.File `json:"safety_backups"`
-				}{rm, safety}); jerr != nil && err == nil {
+					SafetyBackups []backup.File   `json:"safety_backups"`
+					Snapshots     []removedCopies `json:"snapshots_removed"`
+				}{rm, safety, copies}); jerr != nil && err == nil {
 					err = jerr
 				}
 			} else {
 				a.say("removed %d container(s), %d volume(s), %d network(s) of project %s", len(rm.Containers), len(rm.Volumes), len(rm.Networks), s.project.Name)
+				a.sayCopiesRemoved(copies)
 				for _, k := range rm.Kept {
 					a.say("kept volume %s: %s; remove it with docker volume rm %s, or nuke with --all-volumes", k.Name, k.Reason, k.Name)
 				}

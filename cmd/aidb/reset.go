@@ -37,7 +37,7 @@ reset or clone puts things right and says so.`,
 			if to != "" && undo {
 				return fault.BadInput(errors.New("give --to NAME or --undo, not both"))
 			}
-			s, ts, err := a.snapshotTargets(cmd.Context(), names, "reset")
+			s, ts, err := a.snapshotTargets(cmd.Context(), names, "reset", false)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,9 +17,11 @@ import (
 
 // snapshotTargets opens a session for the named databases (none: all),
 // takes their operation locks for op (lock), checks each is up, and
-// returns them as the snapshot package reaches them. Closing the session
-// gives the locks up.
-func (a *app) snapshotTargets(ctx context.Context, names []string, op string) (*session, []snapshot.Target, error) {
+// returns them as the snapshot package reaches them. With skipDown and no
+// names, a database that is not up is left out (said) rather than an
+// error: rm, list and prune of "every database" mean every one that runs.
+// Closing the session gives the locks up.
+func (a *app) snapshotTargets(ctx context.Context, names []string, op string, skipDown bool) (*session, []snapshot.Target, error) {
 	s, err := a.openLocked(ctx, names, op, false)
 	if err != nil {
 		return nil, nil, err
@@ -26,6 +29,10 @@ func (a *app) snapshotTargets(ctx context.Context, names []string, op string) (*
 	var ts []snapshot.Target
 	for _, db := range s.dbs {
 		if err := s.orch.RequireReady(ctx, db); err != nil {
+			if skipDown && len(names) == 0 && ctx.Err() == nil {
+				a.say("%s: not up; skipped", db.Name)
+				continue
+			}
 			_ = s.Close()
 			return nil, nil, err
 		}
@@ -66,7 +73,7 @@ refuses the snapshot unless --yes. Snapshots live in the database's volume
 			if err != nil {
 				return fault.BadInput(fmt.Errorf("--strategy: %w", err))
 			}
-			s, ts, err := a.snapshotTargets(cmd.Context(), names, "snapshot")
+			s, ts, err := a.snapshotTargets(cmd.Context(), names, "snapshot", false)
 			if err != nil {
 				return err
 			}
@@ -159,6 +166,10 @@ func (a *app) listCopies(ctx context.Context, names []string, kind snapshot.Kind
 	var out []snapshot.Copy
 	for _, db := range s.dbs {
 		if err := s.orch.RequireReady(ctx, db); err != nil {
+			if len(names) == 0 && ctx.Err() == nil {
+				a.say("%s: not up; its snapshots and clones are not listed", db.Name)
+				continue
+			}
 			return nil, err
 		}
 		cs, err := snapshot.List(ctx, target(s, db), kind)
@@ -184,7 +195,7 @@ func (a *app) snapshotRmCommand() *cobra.Command {
 // removeCopies removes the snapshot or clone name of the named databases
 // (none: all); none having it is bad input.
 func (a *app) removeCopies(ctx context.Context, kind snapshot.Kind, name string, names []string) error {
-	s, ts, err := a.snapshotTargets(ctx, names, string(kind)+" rm")
+	s, ts, err := a.snapshotTargets(ctx, names, string(kind)+" rm", true)
 	if err != nil {
 		return err
 	}
@@ -204,4 +215,84 @@ func (a *app) removeCopies(ctx context.Context, kind snapshot.Kind, name string,
 		return fault.BadInput(fmt.Errorf("no %s %s: aidb %s list shows those there are", kind, name, kind))
 	}
 	return a.printIfJSON(map[string]any{"removed": name, "databases": removed})
+}
+
+// snapshotAdvice is what to run next after a snapshot package error e
+// ("" for none); mk: run from Makefile.ai.
+func snapshotAdvice(e error, mk bool) string {
+	switch e := e.(type) {
+	case *snapshot.SessionsError:
+		if mk {
+			return "stop the application's connections, or run the target again with YES=1 to end them"
+		}
+		return "stop the application's connections, or pass --yes to end them"
+	case *snapshot.DiffersError:
+		return fmt.Sprintf("the snapshot may be damaged: take a new one, or reset to another (aidb snapshot list %s)", e.Database)
+	case *snapshot.LimitError:
+		return fmt.Sprintf("aidb clone prune %s removes the expired ones", e.Database)
+	}
+	return ""
+}
+
+// removedCopies is how many snapshots and clones of a database nuke
+// removes with its volume; Counted false when it was not up to ask.
+type removedCopies struct {
+	Database  string `json:"database"`
+	Counted   bool   `json:"counted"`
+	Snapshots int    `json:"snapshots"`
+	Clones    int    `json:"clones"`
+}
+
+// countCopies counts the snapshots and clones of each of dbs that is up
+// (waiting up to 3 s for each), before nuke removes them with the data.
+func countCopies(ctx context.Context, s *session, dbs []compose.Database) []removedCopies {
+	var out []removedCopies
+	for _, db := range dbs {
+		r := removedCopies{Database: db.Name}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		cs, err := snapshot.List(cctx, target(s, db), "")
+		cancel()
+		if err == nil {
+			r.Counted = true
+			for _, c := range cs {
+				if c.Kind == snapshot.KindClone {
+					r.Clones++
+				} else {
+					r.Snapshots++
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// sayCopiesRemoved tells what nuke removed of snapshots and clones.
+func (a *app) sayCopiesRemoved(rs []removedCopies) {
+	for _, r := range rs {
+		if !r.Counted {
+			a.say("%s: was not up to count its snapshots and clones; any it had went with its volume", r.Database)
+			continue
+		}
+		if r.Snapshots+r.Clones > 0 {
+			a.say("%s: removed %s and %s with its data", r.Database, counted(int64(r.Snapshots), "snapshot"), counted(int64(r.Clones), "clone"))
+		}
+	}
+}
+
+// refuseUpgradeWithSnapshots refuses a major upgrade of db while it has
+// snapshots or clones: the upgrade moves the database by a backup (which
+// never holds them) onto a new volume, so they would stay behind on the
+// old major's volume and vanish with --finish. Nothing has changed yet.
+func refuseUpgradeWithSnapshots(ctx context.Context, s *session, db compose.Database) error {
+	cs, err := snapshot.List(ctx, target(s, db), "")
+	if err != nil || len(cs) == 0 {
+		return nil // not up: the upgrade says so itself
+	}
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = string(c.Kind) + " " + c.Name
+	}
+	return fault.BadInput(fmt.Errorf("%s has %d snapshots and clones (%s), which a major upgrade does not carry to the new major (it moves the data by a backup, which never holds them): remove them first with aidb snapshot rm NAME and aidb clone rm NAME; nothing was changed",
+		db.Name, len(cs), strings.Join(names, ", ")))
 }

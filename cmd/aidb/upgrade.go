@@ -93,6 +93,9 @@ after the backup is not carried over.`,
 				a.say("%s: rolled back to its container before the upgrade; removed %s", db.Name, strings.Join(res.Removed, " and "))
 				return a.printUpgradeJSON(res)
 			}
+			if err := refuseUpgradeWithSnapshots(ctx, s, db); err != nil {
+				return err
+			}
 			if err := backupdir.Ensure(s.project.BackupDir); err != nil {
 				return err
 			}
