@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -11,13 +12,7 @@ import (
 	"github.com/aidb/aidb/internal/snapshot"
 )
 
-func (a *app) resetCommand() *cobra.Command {
-	var to, strategy string
-	var undo bool
-	cmd := &cobra.Command{
-		Use:   "reset [db...] [--to NAME] [--undo] [--yes]",
-		Short: "Replace the databases with a snapshot (the newest you took, or --to NAME); --undo goes back",
-		Long: `Replace each database with one of its snapshots (make: ai-db-reset [NAME=…] [YES=1]):
+const resetLong = `Replace each database with one of its snapshots (make: ai-db-reset [NAME=…] [YES=1]):
 the newest one you took (aidb snapshot), or --to NAME.
 
 Its connections are ended: they are named, and refuse the reset unless --yes.
@@ -27,43 +22,58 @@ copied under a temporary name and compared with its fingerprint (tables,
 rows, content, sequences, migration version; a difference is exit 3 and
 nothing is replaced), then renamed in, in one transaction. A reset killed at
 any point leaves the database or its snapshot whole; the next snapshot,
-reset or clone puts things right and says so.`,
-		Args: args(cobra.ArbitraryArgs),
+reset or clone puts things right and says so.`
+
+func (a *app) resetCommand() *cobra.Command {
+	var req snapshot.ResetRequest
+	var strategy string
+	cmd := &cobra.Command{
+		Use:   "reset [db...] [--to NAME] [--undo] [--yes]",
+		Short: "Replace the databases with a snapshot (the newest you took, or --to NAME); --undo goes back",
+		Long:  resetLong,
+		Args:  args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, names []string) error {
-			st, err := snapshot.ParseStrategy(strategy)
-			if err != nil {
-				return fault.BadInput(fmt.Errorf("--strategy: %w", err))
-			}
-			if to != "" && undo {
-				return fault.BadInput(errors.New("give --to NAME or --undo, not both"))
-			}
-			s, ts, err := a.snapshotTargets(cmd.Context(), names, "reset", false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var out []snapshot.ResetResult
-			var errs []error
-			for _, t := range ts {
-				res, err := snapshot.Reset(cmd.Context(), snapshot.ResetRequest{Target: t, To: to, Undo: undo, Yes: a.yes, Strategy: st})
-				a.sayRepairs(t.Name, res.Repairs)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("reset %s: %w", t.Name, err))
-					continue
-				}
-				a.sayReset(res)
-				out = append(out, res)
-			}
-			if err := errors.Join(errs...); err != nil {
-				return err
-			}
-			return a.printIfJSON(map[string]any{"resets": out})
+			return a.runReset(cmd.Context(), names, req, strategy)
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "the snapshot to reset to (default: the newest you took)")
-	cmd.Flags().BoolVar(&undo, "undo", false, "go back to what the last reset replaced")
+	cmd.Flags().StringVar(&req.To, "to", "", "the snapshot to reset to (default: the newest you took)")
+	cmd.Flags().BoolVar(&req.Undo, "undo", false, "go back to what the last reset replaced")
 	cmd.Flags().StringVar(&strategy, "strategy", "auto", "how CREATE DATABASE copies: auto, file_copy or wal_log")
 	return cmd
+}
+
+// runReset is aidb reset: one snapshot.Reset per database, as req asks.
+func (a *app) runReset(ctx context.Context, names []string, req snapshot.ResetRequest, strategy string) error {
+	var err error
+	if req.Strategy, err = snapshot.ParseStrategy(strategy); err != nil {
+		return fault.BadInput(fmt.Errorf("--strategy: %w", err))
+	}
+	if req.To != "" && req.Undo {
+		return fault.BadInput(errors.New("give --to NAME or --undo, not both"))
+	}
+	s, ts, err := a.snapshotTargets(ctx, names, "reset", false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	req.Yes = a.yes
+	var out []snapshot.ResetResult
+	var errs []error
+	for _, t := range ts {
+		req.Target = t
+		res, err := snapshot.Reset(ctx, req)
+		a.sayRepairs(t.Name, res.Repairs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reset %s: %w", t.Name, err))
+			continue
+		}
+		a.sayReset(res)
+		out = append(out, res)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return a.printIfJSON(map[string]any{"resets": out})
 }
 
 func (a *app) sayReset(res snapshot.ResetResult) {

@@ -52,12 +52,7 @@ func (a *app) sayRepairs(db string, repairs []string) {
 	}
 }
 
-func (a *app) snapshotCommand() *cobra.Command {
-	var name, strategy string
-	cmd := &cobra.Command{
-		Use:   "snapshot [db...] [--name NAME]",
-		Short: "Keep the databases as they are now, as template databases on their own servers (for aidb reset and aidb clone)",
-		Long: `Keep each database as it is now, as a template database on its own server
+const snapshotLong = `Keep each database as it is now, as a template database on its own server
 (make: ai-db-snapshot [NAME=…]). aidb reset puts it back in seconds; aidb
 clone makes test databases from it.
 
@@ -66,40 +61,52 @@ only a database nobody is connected to, so its connections are ended and new
 ones refused for the copy, then let in again. Open transactions are rolled
 back, so a snapshot holds what was committed; a connection in a transaction
 refuses the snapshot unless --yes. Snapshots live in the database's volume
-(down and up keep them, nuke removes them) and are never in a backup.`,
-		Args: args(cobra.ArbitraryArgs),
+(down and up keep them, nuke removes them) and are never in a backup.`
+
+func (a *app) snapshotCommand() *cobra.Command {
+	var name, strategy string
+	cmd := &cobra.Command{
+		Use:   "snapshot [db...] [--name NAME]",
+		Short: "Keep the databases as they are now, as template databases on their own servers (for aidb reset and aidb clone)",
+		Long:  snapshotLong,
+		Args:  args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, names []string) error {
-			st, err := snapshot.ParseStrategy(strategy)
-			if err != nil {
-				return fault.BadInput(fmt.Errorf("--strategy: %w", err))
-			}
-			s, ts, err := a.snapshotTargets(cmd.Context(), names, "snapshot", false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			var out []snapshot.CreateResult
-			var errs []error
-			for _, t := range ts {
-				res, err := snapshot.Create(cmd.Context(), snapshot.CreateRequest{Target: t, Name: name, Yes: a.yes, Strategy: st})
-				a.sayRepairs(t.Name, res.Repairs)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("snapshot %s: %w", t.Name, err))
-					continue
-				}
-				a.saySnapshot(res)
-				out = append(out, res)
-			}
-			if err := errors.Join(errs...); err != nil {
-				return err
-			}
-			return a.printIfJSON(map[string]any{"snapshots": out})
+			return a.runSnapshot(cmd.Context(), names, name, strategy)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the snapshot's name (default: the time, YYYYMMDD-HHMMSS UTC)")
 	cmd.Flags().StringVar(&strategy, "strategy", "auto", "how CREATE DATABASE copies: auto, file_copy or wal_log (auto: file_copy from 32 MB)")
 	cmd.AddCommand(a.snapshotListCommand(), a.snapshotRmCommand())
 	return cmd
+}
+
+// runSnapshot is aidb snapshot: one snapshot.Create per database.
+func (a *app) runSnapshot(ctx context.Context, names []string, name, strategy string) error {
+	st, err := snapshot.ParseStrategy(strategy)
+	if err != nil {
+		return fault.BadInput(fmt.Errorf("--strategy: %w", err))
+	}
+	s, ts, err := a.snapshotTargets(ctx, names, "snapshot", false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var out []snapshot.CreateResult
+	var errs []error
+	for _, t := range ts {
+		res, err := snapshot.Create(ctx, snapshot.CreateRequest{Target: t, Name: name, Yes: a.yes, Strategy: st})
+		a.sayRepairs(t.Name, res.Repairs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("snapshot %s: %w", t.Name, err))
+			continue
+		}
+		a.saySnapshot(res)
+		out = append(out, res)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return a.printIfJSON(map[string]any{"snapshots": out})
 }
 
 func (a *app) saySnapshot(res snapshot.CreateResult) {
