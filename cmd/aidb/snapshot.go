@@ -28,6 +28,12 @@ func (a *app) snapshotTargets(ctx context.Context, names []string, op string, sk
 	}
 	var ts []snapshot.Target
 	for _, db := range s.dbs {
+		// Repaired first, from the maintenance database: a reset killed
+		// while the database was closed to connections leaves it
+		// unanswering, which the readiness check would call "not up".
+		if repairs, err := snapshot.Repair(ctx, target(s, db)); err == nil {
+			a.sayRepairs(db.Name, repairs)
+		}
 		if err := s.orch.RequireReady(ctx, db); err != nil {
 			if skipDown && len(names) == 0 && ctx.Err() == nil {
 				a.say("%s: not up; skipped", db.Name)
