@@ -200,12 +200,16 @@ func (s *server) replace(ctx context.Context, to Copy, strategy string, res *Res
 		return &DiffersError{Database: s.t.Name, Snapshot: to.Name, Diffs: diffs}
 	}
 	old := tempName(s.source, infixResetOld)
-	err = s.retryInUse(ctx, s.source, func() error {
-		return pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "ALTER DATABASE "+ident(s.source)+" RENAME TO "+ident(old)); err != nil {
+	// Not cancelled: a swap the server commits after the client gave up
+	// would be taken for a failed one (and the kept snapshot dropped). It
+	// takes milliseconds; retryInUse bounds it to 10 s.
+	swapCtx := context.WithoutCancel(ctx)
+	err = s.retryInUse(swapCtx, s.source, func() error {
+		return pgx.BeginFunc(swapCtx, s.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(s.source)+" RENAME TO "+ident(old)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "ALTER DATABASE "+ident(tmp)+" RENAME TO "+ident(s.source))
+			_, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(tmp)+" RENAME TO "+ident(s.source))
 			return err
 		})
 	})
