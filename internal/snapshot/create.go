@@ -46,13 +46,12 @@ const fileCopyFrom = 32 << 20
 // with on a server of version (server_version_num), when none is asked
 // for: before PostgreSQL 15 there is no choice (""); from 15 on,
 // FILE_COPY from 32 MB, WAL_LOG below. Measured on PostgreSQL 15 and 17
-// here (docs/reference.md, "Snapshots"): FILE_COPY copies 64 MB several
-// times faster than WAL_LOG and 1 GB faster still, since WAL_LOG writes
-// every block twice (WAL and data file) and FILE_COPY's two checkpoints
-// cost little on a development server; WAL_LOG wins only for nearly
-// empty databases. PostgreSQL 18's file_copy_method=clone (a reflink copy
-// on filesystems that have them) would make FILE_COPY nearly free; 15 and
-// 17 do not have it.
+// here (docs/reference.md, "Snapshots and resets"): FILE_COPY was about
+// 1.5-2x faster at 68 MB and 2x at 1 GB, since WAL_LOG writes every block
+// twice (WAL and data file); below a few tens of MB, FILE_COPY's two
+// checkpoints are the larger part. PostgreSQL 18's file_copy_method=clone
+// (a reflink copy where the filesystem has them) would make FILE_COPY
+// nearly free; 15 and 17 do not have it.
 func ChooseStrategy(version int, size int64) string {
 	if version < 150000 {
 		return ""
