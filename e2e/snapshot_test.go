@@ -118,7 +118,7 @@ func TestSnapshotAndReset(t *testing.T) {
 	require.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "in a transaction")
 	assert.Contains(t, r.stderr, "--yes")
-	assert.Empty(t, p.snapshotList(), "a refused snapshot leaves none")
+	assert.Empty(t, p.snapshotList(), "a refused snapshot leaves none, of either database")
 	r = p.aidb("snapshot", "--name", "base", "--yes", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "ended connection pid")
@@ -298,14 +298,18 @@ func TestCloneForTests(t *testing.T) {
 	rules.Close(t.Context())
 
 	// The limit, and expired clones.
-	r := p.aidb("clone", "rulesdb", "--name", "one", "--ttl", "1ms")
+	r := p.aidb("clone", "rulesdb", "--name", "keep")
 	require.Equal(t, 0, r.code, r.stderr)
 	r = p.aidb("clone", "rulesdb", "--name", "two", "--max", "1")
 	assert.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "the limit")
+	r = p.aidb("clone", "rulesdb", "--name", "one", "--ttl", "1ms")
+	require.Equal(t, 0, r.code, r.stderr)
 	r = p.aidb("clone", "prune")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "removed 1 clone whose --ttl ran out")
+	r = p.aidb("clone", "rm", "keep")
+	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, before, serverDatabases(t, admin))
 
 	// A major upgrade refuses, before anything changes.

@@ -98,21 +98,32 @@ func (a *app) runSnapshot(ctx context.Context, names []string, name, strategy st
 	}
 	defer s.Close()
 	var out []snapshot.CreateResult
-	var errs []error
-	for _, t := range ts {
+	for i, t := range ts {
 		res, err := snapshot.Create(ctx, snapshot.CreateRequest{Target: t, Name: name, Yes: a.yes, Strategy: st})
 		a.sayRepairs(t.Name, res.Repairs)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("snapshot %s: %w", t.Name, err))
-			continue
+			return a.undoSnapshots(ctx, ts[:i], out, fmt.Errorf("snapshot %s: %w", t.Name, err))
 		}
 		a.saySnapshot(res)
 		out = append(out, res)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
 	return a.printIfJSON(map[string]any{"snapshots": out})
+}
+
+// undoSnapshots removes the snapshots made (of ts) by a run that failed
+// with err, also after Ctrl-C: the databases' snapshots of one run are
+// taken together or not at all.
+func (a *app) undoSnapshots(ctx context.Context, ts []snapshot.Target, made []snapshot.CreateResult, err error) error {
+	ctx = context.WithoutCancel(ctx)
+	errs := []error{err}
+	for i, t := range ts {
+		if _, rerr := snapshot.Remove(ctx, t, snapshot.KindSnapshot, made[i].Snapshot.Name); rerr != nil {
+			errs = append(errs, rerr)
+			continue
+		}
+		a.say("%s: removed snapshot %s again: the snapshot of every database is taken, or none", t.Name, made[i].Snapshot.Name)
+	}
+	return errors.Join(errs...)
 }
 
 func (a *app) saySnapshot(res snapshot.CreateResult) {
