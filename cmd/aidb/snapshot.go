@@ -268,10 +268,18 @@ type removedCopies struct {
 }
 
 // countCopies counts the snapshots and clones of each of dbs that is up
-// (waiting up to 3 s for each), before nuke removes them with the data.
+// (waiting up to 3 s for each), before nuke removes them with the data;
+// a database with no container is left out.
 func countCopies(ctx context.Context, s *session, dbs []compose.Database) []removedCopies {
+	st, err := s.orch.Status(ctx, dbs)
+	if err != nil {
+		return nil
+	}
 	var out []removedCopies
-	for _, db := range dbs {
+	for i, db := range dbs {
+		if st[i].State == "missing" {
+			continue
+		}
 		r := removedCopies{Database: db.Name}
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		cs, err := snapshot.List(cctx, target(s, db), "")
