@@ -175,6 +175,9 @@ func TestSnapshotAndReset(t *testing.T) {
 	}
 	assert.Contains(t, names, "base", "the snapshot survives down and up")
 	require.Len(t, snaps, 3, "base and the two kept by reset and --undo: %v", names)
+	r = p.aidb("status")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb: 3 snapshots and 0 clones (aidb snapshot list, aidb clone list); aidb reset rulesdb goes back to base")
 	res := p.backupJSON("rulesdb")
 	body, err := readAll(openPlain(t, res.Files[0].Path))
 	require.NoError(t, err)

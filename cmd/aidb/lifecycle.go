@@ -191,13 +191,15 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	if err != nil {
 		return err
 	}
+	snaps := snapshotCounts(cmd.Context(), s, dbs, st)
 	if a.json {
 		return a.printJSON(struct {
 			ComposeFile string                       `json:"compose_file"`
 			ConfigFile  string                       `json:"config_file"`
 			Databases   []orchestrator.Status        `json:"databases"`
 			Services    []orchestrator.ServiceStatus `json:"services"`
-		}{s.project.ComposeFile, s.project.ConfigFile, st, services})
+			Snapshots   []snapshotCount              `json:"snapshots"`
+		}{s.project.ComposeFile, s.project.ConfigFile, st, services, snaps})
 	}
 	fmt.Fprintf(a.stderr, "project %s: compose file %s, aidb config %s\n", s.project.Name, s.project.ComposeFile, s.project.ConfigFile)
 	w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
@@ -230,6 +232,7 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	for _, n := range notes {
 		fmt.Fprintln(a.stderr, n)
 	}
+	a.saySnapshotCounts(snaps)
 	return nil
 }
 

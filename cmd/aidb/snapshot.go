@@ -13,6 +13,7 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/fault"
 	"github.com/aidb/aidb/internal/snapshot"
+	"github.com/aidb/aidb/orchestrator"
 )
 
 // snapshotTargets opens a session for the named databases (none: all),
@@ -327,4 +328,59 @@ func refuseUpgradeWithSnapshots(ctx context.Context, s *session, db compose.Data
 	}
 	return fault.BadInput(fmt.Errorf("%s has %d snapshots and clones (%s), which a major upgrade does not carry to the new major (it moves the data by a backup, which never holds them): remove them first with aidb snapshot rm NAME and aidb clone rm NAME; nothing was changed",
 		db.Name, len(cs), strings.Join(names, ", ")))
+}
+
+// snapshotCount is a ready database's snapshots and clones, as status
+// shows them.
+type snapshotCount struct {
+	Database  string `json:"database"`
+	Snapshots int    `json:"snapshots"`
+	Clones    int    `json:"clones"`
+	// Newest is the newest snapshot taken by hand ("" for none).
+	Newest string `json:"newest,omitempty"`
+}
+
+// snapshotCounts counts the snapshots and clones of each ready database
+// of dbs (st is their status, in the same order): one query each, on its
+// server's maintenance database. A database that cannot say is left out.
+func snapshotCounts(ctx context.Context, s *session, dbs []compose.Database, st []orchestrator.Status) []snapshotCount {
+	var out []snapshotCount
+	for i, db := range dbs {
+		if i >= len(st) || !st[i].Ready {
+			continue
+		}
+		cs, err := snapshot.List(ctx, target(s, db), "")
+		if err != nil {
+			continue
+		}
+		c := snapshotCount{Database: db.Name}
+		for _, x := range cs {
+			switch {
+			case x.Kind == snapshot.KindClone:
+				c.Clones++
+			case x.Auto == "":
+				c.Snapshots++
+				c.Newest = x.Name
+			default:
+				c.Snapshots++
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// saySnapshotCounts is status's line per database that has snapshots or
+// clones.
+func (a *app) saySnapshotCounts(cs []snapshotCount) {
+	for _, c := range cs {
+		if c.Snapshots+c.Clones == 0 {
+			continue
+		}
+		line := fmt.Sprintf("%s: %s and %s (aidb snapshot list, aidb clone list)", c.Database, counted(int64(c.Snapshots), "snapshot"), counted(int64(c.Clones), "clone"))
+		if c.Newest != "" {
+			line += "; aidb reset " + c.Database + " goes back to " + c.Newest
+		}
+		a.say("%s", line)
+	}
 }
