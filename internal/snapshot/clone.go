@@ -79,19 +79,8 @@ func Clone(ctx context.Context, req CloneRequest) (CloneResult, error) {
 		_, _ = rand.Read(b)
 		name = "t" + hex.EncodeToString(b)
 	}
-	if err := s.freeName(ctx, KindClone, name); err != nil {
+	if err := s.roomFor(ctx, name, req.Max); err != nil {
 		return res, err
-	}
-	clones, err := s.copies(ctx, KindClone)
-	if err != nil {
-		return res, err
-	}
-	max := req.Max
-	if max <= 0 {
-		max = DefaultMaxClones
-	}
-	if len(clones) >= max {
-		return res, &LimitError{Database: req.Target.Name, Max: max}
 	}
 	snaps, err := s.copies(ctx, KindSnapshot)
 	if err != nil {
@@ -101,18 +90,44 @@ func Clone(ctx context.Context, req CloneRequest) (CloneResult, error) {
 	if err != nil {
 		return res, err
 	}
-	m := from.Meta
-	m.Kind, m.Name, m.From, m.Auto, m.Created = KindClone, name, from.Name, "", now.UTC()
-	m.TTL, m.Expires = "", nil
-	if req.TTL > 0 {
-		exp := now.Add(req.TTL).UTC()
-		m.TTL, m.Expires = req.TTL.String(), &exp
-	}
-	if res.Clone, _, err = s.copy(ctx, from.DBName, m, req.Strategy, func() {}); err != nil {
+	if res.Clone, _, err = s.copy(ctx, from.DBName, cloneMeta(from, name, now, req.TTL), req.Strategy, func() {}); err != nil {
 		return res, err
 	}
 	res.URL = s.urlOf(res.Clone.DBName)
 	return res, nil
+}
+
+// roomFor refuses a clone called name when the name is invalid or taken,
+// or when the database has max clones already (0: DefaultMaxClones).
+func (s *server) roomFor(ctx context.Context, name string, max int) error {
+	if err := s.freeName(ctx, KindClone, name); err != nil {
+		return err
+	}
+	clones, err := s.copies(ctx, KindClone)
+	if err != nil {
+		return err
+	}
+	if max <= 0 {
+		max = DefaultMaxClones
+	}
+	if len(clones) >= max {
+		return &LimitError{Database: s.t.Name, Max: max}
+	}
+	return nil
+}
+
+// cloneMeta is the metadata of a clone called name made from snapshot
+// from at now, living ttl (0: until removed): the snapshot's, with the
+// clone's kind, name, source snapshot, time and TTL.
+func cloneMeta(from Copy, name string, now time.Time, ttl time.Duration) Meta {
+	m := from.Meta
+	m.Kind, m.Name, m.From, m.Auto, m.Created = KindClone, name, from.Name, "", now.UTC()
+	m.TTL, m.Expires = "", nil
+	if ttl > 0 {
+		exp := now.Add(ttl).UTC()
+		m.TTL, m.Expires = ttl.String(), &exp
+	}
+	return m
 }
 
 // prune drops the clones whose TTL ran out at now; it returns their names.

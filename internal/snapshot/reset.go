@@ -96,17 +96,10 @@ func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	to, err := pick(snaps, req.To, req.Undo, req.Target.Name)
-	if err != nil {
+	if err := s.check(ctx, req, snaps, &res); err != nil {
 		return res, err
 	}
-	res.Snapshot = to
-	if res.Ended, err = s.sessions(ctx, s.source); err != nil {
-		return res, err
-	}
-	if len(res.Ended) > 0 && !req.Yes {
-		return res, &SessionsError{Database: req.Target.Name, Op: "a reset", Sessions: res.Ended}
-	}
+	to := res.Snapshot
 	reopen, err := s.closeDB(ctx, s.source)
 	if err != nil {
 		return res, err
@@ -132,6 +125,23 @@ func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 	res.Removed = s.pruneAuto(ctx, req.KeepAuto)
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// check chooses the snapshot to reset to among snaps (res.Snapshot) and
+// lists the database's connections (res.Ended): any refuses the reset
+// without req.Yes.
+func (s *server) check(ctx context.Context, req ResetRequest, snaps []Copy, res *ResetResult) error {
+	var err error
+	if res.Snapshot, err = pick(snaps, req.To, req.Undo, req.Target.Name); err != nil {
+		return err
+	}
+	if res.Ended, err = s.sessions(ctx, s.source); err != nil {
+		return err
+	}
+	if len(res.Ended) > 0 && !req.Yes {
+		return &SessionsError{Database: req.Target.Name, Op: "a reset", Sessions: res.Ended}
+	}
+	return nil
 }
 
 // pick chooses the snapshot to reset to among snaps (oldest first).
@@ -199,12 +209,25 @@ func (s *server) replace(ctx context.Context, to Copy, strategy string, res *Res
 	if diffs := Compare(to.Meta, got, gotProps); len(diffs) > 0 {
 		return &DiffersError{Database: s.t.Name, Snapshot: to.Name, Diffs: diffs}
 	}
+	old, err := s.swap(ctx, tmp)
+	if err != nil {
+		return fmt.Errorf("swap snapshot %s in for %s: %w", to.Name, s.t.Name, err)
+	}
+	// Its state is the snapshot the reset kept; a failed drop is a
+	// leftover the next run drops.
+	_ = s.dropDB(ctx, old)
+	return nil
+}
+
+// swap renames the (closed) database away and database tmp in its
+// place, in one transaction, and returns the old one's new name.
+func (s *server) swap(ctx context.Context, tmp string) (string, error) {
 	old := tempName(s.source, infixResetOld)
 	// Not cancelled: a swap the server commits after the client gave up
 	// would be taken for a failed one (and the kept snapshot dropped). It
 	// takes milliseconds; retryInUse bounds it to 10 s.
 	swapCtx := context.WithoutCancel(ctx)
-	err = s.retryInUse(swapCtx, s.source, func() error {
+	err := s.retryInUse(swapCtx, s.source, func() error {
 		return pgx.BeginFunc(swapCtx, s.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(s.source)+" RENAME TO "+ident(old)); err != nil {
 				return err
@@ -213,13 +236,7 @@ func (s *server) replace(ctx context.Context, to Copy, strategy string, res *Res
 			return err
 		})
 	})
-	if err != nil {
-		return fmt.Errorf("swap snapshot %s in for %s: %w", to.Name, s.t.Name, err)
-	}
-	// Its state is the snapshot the reset kept; a failed drop is a
-	// leftover the next run drops.
-	_ = s.dropDB(ctx, old)
-	return nil
+	return old, err
 }
 
 // giveProps gives database name the connection limit and comment p has

@@ -227,3 +227,19 @@ func TestSessionsErrorIsBadInput(t *testing.T) {
 		t.Fatalf("%v", e)
 	}
 }
+
+func TestCloneMeta(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	from := Copy{DBName: "rulesdb_snap_base", Meta: Meta{Kind: KindSnapshot, Name: "base", Source: "rulesdb", Created: now.Add(-time.Hour), MigrationVersion: 3, Props: Props{Owner: "rules"}}}
+	m := cloneMeta(from, "t1", now, 30*time.Minute)
+	if m.Kind != KindClone || m.Name != "t1" || m.From != "base" || m.Source != "rulesdb" || m.MigrationVersion != 3 || m.Props.Owner != "rules" || !m.Created.Equal(now) {
+		t.Fatalf("cloneMeta = %+v", m)
+	}
+	if m.TTL != "30m0s" || m.Expires == nil || !m.Expires.Equal(now.Add(30*time.Minute)) {
+		t.Fatalf("TTL %q, expires %v", m.TTL, m.Expires)
+	}
+	if m := cloneMeta(from, "t2", now, 0); m.Expires != nil || m.TTL != "" || m.Expired(now.Add(1000*time.Hour)) {
+		t.Fatalf("no TTL: %+v", m)
+	}
+}
