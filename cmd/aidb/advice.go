@@ -104,6 +104,9 @@ func adviceIn(err error, mk bool) []string {
 		if e, ok := e.(*restore.SchemaError); ok {
 			v.schema(e)
 		}
+		if s := snapshotAdvice(e, mk); s != "" {
+			v.add(s)
+		}
 		if e == pgimage.ErrNeedsRoot {
 			v.add("run again as root (e.g. sudo " + v.run("ai-image", "aidb image build") + ")")
 		}

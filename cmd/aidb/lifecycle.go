@@ -16,6 +16,7 @@ import (
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/backup"
 	"github.com/aidb/aidb/internal/ops/safety"
+	"github.com/aidb/aidb/internal/ops/snapshot"
 	"github.com/aidb/aidb/internal/ops/upgrade"
 	"github.com/aidb/aidb/orchestrator"
 )
@@ -138,24 +139,27 @@ func (a *app) nuke(cmd *cobra.Command, args []string, o *nukeOptions) error {
 			return fmt.Errorf("%w\nnothing was removed; fix that, or nuke without a safety backup with --no-backup", err)
 		}
 	}
+	copies := countCopies(cmd.Context(), s, s.dbs)
 	rm, err := s.orch.Nuke(cmd.Context(), s.dbs, len(args) == 0, o.allVolumes)
-	return a.printNuked(s, rm, safety, err)
+	return a.printNuked(s, rm, safety, copies, err)
 }
 
 // printNuked says what nuke removed and kept (or prints the --json
 // document, even after a failure); err is the nuke's own error, returned
 // unless it is nil and printing fails.
-func (a *app) printNuked(s *session, rm orchestrator.Removed, safety []backup.File, err error) error {
+func (a *app) printNuked(s *session, rm orchestrator.Removed, safety []backup.File, copies []removedCopies, err error) error {
 	if a.json {
 		if jerr := a.printJSON(struct {
 			orchestrator.Removed
-			SafetyBackups []backup.File `json:"safety_backups"`
-		}{rm, safety}); jerr != nil && err == nil {
+			SafetyBackups []backup.File   `json:"safety_backups"`
+			Snapshots     []removedCopies `json:"snapshots_removed"`
+		}{rm, safety, copies}); jerr != nil && err == nil {
 			err = jerr
 		}
 		return err
 	}
 	a.say("removed %d container(s), %d volume(s), %d network(s) of project %s", len(rm.Containers), len(rm.Volumes), len(rm.Networks), s.project.Name)
+	a.sayCopiesRemoved(copies)
 	for _, k := range rm.Kept {
 		a.say("kept volume %s: %s; remove it with docker volume rm %s, or nuke with --all-volumes", k.Name, k.Reason, k.Name)
 	}
@@ -212,13 +216,15 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	if err != nil {
 		return err
 	}
+	snaps := snapshotCounts(cmd.Context(), s, dbs, st)
 	if a.json {
 		return a.printJSON(struct {
 			ComposeFile string                       `json:"compose_file"`
 			ConfigFile  string                       `json:"config_file"`
 			Databases   []orchestrator.Status        `json:"databases"`
 			Services    []orchestrator.ServiceStatus `json:"services"`
-		}{s.project.ComposeFile, s.project.ConfigFile, st, services})
+			Snapshots   []snapshot.Counts            `json:"snapshots"`
+		}{s.project.ComposeFile, s.project.ConfigFile, st, services, snaps})
 	}
 	fmt.Fprintf(a.stderr, "project %s: compose file %s, aidb config %s\n", s.project.Name, s.project.ComposeFile, s.project.ConfigFile)
 	if err := a.statusTable(st, services); err != nil {
@@ -227,6 +233,7 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	for _, n := range upgradeNotes(s, dbs, st) {
 		fmt.Fprintln(a.stderr, n)
 	}
+	a.saySnapshotCounts(snaps)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/aidb/aidb/internal/archive/manifest"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/snapshot"
 	"github.com/aidb/aidb/internal/ops/upgrade"
 	"github.com/aidb/aidb/internal/postgres/pgtools"
 	"github.com/aidb/aidb/internal/store/folder"
@@ -140,6 +141,9 @@ func (a *app) upgradeRollback(cmd *cobra.Command, s *session) error {
 // upgradeTo moves s's database to image (upgrade.Run) and says what
 // changed and what to do next.
 func (a *app) upgradeTo(cmd *cobra.Command, s *session, image string, t pgtools.Transport) error {
+	if err := snapshot.RefuseUpgrade(cmd.Context(), target(s, s.dbs[0])); err != nil {
+		return err
+	}
 	if err := folder.Ensure(s.project.BackupDir); err != nil {
 		return err
 	}

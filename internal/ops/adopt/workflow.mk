@@ -172,5 +172,24 @@ AMCHECK ?= 1
 ai-db-verify-all: $(AIDB_BUILD)
 	$(AIDB) verify --all $(if $(call no,$(AMCHECK)),,--amcheck) $(if $(SHARD),--shard '$(SHARD)') $(if $(JUNIT),--junit "$$JUNIT")
 
+# Snapshots: template databases on each database's own server (see
+# docs/reference.md, "Snapshots and resets"). ai-db-snapshot keeps every
+# database as it is (NAME=… names the snapshot; default: the time);
+# ai-db-reset puts back the newest (or NAME=…), keeping what it replaces
+# (UNDO=1 goes back to it); connections to a database refuse either unless
+# YES=1 ends them (a snapshot only minds those in a transaction).
+# ai-db-snapshots lists them.
+.PHONY: ai-db-snapshot ai-db-reset ai-db-snapshots
+override NAME := $(value NAME)
+export NAME
+ai-db-snapshot: $(AIDB_BUILD)
+	$(AIDB) snapshot $(if $(NAME),--name "$$NAME") $(if $(call yesno,YES),--yes)
+
+ai-db-reset: $(AIDB_BUILD)
+	$(AIDB) reset $(if $(call yesno,UNDO),--undo,$(if $(NAME),--to "$$NAME")) $(if $(call yesno,YES),--yes)
+
+ai-db-snapshots: $(AIDB_BUILD)
+	$(AIDB) snapshot list
+
 ai-image: $(AIDB_BUILD)
 	$(AIDB) image build

@@ -1,0 +1,284 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aidb/aidb/internal/fault"
+)
+
+// DefaultKeepAuto is how many of the snapshots resets keep of what they
+// replaced stay per database (the newest); older ones are removed after a
+// reset.
+const DefaultKeepAuto = 3
+
+// ResetRequest asks to replace a database with a snapshot.
+type ResetRequest struct {
+	Target Target
+	// To names the snapshot; empty: the newest one that was asked for
+	// (not kept by a reset).
+	To string
+	// Undo resets to the newest snapshot a reset kept (what the last
+	// reset replaced). To and Undo exclude each other.
+	Undo bool
+	// Yes ends the database's connections; without it any connection
+	// refuses the reset.
+	Yes bool
+	// Strategy is StrategyAuto, StrategyFileCopy or StrategyWALLog.
+	Strategy string
+	// KeepAuto is how many snapshots kept by resets stay (0:
+	// DefaultKeepAuto).
+	KeepAuto int
+	Now      func() time.Time
+}
+
+// ResetResult is a reset done.
+type ResetResult struct {
+	Database string `json:"database"`
+	// Snapshot is what the database is now.
+	Snapshot Copy `json:"snapshot"`
+	// Kept is the snapshot of what it was (aidb reset --undo).
+	Kept     Copy      `json:"kept"`
+	Ended    []Session `json:"ended"`
+	Strategy string    `json:"strategy"`
+	// Removed are older snapshots kept by resets, removed (KeepAuto).
+	Removed []string      `json:"removed"`
+	Took    time.Duration `json:"took_ms"`
+	Repairs []string      `json:"repairs"`
+}
+
+// DiffersError is a reset whose copy did not match its snapshot's
+// fingerprint: nothing was replaced.
+type DiffersError struct {
+	Database, Snapshot string
+	Diffs              []string
+}
+
+func (e *DiffersError) Error() string {
+	return fmt.Sprintf("reset %s: the copy of snapshot %s differs from its fingerprint (%s was not replaced):\n  %s",
+		e.Database, e.Snapshot, e.Database, strings.Join(e.Diffs, "\n  "))
+}
+
+// Kind is a found difference (exit 3).
+func (e *DiffersError) Kind() fault.Kind { return fault.Differs }
+
+// Reset replaces the database with a snapshot, in steps, each of which a
+// kill leaves whole:
+//  1. its connections are listed (refused without Yes) and it is closed
+//     to new ones;
+//  2. it is kept as a snapshot (auto-…, for --undo);
+//  3. the snapshot is copied under a temporary name, given the
+//     database's owner, connection limit and comment, and its
+//     fingerprint compared with the snapshot's: a difference drops the
+//     copy and stops (DiffersError), the database untouched;
+//  4. in one transaction, the database is renamed away and the copy
+//     renamed in; the old one is then dropped (its state is the kept
+//     snapshot).
+//
+// Any failure before step 4 opens the database again as it was.
+func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
+	res := ResetResult{Database: req.Target.Name}
+	start := time.Now()
+	s, err := connect(ctx, req.Target)
+	if err != nil {
+		return res, err
+	}
+	defer s.close(ctx)
+	if res.Repairs, err = s.repair(ctx); err != nil {
+		return res, err
+	}
+	snaps, err := s.copies(ctx, KindSnapshot)
+	if err != nil {
+		return res, err
+	}
+	if err := s.check(ctx, req, snaps, &res); err != nil {
+		return res, err
+	}
+	to := res.Snapshot
+	reopen, err := s.closeDB(ctx, s.source)
+	if err != nil {
+		return res, err
+	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			reopen()
+		}
+	}()
+	now := clock(req.Now)
+	kept := autoName(now, func(n string) bool { return hasName(snaps, n) })
+	if res.Kept, _, err = s.copy(ctx, s.source,
+		Meta{Kind: KindSnapshot, Name: kept, Source: s.source, Created: now.UTC(), Auto: AutoReset}, req.Strategy, func() {}); err != nil {
+		return res, fmt.Errorf("keep %s as it is before the reset: %w", req.Target.Name, err)
+	}
+	if err := s.replace(ctx, to, req.Strategy, &res); err != nil {
+		_ = s.dropDB(ctx, res.Kept.DBName) // nothing was replaced: nothing to undo
+		res.Kept = Copy{}
+		return res, err
+	}
+	swapped = true
+	res.Removed = s.pruneAuto(ctx, req.KeepAuto)
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+// check chooses the snapshot to reset to among snaps (res.Snapshot) and
+// lists the database's connections (res.Ended): any refuses the reset
+// without req.Yes.
+func (s *server) check(ctx context.Context, req ResetRequest, snaps []Copy, res *ResetResult) error {
+	var err error
+	if res.Snapshot, err = pick(snaps, req.To, req.Undo, req.Target.Name); err != nil {
+		return err
+	}
+	if res.Ended, err = s.sessions(ctx, s.source); err != nil {
+		return err
+	}
+	if len(res.Ended) > 0 && !req.Yes {
+		return &SessionsError{Database: req.Target.Name, Op: "a reset", Sessions: res.Ended}
+	}
+	return nil
+}
+
+// pick chooses the snapshot to reset to among snaps (oldest first).
+func pick(snaps []Copy, to string, undo bool, db string) (Copy, error) {
+	if to != "" && undo {
+		return Copy{}, fault.BadInput(errors.New("give --to NAME or --undo, not both"))
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		c := snaps[i]
+		switch {
+		case to != "" && c.Name == to:
+			return c, nil
+		case to == "" && undo && c.Auto == AutoReset:
+			return c, nil
+		case to == "" && !undo && c.Auto == "":
+			return c, nil
+		}
+	}
+	switch {
+	case to != "":
+		return Copy{}, fault.BadInput(fmt.Errorf("%s has no snapshot %s: aidb snapshot list %s shows those it has", db, to, db))
+	case undo:
+		return Copy{}, fault.BadInput(fmt.Errorf("%s has no reset to undo: no snapshot kept by a reset", db))
+	}
+	return Copy{}, fault.BadInput(fmt.Errorf("%s has no snapshot: take one with aidb snapshot %s", db, db))
+}
+
+func hasName(cs []Copy, name string) bool {
+	for _, c := range cs {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// replace copies snapshot to under a temporary name, checks the copy
+// against its fingerprint and swaps it in for the (closed) database; the
+// replaced database is dropped.
+func (s *server) replace(ctx context.Context, to Copy, strategy string, res *ResetResult) (retErr error) {
+	var err error
+	if res.Strategy, err = s.strategyFor(ctx, to.DBName, strategy); err != nil {
+		return err
+	}
+	tmp := tempName(s.source, infixResetNew)
+	if err := s.createFrom(ctx, tmp, to.DBName, res.Strategy, to.Props.Owner); err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = s.dropDB(ctx, tmp)
+		}
+	}()
+	if err := s.giveProps(ctx, tmp, to.Props); err != nil {
+		return err
+	}
+	got, err := takeFingerprint(ctx, s.urlOf(tmp))
+	if err != nil {
+		return fmt.Errorf("fingerprint the copy of snapshot %s: %w", to.Name, err)
+	}
+	gotProps, err := s.props(ctx, tmp)
+	if err != nil {
+		return err
+	}
+	if diffs := Compare(to.Meta, got, gotProps); len(diffs) > 0 {
+		return &DiffersError{Database: s.t.Name, Snapshot: to.Name, Diffs: diffs}
+	}
+	old, err := s.swap(ctx, tmp)
+	if err != nil {
+		return fmt.Errorf("swap snapshot %s in for %s: %w", to.Name, s.t.Name, err)
+	}
+	// Its state is the snapshot the reset kept; a failed drop is a
+	// leftover the next run drops.
+	_ = s.dropDB(ctx, old)
+	return nil
+}
+
+// swap renames the (closed) database away and database tmp in its
+// place, in one transaction, and returns the old one's new name.
+func (s *server) swap(ctx context.Context, tmp string) (string, error) {
+	old := tempName(s.source, infixResetOld)
+	// Not cancelled: a swap the server commits after the client gave up
+	// would be taken for a failed one (and the kept snapshot dropped). It
+	// takes milliseconds; retryInUse bounds it to 10 s.
+	swapCtx := context.WithoutCancel(ctx)
+	err := s.retryInUse(swapCtx, s.source, func() error {
+		return pgx.BeginFunc(swapCtx, s.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(s.source)+" RENAME TO "+ident(old)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(tmp)+" RENAME TO "+ident(s.source))
+			return err
+		})
+	})
+	return old, err
+}
+
+// giveProps gives database name the connection limit and comment p has
+// (the owner is given by CREATE DATABASE … OWNER).
+func (s *server) giveProps(ctx context.Context, name string, p Props) error {
+	if _, err := s.conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH CONNECTION LIMIT %d", ident(name), p.ConnLimit)); err != nil {
+		return fmt.Errorf("set the connection limit of %s: %w", name, err)
+	}
+	return s.comment(ctx, name, p.Comment)
+}
+
+// pruneAuto removes the snapshots kept by resets beyond the newest keep
+// (0: DefaultKeepAuto); it returns their names. Failures are left for
+// the next reset.
+func (s *server) pruneAuto(ctx context.Context, keep int) []string {
+	if keep <= 0 {
+		keep = DefaultKeepAuto
+	}
+	snaps, err := s.copies(ctx, KindSnapshot)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, c := range autoBeyond(snaps, keep) {
+		if s.dropDB(ctx, c.DBName) == nil {
+			removed = append(removed, c.Name)
+		}
+	}
+	return removed
+}
+
+// autoBeyond is what of snaps (oldest first) resets kept beyond the
+// newest keep of them.
+func autoBeyond(snaps []Copy, keep int) []Copy {
+	var autos []Copy
+	for _, c := range snaps {
+		if c.Auto == AutoReset {
+			autos = append(autos, c)
+		}
+	}
+	if len(autos) <= keep {
+		return nil
+	}
+	return autos[:len(autos)-keep]
+}
