@@ -227,3 +227,6 @@ func ParseTarget(s string, loc *time.Location) (time.Time, error) {
 	}
 	return time.Time{}, fault.BadInput(fmt.Errorf("--to-time %q is no time: give it as \"2026-12-05 15:01:30\" (local time), with an offset (\"2026-12-05 15:01:30+01:00\") or in RFC 3339; nothing was changed", s))
 }
+
+// zeroTime is "no target": the newest.
+var zeroTime time.Time

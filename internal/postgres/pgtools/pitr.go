@@ -157,4 +157,3 @@ func indentLines(s string) string {
 	}
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
 }
-

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/pitr"
+)
+
+const pitrLong = `Point-in-time recovery (make: ai-db-pitr-enable DB=rulesdb).
+
+enable <db> streams the database's WAL: a sidecar container of its own image
+(aidb.role=wal) runs pg_receivewal on the replication slot aidb_wal_<db> into
+<backupdir>/wal/<db>/, and a base backup (pg_basebackup, tar, with its WAL)
+goes to <backupdir>/base/<db>/<timestamp>/. It adds "host replication all all
+scram-sha-256" to pg_hba.conf when absent and sets max_slot_wal_keep_size
+(default 2GB) by ALTER SYSTEM, both reloaded without a restart.
+base-backup <db> takes another base backup; status shows the window.
+
+aidb restore <db> --to-time TIME (or --to-latest) recovers into a new volume
+and switches the database to it; --finish or --rollback afterwards.`
+
+func (a *app) pitrCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "pitr", Short: "Point-in-time recovery: stream WAL, base backups, the recoverable window", Long: pitrLong}
+	var keep string
+	enable := &cobra.Command{Use: "enable <db>", Short: "Stream a database's WAL into the backup folder and take a base backup",
+		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrEnable(cmd, args, keep) }}
+	enable.Flags().StringVar(&keep, "max-slot-wal-keep-size", pitr.DefaultMaxSlotWALKeep, "the most WAL the slot may hold back on the server (max_slot_wal_keep_size)")
+	base := &cobra.Command{Use: "base-backup <db>", Short: "Take a base backup of a database with PITR on",
+		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrBase(cmd, args) }}
+	status := &cobra.Command{Use: "status [db...]", Short: "Show each database's stream, slot and recoverable window",
+		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrStatus(cmd, args) }}
+	cmd.AddCommand(enable, base, status)
+	return cmd
+}
+
+// oneDB refuses anything but one database argument.
+func oneDB(args []string, usage string) error {
+	if len(args) != 1 {
+		return fault.BadInput(fmt.Errorf("usage: %s (one database)", usage))
+	}
+	return nil
+}
+
+// pitrEnable runs aidb pitr enable.
+func (a *app) pitrEnable(cmd *cobra.Command, args []string, keep string) error {
+	if err := oneDB(args, "aidb pitr enable <db>"); err != nil {
+		return err
+	}
+	if err := pitr.CheckSize(keep); err != nil {
+		return err
+	}
+	s, err := a.openLocked(cmd.Context(), args, "pitr enable", true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	res, err := pitr.Enable(cmd.Context(), s.eng, pitr.EnableRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, MaxSlotWALKeep: keep, Progress: a.progress})
+	if err != nil {
+		return err
+	}
+	a.say("%s: WAL streams from slot %s into %s (%s); max_slot_wal_keep_size = %s", res.Database, res.Slot, res.Folder, res.Stream, res.MaxSlotWALKeep)
+	a.say("%s: base backup %s/%s; recoverable from %s", res.Database, res.BaseFolder, res.Base.Name, res.Base.End.UTC().Format(pitr.TimeLayout))
+	return a.printPITRJSON(res)
+}
+
+// pitrBase runs aidb pitr base-backup.
+func (a *app) pitrBase(cmd *cobra.Command, args []string) error {
+	if err := oneDB(args, "aidb pitr base-backup <db>"); err != nil {
+		return err
+	}
+	s, err := a.openLocked(cmd.Context(), args, "pitr base-backup", true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	b, err := pitr.TakeBaseBackup(cmd.Context(), s.eng, s.dbs[0], s.project.BackupDir)
+	if err != nil {
+		return err
+	}
+	a.say("%s: base backup %s taken; recoverable from %s", s.dbs[0].Name, b.Name, b.End.UTC().Format(pitr.TimeLayout))
+	return a.printPITRJSON(b)
+}
+
+// pitrStatus runs aidb pitr status.
+func (a *app) pitrStatus(cmd *cobra.Command, args []string) error {
+	s, err := a.open(cmd.Context(), args)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var out []pitr.Status
+	for _, db := range s.dbs {
+		st, err := pitr.StatusOf(cmd.Context(), s.eng, db, s.project.BackupDir)
+		if err != nil {
+			return err
+		}
+		if st.Stream == nil && st.Window == nil {
+			continue
+		}
+		out = append(out, st)
+		a.say("%s", st)
+	}
+	if len(out) == 0 {
+		a.say("no database has point-in-time recovery on: aidb pitr enable <db> turns it on")
+	}
+	return a.printPITRJSON(map[string]any{"databases": out})
+}
+
+func (a *app) printPITRJSON(v any) error {
+	if !a.json {
+		return nil
+	}
+	return a.printJSON(v)
+}
+
+// restoreTimeOptions are restore's point-in-time flags.
+type restoreTimeOptions struct {
+	toTime           string
+	toLatest         bool
+	finish, rollback bool
+}
+
+func (o *restoreTimeOptions) flags(f *pflag.FlagSet) {
+	f.StringVar(&o.toTime, "to-time", "", `recover to this time from the WAL stream ("2026-12-05 15:01:30", local time unless it has an offset)`)
+	f.BoolVar(&o.toLatest, "to-latest", false, "recover to the newest whole WAL segment")
+	f.BoolVar(&o.finish, "finish", false, "remove the container and volume a restore to a time replaced")
+	f.BoolVar(&o.rollback, "rollback", false, "switch back to the container and volume a restore to a time replaced (after a safety backup)")
+}
+
+// set says whether a point-in-time flag was given.
+func (o *restoreTimeOptions) set() bool {
+	return o.toTime != "" || o.toLatest || o.finish || o.rollback
+}
+
+// check refuses bad combinations and reads the target.
+func (o *restoreTimeOptions) check(args []string) (time.Time, error) {
+	n := 0
+	for _, b := range []bool{o.toTime != "", o.toLatest, o.finish, o.rollback} {
+		if b {
+			n++
+		}
+	}
+	if n != 1 || len(args) != 1 {
+		return time.Time{}, fault.BadInput(errors.New("usage: aidb restore <db> --to-time TIME | --to-latest | --finish | --rollback (one database, one of them)"))
+	}
+	if o.toTime == "" {
+		return time.Time{}, nil
+	}
+	return pitr.ParseTarget(o.toTime, time.Local)
+}
+
+// restoreToTime runs aidb restore --to-time, --to-latest, --finish and
+// --rollback.
+func (a *app) restoreToTime(cmd *cobra.Command, args []string, o *restoreTimeOptions) error {
+	target, err := o.check(args)
+	if err != nil {
+		return err
+	}
+	s, err := a.openLocked(cmd.Context(), args, "restore", true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	switch {
+	case o.finish:
+		return a.upgradeFinish(cmd.Context(), s)
+	case o.rollback:
+		return a.upgradeRollback(cmd, s)
+	}
+	res, err := pitr.Restore(cmd.Context(), s.eng, pitr.RestoreRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, Target: target, Progress: a.progress,
+		Confirm: func(w pitr.Window, b pitr.Base) error {
+			return a.confirm(fmt.Sprintf("restore %s to %s from base backup %s (window %s)? Its current container and volume are kept until --finish", s.dbs[0].Name, o.toTime, b.Name, w))
+		}})
+	if err != nil {
+		return err
+	}
+	a.say("%s: recovered from base backup %s (last replayed commit %s) onto volume %s", res.Database, res.Base, res.Replayed.UTC().Format(pitr.TimeLayout), res.Volume)
+	a.say("%s: the previous container and volume %s are kept, stopped: aidb restore %s --finish removes them, --rollback switches back; the WAL stream %s was removed: aidb pitr enable %s starts a new one", res.Database, res.PreviousVolume, res.Database, res.StreamRemoved, res.Database)
+	return a.printPITRJSON(res)
+}
