@@ -162,17 +162,14 @@ func (a *app) restoreToTime(cmd *cobra.Command, args []string, o *restoreTimeOpt
 	if err != nil {
 		return err
 	}
+	if o.finish || o.rollback {
+		return a.restoreTimeUndo(cmd, args, o.finish)
+	}
 	s, err := a.openLocked(cmd.Context(), args, "restore", true)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	switch {
-	case o.finish:
-		return a.upgradeFinish(cmd.Context(), s)
-	case o.rollback:
-		return a.upgradeRollback(cmd, s)
-	}
 	res, err := pitr.Restore(cmd.Context(), s.eng, pitr.RestoreRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, Target: target, Progress: a.progress,
 		Confirm: func(w pitr.Window, b pitr.Base) error {
 			return a.confirm(fmt.Sprintf("restore %s to %s from base backup %s (window %s)? Its current container and volume are kept until --finish", s.dbs[0].Name, o.toTime, b.Name, w))
@@ -183,4 +180,20 @@ func (a *app) restoreToTime(cmd *cobra.Command, args []string, o *restoreTimeOpt
 	a.say("%s: recovered from base backup %s (last replayed commit %s) onto volume %s", res.Database, res.Base, res.Replayed.UTC().Format(pitr.TimeLayout), res.Volume)
 	a.say("%s: the previous container and volume %s are kept, stopped: aidb restore %s --finish removes them, --rollback switches back; the WAL stream %s was removed: aidb pitr enable %s starts a new one", res.Database, res.PreviousVolume, res.Database, res.StreamRemoved, res.Database)
 	return a.printPITRJSON(res)
+}
+
+// restoreTimeUndo finishes (removes the kept container and volume) or
+// rolls back a restore to a time, as aidb upgrade --finish and --rollback
+// do an upgrade: the same switch made it. The rollback's safety backup
+// takes the locks itself.
+func (a *app) restoreTimeUndo(cmd *cobra.Command, args []string, finish bool) error {
+	s, err := a.open(cmd.Context(), args)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if finish {
+		return a.upgradeFinish(cmd.Context(), s)
+	}
+	return a.upgradeRollback(cmd, s)
 }

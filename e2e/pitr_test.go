@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/internal/ops/pitr"
+)
+
+// pitrOn brings rulesdb (postgres:15) up and turns PITR on; it returns its
+// connection and the backup folder.
+func (p *project) pitrOn() (*pgx.Conn, string) {
+	p.t.Helper()
+	dir := p.backupDir()
+	r := p.aidb("up", "rulesdb")
+	require.Equal(p.t, 0, r.code, r.stderr)
+	r = p.aidb("pitr", "enable", "rulesdb")
+	require.Equal(p.t, 0, r.code, r.stderr)
+	conn := connect(p.t, p.status()["rulesdb"].URL)
+	_, err := conn.Exec(p.t.Context(), "CREATE TABLE marks (name text PRIMARY KEY)")
+	require.NoError(p.t, err)
+	return conn, dir
+}
+
+// switchedSegment forces a segment switch and waits until the segment it
+// completed lies whole in the stream folder.
+func switchedSegment(t *testing.T, conn *pgx.Conn, walDir string) {
+	t.Helper()
+	var name string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT pg_walfile_name(pg_switch_wal())").Scan(&name))
+	waitFor(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(walDir, name))
+		return err == nil
+	})
+}
+
+func marks(t *testing.T, url string) []string {
+	t.Helper()
+	conn := connect(t, url)
+	var out []string
+	rows, err := conn.Query(t.Context(), "SELECT name FROM marks ORDER BY name")
+	require.NoError(t, err)
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// A restore to a time brings back what was committed before it and not
+// what was committed after: row A before T, row B after T, B's WAL whole
+// in the folder; restore --to-time T has A and not B, on a new volume,
+// with the stream's sidecar gone; --rollback brings back the state with B.
+func TestPITRRestoreToTime(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitr")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+
+	st := p.aidb("pitr", "status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	assert.Contains(t, st.stdout, `"running": true`)
+	assert.Contains(t, st.stdout, "aidb_wal_rulesdb")
+
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	// The server's clock past the target: B commits after it.
+	waitFor(t, 10*time.Second, func() bool {
+		var after bool
+		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
+	})
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	conn.Close(ctx)
+
+	r := p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var res pitr.RestoreResult
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+	assert.NotEmpty(t, res.StreamRemoved)
+	assert.False(t, res.Replayed.After(target), "last replayed %s, target %s", res.Replayed, target)
+	url := p.status()["rulesdb"].URL
+	assert.Equal(t, []string{"A"}, marks(t, url), "A is back and B is not")
+	assert.Contains(t, strings.Join(p.labelled(ctx), "\n"), res.Volume)
+
+	r = p.aidb("restore", "rulesdb", "--rollback", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A", "B"}, marks(t, p.status()["rulesdb"].URL), "the rollback brings back the state with B")
+	assert.NotContains(t, strings.Join(p.labelled(ctx), "\n"), res.Volume)
+}
+
+// A target before the end of the oldest base backup is refused with exit
+// 2, naming the window, and changes nothing: same container, no new
+// volume, the stream still running.
+func TestPITRRefusesTargetBeforeBase(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrrefuse")
+	conn, _ := p.pitrOn()
+	_, err := conn.Exec(t.Context(), "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	before := p.labelled(t.Context())
+
+	r := p.aidb("restore", "rulesdb", "--to-time", "2020-01-01 00:00:00+00", "--yes")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "before the end of the oldest base backup")
+	assert.Contains(t, r.stderr, "can be recovered to any time from")
+	assert.Contains(t, r.stderr, "nothing was changed")
+	assert.ElementsMatch(t, before, p.labelled(t.Context()), "nothing was made or removed")
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
+	st := p.aidb("pitr", "status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	assert.Contains(t, st.stdout, `"running": true`)
+}
