@@ -124,3 +124,58 @@ func TestPITRRefusesTargetBeforeBase(t *testing.T) {
 	require.Equal(t, 0, st.code, st.stderr)
 	assert.Contains(t, st.stdout, `"running": true`)
 }
+
+// The stream lives with its database: down stops the sidecar, up starts it
+// again and it resumes from the slot (a row written after the restart
+// reaches the folder and restore --to-latest brings it back); --finish
+// removes the replaced container and volume; nuke removes the sidecar and
+// says so, while the segments and base backups stay in the folder.
+func TestPITRStreamAcrossDownUpAndNuke(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrlife")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	walDir := filepath.Join(dir, "wal", "rulesdb")
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	conn.Close(ctx)
+
+	r := p.aidb("down")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "stopping WAL stream")
+	st := p.aidb("pitr", "status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	assert.Contains(t, st.stdout, `"running": false`)
+
+	r = p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "starting WAL stream")
+	conn = connect(t, p.status()["rulesdb"].URL)
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('C')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, walDir)
+	conn.Close(ctx)
+
+	r = p.aidb("restore", "rulesdb", "--to-latest", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A", "C"}, marks(t, p.status()["rulesdb"].URL), "the stream resumed after up: C is in the WAL")
+	r = p.aidb("restore", "rulesdb", "--finish")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb-data", "the replaced volume is named as removed")
+	assert.NotContains(t, strings.Join(p.labelled(ctx), "\n"), "pre-upgrade")
+
+	// A new stream on the recovered server (a new timeline), then nuke.
+	r = p.aidb("pitr", "enable", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = p.aidb("nuke", "--yes", "--no-backup", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "removed WAL stream")
+	var rm struct {
+		WALStreams []string `json:"wal_streams"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rm), r.stdout)
+	assert.Equal(t, []string{p.name + "-rulesdb-wal"}, rm.WALStreams)
+	entries, err := os.ReadDir(walDir)
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries, "the segments stay")
+}

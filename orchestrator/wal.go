@@ -175,3 +175,40 @@ func (o *Orchestrator) WALStreamLogs(ctx context.Context, db compose.Database, n
 	}
 	return containerLogs(ctx, o.docker, s.id, n)
 }
+
+// stopWALStreams stops the sidecars of dbs (down), before their
+// databases: a stopped sidecar stays stopped until up starts it again.
+func (o *Orchestrator) stopWALStreams(ctx context.Context, dbs []compose.Database) []error {
+	var errs []error
+	for _, db := range dbs {
+		s, err := o.WALStream(ctx, db)
+		if err == nil && s != nil && s.Running {
+			o.progress(fmt.Sprintf("%s: stopping WAL stream %s", db.Name, s.Container))
+			err = o.StopWALStream(ctx, db)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
+		}
+	}
+	return errs
+}
+
+// startWALStreams starts the stopped sidecars of dbs once their databases
+// are ready (up). A sidecar that does not start fails no up (the database
+// runs, and its slot keeps the WAL, up to max_slot_wal_keep_size): it is
+// said, with what to look at.
+func (o *Orchestrator) startWALStreams(ctx context.Context, dbs []compose.Database) {
+	for _, db := range dbs {
+		s, err := o.WALStream(ctx, db)
+		if err == nil && (s == nil || s.Running) {
+			continue
+		}
+		if err == nil {
+			o.progress(fmt.Sprintf("%s: starting WAL stream %s", db.Name, s.Container))
+			err = o.StartWALStream(ctx, db, s.Slot, s.Folder)
+		}
+		if err != nil {
+			o.progress(fmt.Sprintf("%s: the WAL stream did not start (%v); the slot keeps the WAL meanwhile: see aidb pitr status %s and docker logs of its -wal container", db.Name, err, db.Name))
+		}
+	}
+}
