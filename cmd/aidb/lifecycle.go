@@ -146,6 +146,9 @@ func (a *app) nuke(cmd *cobra.Command, args []string, o *nukeOptions) error {
 // document, even after a failure); err is the nuke's own error, returned
 // unless it is nil and printing fails.
 func (a *app) printNuked(s *session, rm orchestrator.Removed, safety []backup.File, err error) error {
+	for _, w := range rm.WALStreams {
+		a.say("removed WAL stream %s (point-in-time recovery); its segments and base backups stay in the backup folder", w)
+	}
 	if a.json {
 		if jerr := a.printJSON(struct {
 			orchestrator.Removed
@@ -156,9 +159,6 @@ func (a *app) printNuked(s *session, rm orchestrator.Removed, safety []backup.Fi
 		return err
 	}
 	a.say("removed %d container(s), %d volume(s), %d network(s) of project %s", len(rm.Containers), len(rm.Volumes), len(rm.Networks), s.project.Name)
-	for _, w := range rm.WALStreams {
-		a.say("removed WAL stream %s (point-in-time recovery); its segments and base backups stay in the backup folder", w)
-	}
 	for _, k := range rm.Kept {
 		a.say("kept volume %s: %s; remove it with docker volume rm %s, or nuke with --all-volumes", k.Name, k.Reason, k.Name)
 	}
