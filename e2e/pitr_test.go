@@ -102,27 +102,43 @@ func TestPITRRestoreToTime(t *testing.T) {
 	assert.NotContains(t, strings.Join(p.labelled(ctx), "\n"), res.Volume)
 }
 
-// A target before the end of the oldest base backup is refused with exit
-// 2, naming the window, and changes nothing: same container, no new
-// volume, the stream still running.
-func TestPITRRefusesTargetBeforeBase(t *testing.T) {
+// A target before the end of the oldest base backup, or after the newest
+// whole segment, is refused with exit 2, naming the window, and changes
+// nothing: same container, no new volume, the stream still running. A
+// target inside the window after which nothing committed (recovery finds
+// no commit to stop before) restores everything committed up to it.
+func TestPITRRefusesTargetOutsideWindow(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "pitrrefuse")
-	conn, _ := p.pitrOn()
-	_, err := conn.Exec(t.Context(), "INSERT INTO marks VALUES ('A')")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
 	require.NoError(t, err)
-	before := p.labelled(t.Context())
+	before := p.labelled(ctx)
 
-	r := p.aidb("restore", "rulesdb", "--to-time", "2020-01-01 00:00:00+00", "--yes")
-	assert.Equal(t, 2, r.code, r.stderr)
-	assert.Contains(t, r.stderr, "before the end of the oldest base backup")
-	assert.Contains(t, r.stderr, "can be recovered to any time from")
-	assert.Contains(t, r.stderr, "nothing was changed")
-	assert.ElementsMatch(t, before, p.labelled(t.Context()), "nothing was made or removed")
+	for _, tc := range []struct{ target, says string }{
+		{"2020-01-01 00:00:00+00", "before the end of the oldest base backup"},
+		{time.Now().Add(time.Hour).Format(time.RFC3339), "after the newest whole WAL segment"},
+	} {
+		r := p.aidb("restore", "rulesdb", "--to-time", tc.target, "--yes")
+		assert.Equal(t, 2, r.code, r.stderr)
+		assert.Contains(t, r.stderr, tc.says)
+		assert.Contains(t, r.stderr, "can be recovered to any time from")
+		assert.Contains(t, r.stderr, "nothing was changed")
+	}
+	assert.ElementsMatch(t, before, p.labelled(ctx), "nothing was made or removed")
 	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
 	st := p.aidb("pitr", "status", "--json")
 	require.Equal(t, 0, st.code, st.stderr)
 	assert.Contains(t, st.stdout, `"running": true`)
+
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	conn.Close(ctx)
+	r := p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
 }
 
 // The stream lives with its database: down stops the sidecar, up starts it

@@ -215,13 +215,52 @@ func recoverInto(ctx context.Context, e RestoreEngine, req RestoreRequest, b Bas
 		to = req.Target.UTC().Format(TimeLayout)
 	}
 	progress(req.Progress, "%s: replaying WAL from %s up to %s", db.Name, f.WAL, to)
-	t, err := e.StartRecovery(ctx, b.Image, db, volume, data, f.WAL, RecoverySettings(req.Target))
+	replayed, err := replay(ctx, e, req, b.Image, volume, data, req.Target)
+	var short *endedBeforeTargetError
+	if errors.As(err, &short) {
+		// No commit after the target in the whole segments: every one of
+		// them is at or before it, so the state at their end is the
+		// state at the target. Recovery goes on from where it stopped.
+		progress(req.Progress, "%s: no transaction committed after %s in the whole segments; replaying them all", db.Name, to)
+		replayed, err = replay(ctx, e, req, b.Image, volume, data, time.Time{})
+		if err == nil {
+			replayed, err = checkRecovered(&replayed, req.Target)
+		}
+	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("recover %s into volume %s: %w", db.Name, volume, err)
 	}
+	return replayed, nil
+}
+
+// endedBeforeTargetError is a recovery that replayed every segment there
+// is without meeting a commit after its target.
+type endedBeforeTargetError struct{ err error }
+
+func (e *endedBeforeTargetError) Error() string { return e.err.Error() }
+func (e *endedBeforeTargetError) Unwrap() error { return e.err }
+
+// endedBeforeTarget is the server's log line for that: a FATAL at the end
+// of recovery has no SQLSTATE a client could see, only this line.
+const endedBeforeTarget = "recovery ended before configured recovery target was reached"
+
+// replay runs one recovering server on volume up to target (zero: all
+// whole segments), waits for its promotion, checks it and stops it.
+func replay(ctx context.Context, e RestoreEngine, req RestoreRequest, image, volume, data string, target time.Time) (time.Time, error) {
+	f := FoldersOf(req.BackupDir, req.DB)
+	t, err := e.StartRecovery(ctx, image, req.DB, volume, data, f.WAL, RecoverySettings(target))
+	if err != nil {
+		if strings.Contains(err.Error(), endedBeforeTarget) {
+			return time.Time{}, &endedBeforeTargetError{err}
+		}
+		return time.Time{}, err
+	}
 	replayed, err := awaitPromotion(ctx, t, req)
 	if err != nil {
-		return time.Time{}, errors.Join(fmt.Errorf("recover %s into volume %s: %w", db.Name, volume, err), t.Close(ctx))
+		if strings.Contains(err.Error(), endedBeforeTarget) {
+			err = &endedBeforeTargetError{err}
+		}
+		return time.Time{}, errors.Join(err, t.Close(ctx))
 	}
 	return replayed, errors.Join(t.Stop(ctx), t.Close(ctx))
 }
