@@ -112,6 +112,9 @@ func (o *Orchestrator) StartWALStream(ctx context.Context, db compose.Database, 
 			Cmd:        []string{"--directory", WALMount, "--slot", slot, "--host", host, "--port", "5432", "--username", db.User, "--no-password"},
 			Env:        []string{"PGPASSWORD=" + db.Password, "PGAPPNAME=aidb-wal"},
 			Labels:     labels,
+			// pg_receivewal ends on SIGINT (flushing what it has); as
+			// PID 1 it would ignore the engine's default SIGTERM.
+			StopSignal: "SIGINT",
 		},
 		HostConfig: &container.HostConfig{
 			Mounts:        []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: WALMount}},

@@ -195,5 +195,14 @@ func (a *app) restoreTimeUndo(cmd *cobra.Command, args []string, finish bool) er
 	if finish {
 		return a.upgradeFinish(cmd.Context(), s)
 	}
-	return a.upgradeRollback(cmd, s)
+	if err := a.upgradeRollback(cmd, s); err != nil {
+		return err
+	}
+	// A stream started on the recovered server streams its timeline,
+	// which the server put back does not have.
+	name, err := s.orch.RemoveWALStream(cmd.Context(), s.dbs[0])
+	if name != "" {
+		a.say("%s: removed WAL stream %s of the recovered server: aidb pitr enable %s streams again", s.dbs[0].Name, name, s.dbs[0].Name)
+	}
+	return err
 }

@@ -63,8 +63,10 @@ type EnableResult struct {
 	Folder         string `json:"wal_folder"`
 	MaxSlotWALKeep string `json:"max_slot_wal_keep_size"`
 	HBAAdded       bool   `json:"hba_line_added"`
-	Base           Base   `json:"base_backup"`
-	BaseFolder     string `json:"base_folder"`
+	// SetAside is where a folder of another lineage was moved ("": none).
+	SetAside   string `json:"wal_folder_set_aside,omitempty"`
+	Base       Base   `json:"base_backup"`
+	BaseFolder string `json:"base_folder"`
 }
 
 func progress(fn func(string), format string, args ...any) {
@@ -110,6 +112,11 @@ func Enable(ctx context.Context, e Engine, req EnableRequest) (EnableResult, err
 	}
 	if err := createSlot(ctx, conn, res.Slot); err != nil {
 		return res, err
+	}
+	if res.SetAside, err = setAsideForeign(ctx, conn, e, db, f.WAL); err != nil {
+		return res, err
+	} else if res.SetAside != "" {
+		progress(req.Progress, "%s: %s holds WAL of another timeline (a restore to a time or its rollback since): set aside as %s", db.Name, f.WAL, res.SetAside)
 	}
 	progress(req.Progress, "%s: streaming WAL from slot %s into %s", db.Name, res.Slot, f.WAL)
 	if err := prepareFolder(ctx, e, db, image, f.WAL); err != nil {

@@ -103,12 +103,17 @@ func PlanRestore(db compose.Database, backupDir string, target time.Time) (Plan,
 		return Plan{}, err
 	}
 	p := Plan{Window: w, Segs: segs}
+	name := LatestBase(w)
 	if !target.IsZero() {
-		if err := CheckTarget(db.Name, w, target); err != nil {
+		if name, err = CheckTarget(db.Name, w, target); err != nil {
 			return p, err
 		}
 	}
-	p.Base, _ = ChooseBase(bases, target)
+	for _, b := range bases {
+		if b.Name == name {
+			p.Base = b
+		}
+	}
 	return p, nil
 }
 

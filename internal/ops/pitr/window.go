@@ -93,19 +93,49 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-// Window is the span of time a database can be recovered to: from the end
-// of its oldest whole base backup to the last write of the newest whole
-// segment that follows a base backup without a gap.
+// Span is what one base backup makes recoverable: from its end to the
+// last write of the newest whole segment after it without a gap.
+type Span struct {
+	Base   string    `json:"base_backup"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Newest string    `json:"newest_segment,omitempty"`
+}
+
+// Window is the time a database can be recovered to: the union of its
+// base backups' spans (a gap between them is not recoverable).
 type Window struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
-	// Newest is the newest whole segment of the unbroken run (its name).
-	Newest string `json:"newest_segment"`
+	// Newest is the newest whole segment of the span that reaches To.
+	Newest string `json:"newest_segment,omitempty"`
+	Spans  []Span `json:"spans"`
 }
 
-// String names the window for messages.
+// String names the window for messages: its stretches without a gap.
 func (w Window) String() string {
-	return fmt.Sprintf("%s to %s", w.From.UTC().Format(TimeLayout), w.To.UTC().Format(TimeLayout))
+	spans := slices.Clone(w.Spans)
+	if len(spans) == 0 {
+		spans = []Span{{From: w.From, To: w.To}}
+	}
+	slices.SortFunc(spans, func(a, b Span) int { return a.From.Compare(b.From) })
+	var parts []string
+	cur := spans[0]
+	for _, s := range spans[1:] {
+		if !s.From.After(cur.To) {
+			if s.To.After(cur.To) {
+				cur.To = s.To
+			}
+			continue
+		}
+		parts = append(parts, span(cur))
+		cur = s
+	}
+	return strings.Join(append(parts, span(cur)), ", and from ")
+}
+
+func span(s Span) string {
+	return fmt.Sprintf("%s to %s", s.From.UTC().Format(TimeLayout), s.To.UTC().Format(TimeLayout))
 }
 
 // TimeLayout is how times are shown and how a target may be given.
@@ -122,11 +152,10 @@ func (e *NoWindowError) Error() string {
 func (e *NoWindowError) Kind() fault.Kind { return fault.Invalid }
 
 // ComputeWindow is db's recovery window from its whole base backups and
-// the stream's whole segments: it starts at the oldest base backup's end
-// and ends at the newest segment reachable from some base backup by an
-// unbroken run of segments on its timeline (a gap ends the run: WAL past
-// it cannot be replayed). A base backup whose run has not even one
-// segment yet still opens the window, which then ends at its own end.
+// the stream's whole segments: each base backup's span starts at its end
+// and ends at the newest segment reachable from it by an unbroken run of
+// segments on its timeline (a gap ends the run: WAL past it cannot be
+// replayed); a base backup with no segment after it yet spans its own end.
 func ComputeWindow(db string, bases []Base, segs []Segment) (Window, error) {
 	if len(bases) == 0 {
 		return Window{}, &NoWindowError{Database: db, Reason: "it has no whole base backup"}
@@ -138,14 +167,9 @@ func ComputeWindow(db string, bases []Base, segs []Segment) (Window, error) {
 		}
 		have[s.Timeline][s.SegNo] = s
 	}
-	w := Window{From: bases[0].End, To: bases[0].End}
-	for _, b := range bases {
-		if b.End.Before(w.From) {
-			w.From = b.End
-		}
-		if b.End.After(w.To) {
-			w.To = b.End
-		}
+	var w Window
+	for i, b := range bases {
+		sp := Span{Base: b.Name, From: b.End, To: b.End}
 		// The segment that holds the backup's end is the first one
 		// replay reads past what the base backup carries.
 		for n := b.EndSegNo(); ; n++ {
@@ -153,9 +177,16 @@ func ComputeWindow(db string, bases []Base, segs []Segment) (Window, error) {
 			if !ok {
 				break
 			}
-			if s.ModTime.After(w.To) {
-				w.To, w.Newest = s.ModTime, s.Name
+			if s.ModTime.After(sp.To) {
+				sp.To, sp.Newest = s.ModTime, s.Name
 			}
+		}
+		w.Spans = append(w.Spans, sp)
+		if i == 0 || sp.From.Before(w.From) {
+			w.From = sp.From
+		}
+		if i == 0 || sp.To.After(w.To) {
+			w.To, w.Newest = sp.To, sp.Newest
 		}
 	}
 	return w, nil
@@ -166,15 +197,17 @@ type OutsideWindowError struct {
 	Database string
 	Target   time.Time
 	Window   Window
-	Before   bool
+	// Where is before, after or gap.
+	Where string
 }
 
 func (e *OutsideWindowError) Error() string {
-	where := "after the newest whole WAL segment"
-	next := "force a segment switch (SELECT pg_switch_wal()) and wait for it to reach the folder, or pick an earlier time"
-	if e.Before {
-		where = "before the end of the oldest base backup"
-		next = "pick a later time"
+	where, next := "in a gap between base backups and the WAL after them", "pick a time inside it"
+	switch e.Where {
+	case "before":
+		where, next = "before the end of the oldest base backup", "pick a later time"
+	case "after":
+		where, next = "after the newest whole WAL segment", "force a segment switch (SELECT pg_switch_wal()) and wait for it to reach the folder (aidb pitr status), or pick an earlier time"
 	}
 	return fmt.Sprintf("restore %s to %s: the target is %s; %s can be recovered to any time from %s: %s; nothing was changed",
 		e.Database, e.Target.UTC().Format(TimeLayout), where, e.Database, e.Window, next)
@@ -183,31 +216,40 @@ func (e *OutsideWindowError) Error() string {
 // Kind makes it bad input (exit 2).
 func (e *OutsideWindowError) Kind() fault.Kind { return fault.Invalid }
 
-// CheckTarget refuses a target outside w.
-func CheckTarget(db string, w Window, target time.Time) error {
+// CheckTarget refuses a target outside w's spans and otherwise returns
+// the base backup to recover from: the newest whose span holds it.
+func CheckTarget(db string, w Window, target time.Time) (string, error) {
 	switch {
 	case target.Before(w.From):
-		return &OutsideWindowError{Database: db, Target: target, Window: w, Before: true}
+		return "", &OutsideWindowError{Database: db, Target: target, Window: w, Where: "before"}
 	case target.After(w.To):
-		return &OutsideWindowError{Database: db, Target: target, Window: w}
+		return "", &OutsideWindowError{Database: db, Target: target, Window: w, Where: "after"}
 	}
-	return nil
+	var best *Span
+	for i, s := range w.Spans {
+		if !target.Before(s.From) && !target.After(s.To) && (best == nil || s.From.After(best.From)) {
+			best = &w.Spans[i]
+		}
+	}
+	if best == nil {
+		return "", &OutsideWindowError{Database: db, Target: target, Window: w, Where: "gap"}
+	}
+	return best.Base, nil
 }
 
-// ChooseBase is the newest base backup that ended at or before target
-// (the zero time: the newest of all); ok is false when there is none.
-func ChooseBase(bases []Base, target time.Time) (Base, bool) {
-	var best Base
-	found := false
-	for _, b := range bases {
-		if !target.IsZero() && b.End.After(target) {
-			continue
-		}
-		if !found || b.End.After(best.End) {
-			best, found = b, true
+// LatestBase is the base backup --to-latest recovers from: the newest of
+// those whose span reaches furthest.
+func LatestBase(w Window) string {
+	var best *Span
+	for i, s := range w.Spans {
+		if best == nil || s.To.After(best.To) || (s.To.Equal(best.To) && s.From.After(best.From)) {
+			best = &w.Spans[i]
 		}
 	}
-	return best, found
+	if best == nil {
+		return ""
+	}
+	return best.Base
 }
 
 // ParseTarget reads --to-time: RFC 3339, or "2006-01-02 15:04:05" with

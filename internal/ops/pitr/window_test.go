@@ -86,7 +86,7 @@ func TestComputeWindow(t *testing.T) {
 			t0, t0, ""},
 		{"another timeline does not count", []Base{base}, []Segment{seg(t, "000000020000000000000003", 5*time.Minute)},
 			t0, t0, ""},
-		{"a later base bridges a gap", []Base{base, later}, []Segment{seg(t, "000000010000000000000003", time.Minute), seg(t, "000000010000000000000009", 12*time.Minute)},
+		{"a later base after a gap", []Base{base, later}, []Segment{seg(t, "000000010000000000000003", time.Minute), seg(t, "000000010000000000000009", 12*time.Minute)},
 			t0, t0.Add(12 * time.Minute), "000000010000000000000009"},
 	} {
 		w, err := ComputeWindow("rulesdb", tc.bases, tc.segs)
@@ -106,50 +106,44 @@ func TestComputeWindow(t *testing.T) {
 
 func TestCheckTarget(t *testing.T) {
 	t.Parallel()
-	w := Window{From: t0, To: t0.Add(time.Hour)}
-	if err := CheckTarget("rulesdb", w, t0.Add(time.Minute)); err != nil {
-		t.Errorf("inside: %v", err)
-	}
-	for _, edge := range []time.Time{t0, t0.Add(time.Hour)} {
-		if err := CheckTarget("rulesdb", w, edge); err != nil {
-			t.Errorf("edge %s: %v", edge, err)
+	// Two stretches: base a from t0 to t0+1h, base b from t0+2h to t0+3h,
+	// and base c inside a's from t0+30m.
+	w := Window{From: t0, To: t0.Add(3 * time.Hour), Spans: []Span{
+		{Base: "a", From: t0, To: t0.Add(time.Hour)},
+		{Base: "c", From: t0.Add(30 * time.Minute), To: t0.Add(time.Hour)},
+		{Base: "b", From: t0.Add(2 * time.Hour), To: t0.Add(3 * time.Hour)},
+	}}
+	for _, tc := range []struct {
+		target time.Time
+		base   string
+	}{
+		{t0, "a"}, {t0.Add(time.Minute), "a"}, {t0.Add(45 * time.Minute), "c"}, {t0.Add(time.Hour), "c"},
+		{t0.Add(2 * time.Hour), "b"}, {t0.Add(3 * time.Hour), "b"},
+	} {
+		if base, err := CheckTarget("rulesdb", w, tc.target); err != nil || base != tc.base {
+			t.Errorf("CheckTarget(%s) = %q, %v; want %q", tc.target, base, err, tc.base)
 		}
 	}
+	if got := LatestBase(w); got != "b" {
+		t.Errorf("LatestBase = %q", got)
+	}
+	window := "2026-12-05 15:00:00Z to 2026-12-05 16:00:00Z, and from 2026-12-05 17:00:00Z to 2026-12-05 18:00:00Z"
 	for _, tc := range []struct {
 		target time.Time
 		want   string
 	}{
 		{t0.Add(-time.Second), "before the end of the oldest base backup"},
-		{t0.Add(time.Hour + time.Second), "after the newest whole WAL segment"},
+		{t0.Add(90 * time.Minute), "in a gap"},
+		{t0.Add(3*time.Hour + time.Second), "after the newest whole WAL segment"},
 	} {
-		err := CheckTarget("rulesdb", w, tc.target)
+		_, err := CheckTarget("rulesdb", w, tc.target)
 		if err == nil || fault.KindOf(err) != fault.Invalid {
 			t.Fatalf("%s: %v; want a refusal (bad input)", tc.target, err)
 		}
-		for _, s := range []string{tc.want, "2026-12-05 15:00:00Z to 2026-12-05 16:00:00Z", "nothing was changed"} {
+		for _, s := range []string{tc.want, window, "nothing was changed"} {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("%s: %q does not say %q", tc.target, err, s)
 			}
-		}
-	}
-}
-
-func TestChooseBase(t *testing.T) {
-	t.Parallel()
-	bases := []Base{{Name: "a", End: t0}, {Name: "b", End: t0.Add(time.Hour)}}
-	for _, tc := range []struct {
-		target time.Time
-		want   string
-		ok     bool
-	}{
-		{t0.Add(time.Minute), "a", true},
-		{t0.Add(2 * time.Hour), "b", true},
-		{time.Time{}, "b", true},
-		{t0.Add(-time.Minute), "", false},
-	} {
-		b, ok := ChooseBase(bases, tc.target)
-		if ok != tc.ok || b.Name != tc.want {
-			t.Errorf("ChooseBase(%s) = %q, %t; want %q, %t", tc.target, b.Name, ok, tc.want, tc.ok)
 		}
 	}
 }
@@ -225,5 +219,27 @@ func TestBasesAndWALRange(t *testing.T) {
 	}
 	if len(bases) != 2 || bases[0].Name != "20261205T140000.000Z" || bases[1].EndSegNo() != 3 || bases[0].EndSegNo() != 2 {
 		t.Fatalf("Bases = %+v", bases)
+	}
+}
+
+func TestForeign(t *testing.T) {
+	t.Parallel()
+	const size = DefaultSegmentSize
+	for _, tc := range []struct {
+		name    string
+		names   []string
+		tli     uint32
+		current LSN
+		want    bool
+	}{
+		{"empty", nil, 1, 5 << 24, false},
+		{"same lineage, behind", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 4<<24 + 100, false},
+		{"newer timeline on the server (restored)", []string{"000000010000000000000009.partial"}, 2, 9 << 24, true},
+		{"past the server's position (rolled back)", []string{"000000010000000000000009.partial"}, 1, 5 << 24, true},
+		{"an older timeline on the server (rolled back)", []string{"00000002.history", "000000020000000000000006.partial"}, 1, 9 << 24, true},
+	} {
+		if got := Foreign(tc.names, tc.tli, tc.current, size); got != tc.want {
+			t.Errorf("%s: Foreign = %t; want %t", tc.name, got, tc.want)
+		}
 	}
 }
