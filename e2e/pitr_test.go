@@ -71,6 +71,17 @@ func TestPITRRestoreToTime(t *testing.T) {
 	require.Equal(t, 0, st.code, st.stderr)
 	assert.Contains(t, st.stdout, `"running": true`)
 	assert.Contains(t, st.stdout, "aidb_wal_rulesdb")
+	st = p.aidb("status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	var doc struct {
+		PITR []pitr.Status `json:"pitr"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(st.stdout), &doc), st.stdout)
+	require.Len(t, doc.PITR, 1, "aidb status shows the database with PITR on")
+	require.NotNil(t, doc.PITR[0].Slot, doc.PITR[0].Problem)
+	assert.True(t, doc.PITR[0].Slot.Active)
+	assert.Equal(t, "reserved", doc.PITR[0].Slot.WALStatus)
+	require.NotNil(t, doc.PITR[0].Window)
 
 	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
 	require.NoError(t, err)

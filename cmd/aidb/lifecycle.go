@@ -15,6 +15,7 @@ import (
 	"github.com/aidb/aidb/internal/archive/manifest"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/pitr"
 	"github.com/aidb/aidb/internal/ops/safety"
 	"github.com/aidb/aidb/internal/ops/upgrade"
 	"github.com/aidb/aidb/orchestrator"
@@ -215,13 +216,18 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	if err != nil {
 		return err
 	}
+	pitrs, err := pitrStatuses(cmd.Context(), s)
+	if err != nil {
+		return err
+	}
 	if a.json {
 		return a.printJSON(struct {
 			ComposeFile string                       `json:"compose_file"`
 			ConfigFile  string                       `json:"config_file"`
 			Databases   []orchestrator.Status        `json:"databases"`
 			Services    []orchestrator.ServiceStatus `json:"services"`
-		}{s.project.ComposeFile, s.project.ConfigFile, st, services})
+			PITR        []pitr.Status                `json:"pitr"`
+		}{s.project.ComposeFile, s.project.ConfigFile, st, services, pitrs})
 	}
 	fmt.Fprintf(a.stderr, "project %s: compose file %s, aidb config %s\n", s.project.Name, s.project.ComposeFile, s.project.ConfigFile)
 	if err := a.statusTable(st, services); err != nil {
@@ -229,6 +235,9 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 	}
 	for _, n := range upgradeNotes(s, dbs, st) {
 		fmt.Fprintln(a.stderr, n)
+	}
+	for _, p := range pitrs {
+		fmt.Fprintln(a.stderr, p)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -94,16 +95,11 @@ func (a *app) pitrStatus(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	defer s.Close()
-	var out []pitr.Status
-	for _, db := range s.dbs {
-		st, err := pitr.StatusOf(cmd.Context(), s.eng, db, s.project.BackupDir)
-		if err != nil {
-			return err
-		}
-		if st.Stream == nil && st.Window == nil {
-			continue
-		}
-		out = append(out, st)
+	out, err := pitrStatuses(cmd.Context(), s)
+	if err != nil {
+		return err
+	}
+	for _, st := range out {
 		a.say("%s", st)
 	}
 	if len(out) == 0 {
@@ -205,4 +201,20 @@ func (a *app) restoreTimeUndo(cmd *cobra.Command, args []string, finish bool) er
 		a.say("%s: removed WAL stream %s of the recovered server: aidb pitr enable %s streams again", s.dbs[0].Name, name, s.dbs[0].Name)
 	}
 	return err
+}
+
+// pitrStatuses are the statuses of s's databases with PITR on (a WAL
+// stream or a base backup), for aidb status and aidb pitr status.
+func pitrStatuses(ctx context.Context, s *session) ([]pitr.Status, error) {
+	var out []pitr.Status
+	for _, db := range s.dbs {
+		st, err := pitr.StatusOf(ctx, s.eng, db, s.project.BackupDir)
+		if err != nil {
+			return nil, err
+		}
+		if st.Stream != nil || st.Window != nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
 }
