@@ -142,6 +142,9 @@ func Restore(ctx context.Context, e RestoreEngine, req RestoreRequest) (res Rest
 		return res, err
 	}
 	res.Base, res.PreviousVolume = p.Base.Name, st.Volume
+	if major, _, _ := strings.Cut(p.Base.ServerVersion, "."); major != "" && major != st.DataMajor {
+		return res, fault.BadInput(fmt.Errorf("restore %s to a time: base backup %s is of PostgreSQL %s and %s holds PostgreSQL %s data (upgraded since): recover to a time after its upgrade, or restore a dump instead; nothing was changed", db.Name, p.Base.Name, major, db.Name, st.DataMajor))
+	}
 	if req.Confirm != nil {
 		if err := req.Confirm(p.Window, p.Base); err != nil {
 			return res, err
@@ -162,14 +165,16 @@ func Restore(ctx context.Context, e RestoreEngine, req RestoreRequest) (res Rest
 	if res.Replayed, err = recoverInto(ctx, e, req, p.Base, u.Volume); err != nil {
 		return res, err
 	}
-	if res.StreamRemoved, err = e.RemoveWALStream(ctx, db); err != nil {
-		return res, err
-	}
 	progress(req.Progress, "%s: recovered; switching to volume %s", db.Name, u.Volume)
 	if err := e.SwitchMajor(ctx, db, u); err != nil {
 		return res, err
 	}
 	switched = true
+	// Only now: a failed switch leaves the database, and its stream, as
+	// they were. The recovered server is a new timeline without the slot.
+	if res.StreamRemoved, err = e.RemoveWALStream(ctx, db); err != nil {
+		return res, fmt.Errorf("%s runs on the recovered volume %s, but its old WAL stream could not be removed: %w; remove it with docker rm -f %s-wal, then aidb pitr enable %s", db.Name, u.Volume, err, st.Container, db.Name)
+	}
 	return res, nil
 }
 
