@@ -15,14 +15,14 @@ import (
 	"github.com/aidb/aidb/internal/ops/pitr"
 )
 
-// pitrOn brings rulesdb (postgres:15) up and turns PITR on; it returns its
-// connection and the backup folder.
-func (p *project) pitrOn() (*pgx.Conn, string) {
+// pitrOn brings rulesdb (postgres:15) up and turns PITR on (with flags);
+// it returns its connection and the backup folder.
+func (p *project) pitrOn(flags ...string) (*pgx.Conn, string) {
 	p.t.Helper()
 	dir := p.backupDir()
 	r := p.aidb("up", "rulesdb")
 	require.Equal(p.t, 0, r.code, r.stderr)
-	r = p.aidb("pitr", "enable", "rulesdb")
+	r = p.aidb(append([]string{"pitr", "enable", "rulesdb"}, flags...)...)
 	require.Equal(p.t, 0, r.code, r.stderr)
 	conn := connect(p.t, p.status()["rulesdb"].URL)
 	_, err := conn.Exec(p.t.Context(), "CREATE TABLE marks (name text PRIMARY KEY)")
@@ -160,7 +160,7 @@ func TestPITRRefusesTargetOutsideWindow(t *testing.T) {
 func TestPITRStreamAcrossDownUpAndNuke(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "pitrlife")
-	conn, dir := p.pitrOn()
+	conn, dir := p.pitrOn("--synchronous")
 	ctx := t.Context()
 	walDir := filepath.Join(dir, "wal", "rulesdb")
 	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")

@@ -80,8 +80,10 @@ func (o *Orchestrator) WALNetwork(db compose.Database) (netName, host string) {
 // in its environment (as the database container has them) and restart
 // unless-stopped (pg_receivewal resumes from the slot). The image is the
 // one db's running container runs. An existing sidecar is started as it
-// is. A container that fails to start is removed again.
-func (o *Orchestrator) StartWALStream(ctx context.Context, db compose.Database, slot, dir string) (retErr error) {
+// is. With synchronous, pg_receivewal flushes each write at once and
+// reports it flushed (for synchronous_standby_names = 'aidb-wal'). A
+// container that fails to start is removed again.
+func (o *Orchestrator) StartWALStream(ctx context.Context, db compose.Database, slot, dir string, synchronous bool) (retErr error) {
 	s, err := o.WALStream(ctx, db)
 	if err != nil {
 		return err
@@ -103,13 +105,17 @@ func (o *Orchestrator) StartWALStream(ctx context.Context, db compose.Database, 
 	labels := Labels(o.project.Name, db.Service, RoleWAL)
 	labels[LabelWALSlot] = slot
 	name := ContainerName(o.project, db) + walSuffix
+	args := []string{"--directory", WALMount, "--slot", slot, "--host", host, "--port", "5432", "--username", db.User, "--no-password"}
+	if synchronous {
+		args = append(args, "--synchronous")
+	}
 	res, err := o.docker.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
 			Image:      c.Image,
 			User:       "postgres",
 			Entrypoint: []string{"pg_receivewal"},
-			Cmd:        []string{"--directory", WALMount, "--slot", slot, "--host", host, "--port", "5432", "--username", db.User, "--no-password"},
+			Cmd:        args,
 			Env:        []string{"PGPASSWORD=" + db.Password, "PGAPPNAME=aidb-wal"},
 			Labels:     labels,
 			// pg_receivewal ends on SIGINT (flushing what it has); as
@@ -208,7 +214,7 @@ func (o *Orchestrator) startWALStreams(ctx context.Context, dbs []compose.Databa
 		}
 		if err == nil {
 			o.progress(fmt.Sprintf("%s: starting WAL stream %s", db.Name, s.Container))
-			err = o.StartWALStream(ctx, db, s.Slot, s.Folder)
+			err = o.StartWALStream(ctx, db, s.Slot, s.Folder, false)
 		}
 		if err != nil {
 			o.progress(fmt.Sprintf("%s: the WAL stream did not start (%v); the slot keeps the WAL meanwhile: see aidb pitr status %s and docker logs of its -wal container", db.Name, err, db.Name))

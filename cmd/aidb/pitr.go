@@ -28,10 +28,11 @@ and switches the database to it; --finish or --rollback afterwards.`
 
 func (a *app) pitrCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "pitr", Short: "Point-in-time recovery: stream WAL, base backups, the recoverable window", Long: pitrLong}
-	var keep string
+	var o enableOptions
 	enable := &cobra.Command{Use: "enable <db>", Short: "Stream a database's WAL into the backup folder and take a base backup",
-		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrEnable(cmd, args, keep) }}
-	enable.Flags().StringVar(&keep, "max-slot-wal-keep-size", pitr.DefaultMaxSlotWALKeep, "the most WAL the slot may hold back on the server (max_slot_wal_keep_size)")
+		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrEnable(cmd, args, o) }}
+	enable.Flags().StringVar(&o.keep, "max-slot-wal-keep-size", pitr.DefaultMaxSlotWALKeep, "the most WAL the slot may hold back on the server (max_slot_wal_keep_size)")
+	enable.Flags().BoolVar(&o.synchronous, "synchronous", false, "pg_receivewal --synchronous: flush each write at once (the server waits for it only where synchronous_standby_names names aidb-wal)")
 	base := &cobra.Command{Use: "base-backup <db>", Short: "Take a base backup of a database with PITR on",
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrBase(cmd, args) }}
 	status := &cobra.Command{Use: "status [db...]", Short: "Show each database's stream, slot and recoverable window",
@@ -48,12 +49,18 @@ func oneDB(args []string, usage string) error {
 	return nil
 }
 
+// enableOptions are pitr enable's flags.
+type enableOptions struct {
+	keep        string
+	synchronous bool
+}
+
 // pitrEnable runs aidb pitr enable.
-func (a *app) pitrEnable(cmd *cobra.Command, args []string, keep string) error {
+func (a *app) pitrEnable(cmd *cobra.Command, args []string, o enableOptions) error {
 	if err := oneDB(args, "aidb pitr enable <db>"); err != nil {
 		return err
 	}
-	if err := pitr.CheckSize(keep); err != nil {
+	if err := pitr.CheckSize(o.keep); err != nil {
 		return err
 	}
 	s, err := a.openLocked(cmd.Context(), args, "pitr enable", true)
@@ -61,7 +68,7 @@ func (a *app) pitrEnable(cmd *cobra.Command, args []string, keep string) error {
 		return err
 	}
 	defer s.Close()
-	res, err := pitr.Enable(cmd.Context(), s.eng, pitr.EnableRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, MaxSlotWALKeep: keep, Progress: a.progress})
+	res, err := pitr.Enable(cmd.Context(), s.eng, pitr.EnableRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, MaxSlotWALKeep: o.keep, Synchronous: o.synchronous, Progress: a.progress})
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ type Engine interface {
 	ConnString(db compose.Database) string
 	WALStream(ctx context.Context, db compose.Database) (*orchestrator.WALStream, error)
 	WALNetwork(db compose.Database) (netName, host string)
-	StartWALStream(ctx context.Context, db compose.Database, slot, dir string) error
+	StartWALStream(ctx context.Context, db compose.Database, slot, dir string, synchronous bool) error
 	RemoveWALStream(ctx context.Context, db compose.Database) (string, error)
 	WALStreamLogs(ctx context.Context, db compose.Database, n int) (string, error)
 	RunOnce(ctx context.Context, db compose.Database, s pgtools.OneShot) (string, error)
@@ -52,7 +52,11 @@ type EnableRequest struct {
 	BackupDir string
 	// MaxSlotWALKeep is max_slot_wal_keep_size ("": DefaultMaxSlotWALKeep).
 	MaxSlotWALKeep string
-	Progress       func(string)
+	// Synchronous runs pg_receivewal --synchronous (each write flushed
+	// and reported at once); the server waits for it only where its
+	// synchronous_standby_names names aidb-wal, which aidb does not set.
+	Synchronous bool
+	Progress    func(string)
 }
 
 // EnableResult says what enable set up.
@@ -122,7 +126,7 @@ func Enable(ctx context.Context, e Engine, req EnableRequest) (EnableResult, err
 	if err := prepareFolder(ctx, e, db, image, f.WAL); err != nil {
 		return res, err
 	}
-	if err := e.StartWALStream(ctx, db, res.Slot, f.WAL); err != nil {
+	if err := e.StartWALStream(ctx, db, res.Slot, f.WAL, req.Synchronous); err != nil {
 		return res, err
 	}
 	if err := waitStreaming(ctx, e, conn, db, res.Slot); err != nil {

@@ -31,7 +31,7 @@ func (f *fakeEngine) WALStream(context.Context, compose.Database) (*orchestrator
 	return nil, nil
 }
 func (f *fakeEngine) WALNetwork(compose.Database) (string, string) { return "net", "rulesdb" }
-func (f *fakeEngine) StartWALStream(context.Context, compose.Database, string, string) error {
+func (f *fakeEngine) StartWALStream(context.Context, compose.Database, string, string, bool) error {
 	f.call("StartWALStream")
 	return nil
 }
