@@ -221,3 +221,19 @@ func (o *Orchestrator) startWALStreams(ctx context.Context, dbs []compose.Databa
 		}
 	}
 }
+
+// CreateWorkVolume creates a volume for a point-in-time operation that
+// removes it again (aidb pitr verify recovers into one): labelled as db's
+// service's with role pitr, so a nuke of the database removes one a
+// killed run left. A volume of that name that exists already is refused.
+func (o *Orchestrator) CreateWorkVolume(ctx context.Context, db compose.Database, name string) error {
+	if _, err := o.docker.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
+		return fmt.Errorf("volume %s exists already: remove it (docker volume rm %s) if it holds nothing you need", name, name)
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	if _, err := o.docker.VolumeCreate(context.WithoutCancel(ctx), client.VolumeCreateOptions{Name: name, Labels: Labels(o.project.Name, db.Service, RolePITR)}); err != nil {
+		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return nil
+}

@@ -33,6 +33,12 @@ type Recoverer interface {
 	StartRecovery(ctx context.Context, image string, db compose.Database, volume, target, walDir string, settings []string) (*pgtools.Throwaway, error)
 }
 
+// recoveryEngine runs the one-shot and the recovering server.
+type recoveryEngine interface {
+	Engine
+	Recoverer
+}
+
 // RestoreEngine is everything a restore to a time asks of the engine.
 type RestoreEngine interface {
 	Engine
@@ -207,7 +213,7 @@ func switchTo(db compose.Database, st orchestrator.UpgradeState, b Base) orchest
 // recoverInto unpacks base b into volume and replays WAL up to the
 // target in a server of b's image, which it checks and stops. It returns
 // the last replayed commit's time.
-func recoverInto(ctx context.Context, e RestoreEngine, req RestoreRequest, b Base, volume string) (time.Time, error) {
+func recoverInto(ctx context.Context, e recoveryEngine, req RestoreRequest, b Base, volume string) (time.Time, error) {
 	db, f := req.DB, FoldersOf(req.BackupDir, req.DB)
 	progress(req.Progress, "%s: unpacking base backup %s into volume %s", db.Name, b.Name, volume)
 	data := db.DataMount
@@ -256,7 +262,7 @@ const endedBeforeTarget = "recovery ended before configured recovery target was 
 
 // replay runs one recovering server on volume up to target (zero: all
 // whole segments), waits for its promotion, checks it and stops it.
-func replay(ctx context.Context, e RestoreEngine, req RestoreRequest, image, volume, data string, target time.Time) (time.Time, error) {
+func replay(ctx context.Context, e recoveryEngine, req RestoreRequest, image, volume, data string, target time.Time) (time.Time, error) {
 	f := FoldersOf(req.BackupDir, req.DB)
 	t, err := e.StartRecovery(ctx, image, req.DB, volume, data, f.WAL, RecoverySettings(target))
 	if err != nil {
