@@ -109,7 +109,7 @@ func Enable(ctx context.Context, e Engine, req EnableRequest) (EnableResult, err
 	if err != nil {
 		return res, fmt.Errorf("connect to %s: %w; is it up (aidb up %s)?", db.Name, err, db.Name)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	progress(req.Progress, "%s: allowing replication connections and setting max_slot_wal_keep_size = %s", db.Name, keep)
 	if res.HBAAdded, err = configure(ctx, e, conn, db, keep); err != nil {
 		return res, err

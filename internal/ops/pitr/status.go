@@ -23,7 +23,7 @@ func TakeBaseBackup(ctx context.Context, e Engine, db compose.Database, backupDi
 	if err != nil {
 		return Base{}, fmt.Errorf("connect to %s: %w; is it up (aidb up %s)?", db.Name, err, db.Name)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	return TakeBase(ctx, e, conn, db, image, FoldersOf(backupDir, db).Base)
 }
 
@@ -101,7 +101,7 @@ func StatusOf(ctx context.Context, e Engine, db compose.Database, backupDir stri
 		st.Problem = "the database does not answer"
 		return st, nil
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	sl := Slot{Name: st.Stream.Slot}
 	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint, coalesce(wal_status, '')
 		FROM pg_replication_slots WHERE slot_name = $1`, sl.Name).Scan(&sl.Active, &sl.Retained, &sl.WALStatus)
