@@ -32,7 +32,7 @@ func (o *Orchestrator) Down(ctx context.Context, dbs []compose.Database) error {
 		return err
 	}
 	timeout := int(StopTimeout / time.Second)
-	var errs []error
+	errs := o.stopWALStreams(ctx, dbs)
 	for _, db := range dbs {
 		c, ok := existing[db.Service]
 		if !ok || c.State != container.StateRunning {
@@ -52,6 +52,9 @@ type Removed struct {
 	Containers []string `json:"containers"`
 	Volumes    []string `json:"volumes"`
 	Networks   []string `json:"networks"`
+	// WALStreams are the removed WAL sidecars (aidb pitr), also in
+	// Containers; their segments and base backups stay in the folder.
+	WALStreams []string `json:"wal_streams"`
 	// Kept are the project's volumes that hold no database of this nuke:
 	// aidb took no backup of them, so they stay unless asked.
 	Kept []KeptVolume `json:"kept_volumes"`
@@ -84,7 +87,7 @@ type KeptVolume struct {
 func (o *Orchestrator) Nuke(ctx context.Context, dbs []compose.Database, whole, allVolumes bool) (Removed, error) {
 	ctx = context.WithoutCancel(ctx)
 	n := &nuke{o: o, whole: whole, allVolumes: allVolumes,
-		rm:          Removed{Containers: []string{}, Volumes: []string{}, Networks: []string{}, Kept: []KeptVolume{}},
+		rm:          Removed{Containers: []string{}, Volumes: []string{}, Networks: []string{}, WALStreams: []string{}, Kept: []KeptVolume{}},
 		nuked:       map[string]bool{},
 		dataVolumes: map[string]bool{},
 		f:           projectFilter(o.project.Name, "", ""),
@@ -164,6 +167,9 @@ func (n *nuke) containers(ctx context.Context) error {
 			continue
 		}
 		n.rm.Containers = append(n.rm.Containers, containerName(c))
+		if c.Labels[LabelRole] == RoleWAL {
+			n.rm.WALStreams = append(n.rm.WALStreams, containerName(c))
+		}
 	}
 	return nil
 }

@@ -181,7 +181,11 @@ func (o *Orchestrator) Up(ctx context.Context, dbs []compose.Database) (retErr e
 			return o.upOne(gctx, pl, images[pl.db.Image], u)
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	o.startWALStreams(ctx, dbs)
+	return nil
 }
 
 // What Up does with one database's container.

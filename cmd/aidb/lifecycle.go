@@ -15,6 +15,7 @@ import (
 	"github.com/aidb/aidb/internal/archive/manifest"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/pitr"
 	"github.com/aidb/aidb/internal/ops/safety"
 	"github.com/aidb/aidb/internal/ops/snapshot"
 	"github.com/aidb/aidb/internal/ops/upgrade"
@@ -148,6 +149,9 @@ func (a *app) nuke(cmd *cobra.Command, args []string, o *nukeOptions) error {
 // document, even after a failure); err is the nuke's own error, returned
 // unless it is nil and printing fails.
 func (a *app) printNuked(s *session, rm orchestrator.Removed, safety []backup.File, copies []removedCopies, err error) error {
+	for _, w := range rm.WALStreams {
+		a.say("removed WAL stream %s (point-in-time recovery); its segments and base backups stay in the backup folder", w)
+	}
 	if a.json {
 		if jerr := a.printJSON(struct {
 			orchestrator.Removed
@@ -217,6 +221,10 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 		return err
 	}
 	snaps := snapshotCounts(cmd.Context(), s, dbs, st)
+	pitrs, err := pitrStatuses(cmd.Context(), s)
+	if err != nil {
+		return err
+	}
 	if a.json {
 		return a.printJSON(struct {
 			ComposeFile string                       `json:"compose_file"`
@@ -224,7 +232,8 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 			Databases   []orchestrator.Status        `json:"databases"`
 			Services    []orchestrator.ServiceStatus `json:"services"`
 			Snapshots   []snapshot.Counts            `json:"snapshots"`
-		}{s.project.ComposeFile, s.project.ConfigFile, st, services, snaps})
+			PITR        []pitr.Status                `json:"pitr"`
+		}{s.project.ComposeFile, s.project.ConfigFile, st, services, snaps, pitrs})
 	}
 	fmt.Fprintf(a.stderr, "project %s: compose file %s, aidb config %s\n", s.project.Name, s.project.ComposeFile, s.project.ConfigFile)
 	if err := a.statusTable(st, services); err != nil {
@@ -234,6 +243,9 @@ func (a *app) printStatus(cmd *cobra.Command, s *session, dbs []compose.Database
 		fmt.Fprintln(a.stderr, n)
 	}
 	a.saySnapshotCounts(snaps)
+	for _, p := range pitrs {
+		fmt.Fprintln(a.stderr, p)
+	}
 	return nil
 }
 

@@ -204,7 +204,7 @@ messages and progress go to stderr.`,
 	f.BoolVar(&a.yes, "yes", false, "do not ask before removing or replacing data")
 	f.DurationVar(&a.lockTimeout, "lock-timeout", oplock.DefaultTimeout, "how long to wait for another aidb operation on the same database or backup folder")
 	root.AddCommand(a.upCommand(), a.downCommand(), a.nukeCommand(), a.statusCommand(), a.imageCommand(), a.migrateCommand(), a.seedCommand(), a.backupCommand(), a.listCommand(), a.checkCommand(), a.docsCommand(), a.serveCommand(), a.pruneCommand(), a.pushCommand(), a.pullCommand(), a.restoreCommand(), a.verifyCommand(), a.upgradeCommand(), a.initCommand(),
-		a.snapshotCommand(), a.resetCommand(), a.cloneCommand())
+		a.snapshotCommand(), a.resetCommand(), a.cloneCommand(), a.pitrCommand())
 	requireSubcommand(root)
 	return root
 }

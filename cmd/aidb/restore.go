@@ -36,6 +36,8 @@ type restoreOptions struct {
 	asDatabase, via         string
 	jobs                    int
 	hint                    fileHint
+	// pitr are the point-in-time flags (pitr.go).
+	pitr restoreTimeOptions
 }
 
 func (o *restoreOptions) flags(cmd *cobra.Command) {
@@ -52,6 +54,7 @@ func (o *restoreOptions) flags(cmd *cobra.Command) {
 	f.StringToStringVar(&o.hint.vars, "file-var", nil, "db=VARIABLE: the make variable that names each database's file")
 	_ = f.MarkHidden("make-target")
 	_ = f.MarkHidden("file-var")
+	o.pitr.flags(f)
 }
 
 func (a *app) restoreCommand() *cobra.Command {
@@ -89,6 +92,9 @@ func (o *restoreOptions) parse(args []string) ([][2]string, pgtools.Transport, e
 // restore runs aidb restore: the files located, the databases locked, the
 // job run, the results printed.
 func (a *app) restore(cmd *cobra.Command, args []string, o *restoreOptions) error {
+	if o.pitr.set() {
+		return a.restoreToTime(cmd, args, &o.pitr)
+	}
 	pairs, t, err := o.parse(args)
 	if err != nil {
 		return err

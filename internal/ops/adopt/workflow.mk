@@ -15,7 +15,7 @@
 	ai-db-backup-all ai-db-backup ai-memorydb-backup ai-memorydb-schema-backup ai-db-schema-backup \
 	ai-db-backup-data-only ai-memorydb-backup-data-only ai-db-list ai-db-prune ai-db-check ai-db-serve ai-db-push ai-db-pull \
 	ai-db-restore-all ai-db-restore ai-memorydb-restore ai-db-restore-data ai-memorydb-restore-data \
-	ai-db-verify ai-db-verify-all ai-db-upgrade
+	ai-db-verify ai-db-verify-all ai-db-upgrade ai-db-pitr-enable ai-db-restore-pitr
 
 # aidb's advice names make targets when it runs from one of these (and
 # aidb commands when run by hand).
@@ -162,6 +162,17 @@ ai-db-verify: $(AIDB_BUILD)
 # volume until FINISH=1 removes them or ROLLBACK=1 switches back.
 ai-db-upgrade: $(AIDB_BUILD)
 	$(AIDB) upgrade $(if $(call yesno,FINISH),--finish,$(if $(call yesno,ROLLBACK),--rollback,--image "$(IMAGE)")) -- "$(DB)"
+
+# Point-in-time recovery: DB=rulesdb streams its WAL into the backup folder
+# (a sidecar running pg_receivewal on a slot) and takes a base backup.
+ai-db-pitr-enable: $(AIDB_BUILD)
+	$(AIDB) pitr enable -- $(RULESDB_DB)
+
+# DB=rulesdb TIME="2026-12-05 15:01:30" (or LATEST=1) recovers into a new
+# volume and switches to it, keeping the old container and volume until
+# FINISH=1 removes them or ROLLBACK=1 switches back.
+ai-db-restore-pitr: $(AIDB_BUILD)
+	$(AIDB) restore --yes $(if $(call yesno,FINISH),--finish,$(if $(call yesno,ROLLBACK),--rollback,$(if $(call yesno,LATEST),--to-latest,--to-time "$(TIME)"))) -- $(RULESDB_DB)
 
 # The CI restore-validation job: every backup in the folder; JUNIT=file
 # also writes a JUnit report.

@@ -99,7 +99,7 @@ func workLabels(project, service, role string) map[string]string {
 // isWorkRole says whether containers of role live only as long as the
 // command that started them (helpers and throwaways).
 func isWorkRole(role string) bool {
-	return role == orchestrator.RoleDump || role == orchestrator.RoleLoad || role == orchestrator.RoleVerify || role == orchestrator.RoleUpgrade
+	return role == orchestrator.RoleDump || role == orchestrator.RoleLoad || role == orchestrator.RoleVerify || role == orchestrator.RoleUpgrade || role == orchestrator.RolePITR
 }
 
 func containerName(c container.Summary) string {

@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/internal/ops/pitr"
+)
+
+// pitrOn brings rulesdb (postgres:15) up and turns PITR on (with flags);
+// it returns its connection and the backup folder.
+func (p *project) pitrOn(flags ...string) (*pgx.Conn, string) {
+	p.t.Helper()
+	dir := p.backupDir()
+	r := p.aidb("up", "rulesdb")
+	require.Equal(p.t, 0, r.code, r.stderr)
+	r = p.aidb(append([]string{"pitr", "enable", "rulesdb"}, flags...)...)
+	require.Equal(p.t, 0, r.code, r.stderr)
+	conn := connect(p.t, p.status()["rulesdb"].URL)
+	_, err := conn.Exec(p.t.Context(), "CREATE TABLE marks (name text PRIMARY KEY)")
+	require.NoError(p.t, err)
+	return conn, dir
+}
+
+// switchedSegment forces a segment switch and waits until the segment it
+// completed lies whole in the stream folder.
+func switchedSegment(t *testing.T, conn *pgx.Conn, walDir string) {
+	t.Helper()
+	var name string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT pg_walfile_name(pg_switch_wal())").Scan(&name))
+	waitFor(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(walDir, name))
+		return err == nil
+	})
+}
+
+func marks(t *testing.T, url string) []string {
+	t.Helper()
+	conn := connect(t, url)
+	var out []string
+	rows, err := conn.Query(t.Context(), "SELECT name FROM marks ORDER BY name")
+	require.NoError(t, err)
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// A restore to a time brings back what was committed before it and not
+// what was committed after: row A before T, row B after T, B's WAL whole
+// in the folder; restore --to-time T has A and not B, on a new volume,
+// with the stream's sidecar gone; --rollback brings back the state with B.
+func TestPITRRestoreToTime(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitr")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+
+	st := p.aidb("pitr", "status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	assert.Contains(t, st.stdout, `"running": true`)
+	assert.Contains(t, st.stdout, "aidb_wal_rulesdb")
+	st = p.aidb("status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	var doc struct {
+		PITR []pitr.Status `json:"pitr"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(st.stdout), &doc), st.stdout)
+	require.Len(t, doc.PITR, 1, "aidb status shows the database with PITR on")
+	require.NotNil(t, doc.PITR[0].Slot, doc.PITR[0].Problem)
+	assert.True(t, doc.PITR[0].Slot.Active)
+	assert.Equal(t, "reserved", doc.PITR[0].Slot.WALStatus)
+	require.NotNil(t, doc.PITR[0].Window)
+
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	// The server's clock past the target: B commits after it.
+	waitFor(t, 10*time.Second, func() bool {
+		var after bool
+		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
+	})
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	conn.Close(ctx)
+
+	// Proven restorable without touching the database: the whole stream
+	// replays in a throwaway volume, removed again.
+	before := p.labelled(ctx)
+	r := p.aidb("pitr", "verify", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "the database answers")
+	assert.ElementsMatch(t, before, p.labelled(ctx), "verify leaves nothing behind")
+
+	r = p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var res pitr.RestoreResult
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+	assert.NotEmpty(t, res.StreamRemoved)
+	assert.False(t, res.Replayed.After(target), "last replayed %s, target %s", res.Replayed, target)
+	url := p.status()["rulesdb"].URL
+	assert.Equal(t, []string{"A"}, marks(t, url), "A is back and B is not")
+	assert.Contains(t, strings.Join(p.labelled(ctx), "\n"), res.Volume)
+
+	r = p.aidb("restore", "rulesdb", "--rollback", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A", "B"}, marks(t, p.status()["rulesdb"].URL), "the rollback brings back the state with B")
+	assert.NotContains(t, strings.Join(p.labelled(ctx), "\n"), res.Volume)
+}
+
+// A target before the end of the oldest base backup, or after the newest
+// whole segment, is refused with exit 2, naming the window, and changes
+// nothing: same container, no new volume, the stream still running. A
+// target inside the window after which nothing committed (recovery finds
+// no commit to stop before) restores everything committed up to it.
+func TestPITRRefusesTargetOutsideWindow(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrrefuse")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	before := p.labelled(ctx)
+
+	for _, tc := range []struct{ target, says string }{
+		{"2020-01-01 00:00:00+00", "before the end of the oldest base backup"},
+		{time.Now().Add(time.Hour).Format(time.RFC3339), "after the newest whole WAL segment"},
+	} {
+		r := p.aidb("restore", "rulesdb", "--to-time", tc.target, "--yes")
+		assert.Equal(t, 2, r.code, r.stderr)
+		assert.Contains(t, r.stderr, tc.says)
+		assert.Contains(t, r.stderr, "can be recovered to any time from")
+		assert.Contains(t, r.stderr, "nothing was changed")
+	}
+	assert.ElementsMatch(t, before, p.labelled(ctx), "nothing was made or removed")
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
+	st := p.aidb("pitr", "status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	assert.Contains(t, st.stdout, `"running": true`)
+
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	conn.Close(ctx)
+	r := p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
+}
+
+// The stream lives with its database: down stops the sidecar, up starts it
+// again and it resumes from the slot (a row written after the restart
+// reaches the folder and restore --to-latest brings it back); --finish
+// removes the replaced container and volume; nuke removes the sidecar and
+// says so, while the segments and base backups stay in the folder.
+func TestPITRStreamAcrossDownUpAndNuke(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrlife")
+	conn, dir := p.pitrOn("--synchronous")
+	ctx := t.Context()
+	walDir := filepath.Join(dir, "wal", "rulesdb")
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	conn.Close(ctx)
+
+	r := p.aidb("down")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "stopping WAL stream")
+	st := p.aidb("pitr", "status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	assert.Contains(t, st.stdout, `"running": false`)
+
+	r = p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "starting WAL stream")
+	conn = connect(t, p.status()["rulesdb"].URL)
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('C')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, walDir)
+	conn.Close(ctx)
+
+	r = p.aidb("restore", "rulesdb", "--to-latest", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A", "C"}, marks(t, p.status()["rulesdb"].URL), "the stream resumed after up: C is in the WAL")
+	r = p.aidb("restore", "rulesdb", "--finish")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb-data", "the replaced volume is named as removed")
+	assert.NotContains(t, strings.Join(p.labelled(ctx), "\n"), "pre-upgrade")
+
+	// A new stream on the recovered server (a new timeline), then nuke.
+	r = p.aidb("pitr", "enable", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = p.aidb("nuke", "--yes", "--no-backup", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "removed WAL stream")
+	var rm struct {
+		WALStreams []string `json:"wal_streams"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rm), r.stdout)
+	assert.Equal(t, []string{p.name + "-rulesdb-wal"}, rm.WALStreams)
+	entries, err := os.ReadDir(walDir)
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries, "the segments stay")
+}

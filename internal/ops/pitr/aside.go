@@ -1,0 +1,73 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aidb/aidb/compose"
+)
+
+// Foreign says whether a stream folder holding names was written from
+// another lineage of WAL than a server on timeline tli at position
+// current: its newest segment (whole or partial) is on another timeline
+// or past the server's position. pg_receivewal resumes from the newest
+// segment of its folder, which such a server cannot serve (a restore to
+// a time forked a new timeline; a rollback went back to an older one).
+func Foreign(names []string, tli uint32, current LSN, segSize uint64) bool {
+	var newest Segment
+	found := false
+	for _, n := range names {
+		s, ok := ParseSegment(strings.TrimSuffix(n, ".partial"), segSize)
+		if !ok {
+			continue
+		}
+		if !found || s.Timeline > newest.Timeline || (s.Timeline == newest.Timeline && s.SegNo > newest.SegNo) {
+			newest, found = s, true
+		}
+	}
+	return found && (newest.Timeline != tli || newest.SegNo > uint64(current)/segSize)
+}
+
+// setAsideForeign moves a stream folder written from another lineage
+// (Foreign) to <folder>-until-<time>, keeping every file, so the new
+// stream starts in an empty folder. It returns where it moved it ("":
+// not moved). The caller has removed the sidecar writing into it.
+func setAsideForeign(ctx context.Context, conn *pgx.Conn, e Engine, db compose.Database, dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("list WAL folder %s: %w", dir, err)
+	}
+	names := make([]string, len(entries))
+	for i, en := range entries {
+		names[i] = en.Name()
+	}
+	var tli uint32
+	var lsn string
+	var size uint64
+	if err := conn.QueryRow(ctx, `SELECT timeline_id, pg_current_wal_lsn()::text, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')
+		FROM pg_control_checkpoint()`).Scan(&tli, &lsn, &size); err != nil {
+		return "", fmt.Errorf("read %s's timeline: %w", db.Name, err)
+	}
+	current, err := ParseLSN(lsn)
+	if err != nil || !Foreign(names, tli, current, size) {
+		return "", err
+	}
+	if _, err := e.RemoveWALStream(ctx, db); err != nil {
+		return "", err
+	}
+	aside := dir + "-until-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(dir, aside); err != nil {
+		return "", fmt.Errorf("set WAL folder %s aside: %w", dir, err)
+	}
+	return aside, nil
+}

@@ -1,0 +1,96 @@
+package pitr
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/moby/moby/api/types/mount"
+
+	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/internal/postgres/pgtools"
+)
+
+// baseMount is where a database's base folder is mounted in the
+// container running pg_basebackup or preparing a recovery volume.
+const baseMount = "/aidb-base"
+
+// BaseTimeout bounds one pg_basebackup run.
+const BaseTimeout = 2 * time.Hour
+
+// TakeBase takes a base backup of db (running image) into a new
+// <timestamp> folder of baseDir: pg_basebackup from the database's own
+// image, on the project network, in tar format, gzipped, with the WAL it
+// needs to be consistent (-X stream) and a fast checkpoint, as the
+// calling user (the files are theirs). The record (RecordName) is written
+// last, by rename: only then does the folder count. A failure removes the
+// folder.
+func TakeBase(ctx context.Context, e Engine, conn *pgx.Conn, db compose.Database, image, baseDir string) (b Base, retErr error) {
+	if err := os.MkdirAll(baseDir, 0o755); err != nil {
+		return b, fmt.Errorf("create base backup folder %s: %w", baseDir, err)
+	}
+	b.Name = time.Now().UTC().Format("20060102T150405.000Z")
+	dir := filepath.Join(baseDir, b.Name)
+	defer func() {
+		if retErr != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if err := conn.QueryRow(ctx, "SELECT now(), current_setting('server_version'), (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')").Scan(&b.Start, &b.ServerVersion, &b.SegmentSize); err != nil {
+		return b, fmt.Errorf("read %s's clock: %w", db.Name, err)
+	}
+	netName, host := e.WALNetwork(db)
+	_, err := e.RunOnce(ctx, db, pgtools.OneShot{
+		Image: image, User: strconv.Itoa(os.Getuid()) + ":" + strconv.Itoa(os.Getgid()),
+		Entrypoint: []string{"pg_basebackup"},
+		Cmd: []string{"--pgdata", baseMount + "/" + b.Name, "--format", "tar", "--gzip", "--wal-method", "stream",
+			"--checkpoint", "fast", "--label", "aidb pitr " + b.Name,
+			"--host", host, "--port", "5432", "--username", db.User, "--no-password"},
+		Env:     []string{"PGPASSWORD=" + db.Password},
+		Mounts:  []mount.Mount{{Type: mount.TypeBind, Source: baseDir, Target: baseMount}},
+		Network: netName, Timeout: BaseTimeout,
+	})
+	if err != nil {
+		return b, fmt.Errorf("base backup of %s: %w", db.Name, err)
+	}
+	manifest, err := os.ReadFile(filepath.Join(dir, "backup_manifest"))
+	if err != nil {
+		return b, fmt.Errorf("base backup of %s: %w", db.Name, err)
+	}
+	if b.Timeline, b.StartLSN, b.EndLSN, err = WALRange(manifest); err != nil {
+		return b, fmt.Errorf("base backup of %s: %w", db.Name, err)
+	}
+	// The server's clock once the backup has ended: a time it can surely
+	// be recovered to.
+	if err := conn.QueryRow(ctx, "SELECT now()").Scan(&b.End); err != nil {
+		return b, fmt.Errorf("read %s's clock: %w", db.Name, err)
+	}
+	b.Image = image
+	return b, writeRecord(dir, b)
+}
+
+// writeRecord writes b's record into dir through a temporary file and a
+// rename, so a folder has a whole record or none.
+func writeRecord(dir string, b Base) error {
+	raw, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, RecordName+".partial")
+	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write base backup record: %w", err)
+	}
+	if f, err := os.Open(tmp); err == nil {
+		_ = f.Sync()
+		_ = f.Close()
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, RecordName)); err != nil {
+		return fmt.Errorf("write base backup record: %w", err)
+	}
+	return nil
+}
