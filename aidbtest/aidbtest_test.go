@@ -55,7 +55,7 @@ type fakeTB struct {
 }
 
 func (f *fakeTB) Helper() {}
-func (f *fakeTB) Fatalf(format string, args ...any) {
+func (f *fakeTB) Fatalf(format string, _ ...any) {
 	f.failed = format
 	panic(f)
 }

@@ -1,6 +1,7 @@
 package aidbtest_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +21,7 @@ func ExampleClone() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close(t.Context())
+		defer func() { _ = conn.Close(context.WithoutCancel(t.Context())) }()
 		if _, err := conn.Exec(t.Context(), "DELETE FROM rules"); err != nil {
 			t.Fatal(err) // only this test's clone lost its rules
 		}

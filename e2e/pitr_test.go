@@ -95,7 +95,7 @@ func TestPITRRestoreToTime(t *testing.T) {
 	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
 	require.NoError(t, err)
 	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 
 	// Proven restorable without touching the database: the whole stream
 	// replays in a throwaway volume, removed again.
@@ -154,7 +154,7 @@ func TestPITRRefusesTargetOutsideWindow(t *testing.T) {
 	var target time.Time
 	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
 	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 	r := p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
@@ -173,7 +173,7 @@ func TestPITRStreamAcrossDownUpAndNuke(t *testing.T) {
 	walDir := filepath.Join(dir, "wal", "rulesdb")
 	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
 	require.NoError(t, err)
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 
 	r := p.aidb("down")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -189,7 +189,7 @@ func TestPITRStreamAcrossDownUpAndNuke(t *testing.T) {
 	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('C')")
 	require.NoError(t, err)
 	switchedSegment(t, conn, walDir)
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 
 	r = p.aidb("restore", "rulesdb", "--to-latest", "--yes")
 	require.Equal(t, 0, r.code, r.stderr)

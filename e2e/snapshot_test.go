@@ -155,15 +155,15 @@ func TestSnapshotAndReset(t *testing.T) {
 	require.NoError(t, rules.QueryRow(t.Context(), "SELECT count(*) FROM projects WHERE slug = 'uncommitted'").Scan(&uncommitted))
 	assert.Zero(t, uncommitted, "the open transaction's row is not in the snapshot")
 	assertHNSWUsed(t, mem)
-	rules.Close(t.Context())
-	mem.Close(t.Context())
+	_ = rules.Close(t.Context())
+	_ = mem.Close(t.Context())
 
 	// --undo brings back what the reset replaced.
 	r = p.aidb("reset", "rulesdb", "--undo")
 	require.Equal(t, 0, r.code, r.stderr)
 	rules = connect(t, st["rulesdb"].URL)
 	assert.Equal(t, changedRules, rowsDigest(t, rules), "--undo: the changes are back")
-	rules.Close(t.Context())
+	_ = rules.Close(t.Context())
 
 	// Down and up keep them; a backup holds only the application's data.
 	require.Equal(t, 0, p.aidb("down").code)
@@ -208,7 +208,7 @@ func TestResetRepairsKilledRun(t *testing.T) {
 	url := p.status()["rulesdb"].URL
 	rules := connect(t, url)
 	want := rowsDigest(t, rules)
-	rules.Close(t.Context())
+	_ = rules.Close(t.Context())
 	admin := connect(t, adminURL(url))
 	// The states a kill leaves, made by hand, as each step leaves them.
 	for _, sql := range []string{
@@ -230,7 +230,7 @@ func TestResetRepairsKilledRun(t *testing.T) {
 	assert.ElementsMatch(t, []string{"rulesdb", "rulesdb_snap_after", "rulesdb_snap_base"}, serverDatabases(t, admin), "only the database and its snapshots are left")
 	rules = connect(t, url)
 	assert.Equal(t, want, rowsDigest(t, rules), "the database was whole throughout")
-	rules.Close(t.Context())
+	_ = rules.Close(t.Context())
 
 	// A reset killed after its copy, before its swap: the next reset
 	// drops the copy and goes ahead.
@@ -241,7 +241,7 @@ func TestResetRepairsKilledRun(t *testing.T) {
 	assert.Contains(t, r.stderr, "dropped rulesdb_aidb_rnew_0000000d")
 	rules = connect(t, url)
 	assert.Equal(t, want, rowsDigest(t, rules))
-	rules.Close(t.Context())
+	_ = rules.Close(t.Context())
 	for _, n := range serverDatabases(t, admin) {
 		assert.NotContains(t, n, "_aidb_", "no temporary database is left")
 	}
@@ -263,14 +263,14 @@ func TestCloneForTests(t *testing.T) {
 	before := serverDatabases(t, admin)
 	rules := connect(t, url)
 	want := rowsDigest(t, rules)
-	rules.Close(t.Context())
+	_ = rules.Close(t.Context())
 
 	for i := range 8 {
 		r := p.aidb("clone", "rulesdb", "--name", "loop"+strconv.Itoa(i))
 		require.Equal(t, 0, r.code, r.stderr)
 		c := connect(t, strings.TrimSpace(r.stdout))
 		assert.Equal(t, want, rowsDigest(t, c), "the clone holds the snapshot's rows")
-		c.Close(t.Context())
+		_ = c.Close(t.Context())
 		r = p.aidb("clone", "rm", "loop"+strconv.Itoa(i))
 		require.Equal(t, 0, r.code, r.stderr)
 	}
@@ -298,7 +298,7 @@ func TestCloneForTests(t *testing.T) {
 	assert.Equal(t, before, serverDatabases(t, admin), "aidbtest's cleanups removed every clone")
 	rules = connect(t, url)
 	assert.Equal(t, want, rowsDigest(t, rules), "the clones' changes did not touch rulesdb")
-	rules.Close(t.Context())
+	_ = rules.Close(t.Context())
 
 	// The limit, and expired clones.
 	r := p.aidb("clone", "rulesdb", "--name", "keep")

@@ -156,7 +156,7 @@ func Restore(ctx context.Context, e RestoreEngine, req RestoreRequest) (res Rest
 			return res, err
 		}
 	}
-	u := switchTo(db, st, p.Base)
+	u := switchTo(db, st)
 	res.Volume = u.Volume
 	if err := e.CreateUpgradeVolume(ctx, db, u); err != nil {
 		return res, err
@@ -201,7 +201,7 @@ func refuseState(db compose.Database, st orchestrator.UpgradeState) error {
 // switchTo is the switch a restore makes: the same image the database
 // runs (an upgraded one keeps its upgrade's), a new volume named after the
 // compose volume and the base backup.
-func switchTo(db compose.Database, st orchestrator.UpgradeState, b Base) orchestrator.Upgrade {
+func switchTo(db compose.Database, st orchestrator.UpgradeState) orchestrator.Upgrade {
 	u := orchestrator.Upgrade{Image: db.Image, FromImage: db.Image, ComposeVolume: st.ComposeVolume, Replaces: st.Volume}
 	if st.Upgrade != nil {
 		u.Image, u.FromImage = st.Upgrade.Image, st.Upgrade.FromImage
@@ -309,7 +309,7 @@ func awaitPromotion(ctx context.Context, t *pgtools.Throwaway, req RestoreReques
 		}
 		if time.Now().After(deadline) {
 			logs, _ := t.Logs(context.WithoutCancel(ctx), 20)
-			return time.Time{}, fmt.Errorf("recovery did not finish within %s (last error: %v); its last lines:\n%s", timeout, err, logs)
+			return time.Time{}, fmt.Errorf("recovery did not finish within %s (last error: %w); its last lines:\n%s", timeout, err, logs)
 		}
 		select {
 		case <-ctx.Done():

@@ -319,12 +319,13 @@ func takeFingerprint(ctx context.Context, url string) (fingerprint.Fingerprint, 
 	if err != nil {
 		return fingerprint.Fingerprint{}, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fingerprint.Fingerprint{}, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	// Read-only: the rollback only ends the snapshot of the read.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := fingerprint.Prepare(ctx, tx); err != nil {
 		return fingerprint.Fingerprint{}, err
 	}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +36,11 @@ func TestMetaRoundTrip(t *testing.T) {
 func TestDecodeLeavesOtherCommentsAlone(t *testing.T) {
 	t.Parallel()
 	for _, c := range []string{"", "the rules database", `{"kind":"snapshot"}`, `{"aidb_snapshot":2,"kind":"snapshot"}`, `{"aidb_snapshot":1,"kind":"backup"}`} {
-		if _, err := decode(c); err != errNotOurs {
+		if _, err := decode(c); !errors.Is(err, errNotOurs) {
 			t.Errorf("decode(%q) = %v, want errNotOurs", c, err)
 		}
 	}
-	if _, err := decode(`{"aidb_snapshot":1,"kind":`); err == nil || err == errNotOurs {
+	if _, err := decode(`{"aidb_snapshot":1,"kind":`); err == nil || errors.Is(err, errNotOurs) {
 		t.Errorf("a damaged aidb comment: %v, want a read error", err)
 	}
 }
