@@ -96,7 +96,7 @@ func (a *app) backup(cmd *cobra.Command, args []string, o backupOptions) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	req.Databases = s.dbs
 	res, err := a.runBackup(cmd, s, req)
 	if err != nil || !o.verifyAfter {

@@ -55,7 +55,7 @@ func (a *app) runClone(ctx context.Context, argv []string, req snapshot.CloneReq
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	req.Target = ts[0]
 	res, err := snapshot.Clone(ctx, req)
 	a.sayRepairs(ts[0].Name, res.Repairs)
@@ -121,7 +121,7 @@ func (a *app) clonePruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			out := map[string][]string{}
 			for _, t := range ts {
 				pruned, repairs, err := snapshot.Prune(cmd.Context(), t, time.Now())

@@ -51,7 +51,7 @@ func (a *app) up(cmd *cobra.Command, args []string, o *upOptions) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if o.timeout != 0 {
 		if o.timeout < 0 {
 			return fault.BadInput(fmt.Errorf("--timeout %s: must be positive", o.timeout))
@@ -85,7 +85,7 @@ func (a *app) downCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			if all {
 				return s.orch.DownAll(cmd.Context())
 			}
@@ -121,7 +121,7 @@ func (a *app) nuke(cmd *cobra.Command, args []string, o *nukeOptions) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	names := make([]string, len(s.dbs))
 	for i, db := range s.dbs {
 		names[i] = db.Name
@@ -204,7 +204,7 @@ func (a *app) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			dbs := s.dbs
 			return a.printStatus(cmd, s, dbs)
 		},
@@ -320,14 +320,14 @@ func (a *app) imageCommand() *cobra.Command {
 func (a *app) buildImages(ctx context.Context, names []string, tag string) error {
 	if tag != "" {
 		if _, err := reference.ParseNormalizedNamed(tag); err != nil {
-			return fault.BadInput(fmt.Errorf("--tag %s: %v", tag, err))
+			return fault.BadInput(fmt.Errorf("--tag %s: %w", tag, err))
 		}
 	}
 	s, err := a.open(ctx, names)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var refs []string
 	for _, db := range s.dbs {
 		refs = append(refs, db.Image)

@@ -61,7 +61,11 @@ func profiled(f func() int) int {
 		fmt.Fprintf(os.Stderr, "aidb: AIDB_CPUPROFILE: %v\n", err)
 		return exitUsage
 	}
-	defer out.Close()
+	defer func() {
+		if err := out.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "aidb: AIDB_CPUPROFILE: %v\n", err)
+		}
+	}()
 	if err := pprof.StartCPUProfile(out); err != nil {
 		fmt.Fprintf(os.Stderr, "aidb: AIDB_CPUPROFILE: %v\n", err)
 		return exitUsage

@@ -68,7 +68,7 @@ func (a *app) migrateStatus(ctx context.Context, names []string) error {
 	if !a.json {
 		fmt.Fprintln(w, "DATABASE\tVERSION\tLATEST\tPENDING")
 	}
-	err := a.eachMigration(ctx, names, func(ctx context.Context, s *session, db compose.Database, r *migrations.Runner, out *dbMigration) error {
+	err := a.eachMigration(ctx, names, func(ctx context.Context, _ *session, db compose.Database, r *migrations.Runner, out *dbMigration) error {
 		st, err := r.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("migration status of %s: %w", db.Name, err)
@@ -174,7 +174,7 @@ func (a *app) eachMigration(ctx context.Context, names []string, fn func(context
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	outs := []dbMigration{}
 	defer func() {

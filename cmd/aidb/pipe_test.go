@@ -15,7 +15,7 @@ func TestPipeWatchTellsAReaderGone(t *testing.T) {
 	t.Parallel()
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	told := 0
 	p := &pipeWatch{f: w, broken: func() { told++ }}
 	_, err = p.Write([]byte("read\n"))

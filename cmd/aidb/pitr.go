@@ -70,7 +70,7 @@ func (a *app) pitrEnable(cmd *cobra.Command, args []string, o enableOptions) err
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	res, err := pitr.Enable(cmd.Context(), s.eng, pitr.EnableRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, MaxSlotWALKeep: o.keep, Synchronous: o.synchronous, Progress: a.progress})
 	if err != nil {
 		return err
@@ -89,7 +89,7 @@ func (a *app) pitrBase(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	b, err := pitr.TakeBaseBackup(cmd.Context(), s.eng, s.dbs[0], s.project.BackupDir)
 	if err != nil {
 		return err
@@ -104,7 +104,7 @@ func (a *app) pitrStatus(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	out, err := pitrStatuses(cmd.Context(), s)
 	if err != nil {
 		return err
@@ -175,7 +175,7 @@ func (a *app) restoreToTime(cmd *cobra.Command, args []string, o *restoreTimeOpt
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	res, err := pitr.Restore(cmd.Context(), s.eng, pitr.RestoreRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, Target: target, Progress: a.progress,
 		Confirm: func(w pitr.Window, b pitr.Base) error {
 			return a.confirm(fmt.Sprintf("restore %s to %s from base backup %s (window %s)? Its current container and volume are kept until --finish", s.dbs[0].Name, o.toTime, b.Name, w))
@@ -197,7 +197,7 @@ func (a *app) restoreTimeUndo(cmd *cobra.Command, args []string, finish bool) er
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if finish {
 		return a.upgradeFinish(cmd.Context(), s)
 	}
@@ -236,7 +236,7 @@ func (a *app) pitrVerify(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var out []pitr.VerifyResult
 	for _, db := range s.dbs {
 		res, err := pitr.Verify(cmd.Context(), s.eng, db, s.project.BackupDir, a.progress)

@@ -55,7 +55,7 @@ func (a *app) runReset(ctx context.Context, names []string, req snapshot.ResetRe
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	req.Yes = a.yes
 	var out []snapshot.ResetResult
 	var errs []error

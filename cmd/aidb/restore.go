@@ -110,7 +110,7 @@ func (a *app) restore(cmd *cobra.Command, args []string, o *restoreOptions) erro
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	job, err := o.job(s, pairs, objs, t)
 	if err != nil {
 		return err

@@ -39,7 +39,7 @@ func (a *app) seed(ctx context.Context, names []string, o *seedOptions) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	results, err := seed.Run(ctx, s.orch, s.dbs, seed.Options{
 		Rows: o.rows, IfEmpty: o.ifEmpty,
 		Progress: func(db, table string, n int64) { a.say("%s: %s: %d rows", db, table, n) },

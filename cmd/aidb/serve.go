@@ -124,7 +124,7 @@ func (a *app) serveConfig(ctx context.Context, o serveOptions) (*compose.Project
 func (a *app) serveMetrics(ctx context.Context, addr string, h http.Handler) (stop func(), err error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fault.BadInput(fmt.Errorf("--metrics-addr %s: %v", addr, err))
+		return nil, fault.BadInput(fmt.Errorf("--metrics-addr %s: %w", addr, err))
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()

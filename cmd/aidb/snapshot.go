@@ -96,7 +96,7 @@ func (a *app) runSnapshot(ctx context.Context, names []string, name, strategy st
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var out []snapshot.CreateResult
 	for i, t := range ts {
 		res, err := snapshot.Create(ctx, snapshot.CreateRequest{Target: t, Name: name, Yes: a.yes, Strategy: st})
@@ -186,7 +186,7 @@ func (a *app) listCopies(ctx context.Context, names []string, kind snapshot.Kind
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var out []snapshot.Copy
 	for _, db := range s.dbs {
 		if err := s.orch.RequireReady(ctx, db); err != nil {
@@ -223,7 +223,7 @@ func (a *app) removeCopies(ctx context.Context, kind snapshot.Kind, name string,
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var removed []string
 	for _, t := range ts {
 		ok, err := snapshot.Remove(ctx, t, kind, name)
@@ -244,7 +244,7 @@ func (a *app) removeCopies(ctx context.Context, kind snapshot.Kind, name string,
 // snapshotAdvice is what to run next after a snapshot package error e
 // ("" for none); mk: run from Makefile.ai.
 func snapshotAdvice(e error, mk bool) string {
-	switch e := e.(type) {
+	switch e := e.(type) { //nolint:errorlint // walk hands each error of the tree in turn: a type switch on each, not errors.As
 	case *snapshot.SessionsError:
 		if mk {
 			return "stop the application's connections, or run the target again with YES=1 to end them"

@@ -97,7 +97,7 @@ func (a *app) upgrade(cmd *cobra.Command, args []string, o *upgradeOptions) erro
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	switch {
 	case o.finish:
 		return a.upgradeFinish(cmd.Context(), s)
@@ -124,7 +124,8 @@ func (a *app) upgradeFinish(ctx context.Context, s *session) error {
 func (a *app) upgradeRollback(cmd *cobra.Command, s *session) error {
 	db := s.dbs[0]
 	res, err := upgrade.Rollback(cmd.Context(), s.orch, upgrade.RollbackRequest{DB: db, Progress: a.progress,
-		SafetyBackup: func(ctx context.Context) (string, error) {
+		// The backup runs under cmd.Context(), the context Rollback passes.
+		SafetyBackup: func(_ context.Context) (string, error) {
 			files, err := a.safetyBackup(cmd, s, []compose.Database{db}, true, manifest.Safety{Command: "aidb upgrade --rollback", Reason: "what " + db.Name + " held on the new major before aidb upgrade --rollback switched it back"})
 			if err != nil || len(files) == 0 {
 				return "", err

@@ -117,20 +117,14 @@ func (a *app) verify(cmd *cobra.Command, args []string, o verifyOptions) error {
 	if err != nil {
 		return err
 	}
-	// The report is written last: a path it cannot be written to is
-	// found before minutes of verification, not after.
-	if o.junit != "" {
-		out, err := os.OpenFile(o.junit, os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
-			return fault.BadInput(fmt.Errorf("--junit %s: cannot write the report there (%v); nothing was verified", o.junit, errors.Unwrap(err)))
-		}
-		_ = out.Close()
+	if err := checkReportPath(o.junit); err != nil {
+		return err
 	}
 	s, err := a.openProject(ctx, p, nil)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if o.all {
 		if files, err = a.allBackups(ctx, p, part); err != nil {
 			return err
@@ -142,6 +136,21 @@ func (a *app) verify(cmd *cobra.Command, args []string, o verifyOptions) error {
 	}
 	_, err = a.runVerifyOn(cmd, s, files, o.jobs, o.loadJobs, t, o.junit, o.image)
 	return err
+}
+
+// checkReportPath refuses a --junit path the report cannot be written to.
+// The report is written last: a path it cannot be written to is found
+// before minutes of verification, not after.
+func checkReportPath(path string) error {
+	if path == "" {
+		return nil
+	}
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		//nolint:errorlint // the reason as text: the file's own error kind (not-exist, permission) must not choose the advice; this is bad input
+		return fault.BadInput(fmt.Errorf("--junit %s: cannot write the report there (%v); nothing was verified", path, errors.Unwrap(err)))
+	}
+	return out.Close()
 }
 
 // checkedFiles are the files verify was given, each checked before
