@@ -50,10 +50,10 @@ func Connect(ctx context.Context) (*client.Client, error) {
 	return cli, nil
 }
 
-// Engine is the Docker engine calls the lifecycle makes: images, the
+// Docker is the Docker engine calls the lifecycle makes: images, the
 // project's networks and volumes, its containers and their logs. The moby
 // client (*client.Client) satisfies it; unit tests use an in-memory fake.
-type Engine interface {
+type Docker interface {
 	DaemonHost() string
 
 	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
@@ -84,10 +84,10 @@ type Engine interface {
 }
 
 // The moby client is the engine aidb runs on.
-var _ Engine = (*client.Client)(nil)
+var _ Docker = (*client.Client)(nil)
 
 // importer adapts the engine's ImageImport to pgimage.Importer.
-type importer struct{ e Engine }
+type importer struct{ e Docker }
 
 // Import loads tarball as the image ref with the given Dockerfile changes and
 // waits for the engine to finish, reporting an error the engine streams back.
@@ -101,7 +101,7 @@ func (i importer) Import(ctx context.Context, tarball io.Reader, ref string, cha
 }
 
 // builder adapts the engine's ImageBuild to pgimage.Builder.
-type builder struct{ e Engine }
+type builder struct{ e Docker }
 
 // BuildDockerfile builds the Dockerfile of buildContext as ref (the classic
 // builder: the FROM image is local, nothing is pulled), intermediate

@@ -27,7 +27,7 @@ import (
 )
 
 // fakeEngine is an in-memory engine: containers, volumes, networks and
-// images as the lifecycle sees them through Engine. Its databases answer
+// images as the lifecycle sees them through Docker. Its databases answer
 // SELECT 1 (ping) when their container runs and publishes the port asked
 // for.
 type fakeEngine struct {

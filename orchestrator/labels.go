@@ -7,7 +7,7 @@
 // requests, and what ai-up hands Docker Compose's engine (the services
 // that are not databases, through the small Composer interface that
 // package services implements) and when. It makes its engine calls
-// through the small Engine interface, which the moby client satisfies.
+// through the small Docker interface, which the moby client satisfies.
 //
 // Running the client tools against the databases (pg_dump, psql, helper
 // and throwaway containers) is package pgrun's.

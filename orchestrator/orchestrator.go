@@ -15,7 +15,7 @@ import (
 
 // Orchestrator drives one compose project's databases on one engine.
 type Orchestrator struct {
-	docker  Engine
+	docker  Docker
 	project *compose.Project
 	// progress receives one line per step a person would want to see
 	// (pulling, building an image, waiting for a database).
@@ -50,7 +50,7 @@ func WithProgress(fn func(string)) Option {
 
 // New returns an Orchestrator for project on the engine behind docker
 // (a *client.Client from Connect).
-func New(docker Engine, project *compose.Project, opts ...Option) (*Orchestrator, error) {
+func New(docker Docker, project *compose.Project, opts ...Option) (*Orchestrator, error) {
 	if docker == nil || project == nil {
 		return nil, errors.New("orchestrator: docker client and project are required")
 	}

@@ -52,7 +52,7 @@ func selectOne(ctx context.Context, connString string) error {
 }
 
 // containerLogs returns the last n lines of a container's stdout and stderr.
-func containerLogs(ctx context.Context, d Engine, id string, n int) (string, error) {
+func containerLogs(ctx context.Context, d Docker, id string, n int) (string, error) {
 	rc, err := d.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
 	if err != nil {
 		return "", err

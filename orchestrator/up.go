@@ -68,7 +68,7 @@ func (u *undo) addVolume(name string) {
 }
 
 // run removes what was recorded; NotFound counts as removed.
-func (u *undo) run(ctx context.Context, d Engine) error {
+func (u *undo) run(ctx context.Context, d Docker) error {
 	var errs []error
 	for _, id := range u.containers {
 		if _, err := d.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {

@@ -242,8 +242,8 @@ func (a *app) lockRequest(op string) oplock.Request {
 // Databases, Dumper and Verifier make a session what a routine run works
 // on (routine.Session).
 func (s *session) Databases() []compose.Database { return s.dbs }
-func (s *session) Dumper() backup.Engine         { return s.eng }
-func (s *session) Verifier() verify.Engine       { return s.tools }
+func (s *session) Dumper() backup.Dumper         { return s.eng }
+func (s *session) Verifier() verify.Throwaways       { return s.tools }
 
 // lockFolder takes the backup folder's lock alone, for an operation that
 // needs no engine (prune, push, pull): no backup or prune changes what it

@@ -39,9 +39,9 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 )
 
-// Engine is what a backup needs of the engine: the database (package
+// Dumper is what a backup needs of the engine: the database (package
 // orchestrator) and pg_dump run against it (package pgrun).
-type Engine interface {
+type Dumper interface {
 	RequireReady(ctx context.Context, db compose.Database) error
 	ConnString(db compose.Database) string
 	Dump(ctx context.Context, db compose.Database, args []string, w io.Writer) error
@@ -169,7 +169,7 @@ type Result struct {
 // timestamp. Each file appears whole or not at all: on any error, or
 // Ctrl-C, no file with a final name is left for a database that failed,
 // and the partial files are removed.
-func Run(ctx context.Context, e Engine, req Request) (_ Result, retErr error) {
+func Run(ctx context.Context, e Dumper, req Request) (_ Result, retErr error) {
 	if req.Now == nil {
 		req.Now = time.Now
 	}
@@ -253,7 +253,7 @@ func Run(ctx context.Context, e Engine, req Request) (_ Result, retErr error) {
 // file is committed, its manifest written beside it, and <db>-latest moved.
 // A failure at any step removes the partial file (and a committed file
 // whose manifest could not be written).
-func one(ctx context.Context, e Engine, req Request, db compose.Database, at time.Time) (File, error) {
+func one(ctx context.Context, e Dumper, req Request, db compose.Database, at time.Time) (File, error) {
 	start := time.Now()
 	out := File{Database: db.Name, Kind: req.Kind, Codec: req.Compression}
 	image, err := e.Image(ctx, db)
@@ -419,7 +419,7 @@ func finishUpload(up Upload, m manifest.Manifest, manifestPath string) error {
 // starts while the snapshot is taken and the dump planned; it waits for its
 // runs. It returns nil streams for the exec stream. The caller closes the
 // streams.
-func startHelper(ctx context.Context, e Engine, req Request, db compose.Database) (*pgtools.Streams, error) {
+func startHelper(ctx context.Context, e Dumper, req Request, db compose.Database) (*pgtools.Streams, error) {
 	streams, err := e.StartStreams(ctx, db, orchestrator.RoleDump, req.Dir, req.Transport)
 	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", db.Name, err)
@@ -445,7 +445,7 @@ type snapshot struct {
 // transaction, exports it, sets the fingerprint's session settings in it
 // and finds the migration table. On failure it closes what it opened; on
 // success the caller closes the snapshot.
-func openSnapshot(ctx context.Context, e Engine, db compose.Database) (_ *snapshot, retErr error) {
+func openSnapshot(ctx context.Context, e Dumper, db compose.Database) (_ *snapshot, retErr error) {
 	conn, err := pgx.Connect(ctx, e.ConnString(db))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", db.Name, err)
@@ -615,7 +615,7 @@ type taken struct {
 // schema in tx, at the same time; the rows are counted and hashed from the
 // dump's stream as it passes, and filled into the fingerprint's tables. It
 // returns the fingerprint and how long each side took.
-func dumpAndFingerprint(ctx context.Context, e Engine, db compose.Database, streams *pgtools.Streams, tx pgx.Tx, p dumpPlan, sink *sink) (taken, error) {
+func dumpAndFingerprint(ctx context.Context, e Dumper, db compose.Database, streams *pgtools.Streams, tx pgx.Tx, p dumpPlan, sink *sink) (taken, error) {
 	var t taken
 	var schema bytes.Buffer
 	g, gctx := errgroup.WithContext(ctx)

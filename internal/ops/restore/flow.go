@@ -32,20 +32,20 @@ type Job struct {
 
 // steps are the restore's steps; unit tests replace them.
 type steps struct {
-	preflight func(ctx context.Context, e Engine, req Request) (Plan, error)
-	full      func(ctx context.Context, e Engine, p Plan) (Result, error)
-	dataOnly  func(ctx context.Context, e Engine, p Plan) (Result, error)
-	all       func(ctx context.Context, e Engine, plans []Plan) ([]Result, error)
+	preflight func(ctx context.Context, e Server, req Request) (Plan, error)
+	full      func(ctx context.Context, e Server, p Plan) (Result, error)
+	dataOnly  func(ctx context.Context, e Server, p Plan) (Result, error)
+	all       func(ctx context.Context, e Server, plans []Plan) ([]Result, error)
 }
 
 // Run runs a job in its order: the preflight of every request (a refusal
 // changes nothing), the confirmation, the safety backup, then the
 // restores. The results are those of the restores that ran.
-func Run(ctx context.Context, e Engine, job Job) ([]Result, error) {
+func Run(ctx context.Context, e Server, job Job) ([]Result, error) {
 	return steps{preflight: Preflight, full: Full, dataOnly: DataOnly, all: All}.run(ctx, e, job)
 }
 
-func (s steps) run(ctx context.Context, e Engine, job Job) ([]Result, error) {
+func (s steps) run(ctx context.Context, e Server, job Job) ([]Result, error) {
 	if len(job.Requests) == 0 || !job.All && len(job.Requests) > 1 {
 		return nil, errors.New("restore: one request, or several all or nothing")
 	}

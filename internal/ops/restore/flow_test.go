@@ -28,21 +28,21 @@ func (f *flowLog) step(name string) error {
 
 func (f *flowLog) steps() steps {
 	return steps{
-		preflight: func(_ context.Context, _ Engine, req Request) (Plan, error) {
+		preflight: func(_ context.Context, _ Server, req Request) (Plan, error) {
 			if err := f.step("preflight " + req.DB.Name); err != nil {
 				return Plan{}, err
 			}
 			return Plan{Request: req, Path: req.File, Size: 10, Warnings: []string{req.File + " has no manifest"}}, nil
 		},
-		full: func(_ context.Context, _ Engine, p Plan) (Result, error) {
+		full: func(_ context.Context, _ Server, p Plan) (Result, error) {
 			p.Phase(PhaseLoad)
 			p.Progress(5, 10)
 			return Result{Database: p.DB.Name, File: p.File}, f.step("full " + p.DB.Name)
 		},
-		dataOnly: func(_ context.Context, _ Engine, p Plan) (Result, error) {
+		dataOnly: func(_ context.Context, _ Server, p Plan) (Result, error) {
 			return Result{Database: p.DB.Name, File: p.File}, f.step("data-only " + p.DB.Name)
 		},
-		all: func(_ context.Context, _ Engine, plans []Plan) ([]Result, error) {
+		all: func(_ context.Context, _ Server, plans []Plan) ([]Result, error) {
 			var out []Result
 			for _, p := range plans {
 				out = append(out, Result{Database: p.DB.Name, File: p.File})

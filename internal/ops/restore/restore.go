@@ -28,9 +28,9 @@ import (
 	"github.com/aidb/aidb/internal/store/catalog"
 )
 
-// Engine is what a restore needs of the engine: the database (package
+// Server is what a restore needs of the engine: the database (package
 // orchestrator) and psql run against it (package pgrun).
-type Engine interface {
+type Server interface {
 	RequireReady(ctx context.Context, db compose.Database) error
 	ConnString(db compose.Database) string
 	Psql(ctx context.Context, db compose.Database, dbname string, t pgtools.Transport, workDir string, script io.Reader) error
@@ -150,7 +150,7 @@ func differs(db string, diffs []string) error {
 // the backup's. A refusal is bad input (fault.Invalid), one of the
 // package's typed errors where it has one (FileError, WrongDatabaseError,
 // KindError, ExtensionError, ForeignError, SchemaError).
-func Preflight(ctx context.Context, e Engine, req Request) (Plan, error) {
+func Preflight(ctx context.Context, e Server, req Request) (Plan, error) {
 	p := Plan{Request: req}
 	var src source
 	var err error

@@ -81,7 +81,7 @@ func (fr *firstRead) Read(b []byte) (int, error) {
 // rename; the old database is dropped after the swap. Until the swap, the
 // target is untouched; a failure, a difference or Ctrl-C drops the
 // temporary database and leaves the target as it was.
-func Full(ctx context.Context, e Engine, p Plan) (Result, error) {
+func Full(ctx context.Context, e Server, p Plan) (Result, error) {
 	s, err := stage(ctx, e, p)
 	if err != nil {
 		return Result{}, err
@@ -100,7 +100,7 @@ func Full(ctx context.Context, e Engine, p Plan) (Result, error) {
 // temporary database and verified first; the swaps happen only when every
 // one succeeded, and if a later swap fails the earlier ones are swapped
 // back.
-func All(ctx context.Context, e Engine, plans []Plan) ([]Result, error) {
+func All(ctx context.Context, e Server, plans []Plan) ([]Result, error) {
 	staged := make([]*staging, len(plans))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range plans {
@@ -150,7 +150,7 @@ func All(ctx context.Context, e Engine, plans []Plan) ([]Result, error) {
 
 // staging is a backup loaded and verified in a temporary database.
 type staging struct {
-	e      Engine
+	e      Server
 	p      Plan
 	admin  string // conn string of the maintenance database
 	target string
@@ -170,7 +170,7 @@ type staging struct {
 // database created, the file loaded, the result checked against the
 // manifest. It returns the staged database, ready to swap in; on failure
 // (or Ctrl-C) the temporary database is dropped and the target untouched.
-func stage(ctx context.Context, e Engine, p Plan) (_ *staging, retErr error) {
+func stage(ctx context.Context, e Server, p Plan) (_ *staging, retErr error) {
 	s := newStaging(e, p)
 	conn, err := pgx.Connect(ctx, s.admin)
 	if err != nil {
@@ -243,7 +243,7 @@ func rolesScript(m *manifest.Manifest) string {
 // newStaging names the restore's databases: the target, the maintenance
 // database the swap runs from (postgres, or template1 when the target is
 // postgres), and a new temporary database's name.
-func newStaging(e Engine, p Plan) *staging {
+func newStaging(e Server, p Plan) *staging {
 	s := &staging{e: e, p: p, target: p.DB.DBName}
 	maint := "postgres"
 	if s.target == maint {
@@ -486,7 +486,7 @@ func (s *staging) dropDatabase(ctx context.Context, conn *pgx.Conn, name string)
 // to at least its maximum, check every table's row count and content hash
 // against the manifest, and commit only if all of it succeeded. Running it
 // twice gives the same database; a duplicate key cannot happen.
-func DataOnly(ctx context.Context, e Engine, p Plan) (Result, error) {
+func DataOnly(ctx context.Context, e Server, p Plan) (Result, error) {
 	res := Result{Database: p.DB.Name, File: p.Path, Kind: backupfile.Data, Tables: len(p.Tables)}
 	names := make([]string, len(p.Tables))
 	for i, t := range p.Tables {

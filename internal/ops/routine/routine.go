@@ -35,8 +35,8 @@ import (
 // engine connected and the run's locks held; Close gives them up.
 type Session interface {
 	Databases() []compose.Database
-	Dumper() backup.Engine
-	Verifier() verify.Engine
+	Dumper() backup.Dumper
+	Verifier() verify.Throwaways
 	Close() error
 }
 

@@ -24,9 +24,9 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 )
 
-// Engine is what an upgrade asks of the databases' lifecycle
+// Switcher is what an upgrade asks of the databases' lifecycle
 // (*orchestrator.Orchestrator satisfies it).
-type Engine interface {
+type Switcher interface {
 	// EnsureImage makes ref present (pulled, or built locally).
 	EnsureImage(ctx context.Context, ref string) (string, error)
 	UpgradeState(ctx context.Context, db compose.Database) (orchestrator.UpgradeState, error)
@@ -103,7 +103,7 @@ func (r Request) progress(format string, args ...any) {
 // the switch. Any failure before the switch removes what it made (the
 // volume, the staging container) and leaves the database running as it
 // was; a failed switch puts the old container back.
-func Run(ctx context.Context, e Engine, req Request) (res Result, retErr error) {
+func Run(ctx context.Context, e Switcher, req Request) (res Result, retErr error) {
 	db := req.DB
 	st, err := e.UpgradeState(ctx, db)
 	if err != nil {
@@ -263,7 +263,7 @@ type RollbackResult struct {
 // upgraded container and volume. A failed safety backup changes nothing;
 // a previous container that does not come up leaves the upgraded one
 // running.
-func Rollback(ctx context.Context, e Engine, req RollbackRequest) (RollbackResult, error) {
+func Rollback(ctx context.Context, e Switcher, req RollbackRequest) (RollbackResult, error) {
 	db := req.DB
 	res := RollbackResult{Database: db.Name, Removed: []string{}}
 	st, err := e.UpgradeState(ctx, db)
@@ -288,7 +288,7 @@ func Rollback(ctx context.Context, e Engine, req RollbackRequest) (RollbackResul
 
 // Finish removes the container and volume db was upgraded from, and
 // nothing else.
-func Finish(ctx context.Context, e Engine, db compose.Database) ([]string, error) {
+func Finish(ctx context.Context, e Switcher, db compose.Database) ([]string, error) {
 	st, err := e.UpgradeState(ctx, db)
 	if err != nil {
 		return nil, err

@@ -33,8 +33,8 @@ import (
 	"github.com/aidb/aidb/internal/store/catalog"
 )
 
-// Engine starts throwaway containers.
-type Engine interface {
+// Throwaways starts throwaway containers.
+type Throwaways interface {
 	StartThrowaway(ctx context.Context, image, service, user string) (*pgtools.Throwaway, error)
 }
 
@@ -139,7 +139,7 @@ type Options struct {
 // order of files. It returns no error: each result says whether its file
 // was equal, differed or could not be verified (Result.Error), and Code
 // turns the results into the command's outcome.
-func Files(ctx context.Context, e Engine, files []string, opts Options) []Result {
+func Files(ctx context.Context, e Throwaways, files []string, opts Options) []Result {
 	results := make([]Result, len(files))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, opts.Jobs))
@@ -203,7 +203,7 @@ func Code(ctx context.Context, results []Result) error {
 // one verifies one file in a throwaway container of its manifest's image,
 // removed before it returns. A difference goes into the result's
 // Differences, any other failure into its Error.
-func one(ctx context.Context, e Engine, file string, opts Options) (res Result) {
+func one(ctx context.Context, e Throwaways, file string, opts Options) (res Result) {
 	start := time.Now()
 	res = Result{File: file, Differences: []string{}, RolesCreated: []string{}}
 	defer func() { res.Seconds = time.Since(start).Seconds() }()
