@@ -465,7 +465,7 @@ func openSnapshot(ctx context.Context, e Dumper, db compose.Database) (_ *snapsh
 	if err := fingerprint.Prepare(ctx, s.tx); err != nil {
 		return nil, err
 	}
-	if s.migTable, err = migrationTable(ctx, s.tx); err != nil {
+	if s.migTable, err = migrations.FindTable(ctx, s.tx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -736,24 +736,6 @@ func PointLatest(ctx context.Context, dir, db string, c backupfile.Compression, 
 		return "", err
 	}
 	return filepath.Join(dir, backupfile.LatestName(db, c)), nil
-}
-
-// migrationTable finds the migration bookkeeping table, quoted and schema
-// qualified; "" when the database has none.
-func migrationTable(ctx context.Context, q fingerprint.Querier) (string, error) {
-	var name *string
-	err := q.QueryRow(ctx, `
-		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relname = $1 AND c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-		ORDER BY n.nspname = 'public' DESC, n.nspname LIMIT 1`, migrations.Table).Scan(&name)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("find the migration table: %w", err)
-	}
-	return *name, nil
 }
 
 // sink is where the dump's bytes go: the setval scanner and the row hasher

@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -329,27 +328,9 @@ func takeFingerprint(ctx context.Context, url string) (fingerprint.Fingerprint, 
 	if err := fingerprint.Prepare(ctx, tx); err != nil {
 		return fingerprint.Fingerprint{}, err
 	}
-	table, err := migrationTable(ctx, tx)
+	table, err := migrations.FindTable(ctx, tx)
 	if err != nil {
 		return fingerprint.Fingerprint{}, err
 	}
 	return fingerprint.Take(ctx, tx, fingerprint.Options{Data: true, MigrationTable: table, Privileges: fingerprint.WithOwners})
-}
-
-// migrationTable finds the migration bookkeeping table (quoted, schema
-// qualified; "" when there is none), public's first, as backups do.
-func migrationTable(ctx context.Context, q fingerprint.Querier) (string, error) {
-	var name string
-	err := q.QueryRow(ctx, `
-		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relname = $1 AND c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-		ORDER BY n.nspname = 'public' DESC, n.nspname LIMIT 1`, migrations.Table).Scan(&name)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("find the migration table: %w", err)
-	}
-	return name, nil
 }
