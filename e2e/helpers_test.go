@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -157,13 +158,37 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	return conn
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// portsGiven are the ports freePort handed out in this run.
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// freePort is a loopback port nothing listens on, never the same twice in
+// a run. It is drawn from 20000-31999, below the kernels' ephemeral ranges
+// (Linux 32768-60999, macOS 49152-65535): a port from ":0" lies in that
+// range, where an outbound connection or another ":0" listener can take it
+// between this check and the engine's bind (a test once failed on "host
+// port 45997 is already taken").
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		portsGiven[p] = true
+		return p
+	}
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
 
 // waitFor polls cond every 50 ms until it holds, failing the test after
