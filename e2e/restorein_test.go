@@ -278,7 +278,7 @@ func TestDataRestoreAfterAMigrationAddedAColumn(t *testing.T) {
 // test can add one; it returns the folder.
 func defaultRulesMigrations(t *testing.T, p *project) string {
 	t.Helper()
-	defaults, err := filepath.Glob(filepath.Join("..", "migrations", "defaults", "rulesdb", "*.sql"))
+	defaults, err := filepath.Glob(filepath.Join("..", "internal", "postgres", "migrations", "defaults", "rulesdb", "*.sql"))
 	require.NoError(t, err)
 	require.Len(t, defaults, 3)
 	files := map[string]string{}
