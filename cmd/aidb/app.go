@@ -243,7 +243,7 @@ func (a *app) lockRequest(op string) oplock.Request {
 // on (routine.Session).
 func (s *session) Databases() []compose.Database { return s.dbs }
 func (s *session) Dumper() backup.Dumper         { return s.eng }
-func (s *session) Verifier() verify.Throwaways       { return s.tools }
+func (s *session) Verifier() verify.Throwaways   { return s.tools }
 
 // lockFolder takes the backup folder's lock alone, for an operation that
 // needs no engine (prune, push, pull): no backup or prune changes what it
