@@ -48,8 +48,11 @@ func (a *app) runClone(ctx context.Context, argv []string, req snapshot.CloneReq
 	if req.Strategy, err = snapshot.ParseStrategy(strategy); err != nil {
 		return fault.BadInput(fmt.Errorf("--strategy: %w", err))
 	}
-	if req.TTL < 0 || req.Max < 1 {
-		return fault.BadInput(fmt.Errorf("--ttl %s --max %d: give a positive duration (or none) and a limit of 1 or more", req.TTL, req.Max))
+	switch {
+	case req.TTL < 0:
+		return fault.BadInput(fmt.Errorf("--ttl %s: give a positive duration such as 1h (or none: the clone stays until aidb clone rm); nothing was made", req.TTL))
+	case req.Max < 1:
+		return fault.BadInput(fmt.Errorf("--max %d: give a limit of 1 or more clones; nothing was made", req.Max))
 	}
 	s, ts, err := a.snapshotTargets(ctx, argv, "clone", false)
 	if err != nil {
