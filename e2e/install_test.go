@@ -47,25 +47,36 @@ func TestGoInstallAtAVersion(t *testing.T) {
 		require.NoError(t, err)
 		return strings.TrimSpace(string(v))
 	}
-	// A module cache of the test's own, so that the user's keeps no copy
-	// of this made-up version; the dependencies come from the user's
-	// module cache (its download folder is a proxy), else the proxy.
-	modcache := t.TempDir()
-	env := append(os.Environ(), "GOMODCACHE="+modcache, "GOFLAGS=")
+	// The user's module cache, so that the dependencies are the files the
+	// suite's own build of aidb compiled (the build cache keys a package by
+	// its folder: a module cache of the test's own recompiled every
+	// dependency, 2.5 minutes of the suite). The made-up version is written
+	// writable (-modcacherw) and removed again, with the download cache's
+	// entries for it; aidb's folders there go too when this test made them.
+	modcache := goenv("GOMODCACHE")
+	extracted := filepath.Join(modcache, mod+"@"+ver)
+	downloads := filepath.Join(modcache, "cache", "download", mod, "@v")
+	_, statErr := os.Stat(filepath.Join(modcache, "cache", "download", mod))
+	madeDownloads := os.IsNotExist(statErr)
 	t.Cleanup(func() {
-		// The module cache is read-only; go clean makes it go.
-		c := exec.Command("go", "clean", "-modcache")
-		c.Env = env
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Errorf("go clean -modcache %s: %v: %s", modcache, err, out)
+		assert.NoError(t, os.RemoveAll(extracted))
+		_ = os.Remove(filepath.Dir(extracted)) // only when empty: aidb's folder, if this test made it
+		files, err := filepath.Glob(filepath.Join(downloads, ver+".*"))
+		assert.NoError(t, err)
+		for _, f := range files {
+			assert.NoError(t, os.Remove(f))
+		}
+		if madeDownloads {
+			assert.NoError(t, os.RemoveAll(filepath.Join(modcache, "cache", "download", mod)))
 		}
 	})
+	env := append(os.Environ(), "GOFLAGS=-modcacherw")
 	gobin := t.TempDir()
 	install := exec.Command("go", "install", mod+"/cmd/aidb@"+ver)
 	install.Dir = t.TempDir() // outside any module, as a user runs it
 	install.Env = append(env,
 		"GOBIN="+gobin,
-		"GOPROXY=file://"+filepath.ToSlash(proxy)+",file://"+filepath.ToSlash(filepath.Join(goenv("GOMODCACHE"), "cache", "download"))+","+goenv("GOPROXY"),
+		"GOPROXY=file://"+filepath.ToSlash(proxy)+",file://"+filepath.ToSlash(filepath.Join(modcache, "cache", "download"))+","+goenv("GOPROXY"),
 		"GONOSUMDB="+mod,
 	)
 	out, err = install.CombinedOutput()

@@ -128,7 +128,7 @@ func (r *Runner) StartRecovery(ctx context.Context, image string, db compose.Dat
 	if err != nil {
 		return nil, err
 	}
-	return r.startPostgres(ctx, ref, db, orchestrator.RolePITR, append([]string{"postgres"}, settings...),
+	return r.startPostgres(ctx, ref, db, orchestrator.RolePITR, append([]string{"postgres"}, settings...), nil,
 		container.HostConfig{Mounts: []mount.Mount{
 			{Type: mount.TypeVolume, Source: volume, Target: target},
 			{Type: mount.TypeBind, Source: walDir, Target: orchestrator.WALMount, ReadOnly: true},
