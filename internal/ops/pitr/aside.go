@@ -39,7 +39,7 @@ func Foreign(names []string, tli uint32, current LSN, segSize uint64) bool {
 // (Foreign) to <folder>-until-<time>, keeping every file, so the new
 // stream starts in an empty folder. It returns where it moved it ("":
 // not moved). The caller has removed the sidecar writing into it.
-func setAsideForeign(ctx context.Context, conn *pgx.Conn, e Engine, db compose.Database, dir string) (string, error) {
+func setAsideForeign(ctx context.Context, conn *pgx.Conn, e Streams, db compose.Database, dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil

@@ -24,9 +24,9 @@ import (
 	"github.com/aidb/aidb/orchestrator"
 )
 
-// Engine is what point-in-time recovery asks of the engine
+// Streams is what point-in-time recovery asks of the engine
 // (*engine.Engine satisfies it).
-type Engine interface {
+type Streams interface {
 	Image(ctx context.Context, db compose.Database) (string, error)
 	ConnString(db compose.Database) string
 	WALStream(ctx context.Context, db compose.Database) (*orchestrator.WALStream, error)
@@ -90,7 +90,7 @@ const streamTimeout = 60 * time.Second
 // streaming into the folder, and the first base backup is taken. Again on
 // a database with PITR on, it changes nothing that is set and takes a new
 // base backup.
-func Enable(ctx context.Context, e Engine, req EnableRequest) (EnableResult, error) {
+func Enable(ctx context.Context, e Streams, req EnableRequest) (EnableResult, error) {
 	db := req.DB
 	keep := req.MaxSlotWALKeep
 	if keep == "" {
@@ -142,7 +142,7 @@ func Enable(ctx context.Context, e Engine, req EnableRequest) (EnableResult, err
 
 // configure checks the server's WAL settings and sets what PITR needs;
 // it says whether it added the pg_hba.conf line.
-func configure(ctx context.Context, e Engine, conn *pgx.Conn, db compose.Database, keep string) (bool, error) {
+func configure(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Database, keep string) (bool, error) {
 	var level, hba string
 	var senders int
 	if err := conn.QueryRow(ctx, "SELECT current_setting('wal_level'), current_setting('max_wal_senders')::int, current_setting('hba_file')").Scan(&level, &senders, &hba); err != nil {
@@ -183,7 +183,7 @@ func createSlot(ctx context.Context, conn *pgx.Conn, slot string) error {
 // prepareFolder makes the stream folder and gives it to the image's
 // postgres user, who writes the segments (and reads them when a server
 // of that image recovers); it stays listable by everyone.
-func prepareFolder(ctx context.Context, e Engine, db compose.Database, image, dir string) error {
+func prepareFolder(ctx context.Context, e Streams, db compose.Database, image, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create WAL folder %s: %w", dir, err)
 	}
@@ -199,7 +199,7 @@ func prepareFolder(ctx context.Context, e Engine, db compose.Database, image, di
 
 // waitStreaming waits (at most streamTimeout) until the slot is in use:
 // the sidecar connected. Otherwise its last lines say why.
-func waitStreaming(ctx context.Context, e Engine, conn *pgx.Conn, db compose.Database, slot string) error {
+func waitStreaming(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Database, slot string) error {
 	deadline := time.Now().Add(streamTimeout)
 	for {
 		var active bool

@@ -35,13 +35,13 @@ type Recoverer interface {
 
 // recoveryEngine runs the one-shot and the recovering server.
 type recoveryEngine interface {
-	Engine
+	Streams
 	Recoverer
 }
 
 // RestoreEngine is everything a restore to a time asks of the engine.
 type RestoreEngine interface {
-	Engine
+	Streams
 	Switcher
 	Recoverer
 }

@@ -14,7 +14,7 @@ import (
 
 // TakeBaseBackup takes a base backup of db, which must run, into its base
 // folder under backupDir (TakeBase).
-func TakeBaseBackup(ctx context.Context, e Engine, db compose.Database, backupDir string) (Base, error) {
+func TakeBaseBackup(ctx context.Context, e Streams, db compose.Database, backupDir string) (Base, error) {
 	image, err := e.Image(ctx, db)
 	if err != nil {
 		return Base{}, err
@@ -77,7 +77,7 @@ func (s Status) String() string {
 
 // StatusOf reads db's PITR status; a database that does not answer or has
 // no base backup yet is a Problem, not an error.
-func StatusOf(ctx context.Context, e Engine, db compose.Database, backupDir string) (Status, error) {
+func StatusOf(ctx context.Context, e Streams, db compose.Database, backupDir string) (Status, error) {
 	st := Status{Database: db.Name}
 	var err error
 	if st.Stream, err = e.WALStream(ctx, db); err != nil {

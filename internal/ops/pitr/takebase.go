@@ -30,7 +30,7 @@ const BaseTimeout = 2 * time.Hour
 // calling user (the files are theirs). The record (RecordName) is written
 // last, by rename: only then does the folder count. A failure removes the
 // folder.
-func TakeBase(ctx context.Context, e Engine, conn *pgx.Conn, db compose.Database, image, baseDir string) (b Base, retErr error) {
+func TakeBase(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Database, image, baseDir string) (b Base, retErr error) {
 	if err := os.MkdirAll(baseDir, 0o755); err != nil {
 		return b, fmt.Errorf("create base backup folder %s: %w", baseDir, err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // VerifyEngine is what proving a stream restorable asks of the engine.
 type VerifyEngine interface {
-	Engine
+	Streams
 	Recoverer
 	CreateWorkVolume(ctx context.Context, db compose.Database, name string) error
 	RemoveVolume(ctx context.Context, name string) error

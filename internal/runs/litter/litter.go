@@ -25,8 +25,8 @@ import (
 	"github.com/aidb/aidb/internal/runs/owner"
 )
 
-// Engine is what Clear needs of the engine (pgtools.Runner).
-type Engine interface {
+// Containers is what Clear needs of the engine (pgtools.Runner).
+type Containers interface {
 	WorkContainers(ctx context.Context) ([]pgtools.WorkContainer, error)
 	RemoveWorkContainer(ctx context.Context, id string) error
 }
@@ -35,9 +35,9 @@ type Engine interface {
 type Options struct {
 	// Dir is the backup folder.
 	Dir string
-	// Engine, if set, is asked for the project's helper and throwaway
+	// Containers, if set, is asked for the project's helper and throwaway
 	// containers; nil clears the folder only.
-	Engine Engine
+	Containers Containers
 	// Self is this process (default owner.Self()), Procs this host's
 	// process table (default owner.Local()).
 	Self  owner.Owner
@@ -79,7 +79,7 @@ func Clear(ctx context.Context, opts Options) (Report, error) {
 		opts.Procs = owner.Local()
 	}
 	c := &clearing{opts: opts, runs: map[owner.Owner]*Left{}}
-	if opts.Engine != nil {
+	if opts.Containers != nil {
 		c.containers(ctx)
 	}
 	c.files()
@@ -113,7 +113,7 @@ func (c *clearing) dead(o owner.Owner) bool {
 
 // containers removes the project's work containers that dead runs started.
 func (c *clearing) containers(ctx context.Context) {
-	cs, err := c.opts.Engine.WorkContainers(ctx)
+	cs, err := c.opts.Containers.WorkContainers(ctx)
 	if err != nil {
 		c.errs = append(c.errs, err)
 	}
@@ -126,7 +126,7 @@ func (c *clearing) containers(ctx context.Context) {
 		if err != nil || !c.dead(o) {
 			continue
 		}
-		if err := c.opts.Engine.RemoveWorkContainer(ctx, ct.ID); err != nil {
+		if err := c.opts.Containers.RemoveWorkContainer(ctx, ct.ID); err != nil {
 			c.errs = append(c.errs, err)
 			continue
 		}

@@ -101,7 +101,7 @@ func TestClearRemovesOnlyDeadOwnersWork(t *testing.T) {
 		{ID: "c-last-boot", Role: orchestrator.RoleLoad, Owner: lastBoot.String()},
 	}}
 
-	rep, err := Clear(t.Context(), Options{Dir: dir, Engine: e, Self: self, Procs: table})
+	rep, err := Clear(t.Context(), Options{Dir: dir, Containers: e, Self: self, Procs: table})
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"c-killed", "c-killed-verify", "c-last-boot"}, e.removed)
 
@@ -142,7 +142,7 @@ func TestClearRemovesOnlyDeadOwnersWork(t *testing.T) {
 	assert.ElementsMatch(t, slices.Concat(keep, unowned, others), left, "only the dead owners' work is gone")
 
 	// Once cleared, nothing is left to say.
-	rep, err = Clear(t.Context(), Options{Dir: dir, Engine: &engine{}, Self: self, Procs: table})
+	rep, err = Clear(t.Context(), Options{Dir: dir, Containers: &engine{}, Self: self, Procs: table})
 	require.NoError(t, err)
 	assert.Empty(t, rep.Removed)
 }
@@ -158,7 +158,7 @@ func TestClearGoesOnAfterAFailure(t *testing.T) {
 		containers: []pgtools.WorkContainer{{ID: "stuck", Owner: killed.String()}, {ID: "gone", Owner: killed.String()}},
 		failing:    map[string]bool{"stuck": true},
 	}
-	rep, err := Clear(t.Context(), Options{Dir: dir, Engine: e, Self: self, Procs: procs{}})
+	rep, err := Clear(t.Context(), Options{Dir: dir, Containers: e, Self: self, Procs: procs{}})
 	assert.ErrorContains(t, err, "engine says no")
 	assert.Equal(t, []string{"gone"}, e.removed)
 	require.Len(t, rep.Removed, 1)

@@ -42,7 +42,7 @@ type Request struct {
 	// Litter, if set, is asked for the project's helper and throwaway
 	// containers when clearing what killed runs left; nil clears the
 	// folder only.
-	Litter litter.Engine
+	Litter litter.Containers
 	// Cleared, if set, is told what clearing found (see Take).
 	Cleared func(litter.Report, error)
 }
@@ -131,7 +131,7 @@ func (k lockers) take(ctx context.Context, req Request) (*Held, error) {
 		return nil, err
 	}
 	h.releases = append(h.releases, release)
-	rep, err := k.clear(ctx, litter.Options{Dir: req.Folder, Engine: req.Litter})
+	rep, err := k.clear(ctx, litter.Options{Dir: req.Folder, Containers: req.Litter})
 	if req.Cleared != nil {
 		req.Cleared(rep, err)
 	}
