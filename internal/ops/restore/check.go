@@ -175,47 +175,15 @@ func contentDiffs(msg string) []string {
 func Compare(m manifest.Manifest, got fingerprint.Fingerprint) []string {
 	var diffs []string
 	if m.SchemaHash != got.SchemaHash {
-		diffs = append(diffs, fmt.Sprintf("schema: hash %s, the backup has %s", short(got.SchemaHash), short(m.SchemaHash)))
+		diffs = append(diffs, fmt.Sprintf("schema: hash %s, the backup has %s", fingerprint.ShortHash(got.SchemaHash), fingerprint.ShortHash(m.SchemaHash)))
 		if m.PrivilegeForm() != fingerprint.NoPrivileges {
 			diffs = append(diffs, privilegeDiffs(m.Privileges, got.Privileges)...)
 		}
 	}
-	gotTables := map[string]fingerprint.Table{}
-	for _, t := range got.Tables {
-		gotTables[t.Key()] = t
-	}
-	for _, want := range m.Tables {
-		g, ok := gotTables[want.Key()]
-		if !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: missing", want.Key()))
-			continue
-		}
-		delete(gotTables, want.Key())
-		if want.Rows == nil {
-			continue
-		}
-		if g.Rows == nil || *g.Rows != *want.Rows {
-			diffs = append(diffs, fmt.Sprintf("%s: %s rows, the backup has %d", want.Key(), rowsText(g.Rows), *want.Rows))
-		} else if g.Hash != want.Hash {
-			diffs = append(diffs, fmt.Sprintf("%s: same %d rows but different content (hash %s, the backup has %s)", want.Key(), *want.Rows, g.Hash, want.Hash))
-		}
-	}
-	for k := range gotTables {
-		diffs = append(diffs, fmt.Sprintf("%s: not in the backup", k))
-	}
+	want := fingerprint.Fingerprint{Tables: m.Tables, Sequences: m.Sequences}
+	diffs = append(diffs, fingerprint.TableDifferences(want, got, "the backup")...)
 	if m.DatabaseProperties != nil && got.Database != nil {
 		diffs = append(diffs, m.DatabaseProperties.Differences(*got.Database)...)
-	}
-	gotSeqs := map[string]int64{}
-	for _, q := range got.Sequences {
-		gotSeqs[q.Name] = q.Value
-	}
-	for _, q := range m.Sequences {
-		if v, ok := gotSeqs[q.Name]; !ok {
-			diffs = append(diffs, fmt.Sprintf("sequence %s: missing", q.Name))
-		} else if v != q.Value {
-			diffs = append(diffs, fmt.Sprintf("sequence %s: %d, the backup has %d", q.Name, v, q.Value))
-		}
 	}
 	slices.Sort(diffs)
 	return diffs
@@ -239,18 +207,4 @@ func privilegeDiffs(want, got []string) []string {
 		}
 	}
 	return out
-}
-
-func rowsText(n *int64) string {
-	if n == nil {
-		return "no"
-	}
-	return fmt.Sprint(*n)
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }

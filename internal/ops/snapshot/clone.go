@@ -61,14 +61,12 @@ func (e *LimitError) Kind() fault.Kind { return fault.Invalid }
 // snapshot's fingerprint) as its comment.
 func Clone(ctx context.Context, req CloneRequest) (CloneResult, error) {
 	var res CloneResult
-	s, err := connect(ctx, req.Target)
+	s, repairs, err := connectRepaired(ctx, req.Target)
+	res.Repairs = repairs
 	if err != nil {
 		return res, err
 	}
 	defer s.close(ctx)
-	if res.Repairs, err = s.repair(ctx); err != nil {
-		return res, err
-	}
 	now := clock(req.Now)
 	if res.Pruned, err = s.prune(ctx, now); err != nil {
 		return res, err
@@ -152,14 +150,11 @@ func (s *server) prune(ctx context.Context, now time.Time) ([]string, error) {
 // Prune removes the database's clones whose TTL ran out; it returns their
 // names and the repairs made first.
 func Prune(ctx context.Context, t Target, now time.Time) (pruned, repairs []string, err error) {
-	s, err := connect(ctx, t)
+	s, repairs, err := connectRepaired(ctx, t)
 	if err != nil {
-		return nil, nil, err
-	}
-	defer s.close(ctx)
-	if repairs, err = s.repair(ctx); err != nil {
 		return nil, repairs, err
 	}
+	defer s.close(ctx)
 	pruned, err = s.prune(ctx, now)
 	return pruned, repairs, err
 }

@@ -139,14 +139,12 @@ func (e *SessionsError) Kind() fault.Kind { return fault.Invalid }
 // temporary database that the next operation drops.
 func Create(ctx context.Context, req CreateRequest) (CreateResult, error) {
 	var res CreateResult
-	s, err := connect(ctx, req.Target)
+	s, repairs, err := connectRepaired(ctx, req.Target)
+	res.Repairs = repairs
 	if err != nil {
 		return res, err
 	}
 	defer s.close(ctx)
-	if res.Repairs, err = s.repair(ctx); err != nil {
-		return res, err
-	}
 	now := clock(req.Now)
 	name := req.Name
 	if name == "" {

@@ -101,10 +101,10 @@ func (s *server) repair(ctx context.Context) ([]string, error) {
 // database left (every operation here does it first) and says what it
 // did, one line each.
 func Repair(ctx context.Context, t Target) ([]string, error) {
-	s, err := connect(ctx, t)
+	s, repairs, err := connectRepaired(ctx, t)
 	if err != nil {
-		return nil, err
+		return repairs, err
 	}
-	defer s.close(ctx)
-	return s.repair(ctx)
+	s.close(ctx)
+	return repairs, nil
 }

@@ -84,14 +84,12 @@ func (e *DiffersError) Kind() fault.Kind { return fault.Differs }
 func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 	res := ResetResult{Database: req.Target.Name}
 	start := time.Now()
-	s, err := connect(ctx, req.Target)
+	s, repairs, err := connectRepaired(ctx, req.Target)
+	res.Repairs = repairs
 	if err != nil {
 		return res, err
 	}
 	defer s.close(ctx)
-	if res.Repairs, err = s.repair(ctx); err != nil {
-		return res, err
-	}
 	snaps, err := s.copies(ctx, KindSnapshot)
 	if err != nil {
 		return res, err

@@ -69,6 +69,22 @@ func connect(ctx context.Context, t Target) (*server, error) {
 	return &server{t: t, conn: conn, source: source}, nil
 }
 
+// connectRepaired is connect, then repair: every operation here first
+// clears what killed runs of the database left. It returns the repairs
+// made, one line each, also with an error.
+func connectRepaired(ctx context.Context, t Target) (*server, []string, error) {
+	s, err := connect(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	repairs, err := s.repair(ctx)
+	if err != nil {
+		s.close(ctx)
+		return nil, repairs, err
+	}
+	return s, repairs, nil
+}
+
 func (s *server) close(ctx context.Context) { _ = s.conn.Close(context.WithoutCancel(ctx)) }
 
 // urlOf is the URL of database name on this server.
