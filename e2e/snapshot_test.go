@@ -15,6 +15,7 @@ import (
 
 	"github.com/aidb/aidb/aidbtest"
 	"github.com/aidb/aidb/internal/ops/snapshot"
+	"github.com/aidb/aidb/internal/postgres/fingerprint"
 )
 
 // rowsDigest is, per user table of the database conn reads, the number of
@@ -322,4 +323,66 @@ func TestCloneForTests(t *testing.T) {
 	assert.Contains(t, r.stderr, "snapshot base")
 	assert.Contains(t, r.stderr, "aidb snapshot rm")
 	assert.Equal(t, image, p.status()["rulesdb"].Image, "still on its image")
+}
+
+// What belongs to the database itself and CREATE DATABASE … TEMPLATE does
+// not copy (its settings, its roles' settings there, its ACL, comment and
+// connection limit) comes back with a reset; a clone gets all of it but
+// the comment (its metadata).
+func TestResetCarriesTheDatabasesOwnProperties(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "snapprops")
+	for _, args := range [][]string{{"up", "rulesdb"}, {"migrate", "rulesdb"}} {
+		r := p.aidb(args...)
+		require.Equal(t, 0, r.code, "aidb %v: %s", args, r.stderr)
+	}
+	url := p.status()["rulesdb"].URL
+	admin := connect(t, adminURL(url))
+	for _, sql := range []string{
+		`CREATE ROLE reader LOGIN`,
+		`ALTER DATABASE rulesdb SET work_mem = '7MB'`,
+		`ALTER DATABASE rulesdb SET search_path = app, public`,
+		`ALTER ROLE reader IN DATABASE rulesdb SET statement_timeout = '5s'`,
+		`REVOKE TEMPORARY ON DATABASE rulesdb FROM PUBLIC`,
+		`GRANT CONNECT ON DATABASE rulesdb TO reader WITH GRANT OPTION`,
+		`COMMENT ON DATABASE rulesdb IS 'the rules'`,
+		`ALTER DATABASE rulesdb CONNECTION LIMIT 50`,
+	} {
+		_, err := admin.Exec(t.Context(), sql)
+		require.NoError(t, err, sql)
+	}
+	want, err := fingerprint.ReadDatabaseOf(t.Context(), admin, "rulesdb", true)
+	require.NoError(t, err)
+	require.Contains(t, want.Settings, "work_mem=7MB")
+	require.Contains(t, want.ACL, "reader CONNECT WITH GRANT OPTION")
+	require.Len(t, want.RoleSettings, 1)
+
+	r := p.aidb("snapshot", "rulesdb", "--name", "base")
+	require.Equal(t, 0, r.code, r.stderr)
+	for _, sql := range []string{
+		`ALTER DATABASE rulesdb RESET ALL`,
+		`ALTER ROLE reader IN DATABASE rulesdb RESET ALL`,
+		`REVOKE ALL ON DATABASE rulesdb FROM reader`,
+		`GRANT TEMPORARY ON DATABASE rulesdb TO PUBLIC`,
+		`COMMENT ON DATABASE rulesdb IS NULL`,
+		`ALTER DATABASE rulesdb CONNECTION LIMIT -1`,
+	} {
+		_, err := admin.Exec(t.Context(), sql)
+		require.NoError(t, err, sql)
+	}
+	r = p.aidb("reset", "rulesdb", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	got, err := fingerprint.ReadDatabaseOf(t.Context(), admin, "rulesdb", true)
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "the reset database has the snapshot's own properties")
+
+	r = p.aidb("clone", "rulesdb", "--name", "c1")
+	require.Equal(t, 0, r.code, r.stderr)
+	clone, err := fingerprint.ReadDatabaseOf(t.Context(), admin, "rulesdb_clone_c1", true)
+	require.NoError(t, err)
+	assert.NotEqual(t, want.Comment, clone.Comment, "a clone's comment is its metadata")
+	clone.Comment = want.Comment
+	assert.Equal(t, want, clone, "the clone has the snapshot's properties")
+	r = p.aidb("clone", "rm", "c1")
+	require.Equal(t, 0, r.code, r.stderr)
 }

@@ -8,16 +8,6 @@ import (
 	"github.com/aidb/aidb/internal/postgres/fingerprint"
 )
 
-// A list setting's names come back one literal each, as pg_dump writes
-// them: quoted names unquoted, blanks around commas dropped.
-func TestSetClauseSplitsListSettings(t *testing.T) {
-	t.Parallel()
-	assert.Equal(t, `search_path TO '$user', 'public', 'My ''x'' "s"'`, setClause(`search_path="$user", public, "My 'x' ""s"""`))
-	assert.Equal(t, `search_path TO ''`, setClause(`search_path=""`))
-	assert.Equal(t, `work_mem TO '64MB'`, setClause("work_mem=64MB"))
-	assert.Equal(t, `app.note TO 'a=b, c'`, setClause("app.note=a=b, c"), "a plain setting is one literal, '=' and ',' kept")
-}
-
 // The entry names no database: it runs in the one it is loaded into, sets
 // everything whole, and quotes what it holds.
 func TestDatabaseEntry(t *testing.T) {

@@ -9,8 +9,9 @@ import (
 
 // Compare lists how a copy (its fingerprint got and properties props)
 // differs from the snapshot want describes: schema, tables (rows and
-// content), sequences, migration version, owner, connection limit and
-// comment. None when they are equal.
+// content), sequences, migration version, and the database's own
+// properties (owner, connection limit, comment, ACL, settings). None when
+// they are equal.
 func Compare(want Meta, got fingerprint.Fingerprint, props Props) []string {
 	w := want.Fingerprint
 	var diffs []string
@@ -21,16 +22,7 @@ func Compare(want Meta, got fingerprint.Fingerprint, props Props) []string {
 	if w.MigrationVersion != got.MigrationVersion {
 		diffs = append(diffs, fmt.Sprintf("migration version %d, the snapshot has %d", got.MigrationVersion, w.MigrationVersion))
 	}
-	p := want.Props
-	if p.Owner != "" && p.Owner != props.Owner {
-		diffs = append(diffs, fmt.Sprintf("database: owner %s, the snapshot's database had %s", props.Owner, p.Owner))
-	}
-	if p.ConnLimit != props.ConnLimit {
-		diffs = append(diffs, fmt.Sprintf("database: connection limit %d, the snapshot's database had %d", props.ConnLimit, p.ConnLimit))
-	}
-	if p.Comment != props.Comment {
-		diffs = append(diffs, fmt.Sprintf("database: comment %q, the snapshot's database had %q", props.Comment, p.Comment))
-	}
+	diffs = append(diffs, want.Props.DifferencesFrom(props, "the snapshot", "the copy")...)
 	slices.Sort(diffs)
 	return diffs
 }

@@ -213,7 +213,8 @@ func clock(now func() time.Time) time.Time {
 // a temporary name first (CREATE DATABASE … TEMPLATE, ending the
 // template's connections until it succeeds), then copied is called (the
 // template is no longer needed), the copy is fingerprinted (snapshots;
-// a clone takes its snapshot's fingerprint from m), given m as its
+// a clone takes its snapshot's fingerprint from m, and is given its
+// properties but the comment), given m as its
 // comment, made a template that takes no connections (snapshots), and
 // renamed. Any failure drops the temporary database. It returns how long
 // CREATE DATABASE took.
@@ -244,6 +245,8 @@ func (s *server) copy(ctx context.Context, template string, m Meta, strategy str
 			return Copy{}, took, fmt.Errorf("fingerprint the snapshot of %s: %w", s.t.Name, err)
 		}
 		m.MigrationVersion = m.Fingerprint.MigrationVersion
+	} else if err := s.giveProps(ctx, tmp, m.Props, false); err != nil {
+		return Copy{}, took, err
 	}
 	if err := s.setComment(ctx, tmp, m); err != nil {
 		return Copy{}, took, err

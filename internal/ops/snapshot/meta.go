@@ -80,14 +80,13 @@ type Meta struct {
 	Fingerprint fingerprint.Fingerprint `json:"fingerprint"`
 }
 
-// Props are the database-level properties a copy carries over: owner,
-// connection limit and comment. (Its ACL and ALTER DATABASE … SET
-// settings are not carried; Differences says so where they differ.)
-type Props struct {
-	Owner     string `json:"owner"`
-	ConnLimit int    `json:"connection_limit"`
-	Comment   string `json:"comment,omitempty"`
-}
+// Props are what belongs to the database itself, which CREATE DATABASE
+// … TEMPLATE does not copy: owner, connection limit, comment, ACL, its
+// settings and its roles' settings there. A snapshot records the
+// source's; a reset gives them to the new database, a clone all but the
+// comment (a clone's comment is its metadata). Snapshots taken before the
+// ACL and settings were recorded carry owner, limit and comment only.
+type Props = fingerprint.Database
 
 // Rows is the number of rows the fingerprint counted.
 func (m Meta) Rows() int64 {

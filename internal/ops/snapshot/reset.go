@@ -193,7 +193,7 @@ func (s *server) replace(ctx context.Context, to Copy, strategy string, res *Res
 			_ = s.dropDB(ctx, tmp)
 		}
 	}()
-	if err := s.giveProps(ctx, tmp, to.Props); err != nil {
+	if err := s.giveProps(ctx, tmp, to.Props, true); err != nil {
 		return err
 	}
 	got, err := takeFingerprint(ctx, s.urlOf(tmp))
@@ -237,13 +237,19 @@ func (s *server) swap(ctx context.Context, tmp string) (string, error) {
 	return old, err
 }
 
-// giveProps gives database name the connection limit and comment p has
-// (the owner is given by CREATE DATABASE … OWNER).
-func (s *server) giveProps(ctx context.Context, name string, p Props) error {
-	if _, err := s.conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH CONNECTION LIMIT %d", ident(name), p.ConnLimit)); err != nil {
-		return fmt.Errorf("set the connection limit of %s: %w", name, err)
+// giveProps gives database name the properties p holds (its
+// Alterations), the comment too unless withComment is false (a clone's
+// comment is its metadata).
+func (s *server) giveProps(ctx context.Context, name string, p Props, withComment bool) error {
+	for _, a := range p.Alterations() {
+		if !withComment && strings.HasPrefix(a.Head, "COMMENT ON") {
+			continue
+		}
+		if _, err := s.conn.Exec(ctx, a.For(name)); err != nil {
+			return fmt.Errorf("give database %s the snapshot's properties (%s): %w", name, a.For(name), err)
+		}
 	}
-	return s.comment(ctx, name, p.Comment)
+	return nil
 }
 
 // pruneAuto removes the snapshots kept by resets beyond the newest keep

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aidb/aidb/internal/postgres/fingerprint"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -135,11 +136,9 @@ func (s *server) exists(ctx context.Context, name string) (bool, error) {
 	return ok, err
 }
 
-// props reads database name's owner, connection limit and comment.
+// props reads database name's own properties (fingerprint.Database).
 func (s *server) props(ctx context.Context, name string) (Props, error) {
-	var p Props
-	err := s.conn.QueryRow(ctx, `SELECT d.datdba::regrole::text, d.datconnlimit, coalesce(pg_catalog.shobj_description(d.oid, 'pg_database'), '')
-		FROM pg_catalog.pg_database d WHERE d.datname = $1`, name).Scan(&p.Owner, &p.ConnLimit, &p.Comment)
+	p, err := fingerprint.ReadDatabaseOf(ctx, s.conn, name, true)
 	if err != nil {
 		return p, fmt.Errorf("read the properties of database %s: %w", name, err)
 	}

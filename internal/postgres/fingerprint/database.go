@@ -51,13 +51,13 @@ const databaseSQL = `
 	                                  || CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END ORDER BY 1)
 	                 FROM pg_catalog.aclexplode(coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))) x), '{}'),
 	       coalesce((SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}')
-	FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()`
+	FROM pg_catalog.pg_database d WHERE d.datname = coalesce(nullif($1, ''), pg_catalog.current_database())`
 
 // roleSettingsSQL reads the settings of roles in the current database.
 const roleSettingsSQL = `
 	SELECT s.setrole::regrole::text, s.setconfig
 	FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
-	WHERE d.datname = pg_catalog.current_database() AND s.setrole <> 0
+	WHERE d.datname = coalesce(nullif($1, ''), pg_catalog.current_database()) AND s.setrole <> 0
 	ORDER BY 1`
 
 // ReadDatabase reads the properties of the database q is connected to;
@@ -65,13 +65,20 @@ const roleSettingsSQL = `
 // and privileges). regrole names are quoted as identifiers are where
 // they need it ("App Owner"); UnquoteRole gives the plain name.
 func ReadDatabase(ctx context.Context, q Querier, withOwners bool) (Database, error) {
+	return ReadDatabaseOf(ctx, q, "", withOwners)
+}
+
+// ReadDatabaseOf is ReadDatabase for database name of q's server (the one
+// q is connected to when name is empty): it reads pg_database and
+// pg_db_role_setting only, so name may take no connections (a template).
+func ReadDatabaseOf(ctx context.Context, q Querier, name string, withOwners bool) (Database, error) {
 	var d Database
-	if err := q.QueryRow(ctx, databaseSQL).Scan(&d.Owner, &d.ConnLimit, &d.Comment, &d.ACL, &d.Settings); err != nil {
+	if err := q.QueryRow(ctx, databaseSQL, name).Scan(&d.Owner, &d.ConnLimit, &d.Comment, &d.ACL, &d.Settings); err != nil {
 		return d, fmt.Errorf("fingerprint: the database's own properties: %w", err)
 	}
 	d.Owner = UnquoteRole(d.Owner)
 	slices.Sort(d.Settings)
-	rows, err := q.Query(ctx, roleSettingsSQL)
+	rows, err := q.Query(ctx, roleSettingsSQL, name)
 	if err != nil {
 		return d, fmt.Errorf("fingerprint: the settings of roles in the database: %w", err)
 	}
@@ -107,31 +114,37 @@ func UnquoteRole(s string) string {
 // lacks or has otherwise, one line each; none when they are equal. An
 // owner or ACL left out of want is not compared.
 func (want Database) Differences(got Database) []string {
+	return want.DifferencesFrom(got, "the backup", "the restored database")
+}
+
+// DifferencesFrom is Differences where of names what want describes ("the
+// snapshot") and here what got does ("the reset database").
+func (want Database) DifferencesFrom(got Database, of, here string) []string {
 	var out []string
 	if want.Owner != "" && want.Owner != got.Owner {
-		out = append(out, fmt.Sprintf("database: owner %s, the backup has %s", got.Owner, want.Owner))
+		out = append(out, fmt.Sprintf("database: owner %s, %s has %s", got.Owner, of, want.Owner))
 	}
 	if want.ConnLimit != got.ConnLimit {
-		out = append(out, fmt.Sprintf("database: connection limit %d, the backup has %d", got.ConnLimit, want.ConnLimit))
+		out = append(out, fmt.Sprintf("database: connection limit %d, %s has %d", got.ConnLimit, of, want.ConnLimit))
 	}
 	if want.Comment != got.Comment {
-		out = append(out, fmt.Sprintf("database: comment %q, the backup has %q", got.Comment, want.Comment))
+		out = append(out, fmt.Sprintf("database: comment %q, %s has %q", got.Comment, of, want.Comment))
 	}
 	if want.ACL != nil {
-		out = append(out, lineDiffs("database: privilege", want.ACL, got.ACL)...)
+		out = append(out, lineDiffs("database: privilege", of, here, want.ACL, got.ACL)...)
 	}
-	out = append(out, lineDiffs("database: setting", want.Settings, got.Settings)...)
+	out = append(out, lineDiffs("database: setting", of, here, want.Settings, got.Settings)...)
 	gotRoles := map[string][]string{}
 	for _, rs := range got.RoleSettings {
 		gotRoles[rs.Role] = rs.Settings
 	}
 	for _, rs := range want.RoleSettings {
-		out = append(out, lineDiffs("database: role "+rs.Role+"'s setting", rs.Settings, gotRoles[rs.Role])...)
+		out = append(out, lineDiffs("database: role "+rs.Role+"'s setting", of, here, rs.Settings, gotRoles[rs.Role])...)
 		delete(gotRoles, rs.Role)
 	}
 	for _, rs := range got.RoleSettings {
 		if s, ok := gotRoles[rs.Role]; ok {
-			out = append(out, lineDiffs("database: role "+rs.Role+"'s setting", nil, s)...)
+			out = append(out, lineDiffs("database: role "+rs.Role+"'s setting", of, here, nil, s)...)
 		}
 	}
 	return out
@@ -139,16 +152,16 @@ func (want Database) Differences(got Database) []string {
 
 // lineDiffs names the lines want has and got lacks, and those got has
 // and want lacks.
-func lineDiffs(what string, want, got []string) []string {
+func lineDiffs(what, of, here string, want, got []string) []string {
 	var out []string
 	for _, l := range want {
 		if !slices.Contains(got, l) {
-			out = append(out, fmt.Sprintf("%s %s: the backup has it, the restored database does not", what, l))
+			out = append(out, fmt.Sprintf("%s %s: %s has it, %s does not", what, l, of, here))
 		}
 	}
 	for _, l := range got {
 		if !slices.Contains(want, l) {
-			out = append(out, fmt.Sprintf("%s %s: the restored database has it, the backup does not", what, l))
+			out = append(out, fmt.Sprintf("%s %s: %s has it, %s does not", what, l, here, of))
 		}
 	}
 	return out
