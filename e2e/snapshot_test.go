@@ -188,11 +188,43 @@ func TestSnapshotAndReset(t *testing.T) {
 	r = p.aidb("verify", "--all")
 	assert.Equal(t, 0, r.code, "verify --all with snapshots on the server: %s", r.stderr)
 
-	// Nuke says how many it removed with the data.
+	// Both databases are reset, or neither: rulesdb's snapshot tampered
+	// with, its copy differs (exit 3) after memorydb (the first) was
+	// reset, and memorydb is put back as it was.
+	mem = connect(t, st["memorydb"].URL)
+	_, err = mem.Exec(t.Context(), "DELETE FROM memory_links")
+	require.NoError(t, err)
+	changedAgain := rowsDigest(t, mem)
+	_ = mem.Close(t.Context())
+	rulesAdmin := connect(t, adminURL(st["rulesdb"].URL))
+	_, err = rulesAdmin.Exec(t.Context(), "ALTER DATABASE rulesdb_snap_base ALLOW_CONNECTIONS true")
+	require.NoError(t, err)
+	tampered := connect(t, strings.Replace(st["rulesdb"].URL, "/rulesdb?", "/rulesdb_snap_base?", 1))
+	_, err = tampered.Exec(t.Context(), "UPDATE rules SET body = 'tampered' WHERE id = (SELECT min(id) FROM rules)")
+	require.NoError(t, err)
+	_ = tampered.Close(t.Context())
+	_, err = rulesAdmin.Exec(t.Context(), "ALTER DATABASE rulesdb_snap_base ALLOW_CONNECTIONS false")
+	require.NoError(t, err)
+	r = p.aidb("reset", "--yes", "--to", "base")
+	assert.Equal(t, 3, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "reset rulesdb: the copy of snapshot base differs from its fingerprint")
+	assert.Contains(t, r.stderr, "memorydb: put back as it was before this reset")
+	mem = connect(t, st["memorydb"].URL)
+	assert.Equal(t, changedAgain, rowsDigest(t, mem), "memorydb is as before the reset that failed for rulesdb")
+	_ = mem.Close(t.Context())
+	// A refusal for one database (no such snapshot) changes neither.
+	r = p.aidb("reset", "--yes", "--to", "nosuch")
+	assert.Equal(t, 2, r.code, r.stderr)
+	mem = connect(t, st["memorydb"].URL)
+	assert.Equal(t, changedAgain, rowsDigest(t, mem), "a refused reset changes nothing")
+	_ = mem.Close(t.Context())
+
+	// Nuke says how many it removed with the data (memorydb: base and the
+	// newest three kept by resets and the undo).
 	r = p.aidb("nuke", "--yes", "--no-backup")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "rulesdb: removed 3 snapshots and 0 clones with its data")
-	assert.Contains(t, r.stderr, "memorydb: removed 2 snapshots and 0 clones with its data")
+	assert.Contains(t, r.stderr, "memorydb: removed 4 snapshots and 0 clones with its data")
 }
 
 // What a killed snapshot or reset leaves (a half-made snapshot, the copy

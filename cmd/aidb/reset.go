@@ -22,7 +22,11 @@ copied under a temporary name and compared with its fingerprint (tables,
 rows, content, sequences, migration version; a difference is exit 3 and
 nothing is replaced), then renamed in, in one transaction. A reset killed at
 any point leaves the database or its snapshot whole; the next snapshot,
-reset or clone puts things right and says so.`
+reset or clone puts things right and says so. Several databases are reset
+together or not at all: each is checked before any changes, and when one
+fails the ones already reset are put back. The copy gets what the snapshot's
+database had of its own: owner, settings, its roles' settings there, grants,
+comment and connection limit.`
 
 func (a *app) resetCommand() *cobra.Command {
 	var req snapshot.ResetRequest
@@ -42,7 +46,7 @@ func (a *app) resetCommand() *cobra.Command {
 	return cmd
 }
 
-// runReset is aidb reset: one snapshot.Reset per database, as req asks.
+// runReset is aidb reset: snapshot.ResetAll over the databases, as req asks.
 func (a *app) runReset(ctx context.Context, names []string, req snapshot.ResetRequest, strategy string) error {
 	var err error
 	if req.Strategy, err = snapshot.ParseStrategy(strategy); err != nil {
@@ -57,23 +61,20 @@ func (a *app) runReset(ctx context.Context, names []string, req snapshot.ResetRe
 	}
 	defer func() { _ = s.Close() }()
 	req.Yes = a.yes
-	var out []snapshot.ResetResult
-	var errs []error
-	for _, t := range ts {
-		req.Target = t
-		res, err := snapshot.Reset(ctx, req)
-		a.sayRepairs(t.Name, res.Repairs)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("reset %s: %w", t.Name, err))
-			continue
-		}
-		a.sayReset(res)
-		out = append(out, res)
+	all, err := snapshot.ResetAll(ctx, req, ts)
+	for _, res := range all.Resets {
+		a.sayRepairs(res.Database, res.Repairs)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
+		for _, db := range all.Undone {
+			a.say("%s: put back as it was before this reset: every database is reset, or none", db)
+		}
 		return err
 	}
-	return a.printIfJSON(map[string]any{"resets": out})
+	for _, res := range all.Resets {
+		a.sayReset(res)
+	}
+	return a.printIfJSON(map[string]any{"resets": all.Resets})
 }
 
 func (a *app) sayReset(res snapshot.ResetResult) {

@@ -60,8 +60,8 @@ type DiffersError struct {
 }
 
 func (e *DiffersError) Error() string {
-	return fmt.Sprintf("reset %s: the copy of snapshot %s differs from its fingerprint (%s was not replaced):\n  %s",
-		e.Database, e.Snapshot, e.Database, strings.Join(e.Diffs, "\n  "))
+	return fmt.Sprintf("the copy of snapshot %s differs from its fingerprint (%s was not replaced):\n  %s",
+		e.Snapshot, e.Database, strings.Join(e.Diffs, "\n  "))
 }
 
 // Kind is a found difference (exit 3).
@@ -72,8 +72,8 @@ func (e *DiffersError) Kind() fault.Kind { return fault.Differs }
 //  1. its connections are listed (refused without Yes) and it is closed
 //     to new ones;
 //  2. it is kept as a snapshot (auto-…, for --undo);
-//  3. the snapshot is copied under a temporary name, given the
-//     database's owner, connection limit and comment, and its
+//  3. the snapshot is copied under a temporary name, given what the
+//     snapshot's database had of its own (Props), and its
 //     fingerprint compared with the snapshot's: a difference drops the
 //     copy and stops (DiffersError), the database untouched;
 //  4. in one transaction, the database is renamed away and the copy
@@ -285,4 +285,71 @@ func autoBeyond(snaps []Copy, keep int) []Copy {
 		return nil
 	}
 	return autos[:len(autos)-keep]
+}
+
+// ResetAllResult is a reset of several databases.
+type ResetAllResult struct {
+	// Resets are the resets made, in the targets' order; a reset that
+	// failed is there too, for the repairs it made first.
+	Resets []ResetResult
+	// Undone are the databases reset and then put back (to the snapshot
+	// their reset kept) because a later one failed.
+	Undone []string
+}
+
+// ResetAll resets each of targets as req asks, all or none. Every target
+// is checked first (its snapshot chosen, its connections listed), so a
+// refusal for one changes none; when a reset fails after others were
+// made, those are undone (each reset to the snapshot it kept, even after
+// Ctrl-C), the latest first. The error names the failed reset and any
+// undo that failed too.
+func ResetAll(ctx context.Context, req ResetRequest, targets []Target) (ResetAllResult, error) {
+	var out ResetAllResult
+	for _, t := range targets {
+		r := req
+		r.Target = t
+		res, err := checkReset(ctx, r)
+		if err != nil {
+			out.Resets = append(out.Resets, res)
+			return out, fmt.Errorf("reset %s: %w", t.Name, err)
+		}
+	}
+	for i, t := range targets {
+		r := req
+		r.Target = t
+		res, err := Reset(ctx, r)
+		out.Resets = append(out.Resets, res)
+		if err == nil {
+			continue
+		}
+		errs := []error{fmt.Errorf("reset %s: %w", t.Name, err)}
+		undo := ResetRequest{Undo: true, Yes: true, Strategy: req.Strategy, KeepAuto: req.KeepAuto, Now: req.Now}
+		for j := i - 1; j >= 0; j-- {
+			undo.Target = targets[j]
+			if _, uerr := Reset(context.WithoutCancel(ctx), undo); uerr != nil {
+				errs = append(errs, fmt.Errorf("put %s back as it was before the reset: %w (aidb reset %s --undo)", targets[j].Name, uerr, targets[j].Name))
+				continue
+			}
+			out.Undone = append(out.Undone, targets[j].Name)
+		}
+		return out, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// checkReset is what Reset checks before it changes anything: the
+// snapshot to reset to and the connections (refused without Yes).
+func checkReset(ctx context.Context, req ResetRequest) (ResetResult, error) {
+	res := ResetResult{Database: req.Target.Name}
+	s, repairs, err := connectRepaired(ctx, req.Target)
+	res.Repairs = repairs
+	if err != nil {
+		return res, err
+	}
+	defer s.close(ctx)
+	snaps, err := s.copies(ctx, KindSnapshot)
+	if err != nil {
+		return res, err
+	}
+	return res, s.check(ctx, req, snaps, &res)
 }
