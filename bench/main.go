@@ -73,6 +73,8 @@ var targets = map[string]float64{
 	"verify": 0.8, "up_warm": 1.3, "backup_all_parallel": 1.0,
 	// issue 19: uploading as it is written costs little beside the folder
 	"backup_repository": 1.3,
+	// issue 29: a reset or a clone from a snapshot instead of a restore
+	"reset": 0.10, "clone": 0.10,
 }
 
 func main() {
@@ -175,6 +177,7 @@ func (b *bench) measureAll(rep *Report, size int64, only []string) error {
 		{"backup", b.backup}, {"backup_vs_limit", b.backupVsLimit}, {"backup_vs_floor", b.backupVsFloor}, {"backup_stream", b.backupStream},
 		{"restore", b.restore}, {"restore_vs_pg_restore_j", b.restoreVsPgRestoreJ}, {"restore_data", b.restoreData}, {"verify", b.verify}, {"up_warm", b.upWarm},
 		{"backup_all_parallel", b.backupAllParallel}, {"backup_repository", b.backupRepository},
+		{"reset", b.reset}, {"clone", b.clone},
 	} {
 		if only != nil && !slices.Contains(only, m.name) {
 			continue
@@ -501,6 +504,80 @@ func (b *bench) backupAllParallel() (Measure, error) {
 			b.removeBackups()
 			return s1 + s2, err
 		})
+}
+
+// reset is aidb reset of memorydb to a snapshot of its data (taken
+// untimed) against aidb's restore of a full backup of the same data: the
+// everyday "back to a known state" both offer. Each reset also keeps what
+// it replaced (--undo), as a user's would.
+func (b *bench) reset() (Measure, error) {
+	if err := b.aidbQuiet(b.ctx, "snapshot", "memorydb", "--name", "bench", "--yes"); err != nil {
+		return Measure{}, err
+	}
+	defer func() { _ = b.aidbQuiet(context.WithoutCancel(b.ctx), "snapshot", "rm", "bench", "memorydb") }()
+	file, err := b.fullBackup("memorydb")
+	if err != nil {
+		return Measure{}, err
+	}
+	defer b.removeBackups()
+	return b.pairsOf("reset", "aidb restore of a full backup of the same data",
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("reset", "memorydb", "--to", "bench", "--yes")
+			return s, err
+		},
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
+			return s, err
+		})
+}
+
+// clone is aidb clone of memorydb from a snapshot (then removed, untimed)
+// against aidb's restore of a full backup of the same data: what a test
+// wanting a fresh database does without one. After the pairs, no clone
+// may be left on the server.
+func (b *bench) clone() (Measure, error) {
+	if err := b.aidbQuiet(b.ctx, "snapshot", "memorydb", "--name", "benchclone", "--yes"); err != nil {
+		return Measure{}, err
+	}
+	defer func() { _ = b.aidbQuiet(context.WithoutCancel(b.ctx), "snapshot", "rm", "benchclone", "memorydb") }()
+	file, err := b.fullBackup("memorydb")
+	if err != nil {
+		return Measure{}, err
+	}
+	defer b.removeBackups()
+	m, err := b.pairsOf("clone", "aidb restore of a full backup of the same data",
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("clone", "memorydb", "--from", "benchclone", "--name", "bench")
+			if err != nil {
+				return 0, err
+			}
+			return s, b.aidbQuiet(b.ctx, "clone", "rm", "bench", "memorydb")
+		},
+		func() (float64, error) {
+			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
+			return s, err
+		})
+	if err != nil {
+		return m, err
+	}
+	c, u, _ := b.container("memorydb")
+	out, err := exec.CommandContext(b.ctx, "docker", "exec", c, "psql", "-At", "-U", u, "-d", "postgres", "-c",
+		"SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_clone\\_%'").Output()
+	if err != nil {
+		return m, fmt.Errorf("count the clones left: %w", err)
+	}
+	if n := strings.TrimSpace(string(out)); n != "0" {
+		return m, fmt.Errorf("clone: %s clones left on the server after the pairs", n)
+	}
+	return m, nil
+}
+
+// fullBackup takes a full backup of db (untimed) and returns its file.
+func (b *bench) fullBackup(db string) (string, error) {
+	if _, _, err := b.aidbTimed("backup", db); err != nil {
+		return "", err
+	}
+	return b.newest(db + "-2"), nil
 }
 
 func (b *bench) compression() ([]Compression, error) {
