@@ -29,10 +29,14 @@ func (p *project) backupDir() string {
 	return dir
 }
 
-// seeded brings the project's databases up, migrated and seeded.
-func (p *project) seeded(rows string) {
+// seeded brings the project's databases up, migrated and seeded: those
+// named in dbs, or both when none is (each up is an initdb, and
+// memorydb's seed builds an HNSW index: a test that uses rulesdb alone
+// names it).
+func (p *project) seeded(rows string, dbs ...string) {
 	p.t.Helper()
 	for _, args := range [][]string{{"up"}, {"migrate"}, {"seed", "--rows", rows}} {
+		args = append(append([]string{args[0]}, dbs...), args[1:]...) // aidb seed rulesdb --rows N
 		r := p.aidb(args...)
 		require.Equal(p.t, 0, r.code, "aidb %v: %s", args, r.stderr)
 	}

@@ -219,7 +219,7 @@ func TestBackupManifestMatchesFileWithConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "bkwriters")
 	p.backupDir()
-	p.seeded("2000")
+	p.seeded("2000", "rulesdb")
 	url := p.status()["rulesdb"].URL
 
 	// A writer inserts rules for the whole backup.
@@ -329,7 +329,7 @@ func TestBackupInterruptedOrKilledLeavesNoFile(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "bkfault")
 	dir := p.backupDir()
-	p.seeded("50")
+	p.seeded("50", "rulesdb")
 	st := p.status()
 	rulesURL := st["rulesdb"].URL
 	password := strings.Split(strings.Split(strings.TrimPrefix(rulesURL, "postgres://"), "@")[0], ":")[1]

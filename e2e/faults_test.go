@@ -372,7 +372,7 @@ func TestRestoresBackupAndMigrateRacing(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "frrace")
 	dir := p.backupDir()
-	p.seeded("1000")
+	p.seeded("1000", "rulesdb")
 	url := p.status()["rulesdb"].URL
 	change := func(sql string) {
 		_, err := connect(t, url).Exec(t.Context(), sql)

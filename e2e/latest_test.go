@@ -20,7 +20,7 @@ func TestLatestMovesOnlyToAVerifiedBackup(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "latestverified")
 	dir := p.backupDir()
-	p.seeded("50")
+	p.seeded("50", "rulesdb")
 	first := p.backupJSON("rulesdb").Files[0].Path
 	pointer := filepath.Join(dir, "rulesdb-latest.sql")
 	target := func() string {

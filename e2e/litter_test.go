@@ -30,7 +30,7 @@ func TestKilledBackupLeavesNoSecretAndNoLitter(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "litter")
 	dir := p.backupDir()
-	p.seeded("50")
+	p.seeded("50", "rulesdb")
 	rulesURL := p.status()["rulesdb"].URL
 	password := strings.Split(strings.Split(strings.TrimPrefix(rulesURL, "postgres://"), "@")[0], ":")[1]
 

@@ -147,7 +147,7 @@ func TestRepositoryInterruptedUploadAsWritten(t *testing.T) {
 	s3.bucket("aidb-stop")
 	p := newProject(t, "offcut")
 	dir := p.backupDir()
-	p.seeded("20")
+	p.seeded("20", "rulesdb")
 	p.bulk()
 
 	for _, how := range []string{"ctrl-c", "server killed"} {
@@ -199,7 +199,7 @@ func TestEncryptedDataOnlyManifestHoldsNoSecrets(t *testing.T) {
 	p.backupDir()
 	recipients, identity, _ := ageKeyFiles(t)
 	p.env = append(p.env, "AIDB_AGE_RECIPIENTS_FILE="+recipients, "AIDB_AGE_IDENTITY_FILE="+identity)
-	p.seeded("20")
+	p.seeded("20", "rulesdb")
 	conn := connect(t, p.status()["rulesdb"].URL)
 	_, err := conn.Exec(t.Context(), `CREATE ROLE offsite_reader LOGIN PASSWORD 'not-in-the-manifest'; GRANT SELECT ON rules TO offsite_reader`)
 	require.NoError(t, err)

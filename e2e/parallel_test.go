@@ -20,7 +20,7 @@ func TestParallelRestoreBadRowFailsAndNamesTheTable(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "rsbadrow")
 	p.backupDir()
-	p.seeded("60")
+	p.seeded("60", "rulesdb")
 	st := p.status()
 	url := st["rulesdb"].URL
 	before := content(t, url)
@@ -53,7 +53,7 @@ func TestParallelRestoreKilledBackendFailsTheRestore(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "rskilled")
 	p.backupDir()
-	p.seeded("20")
+	p.seeded("20", "rulesdb")
 	st := p.status()
 	url := st["rulesdb"].URL
 	// One large table, so that the load takes long enough to be caught.

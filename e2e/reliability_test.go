@@ -233,7 +233,7 @@ func TestEngineGoneDuringBackup(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "rengine")
 	dir := p.backupDir()
-	p.seeded("40")
+	p.seeded("40", "rulesdb")
 	url := p.status()["rulesdb"].URL
 	before := content(t, url)
 

@@ -320,7 +320,7 @@ func TestPlainPgDumpFileWithoutManifestRestores(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "rsplain")
 	p.backupDir()
-	p.seeded("60")
+	p.seeded("60", "rulesdb")
 	st := p.status()
 	url := st["rulesdb"].URL
 	before := content(t, url)

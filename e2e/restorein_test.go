@@ -135,7 +135,7 @@ func TestBadBackupFilesAreNamed(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "ribad")
 	dir := p.backupDir()
-	p.seeded("30")
+	p.seeded("30", "rulesdb")
 	st := p.status()
 	url := st["rulesdb"].URL
 	before := content(t, url)
@@ -249,7 +249,7 @@ func TestDataRestoreAfterAMigrationAddedAColumn(t *testing.T) {
 	p := newProject(t, "ricolumn")
 	p.backupDir()
 	migDir := defaultRulesMigrations(t, p)
-	p.seeded("40")
+	p.seeded("40", "rulesdb")
 	url := p.status()["rulesdb"].URL
 	before := dataContent(t, url)
 	data := p.backupJSON("rulesdb", "--data-only").Files[0].Path

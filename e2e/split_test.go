@@ -46,7 +46,7 @@ func TestSplitBackupHoldsWhatAWholeBackupHolds(t *testing.T) {
 	p := newProject(t, "split")
 	p.backupDir()
 	userMigrations(t, p, map[string]string{"00001_hard.sql": hardSchema, "00002_archive.sql": "-- +goose Up\nCREATE TABLE log_archive (extra int) INHERITS (log_lines);\n"})
-	require.Equal(t, 0, p.aidb("up").code)
+	require.Equal(t, 0, p.aidb("up", "rulesdb").code)
 	require.Equal(t, 0, p.aidb("migrate", "rulesdb").code)
 	url := p.status()["rulesdb"].URL
 	_, err := connect(t, url).Exec(t.Context(), hardData+splitData)

@@ -109,7 +109,7 @@ func TestVerifyCatchesTamperedContentWithValidChecksum(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "vftamper")
 	p.backupDir()
-	p.seeded("50")
+	p.seeded("50", "rulesdb")
 	for _, kind := range []string{"", "--data-only"} {
 		args := []string{"rulesdb"}
 		if kind != "" {
@@ -237,7 +237,7 @@ func TestHardSchemaRoundTrip(t *testing.T) {
 	p := newProject(t, "vfhard")
 	p.backupDir()
 	userMigrations(t, p, map[string]string{"00001_hard.sql": hardSchema})
-	require.Equal(t, 0, p.aidb("up").code)
+	require.Equal(t, 0, p.aidb("up", "rulesdb").code)
 	require.Equal(t, 0, p.aidb("migrate", "rulesdb").code)
 	url := p.status()["rulesdb"].URL
 	_, err := connect(t, url).Exec(t.Context(), hardData)
