@@ -214,57 +214,87 @@ func clock(now func() time.Time) time.Time {
 // template's connections until it succeeds), then copied is called (the
 // template is no longer needed), the copy is fingerprinted (snapshots;
 // a clone takes its snapshot's fingerprint from m, and is given its
-// properties but the comment), given m as its
-// comment, made a template that takes no connections (snapshots), and
-// renamed. Any failure drops the temporary database. It returns how long
-// CREATE DATABASE took.
+// properties but the comment), given m as its comment, made a template
+// that takes no connections (snapshots), and renamed. Any failure drops
+// the temporary database. It returns how long CREATE DATABASE took.
 func (s *server) copy(ctx context.Context, template string, m Meta, strategy string, copied func()) (_ Copy, took time.Duration, retErr error) {
+	p, took, err := s.startCopy(ctx, template, m, strategy)
+	if err != nil {
+		return Copy{}, took, err
+	}
+	copied()
+	defer func() {
+		if retErr != nil {
+			_ = s.dropDB(ctx, p.tmp)
+		}
+	}()
+	if p.m.Kind == KindSnapshot {
+		fp, err := takeFingerprint(ctx, s.urlOf(p.tmp))
+		if err != nil {
+			return Copy{}, took, fmt.Errorf("fingerprint the snapshot of %s: %w", s.t.Name, err)
+		}
+		p.fingerprinted(fp)
+	} else if err := s.giveProps(ctx, p.tmp, p.m.Props, false); err != nil {
+		return Copy{}, took, err
+	}
+	c, err := s.finishCopy(ctx, p)
+	return c, took, err
+}
+
+// pendingCopy is a copy made under its temporary name, not yet finished.
+type pendingCopy struct {
+	tmp string
+	m   Meta
+}
+
+// fingerprinted records the copy's fingerprint (and so its migration
+// version) in its metadata.
+func (p *pendingCopy) fingerprinted(fp fingerprint.Fingerprint) {
+	p.m.Fingerprint, p.m.MigrationVersion = fp, fp.MigrationVersion
+}
+
+// startCopy is copy's first part: the strategy chosen, a snapshot's
+// properties read from template, and the copy made under a temporary
+// name. It returns how long CREATE DATABASE took.
+func (s *server) startCopy(ctx context.Context, template string, m Meta, strategy string) (pendingCopy, time.Duration, error) {
 	var err error
 	if m.Strategy, err = s.strategyFor(ctx, template, strategy); err != nil {
-		return Copy{}, 0, err
+		return pendingCopy{}, 0, err
 	}
 	if m.Kind == KindSnapshot {
 		if m.Props, err = s.props(ctx, template); err != nil {
-			return Copy{}, 0, err
+			return pendingCopy{}, 0, err
 		}
 	}
 	tmp := tempName(s.source, infixNew)
 	start := time.Now()
 	if err := s.createFrom(ctx, tmp, template, m.Strategy, m.Props.Owner); err != nil {
-		return Copy{}, 0, err
+		return pendingCopy{}, 0, err
 	}
-	took = time.Since(start)
-	copied()
-	defer func() {
-		if retErr != nil {
-			_ = s.dropDB(ctx, tmp)
-		}
-	}()
-	if m.Kind == KindSnapshot {
-		if m.Fingerprint, err = takeFingerprint(ctx, s.urlOf(tmp)); err != nil {
-			return Copy{}, took, fmt.Errorf("fingerprint the snapshot of %s: %w", s.t.Name, err)
-		}
-		m.MigrationVersion = m.Fingerprint.MigrationVersion
-	} else if err := s.giveProps(ctx, tmp, m.Props, false); err != nil {
-		return Copy{}, took, err
+	return pendingCopy{tmp: tmp, m: m}, time.Since(start), nil
+}
+
+// finishCopy is copy's last part: the metadata written as the comment,
+// a snapshot made a template that takes no connections, and the copy
+// renamed to its name. The caller drops p.tmp when it fails.
+func (s *server) finishCopy(ctx context.Context, p pendingCopy) (Copy, error) {
+	if err := s.setComment(ctx, p.tmp, p.m); err != nil {
+		return Copy{}, err
 	}
-	if err := s.setComment(ctx, tmp, m); err != nil {
-		return Copy{}, took, err
-	}
-	if m.Kind == KindSnapshot {
+	if p.m.Kind == KindSnapshot {
 		// A template nobody can connect to: nothing changes it, and no
 		// session blocks a reset or clone from it.
-		if _, err := s.conn.Exec(ctx, "ALTER DATABASE "+ident(tmp)+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
-			return Copy{}, took, fmt.Errorf("make the snapshot of %s a template: %w", s.t.Name, err)
+		if _, err := s.conn.Exec(ctx, "ALTER DATABASE "+ident(p.tmp)+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
+			return Copy{}, fmt.Errorf("make the snapshot of %s a template: %w", s.t.Name, err)
 		}
 	}
-	final := dbName(m.Kind, s.source, m.Name)
-	if _, err := s.conn.Exec(ctx, "ALTER DATABASE "+ident(tmp)+" RENAME TO "+ident(final)); err != nil {
-		return Copy{}, took, fmt.Errorf("name the %s %s of %s: %w", m.Kind, m.Name, s.t.Name, err)
+	final := dbName(p.m.Kind, s.source, p.m.Name)
+	if _, err := s.conn.Exec(ctx, "ALTER DATABASE "+ident(p.tmp)+" RENAME TO "+ident(final)); err != nil {
+		return Copy{}, fmt.Errorf("name the %s %s of %s: %w", p.m.Kind, p.m.Name, s.t.Name, err)
 	}
 	var size int64
 	_ = s.conn.QueryRow(ctx, "SELECT pg_catalog.pg_database_size($1)", final).Scan(&size)
-	return Copy{Database: s.t.Name, DBName: final, Size: size, Meta: m}, took, nil
+	return Copy{Database: s.t.Name, DBName: final, Size: size, Meta: p.m}, nil
 }
 
 // createFrom runs CREATE DATABASE name TEMPLATE template [STRATEGY]

@@ -110,16 +110,47 @@ func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 	}()
 	now := clock(req.Now)
 	kept := autoName(now, func(n string) bool { return hasName(snaps, n) })
-	if res.Kept, _, err = s.copy(ctx, s.source,
-		Meta{Kind: KindSnapshot, Name: kept, Source: s.source, Created: now.UTC(), Auto: AutoReset}, req.Strategy, func() {}); err != nil {
+	keep, _, err := s.startCopy(ctx, s.source, Meta{Kind: KindSnapshot, Name: kept, Source: s.source, Created: now.UTC(), Auto: AutoReset}, req.Strategy)
+	if err != nil {
 		return res, fmt.Errorf("keep %s as it is before the reset: %w", req.Target.Name, err)
 	}
-	if err := s.replace(ctx, to, req.Strategy, &res); err != nil {
-		_ = s.dropDB(ctx, res.Kept.DBName) // nothing was replaced: nothing to undo
+	// The kept copy is fingerprinted on a connection of its own while the
+	// snapshot is copied in and checked: the two scans share the cores.
+	fpDone := make(chan error, 1)
+	go func() {
+		fp, err := takeFingerprint(ctx, s.urlOf(keep.tmp))
+		if err == nil {
+			keep.fingerprinted(fp)
+		}
+		fpDone <- err
+	}()
+	tmp, err := s.prepare(ctx, to, req.Strategy, &res)
+	if fpErr := <-fpDone; err == nil && fpErr != nil {
+		err = fmt.Errorf("keep %s as it is before the reset: fingerprint: %w", req.Target.Name, fpErr)
+	}
+	if err == nil {
+		res.Kept, err = s.finishCopy(ctx, keep)
+	}
+	if err != nil {
+		// Nothing was replaced: nothing to undo.
+		if tmp != "" {
+			_ = s.dropDB(ctx, tmp)
+		}
+		_ = s.dropDB(ctx, keep.tmp)
 		res.Kept = Copy{}
 		return res, err
 	}
+	old, err := s.swap(ctx, tmp)
+	if err != nil {
+		_ = s.dropDB(ctx, tmp)
+		_ = s.dropDB(ctx, res.Kept.DBName)
+		res.Kept = Copy{}
+		return res, fmt.Errorf("swap snapshot %s in for %s: %w", to.Name, s.t.Name, err)
+	}
 	swapped = true
+	// Its state is the snapshot the reset kept; a failed drop is a
+	// leftover the next run drops.
+	_ = s.dropDB(ctx, old)
 	res.Removed = s.pruneAuto(ctx, req.KeepAuto)
 	res.Took = time.Since(start)
 	return res, nil
@@ -176,45 +207,34 @@ func hasName(cs []Copy, name string) bool {
 	return false
 }
 
-// replace copies snapshot to under a temporary name, checks the copy
-// against its fingerprint and swaps it in for the (closed) database; the
-// replaced database is dropped.
-func (s *server) replace(ctx context.Context, to Copy, strategy string, res *ResetResult) (retErr error) {
+// prepare copies snapshot to under a temporary name, gives it the
+// snapshot's properties and checks it against the snapshot's fingerprint
+// (DiffersError); it returns the copy's name, "" when none was made, for
+// the caller to swap in or drop.
+func (s *server) prepare(ctx context.Context, to Copy, strategy string, res *ResetResult) (string, error) {
 	var err error
 	if res.Strategy, err = s.strategyFor(ctx, to.DBName, strategy); err != nil {
-		return err
+		return "", err
 	}
 	tmp := tempName(s.source, infixResetNew)
 	if err := s.createFrom(ctx, tmp, to.DBName, res.Strategy, to.Props.Owner); err != nil {
-		return err
+		return "", err
 	}
-	defer func() {
-		if retErr != nil {
-			_ = s.dropDB(ctx, tmp)
-		}
-	}()
 	if err := s.giveProps(ctx, tmp, to.Props, true); err != nil {
-		return err
+		return tmp, err
 	}
 	got, err := takeFingerprint(ctx, s.urlOf(tmp))
 	if err != nil {
-		return fmt.Errorf("fingerprint the copy of snapshot %s: %w", to.Name, err)
+		return tmp, fmt.Errorf("fingerprint the copy of snapshot %s: %w", to.Name, err)
 	}
 	gotProps, err := s.props(ctx, tmp)
 	if err != nil {
-		return err
+		return tmp, err
 	}
 	if diffs := Compare(to.Meta, got, gotProps); len(diffs) > 0 {
-		return &DiffersError{Database: s.t.Name, Snapshot: to.Name, Diffs: diffs}
+		return tmp, &DiffersError{Database: s.t.Name, Snapshot: to.Name, Diffs: diffs}
 	}
-	old, err := s.swap(ctx, tmp)
-	if err != nil {
-		return fmt.Errorf("swap snapshot %s in for %s: %w", to.Name, s.t.Name, err)
-	}
-	// Its state is the snapshot the reset kept; a failed drop is a
-	// leftover the next run drops.
-	_ = s.dropDB(ctx, old)
-	return nil
+	return tmp, nil
 }
 
 // swap renames the (closed) database away and database tmp in its
