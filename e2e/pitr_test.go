@@ -175,12 +175,29 @@ func TestPITRStreamAcrossDownUpAndNuke(t *testing.T) {
 	require.NoError(t, err)
 	_ = conn.Close(ctx)
 
-	r := p.aidb("down")
+	// check --max-wal-lag: the running stream keeps up; a database
+	// without PITR, named, does not; a size that is none is refused.
+	r := p.aidb("check", "--max-wal-lag", "64MB", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rulesdb: WAL stream ok")
+	assert.NotContains(t, r.stderr, "memorydb", "only databases with PITR on are checked")
+	assert.Contains(t, r.stdout, `"lag_bytes"`)
+	r = p.aidb("check", "--max-wal-lag", "64MB", "memorydb")
+	assert.Equal(t, 4, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "aidb pitr enable memorydb")
+	r = p.aidb("check", "--max-wal-lag", "lots")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "give a size")
+
+	r = p.aidb("down")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "stopping WAL stream")
 	st := p.aidb("pitr", "status", "--json")
 	require.Equal(t, 0, st.code, st.stderr)
 	assert.Contains(t, st.stdout, `"running": false`)
+	r = p.aidb("check", "--max-wal-lag", "64MB")
+	assert.Equal(t, 4, r.code, "a stopped stream is behind: %s", r.stderr)
+	assert.Contains(t, r.stderr, "is not running: aidb up starts it")
 
 	r = p.aidb("up", "rulesdb")
 	require.Equal(t, 0, r.code, r.stderr)

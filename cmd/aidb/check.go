@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/pitr"
 	"github.com/aidb/aidb/internal/ops/routine"
 	"github.com/aidb/aidb/internal/store/freshness"
 )
@@ -16,17 +19,19 @@ import (
 func (a *app) checkCommand() *cobra.Command {
 	var maxAge time.Duration
 	var verified bool
+	var walLag string
 	cmd := &cobra.Command{
-		Use:   "check [db...] --max-age DURATION",
-		Short: "Say whether each database has a recent backup (and a verified one, with --verified); exit 4 if not",
+		Use:   "check [db...] [--max-age DURATION] [--max-wal-lag SIZE]",
+		Short: "Say whether each database has a recent backup (and a verified one, with --verified), and whether its WAL stream keeps up; exit 4 if not",
 		Long:  checkLong,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.check(cmd.Context(), args, freshness.Policy{MaxAge: maxAge, Verified: verified})
+			return a.check(cmd.Context(), args, freshness.Policy{MaxAge: maxAge, Verified: verified}, walLag)
 		},
 	}
 	f := cmd.Flags()
 	f.DurationVar(&maxAge, "max-age", 0, "how old the newest backup may be (e.g. 26h)")
 	f.BoolVar(&verified, "verified", false, "also require a backup younger than --max-age that a verification found equal")
+	f.StringVar(&walLag, "max-wal-lag", "", "how much WAL a database with point-in-time recovery on may have written that its stream has not yet saved (e.g. 64MB)")
 	return cmd
 }
 
@@ -37,13 +42,49 @@ each has a backup younger than --max-age that a verification found equal to
 its manifest (aidb verify, and backups taken with verification, record it).
 Otherwise exit 4, naming each database and why. Fit for cron, CI schedules
 and Nagios-style monitors; it reads the folder and changes nothing, and needs
-no Docker engine.`
+no Docker engine.
 
-// check prints each database's freshness; a stale one is the error.
-func (a *app) check(ctx context.Context, args []string, pol freshness.Policy) error {
-	if pol.MaxAge <= 0 {
-		return fault.BadInput(fmt.Errorf("--max-age: give how old the newest backup may be, e.g. --max-age 26h for a nightly backup"))
+With --max-wal-lag SIZE, each database with point-in-time recovery on (aidb
+pitr enable; named ones must have it) is also checked, against the engine:
+exit 4 when its WAL stream is not running, its slot is missing or lost WAL,
+or more than SIZE of WAL is not yet streamed to the folder. Either flag may
+be given alone.`
+
+// check prints each database's freshness and, with walLag, its WAL
+// stream's; a stale one or a lagging stream is the error (exit 4).
+func (a *app) check(ctx context.Context, args []string, pol freshness.Policy, walLag string) error {
+	var limit int64
+	if walLag != "" {
+		n, err := units.RAMInBytes(walLag)
+		if err != nil || n <= 0 {
+			return fault.BadInput(fmt.Errorf("--max-wal-lag %q: give a size, e.g. 64MB", walLag))
+		}
+		limit = n
 	}
+	if pol.MaxAge <= 0 && limit == 0 {
+		return fault.BadInput(fmt.Errorf("--max-age: give how old the newest backup may be, e.g. --max-age 26h for a nightly backup (or --max-wal-lag 64MB for the WAL stream)"))
+	}
+	doc := map[string]any{}
+	var errs []error
+	if pol.MaxAge > 0 {
+		errs = append(errs, a.checkBackups(ctx, args, pol, doc))
+	}
+	if limit > 0 {
+		errs = append(errs, a.checkWAL(ctx, args, limit, doc))
+	}
+	err := errors.Join(errs...)
+	if a.json && len(doc) > 0 {
+		doc["fresh"] = err == nil
+		if jerr := a.printJSON(doc); jerr != nil {
+			return jerr
+		}
+	}
+	return err
+}
+
+// checkBackups is check's --max-age part: it fills doc with what it
+// found (dir, max_age_s, verified_required, databases).
+func (a *app) checkBackups(ctx context.Context, args []string, pol freshness.Policy, doc map[string]any) error {
 	p, err := a.loadProject(ctx)
 	if err != nil {
 		return err
@@ -63,16 +104,29 @@ func (a *app) check(ctx context.Context, args []string, pol freshness.Policy) er
 	}
 	if !a.json {
 		writeCheckTable(a, st, now)
+	}
+	doc["dir"], doc["max_age_s"], doc["verified_required"], doc["databases"] = p.BackupDir, pol.MaxAge.Seconds(), pol.Verified, st
+	return err
+}
+
+// checkWAL is check's --max-wal-lag part: each database's stream, one
+// line each, and doc's "wal".
+func (a *app) checkWAL(ctx context.Context, args []string, limit int64, doc map[string]any) error {
+	s, err := a.open(ctx, args)
+	if err != nil {
 		return err
 	}
-	if jerr := a.printJSON(struct {
-		Dir       string             `json:"dir"`
-		MaxAgeS   float64            `json:"max_age_s"`
-		Verified  bool               `json:"verified_required"`
-		Fresh     bool               `json:"fresh"`
-		Databases []freshness.Status `json:"databases"`
-	}{p.BackupDir, pol.MaxAge.Seconds(), pol.Verified, err == nil, st}); jerr != nil {
-		return jerr
+	defer func() { _ = s.Close() }()
+	st, err := pitr.CheckLag(ctx, s.eng, s.dbs, len(args) > 0, s.project.BackupDir, limit)
+	for _, x := range st {
+		state := "ok"
+		if x.Problem != "" {
+			state = "BEHIND: " + x.Problem
+		}
+		a.say("%s: WAL stream %s", x.Database, state)
+	}
+	if st != nil {
+		doc["max_wal_lag_bytes"], doc["wal"] = limit, st
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/orchestrator"
 )
 
@@ -36,6 +37,11 @@ type Slot struct {
 	// WALStatus is reserved, extended, unreserved or lost (lost: past
 	// max_slot_wal_keep_size; a new base backup is needed).
 	WALStatus string `json:"wal_status"`
+	// Lag is the WAL the server wrote that the stream has not yet
+	// flushed to the folder, in bytes: up to the stream's flush position
+	// as the server last heard it (with no stream connected, up to the
+	// slot's restart point).
+	Lag int64 `json:"lag_bytes"`
 }
 
 // Status is one database's PITR as cheaply known: the sidecar, the slot
@@ -61,7 +67,7 @@ func (s Status) String() string {
 		parts = append(parts, "stream "+s.Stream.Container+" stopped")
 	}
 	if s.Slot != nil {
-		parts = append(parts, fmt.Sprintf("slot %s (active %t, %s) holds %d bytes back", s.Slot.Name, s.Slot.Active, s.Slot.WALStatus, s.Slot.Retained))
+		parts = append(parts, fmt.Sprintf("slot %s (active %t, %s) holds %d bytes back, %d bytes not yet streamed", s.Slot.Name, s.Slot.Active, s.Slot.WALStatus, s.Slot.Retained, s.Slot.Lag))
 	}
 	if s.Window != nil {
 		parts = append(parts, "recoverable from "+s.Window.String())
@@ -103,8 +109,10 @@ func StatusOf(ctx context.Context, e Streams, db compose.Database, backupDir str
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	sl := Slot{Name: st.Stream.Slot}
-	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint, coalesce(wal_status, '')
-		FROM pg_replication_slots WHERE slot_name = $1`, sl.Name).Scan(&sl.Active, &sl.Retained, &sl.WALStatus)
+	err = conn.QueryRow(ctx, `SELECT s.active, coalesce(pg_current_wal_lsn() - s.restart_lsn, 0)::bigint, coalesce(s.wal_status, ''),
+		coalesce(pg_current_wal_lsn() - coalesce(r.flush_lsn, s.restart_lsn), 0)::bigint
+		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+		WHERE s.slot_name = $1`, sl.Name).Scan(&sl.Active, &sl.Retained, &sl.WALStatus, &sl.Lag)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		st.Problem = "slot " + sl.Name + " is missing: aidb pitr enable " + db.Name + " makes it again"
@@ -114,4 +122,71 @@ func StatusOf(ctx context.Context, e Streams, db compose.Database, backupDir str
 		st.Slot = &sl
 	}
 	return st, nil
+}
+
+// Behind says why the stream does not keep up within limit bytes of WAL,
+// "" when it does: it is not running, its slot is missing or lost WAL
+// (past max_slot_wal_keep_size: a gap), the database could not be read,
+// or more than limit bytes are not yet streamed.
+func (s Status) Behind(limit int64) string {
+	switch {
+	case s.Stream == nil:
+		return "no WAL stream: aidb pitr enable " + s.Database + " starts one"
+	case !s.Stream.Running:
+		return "WAL stream " + s.Stream.Container + " is not running: aidb up starts it"
+	case s.Slot == nil:
+		return s.Problem
+	case s.Slot.WALStatus == "lost":
+		return "slot " + s.Slot.Name + " lost WAL past max_slot_wal_keep_size: the window has a gap; aidb pitr base-backup " + s.Database + " starts a new one"
+	case s.Slot.Lag > limit:
+		return fmt.Sprintf("%d bytes of WAL not yet streamed, more than %d", s.Slot.Lag, limit)
+	}
+	return ""
+}
+
+// LagError is a WAL stream that does not keep up (Status.Behind): exit 4,
+// as a stale backup.
+type LagError struct{ Behind []Status }
+
+func (e *LagError) Error() string {
+	parts := make([]string, len(e.Behind))
+	for i, s := range e.Behind {
+		parts[i] = s.Database + ": " + s.Problem
+	}
+	return "WAL stream behind: " + strings.Join(parts, "; ")
+}
+
+// Kind is fault.Stale.
+func (e *LagError) Kind() fault.Kind { return fault.Stale }
+
+// CheckLag reads the status of dbs with PITR on (a stream or a window;
+// every one of named, which the caller sets when the user named them)
+// and says, in each one's Problem, why its stream does not keep up within
+// limit bytes; those are the LagError. With no database to check, it is
+// bad input.
+func CheckLag(ctx context.Context, e Streams, dbs []compose.Database, named bool, backupDir string, limit int64) ([]Status, error) {
+	var out, behind []Status
+	for _, db := range dbs {
+		st, err := StatusOf(ctx, e, db, backupDir)
+		if err != nil {
+			return out, err
+		}
+		if !named && st.Stream == nil && st.Window == nil {
+			continue
+		}
+		if why := st.Behind(limit); why != "" {
+			st.Problem = why
+			behind = append(behind, st)
+		} else {
+			st.Problem = ""
+		}
+		out = append(out, st)
+	}
+	if len(out) == 0 {
+		return nil, fault.BadInput(errors.New("--max-wal-lag: no database has point-in-time recovery on (aidb pitr enable <db> turns it on)"))
+	}
+	if len(behind) > 0 {
+		return out, &LagError{Behind: behind}
+	}
+	return out, nil
 }
