@@ -14,6 +14,7 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/archive/backupfile"
 	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/pitr"
 	"github.com/aidb/aidb/internal/ops/routine"
 	"github.com/aidb/aidb/internal/ops/scheduler"
 	"github.com/aidb/aidb/internal/store/retention"
@@ -63,6 +64,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	routine.SeedMetrics(ctx, s.Metrics(), p)
+	if err := s.Metrics().Register(pitr.Collector{Statuses: a.pitrStatusesNow}); err != nil {
+		return err
+	}
 	if o.metricsAddr != "" {
 		stop, err := a.serveMetrics(ctx, o.metricsAddr, s.Handler())
 		if err != nil {
@@ -180,3 +184,15 @@ counted. SPEC is five cron fields ("30 2 * * *") or a descriptor ("@daily",
 failed step; --ping-url a GET after each run whose steps all succeeded (for
 dead-man switches). On SIGTERM the running step is undone as on Ctrl-C, no
 helper or throwaway container is left, and serve exits 143.`
+
+// pitrStatusesNow are the statuses of the databases with PITR on, read
+// at a metrics scrape (none when the project cannot be read).
+func (a *app) pitrStatusesNow(ctx context.Context) []pitr.Status {
+	s, err := a.open(ctx, nil)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = s.Close() }()
+	st, _ := pitrStatuses(ctx, s)
+	return st
+}

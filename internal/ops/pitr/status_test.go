@@ -1,9 +1,15 @@
 package pitr
 
 import (
+	"context"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/orchestrator"
 )
@@ -37,4 +43,38 @@ func TestBehind(t *testing.T) {
 			assert.Contains(t, got, c.want, c.name)
 		}
 	}
+}
+
+// The collector sends what each status knows, and leaves out what it
+// does not: no slot, no lag; no window, no window's times.
+func TestCollector(t *testing.T) {
+	t.Parallel()
+	from, to := time.Unix(1000, 0), time.Unix(2000, 0)
+	c := Collector{Statuses: func(context.Context) []Status {
+		return []Status{
+			{Database: "rulesdb", Stream: &orchestrator.WALStream{Running: true}, Slot: &Slot{Lag: 7, Retained: 9}, Window: &Window{From: from, To: to}},
+			{Database: "memorydb", Stream: &orchestrator.WALStream{}},
+		}
+	}}
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(c))
+	want := `
+# HELP aidb_pitr_earliest_recoverable_timestamp_seconds The earliest time a recovery can reach: the oldest base backup's end (Unix time).
+# TYPE aidb_pitr_earliest_recoverable_timestamp_seconds gauge
+aidb_pitr_earliest_recoverable_timestamp_seconds{database="rulesdb"} 1000
+# HELP aidb_wal_lag_bytes WAL the server wrote that the stream has not yet flushed to the folder.
+# TYPE aidb_wal_lag_bytes gauge
+aidb_wal_lag_bytes{database="rulesdb"} 7
+# HELP aidb_wal_last_segment_timestamp_seconds The latest time a recovery can reach: the end of the newest whole segment (Unix time).
+# TYPE aidb_wal_last_segment_timestamp_seconds gauge
+aidb_wal_last_segment_timestamp_seconds{database="rulesdb"} 2000
+# HELP aidb_wal_slot_retained_bytes WAL the stream's replication slot holds back on the server.
+# TYPE aidb_wal_slot_retained_bytes gauge
+aidb_wal_slot_retained_bytes{database="rulesdb"} 9
+# HELP aidb_wal_stream_up Whether the database's WAL stream container runs (1) or not (0).
+# TYPE aidb_wal_stream_up gauge
+aidb_wal_stream_up{database="memorydb"} 0
+aidb_wal_stream_up{database="rulesdb"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want)))
 }

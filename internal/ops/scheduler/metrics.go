@@ -83,3 +83,7 @@ func (m *Metrics) observe(r Report) {
 		}
 	}
 }
+
+// Register adds a collector of another concern (the WAL streams') to the
+// registry Handler serves.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.registry.Register(c) }
