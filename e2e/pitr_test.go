@@ -19,12 +19,18 @@ import (
 // it returns its connection and the backup folder.
 func (p *project) pitrOn(flags ...string) (*pgx.Conn, string) {
 	p.t.Helper()
+	return p.pitrOnDB("rulesdb", flags...)
+}
+
+// pitrOnDB is pitrOn for db (memorydb: PostgreSQL 17).
+func (p *project) pitrOnDB(db string, flags ...string) (*pgx.Conn, string) {
+	p.t.Helper()
 	dir := p.backupDir()
-	r := p.aidb("up", "rulesdb")
+	r := p.aidb("up", db)
 	require.Equal(p.t, 0, r.code, r.stderr)
-	r = p.aidb(append([]string{"pitr", "enable", "rulesdb"}, flags...)...)
+	r = p.aidb(append([]string{"pitr", "enable", db}, flags...)...)
 	require.Equal(p.t, 0, r.code, r.stderr)
-	conn := connect(p.t, p.status()["rulesdb"].URL)
+	conn := connect(p.t, p.status()[db].URL)
 	_, err := conn.Exec(p.t.Context(), "CREATE TABLE marks (name text PRIMARY KEY)")
 	require.NoError(p.t, err)
 	return conn, dir
@@ -125,11 +131,12 @@ func TestPITRRestoreToTime(t *testing.T) {
 // whole segment, is refused with exit 2, naming the window, and changes
 // nothing: same container, no new volume, the stream still running. A
 // target inside the window after which nothing committed (recovery finds
-// no commit to stop before) restores everything committed up to it.
+// no commit to stop before) restores everything committed up to it. On
+// memorydb: PostgreSQL 17 (the other PITR tests run on 15).
 func TestPITRRefusesTargetOutsideWindow(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "pitrrefuse")
-	conn, dir := p.pitrOn()
+	conn, dir := p.pitrOnDB("memorydb")
 	ctx := t.Context()
 	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
 	require.NoError(t, err)
@@ -139,25 +146,25 @@ func TestPITRRefusesTargetOutsideWindow(t *testing.T) {
 		{"2020-01-01 00:00:00+00", "before the end of the oldest base backup"},
 		{time.Now().Add(time.Hour).Format(time.RFC3339), "after the newest whole WAL segment"},
 	} {
-		r := p.aidb("restore", "rulesdb", "--to-time", tc.target, "--yes")
+		r := p.aidb("restore", "memorydb", "--to-time", tc.target, "--yes")
 		assert.Equal(t, 2, r.code, r.stderr)
 		assert.Contains(t, r.stderr, tc.says)
 		assert.Contains(t, r.stderr, "can be recovered to any time from")
 		assert.Contains(t, r.stderr, "nothing was changed")
 	}
 	assert.ElementsMatch(t, before, p.labelled(ctx), "nothing was made or removed")
-	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["memorydb"].URL))
 	st := p.aidb("pitr", "status", "--json")
 	require.Equal(t, 0, st.code, st.stderr)
 	assert.Contains(t, st.stdout, `"running": true`)
 
 	var target time.Time
 	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
-	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "memorydb"))
 	_ = conn.Close(ctx)
-	r := p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes")
+	r := p.aidb("restore", "memorydb", "--to-time", target.Format(time.RFC3339Nano), "--yes")
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL))
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["memorydb"].URL))
 }
 
 // The stream lives with its database: down stops the sidecar, up starts it
