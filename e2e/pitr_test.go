@@ -125,6 +125,23 @@ func TestPITRRestoreToTime(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, []string{"A", "B"}, marks(t, p.status()["rulesdb"].URL), "the rollback brings back the state with B")
 	assert.NotContains(t, strings.Join(p.labelled(ctx), "\n"), res.Volume)
+
+	// Disable: the slot the rolled-back server still has is dropped (the
+	// restore removed the sidecar); the files stay; again is bad input.
+	r = p.aidb("pitr", "disable", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "dropped replication slot aidb_wal_rulesdb")
+	admin := connect(t, adminURL(p.status()["rulesdb"].URL))
+	var slots int
+	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots").Scan(&slots))
+	assert.Zero(t, slots, "no slot holds WAL back")
+	assert.NotContains(t, strings.Join(p.labelled(ctx), "\n"), "-wal", "no sidecar")
+	entries, err := os.ReadDir(filepath.Join(dir, "wal", "rulesdb"))
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries, "the segments stay")
+	r = p.aidb("pitr", "disable", "rulesdb")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "point-in-time recovery is off")
 }
 
 // A target before the end of the oldest base backup, or after the newest

@@ -23,6 +23,8 @@ scram-sha-256" to pg_hba.conf when absent and sets max_slot_wal_keep_size
 (default 2GB) by ALTER SYSTEM, both reloaded without a restart.
 base-backup <db> takes another base backup; status shows the window; verify
 replays the newest base backup and every whole segment in a throwaway volume.
+disable <db> removes the sidecar and drops the slot (make: ai-db-pitr-disable
+DB=rulesdb); the segments and base backups stay in the folder.
 
 aidb restore <db> --to-time TIME (or --to-latest) recovers into a new volume
 and switches the database to it; --finish or --rollback afterwards.`
@@ -40,7 +42,9 @@ func (a *app) pitrCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrStatus(cmd, args) }}
 	verify := &cobra.Command{Use: "verify <db>...", Short: "Prove the WAL stream restorable: replay the newest base backup and every whole segment in a throwaway volume",
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrVerify(cmd, args) }}
-	cmd.AddCommand(enable, base, status, verify)
+	disable := &cobra.Command{Use: "disable <db>", Short: "Stop streaming a database's WAL: remove its sidecar and drop its slot (segments and base backups stay)",
+		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrDisable(cmd, args) }}
+	cmd.AddCommand(enable, base, status, verify, disable)
 	return cmd
 }
 
@@ -77,6 +81,30 @@ func (a *app) pitrEnable(cmd *cobra.Command, args []string, o enableOptions) err
 	}
 	a.say("%s: WAL streams from slot %s into %s (%s); max_slot_wal_keep_size = %s", res.Database, res.Slot, res.Folder, res.Stream, res.MaxSlotWALKeep)
 	a.say("%s: base backup %s/%s; recoverable from %s", res.Database, res.BaseFolder, res.Base.Name, res.Base.End.UTC().Format(pitr.TimeLayout))
+	return a.printPITRJSON(res)
+}
+
+// pitrDisable runs aidb pitr disable.
+func (a *app) pitrDisable(cmd *cobra.Command, args []string) error {
+	if err := oneDB(args, "aidb pitr disable <db>"); err != nil {
+		return err
+	}
+	s, err := a.openLocked(cmd.Context(), args, "pitr disable", true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Close() }()
+	res, err := pitr.Disable(cmd.Context(), s.eng, s.dbs[0], s.project.BackupDir)
+	if res.Stream != "" {
+		a.say("%s: removed WAL stream %s", res.Database, res.Stream)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Slot != "" {
+		a.say("%s: dropped replication slot %s: the server holds no WAL back for it", res.Database, res.Slot)
+	}
+	a.say("%s: point-in-time recovery is off; the segments (%s) and base backups (%s) stay: aidb pitr enable %s turns it on again", res.Database, res.Folders.WAL, res.Folders.Base, res.Database)
 	return a.printPITRJSON(res)
 }
 

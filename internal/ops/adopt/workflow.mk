@@ -15,7 +15,7 @@
 	ai-db-backup-all ai-db-backup ai-memorydb-backup ai-memorydb-schema-backup ai-db-schema-backup \
 	ai-db-backup-data-only ai-memorydb-backup-data-only ai-db-list ai-db-prune ai-db-check ai-db-serve ai-db-push ai-db-pull \
 	ai-db-restore-all ai-db-restore ai-memorydb-restore ai-db-restore-data ai-memorydb-restore-data \
-	ai-db-verify ai-db-verify-all ai-db-upgrade ai-db-pitr-enable ai-db-restore-pitr
+	ai-db-verify ai-db-verify-all ai-db-upgrade ai-db-pitr-enable ai-db-pitr-disable ai-db-restore-pitr
 
 # aidb's advice names make targets when it runs from one of these (and
 # aidb commands when run by hand).
@@ -167,6 +167,11 @@ ai-db-upgrade: $(AIDB_BUILD)
 # (a sidecar running pg_receivewal on a slot) and takes a base backup.
 ai-db-pitr-enable: $(AIDB_BUILD)
 	$(AIDB) pitr enable -- $(RULESDB_DB)
+
+# DB=rulesdb stops the stream: the sidecar removed, the slot dropped; the
+# segments and base backups stay in the folder.
+ai-db-pitr-disable: $(AIDB_BUILD)
+	$(AIDB) pitr disable -- $(RULESDB_DB)
 
 # DB=rulesdb TIME="2026-12-05 15:01:30" (or LATEST=1) recovers into a new
 # volume and switches to it, keeping the old container and volume until
