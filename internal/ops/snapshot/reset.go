@@ -82,21 +82,12 @@ func (e *DiffersError) Kind() fault.Kind { return fault.Differs }
 //
 // Any failure before step 4 opens the database again as it was.
 func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
-	res := ResetResult{Database: req.Target.Name}
 	start := time.Now()
-	s, repairs, err := connectRepaired(ctx, req.Target)
-	res.Repairs = repairs
+	s, snaps, res, err := openChecked(ctx, req)
 	if err != nil {
 		return res, err
 	}
 	defer s.close(ctx)
-	snaps, err := s.copies(ctx, KindSnapshot)
-	if err != nil {
-		return res, err
-	}
-	if err := s.check(ctx, req, snaps, &res); err != nil {
-		return res, err
-	}
 	to := res.Snapshot
 	reopen, err := s.closeDB(ctx, s.source)
 	if err != nil {
@@ -360,16 +351,30 @@ func ResetAll(ctx context.Context, req ResetRequest, targets []Target) (ResetAll
 // checkReset is what Reset checks before it changes anything: the
 // snapshot to reset to and the connections (refused without Yes).
 func checkReset(ctx context.Context, req ResetRequest) (ResetResult, error) {
+	s, _, res, err := openChecked(ctx, req)
+	if err == nil {
+		s.close(ctx)
+	}
+	return res, err
+}
+
+// openChecked connects to the target's server (repairing first), reads
+// its snapshots and checks the reset (check); on an error the server is
+// closed again.
+func openChecked(ctx context.Context, req ResetRequest) (*server, []Copy, ResetResult, error) {
 	res := ResetResult{Database: req.Target.Name}
 	s, repairs, err := connectRepaired(ctx, req.Target)
 	res.Repairs = repairs
 	if err != nil {
-		return res, err
+		return nil, nil, res, err
 	}
-	defer s.close(ctx)
 	snaps, err := s.copies(ctx, KindSnapshot)
-	if err != nil {
-		return res, err
+	if err == nil {
+		err = s.check(ctx, req, snaps, &res)
 	}
-	return res, s.check(ctx, req, snaps, &res)
+	if err != nil {
+		s.close(ctx)
+		return nil, nil, res, err
+	}
+	return s, snaps, res, nil
 }
