@@ -32,7 +32,7 @@ func TestContainerSpecFromCompose(t *testing.T) {
 	assert.Equal(t, map[string]string{
 		LabelProject: "unit1", LabelService: "rulesdb", LabelRole: RoleDatabase, LabelConfigHash: "h1",
 	}, spec.Config.Labels)
-	assert.Equal(t, []string{"POSTGRES_DB=rulesdb", "POSTGRES_PASSWORD=rules-local-dev", "POSTGRES_USER=rules"}, spec.Config.Env)
+	assert.Equal(t, []string{"POSTGRES_DB=rulesdb", "POSTGRES_PASSWORD=rules-local-dev", "POSTGRES_USER=rules", "TZ=Etc/UTC"}, spec.Config.Env)
 	assert.Equal(t, "SIGINT", spec.Config.StopSignal)
 	require.NotNil(t, spec.Config.Healthcheck)
 	assert.Equal(t, "CMD-SHELL", spec.Config.Healthcheck.Test[0])
