@@ -57,7 +57,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		assert.Contains(t, string(printed), m.Name)
 	}
 	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_vs_pg_restore_j", "restore_data",
-		"verify", "up_warm", "backup_all_parallel", "backup_repository"}, names)
+		"verify", "up_warm", "backup_all_parallel", "backup_repository", "reset", "clone"}, names)
 	assert.Len(t, rep.PeakRSSMB, 4, "backup and restore at the size and an eighth of it: %v", rep.PeakRSSMB)
 	for k, v := range rep.PeakRSSMB {
 		assert.Positive(t, v, k)
