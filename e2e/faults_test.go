@@ -131,7 +131,7 @@ func TestVerifyThrowawayKilledMidLoad(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "fvkill")
 	dir := p.backupDir()
-	p.seeded("3000")
+	p.seeded("3000", "memorydb")
 	url := p.status()["memorydb"].URL
 	file := p.backupJSON("memorydb").Files[0].Path
 	st, err := os.Stat(file)
@@ -208,7 +208,7 @@ func TestBackupFileChangedDuringRestore(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "frchange")
 	dir := p.backupDir()
-	p.seeded("3000")
+	p.seeded("3000", "memorydb")
 	st := p.status()
 	url := st["memorydb"].URL
 	db := st["memorydb"].Container

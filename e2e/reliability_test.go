@@ -120,7 +120,7 @@ func TestBackupFolderThatFillsUp(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
 	p.env = append(p.env, "AIDB_BACKUP_DIR="+dir)
-	p.seeded("300")
+	p.seeded("300", "memorydb")
 	before := content(t, p.status()["memorydb"].URL)
 
 	r := p.aidb("backup", "memorydb")

@@ -270,7 +270,7 @@ func TestRestoreInterruptedChangesNothing(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "rsint")
 	p.backupDir()
-	p.seeded("3000")
+	p.seeded("3000", "memorydb")
 	st := p.status()
 	url := st["memorydb"].URL
 	full := p.backupJSON("memorydb").Files[0].Path
@@ -344,7 +344,7 @@ func TestRestoreAfterTheServerDiedMidRestore(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "rscrash")
 	p.backupDir()
-	p.seeded("3000")
+	p.seeded("3000", "memorydb")
 	st := p.status()
 	url := st["memorydb"].URL
 	full := p.backupJSON("memorydb").Files[0].Path

@@ -153,7 +153,7 @@ func TestVerifyFaults(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "vffault")
 	p.backupDir()
-	p.seeded("2000")
+	p.seeded("2000", "memorydb")
 	f := p.backupJSON("memorydb").Files[0].Path
 
 	// Two verifies at once: each has its own container and port.
