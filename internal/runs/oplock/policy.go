@@ -2,6 +2,7 @@ package oplock
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -99,6 +100,19 @@ func Take(ctx context.Context, req Request) (*Held, error) {
 	return system.take(ctx, req)
 }
 
+// wentDown says a database's lock failed because the database stopped
+// between the readiness check and the lock (its server ended the session):
+// it is skipped as one that was not up, so the operation's step for that
+// database says it is down, and the other databases go on. A busy lock,
+// Ctrl-C and a database still up are errors of the operation.
+func wentDown(ctx context.Context, lc Databases, db compose.Database, err error) bool {
+	var busy *BusyError
+	if errors.As(err, &busy) || ctx.Err() != nil {
+		return false
+	}
+	return lc.RequireReady(ctx, db) != nil
+}
+
 func (k lockers) take(ctx context.Context, req Request) (*Held, error) {
 	h := &Held{ctx: context.WithoutCancel(ctx)}
 	sorted := slices.Clone(req.Databases)
@@ -112,6 +126,9 @@ func (k lockers) take(ctx context.Context, req Request) (*Held, error) {
 			onWait = func(holder string) { req.WaitDatabase(db.Name, holder) }
 		}
 		release, err := k.database(ctx, req.Lifecycle.ConnString(db), req.Op, req.Timeout, onWait)
+		if err != nil && wentDown(ctx, req.Lifecycle, db, err) {
+			continue
+		}
 		if err != nil {
 			h.Release()
 			return nil, err

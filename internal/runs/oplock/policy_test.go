@@ -32,6 +32,9 @@ type recorder struct {
 	fail string
 	// waiting names a lock another operation holds: its onWait is told.
 	waiting string
+	// stops, if set, is called as the lock named in fail is refused: the
+	// database stops meanwhile.
+	stops func()
 }
 
 func (r *recorder) lockers() lockers {
@@ -41,6 +44,9 @@ func (r *recorder) lockers() lockers {
 				onWait("aidb backup (pid 1)")
 			}
 			if connString == r.fail {
+				if r.stops != nil {
+					r.stops()
+				}
 				return nil, errors.New("refused " + connString)
 			}
 			r.log = append(r.log, "lock "+connString+" for "+op)
@@ -144,6 +150,27 @@ func TestTakeGivesUpWhatItTookWhenALockIsRefused(t *testing.T) {
 		assert.Nil(t, h)
 		assert.Equal(t, tc.want, r.log, "refused %s: every lock taken is given up, nothing cleared", tc.fail)
 	}
+}
+
+func TestTakeSkipsADatabaseThatStopsWhileItIsLocked(t *testing.T) {
+	up := fakeDatabases{"rulesdb": true, "memorydb": true}
+	r := &recorder{fail: "postgres://memorydb", stops: func() { up["memorydb"] = false }}
+	h, err := r.lockers().take(t.Context(), Request{
+		Op: "aidb serve", Databases: dbs("rulesdb", "memorydb"), Lifecycle: up, Folder: "/b",
+	})
+	require.NoError(t, err, "memorydb went down between the readiness check and its lock: skipped as down")
+	assert.Equal(t, []string{"lock postgres://rulesdb for aidb serve", "ensure /b", "lock folder /b for aidb serve", "clear /b"}, r.log)
+	h.Release()
+
+	// The same refusal of a database still up is the operation's error.
+	up["memorydb"] = true
+	r = &recorder{fail: "postgres://memorydb"}
+	h, err = r.lockers().take(t.Context(), Request{
+		Op: "aidb serve", Databases: dbs("rulesdb", "memorydb"), Lifecycle: up, Folder: "/b",
+	})
+	require.Error(t, err)
+	assert.Nil(t, h)
+	assert.Empty(t, r.log, "nothing held: memorydb is locked first and refused")
 }
 
 func TestTakeTellsWhoIsWaitedFor(t *testing.T) {
