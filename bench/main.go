@@ -4,7 +4,8 @@
 // pairs, the median of each side, and their ratio.
 //
 //	AIDB_BENCH_SIZE  database size to generate (default 1GB; 256MB, 64MB, ...)
-//	AIDB_BENCH_OUT   the JSON report (default bench-results.json)
+//	AIDB_BENCH_OUT   the JSON report (default bench-results.json); the chart
+//	                 of its ratios goes beside it (.svg)
 //	AIDB_BENCH_PAIRS pairs per measure (default 3)
 //	AIDB_BIN         the aidb binary (default bin/aidb)
 //	AIDB_BENCH_ONLY  comma-separated measures to run, for profiling one
@@ -43,6 +44,10 @@ type Measure struct {
 	Target    float64 `json:"target"`
 	Pairs     int     `json:"pairs"`
 	Baseline  string  `json:"baseline"`
+	// AidbRuns and BaselineRuns are each pair's times, in order: the
+	// spread of the ratio is theirs.
+	AidbRuns     []float64 `json:"aidb_runs"`
+	BaselineRuns []float64 `json:"baseline_runs"`
 }
 
 // Compression is one compression's size and time against none.
@@ -75,6 +80,8 @@ var targets = map[string]float64{
 	"backup_repository": 1.3,
 	// issue 29: a reset or a clone from a snapshot instead of a restore
 	"reset": 0.10, "clone": 0.10,
+	// issue 31: against the baselines given aidb's own settings
+	"restore_vs_pg_restore_j_tuned": 1.0, "verify_vs_tuned": 0.9,
 }
 
 func main() {
@@ -138,8 +145,12 @@ func run(ctx context.Context) error {
 	if err := os.WriteFile(out, append(j, '\n'), 0o644); err != nil {
 		return err
 	}
+	svg := chartPath(out)
+	if err := os.WriteFile(svg, []byte(chart(rep)), 0o644); err != nil {
+		return err
+	}
 	printTable(rep)
-	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
+	fmt.Fprintf(os.Stderr, "bench: wrote %s and %s\n", out, svg)
 	return nil
 }
 
@@ -175,7 +186,8 @@ func (b *bench) measureAll(rep *Report, size int64, only []string) error {
 		run  func() (Measure, error)
 	}{
 		{"backup", b.backup}, {"backup_vs_limit", b.backupVsLimit}, {"backup_vs_floor", b.backupVsFloor}, {"backup_stream", b.backupStream},
-		{"restore", b.restore}, {"restore_vs_pg_restore_j", b.restoreVsPgRestoreJ}, {"restore_data", b.restoreData}, {"verify", b.verify}, {"up_warm", b.upWarm},
+		{"restore", b.restore}, {"restore_vs_pg_restore_j", b.restoreVsPgRestoreJ}, {"restore_vs_pg_restore_j_tuned", b.restoreVsPgRestoreJTuned},
+		{"restore_vs_floor", b.restoreVsFloor}, {"restore_data", b.restoreData}, {"verify", b.verify}, {"verify_vs_tuned", b.verifyVsTuned}, {"up_warm", b.upWarm},
 		{"backup_all_parallel", b.backupAllParallel}, {"backup_repository", b.backupRepository},
 		{"reset", b.reset}, {"clone", b.clone},
 	} {
@@ -617,7 +629,7 @@ func (b *bench) pairsOf(name, baseline string, aidb, base func() (float64, error
 		}
 		as, bs = append(as, a), append(bs, x)
 	}
-	m := Measure{Name: name, AidbS: median(as), BaselineS: median(bs), Pairs: b.pairs, Baseline: baseline}
+	m := Measure{Name: name, AidbS: median(as), BaselineS: median(bs), Pairs: b.pairs, Baseline: baseline, AidbRuns: as, BaselineRuns: bs}
 	m.Ratio = m.AidbS / m.BaselineS
 	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -33,11 +34,12 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	var rep struct {
 		SizeBytes int64 `json:"size_bytes"`
 		Measures  []struct {
-			Name      string  `json:"name"`
-			AidbS     float64 `json:"aidb_s"`
-			BaselineS float64 `json:"baseline_s"`
-			Ratio     float64 `json:"ratio"`
-			Pairs     int     `json:"pairs"`
+			Name      string    `json:"name"`
+			AidbS     float64   `json:"aidb_s"`
+			BaselineS float64   `json:"baseline_s"`
+			Ratio     float64   `json:"ratio"`
+			Pairs     int       `json:"pairs"`
+			AidbRuns  []float64 `json:"aidb_runs"`
 		} `json:"measures"`
 		PeakRSSMB   map[string]float64 `json:"peak_rss_mb"`
 		Compression []struct {
@@ -54,10 +56,17 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		assert.Positive(t, m.BaselineS, m.Name)
 		assert.InDelta(t, m.AidbS/m.BaselineS, m.Ratio, 0.01, m.Name)
 		assert.Equal(t, 1, m.Pairs, m.Name)
+		assert.Equal(t, []float64{m.AidbS}, m.AidbRuns, m.Name)
 		assert.Contains(t, string(printed), m.Name)
 	}
-	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_vs_pg_restore_j", "restore_data",
-		"verify", "up_warm", "backup_all_parallel", "backup_repository", "reset", "clone"}, names)
+	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_vs_pg_restore_j",
+		"restore_vs_pg_restore_j_tuned", "restore_vs_floor", "restore_data", "verify", "verify_vs_tuned", "up_warm", "backup_all_parallel",
+		"backup_repository", "reset", "clone"}, names)
+	svg, err := os.ReadFile(strings.TrimSuffix(out, ".json") + ".svg")
+	require.NoError(t, err, "the chart is written beside the report")
+	for _, n := range names {
+		assert.Contains(t, string(svg), ">"+n+"<", "the chart has a bar for %s", n)
+	}
 	assert.Len(t, rep.PeakRSSMB, 4, "backup and restore at the size and an eighth of it: %v", rep.PeakRSSMB)
 	for k, v := range rep.PeakRSSMB {
 		assert.Positive(t, v, k)

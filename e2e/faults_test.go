@@ -677,3 +677,37 @@ func TestImageBuildInterrupted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, shared.ID, now.ID, "the shared image is as it was")
 }
+
+// image build --missing with the images there (TestMain made them): it
+// builds nothing and changes no image, says each database's image is
+// there, and refuses --tag beside it, changing nothing.
+func TestImageBuildMissingLeavesPresentImagesAlone(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "imissing")
+	before := map[string]string{}
+	for _, ref := range []string{pgimage.Tag("15"), pgimage.Tag("17")} {
+		in, err := docker.ImageInspect(t.Context(), ref)
+		require.NoError(t, err)
+		before[ref] = in.ID
+	}
+	r := p.aidb("image", "build", "--missing", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "debootstrap", "nothing is built")
+	assert.Contains(t, r.stderr, "rulesdb: ")
+	assert.Contains(t, r.stderr, "memorydb: ")
+	var out struct {
+		Images []string `json:"images"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
+	assert.Len(t, out.Images, 2, "one image per database: %v", out.Images)
+
+	bad := p.aidb("image", "build", "--missing", "--tag", "aidb.local/"+p.name+":15", "rulesdb")
+	assert.Equal(t, 2, bad.code, bad.stderr)
+	assert.Contains(t, bad.stderr, "--tag")
+	for ref, id := range before {
+		in, err := docker.ImageInspect(t.Context(), ref)
+		require.NoError(t, err)
+		assert.Equal(t, id, in.ID, "%s is as it was", ref)
+	}
+	assert.Empty(t, p.labelled(context.WithoutCancel(t.Context())), "no container, volume or network made")
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -297,6 +298,9 @@ place of those it cannot pull:
 Each base image is a debootstrap imported into the engine; pgvector's is
 one layer on postgres:17's (rebuilt first, once). Earlier builds are replaced.
 
+--missing makes only what is not there yet, as up would (a pull first, then
+the build), to prepare a machine ahead of up or of a test run.
+
 --tag builds under another reference instead, leaving aidb.local/… alone (to
 try a build, or for tests). Ctrl-C stops debootstrap and all it started,
 removes its folder, and tags nothing.`
@@ -304,13 +308,20 @@ removes its folder, and tags nothing.`
 func (a *app) imageCommand() *cobra.Command {
 	img := &cobra.Command{Use: "image", Short: "Manage the PostgreSQL images aidb runs"}
 	var tag string
+	var missing bool
 	build := &cobra.Command{
 		Use:   "build [db...]",
 		Short: "Build the databases' PostgreSQL images locally from Debian's packages (needs root and debootstrap)",
 		Long:  imageBuildLong,
-		RunE:  func(cmd *cobra.Command, args []string) error { return a.buildImages(cmd.Context(), args, tag) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if missing {
+				return a.ensureImages(cmd.Context(), args, tag)
+			}
+			return a.buildImages(cmd.Context(), args, tag)
+		},
 	}
 	build.Flags().StringVar(&tag, "tag", "", "tag the build with this image reference instead of its aidb.local/… tag")
+	build.Flags().BoolVar(&missing, "missing", false, "make only the images that are not there yet, as up would (a pull first, then the local build); leave those present as they are")
 	img.AddCommand(build)
 	return img
 }
@@ -342,6 +353,38 @@ func (a *app) buildImages(ctx context.Context, names []string, tag string) error
 		return a.printJSON(struct {
 			Images []string `json:"images"`
 		}{built})
+	}
+	return nil
+}
+
+// ensureImages makes the named databases' images present as up would
+// (pulled, or built where no pull works), leaving present ones alone: a
+// machine prepared ahead of up, or of a test run.
+func (a *app) ensureImages(ctx context.Context, names []string, tag string) error {
+	if tag != "" {
+		return fault.BadInput(errors.New("--missing makes the images up runs, under their own references; --tag builds one under another: use one of them"))
+	}
+	s, err := a.open(ctx, names)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Close() }()
+	var ready []string
+	for _, db := range s.dbs {
+		ref, err := s.orch.EnsureImage(ctx, db.Image)
+		if err != nil {
+			return err
+		}
+		a.say("%s: %s is there", db.Name, ref)
+		if !slices.Contains(ready, ref) {
+			ready = append(ready, ref)
+		}
+	}
+	if a.json {
+		slices.Sort(ready)
+		return a.printJSON(struct {
+			Images []string `json:"images"`
+		}{ready})
 	}
 	return nil
 }
