@@ -5,6 +5,7 @@ import (
 	"html"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -54,7 +55,7 @@ func chart(rep Report) string {
 		pairsLabel(rep), human(rep.SizeBytes), html.EscapeString(rep.Machine))
 	for t := 0.0; t <= scale+1e-9; t += tickStep(scale) {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", x(t), top-6, x(t), height-34)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%.2g</text>`+"\n", x(t), height-20, t)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%s</text>`+"\n", x(t), height-20, strconv.FormatFloat(t, 'f', -1, 64))
 	}
 	fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333" stroke-dasharray="4 3"/>`+"\n", x(1), top-6, x(1), height-34)
 	for i, m := range rep.Measures {

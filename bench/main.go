@@ -11,6 +11,8 @@
 //	AIDB_BENCH_ONLY  comma-separated measures to run, for profiling one
 //	                 (e.g. backup,backup_stream); skips memory and compression
 //	AIDB_BENCH_PROJECT the project's name (default bench<pid>)
+//	AIDB_BENCH_REDRAW  a report (JSON) to draw the chart of again, measuring
+//	                 nothing
 package main
 
 import (
@@ -104,6 +106,9 @@ type bench struct {
 }
 
 func run(ctx context.Context) error {
+	if in := os.Getenv("AIDB_BENCH_REDRAW"); in != "" {
+		return redraw(in)
+	}
 	size, err := parseSize(envOr("AIDB_BENCH_SIZE", "1GB"))
 	if err != nil {
 		return err
@@ -832,4 +837,22 @@ func freePort() int {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// redraw writes the chart of an earlier report beside it.
+func redraw(in string) error {
+	raw, err := os.ReadFile(in)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	out := chartPath(in)
+	if err := os.WriteFile(out, []byte(chart(rep)), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
+	return nil
 }
