@@ -401,17 +401,13 @@ func (b *bench) restore() (Measure, error) {
 	defer b.removeBackups()
 	c, u, _ := b.container("memorydb")
 	return b.pairsOf("restore", "docker exec -i c psql < file (into an empty database)",
+		b.aidbRestore(file),
 		func() (float64, error) {
-			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
-			return s, err
-		},
-		func() (float64, error) {
-			if _, err := b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty' -c 'CREATE DATABASE bench_empty'", c, u)); err != nil {
+			drop, err := b.emptyDatabase(c, u, "bench_empty")
+			defer drop()
+			if err != nil {
 				return 0, err
 			}
-			defer func() {
-				_, _ = b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
-			}()
 			return b.shellTimed(fmt.Sprintf("docker exec -i %s psql -q -v ON_ERROR_STOP=1 -U %s -d bench_empty < %s > /dev/null", c, u, file))
 		})
 }
@@ -420,32 +416,7 @@ func (b *bench) restore() (Measure, error) {
 // of a directory-format dump of the same database (made in the container,
 // untimed) into an empty database: what the server allows a parallel load.
 func (b *bench) restoreVsPgRestoreJ() (Measure, error) {
-	if _, _, err := b.aidbTimed("backup", "memorydb"); err != nil {
-		return Measure{}, err
-	}
-	file := b.newest("memorydb-2")
-	defer b.removeBackups()
-	c, u, db := b.container("memorydb")
-	jobs := max(2, runtime.NumCPU())
-	dir := "/tmp/aidb-bench-dir"
-	if _, err := b.shellTimed(fmt.Sprintf("docker exec %s sh -c 'rm -rf %s && pg_dump -U %s -Fd -j %d -f %s %s'", c, dir, u, jobs, dir, db)); err != nil {
-		return Measure{}, err
-	}
-	defer func() { _, _ = b.shellTimed(fmt.Sprintf("docker exec %s rm -rf %s", c, dir)) }()
-	return b.pairsOf("restore_vs_pg_restore_j", fmt.Sprintf("docker exec c pg_restore -j %d of a directory-format dump (into an empty database)", jobs),
-		func() (float64, error) {
-			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
-			return s, err
-		},
-		func() (float64, error) {
-			if _, err := b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty' -c 'CREATE DATABASE bench_empty'", c, u)); err != nil {
-				return 0, err
-			}
-			defer func() {
-				_, _ = b.shellTimed(fmt.Sprintf("docker exec %s psql -q -U %s -d postgres -c 'DROP DATABASE IF EXISTS bench_empty'", c, u))
-			}()
-			return b.shellTimed(fmt.Sprintf("docker exec %s pg_restore -U %s -j %d -d bench_empty %s", c, u, jobs, dir))
-		})
+	return b.pgRestoreJ("restore_vs_pg_restore_j", "")
 }
 
 func (b *bench) restoreData() (Measure, error) {
@@ -474,21 +445,42 @@ func (b *bench) verify() (Measure, error) {
 	}
 	file := b.newest("memorydb-2")
 	defer b.removeBackups()
-	image := b.image("memorydb")
-	name := b.project + "-baseline-verify"
 	return b.pairsOf("verify", "docker run (fresh container) + pg_isready loop + docker exec -i psql < file",
 		func() (float64, error) {
 			s, _, err := b.aidbTimed("verify", file)
 			return s, err
 		},
-		func() (float64, error) {
-			script := fmt.Sprintf(`set -e
-docker run -d --name %[1]s --label aidb.project=%[2]s --label aidb.service=baseline --label aidb.role=verify -e POSTGRES_PASSWORD=x %[3]s >/dev/null
+		func() (float64, error) { return b.shellTimed(b.freshContainer("verify", file, "", "", "")) })
+}
+
+// freshContainer is the script of a verification baseline: a fresh
+// container of memorydb's image (runFlags and server flags added), a
+// pg_isready loop, then psql < file (with pgoptions, if any); the
+// container is removed at the end.
+func (b *bench) freshContainer(suffix, file, runFlags, serverFlags, pgoptions string) string {
+	name := b.project + "-baseline-" + suffix
+	env := ""
+	if pgoptions != "" {
+		env = "-e PGOPTIONS='" + pgoptions + "' "
+	}
+	cmd := ""
+	if serverFlags != "" {
+		cmd = " postgres " + serverFlags
+	}
+	return fmt.Sprintf(`set -e
+docker run -d --name %[1]s --label aidb.project=%[2]s --label aidb.service=baseline --label aidb.role=verify %[5]s-e POSTGRES_PASSWORD=x %[3]s%[6]s >/dev/null
 trap 'docker rm -f %[1]s >/dev/null' EXIT
 until docker exec %[1]s pg_isready -U postgres -h 127.0.0.1 >/dev/null 2>&1; do :; done
-docker exec -i %[1]s psql -q -v ON_ERROR_STOP=1 -U postgres < %[4]s > /dev/null`, name, b.project, image, file)
-			return b.shellTimed(script)
-		})
+docker exec -i %[7]s%[1]s psql -q -v ON_ERROR_STOP=1 -U postgres < %[4]s > /dev/null`, name, b.project, b.image("memorydb"), file, runFlags, cmd, env)
+}
+
+// aidbRestore is the aidb side of the restore measures: a full restore
+// of file into memorydb.
+func (b *bench) aidbRestore(file string) func() (float64, error) {
+	return func() (float64, error) {
+		s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
+		return s, err
+	}
 }
 
 func (b *bench) upWarm() (Measure, error) {
@@ -542,10 +534,7 @@ func (b *bench) reset() (Measure, error) {
 			s, _, err := b.aidbTimed("reset", "memorydb", "--to", "bench", "--yes")
 			return s, err
 		},
-		func() (float64, error) {
-			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
-			return s, err
-		})
+		b.aidbRestore(file))
 }
 
 // clone is aidb clone of memorydb from a snapshot (then removed, untimed)
@@ -570,10 +559,7 @@ func (b *bench) clone() (Measure, error) {
 			}
 			return s, b.aidbQuiet(b.ctx, "clone", "rm", "bench", "memorydb")
 		},
-		func() (float64, error) {
-			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
-			return s, err
-		})
+		b.aidbRestore(file))
 	if err != nil {
 		return m, err
 	}

@@ -36,6 +36,14 @@ func (b *bench) emptyDatabase(c, u, name string) (func(), error) {
 // restoreVsPgRestoreJTuned is restoreVsPgRestoreJ with pg_restore's
 // sessions given aidb's build memory.
 func (b *bench) restoreVsPgRestoreJTuned() (Measure, error) {
+	return b.pgRestoreJ("restore_vs_pg_restore_j_tuned", tunedPGOPTIONS)
+}
+
+// pgRestoreJ is aidb's full restore against pg_restore -j <cores> of a
+// directory-format dump of the same database (made in the container,
+// untimed) into an empty database, its sessions given pgoptions ("": the
+// server's settings).
+func (b *bench) pgRestoreJ(name, pgoptions string) (Measure, error) {
 	file, err := b.fullBackup("memorydb")
 	if err != nil {
 		return Measure{}, err
@@ -48,19 +56,19 @@ func (b *bench) restoreVsPgRestoreJTuned() (Measure, error) {
 		return Measure{}, err
 	}
 	defer func() { _, _ = b.shellTimed(fmt.Sprintf("docker exec %s rm -rf %s", c, dir)) }()
-	return b.pairsOf("restore_vs_pg_restore_j_tuned",
-		fmt.Sprintf("docker exec -e PGOPTIONS='%s' c pg_restore -j %d of a directory-format dump (into an empty database)", tunedPGOPTIONS, jobs),
-		func() (float64, error) {
-			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
-			return s, err
-		},
+	env := ""
+	if pgoptions != "" {
+		env = "-e PGOPTIONS='" + pgoptions + "' "
+	}
+	return b.pairsOf(name, fmt.Sprintf("docker exec %sc pg_restore -j %d of a directory-format dump (into an empty database)", env, jobs),
+		b.aidbRestore(file),
 		func() (float64, error) {
 			drop, err := b.emptyDatabase(c, u, "bench_empty")
 			defer drop()
 			if err != nil {
 				return 0, err
 			}
-			return b.shellTimed(fmt.Sprintf("docker exec -e PGOPTIONS='%s' %s pg_restore -U %s -j %d -d bench_empty %s", tunedPGOPTIONS, c, u, jobs, dir))
+			return b.shellTimed(fmt.Sprintf("docker exec %s%s pg_restore -U %s -j %d -d bench_empty %s", env, c, u, jobs, dir))
 		})
 }
 
@@ -72,20 +80,13 @@ func (b *bench) verifyVsTuned() (Measure, error) {
 		return Measure{}, err
 	}
 	defer b.removeBackups()
-	image := b.image("memorydb")
-	name := b.project + "-baseline-verify-tuned"
 	return b.pairsOf("verify_vs_tuned", "docker run --shm-size 1g (aidb's throwaway settings) + pg_isready loop + docker exec -i psql < file",
 		func() (float64, error) {
 			s, _, err := b.aidbTimed("verify", file)
 			return s, err
 		},
 		func() (float64, error) {
-			script := fmt.Sprintf(`set -e
-docker run -d --name %[1]s --label aidb.project=%[2]s --label aidb.service=baseline --label aidb.role=verify --shm-size 1g -e TZ=Etc/UTC -e POSTGRES_PASSWORD=x %[3]s postgres %[5]s >/dev/null
-trap 'docker rm -f %[1]s >/dev/null' EXIT
-until docker exec %[1]s pg_isready -U postgres -h 127.0.0.1 >/dev/null 2>&1; do :; done
-docker exec -i -e PGOPTIONS='%[6]s' %[1]s psql -q -v ON_ERROR_STOP=1 -U postgres < %[4]s > /dev/null`, name, b.project, image, file, throwawayFlags, tunedPGOPTIONS)
-			return b.shellTimed(script)
+			return b.shellTimed(b.freshContainer("verify-tuned", file, "--shm-size 1g -e TZ=Etc/UTC ", throwawayFlags, tunedPGOPTIONS))
 		})
 }
 
@@ -123,10 +124,7 @@ func (b *bench) restoreVsFloor() (Measure, error) {
 	defer func() { _, _ = b.shellTimed(fmt.Sprintf("docker exec %s rm -rf %s", c, floorDir)) }()
 	want := b.count(c, u, db, "memories")
 	return b.pairsOf("restore_vs_floor", "the server alone: pre-data, COPY … FROM files in the container, post-data, one session (aidb's build memory)",
-		func() (float64, error) {
-			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
-			return s, err
-		},
+		b.aidbRestore(file),
 		func() (float64, error) {
 			drop, err := b.emptyDatabase(c, u, "bench_floor")
 			defer drop()

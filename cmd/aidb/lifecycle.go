@@ -348,13 +348,19 @@ func (a *app) buildImages(ctx context.Context, names []string, tag string) error
 	if err != nil {
 		return err
 	}
-	if a.json {
-		slices.Sort(built)
-		return a.printJSON(struct {
-			Images []string `json:"images"`
-		}{built})
+	return a.printImages(built)
+}
+
+// printImages prints the images a command made or found, sorted, with
+// --json (nothing otherwise: they were said as they came).
+func (a *app) printImages(refs []string) error {
+	if !a.json {
+		return nil
 	}
-	return nil
+	slices.Sort(refs)
+	return a.printJSON(struct {
+		Images []string `json:"images"`
+	}{refs})
 }
 
 // ensureImages makes the named databases' images present as up would
@@ -380,13 +386,7 @@ func (a *app) ensureImages(ctx context.Context, names []string, tag string) erro
 			ready = append(ready, ref)
 		}
 	}
-	if a.json {
-		slices.Sort(ready)
-		return a.printJSON(struct {
-			Images []string `json:"images"`
-		}{ready})
-	}
-	return nil
+	return a.printImages(ready)
 }
 
 // sayBuilt says what each built image stands in for, and returns their
