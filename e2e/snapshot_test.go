@@ -402,11 +402,32 @@ func TestResetCarriesTheDatabasesOwnProperties(t *testing.T) {
 		_, err := admin.Exec(t.Context(), sql)
 		require.NoError(t, err, sql)
 	}
-	r = p.aidb("reset", "rulesdb", "--yes")
+	before, err := fingerprint.ReadDatabaseOf(t.Context(), admin, "rulesdb", true)
+	require.NoError(t, err)
+	require.NotEqual(t, want, before)
+	r = p.aidb("reset", "rulesdb", "--yes", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	got, err := fingerprint.ReadDatabaseOf(t.Context(), admin, "rulesdb", true)
 	require.NoError(t, err)
 	assert.Equal(t, want, got, "the reset database has the snapshot's own properties")
+	// The replaced database itself is the snapshot --undo goes to: a
+	// template nobody connects to, without the settings it had as the
+	// database (they are in its metadata).
+	var reset struct {
+		Resets []snapshot.ResetResult `json:"resets"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &reset), r.stdout)
+	require.Len(t, reset.Resets, 1)
+	kept := reset.Resets[0].Kept
+	assert.Equal(t, snapshot.StrategyRename, kept.Strategy)
+	var template, allowConn bool
+	var settings int
+	require.NoError(t, admin.QueryRow(t.Context(), `SELECT datistemplate, datallowconn,
+		(SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0)
+		FROM pg_database d WHERE datname = $1`, kept.DBName).Scan(&template, &allowConn, &settings))
+	assert.True(t, template, "the kept snapshot is a template")
+	assert.False(t, allowConn, "the kept snapshot takes no connections")
+	assert.Zero(t, settings, "the kept snapshot holds no database settings")
 
 	r = p.aidb("clone", "rulesdb", "--name", "c1")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -417,4 +438,10 @@ func TestResetCarriesTheDatabasesOwnProperties(t *testing.T) {
 	assert.Equal(t, want, clone, "the clone has the snapshot's properties")
 	r = p.aidb("clone", "rm", "c1")
 	require.Equal(t, 0, r.code, r.stderr)
+
+	r = p.aidb("reset", "rulesdb", "--undo", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	got, err = fingerprint.ReadDatabaseOf(t.Context(), admin, "rulesdb", true)
+	require.NoError(t, err)
+	assert.Equal(t, before, got, "--undo: the properties it had before the reset are back")
 }

@@ -319,3 +319,58 @@ func schemaText(dump []byte) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+// A throwaway serves the next file of the same image and database, put
+// back as it started: the roles an earlier file's restore made are gone
+// (the next file that needs one creates it again), and nothing of the
+// earlier file's database is left to make a later one look equal.
+func TestVerifyReusesAThrowawayWithoutLeakingState(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "vfwarm")
+	p.backupDir()
+	for _, args := range [][]string{{"up", "rulesdb"}, {"migrate", "rulesdb"}} {
+		r := p.aidb(args...)
+		require.Equal(t, 0, r.code, "aidb %v: %s", args, r.stderr)
+	}
+	url := p.status()["rulesdb"].URL
+	conn := connect(t, url)
+	exec := func(sqls ...string) {
+		t.Helper()
+		for _, sql := range sqls {
+			_, err := conn.Exec(t.Context(), sql)
+			require.NoError(t, err, sql)
+		}
+	}
+	exec(`CREATE ROLE warm_reader NOLOGIN`, `GRANT SELECT ON rules TO warm_reader`,
+		`ALTER DATABASE rulesdb SET work_mem = '3MB'`,
+		`INSERT INTO projects (slug, name) VALUES ('warm', 'only in the first backup')`)
+	first := p.backupJSON("rulesdb").Files[0].Path
+	exec(`REVOKE SELECT ON rules FROM warm_reader`, `DROP ROLE warm_reader`, `ALTER DATABASE rulesdb RESET ALL`,
+		`DELETE FROM projects WHERE slug = 'warm'`)
+	second := p.backupJSON("rulesdb").Files[0].Path
+	exec(`CREATE ROLE warm_reader NOLOGIN`, `GRANT SELECT ON rules TO warm_reader`)
+	third := p.backupJSON("rulesdb").Files[0].Path
+
+	code, results, stderr := p.verifyJSON("--jobs", "1", "--", first, second, third)
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, results, 3)
+	for i, r := range results {
+		assert.True(t, r.OK, "%s: %v %s", r.File, r.Differences, r.Error)
+		assert.Equal(t, i > 0, r.ReusedThrowaway, "file %d: the first starts a throwaway, the others reuse it", i)
+	}
+	assert.Contains(t, results[0].RolesCreated, "warm_reader")
+	assert.NotContains(t, results[1].RolesCreated, "warm_reader", "the second backup refers to no such role")
+	assert.Contains(t, results[2].RolesCreated, "warm_reader",
+		"the role the first file's restore made was dropped before the third file: it is made again")
+	assert.Zero(t, throwaways(t, p), "every throwaway container is removed")
+
+	// The same file twice: its restore into the reused throwaway is
+	// checked as the first was, its role made again.
+	code, results, stderr = p.verifyJSON("--jobs", "1", "--", first, first)
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, results, 2)
+	assert.True(t, results[1].OK, "%v %s", results[1].Differences, results[1].Error)
+	assert.True(t, results[1].ReusedThrowaway)
+	assert.Contains(t, results[1].RolesCreated, "warm_reader", "the same file again: its role is made again")
+	assert.Zero(t, throwaways(t, p), "every throwaway container is removed")
+}

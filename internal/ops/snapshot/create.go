@@ -23,6 +23,9 @@ const (
 	StrategyFileCopy = "FILE_COPY"
 	// StrategyWALLog copies block by block through the WAL.
 	StrategyWALLog = "WAL_LOG"
+	// StrategyRename is no copy: the snapshot a reset keeps is the
+	// database it replaced, renamed (Meta.Strategy only).
+	StrategyRename = "RENAME"
 )
 
 // ParseStrategy reads --strategy: auto, file_copy or wal_log.
@@ -341,15 +344,22 @@ func (s *server) comment(ctx context.Context, name, text string) error {
 	return nil
 }
 
-// takeFingerprint describes the database at url as backup manifests do:
-// schema (with owners and privileges), every table's rows and content
-// hash, sequences and the migration version.
+// takeFingerprint describes the database at url as backup manifests do
+// (fingerprintOn).
 func takeFingerprint(ctx context.Context, url string) (fingerprint.Fingerprint, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fingerprint.Fingerprint{}, err
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	return fingerprintOn(ctx, conn)
+}
+
+// fingerprintOn describes the database conn is connected to as backup
+// manifests do: schema (with owners and privileges), every table's rows
+// and content hash, sequences and the migration version, in one
+// read-only snapshot.
+func fingerprintOn(ctx context.Context, conn *pgx.Conn) (fingerprint.Fingerprint, error) {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fingerprint.Fingerprint{}, err

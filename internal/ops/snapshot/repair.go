@@ -24,10 +24,12 @@ type action struct {
 //   - a copy being made (_aidb_snew_): incomplete work, dropped;
 //   - a reset's copy of its snapshot (_aidb_rnew_), not swapped in:
 //     dropped (the database and the snapshot are whole);
-//   - a reset's replaced database (_aidb_rold_) after the swap: dropped
-//     (reset kept it as a snapshot before it started); had source
-//     vanished (it cannot, by the swap's transaction, but a person might
-//     have dropped it), the newest one is renamed back instead.
+//   - a replaced database (_aidb_rold_) that an aidb before 2026-12
+//     renamed away and had not dropped yet (it kept a copy as a snapshot
+//     before it started; a reset now renames the database to that
+//     snapshot in the swap itself): dropped; had source vanished (it
+//     cannot, by the swap's transaction, but a person might have dropped
+//     it), the newest one is renamed back instead.
 func planRepair(source string, names []string, sourceExists bool) []action {
 	var out []action
 	slices.Sort(names)

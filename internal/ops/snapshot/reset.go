@@ -69,18 +69,21 @@ func (e *DiffersError) Kind() fault.Kind { return fault.Differs }
 
 // Reset replaces the database with a snapshot, in steps, each of which a
 // kill leaves whole:
-//  1. its connections are listed (refused without Yes) and it is closed
-//     to new ones;
-//  2. it is kept as a snapshot (auto-…, for --undo);
-//  3. the snapshot is copied under a temporary name, given what the
-//     snapshot's database had of its own (Props), and its
-//     fingerprint compared with the snapshot's: a difference drops the
-//     copy and stops (DiffersError), the database untouched;
-//  4. in one transaction, the database is renamed away and the copy
-//     renamed in; the old one is then dropped (its state is the kept
-//     snapshot).
+//  1. its connections are listed (refused without Yes), it is closed to
+//     new ones and every other connection is ended, but one of aidb's
+//     own, which fingerprints what it holds (the state --undo goes back
+//     to) while
+//  2. the snapshot is copied under a temporary name, given what the
+//     snapshot's database had of its own (Props), and its fingerprint
+//     compared with the snapshot's: a difference drops the copy and
+//     stops (DiffersError), the database untouched;
+//  3. in one transaction, the database is renamed to the snapshot the
+//     reset keeps (auto-…, made a template that takes no connections,
+//     with its metadata) and the copy renamed in.
 //
-// Any failure before step 4 opens the database again as it was.
+// The replaced database itself is the kept snapshot: nothing is copied
+// but the snapshot reset to. Any failure before step 3 opens the
+// database again as it was.
 func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 	start := time.Now()
 	s, snaps, res, err := openChecked(ctx, req)
@@ -89,7 +92,13 @@ func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 	}
 	defer s.close(ctx)
 	to := res.Snapshot
-	reopen, err := s.closeDB(ctx, s.source)
+	now := clock(req.Now)
+	keep := pendingCopy{m: Meta{Kind: KindSnapshot, Name: autoName(now, func(n string) bool { return hasName(snaps, n) }),
+		Source: s.source, Created: now.UTC(), Auto: AutoReset, Strategy: StrategyRename}}
+	if keep.m.Props, err = s.props(ctx, s.source); err != nil {
+		return res, err
+	}
+	alone, reopen, err := s.holdAlone(ctx, s.source)
 	if err != nil {
 		return res, err
 	}
@@ -99,17 +108,12 @@ func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 			reopen()
 		}
 	}()
-	now := clock(req.Now)
-	kept := autoName(now, func(n string) bool { return hasName(snaps, n) })
-	keep, _, err := s.startCopy(ctx, s.source, Meta{Kind: KindSnapshot, Name: kept, Source: s.source, Created: now.UTC(), Auto: AutoReset}, req.Strategy)
-	if err != nil {
-		return res, fmt.Errorf("keep %s as it is before the reset: %w", req.Target.Name, err)
-	}
-	// The kept copy is fingerprinted on a connection of its own while the
-	// snapshot is copied in and checked: the two scans share the cores.
+	// The replaced database is fingerprinted on the one connection left to
+	// it while the snapshot is copied in and checked: the two scans share
+	// the cores.
 	fpDone := make(chan error, 1)
 	go func() {
-		fp, err := takeFingerprint(ctx, s.urlOf(keep.tmp))
+		fp, err := fingerprintOn(ctx, alone)
 		if err == nil {
 			keep.fingerprinted(fp)
 		}
@@ -119,29 +123,19 @@ func Reset(ctx context.Context, req ResetRequest) (ResetResult, error) {
 	if fpErr := <-fpDone; err == nil && fpErr != nil {
 		err = fmt.Errorf("keep %s as it is before the reset: fingerprint: %w", req.Target.Name, fpErr)
 	}
-	if err == nil {
-		res.Kept, err = s.finishCopy(ctx, keep)
-	}
+	_ = alone.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		// Nothing was replaced: nothing to undo.
 		if tmp != "" {
 			_ = s.dropDB(ctx, tmp)
 		}
-		_ = s.dropDB(ctx, keep.tmp)
-		res.Kept = Copy{}
 		return res, err
 	}
-	old, err := s.swap(ctx, tmp)
-	if err != nil {
+	if res.Kept, err = s.swap(ctx, tmp, keep.m); err != nil {
 		_ = s.dropDB(ctx, tmp)
-		_ = s.dropDB(ctx, res.Kept.DBName)
-		res.Kept = Copy{}
 		return res, fmt.Errorf("swap snapshot %s in for %s: %w", to.Name, s.t.Name, err)
 	}
 	swapped = true
-	// Its state is the snapshot the reset kept; a failed drop is a
-	// leftover the next run drops.
-	_ = s.dropDB(ctx, old)
 	res.Removed = s.pruneAuto(ctx, req.KeepAuto)
 	res.Took = time.Since(start)
 	return res, nil
@@ -228,24 +222,51 @@ func (s *server) prepare(ctx context.Context, to Copy, strategy string, res *Res
 	return tmp, nil
 }
 
-// swap renames the (closed) database away and database tmp in its
-// place, in one transaction, and returns the old one's new name.
-func (s *server) swap(ctx context.Context, tmp string) (string, error) {
-	old := tempName(s.source, infixResetOld)
+// swap, in one transaction, renames the (closed) database to the
+// snapshot m describes (given m as its comment and made a template that
+// takes no connections) and database tmp in its place. It returns the
+// snapshot.
+func (s *server) swap(ctx context.Context, tmp string, m Meta) (Copy, error) {
+	kept := dbName(KindSnapshot, s.source, m.Name)
+	text, err := m.encode()
+	if err != nil {
+		return Copy{}, err
+	}
 	// Not cancelled: a swap the server commits after the client gave up
-	// would be taken for a failed one (and the kept snapshot dropped). It
-	// takes milliseconds; retryInUse bounds it to 10 s.
+	// would be taken for a failed one. It takes milliseconds; retryInUse
+	// bounds it to 10 s.
 	swapCtx := context.WithoutCancel(ctx)
-	err := s.retryInUse(swapCtx, s.source, func() error {
+	err = s.retryInUse(swapCtx, s.source, func() error {
 		return pgx.BeginFunc(swapCtx, s.conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(s.source)+" RENAME TO "+ident(old)); err != nil {
+			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(s.source)+" RENAME TO "+ident(kept)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(tmp)+" RENAME TO "+ident(s.source))
+			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(tmp)+" RENAME TO "+ident(s.source)); err != nil {
+				return err
+			}
+			// A template nobody can connect to, as every snapshot; the
+			// settings it had as the database are in m.Props, and would
+			// only be noise on a template.
+			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(kept)+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(swapCtx, "ALTER DATABASE "+ident(kept)+" RESET ALL"); err != nil {
+				return err
+			}
+			var sql string
+			if err := tx.QueryRow(swapCtx, "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)", kept, text).Scan(&sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(swapCtx, sql)
 			return err
 		})
 	})
-	return old, err
+	if err != nil {
+		return Copy{}, err
+	}
+	var size int64
+	_ = s.conn.QueryRow(ctx, "SELECT pg_catalog.pg_database_size($1)", kept).Scan(&size)
+	return Copy{Database: s.t.Name, DBName: kept, Size: size, Meta: m}, nil
 }
 
 // giveProps gives database name the properties p holds (its

@@ -207,6 +207,58 @@ func (s *server) closeDB(ctx context.Context, name string) (func(), error) {
 	}, nil
 }
 
+// holdAlone opens a connection to database name, closes the database to
+// new connections and ends every other connection to it, waiting until
+// they are gone (up to 10 s, polling every 100 ms): until the connection
+// is closed, what it reads is all the database holds. It returns the
+// connection and what opens the database again (which runs even after
+// Ctrl-C); on an error the database is open again.
+func (s *server) holdAlone(ctx context.Context, name string) (*pgx.Conn, func(), error) {
+	conn, err := pgx.Connect(ctx, s.urlOf(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to database %s: %w", name, err)
+	}
+	reopen, err := s.closeDB(ctx, name)
+	if err == nil {
+		err = s.endOthers(ctx, name, conn.PgConn().PID())
+	}
+	if err != nil {
+		if reopen != nil {
+			reopen()
+		}
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return conn, reopen, nil
+}
+
+// endOthers ends every connection to database name but this one and
+// pid's, and waits until they are gone (up to 10 s, polling every 100
+// ms): a terminated backend takes a moment to leave, and one that is
+// committing may still commit.
+func (s *server) endOthers(ctx context.Context, name string, pid uint32) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left int
+		err := s.conn.QueryRow(ctx, `SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+			WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() AND pid <> $2`, name, int64(pid)).Scan(&left)
+		if err != nil {
+			return fmt.Errorf("end the connections to %s: %w", name, err)
+		}
+		if left == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("end the connections to %s: %d still there after 10 s", name, left)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // terminate ends every connection to database name but this one.
 func (s *server) terminate(ctx context.Context, name string) error {
 	_, err := s.conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()", name)
@@ -287,7 +339,7 @@ const (
 	infixNew = "_aidb_snew_"
 	// infixResetNew is a reset's copy of the snapshot, before the swap.
 	infixResetNew = "_aidb_rnew_"
-	// infixResetOld is the database a reset replaced, before it is
-	// dropped.
+	// infixResetOld is the database a reset replaced, before it was
+	// dropped, by an aidb before 2026-12 (planRepair).
 	infixResetOld = "_aidb_rold_"
 )

@@ -65,8 +65,12 @@ type Result struct {
 	// Amcheck is what pg_amcheck found after the compare (Options.Amcheck):
 	// an index that does not match its table is a difference.
 	Amcheck *pgtools.Amcheck `json:"amcheck,omitempty"`
+	// ReusedThrowaway says the file was restored into a throwaway that an
+	// earlier file of the same run had used, put back as it started
+	// (pgtools.Throwaway.Clean), not into a new one.
+	ReusedThrowaway bool `json:"reused_throwaway"`
 	// Warnings are what went wrong beside the verification itself (its
-	// record could not be written).
+	// record could not be written, a throwaway could not be removed).
 	Warnings []string `json:"warnings,omitempty"`
 	// remote says File is a backup in a repository.
 	remote bool
@@ -139,8 +143,13 @@ type Options struct {
 // order of files. It returns no error: each result says whether its file
 // was equal, differed or could not be verified (Result.Error), and Code
 // turns the results into the command's outcome.
+//
+// A throwaway serves several files in turn: each is restored into a
+// server put back as it started (see pool), so only the first file of
+// each image and database pays for a container and its initdb.
 func Files(ctx context.Context, e Throwaways, files []string, opts Options) []Result {
 	results := make([]Result, len(files))
+	p := throwaways(e, opts.Jobs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, opts.Jobs))
 	for i, f := range files {
@@ -148,7 +157,7 @@ func Files(ctx context.Context, e Throwaways, files []string, opts Options) []Re
 			if opts.Started != nil {
 				opts.Started(f)
 			}
-			results[i] = one(gctx, e, f, opts)
+			results[i] = one(gctx, p, f, opts)
 			// A repository backup is recorded in the backup folder's log
 			// (record).
 			if opts.Record && gctx.Err() == nil {
@@ -158,6 +167,10 @@ func Files(ctx context.Context, e Throwaways, files []string, opts Options) []Re
 		})
 	}
 	_ = g.Wait()
+	if err := p.close(ctx); err != nil && len(results) > 0 {
+		last := &results[len(results)-1]
+		last.Warnings = append(last.Warnings, err.Error())
+	}
 	return results
 }
 
@@ -201,9 +214,10 @@ func Code(ctx context.Context, results []Result) error {
 }
 
 // one verifies one file in a throwaway container of its manifest's image,
-// removed before it returns. A difference goes into the result's
-// Differences, any other failure into its Error.
-func one(ctx context.Context, e Throwaways, file string, opts Options) (res Result) {
+// taken from p and given back (to serve the next file, or removed) before
+// it returns. A difference goes into the result's Differences, any other
+// failure into its Error.
+func one(ctx context.Context, p *pool[*pgtools.Throwaway], file string, opts Options) (res Result) {
 	start := time.Now()
 	res = Result{File: file, Differences: []string{}, RolesCreated: []string{}}
 	defer func() { res.Seconds = time.Since(start).Seconds() }()
@@ -227,12 +241,18 @@ func one(ctx context.Context, e Throwaways, file string, opts Options) (res Resu
 		return fail(err)
 	}
 	m, db, image := sub.m, sub.db, sub.image
-	t, err := e.StartThrowaway(ctx, image, m.Database, superuser(m, db))
+	key := poolKey{image, m.Database, superuser(m, db)}
+	t, reused, err := p.take(ctx, key)
 	if err != nil {
 		return fail(fmt.Errorf("start a throwaway container of %s: %w", image, err))
 	}
+	res.ReusedThrowaway = reused
 	defer func() {
-		if err := t.Close(ctx); err != nil && res.Error == "" {
+		var outcome error
+		if res.Error != "" {
+			outcome = errDone
+		}
+		if err := p.give(ctx, key, t, outcome); err != nil && res.Error == "" {
 			res.Error, res.Err = err.Error(), err
 		}
 	}()

@@ -28,6 +28,10 @@ type Throwaway struct {
 	image string
 	// DB describes the throwaway as a database: credentials and port.
 	DB compose.Database
+	// start and startRoles are what a verification throwaway started
+	// with (recordStart), which Clean puts it back to.
+	start      string
+	startRoles []string
 }
 
 // throwawaySettings trade durability for speed: nothing in a throwaway
@@ -72,8 +76,15 @@ func (r *Runner) StartThrowaway(ctx context.Context, image, service, user string
 		user = ThrowawayUser
 	}
 	db := compose.Database{Name: "throwaway-" + service, Service: service, Image: ref, User: user, Password: randomTag() + randomTag(), DBName: "verify", HostIP: "127.0.0.1"}
-	return r.startPostgres(ctx, ref, db, orchestrator.RoleVerify, append([]string{"postgres"}, throwawaySettings...), throwawayEnv,
+	t, err := r.startPostgres(ctx, ref, db, orchestrator.RoleVerify, append([]string{"postgres"}, throwawaySettings...), throwawayEnv,
 		container.HostConfig{Tmpfs: map[string]string{"/var/lib/postgresql/data": "rw,mode=0700"}})
+	if err != nil {
+		return nil, err
+	}
+	if err := t.recordStart(ctx); err != nil {
+		return nil, errors.Join(err, t.Close(ctx))
+	}
+	return t, nil
 }
 
 // startPostgres creates and starts a PostgreSQL container of ref (its
