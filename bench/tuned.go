@@ -60,7 +60,11 @@ func (b *bench) pgRestoreJ(name, pgoptions string) (Measure, error) {
 	if pgoptions != "" {
 		env = "-e PGOPTIONS='" + pgoptions + "' "
 	}
-	return b.pairsOf(name, fmt.Sprintf("docker exec %sc pg_restore -j %d of a directory-format dump (into an empty database)", env, jobs),
+	pairs := b.slowPairsOf
+	if pgoptions != "" {
+		pairs = b.pairsOf
+	}
+	return pairs(name, fmt.Sprintf("docker exec %sc pg_restore -j %d of a directory-format dump (into an empty database)", env, jobs),
 		b.aidbRestore(file),
 		func() (float64, error) {
 			drop, err := b.emptyDatabase(c, u, "bench_empty")
@@ -81,10 +85,7 @@ func (b *bench) verifyVsTuned() (Measure, error) {
 	}
 	defer b.removeBackups()
 	return b.pairsOf("verify_vs_tuned", "docker run --shm-size 1g (aidb's throwaway settings) + pg_isready loop + docker exec -i psql < file",
-		func() (float64, error) {
-			s, _, err := b.aidbTimed("verify", file)
-			return s, err
-		},
+		b.aidbVerify(file),
 		func() (float64, error) {
 			return b.shellTimed(b.freshContainer("verify-tuned", file, "--shm-size 1g -e TZ=Etc/UTC ", throwawayFlags, tunedPGOPTIONS))
 		})

@@ -20,11 +20,14 @@ import (
 func TestBenchHarnessSmoke(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "bench")
+	// verify_all's small backups come from a project of their own, the
+	// harness's name with -va: its cleanup checks it is gone too.
+	_ = newProject(t, "bench-va")
 	out := filepath.Join(t.TempDir(), "bench.json")
 	// bench is a package of aidb's module (the folder above), not of e2e's.
 	cmd := exec.CommandContext(t.Context(), "go", "run", "./bench")
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "AIDB_BIN="+aidbBin, "AIDB_BENCH_SIZE=4MB", "AIDB_BENCH_PAIRS=1",
+	cmd.Env = append(os.Environ(), "AIDB_BIN="+aidbBin, "AIDB_BENCH_SIZE=4MB", "AIDB_BENCH_PAIRS=1", "AIDB_BENCH_VERIFY_FILES=3",
 		"AIDB_BENCH_OUT="+out, "AIDB_BENCH_PROJECT="+p.name)
 	printed, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(printed))
@@ -61,7 +64,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	}
 	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_vs_pg_restore_j",
 		"restore_vs_pg_restore_j_tuned", "restore_vs_floor", "restore_data", "verify", "verify_vs_tuned", "up_warm", "backup_all_parallel",
-		"backup_repository", "reset", "clone"}, names)
+		"backup_repository", "reset", "clone", "verify_all"}, names)
 	svg, err := os.ReadFile(strings.TrimSuffix(out, ".json") + ".svg")
 	require.NoError(t, err, "the chart is written beside the report")
 	for _, n := range names {
