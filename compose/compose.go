@@ -84,6 +84,9 @@ type Project struct {
 	// Keep is aidb.yaml's retention keep rules (retention.keep_last,
 	// keep_hourly, ...); all 0 when it gives none.
 	Keep KeepRules
+	// PITRKeepWindow is aidb.yaml's retention.pitr_keep_window: the
+	// recovery window serve keeps (0: none, serve prunes no WAL).
+	PITRKeepWindow time.Duration
 	// Repository is the backup repository's URL (AIDB_REPOSITORY, else
 	// aidb.yaml repository), "" for none; RepositoryFrom names which of
 	// the two gave it, for messages. It is parsed by package repository.
@@ -181,6 +184,7 @@ func newProject(cp *types.Project, composeName, cfgName, wd string, cfg Config, 
 		WorkingDir:       wd,
 		ReadyTimeout:     cfg.ReadyTimeout.Duration,
 		SafetyKeepWithin: cfg.Retention.SafetyKeepWithin.Duration,
+		PITRKeepWindow:   cfg.Retention.PITRKeepWindow.Duration,
 		Keep: KeepRules{Last: cfg.Retention.KeepLast.n, Hourly: cfg.Retention.KeepHourly.n, Daily: cfg.Retention.KeepDaily.n,
 			Weekly: cfg.Retention.KeepWeekly.n, Monthly: cfg.Retention.KeepMonthly.n, Yearly: cfg.Retention.KeepYearly.n},
 		Compose: cp,
@@ -504,6 +508,10 @@ type RetentionConfig struct {
 	KeepWeekly  keepCount `yaml:"keep_weekly"`
 	KeepMonthly keepCount `yaml:"keep_monthly"`
 	KeepYearly  keepCount `yaml:"keep_yearly"`
+	// PITRKeepWindow is how far back serve keeps every time recoverable
+	// by point-in-time recovery (aidb pitr prune --keep-window after each
+	// run's base backups); 0: serve prunes no base backup or WAL.
+	PITRKeepWindow keepWithin `yaml:"pitr_keep_window"`
 }
 
 // keepCount is a count of 0 or more.

@@ -88,6 +88,7 @@ retention:
   keep_daily: 7
   keep_weekly: 4
   keep_yearly: 1
+  pitr_keep_window: 72h
 repository: s3://team-backups/aidb
 databases:
   main:
@@ -103,6 +104,7 @@ databases:
 	assert.Equal(t, 90*time.Second, p.ReadyTimeout)
 	assert.Equal(t, 36*time.Hour, p.SafetyKeepWithin)
 	assert.Equal(t, KeepRules{Last: 2, Daily: 7, Weekly: 4, Yearly: 1}, p.Keep)
+	assert.Equal(t, 72*time.Hour, p.PITRKeepWindow)
 	assert.Equal(t, "s3://team-backups/aidb", p.Repository)
 	assert.Equal(t, filepath.Join(dir, "aidb.yaml")+" repository", p.RepositoryFrom)
 	db, ok := p.Database("main")
@@ -154,6 +156,11 @@ func TestLoadBadInput(t *testing.T) {
 		{
 			name:   "negative safety retention",
 			config: "retention:\n  safety_keep_within: -1h\ndatabases:\n  rulesdb: {}\n",
+			want:   []string{"aidb.yaml", "line 2", "cannot be negative"},
+		},
+		{
+			name:   "negative PITR window",
+			config: "retention:\n  pitr_keep_window: -1h\ndatabases:\n  rulesdb: {}\n",
 			want:   []string{"aidb.yaml", "line 2", "cannot be negative"},
 		},
 		{

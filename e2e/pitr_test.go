@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,116 @@ func TestPITRStreamAcrossDownUpAndNuke(t *testing.T) {
 	entries, err := os.ReadDir(walDir)
 	require.NoError(t, err)
 	assert.NotEmpty(t, entries, "the segments stay")
+}
+
+// Prune keeps a window: with the window reaching back past the second
+// base backup only, the first one and the segments before the second's
+// start go (after --yes; the plan alone removes nothing), the segment
+// being written stays, and the stream still replays to its end.
+func TestPITRPruneKeepsTheWindow(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrprune")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	walDir, baseDir := filepath.Join(dir, "wal", "rulesdb"), filepath.Join(dir, "base", "rulesdb")
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, walDir)
+	switchedSegment(t, conn, walDir)
+	first, err := os.ReadDir(baseDir)
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+
+	r := p.aidb("pitr", "base-backup", "rulesdb", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var second pitr.Base
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &second), r.stdout)
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, walDir)
+	// A window of 1 s reaches back past the second base backup's end once
+	// a second has gone by since.
+	waitFor(t, 10*time.Second, func() bool { return time.Since(second.End) > time.Second })
+
+	for _, bad := range []string{"0", "soon", "-3d"} {
+		r = p.aidb("pitr", "prune", "--keep-window", bad, "--yes")
+		assert.Equal(t, 2, r.code, "--keep-window %s: %s", bad, r.stderr)
+		assert.Contains(t, r.stderr, "--keep-window")
+	}
+	segsBefore, err := os.ReadDir(walDir)
+	require.NoError(t, err)
+
+	r = p.aidb("pitr", "prune", "--keep-window", "1s", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var doc struct {
+		Pruned []pitr.PrunePlan `json:"pruned"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc), r.stdout)
+	require.Len(t, doc.Pruned, 1)
+	plan := doc.Pruned[0]
+	assert.Equal(t, second.Name, plan.Anchor)
+	assert.Equal(t, []string{first[0].Name()}, plan.RemovedBases)
+	assert.NotEmpty(t, plan.RemovedSegments, "the segments before the second base backup")
+	assert.False(t, plan.Removed)
+	assert.Contains(t, r.stderr, "add --yes")
+	assert.DirExists(t, filepath.Join(baseDir, first[0].Name()), "the plan alone removes nothing")
+	segsPlanned, err := os.ReadDir(walDir)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, len(segsPlanned), len(segsBefore), "the plan alone removes no segment")
+
+	r = p.aidb("pitr", "prune", "rulesdb", "--keep-window", "1s", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NoDirExists(t, filepath.Join(baseDir, first[0].Name()))
+	assert.DirExists(t, filepath.Join(baseDir, second.Name))
+	for _, name := range plan.RemovedSegments {
+		assert.NoFileExists(t, filepath.Join(walDir, name))
+	}
+	// Everything else stays (a *.partial may have become its whole
+	// segment meanwhile: pg_receivewal renames it when it is full).
+	for _, e := range segsPlanned {
+		if n := e.Name(); !strings.HasSuffix(n, ".partial") && !slices.Contains(plan.RemovedSegments, n) {
+			assert.FileExists(t, filepath.Join(walDir, n))
+		}
+	}
+
+	// What stays still replays to its end, and holds both rows.
+	r = p.aidb("pitr", "verify", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	// serve takes a base backup of each database with a stream, then
+	// keeps aidb.yaml's retention.pitr_keep_window.
+	cfg := filepath.Join(p.dir, "aidb.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("retention:\n  pitr_keep_window: 1s\ndatabases:\n  rulesdb:\n    service: rulesdb\n"), 0o600))
+	serve := p.command(ctx, "serve", "--config", cfg, "--schedule", "@every 1h", "--run-now", "--no-verify")
+	var serveErr safeBuffer
+	serve.Stderr = &serveErr
+	require.NoError(t, serve.Start())
+	exited := make(chan struct{})
+	go func() { _ = serve.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = serve.Process.Kill()
+		<-exited
+	})
+	waitFor(t, 3*time.Minute, func() bool { return strings.Contains(serveErr.String(), "pitr-prune") })
+	require.NoError(t, serve.Process.Signal(os.Interrupt))
+	<-exited
+	assert.Contains(t, serveErr.String(), "rulesdb: base-backup ok: "+baseDir)
+	assert.Contains(t, serveErr.String(), "rulesdb: pitr-prune ok: ")
+	bases, err := os.ReadDir(baseDir)
+	require.NoError(t, err)
+	require.NotEmpty(t, bases)
+	assert.NotEqual(t, second.Name, bases[len(bases)-1].Name(), "serve's base backup is the newest")
+	r = p.aidb("pitr", "verify", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('C')")
+	require.NoError(t, err)
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	switchedSegment(t, conn, walDir)
+	_ = conn.Close(ctx)
+	r = p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A", "B", "C"}, marks(t, p.status()["rulesdb"].URL))
+	r = p.aidb("restore", "rulesdb", "--finish", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aidb/aidb/internal/engine"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/pitr"
 	"github.com/aidb/aidb/internal/ops/verify"
 	"github.com/aidb/aidb/internal/postgres/pgtools"
 	"github.com/aidb/aidb/internal/runs/oplock"
@@ -244,6 +245,7 @@ func (a *app) lockRequest(op string) oplock.Request {
 func (s *session) Databases() []compose.Database { return s.dbs }
 func (s *session) Dumper() backup.Dumper         { return s.eng }
 func (s *session) Verifier() verify.Throwaways   { return s.tools }
+func (s *session) Streams() pitr.Streams         { return s.eng }
 
 // lockFolder takes the backup folder's lock alone, for an operation that
 // needs no engine (prune, push, pull): no backup or prune changes what it

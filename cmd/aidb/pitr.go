@@ -44,7 +44,7 @@ func (a *app) pitrCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrVerify(cmd, args) }}
 	disable := &cobra.Command{Use: "disable <db>", Short: "Stop streaming a database's WAL: remove its sidecar and drop its slot (segments and base backups stay)",
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrDisable(cmd, args) }}
-	cmd.AddCommand(enable, base, status, verify, disable)
+	cmd.AddCommand(enable, base, status, verify, disable, a.pitrPruneCommand())
 	return cmd
 }
 

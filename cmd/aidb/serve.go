@@ -172,9 +172,11 @@ func (a *app) sayEvent(e scheduler.Event) {
 const serveLong = `Run the backup routine on a schedule until SIGTERM or Ctrl-C: a full backup of
 each database (each on its own, so one that is down does not stop the others),
 its verification (unless --no-verify; <db>-latest moves only to a verified
-file), then a prune (by --keep-last, else aidb.yaml's retention rules; none given,
-no prune), in the folder and the repository, and, when a repository is set
-(AIDB_REPOSITORY), a push of what it lacks.
+file); a base backup of each database with point-in-time recovery on, then,
+with aidb.yaml's retention.pitr_keep_window, a prune of the base backups and
+WAL that window does not need; then a prune (by --keep-last, else aidb.yaml's
+retention rules; none given, no prune), in the folder and the repository, and,
+when a repository is set (AIDB_REPOSITORY), a push of what it lacks.
 One run at a time: a run due while the one before still runs is skipped and
 counted. SPEC is five cron fields ("30 2 * * *") or a descriptor ("@daily",
 "@every 6h"), in the local time zone.

@@ -22,6 +22,7 @@ import (
 	"github.com/aidb/aidb/internal/archive/verifylog"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/backup"
+	"github.com/aidb/aidb/internal/ops/pitr"
 	"github.com/aidb/aidb/internal/ops/scheduler"
 	"github.com/aidb/aidb/internal/ops/verify"
 	"github.com/aidb/aidb/internal/postgres/pgtools"
@@ -37,6 +38,7 @@ type Session interface {
 	Databases() []compose.Database
 	Dumper() backup.Dumper
 	Verifier() verify.Throwaways
+	Streams() pitr.Streams
 	Close() error
 }
 
@@ -93,6 +95,9 @@ func Run(ctx context.Context, cfg Config) scheduler.Report {
 	if ctx.Err() != nil {
 		return r.rep
 	}
+	for _, db := range s.Databases() {
+		pitrOne(ctx, cfg, s, db, r.add)
+	}
 	// Push first: the repository gets the new backups before any prune,
 	// there or here, removes older ones. Push and prune read the folder
 	// only: an error of one is its own outcome, and the other still runs.
@@ -118,6 +123,32 @@ func Run(ctx context.Context, cfg Config) scheduler.Report {
 		}
 	}
 	return r.rep
+}
+
+// pitrOne takes a base backup of a database with point-in-time recovery
+// on (a WAL stream), so a recovery replays at most a run's worth of WAL;
+// then, with a window configured (aidb.yaml retention.pitr_keep_window),
+// it removes the base backups and WAL that window does not need
+// (pitr.Prune). A database without a stream has neither step.
+func pitrOne(ctx context.Context, cfg Config, s Session, db compose.Database, add func(scheduler.Outcome)) {
+	st, err := s.Streams().WALStream(ctx, db)
+	if err != nil {
+		add(scheduler.Outcome{Database: db.Name, Step: "base-backup", Err: err})
+		return
+	}
+	if st == nil {
+		return
+	}
+	start := time.Now()
+	b, err := pitr.TakeBaseBackup(ctx, s.Streams(), db, cfg.Project.BackupDir)
+	add(scheduler.Outcome{Database: db.Name, Step: "base-backup", File: filepath.Join(pitr.FoldersOf(cfg.Project.BackupDir, db).Base, b.Name),
+		Seconds: time.Since(start).Seconds(), Err: err})
+	if err != nil || cfg.Project.PITRKeepWindow <= 0 {
+		return
+	}
+	p, err := pitr.Prune(pitr.PruneRequest{DB: db, BackupDir: cfg.Project.BackupDir, Keep: cfg.Project.PITRKeepWindow, Yes: true})
+	add(scheduler.Outcome{Database: db.Name, Step: "pitr-prune", Err: err,
+		File: fmt.Sprintf("%d base backup(s) and %d WAL segment(s) removed; recoverable: %s", len(p.RemovedBases), len(p.RemovedSegments), p.After)})
 }
 
 // backupOne backs one database up, verifies the file and, once it is

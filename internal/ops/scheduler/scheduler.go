@@ -30,7 +30,8 @@ import (
 // Outcome is one step of a run for one database.
 type Outcome struct {
 	Database string `json:"database"`
-	// Step is "backup", "verify", "prune" or "push".
+	// Step is "backup", "upload", "verify", "base-backup", "pitr-prune",
+	// "prune" or "push".
 	Step string `json:"step"`
 	File string `json:"file,omitempty"`
 	// Err is why the step failed; nil when it succeeded.

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	str2duration "github.com/xhit/go-str2duration/v2"
+
+	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/pitr"
+)
+
+const pitrPruneLong = `Keep a recovery window of point-in-time recovery, and remove what it does
+not need (make: ai-db-pitr-prune DB=rulesdb WINDOW=7d [YES=1]).
+
+Every time from now minus --keep-window on stays as recoverable as it is:
+the base backup a recovery to the window's start begins from (the newest that
+ended at or before it; the oldest when none did) and every newer one stay,
+with every WAL segment from the first one's start on. Older base backups go,
+and the segments before the start of every kept one: only the oldest end of
+the stream is cut, so no kept stretch of WAL gets a gap, and the newest base
+backup always stays. Without --yes it shows the plan and removes nothing.`
+
+// pitrPruneCommand is aidb pitr prune.
+func (a *app) pitrPruneCommand() *cobra.Command {
+	var window string
+	cmd := &cobra.Command{Use: "prune [db...] --keep-window DURATION [--yes]", Short: "Remove the base backups and WAL a kept recovery window does not need",
+		Long: pitrPruneLong, RunE: func(cmd *cobra.Command, args []string) error { return a.pitrPrune(cmd, args, window) }}
+	cmd.Flags().StringVar(&window, "keep-window", "", "how far back every time stays recoverable (e.g. 7d, 36h, 1d12h)")
+	return cmd
+}
+
+// pitrPrune runs aidb pitr prune: each named database (all: those with
+// base backups) keeps the window.
+func (a *app) pitrPrune(cmd *cobra.Command, args []string, window string) error {
+	keep, err := str2duration.ParseDuration(window)
+	if err != nil || keep <= 0 {
+		return fault.BadInput(fmt.Errorf("--keep-window %q: give how far back every time stays recoverable, e.g. 7d, 36h or 1d12h", window))
+	}
+	s, err := a.openLocked(cmd.Context(), args, "pitr prune", false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Close() }()
+	plans := []pitr.PrunePlan{}
+	for _, db := range s.dbs {
+		p, err := pitr.Prune(pitr.PruneRequest{DB: db, BackupDir: s.project.BackupDir, Keep: keep, Yes: a.yes})
+		var none *pitr.NoWindowError
+		if len(args) == 0 && errors.As(err, &none) {
+			continue // all databases: those with base backups
+		}
+		if err != nil {
+			return err
+		}
+		a.sayPrunePlan(p)
+		plans = append(plans, p)
+	}
+	return a.printPITRJSON(map[string]any{"pruned": plans})
+}
+
+func (a *app) sayPrunePlan(p pitr.PrunePlan) {
+	verb := "would remove"
+	if p.Removed {
+		verb = "removed"
+	}
+	a.say("%s: keeping every time from %s recoverable: base backup %s and %d newer, %d segments", p.Database,
+		p.Now.Add(-p.Keep).UTC().Format(pitr.TimeLayout), p.Anchor, len(p.KeptBases)-1, p.KeptSegments)
+	a.say("%s: %s %d base backups %v and %d segments older than the kept ones; recoverable then: %s", p.Database, verb,
+		len(p.RemovedBases), p.RemovedBases, len(p.RemovedSegments), p.After)
+	if !p.Removed && (len(p.RemovedBases) > 0 || len(p.RemovedSegments) > 0) {
+		a.say("%s: nothing was removed: add --yes (make: YES=1) to remove them", p.Database)
+	}
+}
