@@ -16,6 +16,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,12 @@ type Measure struct {
 	// spread of the ratio is theirs.
 	AidbRuns     []float64 `json:"aidb_runs"`
 	BaselineRuns []float64 `json:"baseline_runs"`
+	// AidbPhases is, for the restore measures, the median seconds aidb's
+	// restore spent in each phase it reports (load, post-data, check,
+	// swap; "start" is before the load).
+	AidbPhases map[string]float64 `json:"aidb_phases,omitempty"`
+	// Seconds is the measure's wall time in the run, its setup included.
+	Seconds float64 `json:"seconds"`
 }
 
 // Compression is one compression's size and time against none.
@@ -106,6 +113,11 @@ type bench struct {
 	// shared holds the runs of the sides several measures have in common
 	// (sharedSide), by name.
 	shared map[string][]float64
+	// phases holds each aidb restore's phase times (aidbRestore).
+	phases []map[string]float64
+	// peak is the highest RSS seen of aidb's backup and restore of
+	// memorydb at the full size, in MB (the memory measure reuses them).
+	peak map[string]float64
 }
 
 func run(ctx context.Context) error {
@@ -129,7 +141,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	b := &bench{ctx: ctx, bin: bin, dir: dir, project: envOr("AIDB_BENCH_PROJECT", fmt.Sprintf("bench%d", os.Getpid())), pairs: pairs, shared: map[string][]float64{}}
+	b := &bench{ctx: ctx, bin: bin, dir: dir, project: envOr("AIDB_BENCH_PROJECT", fmt.Sprintf("bench%d", os.Getpid())), pairs: pairs, shared: map[string][]float64{}, peak: map[string]float64{}}
 	rp, mp := freePort(), freePort()
 	b.env = append(os.Environ(), "AIDB_PROJECT="+b.project, "RULESDB_PORT="+strconv.Itoa(rp), "MEMORYDB_PORT="+strconv.Itoa(mp),
 		"AIDB_BACKUP_DIR="+filepath.Join(dir, "backups"), "AIDB_COMPOSE_FILE=", "AIDB_CONFIG=")
@@ -179,14 +191,11 @@ func (b *bench) measureAll(rep *Report, size int64, only []string) error {
 			return err
 		}
 	}
+	start := time.Now()
 	if err := b.generate(size); err != nil {
 		return err
 	}
-	if only == nil {
-		if err := b.rss(rep, size); err != nil {
-			return err
-		}
-	}
+	fmt.Fprintf(os.Stderr, "bench: generated in %.0fs\n", time.Since(start).Seconds())
 	rep.DBBytes = b.dbBytes()
 
 	for _, m := range []struct {
@@ -202,9 +211,14 @@ func (b *bench) measureAll(rep *Report, size int64, only []string) error {
 		if only != nil && !slices.Contains(only, m.name) {
 			continue
 		}
+		start := time.Now()
 		meas, err := m.run()
 		if err != nil {
 			return err
+		}
+		meas.Seconds = time.Since(start).Seconds()
+		if strings.HasPrefix(meas.Name, "restore") && meas.Name != "restore_data" {
+			meas.AidbPhases = b.restorePhases()
 		}
 		meas.Target = targets[meas.Name]
 		fmt.Fprintf(os.Stderr, "bench: %s: aidb %.2fs, baseline %.2fs, ratio %.2f (target %.2f)\n", meas.Name, meas.AidbS, meas.BaselineS, meas.Ratio, meas.Target)
@@ -212,6 +226,18 @@ func (b *bench) measureAll(rep *Report, size int64, only []string) error {
 	}
 	if only != nil {
 		return nil
+	}
+	// The memory at the full size is the highest of the measures' own
+	// backups and restores of memorydb (the same commands rss runs).
+	switch {
+	case !rssMeasured:
+	case b.peak["backup"] > 0 && b.peak["restore"] > 0:
+		rep.PeakRSSMB["backup@"+human(size)] = b.peak["backup"]
+		rep.PeakRSSMB["restore@"+human(size)] = b.peak["restore"]
+	default:
+		if err := b.rss(rep, size); err != nil {
+			return err
+		}
 	}
 	var err error
 	rep.Compression, err = b.compression()
@@ -261,7 +287,8 @@ func (b *bench) backup() (Measure, error) {
 	out := filepath.Join(b.dir, "baseline.sql")
 	return b.pairsOf("backup", "docker exec c pg_dump > file",
 		func() (float64, error) {
-			s, _, err := b.aidbTimed("backup", "memorydb")
+			s, rss, err := b.aidbTimed("backup", "memorydb")
+			b.peak["backup"] = max(b.peak["backup"], rss)
 			b.removeBackups()
 			return s, err
 		},
@@ -429,7 +456,7 @@ func (b *bench) restoreData() (Measure, error) {
 	file := b.newest("memorydb-data-")
 	defer b.removeBackups()
 	c, u, d := b.container("memorydb")
-	return b.slowPairsOf("restore_data", "docker exec -i c psql < data file (into the migrated, truncated database)",
+	return b.slowMeasure("restore_data", "docker exec -i c psql < data file (into the migrated, truncated database)",
 		func() (float64, error) {
 			s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "--data-only", "memorydb", file)
 			return s, err
@@ -479,9 +506,27 @@ docker exec -i %[7]s%[1]s psql -q -v ON_ERROR_STOP=1 -U postgres < %[4]s > /dev/
 // (sharedSide): each measure's file holds the same data.
 func (b *bench) aidbRestore(file string) func() (float64, error) {
 	return b.sharedSide("aidb restore", func() (float64, error) {
-		s, _, err := b.aidbTimed("restore", "--yes", "--no-backup", "memorydb", file)
+		s, rss, phases, err := b.aidbPhased("restore", "--yes", "--no-backup", "memorydb", file)
+		b.peak["restore"] = max(b.peak["restore"], rss)
+		b.phases = append(b.phases, phases)
 		return s, err
 	})
+}
+
+// restorePhases is the median time of each phase of aidb's restores so
+// far (aidbRestore).
+func (b *bench) restorePhases() map[string]float64 {
+	byPhase := map[string][]float64{}
+	for _, p := range b.phases {
+		for k, v := range p {
+			byPhase[k] = append(byPhase[k], v)
+		}
+	}
+	out := map[string]float64{}
+	for k, v := range byPhase {
+		out[k] = median(v)
+	}
+	return out
 }
 
 // aidbVerify is the aidb side of the verify measures: aidb verify of a
@@ -650,6 +695,15 @@ func (b *bench) slowPairsOf(name, baseline string, aidb, base func() (float64, e
 	return b.pairsWith(name, baseline, max(1, b.pairs/3), aidb, base)
 }
 
+// slowMeasure is a measure whose baseline takes minutes and whose ratio
+// lies far from its target (restore_data: about 0.2 against 1.2): both
+// sides run in the first third of the pairs only.
+func (b *bench) slowMeasure(name, baseline string, aidb, base func() (float64, error)) (Measure, error) {
+	s := *b
+	s.pairs = max(1, b.pairs/3)
+	return s.pairsWith(name, baseline, s.pairs, aidb, base)
+}
+
 // pairsWith runs aidb's side in every pair and the baseline in the first
 // basePairs of them, and compares the medians.
 func (b *bench) pairsWith(name, baseline string, basePairs int, aidb, base func() (float64, error)) (Measure, error) {
@@ -687,6 +741,52 @@ func (b *bench) aidbTimed(args ...string) (float64, float64, error) {
 		return 0, 0, fmt.Errorf("aidb %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return secs, peakRSSMB(cmd.ProcessState), nil
+}
+
+// phaseLines are the lines aidb's restore says when it enters a phase
+// (cmd/aidb's progress, not on a terminal), by phase.
+var phaseLines = map[string]string{
+	": loading ":                  "load",
+	": building indexes and ":     "post-data",
+	": checking what was loaded ": "check",
+	": swapping the restored ":    "swap",
+}
+
+// aidbPhased is aidbTimed that also times the phases aidb reports on
+// stderr: each phase lasts from its line to the next phase's line, the
+// last to the exit; "start" is before the first.
+func (b *bench) aidbPhased(args ...string) (float64, float64, map[string]float64, error) {
+	cmd := exec.CommandContext(b.ctx, b.bin, args...)
+	cmd.Env = b.env
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, nil, err
+	}
+	phases := map[string]float64{}
+	cur, since := "start", start
+	var stderr strings.Builder
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		line := sc.Text()
+		stderr.WriteString(line + "\n")
+		for marker, ph := range phaseLines {
+			if strings.Contains(line, marker) && ph != cur {
+				phases[cur] += time.Since(since).Seconds()
+				cur, since = ph, time.Now()
+			}
+		}
+	}
+	err = cmd.Wait()
+	secs := time.Since(start).Seconds()
+	phases[cur] += time.Since(since).Seconds()
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("aidb %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return secs, peakRSSMB(cmd.ProcessState), phases, nil
 }
 
 func (b *bench) aidbQuiet(ctx context.Context, args ...string) error {
@@ -856,6 +956,18 @@ func printTable(rep Report) {
 		_, _ = fmt.Fprintf(w, "peak RSS\tn/a on %s\n", runtime.GOOS)
 	}
 	_ = w.Flush()
+	for _, m := range rep.Measures {
+		if len(m.AidbPhases) == 0 {
+			continue
+		}
+		var parts []string
+		for _, ph := range []string{"start", "load", "post-data", "check", "swap"} {
+			parts = append(parts, fmt.Sprintf("%s %.2fs", ph, m.AidbPhases[ph]))
+		}
+		fmt.Printf("aidb restore's phases (medians): %s\n", strings.Join(parts, ", "))
+		break
+	}
+	fmt.Printf("run: %.0fs in all\n", rep.Seconds)
 }
 
 func envOr(k, d string) string {

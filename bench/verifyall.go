@@ -60,7 +60,7 @@ func (b *bench) verifyAll() (Measure, error) {
 	if len(files) != n {
 		return Measure{}, fmt.Errorf("verify_all: %d backups in %s, want %d", len(files), dir, n)
 	}
-	return s.pairsOf("verify_all", fmt.Sprintf("aidb verify FILE, once per file (%d small backups, a fresh throwaway each)", n),
+	return s.slowPairsOf("verify_all", fmt.Sprintf("aidb verify FILE, once per file (%d small backups, a fresh throwaway each)", n),
 		func() (float64, error) {
 			secs, _, err := s.aidbTimed("verify", "--all", "--jobs", "1")
 			return secs, err
