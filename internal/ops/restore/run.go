@@ -18,6 +18,7 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/archive/backupfile"
 	"github.com/aidb/aidb/internal/archive/manifest"
+	"github.com/aidb/aidb/internal/postgres/bulkindex"
 	"github.com/aidb/aidb/internal/postgres/dumpformat"
 	"github.com/aidb/aidb/internal/postgres/roles"
 )
@@ -503,9 +504,9 @@ func DataOnly(ctx context.Context, e Server, p Plan) (Result, error) {
 		return res, fmt.Errorf("connect to %s: %w", p.DB.Name, err)
 	}
 	created, err := missingRoles(ctx, conn, p.Manifest)
-	var indexes []deferredIndex
+	var indexes []bulkindex.Index
 	if err == nil {
-		indexes, err = deferredIndexes(ctx, conn, names)
+		indexes, err = bulkindex.Read(ctx, conn, names)
 	}
 	_ = conn.Close(context.WithoutCancel(ctx))
 	if err != nil {
@@ -513,7 +514,7 @@ func DataOnly(ctx context.Context, e Server, p Plan) (Result, error) {
 	}
 	before := rolesScript(p.Manifest) + "SET LOCAL session_replication_role = replica;\n"
 	if len(names) > 0 {
-		before += "TRUNCATE TABLE " + strings.Join(names, ", ") + ";\n" + dropIndexes(indexes)
+		before += "TRUNCATE TABLE " + strings.Join(names, ", ") + ";\n" + bulkindex.DropSQL(indexes)
 	}
 	if p.LargeObjects {
 		// The file creates its large objects by their OIDs: the target's
@@ -521,7 +522,7 @@ func DataOnly(ctx context.Context, e Server, p Plan) (Result, error) {
 		// large object of the database).
 		before += "SELECT count(pg_catalog.lo_unlink(oid)) FROM pg_catalog.pg_largeobject_metadata;\n"
 	}
-	after := buildIndexes(indexes) + "SET LOCAL session_replication_role = origin;\n" + raiseSequences(names)
+	after := bulkindex.BuildSQL(indexes) + "SET LOCAL session_replication_role = origin;\n" + raiseSequences(names)
 	if p.Manifest != nil {
 		check, err := checkContent(p.DB.Name, p.Tables, p.Manifest.WholeRowHash())
 		if err != nil {

@@ -16,6 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aidb/aidb/internal/postgres/bulkindex"
+	"github.com/aidb/aidb/internal/postgres/dumpformat"
 )
 
 // table is one table a seeder fills: its columns and a row generator.
@@ -115,6 +118,14 @@ func (s Seeder) Seed(ctx context.Context, conn *pgx.Conn, rows int, progress fun
 		return res, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The tables' indexes are built once after the rows, as a bulk load
+	// does (bulkindex: an HNSW index takes its rows one by one otherwise,
+	// several times slower), in this transaction: the schema is as it was
+	// whatever happens.
+	indexes, err := deferIndexes(ctx, tx, tables)
+	if err != nil {
+		return res, fmt.Errorf("seed %s: %w", s.Database, err)
+	}
 	for ti, t := range tables {
 		r := newRNG(uint64(ti + 1))
 		i := 0
@@ -143,6 +154,11 @@ func (s Seeder) Seed(ctx context.Context, conn *pgx.Conn, rows int, progress fun
 			progress(t.name, n)
 		}
 	}
+	if len(indexes) > 0 {
+		if _, err := tx.Exec(ctx, dumpformat.SetLocal(dumpformat.BuildSettings())+bulkindex.BuildSQL(indexes)); err != nil {
+			return res, fmt.Errorf("seed %s: build the indexes: %w", s.Database, err)
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return res, err
 	}
@@ -155,6 +171,27 @@ func (s Seeder) Seed(ctx context.Context, conn *pgx.Conn, rows int, progress fun
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// deferIndexes drops, in tx, the indexes of tables that bulkindex builds
+// again after a load, and returns them.
+func deferIndexes(ctx context.Context, tx pgx.Tx, tables []table) ([]bulkindex.Index, error) {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		if err := tx.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)`,
+			pgx.Identifier{t.name}.Sanitize()).Scan(&names[i]); err != nil {
+			return nil, fmt.Errorf("find table %s: %w", t.name, err)
+		}
+	}
+	indexes, err := bulkindex.Read(ctx, tx, names)
+	if err != nil || len(indexes) == 0 {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, bulkindex.DropSQL(indexes)); err != nil {
+		return nil, fmt.Errorf("drop the indexes to build after the rows: %w", err)
+	}
+	return indexes, nil
 }
 
 // checkEmpty refuses, with a RefusedError, a database whose tables are

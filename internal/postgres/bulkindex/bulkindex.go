@@ -1,4 +1,8 @@
-package restore
+// Package bulkindex drops the indexes of tables about to be bulk-loaded
+// and builds them again after the rows are in, in the same transaction: a
+// data-only restore and a seed load that way. It writes SQL only; the
+// caller runs it.
+package bulkindex
 
 import (
 	"context"
@@ -8,11 +12,14 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// deferredIndex is an index of a table a data-only restore loads that the
-// restore drops after its TRUNCATE and builds again after the rows are in,
-// inside the same transaction, as a bulk load does: one build sorts (or,
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Index is an index of a table a bulk load (a data-only restore, a seed)
+// fills that the load drops before the rows and builds again after them,
+// inside the same transaction: one build sorts (or,
 // for pgvector's HNSW, links) every row at once, where keeping the index
 // while the rows arrive inserts them one by one. Measured on memorydb with
 // 20,000 memories (vector(384), HNSW): the load took 61.7 s with the index
@@ -25,7 +32,7 @@ import (
 // unique index), a partition's index attached to its parent's, an
 // extension's, one in a tablespace of its own, and an invalid one are left
 // in place and kept row by row.
-type deferredIndex struct {
+type Index struct {
 	// Name is the index's qualified, quoted name; Table its table's.
 	Name, Table string
 	// Bare is the index's quoted name without its schema (CLUSTER ON and
@@ -40,10 +47,10 @@ type deferredIndex struct {
 	StatTarget map[int]int // index column number: its statistics target
 }
 
-// deferredIndexesSQL lists the indexes a data-only restore of the tables
-// $1 (qualified names) drops and builds again: see deferredIndex. Run
-// under an empty search_path, so that every name it returns is qualified.
-const deferredIndexesSQL = `
+// indexesSQL lists the indexes a bulk load of the tables $1 (qualified
+// names) drops and builds again: see Index. Run under an empty
+// search_path, so that every name it returns is qualified.
+const indexesSQL = `
 SELECT i.indexrelid::regclass::text,
        i.indrelid::regclass::text,
        pg_catalog.quote_ident(c.relname),
@@ -70,23 +77,42 @@ WHERE i.indrelid = ANY (SELECT pg_catalog.to_regclass(n)::oid FROM pg_catalog.un
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
 ORDER BY pg_catalog.pg_relation_size(i.indexrelid) DESC, 1`
 
-// deferredIndexes reads the indexes of tables that a data-only restore
-// drops and builds again. conn is the restore's own short connection: its
-// search_path is emptied for the read.
-func deferredIndexes(ctx context.Context, conn *pgx.Conn, tables []string) ([]deferredIndex, error) {
+// Read reads the indexes of tables (qualified names) that a bulk load
+// drops and builds again. It reads under an empty search_path and sets
+// conn's back as it was.
+func Read(ctx context.Context, conn Querier, tables []string) ([]Index, error) {
 	if len(tables) == 0 {
 		return nil, nil
 	}
-	if _, err := conn.Exec(ctx, "SET search_path = ''"); err != nil {
+	var sp string
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.current_setting('search_path')").Scan(&sp); err != nil {
 		return nil, fmt.Errorf("read the indexes of the tables to load: %w", err)
 	}
-	rows, err := conn.Query(ctx, deferredIndexesSQL, tables)
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', false)"); err != nil {
+		return nil, fmt.Errorf("read the indexes of the tables to load: %w", err)
+	}
+	out, err := read(ctx, conn, tables)
+	if _, rerr := conn.Exec(ctx, "SELECT pg_catalog.set_config('search_path', $1, false)", sp); err == nil && rerr != nil {
+		err = fmt.Errorf("read the indexes of the tables to load: %w", rerr)
+	}
+	return out, err
+}
+
+// Querier is a connection or a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func read(ctx context.Context, conn Querier, tables []string) ([]Index, error) {
+	rows, err := conn.Query(ctx, indexesSQL, tables)
 	if err != nil {
 		return nil, fmt.Errorf("read the indexes of the tables to load: %w", err)
 	}
-	var out []deferredIndex
+	var out []Index
 	for rows.Next() {
-		var d deferredIndex
+		var d Index
 		var cols, targets []int32
 		if err := rows.Scan(&d.Name, &d.Table, &d.Bare, &d.Def, &d.Comment, &d.Clustered, &d.ReplIdent, &cols, &targets); err != nil {
 			rows.Close()
@@ -106,9 +132,9 @@ func deferredIndexes(ctx context.Context, conn *pgx.Conn, tables []string) ([]de
 	return out, nil
 }
 
-// dropIndexes is the script that drops the indexes (after the TRUNCATE,
-// which holds their tables' exclusive locks already).
-func dropIndexes(idx []deferredIndex) string {
+// DropSQL is the script that drops the indexes (after a TRUNCATE, which
+// holds their tables' exclusive locks already, or into empty tables).
+func DropSQL(idx []Index) string {
 	var b strings.Builder
 	for _, d := range idx {
 		b.WriteString("DROP INDEX " + d.Name + ";\n")
@@ -116,13 +142,13 @@ func dropIndexes(idx []deferredIndex) string {
 	return b.String()
 }
 
-// buildIndexes is the script that builds the indexes again, with what they
+// BuildSQL is the script that builds the indexes again, with what they
 // carried, under an empty search_path (their definitions name everything
 // qualified), in one DO block so that psql prints nothing; the session's
 // search_path is as before afterwards. The builds take the load's
 // maintenance_work_mem (pgdump.LoadSettings) and the server's parallel
 // maintenance workers where /dev/shm holds them.
-func buildIndexes(idx []deferredIndex) string {
+func BuildSQL(idx []Index) string {
 	if len(idx) == 0 {
 		return ""
 	}
