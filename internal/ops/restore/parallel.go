@@ -267,6 +267,11 @@ type postItem struct {
 	e     dumpformat.Entry
 	after []dumpformat.Entry
 	keys  []string
+	// shared says the item locks its tables in SHARE mode only (CREATE
+	// INDEX): two such items may build on one table at once, as
+	// pg_restore -j builds a table's indexes side by side; any other item
+	// holds its tables alone.
+	shared bool
 }
 
 // A postStep is a run of post-data items that may go in any order: items
@@ -312,7 +317,7 @@ func planPost(post []dumpformat.Entry, r roots) []postStep {
 		if on, refs, ok := dumpformat.EntryTables(e); ok {
 			switch e.Type {
 			case "INDEX", "CONSTRAINT", "CHECK CONSTRAINT":
-				kind, it.keys = postIndex, r.of(on.Key())
+				kind, it.keys, it.shared = postIndex, r.of(on.Key()), e.Type == "INDEX"
 			case "FK CONSTRAINT":
 				kind, it.keys = postFK, append(r.of(on.Key()), r.of(refs.Key())...)
 			}
@@ -328,10 +333,11 @@ func planPost(post []dumpformat.Entry, r roots) []postStep {
 
 // postData runs the post-data entries step by step (planPost), as
 // pg_restore -j orders them by the dump's dependencies: the indexes and
-// constraints of different tables in parallel, the largest tables' first;
-// the foreign keys in parallel where they share no table; the rest in
-// file order on one session. Within a table, entries keep the file's
-// order.
+// constraints of different tables in parallel, the largest tables' first,
+// and a table's plain indexes beside each other (ready); the foreign keys
+// in parallel where they share no table; the rest in file order on one
+// session. Within a table, entries keep the file's order, but for its
+// indexes among themselves.
 func (l *parallelLoad) postData(ctx context.Context) error {
 	roots, err := rootTables(ctx, l.first)
 	if err != nil {
@@ -450,7 +456,7 @@ func runItems(ctx context.Context, items []postItem, sessions []*pgx.Conn) error
 	}
 	done := make(chan finished, len(sessions))
 	idle := slices.Clone(sessions)
-	busy := map[string]int{}
+	busy := map[string]holds{}
 	pending := items
 	running := 0
 	var firstErr error
@@ -465,7 +471,7 @@ func runItems(ctx context.Context, items []postItem, sessions []*pgx.Conn) error
 			conn := idle[len(idle)-1]
 			idle = idle[:len(idle)-1]
 			for _, k := range it.keys {
-				busy[k]++
+				busy[k] = busy[k].add(it.shared, 1)
 			}
 			running++
 			go func() { done <- finished{it: it, conn: conn, err: execItem(ctx, conn, it)} }()
@@ -474,7 +480,7 @@ func runItems(ctx context.Context, items []postItem, sessions []*pgx.Conn) error
 		running--
 		idle = append(idle, f.conn)
 		for _, k := range f.it.keys {
-			busy[k]--
+			busy[k] = busy[k].add(f.it.shared, -1)
 		}
 		if f.err != nil && firstErr == nil {
 			firstErr = f.err
@@ -498,22 +504,42 @@ func execItem(ctx context.Context, conn *pgx.Conn, it postItem) error {
 	return nil
 }
 
-// ready is the index of the first pending item whose tables are neither
-// busy nor wanted by an earlier pending item; -1 if there is none.
-func ready(pending []postItem, busy map[string]int) int {
-	blocked := map[string]bool{}
+// holds counts the running items that hold a table: alone, or shared
+// (postItem.shared).
+type holds struct{ alone, shared int }
+
+func (h holds) add(shared bool, n int) holds {
+	if shared {
+		h.shared += n
+	} else {
+		h.alone += n
+	}
+	return h
+}
+
+// ready is the index of the first pending item whose tables it may take
+// now; -1 if there is none. An item that holds its tables alone waits
+// for every running item on them and for every earlier pending one; a
+// shared one (CREATE INDEX) only for those that hold them alone, so a
+// table's indexes build side by side but never overtake its constraints.
+func ready(pending []postItem, busy map[string]holds) int {
+	var earlier map[string]holds
 	for i, it := range pending {
 		ok := true
 		for _, k := range it.keys {
-			if busy[k] > 0 || blocked[k] {
+			b, e := busy[k], earlier[k]
+			if b.alone > 0 || e.alone > 0 || (!it.shared && (b.shared > 0 || e.shared > 0)) {
 				ok = false
 			}
 		}
 		if ok {
 			return i
 		}
+		if earlier == nil {
+			earlier = map[string]holds{}
+		}
 		for _, k := range it.keys {
-			blocked[k] = true
+			earlier[k] = earlier[k].add(it.shared, 1)
 		}
 	}
 	return -1

@@ -61,11 +61,28 @@ func TestReadyKeepsTheFileOrderWithinATable(t *testing.T) {
 		{keys: []string{"public.b", "public.c"}},
 		{keys: []string{"public.c"}},
 	}
-	assert.Equal(t, 0, ready(items, map[string]int{}), "the first item first")
-	assert.Equal(t, 2, ready(items, map[string]int{"public.a": 1}), "a table being built waits; another goes ahead")
-	assert.Equal(t, -1, ready(items[3:], map[string]int{"public.b": 1}),
+	alone := holds{alone: 1}
+	assert.Equal(t, 0, ready(items, map[string]holds{}), "the first item first")
+	assert.Equal(t, 2, ready(items, map[string]holds{"public.a": alone}), "a table being built waits; another goes ahead")
+	assert.Equal(t, -1, ready(items[3:], map[string]holds{"public.b": alone}),
 		"an item waits for all its tables, and a later one on them waits for it")
-	assert.Equal(t, 0, ready(items[3:], map[string]int{"public.a": 1}), "tables of other items do not hold it")
+	assert.Equal(t, 0, ready(items[3:], map[string]holds{"public.a": alone}), "tables of other items do not hold it")
+}
+
+// A table's indexes (CREATE INDEX: SHARE locks) build side by side, as
+// pg_restore -j builds them; a constraint holds its table alone and keeps
+// its place in the file's order against them.
+func TestReadyBuildsATablesIndexesSideBySide(t *testing.T) {
+	t.Parallel()
+	pk := postItem{keys: []string{"public.m"}}
+	idx := postItem{keys: []string{"public.m"}, shared: true}
+	shared := holds{shared: 1}
+	assert.Equal(t, 0, ready([]postItem{idx, idx}, map[string]holds{"public.m": shared}), "an index joins one being built on its table")
+	assert.Equal(t, -1, ready([]postItem{idx}, map[string]holds{"public.m": {alone: 1}}), "an index waits for the key being added")
+	assert.Equal(t, -1, ready([]postItem{pk}, map[string]holds{"public.m": shared}), "a constraint waits for the indexes being built")
+	assert.Equal(t, -1, ready([]postItem{pk, idx}, map[string]holds{"public.m": shared}),
+		"an index does not overtake an earlier constraint of its table")
+	assert.Equal(t, 0, ready([]postItem{pk, idx}, map[string]holds{"public.x": {alone: 1}}), "another table's work does not hold it")
 }
 
 // The post-data plan keeps the file's order between kinds: a foreign key
