@@ -27,7 +27,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	// bench is a package of aidb's module (the folder above), not of e2e's.
 	cmd := exec.CommandContext(t.Context(), "go", "run", "./bench")
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "AIDB_BIN="+aidbBin, "AIDB_BENCH_SIZE=4MB", "AIDB_BENCH_PAIRS=1", "AIDB_BENCH_VERIFY_FILES=3",
+	cmd.Env = append(os.Environ(), "AIDB_BIN="+aidbBin, "AIDB_BENCH_SIZE=16MB", "AIDB_BENCH_PAIRS=1", "AIDB_BENCH_VERIFY_FILES=3",
 		"AIDB_BENCH_OUT="+out, "AIDB_BENCH_PROJECT="+p.name)
 	printed, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(printed))
@@ -51,7 +51,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		} `json:"compression"`
 	}
 	require.NoError(t, json.Unmarshal(raw, &rep), string(raw))
-	assert.Equal(t, int64(4<<20), rep.SizeBytes)
+	assert.Equal(t, int64(16<<20), rep.SizeBytes)
 	var names []string
 	for _, m := range rep.Measures {
 		names = append(names, m.Name)
