@@ -56,6 +56,9 @@ func (a *app) pitrPrune(cmd *cobra.Command, args []string, window string) error 
 		a.sayPrunePlan(p)
 		plans = append(plans, p)
 	}
+	if len(plans) == 0 {
+		a.say("no database has a base backup: nothing to prune (aidb pitr enable <db> starts point-in-time recovery)")
+	}
 	return a.printPITRJSON(map[string]any{"pruned": plans})
 }
 
