@@ -317,7 +317,12 @@ func planPost(post []dumpformat.Entry, r roots) []postStep {
 		if on, refs, ok := dumpformat.EntryTables(e); ok {
 			switch e.Type {
 			case "INDEX", "CONSTRAINT", "CHECK CONSTRAINT":
-				kind, it.keys, it.shared = postIndex, r.of(on.Key()), e.Type == "INDEX"
+				// An INDEX entry that also alters its table (pg_dump puts
+				// CLUSTER ON and REPLICA IDENTITY USING INDEX there) takes a
+				// stronger lock in the same transaction: two of them on one
+				// table would deadlock, so it holds its table alone.
+				kind, it.keys = postIndex, r.of(on.Key())
+				it.shared = e.Type == "INDEX" && !strings.Contains(e.SQL, "ALTER TABLE")
 			case "FK CONSTRAINT":
 				kind, it.keys = postFK, append(r.of(on.Key()), r.of(refs.Key())...)
 			}

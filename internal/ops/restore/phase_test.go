@@ -128,5 +128,9 @@ func TestPlanPostKeepsTheDumpsOrderBetweenKinds(t *testing.T) {
 	}, got)
 	steps := planPost(post, r)
 	assert.Equal(t, []string{"public.p"}, steps[0][1].keys, "a partition's key locks its tree's root")
+	assert.False(t, steps[0][0].shared, "a constraint holds its table alone")
+	assert.True(t, steps[0][2].shared, "a plain index shares its table")
+	clustered := planPost([]dumpformat.Entry{e("INDEX", "t_z", "CREATE INDEX t_z ON public.t USING btree (z);\n\nALTER TABLE public.t CLUSTER ON t_z;")}, r)
+	assert.False(t, clustered[0][0].shared, "an index entry that alters its table (CLUSTER ON) holds it alone")
 	assert.Nil(t, steps[1][0].keys, "a serial step's items have no keys")
 }

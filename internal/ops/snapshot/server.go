@@ -175,15 +175,15 @@ func (s Session) String() string {
 // back.
 func (s Session) InTransaction() bool { return s.XactStart != nil }
 
-// sessions lists the clients' connections to database name, but this one.
-// The server's own processes there (an autovacuum worker, a parallel
-// worker of a listed session) are not listed: they refuse nothing, and
-// the copy ends them as it ends every other.
+// sessions lists the connections to database name, but this one. An
+// autovacuum worker and a parallel worker (of a listed session) are not
+// listed: they refuse nothing, and the copy ends them as it ends every
+// other.
 func (s *server) sessions(ctx context.Context, name string) ([]Session, error) {
 	rows, err := s.conn.Query(ctx, `SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''), coalesce(host(client_addr), ''),
 		coalesce(state, ''), xact_start
 		FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()
-		AND backend_type = 'client backend' ORDER BY pid`, name)
+		AND backend_type NOT IN ('autovacuum worker', 'parallel worker') ORDER BY pid`, name)
 	if err != nil {
 		return nil, fmt.Errorf("list the connections to %s: %w", name, err)
 	}

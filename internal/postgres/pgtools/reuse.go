@@ -33,12 +33,13 @@ const sharedStateQuery = `SELECT concat_ws(E'\n',
   (SELECT string_agg(format('%s %s %s %s %s %s %s %s', datname, pg_catalog.pg_get_userbyid(datdba), datistemplate, datallowconn,
      datconnlimit, datacl, pg_catalog.pg_encoding_to_char(encoding), datcollate), ',' ORDER BY datname)
    FROM pg_catalog.pg_database),
-  (SELECT string_agg(format('%s %s %s', coalesce(d.datname, '-'), coalesce(r.rolname, '-'), s.setconfig), ',' ORDER BY 1)
+  (SELECT string_agg(x, ',' ORDER BY x) FROM (SELECT format('%s %s %s', coalesce(d.datname, '-'), coalesce(r.rolname, '-'), s.setconfig) AS x
    FROM pg_catalog.pg_db_role_setting s LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
-   LEFT JOIN pg_catalog.pg_authid r ON r.oid = s.setrole),
+   LEFT JOIN pg_catalog.pg_authid r ON r.oid = s.setrole) settings),
   (SELECT string_agg(format('%s %s %s', spcname, pg_catalog.pg_get_userbyid(spcowner), spcacl), ',' ORDER BY spcname)
    FROM pg_catalog.pg_tablespace),
-  (SELECT string_agg(format('%s %s', classoid::regclass, description), ',' ORDER BY 1) FROM pg_catalog.pg_shdescription),
+  (SELECT string_agg(x, ',' ORDER BY x) FROM (SELECT format('%s %s', classoid::regclass, description) AS x
+   FROM pg_catalog.pg_shdescription) comments),
   (SELECT count(*)::text FROM pg_catalog.pg_shseclabel),
   (SELECT string_agg(format('%s=%s', name, setting), ',' ORDER BY name) FROM pg_catalog.pg_file_settings
    WHERE sourcefile LIKE '%postgresql.auto.conf'))`
