@@ -730,17 +730,8 @@ func (b *bench) pairsWith(name, baseline string, basePairs int, aidb, base func(
 
 // aidbTimed runs aidb and returns its wall time and peak RSS in MB.
 func (b *bench) aidbTimed(args ...string) (float64, float64, error) {
-	cmd := exec.CommandContext(b.ctx, b.bin, args...)
-	cmd.Env = b.env
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	secs := time.Since(start).Seconds()
-	if err != nil {
-		return 0, 0, fmt.Errorf("aidb %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return secs, peakRSSMB(cmd.ProcessState), nil
+	secs, rss, _, err := b.aidbPhased(args...)
+	return secs, rss, err
 }
 
 // phaseLines are the lines aidb's restore says when it enters a phase

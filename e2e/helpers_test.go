@@ -83,6 +83,24 @@ func (p *project) command(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// background starts aidb with args for this project (serve, say), its
+// stderr gathered, and registers a cleanup that kills it; exited closes
+// when it has ended.
+func (p *project) background(ctx context.Context, args ...string) (cmd *exec.Cmd, stderr *safeBuffer, exited <-chan struct{}) {
+	p.t.Helper()
+	cmd = p.command(ctx, args...)
+	stderr = &safeBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(p.t, cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return cmd, stderr, done
+}
+
 func (p *project) run(ctx context.Context, args ...string) result {
 	cmd := p.command(ctx, args...)
 	var out, errOut bytes.Buffer

@@ -335,16 +335,7 @@ func TestPITRPruneKeepsTheWindow(t *testing.T) {
 	// keeps aidb.yaml's retention.pitr_keep_window.
 	cfg := filepath.Join(p.dir, "aidb.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("retention:\n  pitr_keep_window: 1s\ndatabases:\n  rulesdb:\n    service: rulesdb\n"), 0o600))
-	serve := p.command(ctx, "serve", "--config", cfg, "--schedule", "@every 1h", "--run-now", "--no-verify")
-	var serveErr safeBuffer
-	serve.Stderr = &serveErr
-	require.NoError(t, serve.Start())
-	exited := make(chan struct{})
-	go func() { _ = serve.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = serve.Process.Kill()
-		<-exited
-	})
+	serve, serveErr, exited := p.background(ctx, "serve", "--config", cfg, "--schedule", "@every 1h", "--run-now", "--no-verify")
 	waitFor(t, 3*time.Minute, func() bool { return strings.Contains(serveErr.String(), "pitr-prune") })
 	require.NoError(t, serve.Process.Signal(os.Interrupt))
 	<-exited

@@ -56,17 +56,8 @@ func TestServeRunsTheRoutineAndSaysHowItWent(t *testing.T) {
 
 	// @every 1s: each run (two backups and their verifications) takes
 	// longer, so runs fall due while one runs and are skipped.
-	cmd := p.command(t.Context(), "serve", "--schedule", "@every 1s", "--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort),
+	cmd, stderr, exited := p.background(t.Context(), "serve", "--schedule", "@every 1s", "--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort),
 		"--notify-url", hook.URL+"/notify", "--ping-url", hook.URL+"/ping", "--keep-last", "2")
-	var stderr safeBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
 
 	waitFor(t, 5*time.Minute, func() bool {
 		mu.Lock()
