@@ -45,6 +45,7 @@ func (a *app) pitrCommand() *cobra.Command {
 	disable := &cobra.Command{Use: "disable <db>", Short: "Stop streaming a database's WAL: remove its sidecar and drop its slot (segments and base backups stay)",
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrDisable(cmd, args) }}
 	cmd.AddCommand(enable, base, status, verify, disable, a.pitrPruneCommand())
+	cmd.AddCommand(a.pitrShipCommands()...)
 	return cmd
 }
 
@@ -204,7 +205,11 @@ func (a *app) restoreToTime(cmd *cobra.Command, args []string, o *restoreTimeOpt
 		return err
 	}
 	defer func() { _ = s.Close() }()
-	res, err := pitr.Restore(cmd.Context(), s.eng, pitr.RestoreRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, Target: target, Progress: a.progress,
+	off, err := a.projectOffsite(cmd.Context(), s.project)
+	if err != nil {
+		return err
+	}
+	res, err := pitr.Restore(cmd.Context(), s.eng, pitr.RestoreRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, Target: target, Progress: a.progress, Offsite: off,
 		Confirm: func(w pitr.Window, b pitr.Base) error {
 			return a.confirm(fmt.Sprintf("restore %s to %s from base backup %s (window %s)? Its current container and volume are kept until --finish", s.dbs[0].Name, o.toTime, b.Name, w))
 		}})
@@ -265,9 +270,13 @@ func (a *app) pitrVerify(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	defer func() { _ = s.Close() }()
+	off, err := a.projectOffsite(cmd.Context(), s.project)
+	if err != nil {
+		return err
+	}
 	var out []pitr.VerifyResult
 	for _, db := range s.dbs {
-		res, err := pitr.Verify(cmd.Context(), s.eng, db, s.project.BackupDir, a.progress)
+		res, err := pitr.Verify(cmd.Context(), s.eng, db, s.project.BackupDir, off, a.progress)
 		var none *pitr.NoWindowError
 		if len(args) == 0 && errors.As(err, &none) {
 			continue // all databases: those with PITR on

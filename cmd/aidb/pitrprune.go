@@ -44,8 +44,13 @@ func (a *app) pitrPrune(cmd *cobra.Command, args []string, window string) error 
 	}
 	defer func() { _ = s.Close() }()
 	plans := []pitr.PrunePlan{}
+	req := pitr.PruneRequest{BackupDir: s.project.BackupDir, Keep: keep, Yes: a.yes}
+	if off, err := a.projectOffsite(cmd.Context(), s.project); err == nil && off.Remote != nil {
+		req.Remote = off.Remote
+	}
 	for _, db := range s.dbs {
-		p, err := pitr.Prune(pitr.PruneRequest{DB: db, BackupDir: s.project.BackupDir, Keep: keep, Yes: a.yes})
+		req.DB = db
+		p, err := pitr.Prune(cmd.Context(), req)
 		var none *pitr.NoWindowError
 		if len(args) == 0 && errors.As(err, &none) {
 			continue // all databases: those with base backups
@@ -71,6 +76,9 @@ func (a *app) sayPrunePlan(p pitr.PrunePlan) {
 		p.Now.Add(-p.Keep).UTC().Format(pitr.TimeLayout), p.Anchor, len(p.KeptBases)-1, p.KeptSegments)
 	a.say("%s: %s %d base backups %v and %d segments older than the kept ones; recoverable then: %s", p.Database, verb,
 		len(p.RemovedBases), p.RemovedBases, len(p.RemovedSegments), p.After)
+	if p.RemovedShipped > 0 {
+		a.say("%s: removed %d object(s) of the same from the repository", p.Database, p.RemovedShipped)
+	}
 	if !p.Removed && (len(p.RemovedBases) > 0 || len(p.RemovedSegments) > 0) {
 		a.say("%s: nothing was removed: add --yes (make: YES=1) to remove them", p.Database)
 	}

@@ -75,6 +75,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		defer stop()
 	}
 	a.say("serving %s: backups of %s into %s on %q", p.Name, strings.Join(p.DatabaseNames(), ", "), p.BackupDir, o.schedule)
+	if p.Repository != "" {
+		// Segments go off-site as they complete, beside the runs.
+		go routine.ShipLoop(ctx, cfg, routine.DefaultShipEvery, a.sayShipped())
+	}
 	if o.runNow {
 		s.Tick(ctx)
 	}
@@ -138,6 +142,26 @@ func (a *app) serveMetrics(ctx context.Context, addr string, h http.Handler) (st
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
+}
+
+// sayShipped says what the WAL shipping sent, and a failure once until
+// it ships again (the folder keeps what waits).
+func (a *app) sayShipped() func([]pitr.Shipped, error) {
+	failing := false
+	return func(shipped []pitr.Shipped, err error) {
+		for _, x := range shipped {
+			if len(x.Segments)+len(x.Bases) > 0 {
+				a.say("%s: %d WAL segment(s) and %d base backup(s) sent to %s", x.Database, len(x.Segments), len(x.Bases), x.Location)
+			}
+		}
+		switch {
+		case err != nil && !failing:
+			a.say("wal-push failed: %v (the folder keeps the segments; retrying every %s)", err, routine.DefaultShipEvery)
+		case err == nil && failing:
+			a.say("wal-push: the repository answers again")
+		}
+		failing = err != nil
+	}
 }
 
 // sayEvent shows what the scheduler does, one line each.

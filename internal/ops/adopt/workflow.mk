@@ -15,7 +15,7 @@
 	ai-db-backup-all ai-db-backup ai-memorydb-backup ai-memorydb-schema-backup ai-db-schema-backup \
 	ai-db-backup-data-only ai-memorydb-backup-data-only ai-db-list ai-db-prune ai-db-check ai-db-serve ai-db-push ai-db-pull \
 	ai-db-restore-all ai-db-restore ai-memorydb-restore ai-db-restore-data ai-memorydb-restore-data \
-	ai-db-verify ai-db-verify-all ai-db-upgrade ai-db-pitr-enable ai-db-pitr-disable ai-db-pitr-prune ai-db-restore-pitr
+	ai-db-verify ai-db-verify-all ai-db-upgrade ai-db-pitr-enable ai-db-pitr-disable ai-db-pitr-prune ai-db-pitr-push ai-db-pitr-pull ai-db-restore-pitr
 
 # aidb's advice names make targets when it runs from one of these (and
 # aidb commands when run by hand).
@@ -178,6 +178,15 @@ ai-db-pitr-disable: $(AIDB_BUILD)
 # every database with base backups); it only shows the plan unless YES=1.
 ai-db-pitr-prune: $(AIDB_BUILD)
 	$(AIDB) pitr prune --keep-window "$(WINDOW)" $(if $(call yesno,YES),--yes) $(if $(filter command line,$(origin DB)),-- $(DB))
+
+# The WAL segments and base backups the repository (AIDB_REPOSITORY) lacks
+# go to it (of DB=name, else of every database with a stream); aidb serve
+# does this every 10 seconds. ai-db-pitr-pull fetches what the folder lacks.
+ai-db-pitr-push: $(AIDB_BUILD)
+	$(AIDB) pitr push $(if $(filter command line,$(origin DB)),-- $(DB))
+
+ai-db-pitr-pull: $(AIDB_BUILD)
+	$(AIDB) pitr pull $(if $(filter command line,$(origin DB)),-- $(DB))
 
 # DB=rulesdb TIME="2026-12-05 15:01:30" (or LATEST=1) recovers into a new
 # volume and switches to it, keeping the old container and volume until

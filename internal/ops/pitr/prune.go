@@ -1,10 +1,12 @@
 package pitr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/aidb/aidb/compose"
@@ -37,6 +39,8 @@ type PrunePlan struct {
 	RemovedSegments []string `json:"removed_segments"`
 	// Removed says the plan was carried out (--yes).
 	Removed bool `json:"removed"`
+	// RemovedShipped counts the objects removed from the repository.
+	RemovedShipped int `json:"removed_from_repository"`
 }
 
 // PlanPrune decides what of bases and segs (oldest first, as Bases and
@@ -120,6 +124,9 @@ type PruneRequest struct {
 	// Yes removes what the plan names; without it the plan is only shown.
 	Yes bool
 	Now func() time.Time
+	// Remote, if set, is pruned by the same rule once the folder is
+	// (PruneShipped).
+	Remote Remote
 }
 
 // Prune plans (PlanPrune) and, with Yes, removes the base backups and
@@ -128,7 +135,7 @@ type PruneRequest struct {
 // no base backup), then its folder, then the segments, oldest first (so
 // what a kill leaves is still a stream without a gap). The caller holds
 // the database's operation lock, so no base backup is being taken.
-func Prune(req PruneRequest) (PrunePlan, error) {
+func Prune(ctx context.Context, req PruneRequest) (PrunePlan, error) {
 	if req.Keep <= 0 {
 		return PrunePlan{}, fault.BadInput(fmt.Errorf("--keep-window %s: give a duration of more than 0 (e.g. 7d, 36h)", req.Keep))
 	}
@@ -168,5 +175,18 @@ func Prune(req PruneRequest) (PrunePlan, error) {
 		}
 	}
 	p.Removed = true
+	if req.Remote == nil {
+		return p, nil
+	}
+	var kept []Base
+	for _, b := range bases {
+		if slices.Contains(p.KeptBases, b.Name) {
+			kept = append(kept, b)
+		}
+	}
+	p.RemovedShipped, err = PruneShipped(ctx, req.Remote, req.DB, kept)
+	if err != nil {
+		return p, fmt.Errorf("prune %s's stream in %s (the folder is pruned): %w", req.DB.Name, req.Remote.Location(), err)
+	}
 	return p, nil
 }

@@ -113,10 +113,10 @@ func TestPruneRemovesOnlyWithYes(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(f.WAL, "00000001000000000000000D.partial"), []byte("x"), 0o600))
 	now := func() time.Time { return t0.Add(30 * time.Hour) }
 
-	_, err := Prune(PruneRequest{DB: db, BackupDir: dir, Keep: 0, Now: now})
+	_, err := Prune(t.Context(), PruneRequest{DB: db, BackupDir: dir, Keep: 0, Now: now})
 	assert.Equal(t, fault.Invalid, fault.KindOf(err), "a window of 0 is refused: %v", err)
 
-	plan, err := Prune(PruneRequest{DB: db, BackupDir: dir, Keep: time.Hour, Now: now})
+	plan, err := Prune(t.Context(), PruneRequest{DB: db, BackupDir: dir, Keep: time.Hour, Now: now})
 	require.NoError(t, err)
 	assert.False(t, plan.Removed)
 	assert.Equal(t, []string{"20261205-150000"}, plan.RemovedBases)
@@ -124,7 +124,7 @@ func TestPruneRemovesOnlyWithYes(t *testing.T) {
 	assert.DirExists(t, filepath.Join(f.Base, "20261205-150000"), "without --yes nothing is removed")
 	assert.FileExists(t, filepath.Join(f.WAL, "000000010000000000000002"))
 
-	plan, err = Prune(PruneRequest{DB: db, BackupDir: dir, Keep: time.Hour, Now: now, Yes: true})
+	plan, err = Prune(t.Context(), PruneRequest{DB: db, BackupDir: dir, Keep: time.Hour, Now: now, Yes: true})
 	require.NoError(t, err)
 	assert.True(t, plan.Removed)
 	assert.NoDirExists(t, filepath.Join(f.Base, "20261205-150000"))

@@ -58,7 +58,10 @@ type RestoreRequest struct {
 	Confirm func(w Window, b Base) error
 	// RecoveryTimeout bounds the replay (0: 30 minutes).
 	RecoveryTimeout time.Duration
-	Progress        func(string)
+	// Offsite is the repository what the folder lacks is fetched from
+	// first (zero: none).
+	Offsite  Offsite
+	Progress func(string)
 }
 
 // RestoreResult is a finished restore to a time.
@@ -142,10 +145,11 @@ func Restore(ctx context.Context, e RestoreEngine, req RestoreRequest) (res Rest
 	if err := refuseState(db, st); err != nil {
 		return res, err
 	}
+	fetchErr := fetchFirst(ctx, e, req.Offsite, db, req.BackupDir, req.Progress)
 	p, err := PlanRestore(db, req.BackupDir, req.Target)
 	res.Window = p.Window
 	if err != nil {
-		return res, err
+		return res, withFetch(err, fetchErr)
 	}
 	res.Base, res.PreviousVolume = p.Base.Name, st.Volume
 	if major, _, _ := strings.Cut(p.Base.ServerVersion, "."); major != "" && major != st.DataMajor {
@@ -182,6 +186,15 @@ func Restore(ctx context.Context, e RestoreEngine, req RestoreRequest) (res Rest
 		return res, fmt.Errorf("%s runs on the recovered volume %s, but its old WAL stream could not be removed: %w; remove it with docker rm -f %s-wal, then aidb pitr enable %s", db.Name, u.Volume, err, st.Container, db.Name)
 	}
 	return res, nil
+}
+
+// withFetch adds a failed fetch to a plan's refusal: the repository's
+// copy might have held what the folder lacks.
+func withFetch(err, fetchErr error) error {
+	if fetchErr == nil {
+		return err
+	}
+	return fmt.Errorf("%w (and %w)", err, fetchErr)
 }
 
 // refuseState refuses a database that is not running or waits for an

@@ -29,15 +29,17 @@ type VerifyResult struct {
 // Verify proves db's stream restorable without touching the database: the
 // base backup --to-latest would use is unpacked into a throwaway volume
 // and every whole segment after it replayed by a server of its image,
-// which must leave recovery and answer; the volume is removed again
+// which must leave recovery and answer (with off's repository, what the
+// folder lacks is fetched from it first); the volume is removed again
 // (also after a failure or Ctrl-C). A database without a window is bad
 // input.
-func Verify(ctx context.Context, e VerifyEngine, db compose.Database, backupDir string, progressFn func(string)) (res VerifyResult, retErr error) {
+func Verify(ctx context.Context, e VerifyEngine, db compose.Database, backupDir string, off Offsite, progressFn func(string)) (res VerifyResult, retErr error) {
 	res.Database = db.Name
+	fetchErr := fetchFirst(ctx, e, off, db, backupDir, progressFn)
 	p, err := PlanRestore(db, backupDir, time.Time{})
 	res.Window = p.Window
 	if err != nil {
-		return res, err
+		return res, withFetch(err, fetchErr)
 	}
 	res.Base = p.Base.Name
 	volume := "aidb-pitr-verify-" + strings.ToLower(strings.NewReplacer(".", "", ":", "").Replace(time.Now().UTC().Format("20060102T150405.000Z"))) + "-" + db.Service

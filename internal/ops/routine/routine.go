@@ -95,22 +95,26 @@ func Run(ctx context.Context, cfg Config) scheduler.Report {
 	if ctx.Err() != nil {
 		return r.rep
 	}
+	repo, repoErr := repository.ForProject(ctx, cfg.Project)
 	for _, db := range s.Databases() {
-		pitrOne(ctx, cfg, s, db, r.add)
+		pitrOne(ctx, cfg, s, db, repo, r.add)
 	}
 	// Push first: the repository gets the new backups before any prune,
 	// there or here, removes older ones. Push and prune read the folder
 	// only: an error of one is its own outcome, and the other still runs.
 	local := catalog.Folder{Dir: cfg.Project.BackupDir}
 	stores := []catalog.Store{local}
-	repo, err := repository.ForProject(ctx, cfg.Project)
 	switch {
-	case err != nil:
-		r.add(scheduler.Outcome{Database: "*", Step: "push", Err: err})
+	case repoErr != nil:
+		r.add(scheduler.Outcome{Database: "*", Step: "push", Err: repoErr})
 	case repo != nil:
 		res, err := repo.Push(ctx, local, nil)
 		r.add(scheduler.Outcome{Database: "*", Step: "push", Err: err, File: fmt.Sprintf("%s: %d uploaded", repo.Location(), len(res.Uploaded))})
 		stores = append(stores, repo)
+		shipped, err := ShipStreams(ctx, s.Databases(), cfg.Project.BackupDir, repo, sealer(cfg))
+		if len(shipped) > 0 || err != nil {
+			r.add(scheduler.Outcome{Database: "*", Step: "wal-push", Err: err, File: fmt.Sprintf("%s: %s", repo.Location(), countShipped(shipped))})
+		}
 	}
 	if cfg.Policy != nil {
 		for _, st := range stores {
@@ -125,12 +129,30 @@ func Run(ctx context.Context, cfg Config) scheduler.Report {
 	return r.rep
 }
 
+// sealer is what shipped streams are sealed with (nil: plain).
+func sealer(cfg Config) pitr.Sealer {
+	if cfg.Recipients == nil {
+		return nil
+	}
+	return cfg.Recipients
+}
+
+// countShipped says what a ship sent.
+func countShipped(s []pitr.Shipped) string {
+	segs, bases := 0, 0
+	for _, x := range s {
+		segs += len(x.Segments)
+		bases += len(x.Bases)
+	}
+	return fmt.Sprintf("%d WAL segment(s) and %d base backup(s) shipped", segs, bases)
+}
+
 // pitrOne takes a base backup of a database with point-in-time recovery
 // on (a WAL stream), so a recovery replays at most a run's worth of WAL;
 // then, with a window configured (aidb.yaml retention.pitr_keep_window),
 // it removes the base backups and WAL that window does not need
 // (pitr.Prune). A database without a stream has neither step.
-func pitrOne(ctx context.Context, cfg Config, s Session, db compose.Database, add func(scheduler.Outcome)) {
+func pitrOne(ctx context.Context, cfg Config, s Session, db compose.Database, repo *repository.Repository, add func(scheduler.Outcome)) {
 	st, err := s.Streams().WALStream(ctx, db)
 	if err != nil {
 		add(scheduler.Outcome{Database: db.Name, Step: "base-backup", Err: err})
@@ -146,9 +168,13 @@ func pitrOne(ctx context.Context, cfg Config, s Session, db compose.Database, ad
 	if err != nil || cfg.Project.PITRKeepWindow <= 0 {
 		return
 	}
-	p, err := pitr.Prune(pitr.PruneRequest{DB: db, BackupDir: cfg.Project.BackupDir, Keep: cfg.Project.PITRKeepWindow, Yes: true})
+	req := pitr.PruneRequest{DB: db, BackupDir: cfg.Project.BackupDir, Keep: cfg.Project.PITRKeepWindow, Yes: true}
+	if repo != nil {
+		req.Remote = repo
+	}
+	p, err := pitr.Prune(ctx, req)
 	add(scheduler.Outcome{Database: db.Name, Step: "pitr-prune", Err: err,
-		File: fmt.Sprintf("%d base backup(s) and %d WAL segment(s) removed; recoverable: %s", len(p.RemovedBases), len(p.RemovedSegments), p.After)})
+		File: fmt.Sprintf("%d base backup(s) and %d WAL segment(s) removed (%d object(s) in the repository); recoverable: %s", len(p.RemovedBases), len(p.RemovedSegments), p.RemovedShipped, p.After)})
 }
 
 // backupOne backs one database up, verifies the file and, once it is

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"net/url"
 	"sync"
 
@@ -53,6 +54,8 @@ type Upload struct {
 	sent  []types.CompletedPart
 	err   error
 	ended bool
+	// meta is more object metadata Finish records beside the sha256.
+	meta map[string]string
 }
 
 // Upload starts the upload of the file name. Nothing is sent before a
@@ -194,6 +197,7 @@ func (u *Upload) Finish(size int64, sum string, m []byte) (retErr error) {
 	}
 	bucket, key := aws.String(u.r.url.Bucket), aws.String(u.r.url.key(u.name))
 	meta := map[string]string{MetaSHA256: sum}
+	maps.Copy(meta, u.meta)
 	if u.parts == nil {
 		// A file up to one part goes in one request, its sha256 known.
 		u.ended = true
@@ -246,7 +250,12 @@ func (u *Upload) Finish(size int64, sum string, m []byte) (retErr error) {
 	return u.manifest(m)
 }
 
+// manifest writes the manifest object; a file that has none (nil: a
+// part of a base backup, a WAL segment) counts by its own object.
 func (u *Upload) manifest(m []byte) error {
+	if m == nil {
+		return nil
+	}
 	return u.r.PutSmall(u.ctx, u.name+manifest.Suffix, m)
 }
 

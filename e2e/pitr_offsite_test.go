@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aidb/aidb/internal/ops/pitr"
+)
+
+// TestPITRFromTheRepositoryAlone: with a repository and age recipients,
+// serve ships each segment as it completes, sealed, and the base backup;
+// while the repository is down, segments wait in the folder and go once
+// it is back. Then the folder's stream is lost (disabled, its files
+// deleted): a restore to a time without the identity is refused (exit
+// 2, nothing changed); with it, the base backup and WAL come back from
+// the repository alone and the row committed before the target is back,
+// the one after it not.
+func TestPITRFromTheRepositoryAlone(t *testing.T) {
+	t.Parallel()
+	s3srv := newS3Server(t)
+	s3srv.bucket("aidb-wal")
+	p := newProject(t, "pitrs3")
+	p.useRepository(s3srv.endpoint(), "s3://aidb-wal/team")
+	recipients, identity, _ := ageKeyFiles(t)
+	p.env = append(p.env, "AIDB_AGE_RECIPIENTS_FILE="+recipients, "AIDB_AGE_IDENTITY_FILE="+identity)
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	walDir := filepath.Join(dir, "wal", "rulesdb")
+
+	_, serveErr, _ := p.background(ctx, "serve", "--schedule", "@every 1h", "--no-verify")
+	shipped := func(key string) func() bool {
+		return func() bool { return slices.Contains(s3srv.keys("aidb-wal"), key) }
+	}
+	var bases []string
+	waitFor(t, 60*time.Second, func() bool {
+		for _, k := range s3srv.keys("aidb-wal") {
+			if strings.HasPrefix(k, "team/base/rulesdb/") && strings.HasSuffix(k, "/"+pitr.RecordName) {
+				bases = append(bases, k)
+			}
+		}
+		return len(bases) > 0
+	})
+
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	waitFor(t, 10*time.Second, func() bool {
+		var after bool
+		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
+	})
+
+	// The repository goes away; B's segment completes meanwhile.
+	s3srv.kill()
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+	var segB string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&segB))
+	waitFor(t, 60*time.Second, func() bool { _, err := os.Stat(filepath.Join(walDir, segB)); return err == nil })
+	waitFor(t, 60*time.Second, func() bool { return strings.Contains(serveErr.String(), "wal-push failed") })
+	s3srv.start()
+	waitFor(t, 60*time.Second, shipped("team/wal/rulesdb/"+segB+".zst.age"))
+	assert.Contains(t, serveErr.String(), "wal-push: the repository answers again")
+	_ = conn.Close(ctx)
+
+	// What went is sealed.
+	out, err := s3srv.client(s3srv.endpoint()).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("aidb-wal"), Key: aws.String("team/wal/rulesdb/" + segB + ".zst.age")})
+	require.NoError(t, err)
+	head, err := io.ReadAll(io.LimitReader(out.Body, 22))
+	require.NoError(t, err)
+	_ = out.Body.Close()
+	assert.True(t, bytes.HasPrefix(head, []byte("age-encryption.org/v1")), "segments go encrypted: %q", head)
+	push := p.aidb("pitr", "push", "--json")
+	require.Equal(t, 0, push.code, push.stderr)
+	assert.Contains(t, push.stderr, "rulesdb: 0 WAL segment(s) and 0 base backup(s) sent", "serve sent it all")
+
+	// The folder's stream is lost.
+	r := p.aidb("pitr", "disable", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NoError(t, os.RemoveAll(walDir))
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "base", "rulesdb")))
+
+	before := p.labelled(ctx)
+	withKey := p.env
+	p.env = append(slices.Clone(p.env), "AIDB_AGE_IDENTITY_FILE=")
+	r = p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes")
+	p.env = withKey
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "AIDB_AGE_IDENTITY_FILE")
+	assert.ElementsMatch(t, before, p.labelled(ctx), "a refused restore changes nothing")
+	assert.Equal(t, []string{"A", "B"}, marks(t, p.status()["rulesdb"].URL))
+
+	r = p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "fetched 1 base backups and")
+	var res pitr.RestoreResult
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+	assert.False(t, res.Replayed.After(target), "last replayed %s, target %s", res.Replayed, target)
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL), "A is back from the repository alone, and B is not")
+	r = p.aidb("restore", "rulesdb", "--finish", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+}
+
+// TestPITRStreamKilledMidSegment: the WAL sidecar killed (SIGKILL) while
+// a segment is half written. The half segment is never counted whole
+// (the window ends before it), check says the stream is behind (exit 4),
+// a row written while it is down waits in the slot, and once aidb up has
+// started it again the stream resumes from the slot: a restore to the
+// latest brings back the rows from before, during and after the kill.
+func TestPITRStreamKilledMidSegment(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrkill")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	walDir := filepath.Join(dir, "wal", "rulesdb")
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	var current string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&current))
+	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(filepath.Join(walDir, current+".partial")); return err == nil })
+
+	_, err = docker.ContainerKill(ctx, p.status()["rulesdb"].Container+"-wal", client.ContainerKillOptions{Signal: "SIGKILL"})
+	require.NoError(t, err)
+	st := p.aidb("pitr", "status", "--json")
+	require.Equal(t, 0, st.code, st.stderr)
+	assert.NotContains(t, st.stdout, `"newest_segment": "`+current+`"`, "the half segment is not whole")
+	r := p.aidb("check", "--max-wal-lag", "64MB")
+	assert.Equal(t, 4, r.code, "a killed stream is behind: %s", r.stderr)
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+
+	r = p.aidb("up", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('C')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, walDir)
+	_ = conn.Close(ctx)
+	_, err = os.Stat(filepath.Join(walDir, current))
+	require.NoError(t, err, "the half segment was completed once the stream resumed")
+
+	r = p.aidb("restore", "rulesdb", "--to-latest", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A", "B", "C"}, marks(t, p.status()["rulesdb"].URL), "nothing of before, during or after the kill is lost")
+	r = p.aidb("restore", "rulesdb", "--finish")
+	require.Equal(t, 0, r.code, r.stderr)
+}
