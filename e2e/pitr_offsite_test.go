@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aidb/aidb/internal/ops/pitr"
+	"github.com/aidb/aidb/orchestrator"
 )
 
 // TestPITRFromTheRepositoryAlone: with a repository and age recipients,
@@ -156,4 +158,152 @@ func TestPITRStreamKilledMidSegment(t *testing.T) {
 	assert.Equal(t, []string{"A", "B", "C"}, marks(t, p.status()["rulesdb"].URL), "nothing of before, during or after the kill is lost")
 	r = p.aidb("restore", "rulesdb", "--finish")
 	require.Equal(t, 0, r.code, r.stderr)
+}
+
+// TestPITRBaseBackupKilledMidway: aidb pitr base-backup killed (SIGKILL)
+// while pg_basebackup writes. The folder it left has no record and never
+// counts; the next base backup clears it and the killed run's container;
+// the stream stays restorable.
+func TestPITRBaseBackupKilledMidway(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrbasekill")
+	p.seeded("20000", "rulesdb")
+	conn, dir := p.pitrOn()
+	_ = conn.Close(t.Context())
+	baseDir := filepath.Join(dir, "base", "rulesdb")
+	first, err := os.ReadDir(baseDir)
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+	ctx := t.Context()
+	before := p.labelled(ctx)
+
+	cmd, _, exited := p.background(ctx, "pitr", "base-backup", "rulesdb")
+	var half string
+	waitFor(t, 60*time.Second, func() bool {
+		entries, _ := os.ReadDir(baseDir)
+		for _, e := range entries {
+			if e.Name() != first[0].Name() {
+				if _, err := os.Stat(filepath.Join(baseDir, e.Name(), "base.tar.gz")); err == nil {
+					half = e.Name()
+				}
+			}
+		}
+		return half != ""
+	})
+	require.NoError(t, cmd.Process.Kill())
+	<-exited
+	_, err = os.Stat(filepath.Join(baseDir, half, pitr.RecordName))
+	require.True(t, os.IsNotExist(err), "the base backup was killed before its end (a faster machine would need more rows)")
+	bases, err := pitr.Bases(os.DirFS(baseDir))
+	require.NoError(t, err)
+	require.Len(t, bases, 1, "the killed base backup is never listed")
+	assert.Equal(t, first[0].Name(), bases[0].Name)
+
+	r := p.aidb("pitr", "base-backup", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+	_, err = os.Stat(filepath.Join(baseDir, half))
+	assert.True(t, os.IsNotExist(err), "the next base backup cleared the killed one's folder")
+	bases, err = pitr.Bases(os.DirFS(baseDir))
+	require.NoError(t, err)
+	assert.Len(t, bases, 2)
+	assert.ElementsMatch(t, before, p.labelled(ctx), "the killed run's pg_basebackup container is cleared")
+	r = p.aidb("pitr", "verify", "rulesdb")
+	require.Equal(t, 0, r.code, r.stderr)
+}
+
+// TestPITRRestoreKilledMidway: a restore to a time whose recovering
+// server is killed (SIGKILL) while it replays fails (exit 1) and leaves
+// the database as it was: the same container on its volume, every row,
+// the stream running, and nothing the restore made. Ctrl-C in the replay
+// (exit 130) does the same.
+func TestPITRRestoreKilledMidway(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrrestkill")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	// WAL that takes seconds to replay.
+	_, err := conn.Exec(ctx, "INSERT INTO marks SELECT 'row ' || g FROM generate_series(1, 1500000) g")
+	require.NoError(t, err)
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	_ = conn.Close(ctx)
+	id := containerID(t, p.status()["rulesdb"].Container)
+	before := p.labelled(ctx)
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		st := p.status()["rulesdb"]
+		assert.Equal(t, id, containerID(t, st.Container), "the same container")
+		var n int
+		require.NoError(t, connect(t, st.URL).QueryRow(ctx, "SELECT count(*) FROM marks").Scan(&n))
+		assert.Equal(t, 1500000, n, "every row")
+		assert.ElementsMatch(t, before, p.labelled(ctx), "no new volume, no recovering server")
+		s := p.aidb("pitr", "status", "--json")
+		assert.Contains(t, s.stdout, `"running": true`, "the stream runs on")
+	}
+	replaying := func() (*exec.Cmd, *safeBuffer, string) {
+		cmd := p.command(ctx, "restore", "rulesdb", "--to-latest", "--yes")
+		stderr := &safeBuffer{}
+		cmd.Stderr = stderr
+		require.NoError(t, cmd.Start())
+		f := make(client.Filters).Add("label", orchestrator.LabelProject+"="+p.name).Add("label", orchestrator.LabelRole+"="+orchestrator.RolePITR)
+		var server string
+		waitFor(t, 2*time.Minute, func() bool {
+			if !strings.Contains(stderr.String(), "replaying WAL") {
+				return false
+			}
+			cs, err := docker.ContainerList(ctx, client.ContainerListOptions{Filters: f})
+			require.NoError(t, err)
+			if len(cs.Items) == 1 {
+				server = cs.Items[0].ID
+			}
+			return server != ""
+		})
+		return cmd, stderr, server
+	}
+
+	cmd, stderr, server := replaying()
+	_, err = docker.ContainerKill(ctx, server, client.ContainerKillOptions{Signal: "SIGKILL"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, exitCode(t, cmd, stderr), stderr.String())
+	assert.Contains(t, stderr.String(), "runs on as it was")
+	unchanged(t)
+
+	cmd, stderr, _ = replaying()
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	assert.Equal(t, 130, exitCode(t, cmd, stderr), stderr.String())
+	unchanged(t)
+}
+
+// TestPITRSlotLimitHolds: the stream stopped while the database writes
+// more WAL than max_slot_wal_keep_size. At the next checkpoint the
+// server gives the slot's WAL up rather than keep it all (the slot is
+// lost), and check says so (exit 4); pitr enable, which it names, makes
+// the stream anew.
+func TestPITRSlotLimitHolds(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrslot")
+	conn, _ := p.pitrOn("--max-slot-wal-keep-size", "32MB")
+	ctx := t.Context()
+	_, err := docker.ContainerKill(ctx, p.status()["rulesdb"].Container+"-wal", client.ContainerKillOptions{Signal: "SIGKILL"})
+	require.NoError(t, err)
+	// About 100 MB of WAL with nobody streaming it.
+	_, err = conn.Exec(ctx, "INSERT INTO marks SELECT 'row ' || g || repeat('x', 60) FROM generate_series(1, 800000) g")
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CHECKPOINT")
+	require.NoError(t, err)
+	var status string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'aidb_wal_rulesdb'").Scan(&status))
+	assert.Equal(t, "lost", status, "the slot gave its WAL up at the checkpoint")
+	_ = conn.Close(ctx)
+	r := p.aidb("check", "--max-wal-lag", "1GB")
+	assert.Equal(t, 4, r.code, "a lost slot is stale whatever the lag: %s", r.stderr)
+	assert.Contains(t, r.stderr, "max_slot_wal_keep_size")
+	assert.Contains(t, r.stderr, "aidb pitr enable rulesdb")
+
+	// What it says to run brings the stream back: a new slot, the
+	// folder with the gap set aside, a new base backup.
+	r = p.aidb("pitr", "enable", "rulesdb", "--max-slot-wal-keep-size", "32MB")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "set aside")
+	r = p.aidb("check", "--max-wal-lag", "1GB")
+	assert.Equal(t, 0, r.code, r.stderr)
 }

@@ -170,8 +170,14 @@ func configure(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Databa
 }
 
 // createSlot makes the physical replication slot, reserving WAL from now,
-// unless it exists.
+// unless it exists (and has not lost its WAL).
 func createSlot(ctx context.Context, conn *pgx.Conn, slot string) error {
+	// A slot that lost its WAL (past max_slot_wal_keep_size) serves no
+	// stream again: it is dropped and made anew, reserving from now.
+	if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+		WHERE slot_name = $1 AND wal_status = 'lost' AND NOT active`, slot); err != nil {
+		return fmt.Errorf("drop replication slot %s, which lost its WAL: %w", slot, err)
+	}
 	_, err := conn.Exec(ctx, `SELECT pg_create_physical_replication_slot($1, true)
 		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, slot)
 	if err != nil {

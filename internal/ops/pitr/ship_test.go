@@ -337,3 +337,20 @@ func TestPruneShipped(t *testing.T) {
 		"wal/rulesdb/000000010000000000000008.zst",
 	}, remote.names())
 }
+
+func TestClearUnrecorded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := day("20261205T000000.000Z", 0, 1, 2, 2)
+	writeBase(t, dir, b)
+	half := filepath.Join(dir, "20261206T000000.000Z")
+	require.NoError(t, os.MkdirAll(half, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(half, "base.tar.gz"), []byte("cut short"), 0o600))
+	require.NoError(t, clearUnrecorded(dir))
+	_, err := os.Stat(half)
+	assert.True(t, os.IsNotExist(err), "the folder without a record is gone")
+	bases, err := Bases(os.DirFS(dir))
+	require.NoError(t, err)
+	require.Len(t, bases, 1, "the whole base backup stays")
+	assert.Equal(t, b.Name, bases[0].Name)
+}

@@ -132,12 +132,13 @@ func (s Status) Behind(limit int64) string {
 	switch {
 	case s.Stream == nil:
 		return "no WAL stream: aidb pitr enable " + s.Database + " starts one"
+	case s.Slot != nil && s.Slot.WALStatus == "lost":
+		// Before "not running": a sidecar started again cannot resume.
+		return "slot " + s.Slot.Name + " lost WAL past max_slot_wal_keep_size: the window has a gap; aidb pitr enable " + s.Database + " makes the slot anew and takes a base backup"
 	case !s.Stream.Running:
 		return "WAL stream " + s.Stream.Container + " is not running: aidb up starts it"
 	case s.Slot == nil:
 		return s.Problem
-	case s.Slot.WALStatus == "lost":
-		return "slot " + s.Slot.Name + " lost WAL past max_slot_wal_keep_size: the window has a gap; aidb pitr base-backup " + s.Database + " starts a new one"
 	case s.Slot.Lag > limit:
 		return fmt.Sprintf("%d bytes of WAL not yet streamed, more than %d", s.Slot.Lag, limit)
 	}

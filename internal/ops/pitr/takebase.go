@@ -29,10 +29,14 @@ const BaseTimeout = 2 * time.Hour
 // needs to be consistent (-X stream) and a fast checkpoint, as the
 // calling user (the files are theirs). The record (RecordName) is written
 // last, by rename: only then does the folder count. A failure removes the
-// folder.
+// folder, and a folder a killed run left without its record is removed
+// first.
 func TakeBase(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Database, image, baseDir string) (b Base, retErr error) {
 	if err := os.MkdirAll(baseDir, 0o755); err != nil {
 		return b, fmt.Errorf("create base backup folder %s: %w", baseDir, err)
+	}
+	if err := clearUnrecorded(baseDir); err != nil {
+		return b, err
 	}
 	b.Name = time.Now().UTC().Format("20060102T150405.000Z")
 	dir := filepath.Join(baseDir, b.Name)
@@ -72,6 +76,31 @@ func TakeBase(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Databas
 	}
 	b.Image = image
 	return b, writeRecord(dir, b)
+}
+
+// clearUnrecorded removes the folders of baseDir that have no record: the
+// base backups of runs killed before they ended (never counted), or
+// fetches cut short. The caller holds the database's operation lock, and
+// taking it cleared the containers of dead runs (package litter), so
+// nothing writes into them any more.
+func clearUnrecorded(baseDir string) error {
+	entries, err := os.ReadDir(baseDir)
+	if err != nil {
+		return fmt.Errorf("list base backups in %s: %w", baseDir, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(baseDir, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, RecordName)); !os.IsNotExist(err) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove %s, a base backup a killed run left unfinished: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // writeRecord writes b's record into dir through a temporary file and a

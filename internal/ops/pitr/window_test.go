@@ -230,15 +230,18 @@ func TestForeign(t *testing.T) {
 		names   []string
 		tli     uint32
 		current LSN
+		kept    LSN
 		want    bool
 	}{
-		{"empty", nil, 1, 5 << 24, false},
-		{"same lineage, behind", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 4<<24 + 100, false},
-		{"newer timeline on the server (restored)", []string{"000000010000000000000009.partial"}, 2, 9 << 24, true},
-		{"past the server's position (rolled back)", []string{"000000010000000000000009.partial"}, 1, 5 << 24, true},
-		{"an older timeline on the server (rolled back)", []string{"00000002.history", "000000020000000000000006.partial"}, 1, 9 << 24, true},
+		{"empty", nil, 1, 5 << 24, 0, false},
+		{"same lineage, behind", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 4<<24 + 100, 0, false},
+		{"same lineage, the slot keeps its next segment", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 9 << 24, 4<<24 + 100, false},
+		{"the slot lost the WAL after it (made anew: a gap)", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 9 << 24, 9 << 24, true},
+		{"newer timeline on the server (restored)", []string{"000000010000000000000009.partial"}, 2, 9 << 24, 0, true},
+		{"past the server's position (rolled back)", []string{"000000010000000000000009.partial"}, 1, 5 << 24, 0, true},
+		{"an older timeline on the server (rolled back)", []string{"00000002.history", "000000020000000000000006.partial"}, 1, 9 << 24, 0, true},
 	} {
-		if got := Foreign(tc.names, tc.tli, tc.current, size); got != tc.want {
+		if got := Foreign(tc.names, tc.tli, tc.current, tc.kept, size); got != tc.want {
 			t.Errorf("%s: Foreign = %t; want %t", tc.name, got, tc.want)
 		}
 	}
