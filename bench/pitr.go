@@ -178,4 +178,3 @@ func (b *bench) sql(url, stmt string) error {
 	_, err = conn.Exec(b.ctx, stmt)
 	return err
 }
-
