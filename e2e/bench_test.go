@@ -64,7 +64,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	}
 	assert.Equal(t, []string{"backup", "backup_vs_limit", "backup_vs_floor", "backup_stream", "restore", "restore_vs_pg_restore_j",
 		"restore_vs_pg_restore_j_tuned", "restore_vs_floor", "restore_data", "verify", "verify_vs_tuned", "up_warm", "backup_all_parallel",
-		"backup_repository", "reset", "clone", "verify_all"}, names)
+		"backup_repository", "reset", "clone", "verify_all", "wal_stream_overhead", "pitr_restore"}, names)
 	svg, err := os.ReadFile(strings.TrimSuffix(out, ".json") + ".svg")
 	require.NoError(t, err, "the chart is written beside the report")
 	for _, n := range names {
