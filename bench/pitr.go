@@ -155,10 +155,13 @@ func (b *bench) streamWithSegment(db string) error {
 	}
 }
 
-// removeStream removes db's segments and base backups from the folder.
+// removeStream removes db's segments and base backups from the folder,
+// and the stream folders each pitr enable set aside.
 func (b *bench) removeStream(db string) {
-	for _, d := range []string{"wal", "base"} {
-		_ = os.RemoveAll(filepath.Join(b.dir, "backups", d, db))
+	_ = os.RemoveAll(filepath.Join(b.dir, "backups", "base", db))
+	aside, _ := filepath.Glob(filepath.Join(b.dir, "backups", "wal", db+"*"))
+	for _, d := range aside {
+		_ = os.RemoveAll(d)
 	}
 }
 

@@ -46,14 +46,14 @@ func TestPITRFromTheRepositoryAlone(t *testing.T) {
 	shipped := func(key string) func() bool {
 		return func() bool { return slices.Contains(s3srv.keys("aidb-wal"), key) }
 	}
-	var bases []string
+	var shippedBases []string
 	waitFor(t, 60*time.Second, func() bool {
 		for _, k := range s3srv.keys("aidb-wal") {
 			if strings.HasPrefix(k, "team/base/rulesdb/") && strings.HasSuffix(k, "/"+pitr.RecordName) {
-				bases = append(bases, k)
+				shippedBases = append(shippedBases, k)
 			}
 		}
-		return len(bases) > 0
+		return len(shippedBases) > 0
 	})
 
 	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
@@ -75,7 +75,7 @@ func TestPITRFromTheRepositoryAlone(t *testing.T) {
 	waitFor(t, 60*time.Second, func() bool { return strings.Contains(serveErr.String(), "wal-push failed") })
 	s3srv.start()
 	waitFor(t, 60*time.Second, shipped("team/wal/rulesdb/"+segB+".zst.age"))
-	assert.Contains(t, serveErr.String(), "wal-push: the repository answers again")
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(serveErr.String(), "wal-push: the repository answers again") })
 	_ = conn.Close(ctx)
 
 	// What went is sealed.
@@ -103,6 +103,11 @@ func TestPITRFromTheRepositoryAlone(t *testing.T) {
 	assert.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "AIDB_AGE_IDENTITY_FILE")
 	assert.ElementsMatch(t, before, p.labelled(ctx), "a refused restore changes nothing")
+	bases, err := pitr.Bases(os.DirFS(filepath.Join(dir, "base", "rulesdb")))
+	require.NoError(t, err)
+	assert.Empty(t, bases, "nothing half fetched counts")
+	_, err = os.Stat(walDir)
+	assert.True(t, os.IsNotExist(err), "no stream folder made for nothing")
 	assert.Equal(t, []string{"A", "B"}, marks(t, p.status()["rulesdb"].URL))
 
 	r = p.aidb("restore", "rulesdb", "--to-time", target.Format(time.RFC3339Nano), "--yes", "--json")

@@ -24,17 +24,23 @@ import (
 // past max_slot_wal_keep_size and was made anew: a gap).
 func Foreign(names []string, tli uint32, current, kept LSN, segSize uint64) bool {
 	var newest Segment
-	found := false
+	found, partial := false, false
 	for _, n := range names {
 		s, ok := ParseSegment(strings.TrimSuffix(n, ".partial"), segSize)
 		if !ok {
 			continue
 		}
 		if !found || s.Timeline > newest.Timeline || (s.Timeline == newest.Timeline && s.SegNo > newest.SegNo) {
-			newest, found = s, true
+			newest, found, partial = s, true, strings.HasSuffix(n, ".partial")
 		}
 	}
-	return found && (newest.Timeline != tli || newest.SegNo > uint64(current)/segSize || newest.SegNo < uint64(kept)/segSize)
+	// pg_receivewal resumes in its newest segment when that is partial,
+	// else in the one after it.
+	resume := newest.SegNo
+	if !partial {
+		resume++
+	}
+	return found && (newest.Timeline != tli || newest.SegNo > uint64(current)/segSize || resume < uint64(kept)/segSize)
 }
 
 // setAsideForeign moves a stream folder the server cannot resume

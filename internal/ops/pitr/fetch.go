@@ -9,8 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -86,41 +86,73 @@ func Fetch(ctx context.Context, e Streams, req FetchRequest) (Fetched, error) {
 	size := segmentSize(bases)
 	if len(bases) == 0 {
 		size = 0 // none says it: any size PostgreSQL allows
-	}
-	if _, err := os.Stat(local.WAL); os.IsNotExist(err) {
-		// As enable makes it: the image's postgres user owns it (the
-		// image the base backups were taken with, whose servers replay).
-		image := ""
-		if len(bases) > 0 {
-			image = bases[len(bases)-1].Image
-		} else if image, err = e.Image(ctx, db); err != nil {
-			return res, err
-		}
-		if err := prepareFolder(ctx, e, db, image, local.WAL); err != nil {
+	} else if size != DefaultSegmentSize {
+		// Listed again: names are read by the segment size.
+		if have, err = remoteNames(ctx, req.Remote, db, size); err != nil {
 			return res, err
 		}
 	}
+	into := filepath.Join(local.WAL, FetchedFolder)
 	names := make([]string, 0, len(have.segments))
 	for seg := range have.segments {
-		if _, err := os.Lstat(filepath.Join(local.WAL, seg)); err == nil {
+		if exists(filepath.Join(local.WAL, seg)) || exists(filepath.Join(into, seg)) {
 			continue
 		}
 		names = append(names, seg)
 	}
-	if len(names) > 0 {
-		progress(req.Progress, "%s: fetching %d WAL segments from %s", db.Name, len(names), req.Remote.Location())
+	if len(names) == 0 {
+		return res, nil
 	}
-	owner, err := ownerOf(local.WAL)
+	slices.Sort(names)
+	progress(req.Progress, "%s: fetching %d WAL segments from %s", db.Name, len(names), req.Remote.Location())
+	owner, err := prepareFetched(ctx, e, db, bases, local.WAL, into)
 	if err != nil {
 		return res, err
 	}
 	for _, seg := range names {
-		if err := fetchSegment(ctx, req, have.segmentFiles[seg], filepath.Join(local.WAL, seg), size, owner); err != nil {
+		if err := fetchSegment(ctx, req, have.segmentFiles[seg], filepath.Join(into, seg), size, owner); err != nil {
 			return res, err
 		}
 		res.Segments = append(res.Segments, seg)
 	}
 	return res, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// prepareFetched makes the stream folder (as enable makes it: the
+// image's postgres user owns it, the image the base backups were taken
+// with, whose servers replay) when it is not there, and its
+// FetchedFolder, given to the same owner; it returns that owner.
+func prepareFetched(ctx context.Context, e Streams, db compose.Database, bases []Base, wal, into string) (fileOwner, error) {
+	if !exists(wal) {
+		image := ""
+		if len(bases) > 0 {
+			image = bases[len(bases)-1].Image
+		} else {
+			var err error
+			if image, err = e.Image(ctx, db); err != nil {
+				return fileOwner{}, err
+			}
+		}
+		if err := prepareFolder(ctx, e, db, image, wal); err != nil {
+			return fileOwner{}, err
+		}
+	}
+	owner, err := ownerOf(wal)
+	if err != nil {
+		return owner, err
+	}
+	if err := os.MkdirAll(into, 0o755); err != nil {
+		return owner, fmt.Errorf("create %s: %w", into, err)
+	}
+	if err := owner.give(into); err != nil {
+		return owner, fmt.Errorf("give %s to the owner of %s (uid %d), whose server reads it: %w", into, wal, owner.uid, err)
+	}
+	return owner, nil
 }
 
 // fetchBase downloads a base backup's files into dir, its record last;
@@ -163,7 +195,7 @@ func fetchSegment(ctx context.Context, req FetchRequest, name, file string, size
 			}
 			return fmt.Errorf("fetch %s: it holds %d bytes, not a whole segment (%s): the repository's copy is damaged; nothing was written", name, n, want)
 		}
-		if err := f.Chown(owner.uid, owner.gid); err != nil {
+		if err := owner.give(f.Name()); err != nil {
 			return fmt.Errorf("fetch %s: give it to the owner of %s (uid %d), whose server reads it: %w", name, filepath.Dir(file), owner.uid, err)
 		}
 		return nil
@@ -218,7 +250,11 @@ func fetchFile(ctx context.Context, req FetchRequest, name, file string, check f
 	if _, err := io.Copy(h, body); err != nil {
 		return fmt.Errorf("fetch %s: download: %w", name, err)
 	}
-	if want, got := meta[metaSHA256], hex.EncodeToString(h.Sum(nil)); want != "" && want != got {
+	want, got := meta[metaSHA256], hex.EncodeToString(h.Sum(nil))
+	if want == "" {
+		return fmt.Errorf("fetch %s: the repository recorded no sha256 for it (an upload cut short): it is not trusted; nothing was written", name)
+	}
+	if want != got {
 		return fmt.Errorf("fetch %s: its bytes have sha256 %s, but the repository recorded %s: its copy is damaged; nothing was written", name, got, want)
 	}
 	if check != nil {
@@ -232,7 +268,11 @@ func fetchFile(ctx context.Context, req FetchRequest, name, file string, check f
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
-	if mod, err := time.Parse(time.RFC3339Nano, meta[metaModTime]); err == nil {
+	if check != nil { // a segment: its time is the window's end
+		mod, err := time.Parse(time.RFC3339Nano, meta[metaModTime])
+		if err != nil {
+			return fmt.Errorf("fetch %s: the repository recorded no time it was written (mtime %q): the window cannot end in it; nothing was written", name, meta[metaModTime])
+		}
 		if err := os.Chtimes(tmp, mod, mod); err != nil {
 			return fmt.Errorf("fetch %s: %w", name, err)
 		}
@@ -252,17 +292,13 @@ func validSegmentSize(n uint64) bool {
 // fileOwner is a file's owner.
 type fileOwner struct{ uid, gid int }
 
-// ownerOf reads who owns dir.
-func ownerOf(dir string) (fileOwner, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return fileOwner{}, fmt.Errorf("read WAL folder %s: %w", dir, err)
+// give makes path the owner's (nothing where files have no unix owner:
+// uid -1).
+func (o fileOwner) give(path string) error {
+	if o.uid < 0 {
+		return nil
 	}
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileOwner{os.Getuid(), os.Getgid()}, nil
-	}
-	return fileOwner{int(st.Uid), int(st.Gid)}, nil
+	return os.Chown(path, o.uid, o.gid)
 }
 
 // Offsite is the repository a restore or verify to a time fetches from

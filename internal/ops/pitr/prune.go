@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/aidb/aidb/compose"
@@ -170,21 +169,17 @@ func Prune(ctx context.Context, req PruneRequest) (PrunePlan, error) {
 		}
 	}
 	for _, name := range p.RemovedSegments {
-		if err := os.Remove(filepath.Join(f.WAL, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return p, fmt.Errorf("remove WAL segment %s of %s: %w", name, req.DB.Name, err)
+		for _, dir := range []string{f.WAL, filepath.Join(f.WAL, FetchedFolder)} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return p, fmt.Errorf("remove WAL segment %s of %s: %w", name, req.DB.Name, err)
+			}
 		}
 	}
 	p.Removed = true
 	if req.Remote == nil {
 		return p, nil
 	}
-	var kept []Base
-	for _, b := range bases {
-		if slices.Contains(p.KeptBases, b.Name) {
-			kept = append(kept, b)
-		}
-	}
-	p.RemovedShipped, err = PruneShipped(ctx, req.Remote, req.DB, kept)
+	p.RemovedShipped, err = PruneShipped(ctx, req.Remote, req.DB, now.Add(-req.Keep))
 	if err != nil {
 		return p, fmt.Errorf("prune %s's stream in %s (the folder is pruned): %w", req.DB.Name, req.Remote.Location(), err)
 	}

@@ -12,15 +12,16 @@ import (
 
 // RecoverySettings are the server settings (postgres -c name=value) a
 // recovering server runs with: restore_command copies segments from the
-// stream folder mounted at orchestrator.WALMount (a missing one makes cp
-// fail, which tells PostgreSQL the archive ends there), and with a target
+// stream folder mounted at orchestrator.WALMount, else from its
+// FetchedFolder (a segment in neither makes cp fail, which tells
+// PostgreSQL the archive ends there), and with a target
 // time, recovery stops before the first transaction that committed after
 // it and the server is promoted. With the zero target it replays every
 // whole segment and is promoted at their end (--to-latest). They go on the
 // command line, not into the data directory, so the database's own
 // container, started later on the same volume, runs without them.
 func RecoverySettings(target time.Time) []string {
-	out := []string{"-c", "restore_command=cp " + orchestrator.WALMount + "/%f %p"}
+	out := []string{"-c", "restore_command=cp " + orchestrator.WALMount + "/%f %p 2>/dev/null || cp " + orchestrator.WALMount + "/" + FetchedFolder + "/%f %p"}
 	if !target.IsZero() {
 		out = append(out,
 			"-c", "recovery_target_time="+target.UTC().Format("2006-01-02 15:04:05.999999")+"+00",

@@ -101,11 +101,9 @@ func PlanRestore(db compose.Database, backupDir string, target time.Time) (Plan,
 	if len(bases) > 0 && bases[0].SegmentSize > 0 {
 		size = bases[0].SegmentSize
 	}
-	var segs []Segment
-	if _, err := os.Stat(f.WAL); err == nil {
-		if segs, err = Segments(os.DirFS(f.WAL), size); err != nil {
-			return Plan{}, err
-		}
+	segs, err := streamSegments(f, size)
+	if err != nil {
+		return Plan{}, err
 	}
 	w, err := ComputeWindow(db.Name, bases, segs)
 	if err != nil {

@@ -1,7 +1,11 @@
 package pitr
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +28,7 @@ import (
 type Remote interface {
 	ListTree(ctx context.Context, dir string) ([]string, error)
 	PutStream(ctx context.Context, name string, meta map[string]string, fill func(io.Writer) error) error
+	PutMeta(ctx context.Context, name string, src io.Reader, size int64, sum string, meta map[string]string) error
 	OpenMeta(ctx context.Context, name string) (io.ReadCloser, map[string]string, error)
 	Remove(ctx context.Context, name string) error
 	Location() string
@@ -137,6 +142,37 @@ func localSegments(dir string, size uint64) ([]Segment, error) {
 	return Segments(os.DirFS(dir), size)
 }
 
+// FetchedFolder is the folder inside a stream folder that fetched
+// segments go to: pg_receivewal resumes from the newest segment of its
+// own folder (it skips folders), so nothing fetched, an old timeline's
+// WAL among it, ever decides where the live stream resumes. A recovery
+// reads both.
+const FetchedFolder = "fetched"
+
+// streamSegments lists the whole segments of f's stream folder and of
+// its FetchedFolder, oldest first; a name in both is the stream's.
+func streamSegments(f Folders, size uint64) ([]Segment, error) {
+	live, err := localSegments(f.WAL, size)
+	if err != nil {
+		return nil, err
+	}
+	fetched, err := localSegments(filepath.Join(f.WAL, FetchedFolder), size)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, s := range live {
+		have[s.Name] = true
+	}
+	for _, s := range fetched {
+		if !have[s.Name] {
+			live = append(live, s)
+		}
+	}
+	slices.SortFunc(live, compareSegments)
+	return live, nil
+}
+
 // shipped is what the repository holds of one database: segments by
 // name, base backups with their record by name.
 type shipped struct {
@@ -167,8 +203,8 @@ func remoteNames(ctx context.Context, r Remote, db compose.Database, size uint64
 	}
 	for _, name := range base {
 		dir, file, ok := strings.Cut(strings.TrimPrefix(name, f.Base), "/")
-		if !ok {
-			continue
+		if !ok || dir == "" || dir == "." || dir == ".." || file == "" || strings.Contains(file, "/") {
+			continue // not a file of a base backup's folder as Ship writes them
 		}
 		out.baseFiles[dir] = append(out.baseFiles[dir], name)
 		if file == RecordName {
@@ -178,27 +214,33 @@ func remoteNames(ctx context.Context, r Remote, db compose.Database, size uint64
 	return out, nil
 }
 
-// shipSegment sends one segment, compressed and sealed, with its
-// modification time.
+// shipSegment sends one segment, compressed and sealed, with its sha256
+// and modification time in the object's first request: it is held in
+// memory whole (at most a segment, less once compressed), so no object
+// of its name is ever seen without them.
 func shipSegment(ctx context.Context, req ShipRequest, file, name string, mod time.Time) error {
 	name += zstdSuffix
 	if req.Seal != nil {
 		name += ageSuffix
 	}
-	meta := map[string]string{metaModTime: mod.UTC().Format(time.RFC3339Nano)}
-	return req.Remote.PutStream(ctx, name, meta, func(w io.Writer) error {
-		return sealed(req.Seal, w, func(w io.Writer) error {
-			zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
-			if err != nil {
-				return err
-			}
-			if err := copyFile(zw, file); err != nil {
-				_ = zw.Close()
-				return err
-			}
-			return zw.Close()
-		})
+	var buf bytes.Buffer
+	err := sealed(req.Seal, &buf, func(w io.Writer) error {
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		if err != nil {
+			return err
+		}
+		if err := copyFile(zw, file); err != nil {
+			_ = zw.Close()
+			return err
+		}
+		return zw.Close()
 	})
+	if err != nil {
+		return fmt.Errorf("ship %s: %w", file, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	meta := map[string]string{metaModTime: mod.UTC().Format(time.RFC3339Nano)}
+	return req.Remote.PutMeta(ctx, name, bytes.NewReader(buf.Bytes()), int64(buf.Len()), hex.EncodeToString(sum[:]), meta)
 }
 
 // shipBase sends one base backup's files, sealed, then its record.
@@ -259,19 +301,26 @@ func copyFile(w io.Writer, file string) error {
 	return err
 }
 
-// PruneShipped removes from the repository what a pruned window no
-// longer needs, by the same rule as the folder (PlanPrune): every base
-// backup older than the oldest one kept (its record first, so one half
-// removed is no base backup) and every segment older than the start of
-// each kept base backup. It returns how many objects went.
-func PruneShipped(ctx context.Context, r Remote, db compose.Database, kept []Base) (int, error) {
-	if len(kept) == 0 {
-		return 0, nil
-	}
-	have, err := remoteNames(ctx, r, db, segmentSize(kept))
-	if err != nil {
+// PruneShipped keeps the repository's own recovery window from cutoff on,
+// by the rule the folder's follows (PlanPrune), planned from what the
+// repository holds (its base backups' records), not from the folder: a
+// rebuilt machine's folder holds less. The base backup a recovery to
+// cutoff starts from (the newest that ended at or before it; the oldest
+// when none did) and every newer one stay; older ones go (the record
+// first, so one half removed is no base backup), and every segment older
+// than the start of each kept one. It returns how many objects went.
+func PruneShipped(ctx context.Context, r Remote, db compose.Database, cutoff time.Time) (int, error) {
+	kept, have, err := remoteBases(ctx, r, db)
+	if err != nil || len(kept) == 0 {
 		return 0, err
 	}
+	anchor := 0
+	for i, b := range kept {
+		if !b.End.After(cutoff) {
+			anchor = i
+		}
+	}
+	kept = kept[anchor:]
 	keep := map[string]bool{}
 	for _, b := range kept {
 		keep[b.Name] = true
@@ -302,6 +351,35 @@ func PruneShipped(ctx context.Context, r Remote, db compose.Database, kept []Bas
 		n++
 	}
 	return n, nil
+}
+
+// remoteBases reads the records of the repository's whole base backups of
+// db, oldest first, with what it holds of db.
+func remoteBases(ctx context.Context, r Remote, db compose.Database) ([]Base, shipped, error) {
+	have, err := remoteNames(ctx, r, db, DefaultSegmentSize)
+	if err != nil {
+		return nil, have, err
+	}
+	var out []Base
+	for name := range have.bases {
+		body, _, err := r.OpenMeta(ctx, remoteFolders(db).Base+name+"/"+RecordName)
+		if err != nil {
+			return nil, have, err
+		}
+		var b Base
+		err = json.NewDecoder(io.LimitReader(body, 1<<20)).Decode(&b)
+		_ = body.Close()
+		if err != nil || b.End.IsZero() {
+			continue // not a record aidb wrote: never counted
+		}
+		b.Name = name
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b Base) int { return a.End.Compare(b.End) })
+	if size := segmentSize(out); size != DefaultSegmentSize {
+		have, err = remoteNames(ctx, r, db, size)
+	}
+	return out, have, err
 }
 
 func cmpBool(a, b bool) int {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -71,6 +73,26 @@ func (m *memRemote) PutStream(_ context.Context, name string, meta map[string]st
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.objs[name] = memObject{data: b.Bytes(), meta: all}
+	return nil
+}
+
+func (m *memRemote) PutMeta(_ context.Context, name string, src io.Reader, size int64, sum string, meta map[string]string) error {
+	if m.failPut != nil {
+		return m.failPut
+	}
+	b, err := io.ReadAll(src)
+	if err != nil {
+		return err
+	}
+	got := sha256.Sum256(b)
+	if int64(len(b)) != size || hex.EncodeToString(got[:]) != sum {
+		return fmt.Errorf("put %s: %d bytes with sha256 %x, not %d with %s", name, len(b), got, size, sum)
+	}
+	all := map[string]string{metaSHA256: sum}
+	maps.Copy(all, meta)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[name] = memObject{data: b, meta: all}
 	return nil
 }
 
@@ -170,12 +192,16 @@ func sameFiles(t *testing.T, want, got string) {
 	for _, rel := range names {
 		a, err := os.ReadFile(filepath.Join(want, rel))
 		require.NoError(t, err)
-		b, err := os.ReadFile(filepath.Join(got, rel))
+		at := rel
+		if strings.HasPrefix(rel, "wal") { // fetched segments go to the fetched folder
+			at = filepath.Join(filepath.Dir(rel), FetchedFolder, filepath.Base(rel))
+		}
+		b, err := os.ReadFile(filepath.Join(got, at))
 		require.NoError(t, err, rel)
 		assert.True(t, bytes.Equal(a, b), "%s differs", rel)
 		if strings.HasPrefix(rel, "wal") {
 			ia, _ := os.Stat(filepath.Join(want, rel))
-			ib, _ := os.Stat(filepath.Join(got, rel))
+			ib, _ := os.Stat(filepath.Join(got, at))
 			assert.True(t, ia.ModTime().Equal(ib.ModTime()), "%s: modified %s, fetched as %s", rel, ia.ModTime(), ib.ModTime())
 		}
 	}
@@ -245,19 +271,42 @@ func TestFetchRefusesWhatItCannotTrust(t *testing.T) {
 	require.NoError(t, err)
 	seg := "wal/memorydb/000000010000000000000003.zst.age"
 
-	empty := func(t *testing.T, dst string) {
-		t.Helper()
-		entries, err := os.ReadDir(FoldersOf(dst, db).WAL)
-		require.NoError(t, err)
-		for _, e := range entries {
-			assert.NotEqual(t, "000000010000000000000003", e.Name(), "no damaged segment is left under a segment's name")
-			assert.False(t, strings.HasSuffix(e.Name(), fetchSuffix), "no temporary file is left")
-		}
-	}
 	fresh := func(t *testing.T) string {
 		dst := t.TempDir()
 		require.NoError(t, os.MkdirAll(FoldersOf(dst, db).WAL, 0o755))
 		return dst
+	}
+	empty := func(t *testing.T, dst string) {
+		t.Helper()
+		for _, dir := range []string{FoldersOf(dst, db).WAL, filepath.Join(FoldersOf(dst, db).WAL, FetchedFolder)} {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				assert.NotEqual(t, "000000010000000000000003", e.Name(), "no damaged segment is left under a segment's name")
+				assert.False(t, strings.HasSuffix(e.Name(), fetchSuffix), "no temporary file is left")
+			}
+		}
+	}
+	// tampered is the plain repository with seg's object changed by change.
+	plain := newMemRemote()
+	_, err = Ship(t.Context(), ShipRequest{DB: db, BackupDir: src, Remote: plain})
+	require.NoError(t, err)
+	plainSeg := strings.TrimSuffix(seg, ageSuffix)
+	tampered := func(change func(o *memObject)) *memRemote {
+		m := newMemRemote()
+		maps.Copy(m.objs, plain.objs)
+		o := m.objs[plainSeg]
+		o.data, o.meta = slices.Clone(o.data), maps.Clone(o.meta)
+		change(&o)
+		m.objs[plainSeg] = o
+		return m
+	}
+	refused := func(t *testing.T, r *memRemote, keys Opener, says string) {
+		t.Helper()
+		dst := fresh(t)
+		_, err := Fetch(t.Context(), nil, FetchRequest{DB: db, BackupDir: dst, Remote: r, Keys: keys})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), says)
+		empty(t, dst)
 	}
 
 	t.Run("sealed without keys", func(t *testing.T) {
@@ -268,17 +317,32 @@ func TestFetchRefusesWhatItCannotTrust(t *testing.T) {
 		assert.Contains(t, err.Error(), "AIDB_AGE_IDENTITY_FILE")
 		empty(t, dst)
 	})
-	t.Run("damaged in the repository", func(t *testing.T) {
+	t.Run("sealed and damaged in the repository", func(t *testing.T) {
 		bad := newMemRemote()
 		maps.Copy(bad.objs, remote.objs)
 		o := bad.objs[seg]
 		o.data = slices.Clone(o.data)
 		o.data[len(o.data)-20] ^= 0xff
 		bad.objs[seg] = o
-		dst := fresh(t)
-		_, err := Fetch(t.Context(), nil, FetchRequest{DB: db, BackupDir: dst, Remote: bad, Keys: keys})
-		require.Error(t, err)
-		empty(t, dst)
+		refused(t, bad, keys, seg)
+	})
+	t.Run("bytes that are not those the repository recorded", func(t *testing.T) {
+		refused(t, tampered(func(o *memObject) { o.meta[metaSHA256] = strings.Repeat("0", 64) }), nil, "damaged")
+	})
+	t.Run("no sha256 recorded (an upload cut short)", func(t *testing.T) {
+		refused(t, tampered(func(o *memObject) { delete(o.meta, metaSHA256) }), nil, "no sha256")
+	})
+	t.Run("no time recorded", func(t *testing.T) {
+		refused(t, tampered(func(o *memObject) { delete(o.meta, metaModTime) }), nil, "no time")
+	})
+	t.Run("not a whole segment", func(t *testing.T) {
+		refused(t, tampered(func(o *memObject) {
+			zw, err := zstd.NewWriter(nil)
+			require.NoError(t, err)
+			o.data = zw.EncodeAll(make([]byte, segSize/2), nil)
+			sum := sha256.Sum256(o.data)
+			o.meta[metaSHA256] = hex.EncodeToString(sum[:])
+		}), nil, "not a whole segment")
 	})
 	t.Run("a base backup without its record is not fetched", func(t *testing.T) {
 		half := newMemRemote()
@@ -324,7 +388,15 @@ func TestPruneShipped(t *testing.T) {
 	_, err := Ship(t.Context(), ShipRequest{DB: db, BackupDir: src, Remote: remote})
 	require.NoError(t, err)
 
-	n, err := PruneShipped(t.Context(), remote, db, []Base{newer})
+	// A window reaching before the newer base's end keeps both, whatever
+	// the folder holds (a rebuilt machine's holds less).
+	require.NoError(t, os.RemoveAll(filepath.Join(f.Base, "20261205T000000.000Z")))
+	n, err := PruneShipped(t.Context(), remote, db, t0.Add(12*time.Hour))
+	require.NoError(t, err)
+	assert.Zero(t, n, "every base backup the window needs stays")
+	assert.Len(t, remote.names(), 8+7)
+
+	n, err = PruneShipped(t.Context(), remote, db, t0.Add(25*time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, 4+4, n, "the older base backup's four files and segments 2 to 5")
 	assert.Equal(t, []string{

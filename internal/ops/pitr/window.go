@@ -74,13 +74,16 @@ func Segments(dir fs.FS, segSize uint64) ([]Segment, error) {
 		s.ModTime = info.ModTime()
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b Segment) int {
-		if c := cmpUint(uint64(a.Timeline), uint64(b.Timeline)); c != 0 {
-			return c
-		}
-		return cmpUint(a.SegNo, b.SegNo)
-	})
+	slices.SortFunc(out, compareSegments)
 	return out, nil
+}
+
+// compareSegments orders segments by timeline, then number.
+func compareSegments(a, b Segment) int {
+	if c := cmpUint(uint64(a.Timeline), uint64(b.Timeline)); c != 0 {
+		return c
+	}
+	return cmpUint(a.SegNo, b.SegNo)
 }
 
 func cmpUint(a, b uint64) int {

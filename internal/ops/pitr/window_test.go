@@ -174,11 +174,11 @@ func TestParseTarget(t *testing.T) {
 func TestRecoverySettings(t *testing.T) {
 	t.Parallel()
 	got := strings.Join(RecoverySettings(time.Date(2026, 12, 5, 15, 1, 30, 123456000, time.FixedZone("", 3600))), " ")
-	want := "-c restore_command=cp /aidb-wal/%f %p -c recovery_target_time=2026-12-05 14:01:30.123456+00 -c recovery_target_action=promote"
+	want := "-c restore_command=cp /aidb-wal/%f %p 2>/dev/null || cp /aidb-wal/fetched/%f %p -c recovery_target_time=2026-12-05 14:01:30.123456+00 -c recovery_target_action=promote"
 	if got != want {
 		t.Errorf("RecoverySettings = %q\nwant %q", got, want)
 	}
-	if got := strings.Join(RecoverySettings(time.Time{}), " "); got != "-c restore_command=cp /aidb-wal/%f %p" {
+	if got := strings.Join(RecoverySettings(time.Time{}), " "); got != "-c restore_command=cp /aidb-wal/%f %p 2>/dev/null || cp /aidb-wal/fetched/%f %p" {
 		t.Errorf("latest: %q", got)
 	}
 }
@@ -236,6 +236,8 @@ func TestForeign(t *testing.T) {
 		{"empty", nil, 1, 5 << 24, 0, false},
 		{"same lineage, behind", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 4<<24 + 100, 0, false},
 		{"same lineage, the slot keeps its next segment", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 9 << 24, 4<<24 + 100, false},
+		{"a whole newest segment, the slot at the next one's start", []string{"000000010000000000000003", "000000010000000000000004"}, 1, 5 << 24, 5 << 24, false},
+		{"a whole newest segment, the slot past the next one", []string{"000000010000000000000004"}, 1, 6<<24 + 5, 6 << 24, true},
 		{"the slot lost the WAL after it (made anew: a gap)", []string{"000000010000000000000003", "000000010000000000000004.partial"}, 1, 9 << 24, 9 << 24, true},
 		{"newer timeline on the server (restored)", []string{"000000010000000000000009.partial"}, 2, 9 << 24, 0, true},
 		{"past the server's position (rolled back)", []string{"000000010000000000000009.partial"}, 1, 5 << 24, 0, true},

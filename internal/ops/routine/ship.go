@@ -39,34 +39,41 @@ const DefaultShipEvery = 10 * time.Second
 
 // ShipLoop ships cfg's streams to the project's repository every every
 // until ctx ends, beside the scheduled runs: a segment goes off-site
-// within about every of pg_receivewal closing it. A repository that does
-// not answer is opened again at the next tick: the folder keeps what
-// waits. report hears each tick that shipped something or failed.
+// within about every of pg_receivewal closing it. The repository is
+// opened once and again after a failure (one that does not answer is
+// tried at the next tick: the folder keeps what waits). report hears
+// each tick that shipped something or failed, and the first that worked
+// again after a failure.
 func ShipLoop(ctx context.Context, cfg Config, every time.Duration, report func([]pitr.Shipped, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var repo *repository.Repository
+	failed := false
 	for {
-		shipped, err := shipOnce(ctx, cfg)
+		var shipped []pitr.Shipped
+		var err error
+		if repo == nil {
+			repo, err = repository.ForProject(ctx, cfg.Project)
+		}
+		if repo != nil && err == nil {
+			shipped, err = ShipStreams(ctx, cfg.Project.Databases, cfg.Project.BackupDir, repo, sealer(cfg))
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil || anyShipped(shipped) {
+		if err != nil {
+			repo = nil
+		}
+		if err != nil || anyShipped(shipped) || failed {
 			report(shipped, err)
 		}
+		failed = err != nil
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
-}
-
-func shipOnce(ctx context.Context, cfg Config) ([]pitr.Shipped, error) {
-	repo, err := repository.ForProject(ctx, cfg.Project)
-	if err != nil || repo == nil {
-		return nil, err
-	}
-	return ShipStreams(ctx, cfg.Project.Databases, cfg.Project.BackupDir, repo, sealer(cfg))
 }
 
 func anyShipped(s []pitr.Shipped) bool {

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"time"
 
@@ -179,12 +180,20 @@ func (e *MismatchError) Error() string { return e.msg }
 // upload is aborted (under a context Ctrl-C does not cancel): no object of
 // that name appears, and one that was there stays as it was.
 func (r *Repository) Put(ctx context.Context, name string, src io.Reader, size int64, sum string) (retErr error) {
+	return r.PutMeta(ctx, name, src, size, sum, nil)
+}
+
+// PutMeta is Put with more object metadata beside the sha256, recorded
+// with the object's first request: no object of that name is ever seen
+// without it.
+func (r *Repository) PutMeta(ctx context.Context, name string, src io.Reader, size int64, sum string, more map[string]string) (retErr error) {
 	h := sha256.New()
 	in := io.TeeReader(src, h)
 	part := max(PartSize, int((size+maxParts-1)/maxParts))
 	buf := make([]byte, part)
 	n, err := io.ReadFull(in, buf)
 	meta := map[string]string{MetaSHA256: sum}
+	maps.Copy(meta, more)
 	key := aws.String(r.url.key(name))
 	bucket := aws.String(r.url.Bucket)
 	path := r.Path(name)
