@@ -312,3 +312,63 @@ func TestPITRSlotLimitHolds(t *testing.T) {
 	r = p.aidb("check", "--max-wal-lag", "1GB")
 	assert.Equal(t, 0, r.code, r.stderr)
 }
+
+// TestPITRIncrementalOn17: on PostgreSQL 17 (memorydb), pitr enable turns
+// summarize_wal on, and the next base backup is incremental to the first
+// (a fraction of its size, its record naming the parent). A restore to the
+// latest combines the chain (pg_combinebackup) and replays the WAL: the
+// rows from before and after the incremental base backup are back. A
+// prune keeps the full one the incremental one needs.
+func TestPITRIncrementalOn17(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrinc")
+	p.seeded("2000", "memorydb")
+	conn, dir := p.pitrOnDB("memorydb")
+	ctx := t.Context()
+	var summarize string
+	require.NoError(t, conn.QueryRow(ctx, "SHOW summarize_wal").Scan(&summarize))
+	assert.Equal(t, "on", summarize)
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+
+	r := p.aidb("pitr", "base-backup", "memorydb", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var inc pitr.Base
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &inc), r.stdout)
+	baseDir := filepath.Join(dir, "base", "memorydb")
+	bases, err := pitr.Bases(os.DirFS(baseDir))
+	require.NoError(t, err)
+	require.Len(t, bases, 2)
+	full := bases[0]
+	assert.Empty(t, full.Parent, "the first base backup is full")
+	assert.Equal(t, full.Name, inc.Parent, "the second is incremental to the first")
+	size := func(b string) int64 {
+		info, err := os.Stat(filepath.Join(baseDir, b, "base.tar.gz"))
+		require.NoError(t, err)
+		return info.Size()
+	}
+	assert.Less(t, size(inc.Name)*5, size(full.Name), "an incremental base backup holds the changed blocks only")
+
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "memorydb"))
+	var memories int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM memories").Scan(&memories))
+	_ = conn.Close(ctx)
+
+	// A window that starts after the incremental one's end: it is the
+	// anchor, and the full one stays only as its parent.
+	waitFor(t, 10*time.Second, func() bool { return time.Since(inc.End) > 2*time.Second })
+	r = p.aidb("pitr", "prune", "memorydb", "--keep-window", "1s", "--yes", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"kept_parents": [`, "the full base backup stays for the incremental one")
+	r = p.aidb("restore", "memorydb", "--to-latest", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	url := p.status()["memorydb"].URL
+	assert.Equal(t, []string{"A", "B"}, marks(t, url), "the chain combined and the WAL replayed")
+	var after int
+	require.NoError(t, connect(t, url).QueryRow(ctx, "SELECT count(*) FROM memories").Scan(&after))
+	assert.Equal(t, memories, after, "every memory")
+	r = p.aidb("restore", "memorydb", "--finish")
+	require.Equal(t, 0, r.code, r.stderr)
+}

@@ -76,6 +76,9 @@ func (a *app) sayPrunePlan(p pitr.PrunePlan) {
 		p.Now.Add(-p.Keep).UTC().Format(pitr.TimeLayout), p.Anchor, len(p.KeptBases)-1, p.KeptSegments)
 	a.say("%s: %s %d base backups %v and %d segments older than the kept ones; recoverable then: %s", p.Database, verb,
 		len(p.RemovedBases), p.RemovedBases, len(p.RemovedSegments), p.After)
+	if len(p.KeptParents) > 0 {
+		a.say("%s: keeping %v as well: kept base backups are incremental to them", p.Database, p.KeptParents)
+	}
 	if p.RemovedShipped > 0 {
 		a.say("%s: removed %d object(s) of the same from the repository", p.Database, p.RemovedShipped)
 	}

@@ -39,6 +39,29 @@ type Base struct {
 	// Image is the image the database ran (its major restores it).
 	Image         string `json:"image"`
 	ServerVersion string `json:"server_version"`
+	// Parent is the base backup this one is incremental to (pg_basebackup
+	// --incremental, PostgreSQL 17): restoring it combines the chain from
+	// the full one (pg_combinebackup). "": a full one.
+	Parent string `json:"parent,omitempty"`
+}
+
+// Chain is b's chain of base backups, the full one first and b last (b
+// alone for a full one); nil when a parent is missing from bases.
+func Chain(bases []Base, b Base) []Base {
+	byName := map[string]Base{}
+	for _, x := range bases {
+		byName[x.Name] = x
+	}
+	out := []Base{b}
+	for cur := b; cur.Parent != ""; {
+		p, ok := byName[cur.Parent]
+		if !ok || len(out) > len(bases) {
+			return nil
+		}
+		out = append([]Base{p}, out...)
+		cur = p
+	}
+	return out
 }
 
 // EndSegNo is the number of the segment that holds the backup's end.
@@ -129,5 +152,11 @@ func Bases(dir fs.FS) ([]Base, error) {
 		out = append(out, b)
 	}
 	slices.SortFunc(out, func(a, b Base) int { return a.End.Compare(b.End) })
-	return out, nil
+	return wholeChains(out), nil
+}
+
+// wholeChains leaves out the incremental base backups whose chain misses
+// a base backup (removed by hand, never fetched): they cannot be restored.
+func wholeChains(bases []Base) []Base {
+	return slices.DeleteFunc(slices.Clone(bases), func(b Base) bool { return Chain(bases, b) == nil })
 }

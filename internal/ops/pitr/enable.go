@@ -163,6 +163,17 @@ func configure(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Databa
 	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET max_slot_wal_keep_size = '"+keep+"'"); err != nil {
 		return false, fmt.Errorf("set max_slot_wal_keep_size on %s: %w", db.Name, err)
 	}
+	// PostgreSQL 17 summarizes WAL for incremental base backups: each
+	// base backup after the first holds only the blocks changed since.
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return false, fmt.Errorf("read %s's version: %w", db.Name, err)
+	}
+	if version >= 170000 {
+		if _, err := conn.Exec(ctx, "ALTER SYSTEM SET summarize_wal = on"); err != nil {
+			return false, fmt.Errorf("set summarize_wal on %s: %w", db.Name, err)
+		}
+	}
 	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return false, fmt.Errorf("reload %s's configuration: %w", db.Name, err)
 	}

@@ -31,6 +31,9 @@ type PrunePlan struct {
 	// KeptBases and RemovedBases are the base backups by name.
 	KeptBases    []string `json:"kept_base_backups"`
 	RemovedBases []string `json:"removed_base_backups"`
+	// KeptParents are older base backups that stay because a kept one is
+	// incremental to them (its chain); they need no WAL of their own.
+	KeptParents []string `json:"kept_parents,omitempty"`
 	// KeptSegments counts the whole segments that stay; RemovedSegments
 	// names those that go (every one older than the start of each kept
 	// base backup).
@@ -68,7 +71,12 @@ func PlanPrune(db string, bases []Base, segs []Segment, now time.Time, keep time
 	}
 	kept := bases[anchor:]
 	p.Anchor = kept[0].Name
+	parents := parentsOf(bases, kept)
 	for _, b := range bases[:anchor] {
+		if parents[b.Name] {
+			p.KeptParents = append(p.KeptParents, b.Name)
+			continue
+		}
 		p.RemovedBases = append(p.RemovedBases, b.Name)
 	}
 	var keptSegs []Segment
@@ -96,6 +104,20 @@ func PlanPrune(db string, bases []Base, segs []Segment, now time.Time, keep time
 		}
 	}
 	return p, nil
+}
+
+// parentsOf names the base backups of bases that a base backup of kept
+// is incremental to, directly or through others.
+func parentsOf(bases, kept []Base) map[string]bool {
+	out := map[string]bool{}
+	for _, b := range kept {
+		for _, c := range Chain(bases, b) {
+			if c.Name != b.Name {
+				out[c.Name] = true
+			}
+		}
+	}
+	return out
 }
 
 // olderThanAll says whether segment s comes before the first segment of

@@ -135,3 +135,66 @@ func TestPruneRemovesOnlyWithYes(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, after.Window.To.Equal(plan.Before.To), "the window still reaches %s", plan.Before.To)
 }
+
+func TestIncrementalChains(t *testing.T) {
+	t.Parallel()
+	full := day("a", 0, 1, 2, 2)
+	b := day("b", 24, 1, 10, 10)
+	b.Parent = "a"
+	c := day("c", 48, 1, 20, 20)
+	c.Parent = "b"
+	bases := []Base{full, b, c}
+
+	assert.Equal(t, []string{"a", "b", "c"}, names(Chain(bases, c)))
+	assert.Nil(t, Chain([]Base{full, c}, c), "a chain missing b cannot be restored")
+	assert.Equal(t, []string{"a"}, names(wholeChains([]Base{full, c})), "c is left out, a stays")
+
+	now := t0.Add(50 * time.Hour)
+	for _, tc := range []struct {
+		name  string
+		bases []Base
+		tli   uint32
+		now   time.Time
+		want  string
+	}{
+		{"none: a full one", nil, 1, now, ""},
+		{"the newest, on the same timeline", bases, 1, now, "c"},
+		{"another timeline (restored since): a full one", bases, 2, now, ""},
+		{"a parent older than MaxParentAge: a full one", bases, 1, c.End.Add(MaxParentAge + time.Hour), ""},
+		{"a chain of MaxChain: a full one", chainOf(MaxChain), 1, t0.Add(time.Duration(MaxChain) * time.Hour), ""},
+		{"a chain one shorter: incremental", chainOf(MaxChain - 1), 1, t0.Add(time.Duration(MaxChain) * time.Hour), fmt.Sprintf("n%d", MaxChain-2)},
+	} {
+		assert.Equal(t, tc.want, parentFor(tc.bases, tc.tli, tc.now), tc.name)
+	}
+
+	// A prune keeps the chain of every kept base backup, and no WAL for it.
+	segs := run(t, 1, 2, 25, 0)
+	p, err := PlanPrune("rulesdb", bases, segs, now, time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, "c", p.Anchor)
+	assert.Equal(t, []string{"a", "b"}, p.KeptParents, "c's chain stays")
+	assert.Empty(t, p.RemovedBases)
+	assert.Len(t, p.RemovedSegments, 18, "the WAL before c's start goes: its parents need none")
+}
+
+func names(bases []Base) []string {
+	out := []string{}
+	for _, b := range bases {
+		out = append(out, b.Name)
+	}
+	return out
+}
+
+// chainOf is a full base backup and n-1 incremental ones after it, an
+// hour apart.
+func chainOf(n int) []Base {
+	var out []Base
+	for i := range n {
+		b := day(fmt.Sprintf("n%d", i), i, 1, uint64(2+i), uint64(2+i))
+		if i > 0 {
+			b.Parent = out[i-1].Name
+		}
+		out = append(out, b)
+	}
+	return out
+}

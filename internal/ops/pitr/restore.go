@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -231,9 +230,20 @@ func recoverInto(ctx context.Context, e recoveryEngine, req RestoreRequest, b Ba
 	if data == "" {
 		data = "/var/lib/postgresql/data"
 	}
-	script := `set -e; d="$1"; tar -xzf ` + baseMount + `/base.tar.gz -C "$d"; mkdir -p "$d/pg_wal"; tar -xzf ` + baseMount + `/pg_wal.tar.gz -C "$d/pg_wal"; touch "$d/recovery.signal"; chown -R postgres:postgres "$d"; chmod 0700 "$d"`
-	if _, err := e.RunOnce(ctx, db, pgtools.OneShot{Image: b.Image, User: "0", Entrypoint: []string{"sh", "-c", script, "sh", data},
-		Mounts:  []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: data}, {Type: mount.TypeBind, Source: filepath.Join(f.Base, b.Name), Target: baseMount, ReadOnly: true}},
+	bases, err := Bases(os.DirFS(f.Base))
+	if err != nil {
+		return time.Time{}, err
+	}
+	chain := Chain(bases, b)
+	if chain == nil {
+		return time.Time{}, fmt.Errorf("unpack base backup %s: the base backup it is incremental to (%s) is not in %s", b.Name, b.Parent, f.Base)
+	}
+	names := make([]string, len(chain))
+	for i, c := range chain {
+		names[i] = c.Name
+	}
+	if _, err := e.RunOnce(ctx, db, pgtools.OneShot{Image: b.Image, User: "0", Entrypoint: append([]string{"sh", "-c", unpackScript, "sh", data}, names...),
+		Mounts:  []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: data}, {Type: mount.TypeBind, Source: f.Base, Target: baseMount, ReadOnly: true}},
 		Timeout: BaseTimeout}); err != nil {
 		return time.Time{}, fmt.Errorf("unpack base backup %s into volume %s: %w", b.Name, volume, err)
 	}
@@ -259,6 +269,28 @@ func recoverInto(ctx context.Context, e recoveryEngine, req RestoreRequest, b Ba
 	}
 	return replayed, nil
 }
+
+// unpackScript unpacks a chain of base backups (sh -c unpackScript sh
+// DATADIR NAME...: folders of baseMount, the full one first) into
+// DATADIR, as the image's postgres user's data directory ready to
+// recover: one full base backup is untarred in place; a chain is untarred
+// into the container's own /tmp, each with its backup_manifest, and
+// combined into DATADIR by pg_combinebackup. The WAL that makes it
+// consistent is the last one's.
+const unpackScript = `set -e; d="$1"; shift
+if [ "$#" -eq 1 ]; then
+  tar -xzf ` + baseMount + `/"$1"/base.tar.gz -C "$d"
+else
+  i=0; dirs=""
+  for n in "$@"; do
+    mkdir -p /tmp/aidb-chain/$i; tar -xzf ` + baseMount + `/"$n"/base.tar.gz -C /tmp/aidb-chain/$i
+    cp ` + baseMount + `/"$n"/backup_manifest /tmp/aidb-chain/$i/; dirs="$dirs /tmp/aidb-chain/$i"; i=$((i+1))
+  done
+  pg_combinebackup --no-sync $dirs -o "$d"
+fi
+for n in "$@"; do last="$n"; done
+mkdir -p "$d/pg_wal"; tar -xzf ` + baseMount + `/"$last"/pg_wal.tar.gz -C "$d/pg_wal"
+touch "$d/recovery.signal"; chown -R postgres:postgres "$d"; chmod 0700 "$d"; sync`
 
 // endedBeforeTargetError is a recovery that replayed every segment there
 // is without meeting a commit after its target.

@@ -310,18 +310,18 @@ func copyFile(w io.Writer, file string) error {
 // first, so one half removed is no base backup), and every segment older
 // than the start of each kept one. It returns how many objects went.
 func PruneShipped(ctx context.Context, r Remote, db compose.Database, cutoff time.Time) (int, error) {
-	kept, have, err := remoteBases(ctx, r, db)
-	if err != nil || len(kept) == 0 {
+	all, have, err := remoteBases(ctx, r, db)
+	if err != nil || len(all) == 0 {
 		return 0, err
 	}
 	anchor := 0
-	for i, b := range kept {
+	for i, b := range all {
 		if !b.End.After(cutoff) {
 			anchor = i
 		}
 	}
-	kept = kept[anchor:]
-	keep := map[string]bool{}
+	kept := all[anchor:]
+	keep := parentsOf(all, kept) // the chains of incremental ones stay
 	for _, b := range kept {
 		keep[b.Name] = true
 	}

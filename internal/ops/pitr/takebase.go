@@ -45,22 +45,31 @@ func TakeBase(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Databas
 			_ = os.RemoveAll(dir)
 		}
 	}()
-	if err := conn.QueryRow(ctx, "SELECT now(), current_setting('server_version'), (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')").Scan(&b.Start, &b.ServerVersion, &b.SegmentSize); err != nil {
+	var summarizing bool
+	var tli uint32
+	if err := conn.QueryRow(ctx, `SELECT now(), current_setting('server_version'), (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
+		coalesce(current_setting('summarize_wal', true), 'off') = 'on', (SELECT timeline_id FROM pg_control_checkpoint())`).Scan(&b.Start, &b.ServerVersion, &b.SegmentSize, &summarizing, &tli); err != nil {
 		return b, fmt.Errorf("read %s's clock: %w", db.Name, err)
 	}
-	netName, host := e.WALNetwork(db)
-	_, err := e.RunOnce(ctx, db, pgtools.OneShot{
-		Image: image, User: strconv.Itoa(os.Getuid()) + ":" + strconv.Itoa(os.Getgid()),
-		Entrypoint: []string{"pg_basebackup"},
-		Cmd: []string{"--pgdata", baseMount + "/" + b.Name, "--format", "tar", "--gzip", "--wal-method", "stream",
-			"--checkpoint", "fast", "--label", "aidb pitr " + b.Name,
-			"--host", host, "--port", "5432", "--username", db.User, "--no-password"},
-		Env:     []string{"PGPASSWORD=" + db.Password},
-		Mounts:  []mount.Mount{{Type: mount.TypeBind, Source: baseDir, Target: baseMount}},
-		Network: netName, Timeout: BaseTimeout,
-	})
+	bases, err := Bases(os.DirFS(baseDir))
 	if err != nil {
-		return b, fmt.Errorf("base backup of %s: %w", db.Name, err)
+		return b, err
+	}
+	if summarizing {
+		b.Parent = parentFor(bases, tli, b.Start)
+	}
+	if err := runBaseBackup(ctx, e, db, image, baseDir, b); err != nil && b.Parent != "" {
+		// The server may no longer have the WAL summaries since the
+		// parent (wal_summary_keep_time, a restart with summarize_wal
+		// off): a full one then.
+		_ = os.RemoveAll(dir)
+		b.Parent = ""
+		err = runBaseBackup(ctx, e, db, image, baseDir, b)
+		if err != nil {
+			return b, err
+		}
+	} else if err != nil {
+		return b, err
 	}
 	manifest, err := os.ReadFile(filepath.Join(dir, "backup_manifest"))
 	if err != nil {
@@ -76,6 +85,53 @@ func TakeBase(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Databas
 	}
 	b.Image = image
 	return b, writeRecord(dir, b)
+}
+
+// Incremental base backups (PostgreSQL 17, summarize_wal on): a new base
+// backup holds only the blocks changed since its parent's, as long as
+// the chain from the last full one is shorter than MaxChain and the
+// parent is younger than MaxParentAge (the server keeps WAL summaries for
+// wal_summary_keep_time, 10 days unless set).
+const (
+	MaxChain     = 7
+	MaxParentAge = 7 * 24 * time.Hour
+)
+
+// parentFor is the base backup a new one on timeline tli taken at now is
+// incremental to: the newest, when it is on that timeline, younger than
+// MaxParentAge and its chain shorter than MaxChain; "" for a full one.
+func parentFor(bases []Base, tli uint32, now time.Time) string {
+	if len(bases) == 0 {
+		return ""
+	}
+	last := bases[len(bases)-1]
+	if last.Timeline != tli || now.Sub(last.End) > MaxParentAge || len(Chain(bases, last)) >= MaxChain {
+		return ""
+	}
+	return last.Name
+}
+
+// runBaseBackup runs pg_basebackup for b into its folder of baseDir
+// (incremental to b.Parent's backup_manifest when set).
+func runBaseBackup(ctx context.Context, e Streams, db compose.Database, image, baseDir string, b Base) error {
+	netName, host := e.WALNetwork(db)
+	args := []string{"--pgdata", baseMount + "/" + b.Name, "--format", "tar", "--gzip", "--wal-method", "stream",
+		"--checkpoint", "fast", "--label", "aidb pitr " + b.Name,
+		"--host", host, "--port", "5432", "--username", db.User, "--no-password"}
+	if b.Parent != "" {
+		args = append(args, "--incremental", baseMount+"/"+b.Parent+"/backup_manifest")
+	}
+	_, err := e.RunOnce(ctx, db, pgtools.OneShot{
+		Image: image, User: strconv.Itoa(os.Getuid()) + ":" + strconv.Itoa(os.Getgid()),
+		Entrypoint: []string{"pg_basebackup"}, Cmd: args,
+		Env:     []string{"PGPASSWORD=" + db.Password},
+		Mounts:  []mount.Mount{{Type: mount.TypeBind, Source: baseDir, Target: baseMount}},
+		Network: netName, Timeout: BaseTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("base backup of %s: %w", db.Name, err)
+	}
+	return nil
 }
 
 // clearUnrecorded removes the folders of baseDir that have no record: the
