@@ -76,15 +76,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	a.say("serving %s: backups of %s into %s on %q", p.Name, strings.Join(p.DatabaseNames(), ", "), p.BackupDir, o.schedule)
 	if p.Repository != "" {
-		// Segments go off-site as they complete, beside the runs; serve
-		// returns once the loop has (an upload cut by the stop is aborted).
-		shipCtx, stopShip := context.WithCancel(ctx)
-		shipped := make(chan struct{})
-		go func() {
-			defer close(shipped)
-			routine.ShipLoop(shipCtx, cfg, routine.DefaultShipEvery, a.sayShipped())
-		}()
-		defer func() { stopShip(); <-shipped }()
+		// Segments go off-site as they complete, beside the runs.
+		defer routine.StartShipLoop(ctx, cfg, routine.DefaultShipEvery, a.sayShipped())()
 	}
 	if o.runNow {
 		s.Tick(ctx)

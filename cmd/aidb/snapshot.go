@@ -274,7 +274,11 @@ func countCopies(ctx context.Context, s *session, dbs []compose.Database) []remo
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		c, err := snapshot.Count(cctx, target(s, db))
 		cancel()
-		out = append(out, removedCopies{Database: db.Name, Counted: err == nil, Snapshots: c.Snapshots, Clones: c.Clones})
+		rc := removedCopies{Database: db.Name, Counted: err == nil, Snapshots: c.Snapshots, Clones: c.Clones}
+		if err != nil {
+			rc.Reason = err.Error()
+		}
+		out = append(out, rc)
 	}
 	return out
 }
@@ -286,13 +290,15 @@ type removedCopies struct {
 	Counted   bool   `json:"counted"`
 	Snapshots int    `json:"snapshots"`
 	Clones    int    `json:"clones"`
+	// Reason is why they were not counted (the database did not answer).
+	Reason string `json:"reason,omitempty"`
 }
 
 // sayCopiesRemoved tells what nuke removed of snapshots and clones.
 func (a *app) sayCopiesRemoved(rs []removedCopies) {
 	for _, r := range rs {
 		if !r.Counted {
-			a.say("%s: was not up to count its snapshots and clones; any it had went with its volume", r.Database)
+			a.say("%s: did not answer to count its snapshots and clones (%s: not up, or published on another port than the configured one); any it had went with its volume", r.Database, r.Reason)
 			continue
 		}
 		if r.Snapshots+r.Clones > 0 {

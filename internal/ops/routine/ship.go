@@ -76,6 +76,18 @@ func ShipLoop(ctx context.Context, cfg Config, every time.Duration, report func(
 	}
 }
 
+// StartShipLoop runs ShipLoop in a goroutine of its own; the stop it
+// returns ends the loop and waits for it (an upload it cuts is aborted).
+func StartShipLoop(ctx context.Context, cfg Config, every time.Duration, report func([]pitr.Shipped, error)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ShipLoop(ctx, cfg, every, report)
+	}()
+	return func() { cancel(); <-done }
+}
+
 func anyShipped(s []pitr.Shipped) bool {
 	for _, x := range s {
 		if len(x.Segments)+len(x.Bases) > 0 {
