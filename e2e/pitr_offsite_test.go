@@ -372,3 +372,61 @@ func TestPITRIncrementalOn17(t *testing.T) {
 	r = p.aidb("restore", "memorydb", "--finish")
 	require.Equal(t, 0, r.code, r.stderr)
 }
+
+// TestPITRToLSNListAndVerify: list shows the base backups and window
+// (--json: pitr), verify --pitr proves the stream and writes a JUnit
+// report, and restore --to-lsn recovers to a WAL position: the row
+// committed before it is back and the one after not. A position that is
+// no WAL position, or past the newest whole segment, is refused (exit 2)
+// before anything changes.
+func TestPITRToLSNListAndVerify(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrlsn")
+	conn, dir := p.pitrOn()
+	ctx := t.Context()
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	var lsn string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn))
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	var past string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT (pg_current_wal_lsn() + 64 * 1024 * 1024)::text").Scan(&past))
+	_ = conn.Close(ctx)
+
+	r := p.aidb("list", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var listed struct {
+		PITR []pitr.Listed `json:"pitr"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &listed), r.stdout)
+	require.Len(t, listed.PITR, 1)
+	assert.Equal(t, "rulesdb", listed.PITR[0].Database)
+	assert.Len(t, listed.PITR[0].Bases, 1)
+	require.NotNil(t, listed.PITR[0].Window, listed.PITR[0].Problem)
+	r = p.aidb("list")
+	assert.Contains(t, r.stderr, "point-in-time recovery of rulesdb: 1 base backup(s)")
+
+	report := filepath.Join(t.TempDir(), "pitr.xml")
+	r = p.aidb("verify", "--pitr", "rulesdb", "--junit", report)
+	require.Equal(t, 0, r.code, r.stderr)
+	x, err := os.ReadFile(report)
+	require.NoError(t, err)
+	assert.Contains(t, string(x), `<testcase name="rulesdb" classname="aidb.pitr">`)
+	assert.NotContains(t, string(x), "<failure")
+
+	before := p.labelled(ctx)
+	for _, bad := range []string{"not-a-position", past} {
+		r = p.aidb("restore", "rulesdb", "--to-lsn", bad, "--yes")
+		assert.Equal(t, 2, r.code, "%s: %s", bad, r.stderr)
+	}
+	assert.Contains(t, r.stderr, "no base backup and unbroken run of whole WAL segments")
+	assert.ElementsMatch(t, before, p.labelled(ctx), "a refused restore changes nothing")
+
+	r = p.aidb("restore", "rulesdb", "--to-lsn", lsn, "--yes", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL), "A is back, B is not")
+	r = p.aidb("restore", "rulesdb", "--finish")
+	require.Equal(t, 0, r.code, r.stderr)
+}

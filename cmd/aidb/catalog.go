@@ -15,6 +15,7 @@ import (
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/archive/verifylog"
 	"github.com/aidb/aidb/internal/fault"
+	"github.com/aidb/aidb/internal/ops/pitr"
 	"github.com/aidb/aidb/internal/ops/routine"
 	"github.com/aidb/aidb/internal/store/catalog"
 	"github.com/aidb/aidb/internal/store/retention"
@@ -52,7 +53,8 @@ func (a *app) list(ctx context.Context) error {
 			Dir        string           `json:"dir"`
 			Repository string           `json:"repository,omitempty"`
 			Backups    []catalog.Listed `json:"backups"`
-		}{Dir: p.BackupDir, Repository: l.Repository, Backups: l.Backups}
+			PITR       []pitr.Listed    `json:"pitr"`
+		}{Dir: p.BackupDir, Repository: l.Repository, Backups: l.Backups, PITR: l.PITR}
 		if err := a.printJSON(doc); err != nil {
 			return err
 		}
@@ -62,6 +64,7 @@ func (a *app) list(ctx context.Context) error {
 	if l.Repository != "" {
 		where += " or " + l.Repository
 	}
+	defer a.sayPITRListed(l.PITR)
 	if len(l.Backups) == 0 {
 		a.say("no backups in %s", where)
 		return l.RepositoryErr
@@ -71,6 +74,25 @@ func (a *app) list(ctx context.Context) error {
 		return err
 	}
 	return l.RepositoryErr
+}
+
+// sayPITRListed shows each database's base backups and recoverable window
+// below the backups.
+func (a *app) sayPITRListed(ls []pitr.Listed) {
+	for _, l := range ls {
+		incremental := 0
+		for _, b := range l.Bases {
+			if b.Parent != "" {
+				incremental++
+			}
+		}
+		newest := l.Bases[len(l.Bases)-1]
+		window := l.Problem
+		if l.Window != nil {
+			window = "recoverable " + l.Window.String()
+		}
+		a.say("point-in-time recovery of %s: %d base backup(s) (%d incremental), the newest %s; %s", l.Database, len(l.Bases), incremental, newest.Name, window)
+	}
 }
 
 // listTable shows the folder's files by name (restore and verify take a

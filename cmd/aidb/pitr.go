@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,12 +27,13 @@ replays the newest base backup and every whole segment in a throwaway volume.
 disable <db> removes the sidecar and drops the slot (make: ai-db-pitr-disable
 DB=rulesdb); the segments and base backups stay in the folder.
 
-aidb restore <db> --to-time TIME (or --to-latest) recovers into a new volume
+aidb restore <db> --to-time TIME (or --to-lsn LSN, --to-latest) recovers into a new volume
 and switches the database to it; --finish or --rollback afterwards.`
 
 func (a *app) pitrCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "pitr", Short: "Point-in-time recovery: stream WAL, base backups, the recoverable window", Long: pitrLong}
 	var o enableOptions
+	var junit string
 	enable := &cobra.Command{Use: "enable <db>", Short: "Stream a database's WAL into the backup folder and take a base backup",
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrEnable(cmd, args, o) }}
 	enable.Flags().StringVar(&o.keep, "max-slot-wal-keep-size", pitr.DefaultMaxSlotWALKeep, "the most WAL the slot may hold back on the server (max_slot_wal_keep_size)")
@@ -41,7 +43,8 @@ func (a *app) pitrCommand() *cobra.Command {
 	status := &cobra.Command{Use: "status [db...]", Short: "Show each database's stream, slot and recoverable window",
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrStatus(cmd, args) }}
 	verify := &cobra.Command{Use: "verify <db>...", Short: "Prove the WAL stream restorable: replay the newest base backup and every whole segment in a throwaway volume",
-		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrVerify(cmd, args) }}
+		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrVerify(cmd, args, junit) }}
+	verify.Flags().StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
 	disable := &cobra.Command{Use: "disable <db>", Short: "Stop streaming a database's WAL: remove its sidecar and drop its slot (segments and base backups stay)",
 		RunE: func(cmd *cobra.Command, args []string) error { return a.pitrDisable(cmd, args) }}
 	cmd.AddCommand(enable, base, status, verify, disable, a.pitrPruneCommand())
@@ -156,13 +159,15 @@ func (a *app) printPITRJSON(v any) error {
 
 // restoreTimeOptions are restore's point-in-time flags.
 type restoreTimeOptions struct {
-	toTime           string
+	toTime, toLSN    string
 	toLatest         bool
 	finish, rollback bool
+	lsn              pitr.LSN
 }
 
 func (o *restoreTimeOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.toTime, "to-time", "", `recover to this time from the WAL stream ("2026-12-05 15:01:30", local time unless it has an offset)`)
+	f.StringVar(&o.toLSN, "to-lsn", "", "recover to this WAL position (0/3000028) from the WAL stream")
 	f.BoolVar(&o.toLatest, "to-latest", false, "recover to the newest whole WAL segment")
 	f.BoolVar(&o.finish, "finish", false, "remove the container and volume a restore to a time replaced")
 	f.BoolVar(&o.rollback, "rollback", false, "switch back to the container and volume a restore to a time replaced (after a safety backup)")
@@ -170,19 +175,26 @@ func (o *restoreTimeOptions) flags(f *pflag.FlagSet) {
 
 // set says whether a point-in-time flag was given.
 func (o *restoreTimeOptions) set() bool {
-	return o.toTime != "" || o.toLatest || o.finish || o.rollback
+	return o.toTime != "" || o.toLSN != "" || o.toLatest || o.finish || o.rollback
 }
 
 // check refuses bad combinations and reads the target.
 func (o *restoreTimeOptions) check(args []string) (time.Time, error) {
 	n := 0
-	for _, b := range []bool{o.toTime != "", o.toLatest, o.finish, o.rollback} {
+	for _, b := range []bool{o.toTime != "", o.toLSN != "", o.toLatest, o.finish, o.rollback} {
 		if b {
 			n++
 		}
 	}
 	if n != 1 || len(args) != 1 {
-		return time.Time{}, fault.BadInput(errors.New("usage: aidb restore <db> --to-time TIME | --to-latest | --finish | --rollback (one database, one of them)"))
+		return time.Time{}, fault.BadInput(errors.New("usage: aidb restore <db> --to-time TIME | --to-lsn LSN | --to-latest | --finish | --rollback (one database, one of them)"))
+	}
+	if o.toLSN != "" {
+		lsn, err := pitr.ParseLSN(o.toLSN)
+		if err != nil || lsn == 0 {
+			return time.Time{}, fault.BadInput(fmt.Errorf("--to-lsn %q: give a WAL position as PostgreSQL writes it, like 0/3000028 (pg_current_wal_lsn())", o.toLSN))
+		}
+		o.lsn = lsn
 	}
 	if o.toTime == "" {
 		return time.Time{}, nil
@@ -209,9 +221,9 @@ func (a *app) restoreToTime(cmd *cobra.Command, args []string, o *restoreTimeOpt
 	if err != nil {
 		return err
 	}
-	res, err := pitr.Restore(cmd.Context(), s.eng, pitr.RestoreRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, Target: target, Progress: a.progress, Offsite: off,
+	res, err := pitr.Restore(cmd.Context(), s.eng, pitr.RestoreRequest{DB: s.dbs[0], BackupDir: s.project.BackupDir, Target: target, TargetLSN: o.lsn, Progress: a.progress, Offsite: off,
 		Confirm: func(w pitr.Window, b pitr.Base) error {
-			return a.confirm(fmt.Sprintf("restore %s to %s from base backup %s (window %s)? Its current container and volume are kept until --finish", s.dbs[0].Name, o.toTime, b.Name, w))
+			return a.confirm(fmt.Sprintf("restore %s to %s from base backup %s (window %s)? Its current container and volume are kept until --finish", s.dbs[0].Name, o.toTime+o.toLSN, b.Name, w))
 		}})
 	if err != nil {
 		return err
@@ -264,7 +276,7 @@ func pitrStatuses(ctx context.Context, s *session) ([]pitr.Status, error) {
 
 // pitrVerify runs aidb pitr verify: each named database's (all: those
 // with a window) stream proven restorable in a throwaway volume.
-func (a *app) pitrVerify(cmd *cobra.Command, args []string) error {
+func (a *app) pitrVerify(cmd *cobra.Command, args []string, junit string) error {
 	s, err := a.openLocked(cmd.Context(), args, "pitr verify", true)
 	if err != nil {
 		return err
@@ -274,7 +286,8 @@ func (a *app) pitrVerify(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out []pitr.VerifyResult
+	out := []pitr.VerifyResult{}
+	var errs []error
 	for _, db := range s.dbs {
 		res, err := pitr.Verify(cmd.Context(), s.eng, db, s.project.BackupDir, off, a.progress)
 		var none *pitr.NoWindowError
@@ -282,10 +295,18 @@ func (a *app) pitrVerify(cmd *cobra.Command, args []string) error {
 			continue // all databases: those with PITR on
 		}
 		if err != nil {
-			return err
+			res.Error = err.Error()
+			errs = append(errs, err)
+		} else {
+			a.say("%s: base backup %s and the WAL after it replay to %s and the database answers (window %s)", db.Name, res.Base, res.Replayed.UTC().Format(pitr.TimeLayout), res.Window)
 		}
-		a.say("%s: base backup %s and the WAL after it replay to %s and the database answers (window %s)", db.Name, res.Base, res.Replayed.UTC().Format(pitr.TimeLayout), res.Window)
 		out = append(out, res)
+	}
+	if err := writeReport(junit, func(w io.Writer) error { return pitr.WriteJUnit(w, out) }); err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	return a.printPITRJSON(map[string]any{"verified": out})
 }

@@ -25,7 +25,7 @@ import (
 
 // verifyOptions are verify's flags.
 type verifyOptions struct {
-	all                      bool
+	all, pitr                bool
 	jobs, loadJobs           int
 	junit, via, image, shard string
 }
@@ -40,6 +40,7 @@ func (a *app) verifyCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.all, "all", false, "verify every backup in the backup folder")
+	f.BoolVar(&o.pitr, "pitr", false, "prove the named databases' WAL streams restorable instead (aidb pitr verify)")
 	f.IntVar(&o.jobs, "jobs", 2, "backups verified at once, each in its own container")
 	f.IntVar(&o.loadJobs, "load-jobs", 0, "sessions each backup loads on in its container (0: the cores, at least 2; 1: one psql stream)")
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
@@ -104,6 +105,9 @@ func (o verifyOptions) check(args []string) (*verify.Shard, pgtools.Transport, e
 }
 
 func (a *app) verify(cmd *cobra.Command, args []string, o verifyOptions) error {
+	if o.pitr {
+		return a.pitrVerify(cmd, args, o.junit)
+	}
 	ctx := cmd.Context()
 	part, t, err := o.check(args)
 	if err != nil {
@@ -209,6 +213,11 @@ func (a *app) emptyShard(junit string) error {
 
 // writeJUnit writes the JUnit report of results to path, if one is asked.
 func writeJUnit(path string, results []verify.Result) error {
+	return writeReport(path, func(w io.Writer) error { return verify.WriteJUnit(w, results) })
+}
+
+// writeReport writes a JUnit report to path by write, if one is asked.
+func writeReport(path string, write func(io.Writer) error) error {
 	if path == "" {
 		return nil
 	}
@@ -216,7 +225,7 @@ func writeJUnit(path string, results []verify.Result) error {
 	if err != nil {
 		return fmt.Errorf("write JUnit report: %w", err)
 	}
-	err = verify.WriteJUnit(out, results)
+	err = write(out)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

@@ -188,11 +188,11 @@ ai-db-pitr-push: $(AIDB_BUILD)
 ai-db-pitr-pull: $(AIDB_BUILD)
 	$(AIDB) pitr pull $(if $(filter command line,$(origin DB)),-- $(DB))
 
-# DB=rulesdb TIME="2026-12-05 15:01:30" (or LATEST=1) recovers into a new
+# DB=rulesdb TIME="2026-12-05 15:01:30" (or LSN=0/3000028, or LATEST=1) recovers into a new
 # volume and switches to it, keeping the old container and volume until
 # FINISH=1 removes them or ROLLBACK=1 switches back.
 ai-db-restore-pitr: $(AIDB_BUILD)
-	$(AIDB) restore --yes $(if $(call yesno,FINISH),--finish,$(if $(call yesno,ROLLBACK),--rollback,$(if $(call yesno,LATEST),--to-latest,--to-time "$(TIME)"))) -- $(RULESDB_DB)
+	$(AIDB) restore --yes $(if $(call yesno,FINISH),--finish,$(if $(call yesno,ROLLBACK),--rollback,$(if $(call yesno,LATEST),--to-latest,$(if $(LSN),--to-lsn "$(LSN)",--to-time "$(TIME)")))) -- $(RULESDB_DB)
 
 # The CI restore-validation job: every backup in the folder; JUNIT=file
 # also writes a JUnit report.

@@ -30,6 +30,13 @@ func RecoverySettings(target time.Time) []string {
 	return out
 }
 
+// RecoverySettingsLSN are RecoverySettings for a target WAL position:
+// recovery stops once the record at target is replayed, and the server is
+// promoted.
+func RecoverySettingsLSN(target LSN) []string {
+	return append(RecoverySettings(time.Time{}), "-c", "recovery_target_lsn="+target.String(), "-c", "recovery_target_action=promote")
+}
+
 // DefaultMaxSlotWALKeep is the max_slot_wal_keep_size aidb pitr enable
 // sets unless told otherwise: the most WAL the slot may hold back on the
 // server's disk when the stream falls behind (stopped sidecar, full

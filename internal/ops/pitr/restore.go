@@ -52,6 +52,9 @@ type RestoreRequest struct {
 	// Target is the time to recover to; zero: the end of the newest whole
 	// segment (--to-latest).
 	Target time.Time
+	// TargetLSN, if set, is the WAL position to recover to instead
+	// (--to-lsn).
+	TargetLSN LSN
 	// Confirm, if set, is asked once the target is checked, before
 	// anything changes.
 	Confirm func(w Window, b Base) error
@@ -65,10 +68,11 @@ type RestoreRequest struct {
 
 // RestoreResult is a finished restore to a time.
 type RestoreResult struct {
-	Database string    `json:"database"`
-	Target   time.Time `json:"target,omitzero"`
-	Window   Window    `json:"window"`
-	Base     string    `json:"base_backup"`
+	Database  string    `json:"database"`
+	Target    time.Time `json:"target,omitzero"`
+	TargetLSN LSN       `json:"target_lsn,omitempty"`
+	Window    Window    `json:"window"`
+	Base      string    `json:"base_backup"`
 	// Replayed is the commit time of the last transaction replayed (zero:
 	// none after the base backup).
 	Replayed time.Time `json:"last_replayed_commit,omitzero"`
@@ -123,6 +127,25 @@ func PlanRestore(db compose.Database, backupDir string, target time.Time) (Plan,
 	return p, nil
 }
 
+// planLSN points p at the base backup a recovery to target starts from
+// (CheckLSN).
+func planLSN(db compose.Database, backupDir string, p Plan, target LSN) (Plan, error) {
+	bases, err := Bases(os.DirFS(FoldersOf(backupDir, db).Base))
+	if err != nil {
+		return p, err
+	}
+	name, err := CheckLSN(db.Name, bases, p.Segs, target)
+	if err != nil {
+		return p, err
+	}
+	for _, b := range bases {
+		if b.Name == name {
+			p.Base = b
+		}
+	}
+	return p, nil
+}
+
 // Restore restores req.DB to req.Target: the plan (refused outside the
 // window before anything changes), the confirmation, a new volume, the
 // newest base backup before the target unpacked into it, a server
@@ -134,7 +157,7 @@ func PlanRestore(db compose.Database, backupDir string, target time.Time) (Plan,
 // the switch removes the volume and leaves the database as it was.
 func Restore(ctx context.Context, e RestoreEngine, req RestoreRequest) (res RestoreResult, retErr error) {
 	db := req.DB
-	res = RestoreResult{Database: db.Name, Target: req.Target}
+	res = RestoreResult{Database: db.Name, Target: req.Target, TargetLSN: req.TargetLSN}
 	st, err := e.UpgradeState(ctx, db)
 	if err != nil {
 		return res, err
@@ -144,6 +167,9 @@ func Restore(ctx context.Context, e RestoreEngine, req RestoreRequest) (res Rest
 	}
 	fetchErr := fetchFirst(ctx, e, req.Offsite, db, req.BackupDir, req.Progress)
 	p, err := PlanRestore(db, req.BackupDir, req.Target)
+	if err == nil && req.TargetLSN != 0 {
+		p, err = planLSN(db, req.BackupDir, p, req.TargetLSN)
+	}
 	res.Window = p.Window
 	if err != nil {
 		return res, withFetch(err, fetchErr)
@@ -248,13 +274,16 @@ func recoverInto(ctx context.Context, e recoveryEngine, req RestoreRequest, b Ba
 		return time.Time{}, fmt.Errorf("unpack base backup %s into volume %s: %w", b.Name, volume, err)
 	}
 	to := "the newest whole segment"
-	if !req.Target.IsZero() {
+	switch {
+	case req.TargetLSN != 0:
+		to = "WAL position " + req.TargetLSN.String()
+	case !req.Target.IsZero():
 		to = req.Target.UTC().Format(TimeLayout)
 	}
 	progress(req.Progress, "%s: replaying WAL from %s up to %s", db.Name, f.WAL, to)
 	replayed, err := replay(ctx, e, req, b.Image, volume, data, req.Target)
 	var short *endedBeforeTargetError
-	if errors.As(err, &short) {
+	if errors.As(err, &short) && req.TargetLSN == 0 {
 		// No commit after the target in the whole segments: every one of
 		// them is at or before it, so the state at their end is the
 		// state at the target. Recovery goes on from where it stopped.
@@ -307,7 +336,11 @@ const endedBeforeTarget = "recovery ended before configured recovery target was 
 // whole segments), waits for its promotion, checks it and stops it.
 func replay(ctx context.Context, e recoveryEngine, req RestoreRequest, image, volume, data string, target time.Time) (time.Time, error) {
 	f := FoldersOf(req.BackupDir, req.DB)
-	t, err := e.StartRecovery(ctx, image, req.DB, volume, data, f.WAL, RecoverySettings(target))
+	settings := RecoverySettings(target)
+	if req.TargetLSN != 0 {
+		settings = RecoverySettingsLSN(req.TargetLSN)
+	}
+	t, err := e.StartRecovery(ctx, image, req.DB, volume, data, f.WAL, settings)
 	if err != nil {
 		if strings.Contains(err.Error(), endedBeforeTarget) {
 			return time.Time{}, &endedBeforeTargetError{err}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -188,6 +190,40 @@ func CheckLag(ctx context.Context, e Streams, dbs []compose.Database, named bool
 	}
 	if len(behind) > 0 {
 		return out, &LagError{Behind: behind}
+	}
+	return out, nil
+}
+
+// Listed is one database's base backups and recoverable window, as aidb
+// list shows them.
+type Listed struct {
+	Database string  `json:"database"`
+	Bases    []Base  `json:"base_backups"`
+	Window   *Window `json:"window,omitempty"`
+	// Problem says why there is no window ("": there is one).
+	Problem string `json:"problem,omitempty"`
+}
+
+// ListFolder lists, of each of dbs with base backups in the folder, its
+// whole base backups (oldest first) and its recoverable window.
+func ListFolder(backupDir string, dbs []compose.Database) ([]Listed, error) {
+	out := []Listed{}
+	for _, db := range dbs {
+		bases, err := Bases(os.DirFS(FoldersOf(backupDir, db).Base))
+		if err != nil {
+			return nil, err
+		}
+		if len(bases) == 0 {
+			continue
+		}
+		l := Listed{Database: db.Name, Bases: bases}
+		p, err := PlanRestore(db, backupDir, time.Time{})
+		if err != nil {
+			l.Problem = err.Error()
+		} else {
+			l.Window = &p.Window
+		}
+		out = append(out, l)
 	}
 	return out, nil
 }

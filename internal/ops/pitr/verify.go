@@ -24,6 +24,8 @@ type VerifyResult struct {
 	Window   Window    `json:"window"`
 	Base     string    `json:"base_backup"`
 	Replayed time.Time `json:"last_replayed_commit,omitzero"`
+	// Error is why it could not be proven ("": it was).
+	Error string `json:"error,omitempty"`
 }
 
 // Verify proves db's stream restorable without touching the database: the

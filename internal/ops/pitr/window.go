@@ -240,6 +240,62 @@ func CheckTarget(db string, w Window, target time.Time) (string, error) {
 	return best.Base, nil
 }
 
+// LSNOutsideError refuses a target WAL position no base backup and
+// unbroken run of whole segments after it reaches.
+type LSNOutsideError struct {
+	Database string
+	Target   LSN
+	// Reach is what can be recovered to, by WAL position, per base backup.
+	Reach []string
+}
+
+func (e *LSNOutsideError) Error() string {
+	return fmt.Sprintf("restore %s to %s: no base backup and unbroken run of whole WAL segments after it reaches that position (%s); pick one inside, or force a segment switch (SELECT pg_switch_wal()) for a position past the newest whole segment; nothing was changed",
+		e.Database, e.Target, strings.Join(e.Reach, "; "))
+}
+
+// Kind is fault.Invalid: refused before anything changed.
+func (e *LSNOutsideError) Kind() fault.Kind { return fault.Invalid }
+
+// CheckLSN returns the base backup to recover to target from: the newest
+// that ended at or before it and from whose end every segment up to the
+// one holding target lies whole in segs, on its timeline.
+func CheckLSN(db string, bases []Base, segs []Segment, target LSN) (string, error) {
+	have := map[uint32]map[uint64]bool{}
+	for _, s := range segs {
+		if have[s.Timeline] == nil {
+			have[s.Timeline] = map[uint64]bool{}
+		}
+		have[s.Timeline][s.SegNo] = true
+	}
+	var reach []string
+	best := ""
+	for _, b := range bases {
+		size := b.SegmentSize
+		if size == 0 {
+			size = DefaultSegmentSize
+		}
+		end := b.EndSegNo()
+		for have[b.Timeline][end] {
+			end++
+		}
+		// Whole segments end..end-1 follow the base backup: it reaches
+		// the start of segment end.
+		upTo := LSN(end * size)
+		if end == b.EndSegNo() {
+			upTo = b.EndLSN
+		}
+		reach = append(reach, fmt.Sprintf("from base backup %s: %s to %s on timeline %d", b.Name, b.EndLSN, upTo, b.Timeline))
+		if b.EndLSN <= target && target <= upTo {
+			best = b.Name
+		}
+	}
+	if best == "" {
+		return "", &LSNOutsideError{Database: db, Target: target, Reach: reach}
+	}
+	return best, nil
+}
+
 // LatestBase is the base backup --to-latest recovers from: the newest of
 // those whose span reaches furthest.
 func LatestBase(w Window) string {

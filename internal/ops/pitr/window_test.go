@@ -248,3 +248,35 @@ func TestForeign(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckLSN(t *testing.T) {
+	t.Parallel()
+	a := day("a", 0, 1, 2, 2) // ends at 2<<24 + 40
+	b := day("b", 24, 1, 10, 10)
+	segs := append(run(t, 1, 2, 5, 0), run(t, 1, 10, 12, 0)...) // a gap from 6 to 9
+	for _, tc := range []struct {
+		name   string
+		target LSN
+		want   string
+	}{
+		{"right after a's end", 2<<24 + 100, "a"},
+		{"in a's last whole segment", 5<<24 + 5, "a"},
+		{"at the end of a's whole segments", 6 << 24, "a"},
+		{"in the gap", 7 << 24, ""},
+		{"before a's end (not consistent)", 2<<24 + 10, ""},
+		{"after b's end: b", 11<<24 + 5, "b"},
+		{"past the newest whole segment", 13<<24 + 1, ""},
+	} {
+		got, err := CheckLSN("rulesdb", []Base{a, b}, segs, tc.target)
+		if tc.want == "" {
+			var out *LSNOutsideError
+			if !errors.As(err, &out) || fault.KindOf(err) != fault.Invalid {
+				t.Errorf("%s: CheckLSN(%s) = %q, %v; want a refusal", tc.name, tc.target, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: CheckLSN(%s) = %q, %v; want %q", tc.name, tc.target, got, err, tc.want)
+		}
+	}
+}

@@ -392,6 +392,8 @@ type Listing struct {
 	// RepositoryErr says why a repository that is set was not listed;
 	// the folder is listed whatever the repository does.
 	RepositoryErr error
+	// PITR is each database's base backups and recoverable window.
+	PITR []pitr.Listed
 }
 
 // List lists the backups of the folder and, when one is set, of the
@@ -402,6 +404,9 @@ func List(ctx context.Context, p *compose.Project) (Listing, error) {
 		return Listing{}, err
 	}
 	l := Listing{Backups: items}
+	if l.PITR, err = pitr.ListFolder(p.BackupDir, p.Databases); err != nil {
+		return l, err
+	}
 	repo, err := repository.ForProject(ctx, p)
 	if err == nil && repo != nil {
 		var remote []catalog.Listed
