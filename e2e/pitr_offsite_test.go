@@ -430,3 +430,45 @@ func TestPITRToLSNListAndVerify(t *testing.T) {
 	r = p.aidb("restore", "rulesdb", "--finish")
 	require.Equal(t, 0, r.code, r.stderr)
 }
+
+// ledgerCompose is a project of its own: one database, ledger, under
+// another service name, user and database name than the defaults, on 17.
+const ledgerCompose = `services:
+  books:
+    image: postgres:17
+    environment: {POSTGRES_USER: keeper, POSTGRES_PASSWORD: s3cret-pw, POSTGRES_DB: ledger}
+    ports: ["127.0.0.1:${RULESDB_PORT}:5432"]
+    volumes: ["books:/var/lib/postgresql/data"]
+volumes:
+  books:
+`
+
+// TestPITRCustomComposeProject: point-in-time recovery of a database a
+// custom compose file and aidb.yaml describe (service books, user keeper,
+// database ledger): enable, a restore to a time between two rows, finish.
+func TestPITRCustomComposeProject(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "pitrledger")
+	p.writeCompose(ledgerCompose)
+	require.NoError(t, os.WriteFile(filepath.Join(p.dir, "aidb.yaml"), []byte("databases:\n  ledger: {service: books}\n"), 0o600))
+	conn, dir := p.pitrOnDB("ledger")
+	ctx := t.Context()
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	waitFor(t, 10*time.Second, func() bool {
+		var after bool
+		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
+	})
+	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	require.NoError(t, err)
+	switchedSegment(t, conn, filepath.Join(dir, "wal", "ledger"))
+	_ = conn.Close(ctx)
+
+	r := p.aidb("restore", "ledger", "--to-time", target.Format(time.RFC3339Nano), "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"A"}, marks(t, p.status()["ledger"].URL), "A is back and B is not")
+	r = p.aidb("restore", "ledger", "--finish")
+	require.Equal(t, 0, r.code, r.stderr)
+}
