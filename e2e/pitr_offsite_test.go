@@ -390,7 +390,13 @@ func TestPITRToLSNListAndVerify(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn))
 	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
 	require.NoError(t, err)
-	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
+	walDir := filepath.Join(dir, "wal", "rulesdb")
+	switchedSegment(t, conn, walDir)
+	for range 2 { // more whole segments, for the gap below
+		_, err = conn.Exec(ctx, "SELECT pg_logical_emit_message(false, 'aidb-test', 'more')")
+		require.NoError(t, err)
+		switchedSegment(t, conn, walDir)
+	}
 	var past string
 	require.NoError(t, conn.QueryRow(ctx, "SELECT (pg_current_wal_lsn() + 64 * 1024 * 1024)::text").Scan(&past))
 	_ = conn.Close(ctx)
@@ -415,6 +421,10 @@ func TestPITRToLSNListAndVerify(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(x), `<testcase name="rulesdb" classname="aidb.pitr">`)
 	assert.NotContains(t, string(x), "<failure")
+	r = p.aidb("verify", "--pitr", "rulesdb", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"amcheck": {`, "pg_amcheck ran in the recovered database")
+	assert.Contains(t, r.stdout, `"corruption": []`)
 
 	before := p.labelled(ctx)
 	for _, bad := range []string{"not-a-position", past} {
@@ -429,6 +439,20 @@ func TestPITRToLSNListAndVerify(t *testing.T) {
 	assert.Equal(t, []string{"A"}, marks(t, p.status()["rulesdb"].URL), "A is back, B is not")
 	r = p.aidb("restore", "rulesdb", "--finish")
 	require.Equal(t, 0, r.code, r.stderr)
+
+	// A segment lost in the middle of the stream: verify --pitr names it
+	// (exit 3, as a verification that finds a difference).
+	segs, err := pitr.Segments(os.DirFS(walDir), pitr.DefaultSegmentSize)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(segs), 3, "whole segments to lose one of")
+	lost := segs[len(segs)-2].Name
+	require.NoError(t, os.Remove(filepath.Join(walDir, lost)))
+	r = p.aidb("verify", "--pitr", "rulesdb", "--junit", report)
+	assert.Equal(t, 3, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "segment "+lost+" is missing")
+	x, err = os.ReadFile(report)
+	require.NoError(t, err)
+	assert.Contains(t, string(x), "<failure", "the JUnit report has the failure")
 }
 
 // ledgerCompose is a project of its own: one database, ledger, under

@@ -64,6 +64,9 @@ type RestoreRequest struct {
 	// first (zero: none).
 	Offsite  Offsite
 	Progress func(string)
+	// amcheck, if set, receives what pg_amcheck finds in the recovered
+	// database before its server stops (pitr verify).
+	amcheck *pgtools.Amcheck
 }
 
 // RestoreResult is a finished restore to a time.
@@ -353,6 +356,13 @@ func replay(ctx context.Context, e recoveryEngine, req RestoreRequest, image, vo
 			err = &endedBeforeTargetError{err}
 		}
 		return time.Time{}, errors.Join(err, t.Close(ctx))
+	}
+	if req.amcheck != nil {
+		found, err := t.Amcheck(ctx, req.DB.DBName)
+		if err != nil {
+			return time.Time{}, errors.Join(err, t.Close(ctx))
+		}
+		*req.amcheck = found
 	}
 	return replayed, errors.Join(t.Stop(ctx), t.Close(ctx))
 }

@@ -280,3 +280,19 @@ func TestCheckLSN(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckGap(t *testing.T) {
+	t.Parallel()
+	b := day("b", 0, 1, 2, 2)
+	if err := CheckGap("rulesdb", b, run(t, 1, 2, 6, 0)); err != nil {
+		t.Errorf("an unbroken stream: %v", err)
+	}
+	if err := CheckGap("rulesdb", b, append(run(t, 1, 2, 6, 0), run(t, 2, 7, 9, 0)...)); err != nil {
+		t.Errorf("another timeline's segments are no gap of this one: %v", err)
+	}
+	err := CheckGap("rulesdb", b, append(run(t, 1, 2, 4, 0), run(t, 1, 7, 9, 0)...))
+	var gap *GapError
+	if !errors.As(err, &gap) || gap.Missing != "000000010000000000000005" || gap.After != 3 || fault.KindOf(err) != fault.Differs {
+		t.Errorf("a gap after segment 4: %v", err)
+	}
+}
