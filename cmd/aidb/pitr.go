@@ -228,8 +228,12 @@ func (a *app) restoreToTime(cmd *cobra.Command, args []string, o *restoreTimeOpt
 	if err != nil {
 		return err
 	}
-	a.say("%s: recovered from base backup %s (last replayed commit %s) onto volume %s", res.Database, res.Base, res.Replayed.UTC().Format(pitr.TimeLayout), res.Volume)
-	a.say("%s: the previous container and volume %s are kept, stopped: aidb restore %s --finish removes them, --rollback switches back; the WAL stream %s was removed: aidb pitr enable %s starts a new one", res.Database, res.PreviousVolume, res.Database, res.StreamRemoved, res.Database)
+	replayed := "no commit after the base backup"
+	if !res.Replayed.IsZero() {
+		replayed = "last replayed commit " + res.Replayed.UTC().Format(pitr.TimeLayout)
+	}
+	a.say("%s: recovered from base backup %s (%s) onto volume %s", res.Database, res.Base, replayed, res.Volume)
+	a.say("%s: the previous container and volume %s are kept, stopped: aidb restore %s --finish removes them, --rollback switches back; aidb pitr enable %s streams the recovered database's WAL", res.Database, res.PreviousVolume, res.Database, res.Database)
 	return a.printPITRJSON(res)
 }
 
