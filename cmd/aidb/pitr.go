@@ -309,8 +309,8 @@ func (a *app) pitrVerify(cmd *cobra.Command, args []string, junit string) error 
 	if err := writeReport(junit, func(w io.Writer) error { return pitr.WriteJUnit(w, out) }); err != nil {
 		return err
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := a.printPITRJSON(map[string]any{"verified": out}); err != nil {
 		return err
 	}
-	return a.printPITRJSON(map[string]any{"verified": out})
+	return errors.Join(errs...)
 }

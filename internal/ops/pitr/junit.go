@@ -34,7 +34,7 @@ func WriteJUnit(w io.Writer, results []VerifyResult) error {
 		c := junitCase{Name: r.Database, Classname: "aidb.pitr"}
 		if r.Error != "" {
 			s.Failures++
-			c.Failure = &junitFailure{Message: "the WAL stream could not be replayed", Text: r.Error}
+			c.Failure = &junitFailure{Message: "the WAL stream could not be proven restorable", Text: r.Error}
 		} else {
 			c.Output = fmt.Sprintf("base backup %s and the WAL after it replayed; window %s", r.Base, r.Window)
 		}

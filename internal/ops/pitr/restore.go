@@ -286,7 +286,11 @@ func recoverInto(ctx context.Context, e recoveryEngine, req RestoreRequest, b Ba
 	progress(req.Progress, "%s: replaying WAL from %s up to %s", db.Name, f.WAL, to)
 	replayed, err := replay(ctx, e, req, b.Image, volume, data, req.Target)
 	var short *endedBeforeTargetError
-	if errors.As(err, &short) && req.TargetLSN == 0 {
+	if errors.As(err, &short) && req.TargetLSN != 0 {
+		// The whole segments end before a record at the position starts.
+		return time.Time{}, fault.BadInput(fmt.Errorf("recover %s to WAL position %s: the whole segments end before a record at or past it: pick an earlier position, or force a segment switch (SELECT pg_switch_wal()) first", db.Name, req.TargetLSN))
+	}
+	if errors.As(err, &short) {
 		// No commit after the target in the whole segments: every one of
 		// them is at or before it, so the state at their end is the
 		// state at the target. Recovery goes on from where it stopped.

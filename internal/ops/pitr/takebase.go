@@ -3,6 +3,7 @@ package pitr
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,7 +59,7 @@ func TakeBase(ctx context.Context, e Streams, conn *pgx.Conn, db compose.Databas
 	if summarizing {
 		b.Parent = parentFor(bases, tli, b.Start)
 	}
-	if err := runBaseBackup(ctx, e, db, image, baseDir, b); err != nil && b.Parent != "" {
+	if err := runBaseBackup(ctx, e, db, image, baseDir, b); err != nil && b.Parent != "" && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 		// The server may no longer have the WAL summaries since the
 		// parent (wal_summary_keep_time, a restart with summarize_wal
 		// off): a full one then.

@@ -286,7 +286,9 @@ func CheckLSN(db string, bases []Base, segs []Segment, target LSN) (string, erro
 			upTo = b.EndLSN
 		}
 		reach = append(reach, fmt.Sprintf("from base backup %s: %s to %s on timeline %d", b.Name, b.EndLSN, upTo, b.Timeline))
-		if b.EndLSN <= target && target <= upTo {
+		// A position at upTo is the first byte of a segment not there:
+		// recovery stops only at a record that starts at or past it.
+		if b.EndLSN <= target && target < upTo {
 			best = b.Name
 		}
 	}

@@ -261,7 +261,8 @@ func TestCheckLSN(t *testing.T) {
 	}{
 		{"right after a's end", 2<<24 + 100, "a"},
 		{"in a's last whole segment", 5<<24 + 5, "a"},
-		{"at the end of a's whole segments", 6 << 24, "a"},
+		{"the last byte of a's whole segments", 6<<24 - 1, "a"},
+		{"the first byte of the missing segment after them", 6 << 24, ""},
 		{"in the gap", 7 << 24, ""},
 		{"before a's end (not consistent)", 2<<24 + 10, ""},
 		{"after b's end: b", 11<<24 + 5, "b"},
