@@ -686,13 +686,9 @@ func TestAdminGuidePITRRuns(t *testing.T) {
 	run(block[0])
 	conn := connect(t, p.status()["rulesdb"].URL)
 	ctx := t.Context()
-	_, err := conn.Exec(ctx, "CREATE TABLE marks (name text PRIMARY KEY); INSERT INTO marks VALUES ('A')")
+	_, err := conn.Exec(ctx, "CREATE TABLE marks (name text PRIMARY KEY)")
 	require.NoError(t, err)
-	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
-	waitFor(t, 10*time.Second, func() bool {
-		var after bool
-		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
-	})
+	target = markBeforeTarget(t, conn)
 	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
 	require.NoError(t, err)
 	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))

@@ -56,18 +56,11 @@ func TestPITRFromTheRepositoryAlone(t *testing.T) {
 		return len(shippedBases) > 0
 	})
 
-	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
-	require.NoError(t, err)
-	var target time.Time
-	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
-	waitFor(t, 10*time.Second, func() bool {
-		var after bool
-		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
-	})
+	target := markBeforeTarget(t, conn)
 
 	// The repository goes away; B's segment completes meanwhile.
 	s3srv.kill()
-	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
 	require.NoError(t, err)
 	var segB string
 	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&segB))
@@ -477,15 +470,8 @@ func TestPITRCustomComposeProject(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(p.dir, "aidb.yaml"), []byte("databases:\n  ledger: {service: books}\n"), 0o600))
 	conn, dir := p.pitrOnDB("ledger")
 	ctx := t.Context()
-	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
-	require.NoError(t, err)
-	var target time.Time
-	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
-	waitFor(t, 10*time.Second, func() bool {
-		var after bool
-		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
-	})
-	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	target := markBeforeTarget(t, conn)
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
 	require.NoError(t, err)
 	switchedSegment(t, conn, filepath.Join(dir, "wal", "ledger"))
 	_ = conn.Close(ctx)

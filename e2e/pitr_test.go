@@ -49,6 +49,23 @@ func switchedSegment(t *testing.T, conn *pgx.Conn, walDir string) {
 	})
 }
 
+// markBeforeTarget commits row A into marks and returns the server's clock
+// after that commit, once the clock is past it: a row committed next
+// (B) commits after the target, and a restore to it brings back A, not B.
+func markBeforeTarget(t *testing.T, conn *pgx.Conn) time.Time {
+	t.Helper()
+	ctx := t.Context()
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
+	require.NoError(t, err)
+	var target time.Time
+	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
+	waitFor(t, 10*time.Second, func() bool {
+		var after bool
+		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
+	})
+	return target
+}
+
 func marks(t *testing.T, url string) []string {
 	t.Helper()
 	conn := connect(t, url)
@@ -90,16 +107,8 @@ func TestPITRRestoreToTime(t *testing.T) {
 	assert.Equal(t, "reserved", doc.PITR[0].Slot.WALStatus)
 	require.NotNil(t, doc.PITR[0].Window)
 
-	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('A')")
-	require.NoError(t, err)
-	var target time.Time
-	require.NoError(t, conn.QueryRow(ctx, "SELECT now()").Scan(&target))
-	// The server's clock past the target: B commits after it.
-	waitFor(t, 10*time.Second, func() bool {
-		var after bool
-		return conn.QueryRow(ctx, "SELECT clock_timestamp() > $1::timestamptz + interval '10 milliseconds'", target).Scan(&after) == nil && after
-	})
-	_, err = conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
+	target := markBeforeTarget(t, conn)
+	_, err := conn.Exec(ctx, "INSERT INTO marks VALUES ('B')")
 	require.NoError(t, err)
 	switchedSegment(t, conn, filepath.Join(dir, "wal", "rulesdb"))
 	_ = conn.Close(ctx)
