@@ -25,8 +25,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/store/catalog"
@@ -165,6 +167,24 @@ func (r *Repository) PutSmall(ctx context.Context, name string, b []byte) error 
 	return r.classify(err, "upload "+r.Path(name))
 }
 
+// unsignedPayload sends a part's body outside the request's signature
+// (UNSIGNED-PAYLOAD), as the SDK does by itself over HTTPS: its integrity
+// rests on the CRC32 checksum the SDK sends with it, which the server
+// checks, and on the whole file's sha256, which aidb records and checks on
+// every read. Signing it would hash every byte once more on each side (the
+// SDK signs the payload over plain HTTP, an S3-compatible server on the
+// same network), for no more than a plain HTTP read of it protects.
+//
+// The payload hash is set first of all: the SDK's checksum step, which
+// runs before the signer's, computes the sha256 beside the CRC32 unless it
+// is already set.
+var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware, func(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("aidb:UnsignedPayload",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			return next.HandleFinalize(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
+		}), middleware.Before)
+})
+
 // MismatchError says the bytes uploaded were not those the manifest
 // describes (the local file changed or is damaged): the upload was
 // aborted.
@@ -234,7 +254,7 @@ func (r *Repository) PutMeta(ctx context.Context, name string, src io.Reader, si
 	total := int64(0)
 	for num := int32(1); n > 0; num++ {
 		out, err := r.api.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: key, UploadId: id, PartNumber: aws.Int32(num),
-			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n))})
+			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n))}, unsignedPayload)
 		if err != nil {
 			return r.classify(err, fmt.Sprintf("upload %s (part %d)", path, num))
 		}

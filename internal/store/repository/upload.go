@@ -3,11 +3,8 @@ package repository
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"maps"
 	"net/url"
 	"sync"
@@ -29,7 +26,9 @@ const maxCopy = 5 << 30
 // rather than filling memory. Its size and sha256 are known only at the
 // end: Finish records the sha256 in the object's metadata (a server-side
 // copy of the object onto itself, no second pass here) and only then
-// writes the manifest object. Until Finish returns nil no backup of that
+// writes the manifest object. The sha256 is the writer's: it hashes the
+// bytes as it hands them to the local file and to the upload at once (one
+// io.MultiWriter), so the upload counts them but does not hash them again. Until Finish returns nil no backup of that
 // name is listed: an upload cut short (Ctrl-C, the server gone) is
 // aborted, and what a failure left (an object without its manifest) is
 // removed, or at worst never listed as whole.
@@ -41,13 +40,13 @@ type Upload struct {
 	r    *Repository
 	ctx  context.Context
 	name string
-	h    hash.Hash
 	n    int64
 	buf  []byte
 	num  int32
 	size int // the part size, growing so that any file fits in maxParts
 
 	parts chan []byte
+	free  chan []byte // a part's buffer, once sent, for the next part
 	done  chan struct{}
 	mu    sync.Mutex
 	id    *string
@@ -61,20 +60,19 @@ type Upload struct {
 // Upload starts the upload of the file name. Nothing is sent before a
 // part is full (or Finish).
 func (r *Repository) Upload(ctx context.Context, name string) *Upload {
-	return &Upload{r: r, ctx: ctx, name: name, h: sha256.New(), size: PartSize, buf: make([]byte, 0, PartSize)}
+	return &Upload{r: r, ctx: ctx, name: name, size: PartSize, buf: make([]byte, 0, PartSize)}
 }
 
 // URL is where the file goes.
 func (u *Upload) URL() string { return u.r.Path(u.name) }
 
-// Write hashes p and sends it in parts; it fails only when the upload
+// Write counts p and sends it in parts; it fails only when the upload
 // was already finished or aborted.
 func (u *Upload) Write(p []byte) (int, error) {
 	if u.ended {
 		return 0, fmt.Errorf("upload %s: written after it ended", u.URL())
 	}
 	n := len(p)
-	u.h.Write(p)
 	u.n += int64(n)
 	for len(p) > 0 {
 		k := min(len(p), u.size-len(u.buf))
@@ -110,12 +108,21 @@ func (u *Upload) send() {
 	if u.num%1000 == 0 {
 		u.size *= 2
 	}
-	u.buf = make([]byte, 0, u.size)
+	select {
+	case b := <-u.free:
+		if cap(b) >= u.size {
+			u.buf = b[:0]
+			break
+		}
+		u.buf = make([]byte, 0, u.size)
+	default:
+		u.buf = make([]byte, 0, u.size)
+	}
 	if u.failed() != nil {
 		return
 	}
 	if u.parts == nil {
-		u.parts, u.done = make(chan []byte), make(chan struct{})
+		u.parts, u.done, u.free = make(chan []byte), make(chan struct{}), make(chan []byte, 1)
 		go u.sender()
 	}
 	u.parts <- part
@@ -143,12 +150,18 @@ func (u *Upload) sender() {
 			u.mu.Unlock()
 		}
 		out, err := u.r.api.UploadPart(u.ctx, &s3.UploadPartInput{Bucket: bucket, Key: key, UploadId: u.id, PartNumber: aws.Int32(num),
-			Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part)))})
+			Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part)))}, unsignedPayload)
 		if err != nil {
 			u.fail(u.r.classify(err, fmt.Sprintf("upload %s (part %d)", u.URL(), num)))
 			continue
 		}
 		u.sent = append(u.sent, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag})
+		// The part's buffer fills again: the writer takes no fresh memory
+		// per part (a fresh 8 MiB is zeroed and faulted in page by page).
+		select {
+		case u.free <- part:
+		default:
+		}
 	}
 }
 
@@ -187,7 +200,8 @@ func (u *Upload) abort() error {
 }
 
 // Finish completes the upload of a file of size bytes with sha256 sum (as
-// its manifest says; the bytes written must be those), records the sha256
+// its manifest says, of the bytes written; a size that is not what was
+// written aborts the upload), records the sha256
 // in the object's metadata, then writes the manifest object m beside it.
 // On any failure what was sent is aborted or removed, and the error says
 // that the repository does not hold the backup.
@@ -201,7 +215,7 @@ func (u *Upload) Finish(size int64, sum string, m []byte) (retErr error) {
 	if u.parts == nil {
 		// A file up to one part goes in one request, its sha256 known.
 		u.ended = true
-		if err := u.check(size, sum); err != nil {
+		if err := u.check(size); err != nil {
 			return err
 		}
 		_, err := u.r.api.PutObject(u.ctx, &s3.PutObjectInput{Bucket: bucket, Key: key, Body: bytes.NewReader(u.buf),
@@ -215,6 +229,7 @@ func (u *Upload) Finish(size int64, sum string, m []byte) (retErr error) {
 		u.send()
 	}
 	u.stop()
+
 	completed := false
 	defer func() {
 		if retErr == nil {
@@ -235,7 +250,7 @@ func (u *Upload) Finish(size int64, sum string, m []byte) (retErr error) {
 	if err := u.failed(); err != nil {
 		return err
 	}
-	if err := u.check(size, sum); err != nil {
+	if err := u.check(size); err != nil {
 		return err
 	}
 	_, err := u.r.api.CompleteMultipartUpload(u.ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: key, UploadId: u.id,
@@ -259,10 +274,10 @@ func (u *Upload) manifest(m []byte) error {
 	return u.r.PutSmall(u.ctx, u.name+manifest.Suffix, m)
 }
 
-// check compares what was written with what the manifest says.
-func (u *Upload) check(size int64, sum string) error {
-	if got := hex.EncodeToString(u.h.Sum(nil)); u.n != size || got != sum {
-		return &MismatchError{fmt.Sprintf("upload %s: %d bytes with sha256 %s were written, but the manifest says %d bytes with sha256 %s; the upload was aborted", u.URL(), u.n, got, size, sum)}
+// check compares the size written with what the manifest says.
+func (u *Upload) check(size int64) error {
+	if u.n != size {
+		return &MismatchError{fmt.Sprintf("upload %s: %d bytes were written, but the manifest says %d; the upload was aborted", u.URL(), u.n, size)}
 	}
 	return nil
 }

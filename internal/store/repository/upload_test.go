@@ -57,12 +57,12 @@ func TestUploadAsWritten(t *testing.T) {
 	assert.Equal(t, small, f.objects["aidb/small.sql"])
 	assert.Equal(t, sum(small), f.meta["aidb/small.sql"][MetaSHA256])
 
-	// A manifest that does not describe what was written: aborted, no
-	// object.
+	// A manifest that does not describe what was written (its size; the
+	// sha256 is the writer's, of the same bytes): aborted, no object.
 	u = r.Upload(ctx, "changed.sql")
 	write(t, u, big)
 	var mm *MismatchError
-	require.ErrorAs(t, u.Finish(int64(len(big)), sum(small), man), &mm)
+	require.ErrorAs(t, u.Finish(int64(len(big))-1, sum(big), man), &mm)
 	assert.NotContains(t, f.objects, "aidb/changed.sql")
 	assert.NotContains(t, f.objects, "aidb/changed.sql.manifest.json")
 	assert.Empty(t, f.uploads)
