@@ -49,7 +49,9 @@ func (s *staging) check(ctx context.Context) error {
 		}
 		opts.Scanners = append(opts.Scanners, c)
 	}
+	flushed := s.flush(ctx)
 	got, err := fingerprint.Take(ctx, tconn, opts)
+	<-flushed
 	if err != nil {
 		return err
 	}
@@ -66,6 +68,27 @@ func (s *staging) check(ctx context.Context) error {
 		s.result.Verified = true
 	}
 	return nil
+}
+
+// flush writes the loaded database's pages to disk (a CHECKPOINT) while
+// the check reads them, and closes the channel it returns when done. The
+// swap drops the database it replaces, and DROP DATABASE waits for an
+// immediate checkpoint: with the loaded pages already written, that one
+// has little left to write, where it would otherwise write them all while
+// the target is switched. A server that refuses (a user without the
+// pg_checkpoint role) only leaves the swap's checkpoint to do it.
+func (s *staging) flush(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		conn, err := pgx.Connect(ctx, s.admin)
+		if err != nil {
+			return
+		}
+		defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+		_, _ = conn.Exec(ctx, "CHECKPOINT")
+	}()
+	return done
 }
 
 // fingerprintOptions are the options a staged restore's fingerprint is

@@ -162,9 +162,6 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 		return fp, err
 	}
 	form := SchemaForm{ChildColumnOrder: opts.ChildColumnOrder, Privileges: opts.Privileges, NoMaintain: opts.NoMaintain}
-	if fp.SchemaHash, fp.Privileges, err = schemaHash(ctx, q, form); err != nil {
-		return fp, err
-	}
 	var dataColumns [][]string
 	if fp.Tables, dataColumns, err = tables(ctx, q, opts.Exclude); err != nil {
 		return fp, err
@@ -184,13 +181,21 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 		}
 		return scan(ctx, q, &fp.Tables[i], cols, opts.WholeRow)
 	}
-	if len(opts.Scanners) == 0 || len(todo) < 2 {
+	schema := func(ctx context.Context) error {
+		var err error
+		fp.SchemaHash, fp.Privileges, err = schemaHash(ctx, q, form)
+		return err
+	}
+	if len(opts.Scanners) == 0 {
+		if err := schema(ctx); err != nil {
+			return fp, err
+		}
 		for _, i := range todo {
 			if err := scanOne(ctx, q, i); err != nil {
 				return fp, err
 			}
 		}
-	} else if err := scanAll(ctx, append([]Querier{q}, opts.Scanners...), fp.Tables, todo, scanOne); err != nil {
+	} else if err := scanAll(ctx, q, schema, opts.Scanners, fp.Tables, todo, scanOne); err != nil {
 		return fp, err
 	}
 	if fp.Sequences, err = Sequences(ctx, q); err != nil {
@@ -211,14 +216,16 @@ func Take(ctx context.Context, q Querier, opts Options) (Fingerprint, error) {
 	return fp, nil
 }
 
-// scanAll scans the tables todo (indexes into tables) on sessions at
-// once, the largest (by the server's estimate) first; the first failure
-// stops the others.
-func scanAll(ctx context.Context, sessions []Querier, tables []Table, todo []int, scanOne func(context.Context, Querier, int) error) error {
+// scanAll scans the tables todo (indexes into tables) on the scanners at
+// once, the largest (by the server's estimate) first, while q reads the
+// schema (first, a run of small catalog queries that leaves the cores
+// idle between them) and then joins the scanners; the first failure stops
+// the others.
+func scanAll(ctx context.Context, q Querier, first func(context.Context) error, scanners []Querier, tables []Table, todo []int, scanOne func(context.Context, Querier, int) error) error {
 	sizes := map[int]int64{}
 	for _, i := range todo {
 		var n int64
-		if err := sessions[0].QueryRow(ctx, "SELECT pg_catalog.pg_total_relation_size($1::regclass)", tables[i].QualifiedName()).Scan(&n); err != nil {
+		if err := q.QueryRow(ctx, "SELECT pg_catalog.pg_total_relation_size($1::regclass)", tables[i].QualifiedName()).Scan(&n); err != nil {
 			return fmt.Errorf("fingerprint: size of %s: %w", tables[i].Key(), err)
 		}
 		sizes[i] = n
@@ -231,10 +238,15 @@ func scanAll(ctx context.Context, sessions []Querier, tables []Table, todo []int
 	}
 	close(next)
 	g, gctx := errgroup.WithContext(ctx)
-	for _, q := range sessions {
+	for k, s := range append([]Querier{q}, scanners...) {
 		g.Go(func() error {
+			if k == 0 {
+				if err := first(gctx); err != nil {
+					return err
+				}
+			}
 			for i := range next {
-				if err := scanOne(gctx, q, i); err != nil {
+				if err := scanOne(gctx, s, i); err != nil {
 					return err
 				}
 			}
