@@ -5,6 +5,7 @@
 package backup
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -755,8 +756,16 @@ type sink struct {
 	seal       io.WriteCloser // age encryption under the compression; nil for none
 	plain      hash.Hash      // of the plain SQL, when sealed
 	counted    *countingWriter
-	h          hash.Hash
+	// out gathers what goes to counted into writes of outBuffer bytes:
+	// the exec stream hands the dump over in pieces of 32 KiB or less, and
+	// one write (and one hashing, one upload copy) per piece cost more than
+	// the bytes.
+	out *bufio.Writer
+	h   hash.Hash
 }
+
+// outBuffer is the size of the sink's writes to the file.
+const outBuffer = 1 << 20
 
 func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, preamble, postscript string, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
@@ -765,7 +774,8 @@ func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Re
 		s.behind = newBehind(s.rows)
 	}
 	s.counted = &countingWriter{w: io.MultiWriter(f, s.h), progress: progress}
-	var under io.Writer = s.counted
+	s.out = bufio.NewWriterSize(s.counted, outBuffer)
+	var under io.Writer = s.out
 	if c.IsSealed() {
 		if to == nil {
 			return nil, fmt.Errorf("compression %s without recipients to encrypt to", c)
@@ -827,9 +837,11 @@ func (s *sink) Close() error {
 		}
 	}
 	if s.seal != nil {
-		return s.seal.Close()
+		if err := s.seal.Close(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return s.out.Flush()
 }
 
 // stop ends the row hasher's goroutine once it has read everything
