@@ -756,16 +756,17 @@ type sink struct {
 	seal       io.WriteCloser // age encryption under the compression; nil for none
 	plain      hash.Hash      // of the plain SQL, when sealed
 	counted    *countingWriter
-	// out gathers what goes to counted into writes of outBuffer bytes:
-	// the exec stream hands the dump over in pieces of 32 KiB or less, and
-	// one write (and one hashing, one upload copy) per piece cost more than
-	// the bytes.
+	// out gathers what goes to counted (the file's bytes: compressed,
+	// sealed) into writes of outBuffer bytes: the exec stream hands the
+	// dump over in pieces of 32 KiB or less, and one write (and one
+	// hashing, one upload copy) per piece cost more than the bytes.
+	// Progress moves in steps of it.
 	out *bufio.Writer
 	h   hash.Hash
 }
 
 // outBuffer is the size of the sink's writes to the file.
-const outBuffer = 1 << 20
+const outBuffer = 256 << 10
 
 func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Recipients, preamble, postscript string, progress func(int64)) (*sink, error) {
 	s := &sink{h: sha256.New()}
@@ -780,7 +781,7 @@ func newSink(f io.Writer, data bool, c backupfile.Compression, to *encryption.Re
 		if to == nil {
 			return nil, fmt.Errorf("compression %s without recipients to encrypt to", c)
 		}
-		seal, err := to.Seal(s.counted)
+		seal, err := to.Seal(s.out)
 		if err != nil {
 			return nil, fmt.Errorf("encrypt: %w", err)
 		}

@@ -168,22 +168,30 @@ func (r *Repository) PutSmall(ctx context.Context, name string, b []byte) error 
 }
 
 // unsignedPayload sends a part's body outside the request's signature
-// (UNSIGNED-PAYLOAD), as the SDK does by itself over HTTPS: its integrity
-// rests on the CRC32 checksum the SDK sends with it, which the server
-// checks, and on the whole file's sha256, which aidb records and checks on
-// every read. Signing it would hash every byte once more on each side (the
-// SDK signs the payload over plain HTTP, an S3-compatible server on the
-// same network), for no more than a plain HTTP read of it protects.
+// (UNSIGNED-PAYLOAD), as the SDK does by itself over HTTPS, where its
+// CRC32 goes in a trailer. Over plain HTTP (an S3-compatible server on the
+// same network) the SDK would sign the payload, hashing every byte with
+// sha256 once more on each side; instead the part carries its CRC32 in a
+// header, which the server checks. A CRC32 finds damage, not tampering:
+// what proves a backup's bytes is their sha256, which aidb records and
+// checks on every read, and which a plain HTTP read does not protect
+// either. Where checksums are turned off (AWS_REQUEST_CHECKSUM_CALCULATION
+// when_required), a part would carry neither, so it stays signed.
 //
 // The payload hash is set first of all: the SDK's checksum step, which
 // runs before the signer's, computes the sha256 beside the CRC32 unless it
 // is already set.
-var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware, func(stack *middleware.Stack) error {
-	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("aidb:UnsignedPayload",
-		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			return next.HandleFinalize(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
-		}), middleware.Before)
-})
+var unsignedPayload = func(o *s3.Options) {
+	if o.RequestChecksumCalculation == aws.RequestChecksumCalculationWhenRequired {
+		return
+	}
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware, func(stack *middleware.Stack) error {
+		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("aidb:UnsignedPayload",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				return next.HandleFinalize(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
+			}), middleware.Before)
+	})
+}
 
 // MismatchError says the bytes uploaded were not those the manifest
 // describes (the local file changed or is damaged): the upload was

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -17,12 +18,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestPartsGoUnsigned checks the requests the SDK makes for an upload's
-// parts: the body outside the signature (no sha256 of it on either side),
-// with a CRC32 checksum the server checks; the other requests stay signed.
-// The server records the headers and answers as S3 does.
-func TestPartsGoUnsigned(t *testing.T) {
-	t.Parallel()
+// partServer is an S3 endpoint that answers an upload's requests as S3
+// does and records the headers of the first request of each kind ("part",
+// "copy", ...).
+func partServer(t *testing.T) (*httptest.Server, func(kind string) http.Header) {
+	t.Helper()
 	var mu sync.Mutex
 	seen := map[string]http.Header{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -45,29 +45,62 @@ func TestPartsGoUnsigned(t *testing.T) {
 			_, _ = io.WriteString(w, `<CopyObjectResult><ETag>"e"</ETag></CopyObjectResult>`)
 		}
 		mu.Lock()
-		if _, ok := seen[kind]; !ok { // the first of each kind
+		defer mu.Unlock()
+		if _, ok := seen[kind]; !ok {
 			seen[kind] = r.Header.Clone()
 		}
-		mu.Unlock()
 	}))
-	defer srv.Close()
-	// As Open makes it (config.LoadDefaultConfig): checksums when the
-	// operation supports them.
-	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), UsePathStyle: true, RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
-		Credentials: credentials.NewStaticCredentialsProvider("a", "s", "")})
-	r := New(client, URL{"b", ""}, srv.URL)
+	t.Cleanup(srv.Close)
+	return srv, func(kind string) http.Header {
+		mu.Lock()
+		defer mu.Unlock()
+		require.Contains(t, seen, kind)
+		return seen[kind]
+	}
+}
 
+// TestPartsGoUnsigned checks the requests the SDK makes for the parts of a
+// file streamed as it is written (Upload) and of a local file pushed
+// (Put): the body outside the signature (no sha256 of it on either side),
+// with a CRC32 checksum the server checks; the other requests stay signed.
+// With checksums turned off, parts stay signed: never neither.
+func TestPartsGoUnsigned(t *testing.T) {
+	t.Parallel()
 	big := []byte(strings.Repeat("0123456789abcdef", (PartSize+1000)/16)) // two parts
-	u := r.Upload(t.Context(), "x.sql")
-	_, err := u.Write(big)
-	require.NoError(t, err)
-	require.NoError(t, u.Finish(int64(len(big)), sum(big), nil))
-
-	mu.Lock()
-	defer mu.Unlock()
-	require.Contains(t, seen, "part")
-	assert.Equal(t, "UNSIGNED-PAYLOAD", seen["part"].Get("X-Amz-Content-Sha256"), "a part's body is not signed")
-	assert.NotEmpty(t, seen["part"].Get("X-Amz-Checksum-Crc32"), "a part carries its CRC32")
-	require.Contains(t, seen, "copy")
-	assert.NotEqual(t, "UNSIGNED-PAYLOAD", seen["copy"].Get("X-Amz-Content-Sha256"), "other requests stay signed")
+	for _, tc := range []struct {
+		name     string
+		checksum aws.RequestChecksumCalculation
+		unsigned bool
+	}{
+		// As Open makes the client (config.LoadDefaultConfig's default).
+		{"checksums when supported", aws.RequestChecksumCalculationWhenSupported, true},
+		{"checksums when required", aws.RequestChecksumCalculationWhenRequired, false},
+	} {
+		for _, how := range []string{"Upload", "Put"} {
+			t.Run(tc.name+"/"+how, func(t *testing.T) {
+				t.Parallel()
+				srv, seen := partServer(t)
+				client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), UsePathStyle: true,
+					RequestChecksumCalculation: tc.checksum, Credentials: credentials.NewStaticCredentialsProvider("a", "s", "")})
+				r := New(client, URL{"b", ""}, srv.URL)
+				if how == "Upload" {
+					u := r.Upload(t.Context(), "x.sql")
+					_, err := u.Write(big)
+					require.NoError(t, err)
+					require.NoError(t, u.Finish(int64(len(big)), sum(big), nil))
+					assert.NotEqual(t, "UNSIGNED-PAYLOAD", seen("copy").Get("X-Amz-Content-Sha256"), "other requests stay signed")
+				} else {
+					require.NoError(t, r.Put(t.Context(), "x.sql", bytes.NewReader(big), int64(len(big)), sum(big)))
+				}
+				part := seen("part")
+				if tc.unsigned {
+					assert.Equal(t, "UNSIGNED-PAYLOAD", part.Get("X-Amz-Content-Sha256"), "a part's body is not signed")
+					assert.NotEmpty(t, part.Get("X-Amz-Checksum-Crc32"), "a part carries its CRC32")
+				} else {
+					sum := sha256.Sum256(big[:PartSize])
+					assert.Equal(t, hex.EncodeToString(sum[:]), part.Get("X-Amz-Content-Sha256"), "without a checksum a part is signed")
+				}
+			})
+		}
+	}
 }

@@ -28,10 +28,11 @@ const maxCopy = 5 << 30
 // copy of the object onto itself, no second pass here) and only then
 // writes the manifest object. The sha256 is the writer's: it hashes the
 // bytes as it hands them to the local file and to the upload at once (one
-// io.MultiWriter), so the upload counts them but does not hash them again. Until Finish returns nil no backup of that
-// name is listed: an upload cut short (Ctrl-C, the server gone) is
-// aborted, and what a failure left (an object without its manifest) is
-// removed, or at worst never listed as whole.
+// io.MultiWriter), so the upload counts them but does not hash them again.
+// Until Finish returns nil no backup of that name is listed: an upload cut
+// short (Ctrl-C, the server gone) is aborted, and what a failure left (an
+// object without its manifest) is removed, or at worst never listed as
+// whole.
 //
 // A failed part does not fail the writer (the file being written is the
 // local backup, whole without the repository): Write drops the bytes
