@@ -66,6 +66,12 @@ func TestPITRFromTheRepositoryAlone(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&segB))
 	waitFor(t, 60*time.Second, func() bool { _, err := os.Stat(filepath.Join(walDir, segB)); return err == nil })
 	waitFor(t, 60*time.Second, func() bool { return strings.Contains(serveErr.String(), "wal-push failed") })
+	// A prune meanwhile prunes the folder (a month's window: nothing to
+	// remove) and fails: the repository was not pruned.
+	r := p.aidb("pitr", "prune", "rulesdb", "--keep-window", "30d", "--yes")
+	assert.Equal(t, 1, r.code, "a repository not pruned is no success: %s", r.stderr)
+	assert.Contains(t, r.stderr, "the backup folder was pruned, the repository s3://aidb-wal/team was not")
+	assert.Contains(t, r.stderr, "run aidb pitr prune again once it answers")
 	s3srv.start()
 	waitFor(t, 60*time.Second, shipped("team/wal/rulesdb/"+segB+".zst.age"))
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(serveErr.String(), "wal-push: the repository answers again") })
@@ -83,7 +89,7 @@ func TestPITRFromTheRepositoryAlone(t *testing.T) {
 	assert.Contains(t, push.stderr, "rulesdb: 0 WAL segment(s) and 0 base backup(s) sent", "serve sent it all")
 
 	// The folder's stream is lost.
-	r := p.aidb("pitr", "disable", "rulesdb")
+	r = p.aidb("pitr", "disable", "rulesdb")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, os.RemoveAll(walDir))
 	require.NoError(t, os.RemoveAll(filepath.Join(dir, "base", "rulesdb")))

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	str2duration "github.com/xhit/go-str2duration/v2"
 
+	"github.com/aidb/aidb/compose"
 	"github.com/aidb/aidb/internal/fault"
 	"github.com/aidb/aidb/internal/ops/pitr"
+	"github.com/aidb/aidb/internal/store/repository"
 )
 
 const pitrPruneLong = `Keep a recovery window of point-in-time recovery, and remove what it does
@@ -43,28 +46,48 @@ func (a *app) pitrPrune(cmd *cobra.Command, args []string, window string) error 
 		return err
 	}
 	defer func() { _ = s.Close() }()
-	plans := []pitr.PrunePlan{}
 	req := pitr.PruneRequest{BackupDir: s.project.BackupDir, Keep: keep, Yes: a.yes}
-	if off, err := a.projectOffsite(cmd.Context(), s.project); err == nil && off.Remote != nil {
-		req.Remote = off.Remote
+	// A repository that does not answer is not pruned: the folder is,
+	// and the command fails at the end, so that neither a person nor a
+	// scheduler takes the repository's window as kept.
+	repo, repoErr := repository.ForProject(cmd.Context(), s.project)
+	if repo != nil {
+		req.Remote = repo
 	}
-	for _, db := range s.dbs {
-		req.DB = db
-		p, err := pitr.Prune(cmd.Context(), req)
-		var none *pitr.NoWindowError
-		if len(args) == 0 && errors.As(err, &none) {
-			continue // all databases: those with base backups
-		}
-		if err != nil {
-			return err
-		}
-		a.sayPrunePlan(p)
-		plans = append(plans, p)
+	plans, err := a.pitrPrunePlans(cmd.Context(), s.dbs, req, len(args) == 0)
+	if err != nil {
+		return err
 	}
 	if len(plans) == 0 {
 		a.say("no database has a base backup: nothing to prune (aidb pitr enable <db> starts point-in-time recovery)")
 	}
-	return a.printPITRJSON(map[string]any{"pruned": plans})
+	if err := a.printPITRJSON(map[string]any{"pruned": plans}); err != nil {
+		return err
+	}
+	if repoErr != nil {
+		return fmt.Errorf("the backup folder was pruned, the repository %s was not: %w; run aidb pitr prune again once it answers", s.project.Repository, repoErr)
+	}
+	return nil
+}
+
+// pitrPrunePlans prunes each database of dbs by req and says its plan; with
+// all (no database named), those without base backups are passed over.
+func (a *app) pitrPrunePlans(ctx context.Context, dbs []compose.Database, req pitr.PruneRequest, all bool) ([]pitr.PrunePlan, error) {
+	plans := []pitr.PrunePlan{}
+	for _, db := range dbs {
+		req.DB = db
+		p, err := pitr.Prune(ctx, req)
+		var none *pitr.NoWindowError
+		if all && errors.As(err, &none) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.sayPrunePlan(p)
+		plans = append(plans, p)
+	}
+	return plans, nil
 }
 
 func (a *app) sayPrunePlan(p pitr.PrunePlan) {
