@@ -146,7 +146,7 @@ func run(ctx context.Context) error {
 	defer func() { _ = os.RemoveAll(dir) }()
 	b := &bench{ctx: ctx, bin: bin, dir: dir, project: envOr("AIDB_BENCH_PROJECT", fmt.Sprintf("bench%d", os.Getpid())), pairs: pairs, shared: map[string][]float64{}, peak: map[string]float64{}}
 	rp, mp := freePort(), freePort()
-	b.env = append(os.Environ(), "AIDB_PROJECT="+b.project, "RULESDB_PORT="+strconv.Itoa(rp), "MEMORYDB_PORT="+strconv.Itoa(mp),
+	b.env = append(ownEnv(), "AIDB_PROJECT="+b.project, "RULESDB_PORT="+strconv.Itoa(rp), "MEMORYDB_PORT="+strconv.Itoa(mp),
 		"AIDB_BACKUP_DIR="+filepath.Join(dir, "backups"), "AIDB_COMPOSE_FILE=", "AIDB_CONFIG=")
 	defer func() { _ = b.aidbQuiet(context.WithoutCancel(ctx), "nuke", "--yes", "--no-backup") }()
 
@@ -1036,4 +1036,22 @@ func redraw(in string) error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
 	return nil
+}
+
+// ownEnv is this process's environment without the user's aidb settings
+// (every AIDB_ variable but the bench's own and the Debian mirror, and
+// the repository's AWS_ ones): a user's AIDB_REPOSITORY or age recipients
+// would send the bench's backups to their bucket, or encrypt them, and
+// change what is measured.
+func ownEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		mine := strings.HasPrefix(name, "AIDB_BENCH_") || name == "AIDB_BIN" || name == "AIDB_DEBIAN_MIRROR"
+		if (strings.HasPrefix(name, "AIDB_") || strings.HasPrefix(name, "AWS_")) && !mine {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	ctx := context.Background()
+	if cleared := isolateEnv(); len(cleared) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: the suite runs without these settings of its environment (they would reach the user's folder, repository or databases): %s\n", strings.Join(cleared, " "))
+	}
 	d, err := orchestrator.Connect(ctx)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -156,4 +160,36 @@ func leftovers(ctx context.Context) string {
 		}
 	}
 	return b.String()
+}
+
+// userSettings are the variables of the environment that change what aidb
+// or the Makefile targets do: a user's AIDB_BACKUP_DIR would put the
+// tests' backups into the user's folder, AIDB_REPOSITORY and AWS_* send
+// them to the user's bucket, PG* change pgx's connections, the story's
+// variables change the targets. Each test sets what it needs itself.
+var userSettings = []string{"RULESDB", "MEMORYDB", "RULESDB_PORT", "MEMORYDB_PORT", "RULESDB_FILE", "MEMORYDB_FILE",
+	"BACKUP", "BACKUP_FILE", "PULL", "ROLE_PASSWORDS", "VERIFY", "MAX_AGE", "AMCHECK", "DB", "IMAGE", "NAME", "LSN",
+	"TIME", "WINDOW", "SCHEDULE", "SHARD", "METRICS_ADDR", "NOTIFY_URL", "PING_URL", "KEEP_FLAGS", "BACKUP_FLAGS",
+	"COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES"}
+
+// keptSettings are the AIDB_ variables the suite keeps: where Debian's
+// packages come from (for the image builds) and the soak's length.
+var keptSettings = []string{"AIDB_DEBIAN_MIRROR", "AIDB_SOAK_CYCLES"}
+
+// isolateEnv removes the user's settings (userSettings, every AIDB_,
+// AWS_ and PG variable but keptSettings) from this process's environment,
+// which every aidb the tests run inherits, and returns their names.
+func isolateEnv() []string {
+	var cleared []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		user := slices.Contains(userSettings, name) ||
+			(strings.HasPrefix(name, "AIDB_") || strings.HasPrefix(name, "AWS_") || strings.HasPrefix(name, "PG")) && !slices.Contains(keptSettings, name)
+		if user {
+			_ = os.Unsetenv(name)
+			cleared = append(cleared, name)
+		}
+	}
+	slices.Sort(cleared)
+	return cleared
 }

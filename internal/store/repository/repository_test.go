@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,9 +39,10 @@ type fakeS3 struct {
 	uploads map[string]*upload
 	next    int
 	aborted int
-	// failPart fails UploadPart for this part number.
-	failPart int32
-	puts     int
+	// failPart fails UploadPart for this part number; slowPart answers
+	// it later than the parts after it.
+	failPart, slowPart int32
+	puts               int
 }
 
 type upload struct {
@@ -141,6 +143,9 @@ func (f *fakeS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, _ ...fu
 	if *in.PartNumber == f.failPart {
 		return nil, errors.New("connection reset by peer")
 	}
+	if *in.PartNumber == f.slowPart {
+		time.Sleep(50 * time.Millisecond)
+	}
 	b, err := io.ReadAll(in.Body)
 	if err != nil {
 		return nil, err
@@ -156,8 +161,18 @@ func (f *fakeS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMulti
 	defer f.mu.Unlock()
 	u := f.uploads[*in.UploadId]
 	var all []byte
+	last := int32(0)
 	for _, p := range in.MultipartUpload.Parts {
-		all = append(all, u.parts[*p.PartNumber]...)
+		// As S3 answers: InvalidPartOrder, InvalidPart.
+		if *p.PartNumber <= last {
+			return nil, fmt.Errorf("the list of parts was not in ascending order: part %d after %d", *p.PartNumber, last)
+		}
+		last = *p.PartNumber
+		b, ok := u.parts[*p.PartNumber]
+		if !ok {
+			return nil, fmt.Errorf("part %d was not uploaded", *p.PartNumber)
+		}
+		all = append(all, b...)
 	}
 	f.objects[u.key], f.meta[u.key] = all, u.meta
 	delete(f.uploads, *in.UploadId)

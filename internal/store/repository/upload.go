@@ -2,11 +2,13 @@ package repository
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,17 +48,30 @@ type Upload struct {
 	num  int32
 	size int // the part size, growing so that any file fits in maxParts
 
-	parts chan []byte
+	parts chan part
 	free  chan []byte // a part's buffer, once sent, for the next part
 	done  chan struct{}
-	mu    sync.Mutex
-	id    *string
-	sent  []types.CompletedPart
-	err   error
-	ended bool
+	// create makes the multipart upload once, for the first sender.
+	create sync.Mutex
+	mu     sync.Mutex
+	id     *string
+	sent   []types.CompletedPart
+	err    error
+	ended  bool
 	// meta is more object metadata Finish records beside the sha256.
 	meta map[string]string
 }
+
+// part is one part of an upload, numbered from 1.
+type part struct {
+	num int32
+	b   []byte
+}
+
+// inFlight is how many parts are sent at once, one more filling: enough
+// that the round trip after each part (the server's answer) overlaps the
+// next part's bytes, for a repository far away.
+const inFlight = 2
 
 // Upload starts the upload of the file name. Nothing is sent before a
 // part is full (or Finish).
@@ -101,9 +116,9 @@ func (u *Upload) fail(err error) {
 	}
 }
 
-// send hands the full part to the sender (started with the first part).
+// send hands the full part to a sender (started with the first part).
 func (u *Upload) send() {
-	part := u.buf
+	p := part{num: u.num + 1, b: u.buf}
 	u.num++
 	// Parts grow so that a file of any size fits in maxParts of them.
 	if u.num%1000 == 0 {
@@ -123,44 +138,62 @@ func (u *Upload) send() {
 		return
 	}
 	if u.parts == nil {
-		u.parts, u.done, u.free = make(chan []byte), make(chan struct{}), make(chan []byte, 1)
-		go u.sender()
+		u.parts, u.done, u.free = make(chan part), make(chan struct{}), make(chan []byte, inFlight)
+		var wg sync.WaitGroup
+		for range inFlight {
+			wg.Go(u.sender)
+		}
+		go func() { wg.Wait(); close(u.done) }()
 	}
-	u.parts <- part
+	u.parts <- p
 }
 
-// sender creates the multipart upload and sends the parts in order; after
-// a failure it drains what comes.
+// uploadID creates the multipart upload on the first call.
+func (u *Upload) uploadID(bucket, key *string) (*string, error) {
+	u.create.Lock()
+	defer u.create.Unlock()
+	u.mu.Lock()
+	id := u.id
+	u.mu.Unlock()
+	if id != nil {
+		return id, nil
+	}
+	out, err := u.r.api.CreateMultipartUpload(u.ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: key})
+	if err != nil {
+		return nil, u.r.classify(err, "upload "+u.URL())
+	}
+	u.mu.Lock()
+	u.id = out.UploadId
+	u.mu.Unlock()
+	return out.UploadId, nil
+}
+
+// sender sends parts as they come, inFlight of them running side by
+// side; after a failure they drain what comes.
 func (u *Upload) sender() {
-	defer close(u.done)
 	bucket, key := aws.String(u.r.url.Bucket), aws.String(u.r.url.key(u.name))
-	num := int32(0)
-	for part := range u.parts {
-		num++
+	for p := range u.parts {
 		if u.failed() != nil {
 			continue
 		}
-		if u.id == nil {
-			out, err := u.r.api.CreateMultipartUpload(u.ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: key})
-			if err != nil {
-				u.fail(u.r.classify(err, "upload "+u.URL()))
-				continue
-			}
-			u.mu.Lock()
-			u.id = out.UploadId
-			u.mu.Unlock()
-		}
-		out, err := u.r.api.UploadPart(u.ctx, &s3.UploadPartInput{Bucket: bucket, Key: key, UploadId: u.id, PartNumber: aws.Int32(num),
-			Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part)))}, unsignedPayload)
+		id, err := u.uploadID(bucket, key)
 		if err != nil {
-			u.fail(u.r.classify(err, fmt.Sprintf("upload %s (part %d)", u.URL(), num)))
+			u.fail(err)
 			continue
 		}
-		u.sent = append(u.sent, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag})
+		out, err := u.r.api.UploadPart(u.ctx, &s3.UploadPartInput{Bucket: bucket, Key: key, UploadId: id, PartNumber: aws.Int32(p.num),
+			Body: bytes.NewReader(p.b), ContentLength: aws.Int64(int64(len(p.b)))}, unsignedPayload)
+		if err != nil {
+			u.fail(u.r.classify(err, fmt.Sprintf("upload %s (part %d)", u.URL(), p.num)))
+			continue
+		}
+		u.mu.Lock()
+		u.sent = append(u.sent, types.CompletedPart{PartNumber: aws.Int32(p.num), ETag: out.ETag})
+		u.mu.Unlock()
 		// The part's buffer fills again: the writer takes no fresh memory
 		// per part (a fresh 8 MiB is zeroed and faulted in page by page).
 		select {
-		case u.free <- part:
+		case u.free <- p.b:
 		default:
 		}
 	}
@@ -254,6 +287,8 @@ func (u *Upload) Finish(size int64, sum string, m []byte) (retErr error) {
 	if err := u.check(size); err != nil {
 		return err
 	}
+	// Parts come back in the order they were answered.
+	slices.SortFunc(u.sent, func(a, b types.CompletedPart) int { return cmp.Compare(*a.PartNumber, *b.PartNumber) })
 	_, err := u.r.api.CompleteMultipartUpload(u.ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: key, UploadId: u.id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.sent}})
 	if err := u.r.classify(err, "upload "+u.URL()); err != nil {

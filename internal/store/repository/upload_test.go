@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -31,16 +32,25 @@ func TestUploadAsWritten(t *testing.T) {
 	f := newFake()
 	r := New(f, URL{"bucket", "aidb/"}, "")
 
-	// In parts as written; the sha256 in the metadata once whole, then
-	// the manifest.
+	// In parts as written, two at a time (the first answered last here);
+	// the sha256 in the metadata once whole, then the manifest.
+	f.slowPart = 1
 	u := r.Upload(ctx, "big.sql")
 	write(t, u, big[:2*PartSize+10])
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, up := range f.uploads {
+			return len(up.parts) == 2
+		}
+		return false
+	}, 5*time.Second, 5*time.Millisecond, "parts go up while the file is written")
 	f.mu.Lock()
-	assert.Len(t, f.uploads, 1, "parts go up while the file is written")
 	assert.NotContains(t, f.objects, "aidb/big.sql", "nothing is an object before Finish")
 	f.mu.Unlock()
 	write(t, u, big[2*PartSize+10:])
-	require.NoError(t, u.Finish(int64(len(big)), sum(big), man))
+	require.NoError(t, u.Finish(int64(len(big)), sum(big), man), "the parts are completed in their order")
+	f.slowPart = 0
 	assert.Equal(t, big, f.objects["aidb/big.sql"])
 	assert.Equal(t, sum(big), f.meta["aidb/big.sql"][MetaSHA256], "the metadata carries the sha256")
 	assert.Equal(t, man, f.objects["aidb/big.sql.manifest.json"])
