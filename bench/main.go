@@ -36,6 +36,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/aidb/aidb/internal/testenv"
 )
 
 // Measure is one comparison.
@@ -1038,20 +1040,11 @@ func redraw(in string) error {
 	return nil
 }
 
-// ownEnv is this process's environment without the user's aidb settings
-// (every AIDB_ variable but the bench's own and the Debian mirror, and
-// the repository's AWS_ ones): a user's AIDB_REPOSITORY or age recipients
-// would send the bench's backups to their bucket, or encrypt them, and
-// change what is measured.
+// ownEnv is this process's environment without the user's settings
+// (testenv): a user's AIDB_REPOSITORY or age recipients would send the
+// bench's backups to their bucket, or encrypt them, and change what is
+// measured; a MEMORYDB_PASSWORD, the databases the bench makes.
 func ownEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		mine := strings.HasPrefix(name, "AIDB_BENCH_") || name == "AIDB_BIN" || name == "AIDB_DEBIAN_MIRROR"
-		if (strings.HasPrefix(name, "AIDB_") || strings.HasPrefix(name, "AWS_")) && !mine {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
+	env, _ := testenv.Clean(os.Environ())
+	return env
 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aidb/aidb/compose"
+	"github.com/aidb/aidb/internal/testenv"
 	"github.com/aidb/aidb/orchestrator"
 )
 
@@ -162,34 +162,14 @@ func leftovers(ctx context.Context) string {
 	return b.String()
 }
 
-// userSettings are the variables of the environment that change what aidb
-// or the Makefile targets do: a user's AIDB_BACKUP_DIR would put the
-// tests' backups into the user's folder, AIDB_REPOSITORY and AWS_* send
-// them to the user's bucket, PG* change pgx's connections, the story's
-// variables change the targets. Each test sets what it needs itself.
-var userSettings = []string{"RULESDB", "MEMORYDB", "RULESDB_PORT", "MEMORYDB_PORT", "RULESDB_FILE", "MEMORYDB_FILE",
-	"BACKUP", "BACKUP_FILE", "PULL", "ROLE_PASSWORDS", "VERIFY", "MAX_AGE", "AMCHECK", "DB", "IMAGE", "NAME", "LSN",
-	"TIME", "WINDOW", "SCHEDULE", "SHARD", "METRICS_ADDR", "NOTIFY_URL", "PING_URL", "KEEP_FLAGS", "BACKUP_FLAGS",
-	"COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES"}
-
-// keptSettings are the AIDB_ variables the suite keeps: where Debian's
-// packages come from (for the image builds) and the soak's length.
-var keptSettings = []string{"AIDB_DEBIAN_MIRROR", "AIDB_SOAK_CYCLES"}
-
-// isolateEnv removes the user's settings (userSettings, every AIDB_,
-// AWS_ and PG variable but keptSettings) from this process's environment,
-// which every aidb the tests run inherits, and returns their names.
+// isolateEnv removes the user's settings (testenv: aidb's, the compose
+// file's, the workflow's, the AWS SDK's, libpq's) from this process's
+// environment, which every aidb and make the tests run inherits, and
+// returns their names.
 func isolateEnv() []string {
-	var cleared []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		user := slices.Contains(userSettings, name) ||
-			(strings.HasPrefix(name, "AIDB_") || strings.HasPrefix(name, "AWS_") || strings.HasPrefix(name, "PG")) && !slices.Contains(keptSettings, name)
-		if user {
-			_ = os.Unsetenv(name)
-			cleared = append(cleared, name)
-		}
+	_, removed := testenv.Clean(os.Environ())
+	for _, name := range removed {
+		_ = os.Unsetenv(name)
 	}
-	slices.Sort(cleared)
-	return cleared
+	return removed
 }

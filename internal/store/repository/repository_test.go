@@ -39,8 +39,9 @@ type fakeS3 struct {
 	uploads map[string]*upload
 	next    int
 	aborted int
-	// failPart fails UploadPart for this part number; slowPart answers
-	// it later than the parts after it.
+	// failPart fails UploadPart for this part number; slowPart holds it
+	// until the part after it has arrived (parts go side by side), then
+	// answers it: after that one.
 	failPart, slowPart int32
 	puts               int
 }
@@ -144,7 +145,12 @@ func (f *fakeS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, _ ...fu
 		return nil, errors.New("connection reset by peer")
 	}
 	if *in.PartNumber == f.slowPart {
-		time.Sleep(50 * time.Millisecond)
+		for deadline := time.Now().Add(5 * time.Second); !f.hasPart(*in.UploadId, *in.PartNumber+1); {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("part %d did not come while part %d was being sent", *in.PartNumber+1, *in.PartNumber)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	b, err := io.ReadAll(in.Body)
 	if err != nil {
@@ -154,6 +160,13 @@ func (f *fakeS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, _ ...fu
 	defer f.mu.Unlock()
 	f.uploads[*in.UploadId].parts[*in.PartNumber] = b
 	return &s3.UploadPartOutput{ETag: aws.String("etag")}, nil
+}
+
+func (f *fakeS3) hasPart(id string, num int32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.uploads[id].parts[num]
+	return ok
 }
 
 func (f *fakeS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {

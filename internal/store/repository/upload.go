@@ -23,9 +23,9 @@ import (
 const maxCopy = 5 << 30
 
 // Upload is a file sent to the repository as it is written (backup's
-// Uploader): its bytes go up in parts while the next part fills, one part
-// being sent and one filling at a time, so a slow server slows the writer
-// rather than filling memory. Its size and sha256 are known only at the
+// Uploader): its bytes go up in parts while the next part fills, two
+// parts being sent (inFlight) and one filling at a time, so a slow server
+// slows the writer rather than filling memory. Its size and sha256 are known only at the
 // end: Finish records the sha256 in the object's metadata (a server-side
 // copy of the object onto itself, no second pass here) and only then
 // writes the manifest object. The sha256 is the writer's: it hashes the
@@ -118,11 +118,16 @@ func (u *Upload) fail(err error) {
 
 // send hands the full part to a sender (started with the first part).
 func (u *Upload) send() {
-	p := part{num: u.num + 1, b: u.buf}
 	u.num++
+	p := part{num: u.num, b: u.buf}
 	// Parts grow so that a file of any size fits in maxParts of them.
 	if u.num%1000 == 0 {
 		u.size *= 2
+	}
+	if u.failed() != nil {
+		// Nothing more goes up: the part's buffer fills again.
+		u.buf = u.buf[:0]
+		return
 	}
 	select {
 	case b := <-u.free:
@@ -133,9 +138,6 @@ func (u *Upload) send() {
 		u.buf = make([]byte, 0, u.size)
 	default:
 		u.buf = make([]byte, 0, u.size)
-	}
-	if u.failed() != nil {
-		return
 	}
 	if u.parts == nil {
 		u.parts, u.done, u.free = make(chan part), make(chan struct{}), make(chan []byte, inFlight)
@@ -148,15 +150,16 @@ func (u *Upload) send() {
 	u.parts <- p
 }
 
-// uploadID creates the multipart upload on the first call.
+// uploadID creates the multipart upload on the first call; after a
+// failed one it returns the upload's error, asking no more.
 func (u *Upload) uploadID(bucket, key *string) (*string, error) {
 	u.create.Lock()
 	defer u.create.Unlock()
 	u.mu.Lock()
-	id := u.id
+	id, err := u.id, u.err
 	u.mu.Unlock()
-	if id != nil {
-		return id, nil
+	if id != nil || err != nil {
+		return id, err
 	}
 	out, err := u.r.api.CreateMultipartUpload(u.ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: key})
 	if err != nil {

@@ -1,14 +1,24 @@
 package repository
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// positional is n bytes that differ from place to place (lines numbering
+// themselves), so parts swapped or overwritten do not add up to them.
+func positional(n int) []byte {
+	var b []byte
+	for i := 0; len(b) < n; i++ {
+		b = fmt.Appendf(b, "%015d\n", i)
+	}
+	return b[:n]
+}
 
 // write writes b in pieces of 64 KiB, as a dump does.
 func write(t *testing.T, u *Upload, b []byte) {
@@ -25,15 +35,16 @@ func write(t *testing.T, u *Upload, b []byte) {
 func TestUploadAsWritten(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	big := bytes.Repeat([]byte("0123456789abcdef"), (2*PartSize+1000)/16) // three parts
+	big := positional(2*PartSize + 1000) // three parts, each of its own bytes
 	small := []byte("-- small\n")
 	man := []byte(`{"format":4}`)
 
 	f := newFake()
 	r := New(f, URL{"bucket", "aidb/"}, "")
 
-	// In parts as written, two at a time (the first answered last here);
-	// the sha256 in the metadata once whole, then the manifest.
+	// In parts as written, two at a time (part 1 is answered only once
+	// part 2 has arrived, so after it); completed in their order, the
+	// sha256 in the metadata once whole, then the manifest.
 	f.slowPart = 1
 	u := r.Upload(ctx, "big.sql")
 	write(t, u, big[:2*PartSize+10])
