@@ -43,7 +43,10 @@ type fakeS3 struct {
 	// until the part after it has arrived (parts go side by side), then
 	// answers it: after that one.
 	failPart, slowPart int32
-	puts               int
+	// stored hears each part number as it is stored while slowPart is
+	// set.
+	stored chan int32
+	puts   int
 }
 
 type upload struct {
@@ -53,7 +56,7 @@ type upload struct {
 }
 
 func newFake() *fakeS3 {
-	return &fakeS3{objects: map[string][]byte{}, meta: map[string]map[string]string{}, uploads: map[string]*upload{}}
+	return &fakeS3{objects: map[string][]byte{}, meta: map[string]map[string]string{}, uploads: map[string]*upload{}, stored: make(chan int32, 16)}
 }
 
 func (f *fakeS3) HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
@@ -145,11 +148,8 @@ func (f *fakeS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, _ ...fu
 		return nil, errors.New("connection reset by peer")
 	}
 	if *in.PartNumber == f.slowPart {
-		for deadline := time.Now().Add(5 * time.Second); !f.hasPart(*in.UploadId, *in.PartNumber+1); {
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("part %d did not come while part %d was being sent", *in.PartNumber+1, *in.PartNumber)
-			}
-			time.Sleep(time.Millisecond)
+		if err := f.await(*in.PartNumber + 1); err != nil {
+			return nil, err
 		}
 	}
 	b, err := io.ReadAll(in.Body)
@@ -159,14 +159,28 @@ func (f *fakeS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, _ ...fu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.uploads[*in.UploadId].parts[*in.PartNumber] = b
+	if f.slowPart != 0 {
+		select {
+		case f.stored <- *in.PartNumber:
+		default:
+		}
+	}
 	return &s3.UploadPartOutput{ETag: aws.String("etag")}, nil
 }
 
-func (f *fakeS3) hasPart(id string, num int32) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	_, ok := f.uploads[id].parts[num]
-	return ok
+// await waits until part num is stored, for 5 s at most.
+func (f *fakeS3) await(num int32) error {
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case n := <-f.stored:
+			if n == num {
+				return nil
+			}
+		case <-timeout:
+			return fmt.Errorf("part %d did not come while part %d was being sent", num, num-1)
+		}
+	}
 }
 
 func (f *fakeS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {

@@ -25,8 +25,8 @@ const maxCopy = 5 << 30
 // Upload is a file sent to the repository as it is written (backup's
 // Uploader): its bytes go up in parts while the next part fills, two
 // parts being sent (inFlight) and one filling at a time, so a slow server
-// slows the writer rather than filling memory. Its size and sha256 are known only at the
-// end: Finish records the sha256 in the object's metadata (a server-side
+// slows the writer rather than filling memory. Its size and sha256 are
+// known only at the end: Finish records the sha256 in the object's metadata (a server-side
 // copy of the object onto itself, no second pass here) and only then
 // writes the manifest object. The sha256 is the writer's: it hashes the
 // bytes as it hands them to the local file and to the upload at once (one
