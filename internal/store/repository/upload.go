@@ -26,9 +26,9 @@ const maxCopy = 5 << 30
 // Uploader): its bytes go up in parts while the next part fills, two
 // parts being sent (inFlight) and one filling at a time, so a slow server
 // slows the writer rather than filling memory. Its size and sha256 are
-// known only at the end: Finish records the sha256 in the object's metadata (a server-side
-// copy of the object onto itself, no second pass here) and only then
-// writes the manifest object. The sha256 is the writer's: it hashes the
+// known only at the end: Finish records the sha256 in the object's
+// metadata (a server-side copy of the object onto itself, no second pass
+// here) and only then writes the manifest object. The sha256 is the writer's: it hashes the
 // bytes as it hands them to the local file and to the upload at once (one
 // io.MultiWriter), so the upload counts them but does not hash them again.
 // Until Finish returns nil no backup of that name is listed: an upload cut
